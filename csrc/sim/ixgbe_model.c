@@ -1,0 +1,1 @@
+#include "ixgbe_model.h"

@@ -1,0 +1,109 @@
+/* A model of the Intel 82599 10 GbE controller (X520), written from the
+ * 82599 datasheet, for ixypy's tests, benchmarks and its no-hardware "sim"
+ * device. It models BAR0 (the register file), the PCI command register's bus
+ * master enable, advanced rx/tx descriptor DMA, the statistics registers and a
+ * "wire" per port. A worker thread plays the NIC's DMA engines.
+ *
+ * It is strict: what real hardware would not accept (a queue enabled before
+ * its ring is set, a tail beyond the ring, a descriptor address outside the
+ * DMA map, DMA without bus mastering, writes to reserved bits that the
+ * datasheet says must stay 0, FCTRL changed while rx is enabled, ...) is
+ * recorded in the port's error log, and the model does what the hardware
+ * would (refuse the enable, drop the packet) instead of silently working.
+ *
+ * Threading: every function here may be called from any thread while the
+ * worker runs. Register reads and writes are what the driver's MMIO would be.
+ */
+#ifndef IXGBE_MODEL_H
+#define IXGBE_MODEL_H
+
+#include <stdint.h>
+#include "ixy_regs.h"
+
+#define IXSIM_NUM_QUEUES 64        /* rx and tx queues modelled (of the 82599's 128) */
+#define IXSIM_MAX_PORTS 8
+#define IXSIM_BAR0_SIZE 0x20000    /* 128 KiB of register space */
+#define IXSIM_MAX_FRAME 16384      /* largest frame the wire carries (jumbo) */
+
+struct ixsim;        /* ports sharing one worker thread and one DMA map (IOMMU view) */
+struct ixsim_port;   /* one 82599 port: PCI config, BAR0, one end of a wire */
+
+/* ---- life cycle ------------------------------------------------------- */
+/* nports ports; port i gets MAC base_mac with i added to the last byte,
+ * stored as the EEPROM would leave it in RAL(0)/RAH(0) after reset. */
+struct ixsim *ixsim_create(unsigned nports, const uint8_t base_mac[6]);
+void ixsim_destroy(struct ixsim *sim);            /* stops the worker first */
+struct ixsim_port *ixsim_port(struct ixsim *sim, unsigned index);
+unsigned ixsim_num_ports(const struct ixsim *sim);
+
+/* The worker thread runs the DMA engines of all ports. Returns 0 or an errno. */
+int ixsim_start(struct ixsim *sim);
+void ixsim_stop(struct ixsim *sim);
+/* busy != 0: spin without sleeping (benchmarks, one core for the model);
+ * busy == 0 (default): spin briefly, then sleep ~50 us per idle round. */
+void ixsim_set_busy_poll(struct ixsim *sim, int busy);
+
+/* ---- DMA map: what the device may touch --------------------------------- */
+/* Descriptors and buffers carry dma_addr; the model reaches that memory at
+ * vaddr. Any DMA outside the mapped ranges is an error (an IOMMU fault). */
+int ixsim_dma_map(struct ixsim *sim, uint64_t dma_addr, void *vaddr, uint64_t len);
+int ixsim_dma_unmap(struct ixsim *sim, uint64_t dma_addr, uint64_t len);
+
+/* ---- PCI configuration space (256 bytes: ids, command register) --------- */
+/* Vendor 0x8086, device 0x10FB (82599 SFI/SFP+), class 0x020000. DMA while
+ * COMMAND.BME (bit 2) is clear is an error and the DMA does not happen. */
+uint32_t ixsim_config_read(struct ixsim_port *port, uint32_t offset, unsigned size);
+void ixsim_config_write(struct ixsim_port *port, uint32_t offset, unsigned size, uint32_t value);
+
+/* ---- BAR0 --------------------------------------------------------------- */
+uint32_t ixsim_read32(void *port, uint32_t offset);
+void ixsim_write32(void *port, uint32_t offset, uint32_t value);
+/* ops bound to this port, for the fast path's struct ixy_bar */
+const struct ixy_reg_ops *ixsim_reg_ops(struct ixsim_port *port);
+
+/* ---- the wire ----------------------------------------------------------- */
+/* Default: the port's tx goes to a sink (counted, discarded), nothing arrives. */
+void ixsim_wire_sink(struct ixsim_port *port);
+/* a's tx arrives at b's rx and b's tx at a's rx (a == b: loopback cable). */
+void ixsim_wire_pair(struct ixsim_port *a, struct ixsim_port *b);
+/* A traffic generator at the far end: count copies of frame (0 = without
+ * end) arrive at rx as fast as free rx descriptors allow. If seq_offset >= 0,
+ * a 64-bit little-endian sequence number (0, 1, 2, ...) is written into each
+ * copy at that byte offset. tx still goes to the sink. */
+void ixsim_wire_source(struct ixsim_port *port, const uint8_t *frame, uint32_t len,
+                       uint64_t count, int seq_offset);
+/* One frame arrives at the port's rx now (from the caller's thread),
+ * through the same receive path (filtering, descriptors, drops, stats).
+ * Returns 1 if delivered into a descriptor, 0 if filtered or dropped. */
+int ixsim_inject(struct ixsim_port *port, const uint8_t *frame, uint32_t len);
+
+/* Link: the time from an autonegotiation restart (AUTOC.RESTART_AN) until
+ * LINKS.LINK_UP reads 1, in microseconds; < 0: the link never comes up. */
+void ixsim_set_link_delay(struct ixsim_port *port, int64_t usec);
+
+/* What crossed this port's cable, counted by the model itself (not the
+ * clear-on-read device statistics the driver reads). */
+struct ixsim_wire_stats {
+    uint64_t tx_packets, tx_bytes;     /* frames the port transmitted */
+    uint64_t rx_packets, rx_bytes;     /* frames written to rx descriptors */
+    uint64_t rx_no_desc_drops;         /* arrived, no free rx descriptor */
+    uint64_t rx_filtered;              /* arrived, refused by the MAC address filter */
+};
+void ixsim_get_wire_stats(struct ixsim_port *port, struct ixsim_wire_stats *out);
+
+/* ---- what the tests assert on ------------------------------------------- */
+/* Errors: things real hardware would not accept, one message each, e.g.
+ * "RXDCTL[0].ENABLE set while RDLEN[0] is 0". */
+unsigned ixsim_error_count(struct ixsim_port *port);
+const char *ixsim_error(struct ixsim_port *port, unsigned index);  /* NULL past the end */
+void ixsim_clear_errors(struct ixsim_port *port);
+
+/* Events: milestones of bring-up in the order the driver caused them, one
+ * short name each (see ixgbe_model.c for the list, e.g. "CTRL.RST",
+ * "EEC.ARD", "RDRXCTL.DMAIDONE", "AUTOC.RESTART_AN", "RXCTRL.RXEN",
+ * "RXDCTL[0].ENABLE", "DMATXCTL.TE", "TXDCTL[0].ENABLE", "LINKS.LINK_UP"). */
+unsigned ixsim_event_count(struct ixsim_port *port);
+const char *ixsim_event(struct ixsim_port *port, unsigned index);
+void ixsim_clear_events(struct ixsim_port *port);
+
+#endif

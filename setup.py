@@ -1,0 +1,46 @@
+"""Build the compiled parts of ixypy: the Cython fast path and the 82599 device model.
+
+Flags: -O3, generic x86-64 code (no -march=native), so one build runs on the host
+and inside a TCG guest. IXYPY_CFLAGS adds flags (e.g. "-march=native" for a
+local benchmark build).
+"""
+import os
+import shlex
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+CFLAGS = ["-O3", "-std=gnu11", "-pthread", "-Wall", "-Wno-unused-function"]
+CFLAGS += shlex.split(os.environ.get("IXYPY_CFLAGS", ""))
+
+extensions = [
+    Extension(
+        "ixypy._fastpath",
+        sources=["src/ixypy/_fastpath.pyx"],
+        include_dirs=["csrc"],
+        depends=["csrc/ixy_regs.h", "csrc/ixy_desc.h", "csrc/ixy_mempool.h"],
+        extra_compile_args=CFLAGS,
+    ),
+    Extension(
+        "ixypy.sim._model",
+        sources=["src/ixypy/sim/_model.pyx", "csrc/sim/ixgbe_model.c"],
+        include_dirs=["csrc", "csrc/sim"],
+        depends=["csrc/sim/ixgbe_model.h", "csrc/ixy_regs.h"],
+        extra_compile_args=CFLAGS,
+        extra_link_args=["-pthread"],
+    ),
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        language_level=3,
+        compiler_directives={
+            "boundscheck": False,
+            "wraparound": False,
+            "cdivision": True,
+            "initializedcheck": False,
+            "embedsignature": True,
+        },
+    ),
+)

@@ -1,0 +1,132 @@
+"""One exception hierarchy for everything ixypy raises on purpose.
+
+Every error carries a ``hint``: what the user can do about it. ``str(err)`` is
+the message followed by the hint, so a one-line CLI error is still actionable.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+
+class IxyError(Exception):
+    """Base class of all ixypy errors."""
+
+    default_hint: str = ""
+
+    def __init__(self, message: str, hint: Optional[str] = None) -> None:
+        self.message = message
+        self.hint = self.default_hint if hint is None else hint
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} (hint: {self.hint})"
+        return self.message
+
+
+class InvalidAddress(IxyError, ValueError):
+    """A PCI address that is not of the form DDDD:BB:DD.F."""
+
+    default_hint = "give the full PCI address as printed by `ixypy devices` or `lspci -D`, e.g. 0000:03:00.0"
+
+
+class DeviceNotFound(IxyError):
+    """No device at that PCI address (or no such sim device)."""
+
+    default_hint = "list the network devices with `ixypy devices`"
+
+
+class UnsupportedDevice(IxyError):
+    """The device exists but is not a NIC ixypy drives."""
+
+    default_hint = "ixypy drives Intel 82599/X540/X550 (ixgbe) and legacy virtio-net; see `ixypy devices`"
+
+
+class PermissionDenied(IxyError, PermissionError):
+    """The process lacks the rights an operation needs."""
+
+    default_hint = "run as root, or bind the NIC with `ixypy bind --vfio` and give your user the VFIO group file and a hugetlbfs mount"
+
+
+class HugepagesUnavailable(IxyError):
+    """No hugepages reserved, none free, or no hugetlbfs mount."""
+
+    default_hint = "reserve and mount hugepages with `sudo ixypy hugepages 512`"
+
+
+class DeviceBusy(IxyError):
+    """The NIC is in use: bound to a kernel driver that carries traffic, or opened by another process."""
+
+    default_hint = "bring the interface down and bind the NIC with `ixypy bind ADDR --vfio` (or --uio)"
+
+
+class DriverUnavailable(IxyError):
+    """A kernel module ixypy needs (uio_pci_generic, vfio-pci) is not loaded or not present."""
+
+    default_hint = "load it with `modprobe vfio-pci` or `modprobe uio_pci_generic`"
+
+
+class IommuError(IxyError):
+    """VFIO/IOMMU set-up failed: group not viable, no type-1 IOMMU, DMA mapping refused."""
+
+    default_hint = "bind every device of the IOMMU group to vfio-pci (see /sys/kernel/iommu_groups/N/devices), and boot with intel_iommu=on or amd_iommu=on"
+
+
+class DmaMemoryError(IxyError, MemoryError):
+    """DMA memory could not be set up or translated."""
+
+    default_hint = "check `grep Huge /proc/meminfo`; reserve more pages with `sudo ixypy hugepages N`"
+
+
+class MempoolExhausted(IxyError):
+    """A mempool has no free buffer left where one was required."""
+
+    default_hint = "make the mempool larger (num_bufs), or free the buffers you hold with Mempool.free_batch / tx_batch"
+
+
+class DoubleFree(IxyError):
+    """A buffer was returned to its mempool twice (caught in debug mode)."""
+
+    default_hint = "each buffer goes back once: either via tx_batch (the driver frees it after sending) or via free_batch, never both"
+
+
+class QueueError(IxyError, IndexError):
+    """A queue id out of range, or a queue used before it was set up."""
+
+    default_hint = "queue ids run from 0 to the number of queues given to ixypy.open(..., rx_queues=N, tx_queues=M) minus one"
+
+
+class PacketTooLarge(IxyError, ValueError):
+    """A packet does not fit its buffer or the device's frame size."""
+
+    default_hint = "keep frames at or below the mempool's buffer size (default 2048 bytes, 1514 for standard Ethernet)"
+
+
+class BatchError(IxyError, ValueError):
+    """A batch is too large for the ring or is otherwise unusable."""
+
+    default_hint = "use a batch no larger than the ring (num_rx_descriptors / num_tx_descriptors)"
+
+
+class DeviceTimeout(IxyError, TimeoutError):
+    """The device did not reach an expected state in time (register named in the message)."""
+
+    default_hint = "check the cable/link partner and that the NIC is not held by another driver; rerun with a longer timeout"
+
+
+class LinkDown(DeviceTimeout):
+    """The link did not come up within the wait."""
+
+    default_hint = "check the cable and the link partner; a real 82599 can take up to 10 s to bring the link up"
+
+
+class DeviceError(IxyError):
+    """The device reported or showed a state it should not be in (a model error, a failed reset)."""
+
+    default_hint = "reset the NIC (`ixypy unbind ADDR` then bind again) and retry"
+
+
+class InterruptsUnavailable(IxyError):
+    """Interrupts were asked for where they cannot work (UIO, no MSI-X, too few vectors)."""
+
+    default_hint = "interrupts need VFIO: bind the NIC with `ixypy bind ADDR --vfio`, or open it with interrupts=False"
