@@ -36,3 +36,67 @@ cdef class Bar:
     def write32(self, uint32_t offset, uint32_t value) -> None:
         self._check(offset)
         ixy_write32(&self.bar, offset, value)
+
+
+cdef extern from "<unistd.h>" nogil:
+    ssize_t pread(int fd, void *buf, size_t count, long offset)
+    ssize_t pwrite(int fd, const void *buf, size_t count, long offset)
+
+from libc.errno cimport errno
+import os as _os
+
+
+cdef class PortIo:
+    """An I/O-port BAR reached through a file: sysfs ``resourceN`` under UIO,
+    or the VFIO device fd at the region's offset. I/O ports take exactly
+    the register's width: 1, 2 or 4 bytes per access (a 6-byte read fails)."""
+    cdef readonly int fd
+    cdef readonly long base
+    cdef readonly unsigned length
+
+    def __cinit__(self, int fd, long base, unsigned length):
+        self.fd = fd
+        self.base = base
+        self.length = length
+
+    cdef inline long _pos(self, unsigned offset, unsigned width) except -1:
+        if offset + width > self.length:
+            raise IndexError(f"I/O port offset {offset:#x}+{width} outside the {self.length}-byte BAR")
+        return self.base + offset
+
+    cdef uint32_t _read(self, unsigned offset, unsigned width) except? 0xFFFFFFFF:
+        cdef uint32_t v = 0
+        cdef long pos = self._pos(offset, width)
+        cdef ssize_t n
+        with nogil:
+            n = pread(self.fd, &v, width, pos)
+        if n != <ssize_t> width:
+            raise OSError(errno if n < 0 else 5, f"{width}-byte I/O port read at {offset:#x}: {_os.strerror(errno) if n < 0 else 'short read'}")
+        return v
+
+    cdef int _write(self, unsigned offset, unsigned width, uint32_t value) except -1:
+        cdef long pos = self._pos(offset, width)
+        cdef ssize_t n
+        with nogil:
+            n = pwrite(self.fd, &value, width, pos)
+        if n != <ssize_t> width:
+            raise OSError(errno if n < 0 else 5, f"{width}-byte I/O port write at {offset:#x}: {_os.strerror(errno) if n < 0 else 'short write'}")
+        return 0
+
+    def read8(self, unsigned offset) -> int:
+        return self._read(offset, 1)
+
+    def read16(self, unsigned offset) -> int:
+        return self._read(offset, 2)
+
+    def read32(self, unsigned offset) -> int:
+        return self._read(offset, 4)
+
+    def write8(self, unsigned offset, uint8_t value) -> None:
+        self._write(offset, 1, value)
+
+    def write16(self, unsigned offset, uint16_t value) -> None:
+        self._write(offset, 2, value)
+
+    def write32(self, unsigned offset, uint32_t value) -> None:
+        self._write(offset, 4, value)
