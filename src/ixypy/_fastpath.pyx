@@ -100,3 +100,573 @@ cdef class PortIo:
 
     def write32(self, unsigned offset, uint32_t value) -> None:
         self._write(offset, 4, value)
+
+
+# --------------------------------------------------------------------------
+# DMA memory
+
+cdef extern from "<sys/mman.h>" nogil:
+    void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)
+    int munmap(void *addr, size_t length)
+    int mlock(const void *addr, size_t len)
+    int PROT_READ, PROT_WRITE, MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS, MAP_HUGETLB, MAP_POPULATE
+    void *MAP_FAILED
+
+from libc.string cimport memcpy, memset
+from libc.stdlib cimport calloc, free as c_free
+
+
+cdef class DmaMemory:
+    """A mapping for DMA: anonymous (optionally MAP_HUGETLB) or of a hugetlbfs
+    file, exposing the buffer protocol (writable). It is unmapped when the
+    last reference goes: mempools, queues and memoryviews hold one, so no
+    Python object can reach unmapped memory."""
+    cdef readonly size_t address
+    cdef readonly size_t size
+
+    def __cinit__(self, size_t size, int fd=-1, bint hugetlb=False, bint lock=False, bint populate=True):
+        cdef int flags = MAP_SHARED if fd >= 0 else (MAP_PRIVATE | MAP_ANONYMOUS)
+        if hugetlb and fd < 0:
+            flags |= MAP_HUGETLB
+        if populate:
+            flags |= MAP_POPULATE
+        cdef void *addr
+        with nogil:
+            addr = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, fd, 0)
+        if addr == MAP_FAILED:
+            raise OSError(errno, f"mmap of {size} bytes{' (hugetlb)' if hugetlb or fd >= 0 else ''}: {_os.strerror(errno)}")
+        self.address = <size_t> addr
+        self.size = size
+        if lock and mlock(addr, size) != 0:
+            err = errno
+            munmap(addr, size)
+            self.address = 0
+            raise OSError(err, f"mlock of {size} bytes: {_os.strerror(err)}")
+
+    def __dealloc__(self):
+        if self.address:
+            munmap(<void *> self.address, self.size)
+
+    def __getbuffer__(self, Py_buffer *view, int flags):
+        view.buf = <void *> self.address
+        view.len = self.size
+        view.readonly = 0
+        view.itemsize = 1
+        view.format = "B"
+        view.ndim = 1
+        view.shape = &view.len
+        view.strides = &view.itemsize
+        view.suboffsets = NULL
+        view.internal = NULL
+        view.obj = self
+
+    def __releasebuffer__(self, Py_buffer *view):
+        pass
+
+
+# --------------------------------------------------------------------------
+# Mempool
+
+cdef class Mempool:
+    """Fixed-size packet buffers in one DMA region.
+
+    page_dma: the DMA address of each page of the region (page_size bytes
+    each), so a pool may span pages that are not contiguous in DMA space;
+    entries never straddle a page. debug=True catches double frees."""
+    cdef ixy_mempool pool
+    cdef readonly DmaMemory memory
+    cdef readonly size_t dma_base
+
+    def __cinit__(self, DmaMemory memory not None, uint32_t num_bufs, uint32_t entry_size=2048,
+                  object page_dma=None, size_t page_size=0, bint debug=False):
+        if entry_size <= IXY_BUF_DATA_OFFSET or entry_size % 64:
+            raise ValueError(f"entry_size {entry_size} must be a multiple of 64 above the {IXY_BUF_DATA_OFFSET}-byte header")
+        if <size_t> num_bufs * entry_size > memory.size:
+            raise ValueError(f"{num_bufs} buffers of {entry_size} bytes do not fit in {memory.size} bytes of DMA memory")
+        if page_size == 0:
+            page_size = memory.size
+        if page_size % entry_size:
+            raise ValueError(f"entry_size {entry_size} must divide the DMA page size {page_size}, so no buffer straddles a page")
+        pages = list(page_dma) if page_dma is not None else [memory.address]
+        if len(pages) * page_size < <size_t> num_bufs * entry_size:
+            raise ValueError("page_dma does not cover the pool")
+        self.memory = memory
+        self.dma_base = pages[0]
+        self.pool.base = <uint8_t *> memory.address
+        self.pool.entry_size = entry_size
+        self.pool.num_bufs = num_bufs
+        self.pool.debug = debug
+        self.pool.free_stack = <uint32_t *> calloc(num_bufs, sizeof(uint32_t))
+        if self.pool.free_stack == NULL:
+            raise MemoryError()
+        cdef uint32_t i
+        cdef size_t off
+        cdef ixy_buf *b
+        for i in range(num_bufs):
+            off = <size_t> i * entry_size
+            b = ixy_buf_at(&self.pool, i)
+            b.data_dma = <uint64_t> pages[off // page_size] + off % page_size + IXY_BUF_DATA_OFFSET
+            b.pool = &self.pool
+            b.pool_index = i
+            b.len = 0
+            b.is_free = 1
+            # the top of the stack is buffer 0, so buffers go out in address order
+            self.pool.free_stack[i] = num_bufs - 1 - i
+        self.pool.free_count = num_bufs
+
+    def __dealloc__(self):
+        c_free(self.pool.free_stack)
+
+    @property
+    def num_bufs(self) -> int:
+        return self.pool.num_bufs
+
+    @property
+    def entry_size(self) -> int:
+        return self.pool.entry_size
+
+    @property
+    def buf_capacity(self) -> int:
+        """Largest packet a buffer holds."""
+        return ixy_buf_capacity(&self.pool)
+
+    @property
+    def free_count(self) -> int:
+        return self.pool.free_count
+
+    @property
+    def debug(self) -> bool:
+        return bool(self.pool.debug)
+
+    @property
+    def double_frees(self) -> int:
+        """Double frees seen (debug pools only; such frees are ignored)."""
+        return self.pool.double_frees
+
+    def buf_dma(self, uint32_t index) -> int:
+        """DMA address of buffer index's data."""
+        if index >= self.pool.num_bufs:
+            raise IndexError(index)
+        return ixy_buf_at(&self.pool, index).data_dma
+
+    def fill(self, const uint8_t[::1] template not None) -> None:
+        """Copy template into the data area of every free buffer and set its
+        length: buffers come back from the NIC unchanged, so a packet
+        generator writes its template once (as ixy's pktgen does)."""
+        cdef uint32_t n = template.shape[0], i
+        if n > ixy_buf_capacity(&self.pool):
+            raise PacketTooLarge(f"template of {n} bytes exceeds the buffer capacity {ixy_buf_capacity(&self.pool)}")
+        cdef ixy_buf *b
+        for i in range(self.pool.free_count):
+            b = ixy_buf_at(&self.pool, self.pool.free_stack[i])
+            if n:
+                memcpy(b.data, &template[0], n)
+            b.len = n
+
+
+from .errors import BatchError, DoubleFree, MempoolExhausted, PacketTooLarge
+
+
+# --------------------------------------------------------------------------
+# PacketBatch
+
+cdef class PacketBatch:
+    """Up to `capacity` packet buffers, held as a C array. Python sees the
+    batch; packet bytes are reachable as zero-copy memoryviews (batch[i])."""
+    cdef ixy_buf **bufs
+    cdef uint32_t count
+    cdef readonly uint32_t capacity
+    cdef list pools
+
+    def __cinit__(self, uint32_t capacity=32):
+        if capacity == 0:
+            raise BatchError("a batch needs a capacity of at least 1")
+        self.bufs = <ixy_buf **> calloc(capacity, sizeof(ixy_buf *))
+        if self.bufs == NULL:
+            raise MemoryError()
+        self.capacity = capacity
+        self.pools = []
+
+    def __dealloc__(self):
+        # buffers still held go back to their pools, which this batch keeps alive
+        if self.bufs != NULL:
+            ixy_buf_free_n(self.bufs, self.count)
+            c_free(self.bufs)
+
+    cdef void _hold_pool(self, Mempool pool):
+        for p in self.pools:
+            if p is pool:
+                return
+        self.pools.append(pool)
+
+    cdef int _shift_out(self, uint32_t n) except -1:
+        """Drop the first n entries (handed to a driver), keeping the rest in order."""
+        cdef uint32_t i
+        for i in range(n, self.count):
+            self.bufs[i - n] = self.bufs[i]
+        self.count -= n
+        return 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def room(self) -> int:
+        """Free slots."""
+        return self.capacity - self.count
+
+    def alloc(self, Mempool pool not None, object n=None, object length=None) -> int:
+        """Append up to n buffers from pool (default: fill the batch); set
+        their length if given. Returns how many were added (fewer when the
+        pool runs dry)."""
+        cdef uint32_t want = self.capacity - self.count if n is None else min(<uint32_t> n, self.capacity - self.count)
+        cdef uint32_t got, i, plen = 0
+        if length is not None:
+            plen = length
+            if plen > ixy_buf_capacity(&pool.pool):
+                raise PacketTooLarge(f"length {plen} exceeds the buffer capacity {ixy_buf_capacity(&pool.pool)}")
+        got = ixy_mempool_alloc(&pool.pool, self.bufs + self.count, want)
+        if length is not None:
+            for i in range(self.count, self.count + got):
+                self.bufs[i].len = plen
+        self.count += got
+        if got:
+            self._hold_pool(pool)
+        return got
+
+    def free(self) -> None:
+        """Return every buffer to its pool and empty the batch."""
+        cdef uint32_t i
+        cdef uint64_t before
+        cdef ixy_mempool *p
+        for i in range(self.count):
+            p = self.bufs[i].pool
+            before = p.double_frees
+            ixy_buf_free(self.bufs[i])
+            if p.double_frees != before:
+                index = self.bufs[i].pool_index
+                self._shift_out(i + 1)
+                raise DoubleFree(f"buffer {index} freed twice")
+        self.count = 0
+
+    cdef inline ixy_buf *_buf(self, Py_ssize_t i) except NULL:
+        if i < 0:
+            i += self.count
+        if i < 0 or i >= self.count:
+            raise IndexError(f"packet {i} of a batch of {self.count}")
+        return self.bufs[i]
+
+    def __getitem__(self, Py_ssize_t i) -> memoryview:
+        """Zero-copy, writable view of packet i's bytes."""
+        cdef ixy_buf *b = self._buf(i)
+        cdef Mempool pool = <Mempool> (<object> self._pool_of(b))
+        cdef size_t start = <size_t> b.data - pool.memory.address
+        return memoryview(pool.memory)[start:start + b.len]
+
+    cdef object _pool_of(self, ixy_buf *b):
+        for p in self.pools:
+            if &(<Mempool> p).pool == b.pool:
+                return p
+        raise RuntimeError("buffer of an unknown pool")
+
+    def length(self, Py_ssize_t i) -> int:
+        return self._buf(i).len
+
+    def set_length(self, Py_ssize_t i, uint32_t length) -> None:
+        cdef ixy_buf *b = self._buf(i)
+        if length > ixy_buf_capacity(b.pool):
+            raise PacketTooLarge(f"length {length} exceeds the buffer capacity {ixy_buf_capacity(b.pool)}")
+        b.len = length
+
+    def write(self, Py_ssize_t i, const uint8_t[::1] data not None) -> None:
+        """Copy data into packet i and set its length."""
+        cdef ixy_buf *b = self._buf(i)
+        cdef uint32_t n = data.shape[0]
+        if n > ixy_buf_capacity(b.pool):
+            raise PacketTooLarge(f"packet of {n} bytes exceeds the buffer capacity {ixy_buf_capacity(b.pool)}")
+        if n:
+            memcpy(b.data, &data[0], n)
+        b.len = n
+
+    def dma_address(self, Py_ssize_t i) -> int:
+        return self._buf(i).data_dma
+
+    def total_bytes(self) -> int:
+        cdef uint64_t total = 0
+        cdef uint32_t i
+        for i in range(self.count):
+            total += self.bufs[i].len
+        return total
+
+    def stamp_u64(self, uint32_t offset, uint64_t first) -> int:
+        """Write first, first+1, ... as 64-bit little-endian numbers at offset
+        of each packet; returns the next number. Packets must be long enough."""
+        cdef uint32_t i
+        for i in range(self.count):
+            if offset + 8 > self.bufs[i].len:
+                raise PacketTooLarge(f"packet {i} ({self.bufs[i].len} bytes) too short for a sequence number at {offset}")
+        with nogil:
+            for i in range(self.count):
+                memcpy(self.bufs[i].data + offset, &first, 8)
+                first += 1
+        return first
+
+    def check_seq_u64(self, uint32_t offset, uint64_t expected):
+        """Compare the 64-bit numbers at offset with expected, expected+1, ...
+        Returns (next expected, number of packets out of sequence); after a
+        gap the count resynchronises on the number found."""
+        cdef uint32_t i, bad = 0
+        cdef uint64_t seq
+        for i in range(self.count):
+            if offset + 8 > self.bufs[i].len:
+                bad += 1
+                continue
+            memcpy(&seq, self.bufs[i].data + offset, 8)
+            if seq != expected:
+                bad += 1
+            expected = seq + 1
+        return expected, bad
+
+
+# --------------------------------------------------------------------------
+# Intel advanced descriptor queues (82599 / X540 / X550, and 82576 / I350)
+
+# tx descriptors are reclaimed in groups: DD is checked only on the last
+# descriptor of a group (as ixy does), so clean-up costs one load per group
+DEF TX_CLEAN_BATCH = 32
+
+
+cdef inline void _adv_rx_give(ixy_adv_rx_desc *d, ixy_buf *b) noexcept nogil:
+    d.read.pkt_addr = b.data_dma
+    d.read.hdr_addr = 0   # also clears the write-back DD bit that overlays it
+
+
+cdef class _IntelQueue:
+    """State common to an advanced-descriptor rx or tx ring."""
+    cdef Bar bar
+    cdef DmaMemory ring_memory
+    cdef ixy_buf **bufs          # the buffer behind each descriptor, or NULL
+    cdef uint32_t num_descs
+    cdef uint32_t mask
+    cdef uint32_t tail_reg
+    cdef readonly uint64_t packets
+    cdef readonly uint64_t bytes
+
+    def __cinit__(self, Bar bar not None, uint32_t tail_reg, DmaMemory ring_memory not None,
+                  size_t ring_offset, uint32_t num_descs, *args, **kwargs):
+        if num_descs < 8 or num_descs & (num_descs - 1):
+            raise ValueError(f"ring size {num_descs} must be a power of two of at least 8")
+        if ring_offset + <size_t> num_descs * 16 > ring_memory.size:
+            raise ValueError("ring does not fit its DMA memory")
+        self.bar = bar
+        self.ring_memory = ring_memory
+        self.num_descs = num_descs
+        self.mask = num_descs - 1
+        self.tail_reg = tail_reg
+        self.bufs = <ixy_buf **> calloc(num_descs, sizeof(ixy_buf *))
+        if self.bufs == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        c_free(self.bufs)
+
+    @property
+    def size(self) -> int:
+        return self.num_descs
+
+    def release_buffers(self) -> int:
+        """Give every buffer still attached to the ring back to its pool.
+        Only after the queue is disabled and the device's DMA has stopped."""
+        cdef uint32_t i, n = 0
+        for i in range(self.num_descs):
+            if self.bufs[i] != NULL:
+                ixy_buf_free(self.bufs[i])
+                self.bufs[i] = NULL
+                n += 1
+        return n
+
+
+cdef class IntelRxQueue(_IntelQueue):
+    """Receive ring of advanced one-buffer descriptors (82599 7.1.6)."""
+    cdef ixy_adv_rx_desc *descs
+    cdef Mempool pool
+    cdef uint32_t rx_index
+    cdef bint discarding          # inside a multi-descriptor frame being dropped
+    cdef readonly uint64_t dropped_multidesc
+
+    def __cinit__(self, Bar bar not None, uint32_t tail_reg, DmaMemory ring_memory not None,
+                  size_t ring_offset, uint32_t num_descs, Mempool pool not None):
+        self.descs = <ixy_adv_rx_desc *> (ring_memory.address + ring_offset)
+        self.pool = pool
+
+    def fill(self) -> int:
+        """Attach a fresh buffer to every descriptor (before the queue is
+        enabled). Returns the tail to program: the last descriptor, because
+        RDH == RDT means the NIC owns none."""
+        cdef uint32_t i
+        if self.pool.pool.free_count < self.num_descs:
+            raise MempoolExhausted(f"the rx ring needs {self.num_descs} buffers, the mempool has {self.pool.pool.free_count} free")
+        for i in range(self.num_descs):
+            self.bufs[i] = ixy_mempool_alloc1(&self.pool.pool)
+            _adv_rx_give(&self.descs[i], self.bufs[i])
+        self.rx_index = 0
+        return self.num_descs - 1
+
+    cdef uint32_t _rx(self, ixy_buf **out, uint32_t n) noexcept nogil:
+        cdef uint32_t i = 0, idx = self.rx_index, last = self.num_descs
+        cdef uint32_t status
+        cdef volatile ixy_adv_rx_desc *d
+        cdef ixy_buf *fresh
+        cdef ixy_buf *b
+        while i < n:
+            d = &self.descs[idx]
+            status = d.wb.status_error
+            if not (status & IXY_RXD_STAT_DD):
+                break
+            ixy_rmb()    # read the rest of the write-back only after DD
+            fresh = ixy_mempool_alloc1(&self.pool.pool)
+            if fresh == NULL:
+                break    # no buffer to put in its place: leave it for the next call
+            b = self.bufs[idx]
+            b.len = d.wb.length
+            self.bufs[idx] = fresh
+            _adv_rx_give(<ixy_adv_rx_desc *> d, fresh)
+            last = idx
+            idx = (idx + 1) & self.mask
+            if self.discarding or not (status & IXY_RXD_STAT_EOP):
+                # a frame spread over several descriptors: buffers are sized
+                # so this needs a frame above the MAC's maximum; drop it whole
+                self.discarding = not (status & IXY_RXD_STAT_EOP)
+                self.dropped_multidesc += not self.discarding
+                ixy_buf_free(b)
+                continue
+            self.packets += 1
+            self.bytes += b.len
+            out[i] = b
+            i += 1
+        if last != self.num_descs:
+            self.rx_index = idx
+            ixy_write32(&self.bar.bar, self.tail_reg, last)
+        return i
+
+    def rx(self, PacketBatch batch not None) -> int:
+        """Receive into the free slots of batch; returns the count added."""
+        cdef uint32_t got
+        with nogil:
+            got = self._rx(batch.bufs + batch.count, batch.capacity - batch.count)
+        if got:
+            batch.count += got
+            batch._hold_pool(self.pool)
+        return got
+
+    def bench_rx(self, PacketBatch batch not None, uint64_t packets):
+        """The same receive loop driven from C with no Python in between:
+        receive and free until `packets` arrived. Returns the number of calls
+        that found nothing. (The pure-C reference for benchmarks.)"""
+        cdef uint64_t done = 0, empty = 0
+        cdef uint32_t got
+        with nogil:
+            while done < packets:
+                got = self._rx(batch.bufs, batch.capacity)
+                ixy_buf_free_n(batch.bufs, got)
+                done += got
+                empty += got == 0
+        return empty
+
+
+cdef class IntelTxQueue(_IntelQueue):
+    """Transmit ring of advanced data descriptors (82599 7.2.3.2.4)."""
+    cdef ixy_adv_tx_desc *descs
+    cdef uint32_t clean_index     # first descriptor not yet reclaimed
+    cdef uint32_t tx_index        # next descriptor to fill
+
+    def __cinit__(self, Bar bar not None, uint32_t tail_reg, DmaMemory ring_memory not None,
+                  size_t ring_offset, uint32_t num_descs):
+        self.descs = <ixy_adv_tx_desc *> (ring_memory.address + ring_offset)
+        memset(self.descs, 0, num_descs * sizeof(ixy_adv_tx_desc))
+
+    @property
+    def in_flight(self) -> int:
+        """Descriptors handed to the NIC and not yet reclaimed."""
+        return (self.tx_index - self.clean_index) & self.mask
+
+    cdef void _clean(self) noexcept nogil:
+        cdef uint32_t last
+        cdef volatile ixy_adv_tx_desc *d
+        while ((self.tx_index - self.clean_index) & self.mask) >= TX_CLEAN_BATCH:
+            last = (self.clean_index + TX_CLEAN_BATCH - 1) & self.mask
+            d = &self.descs[last]
+            if not (d.wb.status & IXY_TXD_STAT_DD):
+                break
+            # DD of the group's last descriptor: the NIC is done with the group
+            while self.clean_index != ((last + 1) & self.mask):
+                ixy_buf_free(self.bufs[self.clean_index])
+                self.bufs[self.clean_index] = NULL
+                self.clean_index = (self.clean_index + 1) & self.mask
+
+    cdef uint32_t _tx(self, ixy_buf **bufs, uint32_t n) noexcept nogil:
+        cdef uint32_t i, idx = self.tx_index, nxt
+        cdef ixy_adv_tx_desc *d
+        cdef ixy_buf *b
+        self._clean()
+        for i in range(n):
+            nxt = (idx + 1) & self.mask
+            if nxt == self.clean_index:
+                break    # ring full
+            b = bufs[i]
+            self.bufs[idx] = b
+            d = &self.descs[idx]
+            d.read.buffer_addr = b.data_dma
+            d.read.cmd_type_len = (IXY_TXD_DCMD_EOP | IXY_TXD_DCMD_RS | IXY_TXD_DCMD_IFCS
+                                   | IXY_TXD_DCMD_DEXT | IXY_TXD_DTYP_DATA | b.len)
+            d.read.olinfo_status = b.len << IXY_TXD_PAYLEN_SHIFT
+            self.bytes += b.len
+            idx = nxt
+        else:
+            i = n
+        if idx != self.tx_index:
+            self.packets += i
+            self.tx_index = idx
+            ixy_write32(&self.bar.bar, self.tail_reg, idx)   # one TDT write per batch
+        return i
+
+    def tx(self, PacketBatch batch not None) -> int:
+        """Send from the front of batch; sent buffers leave the batch (the
+        driver frees them once the NIC is done). Returns the count sent."""
+        cdef uint32_t sent
+        with nogil:
+            sent = self._tx(batch.bufs, batch.count)
+        if sent:
+            batch._shift_out(sent)
+        return sent
+
+    def reclaim(self) -> None:
+        """Reclaim finished descriptors without sending."""
+        with nogil:
+            self._clean()
+
+    def bench_tx(self, Mempool pool not None, uint32_t batch_size, uint64_t packets, uint32_t seq_offset=42):
+        """The pktgen loop driven from C with no Python in between: when the
+        batch is empty, allocate a full one and stamp sequence numbers; send;
+        repeat until `packets` were sent. (The pure-C reference for
+        benchmarks: the same steps as PacketBatch.alloc/stamp_u64 + tx.)"""
+        cdef ixy_buf **bufs = <ixy_buf **> calloc(batch_size, sizeof(ixy_buf *))
+        cdef uint64_t done = 0, seq = 0
+        cdef uint32_t have = 0, sent, i
+        if bufs == NULL:
+            raise MemoryError()
+        with nogil:
+            while done < packets:
+                if have == 0:
+                    have = ixy_mempool_alloc(&pool.pool, bufs, batch_size)
+                    for i in range(have):
+                        memcpy(bufs[i].data + seq_offset, &seq, 8)
+                        seq += 1
+                sent = self._tx(bufs, have)
+                for i in range(sent, have):
+                    bufs[i - sent] = bufs[i]
+                have -= sent
+                done += sent
+            ixy_buf_free_n(bufs, have)
+        c_free(bufs)
+        return done

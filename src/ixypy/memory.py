@@ -1,0 +1,259 @@
+"""DMA memory: where the NIC may read and write, and the addresses it uses.
+
+Three ways to get it, one per way of reaching a device:
+
+* ``HugepageAllocator`` (UIO): 2 MiB hugepages, locked, with the physical
+  address of each page read from ``/proc/self/pagemap`` (needs root).
+* ``VfioAllocator`` (VFIO): hugepages mapped into the device's IOMMU domain at
+  IOVAs we choose (``VFIO_IOMMU_MAP_DMA``); no physical addresses involved.
+* ``VirtualAllocator`` (the sim device): ordinary memory whose DMA address is
+  its virtual address, registered with the device model as an IOMMU would be.
+
+Buffers for packets come as a ``Mempool`` cut from a region; a pool may span
+pages that are not contiguous in DMA space because every buffer's address is
+translated on its own page. Rings need contiguous DMA memory: a region asked
+for as contiguous is checked, and refused if the pages are not.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, List, Optional
+
+from ._fastpath import DmaMemory, Mempool
+from .errors import DmaMemoryError, HugepagesUnavailable, PermissionDenied
+
+HUGEPAGE_SIZE = 2 * 1024 * 1024
+HUGEPAGES_SYSFS = Path("/sys/kernel/mm/hugepages/hugepages-2048kB")
+PAGEMAP_PRESENT = 1 << 63
+PAGEMAP_PFN_MASK = (1 << 55) - 1
+DEFAULT_ENTRY_SIZE = 2048
+
+
+def round_up(n: int, to: int) -> int:
+    return (n + to - 1) // to * to
+
+
+@dataclass
+class DmaRegion:
+    """DMA memory plus the DMA address of each of its pages."""
+
+    memory: DmaMemory
+    page_size: int
+    page_dma: List[int]
+    _on_release: Optional[Callable[["DmaRegion"], None]] = field(default=None, repr=False)
+
+    @property
+    def address(self) -> int:
+        """Virtual address of the first byte."""
+        return self.memory.address
+
+    @property
+    def size(self) -> int:
+        return self.memory.size
+
+    @property
+    def contiguous(self) -> bool:
+        first = self.page_dma[0]
+        return all(dma == first + i * self.page_size for i, dma in enumerate(self.page_dma))
+
+    def dma(self, offset: int = 0) -> int:
+        """The DMA address of the byte at offset."""
+        if not 0 <= offset < self.size:
+            raise ValueError(f"offset {offset:#x} outside the {self.size:#x}-byte region")
+        return self.page_dma[offset // self.page_size] + offset % self.page_size
+
+    def view(self) -> memoryview:
+        return memoryview(self.memory)
+
+    def release(self) -> None:
+        """Withdraw the device's access (IOMMU or model mapping) once it has
+        stopped using the region. The memory itself is unmapped when the last
+        Python reference to it (mempool, queue, memoryview) goes."""
+        if self._on_release is not None:
+            self._on_release(self)
+            self._on_release = None
+
+
+class DmaAllocator:
+    """Allocates DMA regions for one device (or several sharing an IOMMU domain)."""
+
+    page_size = HUGEPAGE_SIZE
+
+    def __init__(self) -> None:
+        self.regions: List[DmaRegion] = []
+
+    def _map(self, size: int) -> DmaMemory:
+        raise NotImplementedError
+
+    def _translate(self, memory: DmaMemory) -> List[int]:
+        raise NotImplementedError
+
+    def _unmap_dma(self, region: DmaRegion) -> None:
+        """Undo what _translate registered with an IOMMU or model."""
+
+    def allocate(self, size: int, contiguous: bool = False) -> DmaRegion:
+        """At least size bytes, zeroed, in whole pages. contiguous=True: one
+        DMA-contiguous block (descriptor rings); refused if it cannot be."""
+        size = round_up(max(size, 1), self.page_size)
+        memory = self._map(size)
+        region = DmaRegion(memory, self.page_size, self._translate(memory), self._unmap_dma)
+        if contiguous and not region.contiguous:
+            region.release()
+            raise DmaMemoryError(
+                f"{size} bytes of DMA memory are not contiguous in DMA space",
+                "ask for at most one hugepage (2 MiB) of contiguous memory, or use VFIO where IOVAs are contiguous",
+            )
+        self.regions.append(region)
+        return region
+
+    def mempool(self, num_bufs: int, entry_size: int = DEFAULT_ENTRY_SIZE, debug: bool = False) -> Mempool:
+        """A pool of num_bufs packet buffers of entry_size bytes (header included)."""
+        region = self.allocate(num_bufs * entry_size)
+        return Mempool(region.memory, num_bufs, entry_size, region.page_dma, region.page_size, debug)
+
+    def release_all(self) -> None:
+        while self.regions:
+            self.regions.pop().release()
+
+
+# --- hugepages -----------------------------------------------------------
+
+
+def hugetlbfs_mounts(mounts: Path = Path("/proc/mounts")) -> Iterator[Path]:
+    """Mount points of hugetlbfs with 2 MiB pages."""
+    try:
+        lines = mounts.read_text().splitlines()
+    except OSError:
+        return
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 4 and parts[2] == "hugetlbfs":
+            opts = parts[3].split(",")
+            if "pagesize=1024M" in opts or "pagesize=1G" in opts:
+                continue
+            yield Path(parts[1])
+
+
+def hugepage_counts(sysfs: Path = HUGEPAGES_SYSFS) -> tuple:
+    """(reserved, free) 2 MiB hugepages."""
+    try:
+        return (int((sysfs / "nr_hugepages").read_text()), int((sysfs / "free_hugepages").read_text()))
+    except OSError:
+        return (0, 0)
+
+
+def _hugepage_error(size: int, err: OSError) -> Exception:
+    if err.errno in (errno.EPERM, errno.EACCES):
+        return PermissionDenied(f"no permission to map or lock {size} bytes of hugepage memory: {err.strerror}",
+                                "run as root, or raise the memlock limit (ulimit -l) and give your user a hugetlbfs mount")
+    reserved, free = hugepage_counts()
+    if reserved == 0:
+        why = "no 2 MiB hugepages are reserved"
+    else:
+        why = f"{free} of {reserved} reserved 2 MiB hugepages are free, {size // HUGEPAGE_SIZE} needed"
+    return HugepagesUnavailable(f"cannot allocate {size} bytes of hugepage DMA memory: {why}")
+
+
+class HugepageAllocator(DmaAllocator):
+    """Hugepages with physical addresses from /proc/self/pagemap (for UIO)."""
+
+    def __init__(self, mount: Optional[Path] = None, pagemap: Path = Path("/proc/self/pagemap")) -> None:
+        super().__init__()
+        self.mount = mount if mount is not None else next(hugetlbfs_mounts(), None)
+        self.pagemap = pagemap
+
+    def _map(self, size: int) -> DmaMemory:
+        try:
+            if self.mount is None:
+                return DmaMemory(size, hugetlb=True, lock=True)
+            fd = self._open_backing_file()
+            try:
+                os.ftruncate(fd, size)
+                return DmaMemory(size, fd=fd, lock=True)
+            finally:
+                os.close(fd)
+        except OSError as err:
+            raise _hugepage_error(size, err) from err
+
+    def _open_backing_file(self) -> int:
+        # an unlinked file: the pages go back to the pool when the mapping goes
+        path = self.mount / f"ixypy-{os.getpid()}-{len(self.regions)}-{id(self)}"
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_EXCL, 0o600)
+        except PermissionError as err:
+            raise PermissionDenied(f"cannot create a file in the hugetlbfs mount {self.mount}: {err.strerror}") from err
+        os.unlink(path)
+        return fd
+
+    def _translate(self, memory: DmaMemory) -> List[int]:
+        return [virt_to_phys(memory.address + off, self.pagemap) for off in range(0, memory.size, self.page_size)]
+
+
+def virt_to_phys(address: int, pagemap: Path = Path("/proc/self/pagemap")) -> int:
+    """Physical address of a mapped, present virtual address."""
+    small_page = os.sysconf("SC_PAGE_SIZE")
+    try:
+        fd = os.open(pagemap, os.O_RDONLY)
+    except PermissionError as err:
+        raise PermissionDenied(f"cannot read {pagemap}: {err.strerror}",
+                               "physical addresses need root; bind the NIC to vfio-pci to run without them") from err
+    try:
+        entry = os.pread(fd, 8, address // small_page * 8)
+    finally:
+        os.close(fd)
+    if len(entry) != 8:
+        raise DmaMemoryError(f"short read of {pagemap} for address {address:#x}")
+    (value,) = struct.unpack("<Q", entry)
+    if not value & PAGEMAP_PRESENT:
+        raise DmaMemoryError(f"page at {address:#x} is not present in memory")
+    pfn = value & PAGEMAP_PFN_MASK
+    if pfn == 0:
+        raise PermissionDenied("/proc/self/pagemap hides physical frame numbers from this process",
+                               "physical addresses need root (CAP_SYS_ADMIN); bind the NIC to vfio-pci to run without them")
+    return pfn * small_page + address % small_page
+
+
+class VfioAllocator(HugepageAllocator):
+    """Hugepages mapped into a VFIO container at IOVAs handed out from a low
+    range (below 4 GiB first), so even an IOMMU with a 39-bit address width
+    takes them."""
+
+    IOVA_BASE = 0x1000_0000
+
+    def __init__(self, container, mount: Optional[Path] = None) -> None:
+        super().__init__(mount)
+        self.container = container
+        self.next_iova = self.IOVA_BASE
+
+    def _translate(self, memory: DmaMemory) -> List[int]:
+        iova = self.next_iova
+        self.container.map_dma(memory.address, iova, memory.size)
+        self.next_iova += memory.size
+        return [iova + off for off in range(0, memory.size, self.page_size)]
+
+    def _unmap_dma(self, region: DmaRegion) -> None:
+        self.container.unmap_dma(region.page_dma[0], region.size)
+
+
+class VirtualAllocator(DmaAllocator):
+    """Ordinary memory, DMA address = virtual address (the sim device). The
+    model is told each region (on_map) as an IOMMU would be."""
+
+    def __init__(self, on_map: Callable[[int, int], None], on_unmap: Callable[[int, int], None]) -> None:
+        super().__init__()
+        self.on_map = on_map
+        self.on_unmap = on_unmap
+
+    def _map(self, size: int) -> DmaMemory:
+        return DmaMemory(size)
+
+    def _translate(self, memory: DmaMemory) -> List[int]:
+        self.on_map(memory.address, memory.size)
+        return [memory.address + off for off in range(0, memory.size, self.page_size)]
+
+    def _unmap_dma(self, region: DmaRegion) -> None:
+        self.on_unmap(region.address, region.size)
