@@ -1,0 +1,148 @@
+"""The Device base class: what every driver offers, and its life cycle.
+
+A device is opened (bring-up, queues set up and started), used (rx_batch,
+tx_batch, stats, promiscuous mode, link) and closed (DMA stopped first, then
+its memory released). Devices still open when the interpreter exits are
+closed by an atexit hook, so a NIC is never left writing into freed memory.
+"""
+from __future__ import annotations
+
+import atexit
+import weakref
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, List
+
+from ._fastpath import Mempool, PacketBatch
+from .errors import BatchError, QueueError
+
+if TYPE_CHECKING:
+    from .bus import Bus
+
+
+@dataclass
+class DeviceStats:
+    """Counters since the device was opened."""
+
+    rx_packets: int = 0
+    tx_packets: int = 0
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+    rx_dropped: int = 0   # arrived but no rx descriptor/buffer was free
+    rx_errors: int = 0    # refused frames: oversize, multi-descriptor, CRC
+
+    def __sub__(self, other: "DeviceStats") -> "DeviceStats":
+        return DeviceStats(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
+
+    def __add__(self, other: "DeviceStats") -> "DeviceStats":
+        return DeviceStats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+
+_open_devices: "weakref.WeakSet[Device]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_devices() -> None:
+    for dev in list(_open_devices):
+        dev.close()
+
+
+class Device:
+    """A NIC driven by ixypy. Use as a context manager, or call close()."""
+
+    driver_name = "?"
+
+    def __init__(self, bus: "Bus", rx_queues: int, tx_queues: int) -> None:
+        if rx_queues < 0 or tx_queues < 0 or rx_queues + tx_queues == 0:
+            raise QueueError(f"cannot open a device with {rx_queues} rx and {tx_queues} tx queues",
+                             "ask for at least one queue: ixypy.open(addr, rx_queues=1, tx_queues=1)")
+        self.bus = bus
+        self.address = bus.address
+        self.num_rx_queues = rx_queues
+        self.num_tx_queues = tx_queues
+        self.closed = False
+        _open_devices.add(self)
+
+    # --- the data path --------------------------------------------------
+
+    def rx_batch(self, queue_id: int, batch: PacketBatch) -> int:
+        """Receive into batch's free slots from rx queue queue_id; returns the
+        number of packets added (0 when none are waiting)."""
+        raise NotImplementedError
+
+    def tx_batch(self, queue_id: int, batch: PacketBatch) -> int:
+        """Send packets from the front of batch on tx queue queue_id. Sent
+        packets leave the batch (the driver frees their buffers once the NIC
+        is done); returns how many were sent, fewer when the ring is full."""
+        raise NotImplementedError
+
+    def mempool(self, num_bufs: int = 4096, entry_size: int = 2048, debug: bool = False) -> Mempool:
+        """A new pool of packet buffers in DMA memory this device can reach."""
+        return self.bus.dma.mempool(num_bufs, entry_size, debug)
+
+    # --- control ---------------------------------------------------------
+
+    def stats(self) -> DeviceStats:
+        """Counters since open, read from the device (or kept in software)."""
+        raise NotImplementedError
+
+    @property
+    def mac(self) -> str:
+        """The MAC address as aa:bb:cc:dd:ee:ff."""
+        raise NotImplementedError
+
+    def link_speed(self) -> int:
+        """Link speed in Mbit/s; 0 while the link is down."""
+        raise NotImplementedError
+
+    def set_promisc(self, enabled: bool) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop DMA, give the NIC's buffers back, release DMA memory."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._stop()
+        finally:
+            self.bus.close()
+            _open_devices.discard(self)
+
+    def _stop(self) -> None:
+        """Stop every DMA engine of the device (driver-specific)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> "Device":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{self.num_rx_queues} rx/{self.num_tx_queues} tx queues"
+        return f"<{type(self).__name__} {self.address} {state}>"
+
+    # --- helpers for drivers -----------------------------------------------
+
+    @staticmethod
+    def _queue(queues: List, queue_id: int, kind: str):
+        if not 0 <= queue_id < len(queues):
+            raise QueueError(f"{kind} queue {queue_id} out of range: this device has {len(queues)} {kind} queue(s)")
+        return queues[queue_id]
+
+    @staticmethod
+    def _check_batch(batch: PacketBatch, ring_size: int) -> None:
+        if batch.capacity > ring_size:
+            raise BatchError(f"a batch of capacity {batch.capacity} is larger than the {ring_size}-descriptor ring")
+
+
+def format_mac(raw: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+def parse_mac(text: str) -> bytes:
+    parts = text.split(":")
+    if len(parts) != 6:
+        raise ValueError(f"not a MAC address: {text!r}")
+    return bytes(int(p, 16) for p in parts)
+
