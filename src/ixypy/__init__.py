@@ -1,5 +1,43 @@
-"""ixypy: user-space network drivers for Python."""
+"""ixypy: user-space network drivers for Python.
+
+    import ixypy
+    with ixypy.open("sim:pair0") as dev:          # or a PCI address, "0000:03:00.0"
+        pool = dev.mempool()
+        batch = ixypy.PacketBatch(32)
+        batch.alloc(pool, length=60)
+        dev.tx_batch(0, batch)
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from ._fastpath import DmaMemory, Mempool, PacketBatch
+from .device import Device, DeviceStats
 from .errors import IxyError
 
-__all__ = ["IxyError"]
+__all__ = ["open", "Device", "DeviceStats", "Mempool", "PacketBatch", "DmaMemory", "IxyError"]
 __version__ = "0.1.0"
+
+
+def open(address: str, rx_queues: int = 1, tx_queues: int = 1, *, method: str = "auto", num_rx_desc: int = 512, num_tx_desc: int = 512,
+         mempool: Optional[Mempool] = None, promisc: bool = True) -> Device:
+    """Open the NIC at a PCI address (e.g. "0000:03:00.0") or a sim device
+    ("sim:sink", "sim:source", "sim:loop", "sim:pair0", "sim:pair1"), bring it
+    up and start its queues. method: "auto", "uio" or "vfio" (PCI only)."""
+    from .drivers import driver_for
+
+    if address.startswith("sim:"):
+        from . import sim
+
+        bus = sim.attach(address)
+    else:
+        from .bus import attach_pci
+
+        bus = attach_pci(address, method)
+    try:
+        driver = driver_for(*bus.ids)
+    except BaseException:
+        bus.close()
+        raise
+    return driver(bus, rx_queues, tx_queues, num_rx_desc=num_rx_desc, num_tx_desc=num_tx_desc,
+                  mempool=mempool, promisc=promisc)

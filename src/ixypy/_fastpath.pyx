@@ -249,19 +249,27 @@ cdef class Mempool:
             raise IndexError(index)
         return ixy_buf_at(&self.pool, index).data_dma
 
-    def fill(self, const uint8_t[::1] template not None) -> None:
-        """Copy template into the data area of every free buffer and set its
-        length: buffers come back from the NIC unchanged, so a packet
-        generator writes its template once (as ixy's pktgen does)."""
-        cdef uint32_t n = template.shape[0], i
-        if n > ixy_buf_capacity(&self.pool):
-            raise PacketTooLarge(f"template of {n} bytes exceeds the buffer capacity {ixy_buf_capacity(&self.pool)}")
+    def fill(self, object templates) -> None:
+        """Copy a template (bytes) or templates (a list, used round-robin:
+        buffer i gets templates[i % len]) into every free buffer and set its
+        length. Buffers come back from the NIC unchanged, so a packet
+        generator writes its frames once (as ixy's pktgen does)."""
+        if isinstance(templates, (bytes, bytearray, memoryview)):
+            templates = [templates]
+        frames = [bytes(t) for t in templates]
+        cap = ixy_buf_capacity(&self.pool)
+        for t in frames:
+            if len(t) > cap:
+                raise PacketTooLarge(f"template of {len(t)} bytes exceeds the buffer capacity {cap}")
+        cdef uint32_t i
         cdef ixy_buf *b
+        cdef const uint8_t[::1] frame
         for i in range(self.pool.free_count):
+            frame = frames[i % len(frames)]
             b = ixy_buf_at(&self.pool, self.pool.free_stack[i])
-            if n:
-                memcpy(b.data, &template[0], n)
-            b.len = n
+            if frame.shape[0]:
+                memcpy(b.data, &frame[0], frame.shape[0])
+            b.len = frame.shape[0]
 
 
 from .errors import BatchError, DoubleFree, MempoolExhausted, PacketTooLarge

@@ -1,0 +1,21 @@
+"""Driver lookup by PCI id."""
+from __future__ import annotations
+
+from typing import Dict, Tuple, Type
+
+from ..device import Device
+from ..errors import UnsupportedDevice
+from . import ixgbe
+
+
+def supported_ids() -> Dict[Tuple[int, int], Tuple[Type[Device], str]]:
+    """(vendor, device) -> (driver class, model name)."""
+    ids = {(ixgbe.INTEL, dev): (ixgbe.IxgbeDevice, name) for dev, name in ixgbe.DEVICE_IDS.items()}
+    return ids
+
+
+def driver_for(vendor: int, device: int) -> Type[Device]:
+    try:
+        return supported_ids()[(vendor, device)][0]
+    except KeyError:
+        raise UnsupportedDevice(f"PCI id {vendor:04x}:{device:04x} is not a NIC ixypy supports") from None

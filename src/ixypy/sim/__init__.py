@@ -1,0 +1,113 @@
+"""The sim device: ixypy's ixgbe driver on the 82599 device model, no
+hardware, no root, no hugepages needed.
+
+Addresses name what is at the other end of the simulated cable:
+
+* ``sim:sink`` (also ``sim:ixgbe``): transmitted frames are counted and dropped.
+* ``sim:source``: a traffic generator fills rx at full speed with 60-byte UDP
+  frames carrying a 64-bit sequence number (at SEQ_OFFSET).
+* ``sim:loop``: a loopback plug, tx comes back on rx.
+* ``sim:pair0`` / ``sim:pair1``: the two ends of one cable between two ports.
+"""
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+from .._fastpath import Bar, PortIo
+from ..bus import Bus
+from ..errors import DeviceBusy, DeviceNotFound
+from ..device import format_mac
+from ..memory import VirtualAllocator
+from ..packets import SEQ_OFFSET, udp_frame
+from ._model import Sim, SimPort
+
+WIRES = ("sink", "source", "loop", "pair0", "pair1")
+ALIASES = {"ixgbe": "sink"}
+BASE_MAC = bytes.fromhex("02a0c9000000")   # locally administered
+
+# open pairs: both ends share one model until both are closed
+_pairs: Dict[str, Tuple[Sim, set]] = {}
+
+
+def source_frame() -> bytes:
+    """The frame the source wire sends: 60-byte UDP to the port's own MAC,
+    so it passes the address filter without promiscuous mode."""
+    return udp_frame(dst_mac=format_mac(BASE_MAC))
+
+
+def parse(address: str) -> str:
+    wire = address.split(":", 1)[1] if address.startswith("sim:") else ""
+    wire = ALIASES.get(wire, wire)
+    if wire not in WIRES:
+        raise DeviceNotFound(f"no sim device {address!r}",
+                             "sim devices are sim:sink (alias sim:ixgbe), sim:source, sim:loop, sim:pair0 and sim:pair1")
+    return wire
+
+
+def _new_sim(nports: int) -> Sim:
+    sim = Sim(nports, BASE_MAC)
+    sim.start()
+    return sim
+
+
+def attach(address: str) -> "SimBus":
+    """A Bus for the model port that address names (a new model, or the
+    shared one of a pair)."""
+    wire = parse(address)
+    if wire.startswith("pair"):
+        sim, users = _pairs.get("pair") or (None, set())
+        if sim is None:
+            sim = _new_sim(2)
+            sim.port(0).wire_pair(sim.port(1))
+            _pairs["pair"] = (sim, users)
+        if wire in users:
+            raise DeviceBusy(f"{address} is already open in this process", "close it first, or open the other end")
+        users.add(wire)
+        return SimBus(address, sim, sim.port(int(wire[-1])), wire)
+    sim = _new_sim(1)
+    port = sim.port(0)
+    if wire == "source":
+        port.wire_source(source_frame(), 0, SEQ_OFFSET)
+    elif wire == "loop":
+        port.wire_pair(port)
+    else:
+        port.wire_sink()
+    return SimBus(address, sim, port, wire)
+
+
+class SimBus(Bus):
+    """A model port as a driver sees a PCI function: BAR0, config space,
+    and DMA memory whose DMA address is its virtual address."""
+
+    def __init__(self, address: str, sim: Sim, port: SimPort, wire: str) -> None:
+        self.address = address
+        self.sim = sim
+        self.port = port
+        self.wire = wire
+        self.ids = (self.port.config_read(0, 2), self.port.config_read(2, 2))
+        self.dma = VirtualAllocator(lambda addr, size: sim.dma_map(addr, addr, size),
+                                    lambda addr, size: sim.dma_unmap(addr, size))
+
+    def bar(self, index: int) -> Bar:
+        if index != 0:
+            raise DeviceNotFound(f"the sim 82599 has no BAR{index} modelled")
+        return Bar(ops=self.port.reg_ops(), keepalive=self.port)
+
+    def ioport(self, index: int) -> PortIo:
+        raise DeviceNotFound("the sim 82599 has no I/O-port BAR")
+
+    def config_read(self, offset: int, size: int) -> int:
+        return self.port.config_read(offset, size)
+
+    def config_write(self, offset: int, size: int, value: int) -> None:
+        self.port.config_write(offset, size, value)
+
+    def close(self) -> None:
+        super().close()
+        if self.wire.startswith("pair"):
+            sim, users = _pairs["pair"]
+            users.discard(self.wire)
+            if users:
+                return
+            del _pairs["pair"]
+        self.sim.close()

@@ -1,0 +1,126 @@
+"""The application loops behind the `ixypy` command: packet generator,
+forwarder, capture. Each touches Python once per batch; the caller gets a
+tick callback about once a second (for live stats) and a way to stop."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import BinaryIO, Callable, Iterable, Optional, Sequence
+
+import dpkt
+
+from ._fastpath import PacketBatch
+from .device import Device
+from .packets import SEQ_OFFSET
+
+Tick = Callable[[float], None]
+
+
+@dataclass
+class Limits:
+    """When a loop ends: after count packets, after duration seconds, or
+    when stop() says so; whichever comes first."""
+
+    count: Optional[int] = None
+    duration: Optional[float] = None
+    stop: Callable[[], bool] = lambda: False
+
+    def reached(self, packets: int, elapsed: float) -> bool:
+        return ((self.count is not None and packets >= self.count)
+                or (self.duration is not None and elapsed >= self.duration)
+                or self.stop())
+
+
+class _Clock:
+    """Elapsed time and the once-a-second tick."""
+
+    def __init__(self, tick: Optional[Tick]) -> None:
+        self.start = time.perf_counter()
+        self.next_tick = 1.0
+        self.tick = tick
+
+    def elapsed(self) -> float:
+        now = time.perf_counter() - self.start
+        if now >= self.next_tick:
+            self.next_tick += 1.0
+            if self.tick:
+                self.tick(now)
+        return now
+
+
+def pktgen(dev: Device, frames: Sequence[bytes], limits: Limits, batch_size: int = 32,
+           rate_pps: Optional[float] = None, queue: int = 0, tick: Optional[Tick] = None,
+           seq_offset: int = SEQ_OFFSET) -> int:
+    """Send frames (round-robin over the templates) with a 64-bit sequence
+    number at seq_offset, until limits; returns the packets sent."""
+    pool = dev.mempool(max(4096, 4 * batch_size))
+    pool.fill(list(frames))
+    batch = PacketBatch(batch_size)
+    txq = dev.tx_queue(queue)
+    clock = _Clock(tick)
+    seq = sent = 0
+    count = limits.count
+    try:
+        while True:
+            elapsed = clock.elapsed()
+            if limits.reached(sent, elapsed):
+                break
+            if rate_pps is not None and sent > rate_pps * elapsed:
+                _pace(sent / rate_pps - elapsed)
+                continue
+            if not len(batch):
+                want = batch_size if count is None else min(batch_size, count - sent)
+                batch.alloc(pool, want)
+                seq = batch.stamp_u64(seq_offset, seq)
+            sent += txq.tx(batch)
+    finally:
+        batch.free()
+    return sent
+
+
+def _pace(ahead: float) -> None:
+    """Wait out being ahead of the rate: sleep when it is long enough to."""
+    if ahead > 0.002:
+        time.sleep(ahead - 0.001)
+
+
+def forward(pairs: Iterable[tuple], limits: Limits, batch_size: int = 32, tick: Optional[Tick] = None) -> int:
+    """Forward rx of each (src, dst) device pair to tx of dst, queue 0;
+    frames dst cannot take are dropped. Returns the packets forwarded."""
+    legs = [(src.rx_queue(0), dst.tx_queue(0), PacketBatch(batch_size)) for src, dst in pairs]
+    clock = _Clock(tick)
+    forwarded = 0
+    try:
+        while not limits.reached(forwarded, clock.elapsed()):
+            for rxq, txq, batch in legs:
+                if rxq.rx(batch):
+                    forwarded += txq.tx(batch)
+                    batch.free()
+    finally:
+        for _, _, batch in legs:
+            batch.free()
+    return forwarded
+
+
+def capture(dev: Device, out: BinaryIO, limits: Limits, batch_size: int = 32, queue: int = 0,
+            tick: Optional[Tick] = None, snaplen: int = 65535) -> int:
+    """Write what rx queue receives to out as pcap; returns the packets written."""
+    writer = dpkt.pcap.Writer(out, snaplen=snaplen)
+    batch = PacketBatch(batch_size)
+    rxq = dev.rx_queue(queue)
+    clock = _Clock(tick)
+    written = 0
+    try:
+        while not limits.reached(written, clock.elapsed()):
+            if not rxq.rx(batch):
+                continue
+            now = time.time()
+            keep = len(batch) if limits.count is None else min(len(batch), limits.count - written)
+            for i in range(keep):
+                writer.writepkt(bytes(batch[i]), ts=now)
+            written += keep
+            batch.free()
+    finally:
+        batch.free()
+        out.flush()
+    return written

@@ -1,0 +1,238 @@
+"""The `ixypy` command: pktgen, fwd, capture, devices, bind, unbind, hugepages.
+
+DEV is a PCI address (0000:03:00.0) or a sim device (sim:sink, sim:source,
+sim:loop, sim:pair0, sim:pair1). Ctrl-C or SIGTERM stops a running app
+cleanly: final stats, queues off, DMA stopped, memory released.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import click
+
+from . import apps
+from . import open as open_device
+from .device import Device, DeviceStats
+from .errors import IxyError
+from .packets import MAX_FRAME, MIN_FRAME, udp_flows
+
+WIRE_OVERHEAD = 24      # preamble 8 + CRC 4 + inter-frame gap 12 bytes
+
+
+class Meter:
+    """Per-second and total rates of a set of devices, printed as a live
+    table (rich) on a terminal, as plain lines otherwise, or as JSON lines."""
+
+    def __init__(self, devices: List[Device], as_json: bool) -> None:
+        self.devices = devices
+        self.as_json = as_json
+        self.start = time.perf_counter()
+        self.last_time = self.start
+        self.last: Dict[str, DeviceStats] = {d.address: DeviceStats() for d in devices}
+        self.live = None
+        if not as_json and sys.stdout.isatty():
+            from rich.live import Live
+
+            self.live = Live(self._table([]), refresh_per_second=4, transient=False)
+            self.live.start()
+
+    @staticmethod
+    def rates(delta: DeviceStats, seconds: float) -> dict:
+        def gbps(packets: int, nbytes: int) -> float:
+            return (nbytes + packets * WIRE_OVERHEAD) * 8 / seconds / 1e9
+
+        return {"rx_mpps": delta.rx_packets / seconds / 1e6, "tx_mpps": delta.tx_packets / seconds / 1e6,
+                "rx_gbps": gbps(delta.rx_packets, delta.rx_bytes), "tx_gbps": gbps(delta.tx_packets, delta.tx_bytes),
+                "rx_dropped": delta.rx_dropped}
+
+    def _rows(self) -> List[dict]:
+        now = time.perf_counter()
+        seconds = max(now - self.last_time, 1e-9)
+        rows = []
+        for dev in self.devices:
+            total = dev.stats()
+            rows.append({"device": dev.address, "t": round(now - self.start, 3),
+                         **self.rates(total - self.last[dev.address], seconds)})
+            self.last[dev.address] = total
+        self.last_time = now
+        return rows
+
+    @staticmethod
+    def _table(rows: List[dict]):
+        from rich.table import Table
+
+        table = Table(title="ixypy")
+        for col in ("device", "rx Mpps", "rx Gbit/s", "tx Mpps", "tx Gbit/s", "rx dropped"):
+            table.add_column(col, justify="right")
+        for r in rows:
+            table.add_row(r["device"], f"{r['rx_mpps']:.3f}", f"{r['rx_gbps']:.3f}", f"{r['tx_mpps']:.3f}",
+                          f"{r['tx_gbps']:.3f}", str(r["rx_dropped"]))
+        return table
+
+    def tick(self, _elapsed: float = 0.0) -> None:
+        rows = self._rows()
+        if self.live is not None:
+            self.live.update(self._table(rows))
+            return
+        for r in rows:
+            if self.as_json:
+                print(json.dumps(r), flush=True)
+            else:
+                print(f"[{r['device']}] rx {r['rx_mpps']:.3f} Mpps {r['rx_gbps']:.3f} Gbit/s | "
+                      f"tx {r['tx_mpps']:.3f} Mpps {r['tx_gbps']:.3f} Gbit/s | rx dropped {r['rx_dropped']}", flush=True)
+
+    def summary(self, **extra: object) -> None:
+        if self.live is not None:
+            self.live.stop()
+        seconds = max(time.perf_counter() - self.start, 1e-9)
+        for dev in self.devices:
+            self.last[dev.address] = total = dev.stats()
+            out = {"summary": True, "device": dev.address, "seconds": round(seconds, 3),
+                   **{k: v for k, v in vars(total).items()}, **self.rates(total, seconds), **extra}
+            if self.as_json:
+                print(json.dumps(out), flush=True)
+            else:
+                print(f"[{dev.address}] total: rx {total.rx_packets} packets {total.rx_bytes} bytes, "
+                      f"tx {total.tx_packets} packets {total.tx_bytes} bytes, rx dropped {total.rx_dropped}; "
+                      f"{seconds:.2f} s, rx {out['rx_mpps']:.3f} Mpps, tx {out['tx_mpps']:.3f} Mpps"
+                      + "".join(f", {k} {v}" for k, v in extra.items()), flush=True)
+
+
+class StopOnSignals:
+    """Ctrl-C (SIGINT) and SIGTERM ask the running app loop to stop at its
+    next batch, so it returns its count and the device is closed cleanly."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def __call__(self) -> bool:
+        return self.stopped
+
+    def _handle(self, signum, frame) -> None:
+        self.stopped = True
+
+    def __enter__(self) -> "StopOnSignals":
+        self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def fail(err: IxyError) -> None:
+    click.echo(f"ixypy: error: {err}", err=True)
+    sys.exit(1)
+
+
+class IxyCommand(click.Group):
+    """ixypy errors become one line on stderr and exit code 1 (usage errors: 2)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except IxyError as err:
+            fail(err)
+
+
+@click.group(cls=IxyCommand)
+@click.version_option(package_name="ixypy")
+def main() -> None:
+    """User-space network drivers for Python: packet generator, forwarder,
+    capture, and device binding."""
+
+
+def limits_option(f):
+    f = click.option("--count", "-n", type=click.IntRange(min=1), help="Stop after this many packets.")(f)
+    f = click.option("--duration", "-t", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds.")(f)
+    return f
+
+
+batch_option = click.option("--batch", "batch_size", type=click.IntRange(1, 512), default=32, show_default=True,
+                            help="Packets per rx/tx call.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output: JSON lines.")
+
+
+@main.command()
+@click.argument("dev")
+@click.option("--size", "-s", type=click.IntRange(MIN_FRAME, MAX_FRAME), default=MIN_FRAME, show_default=True,
+              help="Frame size in bytes, CRC excluded.")
+@click.option("--rate", "rate_mpps", type=click.FloatRange(min=0, min_open=True), help="Rate limit in Mpps.")
+@click.option("--gbps", "rate_gbps", type=click.FloatRange(min=0, min_open=True), help="Rate limit in Gbit/s on the wire.")
+@click.option("--flows", type=click.IntRange(1, 65536), default=1, show_default=True,
+              help="Number of flows (source IPs 10.0.0.2 upward).")
+@click.option("--template", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Send the frames of this pcap file instead of UDP.")
+@limits_option
+@batch_option
+@json_option
+def pktgen(dev: str, size: int, rate_mpps: Optional[float], rate_gbps: Optional[float], flows: int,
+           template: Optional[Path], count: Optional[int], duration: Optional[float], batch_size: int,
+           as_json: bool) -> None:
+    """Send UDP frames with a 64-bit sequence number at byte 42."""
+    if rate_mpps and rate_gbps:
+        raise click.UsageError("give --rate or --gbps, not both")
+    frames = _pcap_frames(template) if template else udp_flows(flows, size)
+    rate_pps = rate_mpps * 1e6 if rate_mpps else None
+    if rate_gbps:
+        avg = sum(len(f) for f in frames) / len(frames)
+        rate_pps = rate_gbps * 1e9 / 8 / (avg + WIRE_OVERHEAD)
+    with open_device(dev) as device:
+        meter = Meter([device], as_json)
+        with StopOnSignals() as stop:
+            sent = apps.pktgen(device, frames, apps.Limits(count, duration, stop), batch_size, rate_pps, tick=meter.tick)
+        meter.summary(sent=sent)
+
+
+def _pcap_frames(path: Path) -> List[bytes]:
+    import dpkt
+
+    with path.open("rb") as f:
+        frames = [bytes(buf) for _, buf in dpkt.pcap.Reader(f)]
+    if not frames:
+        raise click.BadParameter(f"{path} holds no packets", param_hint="--template")
+    for frame in frames:
+        if not MIN_FRAME <= len(frame) <= MAX_FRAME:
+            raise click.BadParameter(f"{path} has a {len(frame)}-byte frame; frames must be {MIN_FRAME}..{MAX_FRAME} bytes",
+                                     param_hint="--template")
+    return frames
+
+
+@main.command()
+@click.argument("dev1")
+@click.argument("dev2")
+@limits_option
+@batch_option
+@json_option
+def fwd(dev1: str, dev2: str, count: Optional[int], duration: Optional[float], batch_size: int, as_json: bool) -> None:
+    """Forward between two devices in both directions."""
+    with open_device(dev1) as a, open_device(dev2) as b:
+        meter = Meter([a, b], as_json)
+        with StopOnSignals() as stop:
+            forwarded = apps.forward([(a, b), (b, a)], apps.Limits(count, duration, stop), batch_size, tick=meter.tick)
+        meter.summary(forwarded=forwarded)
+
+
+@main.command()
+@click.argument("dev")
+@click.argument("file", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@limits_option
+@batch_option
+@json_option
+def capture(dev: str, file: Path, count: Optional[int], duration: Optional[float], batch_size: int,
+            as_json: bool) -> None:
+    """Write received frames to a pcap file."""
+    with open_device(dev) as device, file.open("wb") as out:
+        meter = Meter([device], as_json)
+        with StopOnSignals() as stop:
+            written = apps.capture(device, out, apps.Limits(count, duration, stop), batch_size, tick=meter.tick)
+        meter.summary(written=written)
+
+
+if __name__ == "__main__":
+    main()
