@@ -265,8 +265,9 @@ cdef class Mempool:
         cdef ixy_buf *b
         cdef const uint8_t[::1] frame
         for i in range(self.pool.free_count):
+            # the stack is popped from the top: the first buffer out gets frames[0]
             frame = frames[i % len(frames)]
-            b = ixy_buf_at(&self.pool, self.pool.free_stack[i])
+            b = ixy_buf_at(&self.pool, self.pool.free_stack[self.pool.free_count - 1 - i])
             if frame.shape[0]:
                 memcpy(b.data, &frame[0], frame.shape[0])
             b.len = frame.shape[0]
@@ -376,6 +377,29 @@ cdef class PacketBatch:
             if &(<Mempool> p).pool == b.pool:
                 return p
         raise RuntimeError("buffer of an unknown pool")
+
+    def detach(self, Py_ssize_t i) -> int:
+        """Take packet i out of the batch without freeing it (to keep it
+        across batches); returns its index in its pool, for attach()."""
+        cdef ixy_buf *b = self._buf(i)
+        cdef uint32_t j
+        if i < 0:
+            i += self.count
+        for j in range(i + 1, self.count):
+            self.bufs[j - 1] = self.bufs[j]
+        self.count -= 1
+        return b.pool_index
+
+    def attach(self, Mempool pool not None, uint32_t index) -> None:
+        """Append a buffer detached earlier (pool, index). Each detached
+        buffer is attached once: a debug pool catches a second free."""
+        if self.count == self.capacity:
+            raise BatchError(f"the batch is full ({self.capacity})")
+        if index >= pool.pool.num_bufs:
+            raise IndexError(f"buffer {index} of a pool of {pool.pool.num_bufs}")
+        self.bufs[self.count] = ixy_buf_at(&pool.pool, index)
+        self.count += 1
+        self._hold_pool(pool)
 
     def length(self, Py_ssize_t i) -> int:
         return self._buf(i).len
