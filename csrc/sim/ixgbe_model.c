@@ -1,1 +1,1593 @@
+/* The 82599 device model: see ixgbe_model.h for the contract.
+ *
+ * Written from the 82599 datasheet (section numbers in comments refer to it).
+ *
+ * Events (ixsim_event), recorded when the driver reaches a bring-up milestone:
+ *   "CTRL.RST"            CTRL.RST or CTRL.LRST written (device reset requested)
+ *   "EEC.ARD"             first read of EEC with ARD (auto read done) set after a reset
+ *   "RDRXCTL.DMAIDONE"    first read of RDRXCTL with DMAIDONE set after a reset
+ *   "AUTOC.RESTART_AN"    AUTOC written with RESTART_AN (link bring-up starts)
+ *   "LINKS.LINK_UP"       first read of LINKS with LINK_UP set after a restart
+ *   "RXCTRL.RXEN"         RXCTRL.RXEN accepted (0 -> 1)
+ *   "RXDCTL[n].ENABLE"    rx queue n enabled (ring accepted)
+ *   "DMATXCTL.TE"         DMATXCTL.TE set (0 -> 1)
+ *   "TXDCTL[n].ENABLE"    tx queue n enabled (ring accepted)
+ *   "FCTRL.UPE=1" / "FCTRL.UPE=0"   unicast promiscuous switched on / off
+ *
+ * Modelling choices (where the datasheet leaves room or the model simplifies):
+ *  - All received traffic goes to rx queue 0 (no RSS, no pools, no filters
+ *    beyond the destination MAC check against RAR(0), BAM, MPE, UPE).
+ *  - No free rx descriptor: with SRRCTL.DROP_EN the frame is dropped and
+ *    counted in QPRDC (0x1430 + 0x40*n, the per-queue drop counter; QPRC is
+ *    at 0x1030). Without DROP_EN the 82599 keeps the frame in its packet
+ *    buffer until that overflows, then counts RXMPC; the model has no packet
+ *    buffer, so it drops at once and counts RXMPC(0) (0x3FA0).
+ *  - GPRC/GORC count frames that passed the address filter and length checks,
+ *    including those later dropped for lack of descriptors. GORC/GOTC count
+ *    bytes from the destination address through the CRC (8.2.3.23).
+ *    64-bit counters: reading the low register takes (and clears) the whole
+ *    count and latches the high half, which the high register then returns.
+ *  - Per-queue counters QPRC/QPRDC/QBRC and QPTC/QBTC use the RQSMR/TQSM
+ *    queue-to-counter mapping (16 counters; default: every queue -> 0).
+ *  - wire_stats bytes exclude the CRC (what the application sent/received).
+ *  - Tx waits for link: while LINKS.LINK_UP is 0, tx descriptors stay pending
+ *    (the frames would sit in the packet buffer). Frames reaching a port whose
+ *    link is down or whose RXCTRL.RXEN is 0 are lost without counting.
+ *  - A ring must lie inside one DMA mapping (one contiguous region).
+ *
+ * Threading: the driver's threads call the register functions; the worker
+ * thread runs the DMA engines. Shared state is accessed with GCC __atomic
+ * builtins only. The worker increments sim->round at the start and at the
+ * end of every pass (odd = inside a pass); a driver thread that disables a
+ * queue, resets the port or changes the DMA map clears the flag first, then
+ * waits until the pass it may have raced with has ended (quiesce()), so the
+ * worker no longer touches the old ring or mapping when the call returns.
+ * rx paths (worker and ixsim_inject) serialise per port on a spin lock.
+ */
+#define _GNU_SOURCE
 #include "ixgbe_model.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() __asm__ __volatile__("" ::: "memory")
+#endif
+
+/* ---- registers (8.2.3) ---------------------------------------------------- */
+#define R_CTRL        0x00000
+#define   CTRL_LRST   (1u << 3)
+#define   CTRL_RST    (1u << 26)
+#define R_STATUS      0x00008
+#define R_EICR        0x00800
+#define R_EICS        0x00808
+#define R_EIAC        0x00810
+#define R_EIMS        0x00880
+#define R_EIMC        0x00888
+#define R_EIAM        0x00890
+#define R_EEC         0x10010
+#define   EEC_PRES    (1u << 8)
+#define   EEC_ARD     (1u << 9)
+#define R_RDBAL(n)    (0x01000 + 0x40 * (n))
+#define R_RDBAH(n)    (0x01004 + 0x40 * (n))
+#define R_RDLEN(n)    (0x01008 + 0x40 * (n))
+#define R_RDH(n)      (0x01010 + 0x40 * (n))
+#define R_SRRCTL(n)   (0x01014 + 0x40 * (n))
+#define R_RDT(n)      (0x01018 + 0x40 * (n))
+#define R_RXDCTL(n)   (0x01028 + 0x40 * (n))
+#define R_QPRC(n)     (0x01030 + 0x40 * (n))   /* 16 */
+#define R_QBRC_L(n)   (0x01034 + 0x40 * (n))
+#define R_QBRC_H(n)   (0x01038 + 0x40 * (n))
+#define R_QPRDC(n)    (0x01430 + 0x40 * (n))   /* 16 */
+#define R_SRRCTL_ALIAS(n) (0x02100 + 4 * (n)) /* 16 */
+#define R_RQSMR(n)    (0x02300 + 4 * (n))      /* 32 */
+#define   SRRCTL_BSIZEPKT_MASK 0x1Fu
+#define   SRRCTL_DESCTYPE(v)   (((v) >> 25) & 7u)
+#define   SRRCTL_DROP_EN       (1u << 28)
+#define   RXDCTL_ENABLE        (1u << 25)
+#define R_RDRXCTL     0x02F00
+#define   RDRXCTL_CRCSTRIP     (1u << 1)
+#define   RDRXCTL_DMAIDONE     (1u << 3)
+#define   RDRXCTL_RSCFRSTSIZE  0x003E0000u
+#define   RDRXCTL_RSCACKC      (1u << 25)
+#define   RDRXCTL_FCOE_WRFIX   (1u << 26)
+#define R_RXCTRL      0x03000
+#define   RXCTRL_RXEN (1u << 0)
+#define R_RXPBSIZE(n) (0x03C00 + 4 * (n))
+#define R_RXMPC(n)    (0x03FA0 + 4 * (n))      /* 8 */
+#define R_CRCERRS     0x04000
+#define R_GPRC        0x04074
+#define R_BPRC        0x04078
+#define R_MPRC        0x0407C
+#define R_GPTC        0x04080
+#define R_GORCL       0x04088
+#define R_GORCH       0x0408C
+#define R_GOTCL       0x04090
+#define R_GOTCH       0x04094
+#define R_RUC         0x040A4
+#define R_ROC         0x040AC
+#define R_TPR         0x040D0
+#define R_TPT         0x040D4
+#define R_HLREG0      0x04240
+#define   HLREG0_TXCRCEN   (1u << 0)
+#define   HLREG0_RXCRCSTRP (1u << 1)
+#define   HLREG0_JUMBOEN   (1u << 2)
+#define   HLREG0_TXPADEN   (1u << 10)
+#define R_MAXFRS      0x04268
+#define R_AUTOC       0x042A0
+#define   AUTOC_RESTART_AN (1u << 12)
+#define   AUTOC_LMS(v)     (((v) >> 13) & 7u)
+#define R_LINKS       0x042A4
+#define   LINKS_STATUS     (1u << 7)
+#define   LINKS_UP         (1u << 30)
+#define R_DMATXCTL    0x04A80
+#define   DMATXCTL_TE (1u << 0)
+#define R_FCTRL       0x05080
+#define   FCTRL_MPE   (1u << 8)
+#define   FCTRL_UPE   (1u << 9)
+#define   FCTRL_BAM   (1u << 10)
+#define R_TDBAL(n)    (0x06000 + 0x40 * (n))
+#define R_TDBAH(n)    (0x06004 + 0x40 * (n))
+#define R_TDLEN(n)    (0x06008 + 0x40 * (n))
+#define R_TDH(n)      (0x06010 + 0x40 * (n))
+#define R_TDT(n)      (0x06018 + 0x40 * (n))
+#define R_TXDCTL(n)   (0x06028 + 0x40 * (n))
+#define   TXDCTL_ENABLE (1u << 25)
+#define R_DTXMXSZRQ   0x08100
+#define R_TQSM(n)     (0x08600 + 4 * (n))      /* 32 */
+#define R_QPTC(n)     (0x08680 + 4 * (n))      /* 16 */
+#define R_QBTC_L(n)   (0x08700 + 8 * (n))
+#define R_QBTC_H(n)   (0x08704 + 8 * (n))
+#define R_RAL(n)      (0x0A200 + 8 * (n))
+#define R_RAH(n)      (0x0A204 + 8 * (n))
+#define   RAH_AV      (1u << 31)
+#define R_TXPBSIZE(n) (0x0CC00 + 4 * (n))
+
+/* advanced descriptors (7.1.6 rx, 7.2.3.2.4 tx) */
+#define RXD_STAT_DD   (1u << 0)
+#define RXD_STAT_EOP  (1u << 1)
+#define TXD_DTYP_CTXT 0x2u
+#define TXD_DTYP_DATA 0x3u
+#define TXD_CMD_EOP   (1u << 24)
+#define TXD_CMD_IFCS  (1u << 25)
+#define TXD_CMD_RS    (1u << 27)
+#define TXD_CMD_DEXT  (1u << 29)
+#define TXD_STAT_DD   (1u << 0)
+#define TX_MAX_SEGS   40          /* 7.2.3.2: at most 40 descriptors per packet */
+
+#define NSTAT 16
+#define LOG_ENTRIES 256
+#define ERR_LEN 176
+#define EVT_LEN 40
+#define NEVER INT64_MAX
+#define RESET_NS 1000000          /* CTRL.RST reads 1 for ~1 ms */
+#define DEFAULT_LINK_DELAY_US 5000
+#define TX_BUDGET 512             /* descriptors per queue per pass */
+#define RX_BUDGET 256             /* source frames per port per pass */
+
+#define LD(p)      __atomic_load_n((p), __ATOMIC_RELAXED)
+#define ST(p, v)   __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define LDA(p)     __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define STR(p, v)  __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define ADD(p, v)  __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
+#define XCHG0(p)   __atomic_exchange_n((p), 0, __ATOMIC_RELAXED)
+
+enum { WIRE_SINK = 0, WIRE_PAIR = 1, WIRE_SOURCE = 2 };
+
+struct dma_ent { uint64_t dma, len; uint8_t *va; };
+struct dma_map { unsigned n; struct dma_ent e[]; };
+
+struct ring {                 /* one rx or tx queue */
+    uint32_t enabled;         /* atomic: the worker may use the ring */
+    uint32_t faulted;         /* worker-only once enabled: stopped after a DMA fault */
+    uint32_t tail, head;      /* atomic: tail written by driver, head by the engine */
+    uint32_t size;            /* descriptors; latched at enable */
+    uint32_t stat;            /* RQSMR/TQSM counter index, latched at enable */
+    uint32_t bsize;           /* rx: buffer bytes (SRRCTL.BSIZEPACKET) */
+    uint32_t drop_en;         /* rx: SRRCTL.DROP_EN */
+    uint32_t bme_reported, paylen_reported;
+    uint8_t *ring;            /* host view of the descriptors; latched at enable */
+};
+
+struct dev_stats {            /* device statistics, read-clear by the driver */
+    uint64_t gprc, bprc, mprc, gptc, gorc, gotc, ruc, roc, tpr, tpt;
+    uint64_t rxmpc[8];
+    uint64_t qprc[NSTAT], qbrc[NSTAT], qprdc[NSTAT], qptc[NSTAT], qbtc[NSTAT];
+};
+
+struct ixsim_port {
+    struct ixsim *sim;
+    unsigned index;
+    struct ixy_reg_ops ops;
+    uint8_t mac[6];
+    uint16_t pci_command;     /* atomic: PCI COMMAND register */
+    pthread_mutex_t lock;     /* serialises the driver's register writes */
+    uint32_t *regs;           /* BAR0 backing store (plain registers) */
+
+    /* configuration the engines use (atomic copies of registers) */
+    uint32_t fctrl, hlreg0, maxfrs, rxen, te;
+    uint64_t own_mac;         /* RAR(0) as 48-bit value, bit 63 = AV */
+    int64_t rst_until;        /* ns: CTRL.RST reads 1 until then */
+    int64_t link_up_at;       /* ns; NEVER = down */
+    int64_t link_delay_us;
+    uint32_t link_speed;      /* LINKS bits 29:28 when up */
+    uint32_t ev_ard, ev_dmaidone, ev_link;   /* event armed (driver side) */
+    uint64_t txmask, rxmask;  /* atomic: enabled queues */
+    struct ring tx[IXSIM_NUM_QUEUES], rx[IXSIM_NUM_QUEUES];
+
+    /* wire */
+    int wire;                 /* atomic WIRE_* */
+    struct ixsim_port *peer;  /* atomic */
+    uint8_t *src_frame;       /* source frame (worker-owned while WIRE_SOURCE) */
+    uint32_t src_len;
+    int src_seq_off;
+    uint64_t src_count, src_sent, src_seq;
+    uint8_t *scratch;         /* tx frame assembly (worker) */
+
+    /* rx path lock and per-batch accumulators (under rxlock) */
+    uint8_t rxlock;
+    uint8_t rx_dirty;
+    struct dev_stats acc;
+    struct ixsim_wire_stats wacc;
+
+    struct dev_stats st;      /* atomic counters */
+    uint32_t gorc_hi, gotc_hi, qbrc_hi[NSTAT], qbtc_hi[NSTAT]; /* latched high halves */
+    struct ixsim_wire_stats wst;   /* atomic */
+
+    pthread_mutex_t log_lock;
+    unsigned nerr, nev;
+    char errs[LOG_ENTRIES][ERR_LEN];
+    char evts[LOG_ENTRIES][EVT_LEN];
+};
+
+struct ixsim {
+    unsigned nports;
+    struct ixsim_port *ports[IXSIM_MAX_PORTS];
+    struct dma_map *map;      /* atomic pointer, replaced as a whole */
+    pthread_mutex_t map_lock; /* map writers and the non-worker DMA users */
+    pthread_t thread;
+    int running;              /* atomic */
+    int busy;                 /* atomic */
+    uint64_t round;           /* atomic: odd while the worker is inside a pass */
+    pthread_mutex_t life_lock;
+};
+
+/* ---- helpers ----------------------------------------------------------------- */
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void log_add(struct ixsim_port *p, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void log_add(struct ixsim_port *p, int err, const char *fmt, ...)
+{
+    va_list ap;
+    pthread_mutex_lock(&p->log_lock);
+    unsigned *n = err ? &p->nerr : &p->nev;
+    if (*n < LOG_ENTRIES) {
+        va_start(ap, fmt);
+        if (err)
+            vsnprintf(p->errs[*n], ERR_LEN, fmt, ap);
+        else
+            vsnprintf(p->evts[*n], EVT_LEN, fmt, ap);
+        va_end(ap);
+        __atomic_store_n(n, *n + 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&p->log_lock);
+}
+#define ERR(p, ...) log_add((p), 1, __VA_ARGS__)
+#define EVT(p, ...) log_add((p), 0, __VA_ARGS__)
+
+static inline uint32_t rd32(const uint8_t *a) { uint32_t v; memcpy(&v, a, 4); return v; }
+static inline uint64_t rd64(const uint8_t *a) { uint64_t v; memcpy(&v, a, 8); return v; }
+static inline void wr32(uint8_t *a, uint32_t v) { memcpy(a, &v, 4); }
+static inline void wr64(uint8_t *a, uint64_t v) { memcpy(a, &v, 8); }
+
+static inline uint32_t reg(struct ixsim_port *p, uint32_t off) { return LD(&p->regs[off >> 2]); }
+static inline void reg_set(struct ixsim_port *p, uint32_t off, uint32_t v) { ST(&p->regs[off >> 2], v); }
+
+/* DMA map lookup: the host address of [addr, addr+len), or NULL. */
+static inline uint8_t *dma_find(const struct dma_map *m, const struct dma_ent **hint,
+                                uint64_t addr, uint64_t len)
+{
+    const struct dma_ent *h = *hint;
+    if (h && addr - h->dma < h->len && len <= h->len - (addr - h->dma))
+        return h->va + (addr - h->dma);
+    if (!m)
+        return NULL;
+    for (unsigned i = 0; i < m->n; i++) {
+        const struct dma_ent *e = &m->e[i];
+        if (addr - e->dma < e->len && len <= e->len - (addr - e->dma)) {
+            *hint = e;
+            return e->va + (addr - e->dma);
+        }
+    }
+    return NULL;
+}
+
+/* Wait until the worker has finished any pass that started before now. */
+static void quiesce(struct ixsim *sim)
+{
+    uint64_t r = __atomic_load_n(&sim->round, __ATOMIC_SEQ_CST);
+    if (!(r & 1))
+        return;
+    while (__atomic_load_n(&sim->round, __ATOMIC_SEQ_CST) == r)
+        cpu_relax();
+}
+
+static inline void rx_lock(struct ixsim_port *p)
+{
+    while (__atomic_test_and_set(&p->rxlock, __ATOMIC_ACQUIRE))
+        cpu_relax();
+}
+
+static void rx_unlock(struct ixsim_port *p);
+
+/* Ethernet FCS (CRC-32, reflected 0xEDB88320), only computed when a
+ * receiver keeps the CRC (HLREG0.RXCRCSTRP = 0). */
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+static void crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[i] = c;
+    }
+}
+static uint32_t eth_fcs(const uint8_t *d, uint32_t len)
+{
+    uint32_t c = 0xFFFFFFFFu;
+    for (uint32_t i = 0; i < len; i++)
+        c = crc_table[(c ^ d[i]) & 0xFF] ^ (c >> 8);
+    return ~c;
+}
+
+/* ---- receive path -------------------------------------------------------- */
+static inline int link_is_up(struct ixsim_port *p, int64_t now)
+{
+    return now >= LD(&p->link_up_at);
+}
+
+/* A frame (without CRC: len bytes; crc = the 4 FCS bytes or NULL to compute)
+ * arrives at port p. Caller holds p's rx lock. Returns 1 if written to
+ * descriptors. Counters go to p->acc / p->wacc, flushed by rx_unlock. */
+static int rx_frame(struct ixsim_port *p, const struct dma_map *m, const struct dma_ent **hint,
+                    const uint8_t *data, uint32_t len, const uint8_t *crc, int64_t now)
+{
+    if (!LD(&p->rxen) || !link_is_up(p, now) || now < LD(&p->rst_until))
+        return 0;
+    p->rx_dirty = 1;
+    uint32_t wire_len = len + 4;
+    uint32_t fctrl = LD(&p->fctrl);
+    int bcast = 0, mcast = 0;
+    /* 7.1.1 destination address filter */
+    uint64_t da = 0;
+    for (int i = 0; i < 6; i++)
+        da |= (uint64_t)data[i] << (8 * i);
+    int pass = 0;
+    if (da == 0xFFFFFFFFFFFFull) {
+        bcast = 1;
+        pass = (fctrl & (FCTRL_BAM | FCTRL_UPE)) != 0;
+    } else if (data[0] & 1) {
+        mcast = 1;
+        pass = (fctrl & (FCTRL_MPE | FCTRL_UPE)) != 0;
+    } else {
+        uint64_t own = LD(&p->own_mac);
+        pass = (fctrl & FCTRL_UPE) || ((own >> 63) && (own & 0xFFFFFFFFFFFFull) == da);
+    }
+    if (!pass) {
+        p->wacc.rx_filtered++;
+        return 0;
+    }
+    p->acc.tpr++;
+    uint32_t hl = LD(&p->hlreg0);
+    uint32_t maxfs = (hl & HLREG0_JUMBOEN) ? (LD(&p->maxfrs) >> 16) : 1518;
+    if (wire_len > maxfs) {   /* 8.2.3.23.x ROC */
+        p->acc.roc++;
+        return 0;
+    }
+    if (wire_len < 64) {
+        p->acc.ruc++;
+        return 0;
+    }
+    p->acc.gprc++;
+    p->acc.gorc += wire_len;
+    p->acc.bprc += bcast;
+    p->acc.mprc += mcast;
+
+    struct ring *q = &p->rx[0];
+    uint32_t dlen = (hl & HLREG0_RXCRCSTRP) ? len : wire_len;
+    uint32_t size = 0, head = 0, ndesc = 0, avail = 0;
+    int ok = LDA(&q->enabled) && !LD(&q->faulted);
+    if (ok) {
+        size = q->size;
+        head = LD(&q->head);
+    }
+    if (ok && !(LD(&p->pci_command) & 4)) {
+        if (!q->bme_reported) {
+            q->bme_reported = 1;
+            ERR(p, "rx DMA for RXDCTL[0] queue while PCI COMMAND.BME is clear: frame dropped");
+        }
+        ok = 0;
+    }
+    if (ok) {
+        uint32_t tail = LDA(&q->tail);
+        avail = (tail + size - head) % size;
+        ndesc = (dlen + q->bsize - 1) / q->bsize;
+        ok = avail >= ndesc;
+    }
+    if (!ok) {
+        if (q->drop_en && LD(&q->enabled))
+            p->acc.qprdc[q->stat]++;
+        else
+            p->acc.rxmpc[0]++;
+        p->wacc.rx_no_desc_drops++;
+        return 0;
+    }
+    uint8_t fcs[4];
+    if (dlen > len) {
+        uint32_t c = crc ? rd32(crc) : eth_fcs(data, len);
+        memcpy(fcs, &c, 4);
+    }
+    uint32_t done = 0;
+    for (uint32_t k = 0; k < ndesc; k++) {
+        uint8_t *d = q->ring + (size_t)head * 16;
+        uint64_t addr = rd64(d);
+        uint32_t chunk = dlen - done < q->bsize ? dlen - done : q->bsize;
+        uint8_t *buf = dma_find(m, hint, addr, chunk);
+        if (!buf) {
+            ERR(p, "RXD[%u] of queue 0: buffer 0x%llx+%u outside the DMA map (queue stopped)",
+                head, (unsigned long long)addr, chunk);
+            ST(&q->faulted, 1);
+            STR(&q->head, head);
+            return 0;
+        }
+        /* copy data bytes, then CRC bytes if kept */
+        uint32_t from_data = done < len ? (len - done < chunk ? len - done : chunk) : 0;
+        memcpy(buf, data + done, from_data);
+        if (from_data < chunk)
+            memcpy(buf + from_data, fcs + (done + from_data - len), chunk - from_data);
+        done += chunk;
+        wr64(d, 0);                     /* packet type, RSS: none */
+        wr32(d + 12, chunk);            /* PKT_LEN 15:0, VLAN tag 0 */
+        __atomic_store_n((uint32_t *)(d + 8), RXD_STAT_DD | (k == ndesc - 1 ? RXD_STAT_EOP : 0),
+                         __ATOMIC_RELEASE);
+        head = head + 1 == size ? 0 : head + 1;
+    }
+    STR(&q->head, head);
+    p->acc.qprc[q->stat]++;
+    p->acc.qbrc[q->stat] += dlen;
+    p->wacc.rx_packets++;
+    p->wacc.rx_bytes += len;
+    return 1;
+}
+
+static void flush_stats(struct dev_stats *dst, struct dev_stats *src)
+{
+    uint64_t *d = (uint64_t *)dst, *s = (uint64_t *)src;
+    for (size_t i = 0; i < sizeof(*src) / 8; i++)
+        if (s[i]) {
+            ADD(&d[i], s[i]);
+            s[i] = 0;
+        }
+}
+
+static void flush_wire(struct ixsim_wire_stats *dst, struct ixsim_wire_stats *src)
+{
+    uint64_t *d = (uint64_t *)dst, *s = (uint64_t *)src;
+    for (size_t i = 0; i < sizeof(*src) / 8; i++)
+        if (s[i]) {
+            ADD(&d[i], s[i]);
+            s[i] = 0;
+        }
+}
+
+static void rx_unlock(struct ixsim_port *p)
+{
+    if (p->rx_dirty) {
+        flush_stats(&p->st, &p->acc);
+        flush_wire(&p->wst, &p->wacc);
+        p->rx_dirty = 0;
+    }
+    __atomic_clear(&p->rxlock, __ATOMIC_RELEASE);
+}
+
+/* ---- transmit path --------------------------------------------------------- */
+static void fault_tx(struct ixsim_port *p, struct ring *q)
+{
+    ST(&q->faulted, 1);
+    (void)p;
+}
+
+/* Process one tx queue. Returns descriptors consumed. */
+static unsigned tx_queue(struct ixsim_port *p, unsigned qi, const struct dma_map *m,
+                         const struct dma_ent **hint, int64_t now)
+{
+    struct ring *q = &p->tx[qi];
+    if (LD(&q->faulted))
+        return 0;
+    uint32_t tail = LDA(&q->tail), head = LD(&q->head);
+    if (head == tail || !LD(&p->te) || !link_is_up(p, now))
+        return 0;
+    if (!(LD(&p->pci_command) & 4)) {
+        if (!q->bme_reported) {
+            q->bme_reported = 1;
+            ERR(p, "tx DMA for TXDCTL[%u] queue (TDT[%u]=%u) while PCI COMMAND.BME is clear: nothing fetched",
+                qi, qi, tail);
+        }
+        return 0;
+    }
+    const uint32_t size = q->size;
+    int mode = LDA(&p->wire);
+    struct ixsim_port *peer = mode == WIRE_PAIR ? LDA(&p->peer) : NULL;
+    int peer_locked = 0;
+    uint32_t hl = LD(&p->hlreg0);
+    uint64_t gptc = 0, gotc = 0, bytes = 0;
+    unsigned consumed = 0;
+    const uint8_t *seg_p[TX_MAX_SEGS];
+    uint32_t seg_l[TX_MAX_SEGS];
+
+    while (head != tail && consumed < TX_BUDGET) {
+        uint32_t i = head, n = 0, total = 0, paylen = 0;
+        int complete = 0, bad = 0;
+        for (;;) {
+            uint8_t *d = q->ring + (size_t)i * 16;
+            uint32_t cmd = rd32(d + 8);
+            uint32_t dtyp = (cmd >> 20) & 0xF;
+            if (!(cmd & TXD_CMD_DEXT) || (dtyp != TXD_DTYP_DATA && dtyp != TXD_DTYP_CTXT)) {
+                ERR(p, "TXD[%u] of queue %u: %s descriptor (DCMD.DEXT=%u DTYP=%u), only advanced data/context descriptors are supported (queue stopped)",
+                    i, qi, (cmd & TXD_CMD_DEXT) ? "unknown" : "legacy", !!(cmd & TXD_CMD_DEXT), dtyp);
+                bad = 1;
+                break;
+            }
+            if (dtyp == TXD_DTYP_CTXT) {
+                if (n) {
+                    ERR(p, "TXD[%u] of queue %u: context descriptor inside a packet (queue stopped)", i, qi);
+                    bad = 1;
+                    break;
+                }
+                /* a context descriptor alone: consumed, no data */
+                complete = 1;
+                break;
+            }
+            uint32_t len = cmd & 0xFFFF;
+            uint64_t addr = rd64(d);
+            const uint8_t *buf = dma_find(m, hint, addr, len ? len : 1);
+            if (!buf) {
+                ERR(p, "TXD[%u] of queue %u: buffer 0x%llx+%u outside the DMA map (queue stopped)",
+                    i, qi, (unsigned long long)addr, len);
+                bad = 1;
+                break;
+            }
+            if (n == 0)
+                paylen = rd32(d + 12) >> 14;
+            if (n == TX_MAX_SEGS) {
+                ERR(p, "TXD[%u] of queue %u: packet uses more than %u descriptors (queue stopped)", i, qi, TX_MAX_SEGS);
+                bad = 1;
+                break;
+            }
+            seg_p[n] = buf;
+            seg_l[n] = len;
+            n++;
+            total += len;
+            if (cmd & TXD_CMD_EOP) {
+                complete = 1;
+                break;
+            }
+            i = i + 1 == size ? 0 : i + 1;
+            if (i == tail)
+                break;   /* rest of the packet not handed over yet */
+        }
+        if (bad) {
+            fault_tx(p, q);
+            break;
+        }
+        if (!complete)
+            break;
+        /* deliver the frame (n == 0: a lone context descriptor) */
+        if (n) {
+            uint32_t ifcs = rd32(q->ring + (size_t)head * 16 + 8) & TXD_CMD_IFCS;  /* first descriptor */
+            int send = 1;
+            if (paylen != total) {
+                if (!q->paylen_reported) {
+                    q->paylen_reported = 1;
+                    ERR(p, "TXD[%u] of queue %u: PAYLEN %u differs from the packet's DTALEN sum %u (frame dropped)",
+                        head, qi, paylen, total);
+                }
+                send = 0;
+            }
+            uint32_t len = total;
+            int crc_in_data = !(ifcs && (hl & HLREG0_TXCRCEN));
+            if (crc_in_data) {
+                if (total < 4)
+                    send = 0;
+                else
+                    len = total - 4;
+            }
+            if (send && total > IXSIM_MAX_FRAME) {
+                ERR(p, "queue %u: tx packet of %u bytes exceeds the largest frame %u (dropped)", qi, total, IXSIM_MAX_FRAME);
+                send = 0;
+            }
+            if (send) {
+                uint32_t wlen = len;
+                if ((hl & HLREG0_TXPADEN) && wlen < 60)
+                    wlen = 60;
+                gptc++;
+                gotc += wlen + 4;
+                bytes += wlen;
+                if (peer) {
+                    const uint8_t *data = seg_p[0];
+                    const uint8_t *crc = NULL;
+                    if (n > 1 || wlen != len) {
+                        uint8_t *s = p->scratch, *o = s;
+                        for (uint32_t k = 0; k < n; k++) {
+                            memcpy(o, seg_p[k], seg_l[k]);
+                            o += seg_l[k];
+                        }
+                        if (wlen != len) {      /* pad (before any software CRC) */
+                            memset(s + len, 0, wlen - len);
+                            crc_in_data = 0;
+                        }
+                        data = s;
+                    }
+                    if (crc_in_data)
+                        crc = data + len;
+                    if (!peer_locked) {
+                        rx_lock(peer);
+                        peer_locked = 1;
+                    }
+                    rx_frame(peer, m, hint, data, wlen, crc, now);
+                }
+            }
+        }
+        /* write back DD on descriptors with RS (7.2.3.2.4 / 7.2.3.5) */
+        uint32_t j = head;
+        for (;;) {
+            uint8_t *d = q->ring + (size_t)j * 16;
+            if (rd32(d + 8) & TXD_CMD_RS) {
+                uint32_t sta = rd32(d + 12);
+                __atomic_store_n((uint32_t *)(d + 12), sta | TXD_STAT_DD, __ATOMIC_RELEASE);
+            }
+            consumed++;
+            if (j == i)
+                break;
+            j = j + 1 == size ? 0 : j + 1;
+        }
+        head = i + 1 == size ? 0 : i + 1;
+    }
+    if (peer_locked)
+        rx_unlock(peer);
+    STR(&q->head, head);
+    if (gptc) {
+        ADD(&p->st.gptc, gptc);
+        ADD(&p->st.tpt, gptc);
+        ADD(&p->st.gotc, gotc);
+        ADD(&p->st.qptc[q->stat], gptc);
+        ADD(&p->st.qbtc[q->stat], gotc - 4 * gptc);
+        ADD(&p->wst.tx_packets, gptc);
+        ADD(&p->wst.tx_bytes, bytes);
+    }
+    return consumed;
+}
+
+/* The traffic generator at the far end of a source wire. */
+static unsigned source_fill(struct ixsim_port *p, const struct dma_map *m,
+                            const struct dma_ent **hint, int64_t now)
+{
+    if (!LD(&p->rxen) || !link_is_up(p, now))
+        return 0;
+    struct ring *q = &p->rx[0];
+    if (!LDA(&q->enabled) || LD(&q->faulted) || !(LD(&p->pci_command) & 4))
+        return 0;
+    unsigned sent = 0;
+    rx_lock(p);
+    uint32_t dlen = p->src_len + ((LD(&p->hlreg0) & HLREG0_RXCRCSTRP) ? 0 : 4);
+    uint32_t need = (dlen + q->bsize - 1) / q->bsize;
+    while (sent < RX_BUDGET && (p->src_count == 0 || p->src_sent < p->src_count)) {
+        uint32_t avail = (LDA(&q->tail) + q->size - LD(&q->head)) % q->size;
+        if (avail < need || LD(&q->faulted))
+            break;
+        if (p->src_seq_off >= 0)
+            wr64(p->src_frame + p->src_seq_off, p->src_seq);
+        p->src_seq++;
+        p->src_sent++;
+        rx_frame(p, m, hint, p->src_frame, p->src_len, NULL, now);
+        sent++;
+    }
+    rx_unlock(p);
+    return sent;
+}
+
+static unsigned port_pass(struct ixsim_port *p, const struct dma_map *m, int64_t now)
+{
+    const struct dma_ent *hint = NULL;
+    unsigned work = 0;
+    if (now < LD(&p->rst_until))
+        return 0;
+    uint64_t mask = LDA(&p->txmask);
+    while (mask) {
+        unsigned qi = __builtin_ctzll(mask);
+        mask &= mask - 1;
+        if (__atomic_load_n(&p->tx[qi].enabled, __ATOMIC_SEQ_CST))
+            work += tx_queue(p, qi, m, &hint, now);
+    }
+    if (LDA(&p->wire) == WIRE_SOURCE)
+        work += source_fill(p, m, &hint, now);
+    return work;
+}
+
+static void *worker(void *arg)
+{
+    struct ixsim *sim = arg;
+    unsigned idle = 0;
+    while (__atomic_load_n(&sim->running, __ATOMIC_ACQUIRE)) {
+        __atomic_fetch_add(&sim->round, 1, __ATOMIC_SEQ_CST);   /* odd: inside */
+        const struct dma_map *m = __atomic_load_n(&sim->map, __ATOMIC_SEQ_CST);
+        int64_t now = now_ns();
+        unsigned work = 0;
+        for (unsigned i = 0; i < sim->nports; i++)
+            work += port_pass(sim->ports[i], m, now);
+        __atomic_fetch_add(&sim->round, 1, __ATOMIC_SEQ_CST);   /* even: outside */
+        if (work) {
+            idle = 0;
+            continue;
+        }
+        if (LD(&sim->busy) || ++idle < 200) {
+            for (int k = 0; k < 16; k++)
+                cpu_relax();
+            continue;
+        }
+        struct timespec ts = {0, 50000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+/* ---- reset ------------------------------------------------------------------ */
+static void set_own_mac(struct ixsim_port *p)
+{
+    uint32_t ral = reg(p, R_RAL(0)), rah = reg(p, R_RAH(0));
+    uint64_t v = (uint64_t)ral | ((uint64_t)(rah & 0xFFFF) << 32);
+    if (rah & RAH_AV)
+        v |= 1ull << 63;
+    ST(&p->own_mac, v);
+}
+
+static void ring_stop(struct ixsim_port *p, struct ring *q, uint64_t *mask, unsigned qi)
+{
+    __atomic_fetch_and(mask, ~(1ull << qi), __ATOMIC_SEQ_CST);
+    __atomic_store_n(&q->enabled, 0, __ATOMIC_SEQ_CST);
+    (void)p;
+}
+
+/* Registers to their defaults (8.2.3, "Init val"), queues stopped. Caller
+ * holds p->lock. */
+static void port_reset(struct ixsim_port *p, int64_t now)
+{
+    for (unsigned i = 0; i < IXSIM_NUM_QUEUES; i++) {
+        ring_stop(p, &p->tx[i], &p->txmask, i);
+        ring_stop(p, &p->rx[i], &p->rxmask, i);
+    }
+    ST(&p->rxen, 0);
+    ST(&p->te, 0);
+    ST(&p->link_up_at, NEVER);
+    quiesce(p->sim);
+    rx_lock(p);     /* an inject in flight finishes first */
+    memset(p->regs, 0, IXSIM_BAR0_SIZE);
+    for (unsigned i = 0; i < IXSIM_NUM_QUEUES; i++) {
+        struct ring *t = &p->tx[i], *r = &p->rx[i];
+        memset(t, 0, sizeof(*t));
+        memset(r, 0, sizeof(*r));
+        reg_set(p, R_SRRCTL(i), 0x00000402);   /* BSIZEHEADER 256 B, BSIZEPACKET 2 KiB, legacy */
+    }
+    memset(&p->acc, 0, sizeof(p->acc));
+    memset(&p->wacc, 0, sizeof(p->wacc));
+    rx_unlock(p);
+    /* clear the device statistics */
+    uint64_t *s = (uint64_t *)&p->st;
+    for (size_t i = 0; i < sizeof(p->st) / 8; i++)
+        XCHG0(&s[i]);
+    p->gorc_hi = p->gotc_hi = 0;
+    memset(p->qbrc_hi, 0, sizeof(p->qbrc_hi));
+    memset(p->qbtc_hi, 0, sizeof(p->qbtc_hi));
+
+    reg_set(p, R_HLREG0, HLREG0_TXCRCEN | HLREG0_RXCRCSTRP | HLREG0_TXPADEN);
+    reg_set(p, R_MAXFRS, 1518u << 16);
+    reg_set(p, R_RDRXCTL, 0x8u << 17);        /* RSCFRSTSIZE defaults to nonzero */
+    reg_set(p, R_RXPBSIZE(0), 0x200u << 10);   /* 512 KiB */
+    reg_set(p, R_TXPBSIZE(0), 0xA0u << 10);    /* 160 KiB */
+    reg_set(p, R_DTXMXSZRQ, 0x10);
+    reg_set(p, R_AUTOC, 0);
+    reg_set(p, R_RAL(0), (uint32_t)p->mac[0] | (uint32_t)p->mac[1] << 8 |
+                         (uint32_t)p->mac[2] << 16 | (uint32_t)p->mac[3] << 24);
+    reg_set(p, R_RAH(0), RAH_AV | p->mac[4] | (uint32_t)p->mac[5] << 8);
+    set_own_mac(p);
+    ST(&p->fctrl, 0);
+    ST(&p->hlreg0, reg(p, R_HLREG0));
+    ST(&p->maxfrs, reg(p, R_MAXFRS));
+    ST(&p->ev_ard, 1);
+    ST(&p->ev_dmaidone, 1);
+    ST(&p->ev_link, 0);
+    ST(&p->rst_until, now);
+}
+
+/* ---- queue enable ------------------------------------------------------------ */
+/* Validate and latch a ring. Returns 1 if it may be enabled. */
+static int ring_check(struct ixsim_port *p, const char *ctl, const char *pre, unsigned qi,
+                      uint32_t bal, uint32_t bah, uint32_t len, uint8_t **va)
+{
+    uint64_t base = (uint64_t)bah << 32 | bal;
+    if (len == 0) {
+        ERR(p, "%s[%u].ENABLE set while %sLEN[%u] is 0", ctl, qi, pre, qi);
+        return 0;
+    }
+    if (len % 128) {
+        ERR(p, "%s[%u].ENABLE set while %sLEN[%u]=%u is not a multiple of 128", ctl, qi, pre, qi, len);
+        return 0;
+    }
+    if (base % 128) {
+        ERR(p, "%s[%u].ENABLE set while %sBA[%u]=0x%llx is not 128-byte aligned", ctl, qi, pre, qi,
+            (unsigned long long)base);
+        return 0;
+    }
+    pthread_mutex_lock(&p->sim->map_lock);
+    const struct dma_ent *hint = NULL;
+    *va = dma_find(p->sim->map, &hint, base, len);
+    pthread_mutex_unlock(&p->sim->map_lock);
+    if (!*va) {
+        ERR(p, "%s[%u].ENABLE set while the ring %sBA[%u]=0x%llx+%sLEN %u is outside the DMA map",
+            ctl, qi, pre, qi, (unsigned long long)base, pre, len);
+        return 0;
+    }
+    return 1;
+}
+
+static uint32_t stat_index(struct ixsim_port *p, uint32_t base, unsigned qi)
+{
+    return (reg(p, base + 4 * (qi / 4)) >> (8 * (qi % 4))) & 0xF;
+}
+
+static void rxdctl_write(struct ixsim_port *p, unsigned qi, uint32_t v)
+{
+    struct ring *q = &p->rx[qi];
+    int was = LD(&q->enabled);
+    if ((v & RXDCTL_ENABLE) && !was) {
+        uint8_t *va;
+        uint32_t srrctl = reg(p, R_SRRCTL(qi));
+        uint32_t len = reg(p, R_RDLEN(qi));
+        if (!ring_check(p, "RXDCTL", "RD", qi, reg(p, R_RDBAL(qi)), reg(p, R_RDBAH(qi)), len, &va)) {
+            v &= ~RXDCTL_ENABLE;
+        } else if (SRRCTL_DESCTYPE(srrctl) != 1) {
+            ERR(p, "RXDCTL[%u].ENABLE set while SRRCTL[%u].DESCTYPE=%u: only advanced one-buffer (001b) is modelled",
+                qi, qi, SRRCTL_DESCTYPE(srrctl));
+            v &= ~RXDCTL_ENABLE;
+        } else if ((srrctl & SRRCTL_BSIZEPKT_MASK) == 0) {
+            ERR(p, "RXDCTL[%u].ENABLE set while SRRCTL[%u].BSIZEPACKET is 0", qi, qi);
+            v &= ~RXDCTL_ENABLE;
+        } else {
+            q->ring = va;
+            q->size = len / 16;
+            q->bsize = (srrctl & SRRCTL_BSIZEPKT_MASK) * 1024;
+            q->drop_en = !!(srrctl & SRRCTL_DROP_EN);
+            q->stat = stat_index(p, 0x02300, qi);
+            ST(&q->faulted, 0);
+            q->bme_reported = 0;
+            if (LD(&q->head) >= q->size || LD(&q->tail) >= q->size) {
+                ERR(p, "RXDCTL[%u].ENABLE set while RDH/RDT[%u] lie beyond the ring", qi, qi);
+                v &= ~RXDCTL_ENABLE;
+            } else {
+                rx_lock(p);
+                __atomic_store_n(&q->enabled, 1, __ATOMIC_SEQ_CST);
+                rx_unlock(p);
+                __atomic_fetch_or(&p->rxmask, 1ull << qi, __ATOMIC_SEQ_CST);
+                EVT(p, "RXDCTL[%u].ENABLE", qi);
+            }
+        }
+    } else if (!(v & RXDCTL_ENABLE) && was) {
+        ring_stop(p, q, &p->rxmask, qi);
+        quiesce(p->sim);
+        rx_lock(p);
+        rx_unlock(p);
+    }
+    reg_set(p, R_RXDCTL(qi), v);
+}
+
+static void txdctl_write(struct ixsim_port *p, unsigned qi, uint32_t v)
+{
+    struct ring *q = &p->tx[qi];
+    int was = LD(&q->enabled);
+    if ((v & TXDCTL_ENABLE) && !was) {
+        uint8_t *va;
+        uint32_t len = reg(p, R_TDLEN(qi));
+        if (!(LD(&p->te))) {
+            /* 4.6.8: DMATXCTL.TE before the first TXDCTL.ENABLE */
+            ERR(p, "TXDCTL[%u].ENABLE set while DMATXCTL.TE is 0", qi);
+            v &= ~TXDCTL_ENABLE;
+        } else if (!ring_check(p, "TXDCTL", "TD", qi, reg(p, R_TDBAL(qi)), reg(p, R_TDBAH(qi)), len, &va)) {
+            v &= ~TXDCTL_ENABLE;
+        } else {
+            q->ring = va;
+            q->size = len / 16;
+            q->stat = stat_index(p, 0x08600, qi);
+            ST(&q->faulted, 0);
+            q->bme_reported = 0;
+            q->paylen_reported = 0;
+            if (LD(&q->head) >= q->size || LD(&q->tail) >= q->size) {
+                ERR(p, "TXDCTL[%u].ENABLE set while TDH/TDT[%u] lie beyond the ring", qi, qi);
+                v &= ~TXDCTL_ENABLE;
+            } else {
+                __atomic_store_n(&q->enabled, 1, __ATOMIC_SEQ_CST);
+                __atomic_fetch_or(&p->txmask, 1ull << qi, __ATOMIC_SEQ_CST);
+                EVT(p, "TXDCTL[%u].ENABLE", qi);
+            }
+        }
+    } else if (!(v & TXDCTL_ENABLE) && was) {
+        ring_stop(p, q, &p->txmask, qi);
+        quiesce(p->sim);
+    }
+    reg_set(p, R_TXDCTL(qi), v);
+}
+
+static int rdrxctl_ok(struct ixsim_port *p, uint32_t v, const char *why)
+{
+    /* 8.2.3.8.8 RDRXCTL: RSCFRSTSIZE must be 0, RSCACKC and FCOE_WRFIX must be 1,
+     * CRCSTRIP must match HLREG0.RXCRCSTRP. */
+    if (v & RDRXCTL_RSCFRSTSIZE) {
+        ERR(p, "%s: RDRXCTL.RSCFRSTSIZE=0x%x must be 0", why, (v & RDRXCTL_RSCFRSTSIZE) >> 17);
+        return 0;
+    }
+    if (!(v & RDRXCTL_RSCACKC)) {
+        ERR(p, "%s: RDRXCTL.RSCACKC must be 1", why);
+        return 0;
+    }
+    if (!(v & RDRXCTL_FCOE_WRFIX)) {
+        ERR(p, "%s: RDRXCTL.FCOE_WRFIX must be 1", why);
+        return 0;
+    }
+    if (!!(v & RDRXCTL_CRCSTRIP) != !!(reg(p, R_HLREG0) & HLREG0_RXCRCSTRP)) {
+        ERR(p, "%s: RDRXCTL.CRCSTRIP=%u differs from HLREG0.RXCRCSTRP=%u", why,
+            !!(v & RDRXCTL_CRCSTRIP), !!(reg(p, R_HLREG0) & HLREG0_RXCRCSTRP));
+        return 0;
+    }
+    return 1;
+}
+
+static void tail_write(struct ixsim_port *p, struct ring *q, const char *name, unsigned qi,
+                       uint32_t lenreg, uint32_t v)
+{
+    uint32_t size = LD(&q->enabled) ? q->size : reg(p, lenreg) / 16;
+    if (v != 0 && v >= size) {
+        ERR(p, "%s[%u]=%u written beyond the ring of %u descriptors (ignored)", name, qi, v, size);
+        return;
+    }
+    STR(&q->tail, v);
+}
+
+static void head_write(struct ixsim_port *p, struct ring *q, const char *name, unsigned qi, uint32_t v)
+{
+    if (LD(&q->enabled)) {
+        ERR(p, "%s[%u] written while the queue is enabled (ignored)", name, qi);
+        return;
+    }
+    if (v & ~0xFFFFu) {
+        ERR(p, "%s[%u]=0x%x has reserved bits 31:16 set (ignored)", name, qi, v);
+        return;
+    }
+    ST(&q->head, v);
+}
+
+/* ---- BAR0 ------------------------------------------------------------------------ */
+static int bad_offset(struct ixsim_port *p, uint32_t off, const char *what)
+{
+    if (off >= IXSIM_BAR0_SIZE || (off & 3)) {
+        ERR(p, "%s at BAR0 offset 0x%x: outside the 128 KiB BAR or not 32-bit aligned", what, off);
+        return 1;
+    }
+    return 0;
+}
+
+static uint32_t stat_read64(uint64_t *ctr, uint32_t *hi, int high)
+{
+    if (high) {
+        uint32_t v = *hi;
+        *hi = 0;
+        return v;
+    }
+    uint64_t v = XCHG0(ctr);
+    *hi = (uint32_t)(v >> 32);
+    return (uint32_t)v;
+}
+
+static inline uint32_t sat32(uint64_t v) { return v > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)v; }
+
+uint32_t ixsim_read32(void *ctx, uint32_t off)
+{
+    struct ixsim_port *p = ctx;
+    if (bad_offset(p, off, "read"))
+        return 0xFFFFFFFF;
+    int64_t now = now_ns();
+    int in_reset = now < LD(&p->rst_until);
+    /* per-queue registers */
+    if (off >= 0x1000 && off < 0x1000 + 0x40 * IXSIM_NUM_QUEUES) {
+        unsigned qi = (off - 0x1000) / 0x40;
+        switch ((off - 0x1000) % 0x40) {
+        case 0x10: return LDA(&p->rx[qi].head);
+        case 0x18: return LD(&p->rx[qi].tail);
+        case 0x30: if (qi < NSTAT) return sat32(XCHG0(&p->st.qprc[qi])); break;
+        case 0x34: if (qi < NSTAT) return stat_read64(&p->st.qbrc[qi], &p->qbrc_hi[qi], 0); break;
+        case 0x38: if (qi < NSTAT) return stat_read64(&p->st.qbrc[qi], &p->qbrc_hi[qi], 1); break;
+        }
+        return reg(p, off);
+    }
+    if (off >= 0x1430 && off < 0x1430 + 0x40 * NSTAT && (off - 0x1430) % 0x40 == 0)
+        return sat32(XCHG0(&p->st.qprdc[(off - 0x1430) / 0x40]));
+    if (off >= 0x6000 && off < 0x6000 + 0x40 * IXSIM_NUM_QUEUES) {
+        unsigned qi = (off - 0x6000) / 0x40;
+        switch ((off - 0x6000) % 0x40) {
+        case 0x10: return LDA(&p->tx[qi].head);
+        case 0x18: return LD(&p->tx[qi].tail);
+        }
+        return reg(p, off);
+    }
+    if (off >= R_SRRCTL_ALIAS(0) && off < R_SRRCTL_ALIAS(16))
+        return reg(p, R_SRRCTL((off - R_SRRCTL_ALIAS(0)) / 4));
+    if (off >= R_RXMPC(0) && off < R_RXMPC(8))
+        return sat32(XCHG0(&p->st.rxmpc[(off - R_RXMPC(0)) / 4]));
+    if (off >= R_QPTC(0) && off < R_QPTC(NSTAT))
+        return sat32(XCHG0(&p->st.qptc[(off - R_QPTC(0)) / 4]));
+    if (off >= R_QBTC_L(0) && off < R_QBTC_L(NSTAT)) {
+        unsigned i = (off - R_QBTC_L(0)) / 8;
+        return stat_read64(&p->st.qbtc[i], &p->qbtc_hi[i], off & 4);
+    }
+    switch (off) {
+    case R_CTRL:
+        return reg(p, R_CTRL) | (in_reset ? CTRL_RST : 0);
+    case R_STATUS: {
+        uint32_t v = (p->index & 1) << 2;                 /* LAN ID */
+        if (link_is_up(p, now))
+            v |= 1u << 7;                                 /* LinkUp */
+        if (LD(&p->pci_command) & 4)
+            v |= 1u << 19;                                /* GIO master enable status */
+        return v;
+    }
+    case R_EEC: {
+        int done = !in_reset;
+        if (done && __atomic_exchange_n(&p->ev_ard, 0, __ATOMIC_RELAXED))
+            EVT(p, "EEC.ARD");
+        return EEC_PRES | (done ? EEC_ARD : 0);
+    }
+    case R_RDRXCTL: {
+        int done = !in_reset;
+        if (done && __atomic_exchange_n(&p->ev_dmaidone, 0, __ATOMIC_RELAXED))
+            EVT(p, "RDRXCTL.DMAIDONE");
+        return reg(p, R_RDRXCTL) | (done ? RDRXCTL_DMAIDONE : 0);
+    }
+    case R_LINKS: {
+        if (!link_is_up(p, now))
+            return 0;
+        if (__atomic_exchange_n(&p->ev_link, 0, __ATOMIC_RELAXED))
+            EVT(p, "LINKS.LINK_UP");
+        return LINKS_UP | LD(&p->link_speed) << 28 | LINKS_STATUS;
+    }
+    case R_EICR:
+        return __atomic_exchange_n(&p->regs[R_EICR >> 2], 0, __ATOMIC_RELAXED);
+    case R_EIMC:
+        return 0;
+    case R_GPRC: return sat32(XCHG0(&p->st.gprc));
+    case R_BPRC: return sat32(XCHG0(&p->st.bprc));
+    case R_MPRC: return sat32(XCHG0(&p->st.mprc));
+    case R_GPTC: return sat32(XCHG0(&p->st.gptc));
+    case R_RUC: return sat32(XCHG0(&p->st.ruc));
+    case R_ROC: return sat32(XCHG0(&p->st.roc));
+    case R_TPR: return sat32(XCHG0(&p->st.tpr));
+    case R_TPT: return sat32(XCHG0(&p->st.tpt));
+    case R_GORCL: return stat_read64(&p->st.gorc, &p->gorc_hi, 0);
+    case R_GORCH: return stat_read64(&p->st.gorc, &p->gorc_hi, 1);
+    case R_GOTCL: return stat_read64(&p->st.gotc, &p->gotc_hi, 0);
+    case R_GOTCH: return stat_read64(&p->st.gotc, &p->gotc_hi, 1);
+    }
+    return reg(p, off);
+}
+
+static void write_locked(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t now)
+{
+    if (off == R_CTRL && (v & (CTRL_RST | CTRL_LRST))) {
+        /* 4.2.1.6 software reset: registers to defaults, RST self-clears */
+        EVT(p, "CTRL.RST");
+        port_reset(p, now);
+        ST(&p->rst_until, now + RESET_NS);
+        reg_set(p, R_CTRL, v & ~(CTRL_RST | CTRL_LRST));
+        return;
+    }
+    if (now < LD(&p->rst_until)) {
+        ERR(p, "write of 0x%x to BAR0 offset 0x%x while CTRL.RST is in progress (ignored)", v, off);
+        return;
+    }
+    if (off >= 0x1000 && off < 0x1000 + 0x40 * IXSIM_NUM_QUEUES) {
+        unsigned qi = (off - 0x1000) / 0x40;
+        switch ((off - 0x1000) % 0x40) {
+        case 0x10: head_write(p, &p->rx[qi], "RDH", qi, v); return;
+        case 0x28: rxdctl_write(p, qi, v); return;
+        }
+        reg_set(p, off, v);
+        return;
+    }
+    if (off >= 0x6000 && off < 0x6000 + 0x40 * IXSIM_NUM_QUEUES) {
+        unsigned qi = (off - 0x6000) / 0x40;
+        switch ((off - 0x6000) % 0x40) {
+        case 0x10: head_write(p, &p->tx[qi], "TDH", qi, v); return;
+        case 0x28: txdctl_write(p, qi, v); return;
+        }
+        reg_set(p, off, v);
+        return;
+    }
+    if (off >= R_SRRCTL_ALIAS(0) && off < R_SRRCTL_ALIAS(16)) {
+        reg_set(p, R_SRRCTL((off - R_SRRCTL_ALIAS(0)) / 4), v);
+        return;
+    }
+    switch (off) {
+    case R_CTRL:
+        reg_set(p, off, v);
+        return;
+    case R_STATUS: case R_EEC: case R_LINKS:
+        return;  /* read-only */
+    case R_EIMS:
+        if (v & (1u << 31))
+            ERR(p, "EIMS bit 31 is reserved: write 0x%08x", v);
+        __atomic_fetch_or(&p->regs[R_EIMS >> 2], v & 0x7FFFFFFF, __ATOMIC_RELAXED);
+        return;
+    case R_EIMC:
+        /* 8.2.3.5.4 EIMC: bit 31 reserved */
+        if (v & (1u << 31))
+            ERR(p, "EIMC bit 31 is reserved: write 0x%08x (mask all with 0x7FFFFFFF)", v);
+        __atomic_fetch_and(&p->regs[R_EIMS >> 2], ~(v & 0x7FFFFFFF), __ATOMIC_RELAXED);
+        return;
+    case R_EICR:
+        __atomic_fetch_and(&p->regs[R_EICR >> 2], ~v, __ATOMIC_RELAXED);   /* write 1 to clear */
+        return;
+    case R_EICS:
+        __atomic_fetch_or(&p->regs[R_EICR >> 2], v & 0x7FFFFFFF, __ATOMIC_RELAXED);
+        return;
+    case R_AUTOC: {
+        reg_set(p, off, v & ~AUTOC_RESTART_AN);
+        if (v & AUTOC_RESTART_AN) {
+            uint32_t lms = AUTOC_LMS(v);
+            EVT(p, "AUTOC.RESTART_AN");
+            /* LMS 000/010/110: 1 GbE modes; the rest: 10 GbE */
+            ST(&p->link_speed, (lms == 0 || lms == 2 || lms == 6) ? 2u : 3u);
+            int64_t d = LD(&p->link_delay_us);
+            ST(&p->link_up_at, d < 0 ? NEVER : now + d * 1000);
+            ST(&p->ev_link, 1);
+        }
+        return;
+    }
+    case R_HLREG0:
+        reg_set(p, off, v);
+        ST(&p->hlreg0, v);
+        return;
+    case R_MAXFRS:
+        reg_set(p, off, v);
+        ST(&p->maxfrs, v);
+        return;
+    case R_FCTRL: {
+        uint32_t old = reg(p, R_FCTRL);
+        if (v != old && LD(&p->rxen)) {
+            /* 8.2.3.7.1: FCTRL may change only while RXCTRL.RXEN is 0 */
+            ERR(p, "FCTRL changed from 0x%x to 0x%x while RXCTRL.RXEN is 1 (ignored)", old, v);
+            return;
+        }
+        reg_set(p, off, v);
+        ST(&p->fctrl, v);
+        if ((v ^ old) & FCTRL_UPE)
+            EVT(p, (v & FCTRL_UPE) ? "FCTRL.UPE=1" : "FCTRL.UPE=0");
+        return;
+    }
+    case R_RDRXCTL:
+        v &= ~RDRXCTL_DMAIDONE;   /* read-only status */
+        if (LD(&p->rxen) && !rdrxctl_ok(p, v, "RDRXCTL written while RXCTRL.RXEN is 1"))
+            return;
+        reg_set(p, off, v);
+        return;
+    case R_RXCTRL: {
+        uint32_t was = LD(&p->rxen);
+        if ((v & RXCTRL_RXEN) && !was) {
+            if (!rdrxctl_ok(p, reg(p, R_RDRXCTL), "RXCTRL.RXEN set (refused)"))
+                v &= ~RXCTRL_RXEN;
+            else
+                EVT(p, "RXCTRL.RXEN");
+        }
+        reg_set(p, off, v);
+        ST(&p->rxen, v & RXCTRL_RXEN);
+        if (was && !(v & RXCTRL_RXEN)) {
+            rx_lock(p);   /* no rx in flight when this returns */
+            rx_unlock(p);
+        }
+        return;
+    }
+    case R_DTXMXSZRQ:
+        if (v & 0xF000u) {
+            ERR(p, "DTXMXSZRQ bits 15:12 are reserved: write 0x%x (use at most 0xFFF)", v);
+            v &= ~0xF000u;
+        }
+        reg_set(p, off, v);
+        return;
+    case R_DMATXCTL: {
+        uint32_t was = LD(&p->te);
+        reg_set(p, off, v);
+        ST(&p->te, v & DMATXCTL_TE);
+        if ((v & DMATXCTL_TE) && !was)
+            EVT(p, "DMATXCTL.TE");
+        return;
+    }
+    case R_RAL(0): case R_RAH(0):
+        reg_set(p, off, v);
+        set_own_mac(p);
+        return;
+    }
+    reg_set(p, off, v);
+}
+
+void ixsim_write32(void *ctx, uint32_t off, uint32_t v)
+{
+    struct ixsim_port *p = ctx;
+    if (bad_offset(p, off, "write"))
+        return;
+    /* tails: the hot path, no lock */
+    if (off >= 0x1000 && off < 0x1000 + 0x40 * IXSIM_NUM_QUEUES && (off - 0x1000) % 0x40 == 0x18) {
+        unsigned qi = (off - 0x1000) / 0x40;
+        tail_write(p, &p->rx[qi], "RDT", qi, R_RDLEN(qi), v);
+        return;
+    }
+    if (off >= 0x6000 && off < 0x6000 + 0x40 * IXSIM_NUM_QUEUES && (off - 0x6000) % 0x40 == 0x18) {
+        unsigned qi = (off - 0x6000) / 0x40;
+        tail_write(p, &p->tx[qi], "TDT", qi, R_TDLEN(qi), v);
+        return;
+    }
+    pthread_mutex_lock(&p->lock);
+    write_locked(p, off, v, now_ns());
+    pthread_mutex_unlock(&p->lock);
+}
+
+const struct ixy_reg_ops *ixsim_reg_ops(struct ixsim_port *port)
+{
+    return &port->ops;
+}
+
+/* ---- PCI configuration space --------------------------------------------------- */
+uint32_t ixsim_config_read(struct ixsim_port *p, uint32_t off, unsigned size)
+{
+    if (!(size == 1 || size == 2 || size == 4) || off % size || off + size > 256) {
+        ERR(p, "config read of %u bytes at 0x%x: bad size or alignment", size, off);
+        return 0xFFFFFFFF;
+    }
+    uint8_t cs[256] = {0};
+    wr32(cs + 0x00, 0x10FB8086);                       /* device, vendor */
+    uint16_t cmd = LD(&p->pci_command);
+    memcpy(cs + 0x04, &cmd, 2);
+    cs[0x06] = 0;
+    wr32(cs + 0x08, 0x02000001);                       /* class 0x020000, revision 1 */
+    cs[0x0E] = 0x80;                                    /* header type 0, multi-function */
+    wr32(cs + 0x10, 0x0000000C);                       /* BAR0: 64-bit prefetchable memory */
+    wr32(cs + 0x2C, 0x00038086);                       /* subsystem */
+    cs[0x3D] = 1;                                       /* INTA */
+    uint32_t v = 0;
+    memcpy(&v, cs + off, size);
+    return v;
+}
+
+void ixsim_config_write(struct ixsim_port *p, uint32_t off, unsigned size, uint32_t value)
+{
+    if (!(size == 1 || size == 2 || size == 4) || off % size || off + size > 256) {
+        ERR(p, "config write of %u bytes at 0x%x: bad size or alignment", size, off);
+        return;
+    }
+    /* only COMMAND (offset 4, 16 bits) is writable in the model */
+    for (unsigned i = 0; i < size; i++) {
+        uint32_t o = off + i;
+        uint8_t b = (value >> (8 * i)) & 0xFF;
+        if (o == 4 || o == 5) {
+            uint16_t cmd = LD(&p->pci_command);
+            cmd = o == 4 ? (cmd & 0xFF00) | b : (cmd & 0x00FF) | (uint16_t)b << 8;
+            cmd &= 0x0547;   /* IO, MEM, BME, parity, SERR, INTx disable */
+            __atomic_store_n(&p->pci_command, cmd, __ATOMIC_SEQ_CST);
+        }
+    }
+}
+
+/* ---- life cycle ------------------------------------------------------------------ */
+static void port_free(struct ixsim_port *p)
+{
+    if (!p)
+        return;
+    free(p->regs);
+    free(p->src_frame);
+    free(p->scratch);
+    pthread_mutex_destroy(&p->lock);
+    pthread_mutex_destroy(&p->log_lock);
+    free(p);
+}
+
+struct ixsim *ixsim_create(unsigned nports, const uint8_t base_mac[6])
+{
+    if (nports == 0 || nports > IXSIM_MAX_PORTS)
+        return NULL;
+    pthread_once(&crc_once, crc_init);
+    struct ixsim *sim = calloc(1, sizeof(*sim));
+    if (!sim)
+        return NULL;
+    sim->nports = nports;
+    pthread_mutex_init(&sim->map_lock, NULL);
+    pthread_mutex_init(&sim->life_lock, NULL);
+    for (unsigned i = 0; i < nports; i++) {
+        struct ixsim_port *p = calloc(1, sizeof(*p));
+        if (!p)
+            goto fail;
+        sim->ports[i] = p;
+        p->sim = sim;
+        p->index = i;
+        p->ops.read32 = ixsim_read32;
+        p->ops.write32 = ixsim_write32;
+        p->ops.ctx = p;
+        pthread_mutex_init(&p->lock, NULL);
+        pthread_mutex_init(&p->log_lock, NULL);
+        p->regs = calloc(1, IXSIM_BAR0_SIZE);
+        p->src_frame = calloc(1, IXSIM_MAX_FRAME + 8);
+        p->scratch = calloc(1, IXSIM_MAX_FRAME + 64);
+        if (!p->regs || !p->src_frame || !p->scratch)
+            goto fail;
+        memcpy(p->mac, base_mac, 6);
+        p->mac[5] = (uint8_t)(base_mac[5] + i);
+        p->link_delay_us = DEFAULT_LINK_DELAY_US;
+        p->pci_command = 0;            /* MEM and BME off until the driver enables them */
+        p->src_seq_off = -1;
+        port_reset(p, now_ns());       /* power-up: EEPROM already read, DMA init done */
+        p->ev_ard = p->ev_dmaidone = 0;
+    }
+    return sim;
+fail:
+    for (unsigned i = 0; i < nports; i++)
+        port_free(sim->ports[i]);
+    free(sim);
+    return NULL;
+}
+
+void ixsim_destroy(struct ixsim *sim)
+{
+    if (!sim)
+        return;
+    ixsim_stop(sim);
+    for (unsigned i = 0; i < sim->nports; i++)
+        port_free(sim->ports[i]);
+    free(sim->map);
+    pthread_mutex_destroy(&sim->map_lock);
+    pthread_mutex_destroy(&sim->life_lock);
+    free(sim);
+}
+
+struct ixsim_port *ixsim_port(struct ixsim *sim, unsigned index)
+{
+    return index < sim->nports ? sim->ports[index] : NULL;
+}
+
+unsigned ixsim_num_ports(const struct ixsim *sim) { return sim->nports; }
+
+int ixsim_start(struct ixsim *sim)
+{
+    int rc = 0;
+    pthread_mutex_lock(&sim->life_lock);
+    if (!LD(&sim->running)) {
+        __atomic_store_n(&sim->running, 1, __ATOMIC_RELEASE);
+        rc = pthread_create(&sim->thread, NULL, worker, sim);
+        if (rc)
+            __atomic_store_n(&sim->running, 0, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&sim->life_lock);
+    return rc;
+}
+
+void ixsim_stop(struct ixsim *sim)
+{
+    pthread_mutex_lock(&sim->life_lock);
+    if (LD(&sim->running)) {
+        __atomic_store_n(&sim->running, 0, __ATOMIC_RELEASE);
+        pthread_join(sim->thread, NULL);
+    }
+    pthread_mutex_unlock(&sim->life_lock);
+}
+
+void ixsim_set_busy_poll(struct ixsim *sim, int busy) { ST(&sim->busy, !!busy); }
+
+/* ---- DMA map ---------------------------------------------------------------------- */
+static void map_replace(struct ixsim *sim, struct dma_map *nm)
+{
+    struct dma_map *old = sim->map;
+    __atomic_store_n(&sim->map, nm, __ATOMIC_SEQ_CST);
+    quiesce(sim);
+    free(old);
+}
+
+int ixsim_dma_map(struct ixsim *sim, uint64_t dma_addr, void *vaddr, uint64_t len)
+{
+    if (len == 0 || !vaddr || dma_addr + len < dma_addr)
+        return EINVAL;
+    pthread_mutex_lock(&sim->map_lock);
+    struct dma_map *m = sim->map;
+    unsigned n = m ? m->n : 0;
+    for (unsigned i = 0; i < n; i++) {
+        const struct dma_ent *e = &m->e[i];
+        if (dma_addr < e->dma + e->len && e->dma < dma_addr + len) {
+            pthread_mutex_unlock(&sim->map_lock);
+            return EEXIST;
+        }
+    }
+    struct dma_map *nm = malloc(sizeof(*nm) + (n + 1) * sizeof(struct dma_ent));
+    if (!nm) {
+        pthread_mutex_unlock(&sim->map_lock);
+        return ENOMEM;
+    }
+    nm->n = n + 1;
+    if (n)
+        memcpy(nm->e, m->e, n * sizeof(struct dma_ent));
+    nm->e[n] = (struct dma_ent){dma_addr, len, vaddr};
+    map_replace(sim, nm);
+    pthread_mutex_unlock(&sim->map_lock);
+    return 0;
+}
+
+int ixsim_dma_unmap(struct ixsim *sim, uint64_t dma_addr, uint64_t len)
+{
+    pthread_mutex_lock(&sim->map_lock);
+    struct dma_map *m = sim->map;
+    unsigned n = m ? m->n : 0, k = 0;
+    struct dma_map *nm = malloc(sizeof(*nm) + (n ? n : 1) * sizeof(struct dma_ent));
+    if (!nm) {
+        pthread_mutex_unlock(&sim->map_lock);
+        return ENOMEM;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        const struct dma_ent *e = &m->e[i];
+        if (e->dma >= dma_addr && e->dma + e->len <= dma_addr + len)
+            continue;
+        nm->e[k++] = *e;
+    }
+    nm->n = k;
+    if (k == n) {
+        free(nm);
+        pthread_mutex_unlock(&sim->map_lock);
+        return ENOENT;
+    }
+    /* a queue whose ring is being unmapped faults (an IOMMU fault on real hardware) */
+    for (unsigned pi = 0; pi < sim->nports; pi++) {
+        struct ixsim_port *p = sim->ports[pi];
+        for (unsigned qi = 0; qi < IXSIM_NUM_QUEUES; qi++) {
+            for (int rx = 0; rx < 2; rx++) {
+                struct ring *q = rx ? &p->rx[qi] : &p->tx[qi];
+                if (!LD(&q->enabled))
+                    continue;
+                uint64_t base = (uint64_t)reg(p, rx ? R_RDBAH(qi) : R_TDBAH(qi)) << 32 |
+                                reg(p, rx ? R_RDBAL(qi) : R_TDBAL(qi));
+                if (base < dma_addr + len && dma_addr < base + (uint64_t)q->size * 16) {
+                    ERR(p, "DMA unmap of 0x%llx+%llu while %s[%u] uses it for its ring (queue stopped)",
+                        (unsigned long long)dma_addr, (unsigned long long)len, rx ? "RXDCTL" : "TXDCTL", qi);
+                    ring_stop(p, q, rx ? &p->rxmask : &p->txmask, qi);
+                    ST(&q->faulted, 1);
+                    reg_set(p, rx ? R_RXDCTL(qi) : R_TXDCTL(qi),
+                            reg(p, rx ? R_RXDCTL(qi) : R_TXDCTL(qi)) & ~RXDCTL_ENABLE);
+                }
+            }
+        }
+        rx_lock(p);
+        rx_unlock(p);
+    }
+    map_replace(sim, nm);
+    pthread_mutex_unlock(&sim->map_lock);
+    return 0;
+}
+
+/* ---- the wire ------------------------------------------------------------------------ */
+static void wire_detach(struct ixsim_port *p)
+{
+    __atomic_store_n(&p->wire, WIRE_SINK, __ATOMIC_SEQ_CST);
+    quiesce(p->sim);
+    rx_lock(p);
+    rx_unlock(p);
+}
+
+void ixsim_wire_sink(struct ixsim_port *p)
+{
+    struct ixsim_port *peer = LD(&p->peer);
+    wire_detach(p);
+    ST(&p->peer, NULL);
+    if (peer && peer != p && LD(&peer->peer) == p) {
+        wire_detach(peer);
+        ST(&peer->peer, NULL);
+    }
+}
+
+void ixsim_wire_pair(struct ixsim_port *a, struct ixsim_port *b)
+{
+    ixsim_wire_sink(a);
+    ixsim_wire_sink(b);
+    ST(&a->peer, b);
+    ST(&b->peer, a);
+    __atomic_store_n(&a->wire, WIRE_PAIR, __ATOMIC_RELEASE);
+    __atomic_store_n(&b->wire, WIRE_PAIR, __ATOMIC_RELEASE);
+}
+
+void ixsim_wire_source(struct ixsim_port *p, const uint8_t *frame, uint32_t len,
+                       uint64_t count, int seq_offset)
+{
+    ixsim_wire_sink(p);
+    if (len > IXSIM_MAX_FRAME)
+        len = IXSIM_MAX_FRAME;
+    memcpy(p->src_frame, frame, len);
+    p->src_len = len;
+    p->src_count = count;
+    p->src_sent = 0;
+    p->src_seq = 0;
+    p->src_seq_off = (seq_offset >= 0 && (uint32_t)seq_offset + 8 <= len) ? seq_offset : -1;
+    if (seq_offset >= 0 && p->src_seq_off < 0)
+        ERR(p, "wire_source: sequence offset %d does not fit a %u-byte frame (no sequence numbers)",
+            seq_offset, len);
+    __atomic_store_n(&p->wire, WIRE_SOURCE, __ATOMIC_RELEASE);
+}
+
+int ixsim_inject(struct ixsim_port *p, const uint8_t *frame, uint32_t len)
+{
+    if (len > IXSIM_MAX_FRAME)
+        return 0;
+    struct ixsim *sim = p->sim;
+    pthread_mutex_lock(&sim->map_lock);
+    const struct dma_ent *hint = NULL;
+    rx_lock(p);
+    int r = rx_frame(p, sim->map, &hint, frame, len, NULL, now_ns());
+    rx_unlock(p);
+    pthread_mutex_unlock(&sim->map_lock);
+    return r;
+}
+
+void ixsim_set_link_delay(struct ixsim_port *p, int64_t usec)
+{
+    ST(&p->link_delay_us, usec);
+}
+
+void ixsim_get_wire_stats(struct ixsim_port *p, struct ixsim_wire_stats *out)
+{
+    out->tx_packets = LD(&p->wst.tx_packets);
+    out->tx_bytes = LD(&p->wst.tx_bytes);
+    out->rx_packets = LD(&p->wst.rx_packets);
+    out->rx_bytes = LD(&p->wst.rx_bytes);
+    out->rx_no_desc_drops = LD(&p->wst.rx_no_desc_drops);
+    out->rx_filtered = LD(&p->wst.rx_filtered);
+}
+
+/* ---- logs -------------------------------------------------------------------------------- */
+unsigned ixsim_error_count(struct ixsim_port *p) { return __atomic_load_n(&p->nerr, __ATOMIC_ACQUIRE); }
+const char *ixsim_error(struct ixsim_port *p, unsigned i) { return i < ixsim_error_count(p) ? p->errs[i] : NULL; }
+void ixsim_clear_errors(struct ixsim_port *p)
+{
+    pthread_mutex_lock(&p->log_lock);
+    __atomic_store_n(&p->nerr, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&p->log_lock);
+}
+unsigned ixsim_event_count(struct ixsim_port *p) { return __atomic_load_n(&p->nev, __ATOMIC_ACQUIRE); }
+const char *ixsim_event(struct ixsim_port *p, unsigned i) { return i < ixsim_event_count(p) ? p->evts[i] : NULL; }
+void ixsim_clear_events(struct ixsim_port *p)
+{
+    pthread_mutex_lock(&p->log_lock);
+    __atomic_store_n(&p->nev, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&p->log_lock);
+}

@@ -1,2 +1,259 @@
 # cython: language_level=3
-"""Python wrapper of the 82599 device model (csrc/sim/ixgbe_model.c). Placeholder until the model lands."""
+"""Python wrapper of the 82599 device model (csrc/sim/ixgbe_model.c).
+
+``Sim`` owns the model (ports, worker thread, DMA map); ``SimPort`` is one
+port: its PCI config space, its BAR0 registers, its wire and its logs."""
+from cpython.pycapsule cimport PyCapsule_New
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+
+
+cdef extern from "ixy_regs.h" nogil:
+    struct ixy_reg_ops:
+        pass
+
+cdef extern from "ixgbe_model.h" nogil:
+    struct ixsim:
+        pass
+    struct ixsim_port:
+        pass
+    struct ixsim_wire_stats:
+        uint64_t tx_packets, tx_bytes, rx_packets, rx_bytes, rx_no_desc_drops, rx_filtered
+    int IXSIM_MAX_PORTS
+    int IXSIM_MAX_FRAME
+    ixsim *ixsim_create(unsigned nports, const uint8_t *base_mac)
+    void ixsim_destroy(ixsim *sim)
+    ixsim_port *ixsim_get_port "ixsim_port"(ixsim *sim, unsigned index)
+    unsigned ixsim_num_ports(const ixsim *sim)
+    int ixsim_start(ixsim *sim)
+    void ixsim_stop(ixsim *sim)
+    void ixsim_set_busy_poll(ixsim *sim, int busy)
+    int ixsim_dma_map(ixsim *sim, uint64_t dma_addr, void *vaddr, uint64_t len)
+    int ixsim_dma_unmap(ixsim *sim, uint64_t dma_addr, uint64_t len)
+    uint32_t ixsim_config_read(ixsim_port *port, uint32_t offset, unsigned size)
+    void ixsim_config_write(ixsim_port *port, uint32_t offset, unsigned size, uint32_t value)
+    uint32_t ixsim_read32(void *port, uint32_t offset)
+    void ixsim_write32(void *port, uint32_t offset, uint32_t value)
+    const ixy_reg_ops *ixsim_reg_ops(ixsim_port *port)
+    void ixsim_wire_sink(ixsim_port *port)
+    void ixsim_wire_pair(ixsim_port *a, ixsim_port *b)
+    void ixsim_wire_source(ixsim_port *port, const uint8_t *frame, uint32_t len,
+                           uint64_t count, int seq_offset)
+    int ixsim_inject(ixsim_port *port, const uint8_t *frame, uint32_t len)
+    void ixsim_set_link_delay(ixsim_port *port, int64_t usec)
+    void ixsim_get_wire_stats(ixsim_port *port, ixsim_wire_stats *out)
+    unsigned ixsim_error_count(ixsim_port *port)
+    const char *ixsim_error(ixsim_port *port, unsigned index)
+    void ixsim_clear_errors(ixsim_port *port)
+    unsigned ixsim_event_count(ixsim_port *port)
+    const char *ixsim_event(ixsim_port *port, unsigned index)
+    void ixsim_clear_events(ixsim_port *port)
+
+import os as _os
+
+REG_OPS_CAPSULE = "ixypy.reg_ops"
+cdef const char *_CAPSULE_NAME = "ixypy.reg_ops"
+
+
+cdef class Sim:
+    """An 82599 model with ``nports`` ports (MACs: ``mac`` + port index) and
+    one worker thread playing the DMA engines (see :meth:`start`)."""
+    cdef ixsim *sim
+    cdef readonly int nports
+    cdef list _ports
+
+    def __cinit__(self, int nports=1, bytes mac=b"\x02\x00\x00\x00\x00\x00"):
+        self.sim = NULL
+        if len(mac) != 6:
+            raise ValueError("mac must be 6 bytes")
+        if nports < 1 or nports > IXSIM_MAX_PORTS:
+            raise ValueError(f"nports must be 1..{IXSIM_MAX_PORTS}")
+        self.sim = ixsim_create(<unsigned> nports, <const uint8_t *> mac)
+        if self.sim == NULL:
+            raise MemoryError("ixsim_create failed")
+        self.nports = nports
+        self._ports = [SimPort._new(self, i) for i in range(nports)]
+
+    def __dealloc__(self):
+        if self.sim != NULL:
+            with nogil:
+                ixsim_destroy(self.sim)
+            self.sim = NULL
+
+    cdef ixsim *_get(self) except NULL:
+        if self.sim == NULL:
+            raise ValueError("Sim is closed")
+        return self.sim
+
+    def port(self, int i):
+        """Port ``i`` (0-based)."""
+        self._get()
+        if i < 0 or i >= self.nports:
+            raise IndexError(f"port {i} out of range 0..{self.nports - 1}")
+        return self._ports[i]
+
+    def start(self) -> None:
+        """Start the worker thread (idempotent)."""
+        cdef int rc = ixsim_start(self._get())
+        if rc:
+            raise OSError(rc, _os.strerror(rc))
+
+    def stop(self) -> None:
+        """Stop the worker thread; waits for it (idempotent)."""
+        cdef ixsim *s = self._get()
+        with nogil:
+            ixsim_stop(s)
+
+    def close(self) -> None:
+        """Stop the worker and free the model (idempotent)."""
+        cdef ixsim *s = self.sim
+        self.sim = NULL
+        if s != NULL:
+            with nogil:
+                ixsim_destroy(s)
+
+    @property
+    def closed(self) -> bool:
+        return self.sim == NULL
+
+    def set_busy_poll(self, bint busy) -> None:
+        """Spin without sleeping when idle (benchmarks) or not (default)."""
+        ixsim_set_busy_poll(self._get(), busy)
+
+    def dma_map(self, uint64_t dma_addr, size_t vaddr, uint64_t length) -> None:
+        """Let the device reach ``length`` bytes at host ``vaddr`` as ``dma_addr``."""
+        cdef ixsim *s = self._get()
+        cdef int rc
+        with nogil:
+            rc = ixsim_dma_map(s, dma_addr, <void *> vaddr, length)
+        if rc:
+            raise OSError(rc, f"dma_map({dma_addr:#x}, {length}): {_os.strerror(rc)}")
+
+    def dma_unmap(self, uint64_t dma_addr, uint64_t length) -> None:
+        """Remove the mappings inside [dma_addr, dma_addr + length)."""
+        cdef ixsim *s = self._get()
+        cdef int rc
+        with nogil:
+            rc = ixsim_dma_unmap(s, dma_addr, length)
+        if rc:
+            raise OSError(rc, f"dma_unmap({dma_addr:#x}, {length}): {_os.strerror(rc)}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+cdef class SimPort:
+    """One 82599 port of a :class:`Sim`."""
+    cdef readonly int index
+    cdef readonly Sim sim
+
+    @staticmethod
+    cdef SimPort _new(Sim sim, int index):
+        cdef SimPort p = SimPort.__new__(SimPort)
+        p.sim = sim
+        p.index = index
+        return p
+
+    def __init__(self):
+        raise TypeError("use Sim.port(i)")
+
+    cdef ixsim_port *_p(self) except NULL:
+        return ixsim_get_port(self.sim._get(), self.index)
+
+    def reg_ops(self):
+        """PyCapsule "ixypy.reg_ops" for ``ixypy._fastpath.Bar(ops=...)``.
+        Keep this port (or its Sim) alive while the capsule is used."""
+        return PyCapsule_New(<void *> ixsim_reg_ops(self._p()), _CAPSULE_NAME, NULL)
+
+    def read32(self, uint32_t off) -> int:
+        """Read a BAR0 register."""
+        cdef ixsim_port *p = self._p()
+        cdef uint32_t v
+        with nogil:
+            v = ixsim_read32(p, off)
+        return v
+
+    def write32(self, uint32_t off, uint32_t value) -> None:
+        """Write a BAR0 register."""
+        cdef ixsim_port *p = self._p()
+        with nogil:
+            ixsim_write32(p, off, value)
+
+    def config_read(self, uint32_t off, unsigned size=4) -> int:
+        """Read 1, 2 or 4 bytes of PCI configuration space."""
+        return ixsim_config_read(self._p(), off, size)
+
+    def config_write(self, uint32_t off, unsigned size, uint32_t value) -> None:
+        """Write 1, 2 or 4 bytes of PCI configuration space."""
+        cdef ixsim_port *p = self._p()
+        with nogil:
+            ixsim_config_write(p, off, size, value)
+
+    def wire_sink(self) -> None:
+        """tx is counted and discarded; nothing arrives (the default)."""
+        cdef ixsim_port *p = self._p()
+        with nogil:
+            ixsim_wire_sink(p)
+
+    def wire_pair(self, SimPort other) -> None:
+        """Cable this port to ``other`` (itself: loopback)."""
+        if other.sim is not self.sim:
+            raise ValueError("both ports must belong to the same Sim")
+        cdef ixsim_port *a = self._p()
+        cdef ixsim_port *b = other._p()
+        with nogil:
+            ixsim_wire_pair(a, b)
+
+    def wire_source(self, bytes frame, uint64_t count=0, int seq_offset=-1) -> None:
+        """A generator sends ``count`` copies of ``frame`` (0: forever) as fast
+        as rx descriptors free up; a 64-bit LE sequence number at ``seq_offset``."""
+        if len(frame) > IXSIM_MAX_FRAME:
+            raise ValueError(f"frame longer than {IXSIM_MAX_FRAME} bytes")
+        cdef ixsim_port *p = self._p()
+        cdef const uint8_t *f = frame
+        cdef uint32_t n = len(frame)
+        with nogil:
+            ixsim_wire_source(p, f, n, count, seq_offset)
+
+    def inject(self, bytes frame) -> bool:
+        """One frame arrives now; True if written to rx descriptors."""
+        cdef ixsim_port *p = self._p()
+        cdef const uint8_t *f = frame
+        cdef uint32_t n = len(frame)
+        cdef int r
+        with nogil:
+            r = ixsim_inject(p, f, n)
+        return r != 0
+
+    def set_link_delay(self, int64_t usec) -> None:
+        """Time from AUTOC.RESTART_AN to LINKS.LINK_UP; < 0: never up."""
+        ixsim_set_link_delay(self._p(), usec)
+
+    def wire_stats(self) -> dict:
+        """What crossed the cable (model's own counters, not clear-on-read)."""
+        cdef ixsim_wire_stats st
+        ixsim_get_wire_stats(self._p(), &st)
+        return st
+
+    def errors(self) -> list:
+        """Things real hardware would not accept, oldest first."""
+        cdef ixsim_port *p = self._p()
+        cdef unsigned i, n = ixsim_error_count(p)
+        return [ixsim_error(p, i).decode() for i in range(n)]
+
+    def clear_errors(self) -> None:
+        ixsim_clear_errors(self._p())
+
+    def events(self) -> list:
+        """Bring-up milestones in the order the driver caused them."""
+        cdef ixsim_port *p = self._p()
+        cdef unsigned i, n = ixsim_event_count(p)
+        return [ixsim_event(p, i).decode() for i in range(n)]
+
+    def clear_events(self) -> None:
+        ixsim_clear_events(self._p())
+
+    def __repr__(self):
+        return f"<SimPort {self.index} of {self.sim.nports}>"
