@@ -133,12 +133,13 @@ class IntelDevice(Device):
         return IntelTxQueue(self.regs.bar, regs.tail, self._ring_memory.memory, offset, self.num_tx_desc)
 
     def _start_rx_queue(self, n: int) -> None:
-        """Buffers into every descriptor, enable, then hand all but one to the NIC."""
+        """Buffers into every descriptor, head to 0 while the queue is still
+        disabled, enable, then hand all descriptors but one to the NIC."""
         q, regs = self.rx_queues[n], self.rx_queue_regs(n)
         tail = q.fill()
+        self.regs.write(regs.head, 0)
         self.regs.set_flags(regs.ctl, self.QUEUE_ENABLE)
         self.regs.wait_set(regs.ctl, self.QUEUE_ENABLE, self.QUEUE_ENABLE_TIMEOUT)
-        self.regs.write(regs.head, 0)
         self.regs.write(regs.tail, tail)
 
     def _start_tx_queue(self, n: int) -> None:

@@ -48,6 +48,7 @@ ROC = 0x040AC
 def RXPBSIZE(n: int) -> int: return 0x03C00 + 4 * n
 def TXPBSIZE(n: int) -> int: return 0x0CC00 + 4 * n
 def RXMPC(n: int) -> int: return 0x03FA0 + 4 * n
+def QPRDC(n: int) -> int: return 0x01430 + 0x40 * n     # 16 counters, queues mapped by RQSMR
 
 
 def _rxq(n: int) -> int:
@@ -62,7 +63,6 @@ def RDH(n: int) -> int: return _rxq(n) + 0x10
 def SRRCTL(n: int) -> int: return _rxq(n) + 0x14
 def RDT(n: int) -> int: return _rxq(n) + 0x18
 def RXDCTL(n: int) -> int: return _rxq(n) + 0x28
-def QPRDC(n: int) -> int: return _rxq(n) + 0x30
 def TDBAL(n: int) -> int: return 0x06000 + 0x40 * n
 def TDBAH(n: int) -> int: return 0x06004 + 0x40 * n
 def TDLEN(n: int) -> int: return 0x06008 + 0x40 * n
@@ -286,7 +286,7 @@ class IxgbeDevice(IntelDevice):
         rx_bytes |= r(GORCH) << 32
         tx_bytes = r(GOTCL)
         tx_bytes |= r(GOTCH) << 32
-        dropped = sum(r(QPRDC(n)) for n in range(self.num_rx_queues)) + sum(r(RXMPC(n)) for n in range(8))
+        dropped = sum(r(QPRDC(n)) for n in range(16)) + sum(r(RXMPC(n)) for n in range(8))
         return DeviceStats(rx_packets=r(GPRC), tx_packets=r(GPTC), rx_bytes=rx_bytes, tx_bytes=tx_bytes,
                            rx_dropped=dropped, rx_errors=r(ROC))
 
