@@ -130,3 +130,15 @@ class InterruptsUnavailable(IxyError):
     """Interrupts were asked for where they cannot work (UIO, no MSI-X, too few vectors)."""
 
     default_hint = "interrupts need VFIO: bind the NIC with `ixypy bind ADDR --vfio`, or open it with interrupts=False"
+
+
+class BindFailed(DeviceError):
+    """A kernel driver did not take the device; the previous binding was restored."""
+
+    default_hint = "look at the end of `dmesg` for the driver's probe error; vfio-pci needs an IOMMU group (boot with intel_iommu=on or amd_iommu=on)"
+
+
+class BarError(IxyError, ValueError):
+    """A BAR used the wrong way: an I/O-port BAR mapped as memory, a memory BAR opened as ports, or an empty BAR."""
+
+    default_hint = "map memory BARs with map_bar(n) and open I/O-port BARs with ioport(n); the sysfs `resource` file shows which is which (flags 0x100 = I/O, 0x200 = memory)"
