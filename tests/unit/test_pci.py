@@ -2,15 +2,13 @@
 import os
 import subprocess
 import sys
-import tempfile
 import textwrap
-from pathlib import Path
 
 import pytest
 from hypothesis import given, strategies as st
 
-from conftest import ADDR
-from fakesysfs import IO, MEM, FakeSysfs
+from conftest import ADDR, SRC
+from fakesysfs import IO, MEM
 from ixypy import pci
 from ixypy.errors import (
     BarError,
@@ -24,7 +22,6 @@ from ixypy.errors import (
     UnsupportedDevice,
 )
 
-SRC = str(Path(pci.__file__).resolve().parents[1])
 
 
 # ---------------------------------------------------------------- addresses
@@ -424,22 +421,6 @@ def _run_unprivileged(code: str) -> subprocess.CompletedProcess:
         os.setgroups([]); os.setgid(65534); os.setuid(65534)
     """).format(src=SRC) + textwrap.dedent(code)
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-
-
-@pytest.fixture
-def public_fake():
-    """A fake tree in a directory user nobody can traverse."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to drop to user nobody")
-    top = Path(tempfile.mkdtemp(prefix="ixypy-perm-"))
-    os.chmod(top, 0o755)
-    fs = FakeSysfs(top)
-    for p in [top, *top.rglob("*")]:
-        if p.is_dir() and not p.is_symlink():
-            os.chmod(p, 0o755)
-    yield fs
-    import shutil
-    shutil.rmtree(top)
 
 
 def test_unreadable_sysfs_is_permission_denied(public_fake):
