@@ -331,13 +331,20 @@ class PciDevice:
         except (FileNotFoundError, ValueError):
             return None
 
+    def _interface_dirs(self) -> List[Path]:
+        # ixgbe/igb: ADDR/net/IF; virtio-net: ADDR/virtioN/net/IF
+        dirs = []
+        for net in [self.path / "net", *sorted(self.path.glob("virtio*/net"))]:
+            try:
+                dirs.extend(net.iterdir())
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+        return sorted(dirs, key=lambda p: p.name)
+
     @property
     def interfaces(self) -> List[str]:
-        """Kernel network interfaces of this device (``net/*``)."""
-        try:
-            return sorted(p.name for p in (self.path / "net").iterdir())
-        except FileNotFoundError:
-            return []
+        """Kernel network interfaces of this device (``net/*``, ``virtio*/net/*``)."""
+        return [p.name for p in self._interface_dirs()]
 
     # ---- is the NIC carrying traffic?
     def _routed_interfaces(self) -> Set[str]:
@@ -353,13 +360,13 @@ class PciDevice:
         """Interfaces of this NIC that are up and carry an IPv4 route."""
         routed = self._routed_interfaces()
         busy = []
-        for name in self.interfaces:
+        for d in self._interface_dirs():
             try:
-                state = _read_sysfs(self.path / "net" / name / "operstate")
+                state = _read_sysfs(d / "operstate")
             except FileNotFoundError:
                 continue
-            if state in ("up", "unknown") and name in routed:
-                busy.append(name)
+            if state in ("up", "unknown") and d.name in routed:
+                busy.append(d.name)
         return busy
 
     def check_not_busy(self) -> None:
@@ -680,3 +687,16 @@ def choose_method(dev: PciDevice, requested: str = "auto") -> str:
     if dev.iommu_group is not None and module_available(VFIO_DRIVER, dev.sysfs_root):
         return "vfio"
     return "uio"
+
+
+def _main() -> int:
+    """``python -m ixypy.pci``: list network devices (read-only)."""
+    for dev in list_devices():
+        print(f"{dev.address} {dev.vendor_id:04x}:{dev.device_id:04x} driver={dev.driver} "
+              f"iommu_group={dev.iommu_group} if={','.join(dev.interfaces) or '-'} "
+              f"method={choose_method(dev)} busy={','.join(dev.busy_interfaces()) or 'no'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

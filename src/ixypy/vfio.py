@@ -623,3 +623,42 @@ def open_device(address: object, method: str = "auto", *, force: bool = False,
         return VfioDevice(dev.address, sysfs_root=sysfs_root, dev_root=dev_root)
     dev.bind_uio(force=force)
     return dev
+
+
+def describe(dev: VfioDevice) -> str:
+    """A few lines about an open VFIO device (regions, MSI-X, IOVA width):
+    what a guest smoke test prints."""
+    lines = [repr(dev)]
+    for i in list(range(6)) + [VFIO_PCI_CONFIG_REGION_INDEX]:
+        r = dev.region_info(i)
+        if r.size:
+            kind = "config" if i == VFIO_PCI_CONFIG_REGION_INDEX else ("io" if dev.bar_is_io(i) else "mem")
+            lines.append(f"  region {i}: {kind} size={r.size:#x} offset={r.offset:#x} flags={r.flags:#x}")
+    lines.append(f"  msix vectors: {dev.irq_info(VFIO_PCI_MSIX_IRQ_INDEX).count}")
+    lines.append(f"  iova width: {dev.container.iova_width}")
+    return "\n".join(lines)
+
+
+def _main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m ixypy.vfio ADDR [--release]``: bind ADDR to vfio-pci, open
+    it, print what VFIO reports; with --release hand it back to its kernel
+    driver afterwards. For the guest tests; needs root and an IOMMU."""
+    import sys
+    args = list(sys.argv[1:] if argv is None else argv)
+    release = "--release" in args
+    args = [a for a in args if a != "--release"]
+    if len(args) != 1:
+        print("usage: python -m ixypy.vfio ADDR [--release]", file=sys.stderr)
+        return 2
+    dev = open_device(args[0], "vfio")
+    assert isinstance(dev, VfioDevice)
+    print(describe(dev), flush=True)
+    dev.close()
+    get_container().close()
+    if release:
+        print(f"released to: {pci.PciDevice(args[0]).release()}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

@@ -278,6 +278,16 @@ def test_busy_interface_with_route(fake):
     assert dev.driver == "vfio-pci"
 
 
+def test_busy_virtio_interface_under_virtio_dir(fake):
+    d = fake.add_device(ADDR, vendor=0x1AF4, device=0x1000, driver="virtio-pci", net={"eth0": "up"})
+    assert (d / "virtio0/net/eth0/operstate").exists()
+    fake.set_routes(["eth0"])
+    dev = pci.PciDevice(ADDR, sysfs_root=fake.sys, proc_root=fake.proc)
+    assert dev.interfaces == ["eth0"]
+    with pytest.raises(DeviceBusy, match="eth0"):
+        dev.bind_uio()
+
+
 @pytest.mark.parametrize("state,routes", [("down", ["enp3s0"]), ("up", ["other0"]), ("up", [])])
 def test_not_busy(fake, state, routes):
     fake.add_device(ADDR, net={"enp3s0": state})

@@ -343,3 +343,9 @@ def test_open_device_binds_and_opens(fake, fv):
     vfio.get_container(fv.dev).close()
     u = vfio.open_device(ADDR, "uio", sysfs_root=fake.sys, dev_root=fv.dev)
     assert isinstance(u, pci.PciDevice) and fake.bound(ADDR) == "uio_pci_generic"
+
+
+def test_describe(vdev):
+    text = vfio.describe(vdev)
+    assert "region 0: io size=0x20" in text and "region 1: mem size=0x1000" in text
+    assert "region 7: config" in text and "msix vectors: 4" in text and "iova width: 39" in text
