@@ -433,9 +433,10 @@ class PciDevice:
         if self.driver is None:
             _write_sysfs(self._driver_dir(name) / "bind", self.address)
 
-    def _restore(self, previous: Optional[str]) -> Optional[str]:
-        """Undo a failed bind: clear the override, detach whatever holds the
-        device, re-attach ``previous``. Returns a problem description or None."""
+    def _restore(self, previous: Optional[str], attempted: str) -> Optional[str]:
+        """Undo a failed bind to ``attempted``: clear the override (or the
+        new_id), detach whatever holds the device, re-attach ``previous``.
+        Returns a problem description or None."""
         problems = []
         override = self.path / "driver_override"
         if override.exists():
@@ -443,6 +444,11 @@ class PciDevice:
                 _write_sysfs(override, "\n")
             except (OSError, PermissionDenied) as e:
                 problems.append(f"clear driver_override: {e}")
+        else:
+            try:
+                _write_sysfs(self._driver_dir(attempted) / "remove_id", f"{self.vendor_id:04x} {self.device_id:04x}")
+            except (OSError, PermissionDenied):
+                pass  # the id was never added, or the driver is gone
         current = self.driver
         if current is not None and current != previous:
             try:
@@ -487,7 +493,7 @@ class PciDevice:
             error = e
         except OSError as e:
             error = BindFailed(f"{self.address}: binding to {driver} failed: {e.strerror or e}")
-        problem = self._restore(previous)
+        problem = self._restore(previous, driver)
         was = previous or "no driver"
         error.message += f"; restored {was}" if problem is None else f"; restoring {was} failed too: {problem}"
         raise error

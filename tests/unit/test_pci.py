@@ -202,6 +202,17 @@ def test_failed_bind_restores_previous_driver(fake, nic):
     ]
 
 
+def test_failed_new_id_bind_removes_the_id_again(fake):
+    fake.add_device(ADDR, override=False)
+    fake.refuse.add("vfio-pci")
+    dev = pci.PciDevice(ADDR, sysfs_root=fake.sys)
+    with pytest.raises(BindFailed, match="restored ixgbe"):
+        dev.bind_vfio()
+    assert fake.written("vfio-pci/new_id") == ["8086 10fb"]
+    assert fake.written("vfio-pci/remove_id") == ["8086 10fb"] and fake.new_ids == set()
+    assert dev.driver == "ixgbe"
+
+
 def test_failed_bind_of_unbound_device_leaves_it_unbound(fake):
     fake.add_device(ADDR, driver=None)
     fake.refuse.add("uio_pci_generic")
