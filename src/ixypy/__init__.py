@@ -30,14 +30,13 @@ def open(address: str, rx_queues: int = 1, tx_queues: int = 1, *, method: str = 
         from . import sim
 
         bus = sim.attach(address)
+        driver = driver_for(*bus.ids)
     else:
         from .bus import attach_pci
+        from .pci import PciDevice
 
-        bus = attach_pci(address, method)
-    try:
-        driver = driver_for(*bus.ids)
-    except BaseException:
-        bus.close()
-        raise
+        dev = PciDevice(address).require_network()
+        driver = driver_for(*dev.ids)      # refuse before touching its binding
+        bus = attach_pci(dev.address, method)
     return driver(bus, rx_queues, tx_queues, num_rx_desc=num_rx_desc, num_tx_desc=num_tx_desc,
                   mempool=mempool, promisc=promisc)

@@ -9,10 +9,8 @@ from __future__ import annotations
 from typing import Tuple
 
 from ._fastpath import Bar, PortIo
-from .memory import DmaAllocator
-
-PCI_COMMAND = 0x04
-PCI_COMMAND_MASTER = 0x4     # bus master enable: the device may DMA
+from .memory import DmaAllocator, HugepageAllocator, VfioAllocator
+from .pci import PCI_COMMAND, PCI_COMMAND_MASTER
 
 
 class Bus:
@@ -46,3 +44,43 @@ class Bus:
     def close(self) -> None:
         """Release DMA memory and the device (after its DMA has stopped)."""
         self.dma.release_all()
+
+
+class PciBus(Bus):
+    """A real PCI function, bound to uio_pci_generic (physical DMA addresses
+    from pagemap) or vfio-pci (IOVAs in the process's VFIO container)."""
+
+    def __init__(self, dev) -> None:
+        from .vfio import VfioDevice
+
+        self.dev = dev
+        self.address = dev.address
+        self.ids = (dev.pci if isinstance(dev, VfioDevice) else dev).ids
+        self.supports_interrupts = isinstance(dev, VfioDevice)
+        self.dma = VfioAllocator(dev.container) if self.supports_interrupts else HugepageAllocator()
+
+    def bar(self, index: int) -> Bar:
+        return self.dev.map_bar(index).bar()
+
+    def ioport(self, index: int) -> PortIo:
+        return self.dev.ioport(index)
+
+    def config_read(self, offset: int, size: int) -> int:
+        return self.dev.config_read(offset, size)
+
+    def config_write(self, offset: int, size: int, value: int) -> None:
+        self.dev.config_write(offset, size, value)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.dev.close()
+
+
+def attach_pci(address: str, method: str = "auto", force: bool = False) -> PciBus:
+    """Bind the NIC for user-space access (method "auto", "uio" or "vfio"; a
+    NIC already bound to one of them stays so) and open it."""
+    from .vfio import open_device
+
+    return PciBus(open_device(address, method, force=force))

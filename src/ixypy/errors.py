@@ -39,7 +39,7 @@ class DeviceNotFound(IxyError):
 class UnsupportedDevice(IxyError):
     """The device exists but is not a NIC ixypy drives."""
 
-    default_hint = "ixypy drives Intel 82599/X540/X550 (ixgbe) and legacy virtio-net; see `ixypy devices`"
+    default_hint = "`ixypy devices` lists the NICs on this machine and which ones ixypy drives"
 
 
 class PermissionDenied(IxyError, PermissionError):
