@@ -234,5 +234,78 @@ def capture(dev: str, file: Path, count: Optional[int], duration: Optional[float
         meter.summary(written=written)
 
 
+@main.command()
+@json_option
+def devices(as_json: bool) -> None:
+    """List PCI network devices and whether ixypy drives them."""
+    from .drivers import supported_ids
+    from .pci import list_devices
+
+    known = supported_ids()
+    rows = []
+    for dev in list_devices():
+        driver_cls, model = known.get(dev.ids, (None, ""))
+        rows.append({"address": dev.address, "id": f"{dev.vendor_id:04x}:{dev.device_id:04x}", "name": model,
+                     "driver": dev.driver or "", "interfaces": dev.interfaces, "busy": dev.busy_interfaces(),
+                     "ixypy": driver_cls.driver_name if driver_cls else ""})
+    if as_json:
+        print(json.dumps(rows))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="PCI network devices")
+    for col in ("address", "vendor:device", "name", "kernel driver", "interfaces", "ixypy driver"):
+        table.add_column(col)
+    for r in rows:
+        ifaces = ", ".join(f"{i} (in use)" if i in r["busy"] else i for i in r["interfaces"])
+        table.add_row(r["address"], r["id"], r["name"], r["driver"], ifaces, r["ixypy"] or "unsupported")
+    Console().print(table)
+
+
+@main.command()
+@click.argument("address")
+@click.option("--vfio", "method", flag_value="vfio", help="Bind to vfio-pci (IOMMU; works without root afterwards).")
+@click.option("--uio", "method", flag_value="uio", help="Bind to uio_pci_generic (needs root to run).")
+@click.option("--force", is_flag=True, help="Unbind even if the NIC's interface is up and carries a route.")
+def bind(address: str, method: Optional[str], force: bool) -> None:
+    """Hand a NIC to ixypy: unbind its kernel driver, bind vfio-pci or uio_pci_generic."""
+    from .drivers import driver_for
+    from .pci import PciDevice, choose_method
+
+    dev = PciDevice(address).require_network()
+    driver_for(*dev.ids)        # a NIC ixypy cannot drive stays with its driver
+    method = choose_method(dev, method or "auto")
+    before = dev.driver
+    (dev.bind_vfio if method == "vfio" else dev.bind_uio)(force=force)
+    print(f"{dev.address}: {before or 'no driver'} -> {dev.driver}")
+    if method == "vfio":
+        print(f"VFIO group file: /dev/vfio/{dev.iommu_group} (chown it to let a user run ixypy)")
+
+
+@main.command()
+@click.argument("address")
+def unbind(address: str) -> None:
+    """Give a NIC back to its kernel driver."""
+    from .pci import PciDevice
+
+    dev = PciDevice(address).require_network()
+    before = dev.driver
+    after = dev.release()
+    print(f"{dev.address}: {before or 'no driver'} -> {after or 'no driver (kernel module not loaded?)'}")
+
+
+@main.command()
+@click.argument("count", type=click.IntRange(min=0))
+@click.option("--mount", "mount_point", type=click.Path(file_okay=False, path_type=Path), default=Path("/mnt/huge"),
+              show_default=True, help="Where to mount hugetlbfs (with 0 pages: nothing is mounted).")
+def hugepages(count: int, mount_point: Path) -> None:
+    """Reserve COUNT 2 MiB hugepages and mount hugetlbfs."""
+    from .memory import reserve_hugepages
+
+    reserved, mounted = reserve_hugepages(count, mount_point)
+    print(f"{reserved} hugepages of 2 MiB reserved" + (f", hugetlbfs mounted at {mounted}" if mounted else ""))
+
+
 if __name__ == "__main__":
     main()

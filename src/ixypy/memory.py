@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import struct
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional
@@ -144,6 +145,28 @@ def hugepage_counts(sysfs: Path = HUGEPAGES_SYSFS) -> tuple:
         return (int((sysfs / "nr_hugepages").read_text()), int((sysfs / "free_hugepages").read_text()))
     except OSError:
         return (0, 0)
+
+
+def reserve_hugepages(count: int, mount_point: Path, sysfs: Path = HUGEPAGES_SYSFS) -> tuple:
+    """Reserve count 2 MiB hugepages and mount hugetlbfs at mount_point
+    unless one is mounted already. Returns (pages reserved, mount or None)."""
+    try:
+        (sysfs / "nr_hugepages").write_text(str(count))
+    except PermissionError as err:
+        raise PermissionDenied(f"cannot reserve hugepages: {err.strerror}", "run `sudo ixypy hugepages N`") from err
+    reserved, _ = hugepage_counts(sysfs)
+    if reserved < count:
+        raise HugepagesUnavailable(f"only {reserved} of {count} hugepages could be reserved (memory is fragmented or short)",
+                                   "ask for fewer pages, or reserve them early after boot (kernel option hugepages=N)")
+    mounted = next(hugetlbfs_mounts(), None)
+    if count and mounted is None:
+        mount_point.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(["mount", "-t", "hugetlbfs", "-o", "pagesize=2M", "hugetlbfs", str(mount_point)],
+                                capture_output=True, text=True)
+        if result.returncode:
+            raise HugepagesUnavailable(f"mounting hugetlbfs at {mount_point} failed: {result.stderr.strip()}")
+        mounted = mount_point
+    return reserved, mounted
 
 
 def _hugepage_error(size: int, err: OSError) -> Exception:
