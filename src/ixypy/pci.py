@@ -331,13 +331,20 @@ class PciDevice:
         except (FileNotFoundError, ValueError):
             return None
 
+    def _interface_dirs(self) -> List[Path]:
+        # ixgbe/igb: ADDR/net/IF; virtio-net: ADDR/virtioN/net/IF
+        dirs = []
+        for net in [self.path / "net", *sorted(self.path.glob("virtio*/net"))]:
+            try:
+                dirs.extend(net.iterdir())
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+        return sorted(dirs, key=lambda p: p.name)
+
     @property
     def interfaces(self) -> List[str]:
-        """Kernel network interfaces of this device (``net/*``)."""
-        try:
-            return sorted(p.name for p in (self.path / "net").iterdir())
-        except FileNotFoundError:
-            return []
+        """Kernel network interfaces of this device (``net/*``, ``virtio*/net/*``)."""
+        return [p.name for p in self._interface_dirs()]
 
     # ---- is the NIC carrying traffic?
     def _routed_interfaces(self) -> Set[str]:
@@ -353,13 +360,13 @@ class PciDevice:
         """Interfaces of this NIC that are up and carry an IPv4 route."""
         routed = self._routed_interfaces()
         busy = []
-        for name in self.interfaces:
+        for d in self._interface_dirs():
             try:
-                state = _read_sysfs(self.path / "net" / name / "operstate")
+                state = _read_sysfs(d / "operstate")
             except FileNotFoundError:
                 continue
-            if state in ("up", "unknown") and name in routed:
-                busy.append(name)
+            if state in ("up", "unknown") and d.name in routed:
+                busy.append(d.name)
         return busy
 
     def check_not_busy(self) -> None:
@@ -426,9 +433,10 @@ class PciDevice:
         if self.driver is None:
             _write_sysfs(self._driver_dir(name) / "bind", self.address)
 
-    def _restore(self, previous: Optional[str]) -> Optional[str]:
-        """Undo a failed bind: clear the override, detach whatever holds the
-        device, re-attach ``previous``. Returns a problem description or None."""
+    def _restore(self, previous: Optional[str], attempted: str) -> Optional[str]:
+        """Undo a failed bind to ``attempted``: clear the override (or the
+        new_id), detach whatever holds the device, re-attach ``previous``.
+        Returns a problem description or None."""
         problems = []
         override = self.path / "driver_override"
         if override.exists():
@@ -436,6 +444,11 @@ class PciDevice:
                 _write_sysfs(override, "\n")
             except (OSError, PermissionDenied) as e:
                 problems.append(f"clear driver_override: {e}")
+        else:
+            try:
+                _write_sysfs(self._driver_dir(attempted) / "remove_id", f"{self.vendor_id:04x} {self.device_id:04x}")
+            except (OSError, PermissionDenied):
+                pass  # the id was never added, or the driver is gone
         current = self.driver
         if current is not None and current != previous:
             try:
@@ -480,7 +493,7 @@ class PciDevice:
             error = e
         except OSError as e:
             error = BindFailed(f"{self.address}: binding to {driver} failed: {e.strerror or e}")
-        problem = self._restore(previous)
+        problem = self._restore(previous, driver)
         was = previous or "no driver"
         error.message += f"; restored {was}" if problem is None else f"; restoring {was} failed too: {problem}"
         raise error
@@ -680,3 +693,16 @@ def choose_method(dev: PciDevice, requested: str = "auto") -> str:
     if dev.iommu_group is not None and module_available(VFIO_DRIVER, dev.sysfs_root):
         return "vfio"
     return "uio"
+
+
+def _main() -> int:
+    """``python -m ixypy.pci``: list network devices (read-only)."""
+    for dev in list_devices():
+        print(f"{dev.address} {dev.vendor_id:04x}:{dev.device_id:04x} driver={dev.driver} "
+              f"iommu_group={dev.iommu_group} if={','.join(dev.interfaces) or '-'} "
+              f"method={choose_method(dev)} busy={','.join(dev.busy_interfaces()) or 'no'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

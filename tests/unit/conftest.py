@@ -1,4 +1,7 @@
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,8 @@ from fakesysfs import FakeSysfs  # noqa: E402
 from ixypy import pci  # noqa: E402
 
 ADDR = "0000:03:00.0"
+#: the directory holding the ixypy package, for subprocesses
+SRC = str(Path(pci.__file__).resolve().parents[1])
 
 
 @pytest.fixture
@@ -33,3 +38,18 @@ def fake(tmp_path, monkeypatch):
 def nic(fake):
     fake.add_device(ADDR, net={"eth0": "down"})
     return pci.PciDevice(ADDR, sysfs_root=fake.sys, proc_root=fake.proc)
+
+
+@pytest.fixture
+def public_fake():
+    """A fake tree in a directory user nobody can traverse."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop to user nobody")
+    top = Path(tempfile.mkdtemp(prefix="ixypy-perm-"))
+    os.chmod(top, 0o755)
+    fs = FakeSysfs(top)
+    for p in [top, *top.rglob("*")]:
+        if p.is_dir() and not p.is_symlink():
+            os.chmod(p, 0o755)
+    yield fs
+    shutil.rmtree(top)

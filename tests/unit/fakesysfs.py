@@ -79,8 +79,10 @@ class FakeSysfs:
             os.symlink(f"../../../../bus/pci/devices/{addr}", g / addr)
             os.symlink(f"../../../kernel/iommu_groups/{iommu_group}", d / "iommu_group")
         for name, state in (net or {}).items():
-            (d / "net" / name).mkdir(parents=True)
-            (d / "net" / name / "operstate").write_text(state + "\n")
+            # virtio-net hangs its interface off the virtio device: ADDR/virtio0/net/IF
+            netdir = d / ("virtio0/net" if vendor == 0x1AF4 else "net") / name
+            netdir.mkdir(parents=True)
+            (netdir / "operstate").write_text(state + "\n")
         return d
 
     def set_routes(self, ifaces: List[str]) -> None:

@@ -2,15 +2,13 @@
 import os
 import subprocess
 import sys
-import tempfile
 import textwrap
-from pathlib import Path
 
 import pytest
 from hypothesis import given, strategies as st
 
-from conftest import ADDR
-from fakesysfs import IO, MEM, FakeSysfs
+from conftest import ADDR, SRC
+from fakesysfs import IO, MEM
 from ixypy import pci
 from ixypy.errors import (
     BarError,
@@ -24,7 +22,6 @@ from ixypy.errors import (
     UnsupportedDevice,
 )
 
-SRC = str(Path(pci.__file__).resolve().parents[1])
 
 
 # ---------------------------------------------------------------- addresses
@@ -205,6 +202,17 @@ def test_failed_bind_restores_previous_driver(fake, nic):
     ]
 
 
+def test_failed_new_id_bind_removes_the_id_again(fake):
+    fake.add_device(ADDR, override=False)
+    fake.refuse.add("vfio-pci")
+    dev = pci.PciDevice(ADDR, sysfs_root=fake.sys)
+    with pytest.raises(BindFailed, match="restored ixgbe"):
+        dev.bind_vfio()
+    assert fake.written("vfio-pci/new_id") == ["8086 10fb"]
+    assert fake.written("vfio-pci/remove_id") == ["8086 10fb"] and fake.new_ids == set()
+    assert dev.driver == "ixgbe"
+
+
 def test_failed_bind_of_unbound_device_leaves_it_unbound(fake):
     fake.add_device(ADDR, driver=None)
     fake.refuse.add("uio_pci_generic")
@@ -279,6 +287,16 @@ def test_busy_interface_with_route(fake):
     assert fake.writes == [] and dev.driver == "ixgbe"
     dev.bind_vfio(force=True)
     assert dev.driver == "vfio-pci"
+
+
+def test_busy_virtio_interface_under_virtio_dir(fake):
+    d = fake.add_device(ADDR, vendor=0x1AF4, device=0x1000, driver="virtio-pci", net={"eth0": "up"})
+    assert (d / "virtio0/net/eth0/operstate").exists()
+    fake.set_routes(["eth0"])
+    dev = pci.PciDevice(ADDR, sysfs_root=fake.sys, proc_root=fake.proc)
+    assert dev.interfaces == ["eth0"]
+    with pytest.raises(DeviceBusy, match="eth0"):
+        dev.bind_uio()
 
 
 @pytest.mark.parametrize("state,routes", [("down", ["enp3s0"]), ("up", ["other0"]), ("up", [])])
@@ -424,22 +442,6 @@ def _run_unprivileged(code: str) -> subprocess.CompletedProcess:
         os.setgroups([]); os.setgid(65534); os.setuid(65534)
     """).format(src=SRC) + textwrap.dedent(code)
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-
-
-@pytest.fixture
-def public_fake():
-    """A fake tree in a directory user nobody can traverse."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to drop to user nobody")
-    top = Path(tempfile.mkdtemp(prefix="ixypy-perm-"))
-    os.chmod(top, 0o755)
-    fs = FakeSysfs(top)
-    for p in [top, *top.rglob("*")]:
-        if p.is_dir() and not p.is_symlink():
-            os.chmod(p, 0o755)
-    yield fs
-    import shutil
-    shutil.rmtree(top)
 
 
 def test_unreadable_sysfs_is_permission_denied(public_fake):
