@@ -2,8 +2,9 @@
 
 One guest for the module: two legacy virtio-net NICs wired together and an igb.
 Every test hands its NICs back to their kernel drivers, so the tests are
-independent of each other's order. VFIO comes from ``vfio_shim.vfio_module()``:
-``ixypy.vfio`` once it exists, a minimal stand-in until then.
+independent of each other's order. A VfioDevice is closed before release():
+the kernel's vfio-pci unbind waits, uninterruptibly once signalled, for every
+fd and mapping of the device, so a process unbinding its own open device hangs.
 """
 import json
 
@@ -43,7 +44,7 @@ def test_virtio_bar0_through_uio_and_vfio_then_back_to_kernel(guest):
     result = guest.run(guest_script("""
         import ctypes, json, mmap
         from ixypy.pci import PciDevice
-        from vfio_shim import vfio_module
+        from ixypy.vfio import VfioDevice
 
         HUGEPAGE = 2 << 20
         MAP_HUGETLB = 0x40000
@@ -59,8 +60,7 @@ def test_virtio_bar0_through_uio_and_vfio_then_back_to_kernel(guest):
             out["bound"] = [uio.driver, vfio.driver]
             out["uio"] = read_bar0(uio.open_ioport(0))
 
-            # close the VFIO device before release(): unbinding an open device hangs
-            with vfio_module().VfioDevice(VFIO_ADDR) as dev:
+            with VfioDevice(VFIO_ADDR) as dev:
                 out["vfio"] = read_bar0(dev.ioport(0))
                 out["msix_vectors"] = dev.irq_info(2).count  # VFIO_PCI_MSIX_IRQ_INDEX
                 buf = mmap.mmap(-1, HUGEPAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | MAP_HUGETLB)
@@ -90,14 +90,14 @@ def test_igb_registers_through_vfio(guest):
     result = guest.run(guest_script("""
         import json
         from ixypy.pci import PciDevice
-        from vfio_shim import vfio_module
+        from ixypy.vfio import VfioDevice
 
         STATUS, RAL0, RAH0 = 0x0008, 0x5400, 0x5404
         pci = PciDevice(ADDR)
         out = {}
         try:
             pci.bind_vfio()
-            with vfio_module().VfioDevice(ADDR) as dev:  # closed (and unmapped) before release()
+            with VfioDevice(ADDR) as dev:  # closed (and unmapped) before release()
                 bar = dev.map_region(0).bar()
                 out = {"status": bar.read32(STATUS), "ral": bar.read32(RAL0), "rah": bar.read32(RAH0)}
                 del bar
