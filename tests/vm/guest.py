@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,8 @@ from typing import Dict, List, Optional, Sequence
 CACHE_DIR = Path(os.environ.get("IXYPY_VM_CACHE", str(Path.home() / ".cache" / "ixypy-vm")))
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SRC_DIR = REPO_ROOT / "src"
-AGENT = Path(__file__).resolve().with_name("guest_agent.py")
+HARNESS_DIR = Path(__file__).resolve().parent  # on the guest's PYTHONPATH too (guest-side helpers)
+AGENT = HARNESS_DIR / "guest_agent.py"
 GUEST_WORK = "/tmp/ixypy-work"  # where the writable work share appears inside the guest
 HUGEPAGES = 64  # 2 MiB pages reserved in the guest (128 MiB of its 1024 MiB)
 QEMU = "qemu-system-x86_64"
@@ -271,6 +273,11 @@ def prepare_image() -> GuestImage:
     return GuestImage(kernel=kernel, initramfs=build_initramfs(kernel))
 
 
+def guest_script(body: str, **constants: object) -> str:
+    """Python source for the guest: ``NAME = repr(value)`` lines, then ``body`` dedented."""
+    return "".join(f"{name} = {value!r}\n" for name, value in constants.items()) + textwrap.dedent(body)
+
+
 # --- running the guest ------------------------------------------------------
 
 @dataclass
@@ -367,7 +374,7 @@ class Guest:
             "-m", str(self.memory_mb), "-smp", "2", "-nographic", "-no-reboot",
             "-vga", "none", "-nic", "none",
             "-kernel", str(self.image.kernel), "-initrd", str(self.image.initramfs),
-            "-append", "console=ttyS0 quiet panic=-1 intel_iommu=on",
+            "-append", "console=ttyS0 loglevel=5 panic=-1 intel_iommu=on",
             "-device", "intel-iommu,intremap=on,caching-mode=on",
             "-fsdev", "local,id=fs0,path=/,security_model=none,readonly=on,multidevs=remap",
             "-device", f"virtio-9p-pci,fsdev=fs0,mount_tag=hostroot,addr={NINEP_SLOTS[0]:#x}",
@@ -382,7 +389,7 @@ class Guest:
         """The shell script /init runs in the chroot: the agent under the host's Python."""
         nics = json.dumps([{"address": n.address, "model": n.model, "mac": n.mac} for n in self.placed])
         return (f"export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp PYTHONDONTWRITEBYTECODE=1\n"
-                f"export PYTHONPATH={SRC_DIR} IXYPY_TEST_NICS='{nics}'\n"
+                f"export PYTHONPATH={SRC_DIR}:{HARNESS_DIR} IXYPY_TEST_NICS='{nics}'\n"
                 f"cd {GUEST_WORK}\n"
                 f"exec {sys.executable} -u {AGENT} {GUEST_WORK}\n")
 

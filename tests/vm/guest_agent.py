@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 POLL_SECONDS = 0.05
+KILL_WAIT_SECONDS = 5.0  # a process stuck in the kernel (D state) may never die
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -37,9 +38,14 @@ def run_job(work: Path, n: int) -> None:
             exit_code = proc.wait(job["timeout"])
         except subprocess.TimeoutExpired:
             proc.kill()
-            exit_code = proc.wait()
             timed_out = True
             err.write(f"\n[guest agent] killed after {job['timeout']} s\n".encode())
+            try:
+                exit_code = proc.wait(KILL_WAIT_SECONDS)
+            except subprocess.TimeoutExpired:
+                exit_code = -9
+                err.write(f"[guest agent] pid {proc.pid} did not die: stuck in the kernel; "
+                          f"see the guest console\n".encode())
     result = {"exit_code": exit_code, "timed_out": timed_out, "seconds": time.monotonic() - t0}
     write_atomically(work / f"job-{n}.rc", json.dumps(result))
 
