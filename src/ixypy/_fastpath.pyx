@@ -609,6 +609,7 @@ cdef class IntelRxQueue(_IntelQueue):
 cdef class IntelTxQueue(_IntelQueue):
     """Transmit ring of advanced data descriptors (82599 7.2.3.2.4)."""
     cdef ixy_adv_tx_desc *descs
+    cdef list pools               # every pool whose buffers entered the ring: kept alive
     cdef uint32_t clean_index     # first descriptor not yet reclaimed
     cdef uint32_t tx_index        # next descriptor to fill
 
@@ -616,6 +617,7 @@ cdef class IntelTxQueue(_IntelQueue):
                   size_t ring_offset, uint32_t num_descs):
         self.descs = <ixy_adv_tx_desc *> (ring_memory.address + ring_offset)
         memset(self.descs, 0, num_descs * sizeof(ixy_adv_tx_desc))
+        self.pools = []
 
     @property
     def in_flight(self) -> int:
@@ -669,6 +671,9 @@ cdef class IntelTxQueue(_IntelQueue):
         with nogil:
             sent = self._tx(batch.bufs, batch.count)
         if sent:
+            for pool in batch.pools:
+                if pool not in self.pools:
+                    self.pools.append(pool)
             batch._shift_out(sent)
         return sent
 
@@ -687,6 +692,8 @@ cdef class IntelTxQueue(_IntelQueue):
         cdef uint32_t have = 0, sent, i
         if bufs == NULL:
             raise MemoryError()
+        if pool not in self.pools:
+            self.pools.append(pool)
         with nogil:
             while done < packets:
                 if have == 0:

@@ -26,7 +26,7 @@ ALIASES = {"ixgbe": "sink"}
 BASE_MAC = bytes.fromhex("02a0c9000000")   # locally administered
 
 # open pairs: both ends share one model until both are closed
-_pairs: Dict[str, Tuple[Sim, set]] = {}
+_pairs: Dict[str, Tuple[Sim, Dict[str, "SimBus"]]] = {}
 
 
 def source_frame() -> bytes:
@@ -55,15 +55,15 @@ def attach(address: str) -> "SimBus":
     shared one of a pair)."""
     wire = parse(address)
     if wire.startswith("pair"):
-        sim, users = _pairs.get("pair") or (None, set())
-        if sim is None:
+        if "pair" not in _pairs:
             sim = _new_sim(2)
             sim.port(0).wire_pair(sim.port(1))
-            _pairs["pair"] = (sim, users)
-        if wire in users:
+            _pairs["pair"] = (sim, {})
+        sim, ends = _pairs["pair"]
+        if wire in ends:
             raise DeviceBusy(f"{address} is already open in this process", "close it first, or open the other end")
-        users.add(wire)
-        return SimBus(address, sim, sim.port(int(wire[-1])), wire)
+        ends[wire] = bus = SimBus(address, sim, sim.port(int(wire[-1])), wire)
+        return bus
     sim = _new_sim(1)
     port = sim.port(0)
     if wire == "source":
@@ -87,6 +87,12 @@ class SimBus(Bus):
         self.ids = (self.port.config_read(0, 2), self.port.config_read(2, 2))
         self.dma = VirtualAllocator(lambda addr, size: sim.dma_map(addr, addr, size),
                                     lambda addr, size: sim.dma_unmap(addr, size))
+        self._final_errors = None
+        self.closed = False
+
+    def model_errors(self) -> list:
+        """What the model refused (see ixgbe_model.c), also after close."""
+        return self.port.errors() if self._final_errors is None else self._final_errors
 
     def bar(self, index: int) -> Bar:
         if index != 0:
@@ -104,10 +110,14 @@ class SimBus(Bus):
 
     def close(self) -> None:
         super().close()
+        self.closed = True
+        peers = [self]
         if self.wire.startswith("pair"):
-            sim, users = _pairs["pair"]
-            users.discard(self.wire)
-            if users:
+            _, ends = _pairs["pair"]
+            if not all(bus.closed for bus in ends.values()):
                 return
             del _pairs["pair"]
+            peers = list(ends.values())
+        for bus in peers:
+            bus._final_errors = bus.port.errors()
         self.sim.close()

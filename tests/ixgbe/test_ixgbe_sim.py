@@ -1,0 +1,322 @@
+"""The ixgbe driver against the 82599 device model (no hardware needed).
+
+The model is strict (see csrc/sim/ixgbe_model.c): every test also checks
+that it logged no error, i.e. the driver did nothing real hardware refuses.
+"""
+from __future__ import annotations
+
+import time
+from typing import List, Tuple
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import ixypy
+from ixypy import PacketBatch
+from ixypy.drivers import driver_for
+from ixypy.drivers.ixgbe import IxgbeDevice
+from ixypy.errors import BatchError, LinkDown, QueueError, UnsupportedDevice
+from ixypy.packets import SEQ_OFFSET, udp_frame
+from ixypy.sim import attach
+
+CRC = 4
+
+
+def model_errors(*devs) -> List[str]:
+    return [e for d in devs for e in d.bus.model_errors()]
+
+
+@pytest.fixture
+def pair():
+    """Two ports cabled together: a sender and a receiver."""
+    a = ixypy.open("sim:pair0", num_rx_desc=64, num_tx_desc=64)
+    b = ixypy.open("sim:pair1", num_rx_desc=64, num_tx_desc=64)
+    yield a, b
+    a.close()
+    b.close()
+    assert model_errors(a, b) == []
+
+
+def wait_until(predicate, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.001)
+    return predicate()
+
+
+class Receiver:
+    """Receives on queue 0, checking the sequence numbers."""
+
+    def __init__(self, dev, batch_size: int = 32) -> None:
+        self.dev = dev
+        self.batch = PacketBatch(batch_size)
+        self.count = 0
+        self.bytes = 0
+        self.expected = 0
+        self.out_of_order = 0
+        self.window = dev.num_rx_desc - 1
+
+    def poll(self) -> int:
+        n = self.dev.rx_batch(0, self.batch)
+        if n:
+            self.bytes += self.batch.total_bytes()
+            self.expected, bad = self.batch.check_seq_u64(SEQ_OFFSET, self.expected)
+            self.out_of_order += bad
+            self.count += n
+            self.batch.free()
+        return n
+
+    def drain(self, until: int, timeout: float = 10.0) -> None:
+        wait_until(lambda: self.poll() >= 0 and self.count >= until, timeout)
+
+
+def send(dev, pool, n: int, batch_size: int, seq: int = 0, receiver: Receiver = None) -> int:
+    """Send n packets with sequence numbers from seq; returns the next seq.
+    With a receiver, no more than its ring holds is ever in flight (the
+    model, like the NIC, drops what finds no free rx descriptor)."""
+    batch = PacketBatch(batch_size)
+    sent = 0
+    deadline = time.monotonic() + 30
+    while sent < n:
+        assert time.monotonic() < deadline, f"stuck after {sent} of {n} packets"
+        if not len(batch):
+            batch.alloc(pool, min(batch_size, n - sent))
+            seq = batch.stamp_u64(SEQ_OFFSET, seq)
+        while receiver is not None and receiver.poll() >= 0 and sent + len(batch) - receiver.count > receiver.window:
+            assert time.monotonic() < deadline, f"receiver stuck at {receiver.count} of {sent} packets"
+        sent += dev.tx_batch(0, batch)
+    return seq
+
+
+def test_bring_up_follows_the_datasheet_sequence():
+    with ixypy.open("sim:sink") as dev:
+        assert dev.bus.port.events() == [
+            "CTRL.RST", "EEC.ARD", "RDRXCTL.DMAIDONE", "AUTOC.RESTART_AN", "FCTRL.UPE=1",
+            "DMATXCTL.TE", "RXDCTL[0].ENABLE", "RXCTRL.RXEN", "TXDCTL[0].ENABLE", "LINKS.LINK_UP",
+        ]
+        assert dev.bus.port.errors() == []
+        assert dev.link_speed() == 10000
+        assert dev.mac == "02:a0:c9:00:00:00"
+        assert dev.bus.config_read(4, 2) & 0x4            # bus mastering on
+
+
+def test_close_stops_dma_and_returns_every_buffer(pair):
+    a, b = pair
+    pool = a.mempool(256)
+    pool.fill(udp_frame(dst_mac=b.mac))
+    send(a, pool, 40, 20)
+    assert wait_until(lambda: b.bus.port.wire_stats()["rx_packets"] == 40)
+    b_pool = b.rx_mempool
+    b.close()
+    assert b_pool.free_count == b_pool.num_bufs          # the ring's buffers came back
+    port = b.bus.port                                      # the cable's other end keeps the model alive
+    assert not port.config_read(4, 2) & 0x4                # bus mastering off
+    send(a, pool, 40, 20)
+    time.sleep(0.05)
+    assert port.wire_stats()["rx_packets"] == 40           # nothing more written into b's memory
+    assert port.errors() == []
+
+
+def test_pktgen_to_receiver_every_packet_in_order_and_stats_agree(pair):
+    a, b = pair
+    pool = a.mempool(1024)
+    pool.fill(udp_frame(size=100, dst_mac=b.mac))
+    rx = Receiver(b)
+    n = 20000
+    send(a, pool, n, 32, receiver=rx)
+    rx.drain(n)
+    assert rx.count == n and rx.out_of_order == 0 and rx.expected == n
+    assert rx.bytes == 100 * n
+    sa, sb = a.stats(), b.stats()
+    assert (sa.tx_packets, sa.tx_bytes) == (n, (100 + CRC) * n)       # GOTC counts the CRC
+    assert (sb.rx_packets, sb.rx_bytes) == (n, (100 + CRC) * n)
+    assert sb.rx_dropped == 0 and sb.rx_errors == 0
+    assert a.stats() == sa                                           # accumulated, not cleared away
+    a.tx_queue(0).reclaim()
+    assert pool.num_bufs - pool.free_count == a.tx_queue(0).in_flight < 32   # reclaimed in groups of 32
+    a.close()
+    assert pool.free_count == pool.num_bufs                          # nothing leaks
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 32, 64])
+def test_ring_wraps_many_times_with_partial_batches(pair, batch_size):
+    a, b = pair
+    pool = a.mempool(512)
+    pool.fill(udp_frame(dst_mac=b.mac))
+    rx = Receiver(b, batch_size=max(1, batch_size // 2))
+    n = 64 * 50 + 13                                 # 50 wraps of a 64-descriptor ring, and a bit
+    send(a, pool, n, batch_size, receiver=rx)
+    rx.drain(n)
+    assert (rx.count, rx.out_of_order) == (n, 0)
+
+
+def test_rx_overflow_is_dropped_and_counted(pair):
+    a, b = pair
+    pool = a.mempool(512)
+    pool.fill(udp_frame(dst_mac=b.mac))
+    send(a, pool, 200, 50)                                 # nobody receives on b meanwhile
+    assert wait_until(lambda: b.bus.port.wire_stats()["rx_no_desc_drops"] == 200 - 63)
+    stats = b.stats()
+    assert stats.rx_dropped == 200 - 63                    # QPRDC: SRRCTL.DROP_EN is set
+    rx = Receiver(b, 64)
+    rx.poll()
+    assert (rx.count, rx.out_of_order, rx.expected) == (63, 0, 63)   # the ring's worth, in order
+    rx.expected = 63
+    send(a, pool, 10, 10, seq=200)
+    rx.drain(73)
+    assert rx.count == 73 and rx.out_of_order == 1         # one gap: 63..199 were dropped
+
+
+def test_tx_ring_full_returns_fewer_then_drains(pair):
+    a, b = pair
+    pool = a.mempool(256)
+    pool.fill(udp_frame(dst_mac=b.mac))
+    a.bus.sim.stop()                                   # the NIC's DMA engines pause
+    batch = PacketBatch(64)
+    sent = 0
+    for _ in range(3):
+        batch.alloc(pool)
+        sent += a.tx_batch(0, batch)
+    assert sent == 63                                  # one descriptor always stays empty
+    assert len(batch) == 64 and a.tx_batch(0, batch) == 0
+    a.bus.sim.start()
+    rx = Receiver(b, 64)
+    rx.drain(63)
+    assert rx.count == 63
+    batch.free()
+
+
+def test_mempool_exhaustion_under_rx_then_recovery():
+    with ixypy.open("sim:source", num_rx_desc=64, mempool=None) as dev:
+        pool = dev.rx_mempool
+        held = []
+        # hold every received buffer: the pool runs dry, rx stops, the NIC drops
+        assert wait_until(lambda: _hold(dev, held) and pool.free_count == 0)
+        assert wait_until(lambda: dev.bus.port.wire_stats()["rx_no_desc_drops"] > 0)
+        assert _hold(dev, held) and dev.rx_batch(0, PacketBatch(8)) == 0
+        total = sum(len(b) for b in held)
+        assert total + 64 == pool.num_bufs            # the ring still holds its 64
+        for b in held:
+            b.free()
+        rx = Receiver(dev)
+        rx.expected = total
+        assert wait_until(lambda: rx.poll() >= 0 and rx.count > 100)
+    assert pool.free_count == pool.num_bufs
+
+
+def _hold(dev, held: list) -> bool:
+    batch = PacketBatch(32)
+    if dev.rx_batch(0, batch):
+        held.append(batch)
+    return True
+
+
+def test_multiple_queues_each_transmit(pair):
+    a, b = pair
+    a.close()
+    a = ixypy.open("sim:pair0", rx_queues=4, tx_queues=4, num_rx_desc=64, num_tx_desc=64)
+    try:
+        assert [e for e in a.bus.port.events() if "DCTL" in e] == \
+            [f"RXDCTL[{i}].ENABLE" for i in range(4)] + [f"TXDCTL[{i}].ENABLE" for i in range(4)]
+        pool = a.mempool(256)
+        pool.fill(udp_frame(dst_mac=b.mac))
+        batch = PacketBatch(16)
+        for q in range(4):
+            batch.alloc(pool)
+            batch.stamp_u64(SEQ_OFFSET, 16 * q)
+            assert a.tx_batch(q, batch) == 16
+        rx = Receiver(b)
+        rx.drain(64)
+        assert rx.count == 64                          # the model steers all rx to queue 0
+        assert a.stats().tx_packets == 64
+    finally:
+        a.close()
+        assert model_errors(a) == []
+
+
+def test_promiscuous_mode_decides_foreign_frames(pair):
+    a, b = pair
+    b.set_promisc(False)
+    assert not b.promisc
+    pool = a.mempool(256)
+    pool.fill(udp_frame(dst_mac="02:11:22:33:44:55"))  # nobody's MAC
+    send(a, pool, 32, 32)
+    assert wait_until(lambda: b.bus.port.wire_stats()["rx_filtered"] == 32)
+    rx = Receiver(b)
+    time.sleep(0.01)
+    rx.poll()
+    assert rx.count == 0
+    b.set_promisc(True)
+    send(a, pool, 32, 32, seq=0)
+    rx.drain(32)
+    assert rx.count == 32
+    assert b.bus.port.events()[-2:] == ["FCTRL.UPE=0", "FCTRL.UPE=1"] or "FCTRL.UPE=1" in b.bus.port.events()
+
+
+def test_bad_queue_ids_and_batches():
+    with ixypy.open("sim:sink", num_tx_desc=64) as dev:
+        with pytest.raises(QueueError, match="tx queue 1 out of range"):
+            dev.tx_batch(1, PacketBatch(8))
+        with pytest.raises(QueueError, match="rx queue -1 out of range"):
+            dev.rx_batch(-1, PacketBatch(8))
+        with pytest.raises(BatchError, match="larger than the 64-descriptor ring"):
+            dev.tx_batch(0, PacketBatch(65))
+    with pytest.raises(QueueError, match="at most 64"):
+        ixypy.open("sim:sink", tx_queues=65)
+    with pytest.raises(QueueError, match="power of two"):
+        ixypy.open("sim:sink", num_rx_desc=100)
+
+
+def test_unsupported_pci_id_names_it():
+    with pytest.raises(UnsupportedDevice, match="8086:1234"):
+        driver_for(0x8086, 0x1234)
+    assert driver_for(0x8086, 0x10FB) is IxgbeDevice
+    assert driver_for(0x8086, 0x1528) is IxgbeDevice          # X540
+    assert driver_for(0x8086, 0x1563) is IxgbeDevice          # X550
+
+
+def test_link_that_never_comes_up_times_out_naming_links():
+    bus = attach("sim:sink")
+    bus.port.set_link_delay(-1)
+    with pytest.raises(LinkDown, match=r"LINKS \(offset 0x42a4\)"):
+        IxgbeDevice(bus, link_timeout=0.2)
+    assert bus.port.errors() == []
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["tx", "rx"]), st.integers(1, 64)), min_size=1, max_size=40))
+def test_random_interleavings_deliver_everything_once_in_order(pair, ops: List[Tuple[str, int]]):
+    a, b = pair
+    pool = a.mempool(512)
+    pool.fill(udp_frame(dst_mac=b.mac))
+    rx = Receiver(b)
+    rx.expected = None
+    seq = sent = 0
+    pending = PacketBatch(64)
+    got: List[int] = []
+    for op, n in ops:
+        if op == "tx":
+            pending.alloc(pool, n)
+            seq = pending.stamp_u64(SEQ_OFFSET, seq) if len(pending) else seq
+            sent += a.tx_batch(0, pending)
+            pending.free()                             # unsent ones are dropped (and never numbered again)
+        else:
+            batch = PacketBatch(n)
+            b.rx_batch(0, batch)
+            got += [int.from_bytes(batch[i][SEQ_OFFSET:SEQ_OFFSET + 8], "little") for i in range(len(batch))]
+            batch.free()
+    while len(got) < sent:
+        batch = PacketBatch(64)
+        assert wait_until(lambda: b.rx_batch(0, batch) > 0 or len(got) >= sent)
+        got += [int.from_bytes(batch[i][SEQ_OFFSET:SEQ_OFFSET + 8], "little") for i in range(len(batch))]
+        batch.free()
+    assert len(got) == sent and got == sorted(got) and len(set(got)) == sent
+    assert pool.free_count == pool.num_bufs or wait_until(lambda: _reclaimed(a, pool))
+
+
+def _reclaimed(dev, pool) -> bool:
+    dev.tx_queue(0).reclaim()
+    return pool.free_count >= pool.num_bufs - dev.tx_queue(0).in_flight
