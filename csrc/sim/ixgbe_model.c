@@ -34,6 +34,10 @@
  *    (the frames would sit in the packet buffer). Frames reaching a port whose
  *    link is down or whose RXCTRL.RXEN is 0 are lost without counting.
  *  - A ring must lie inside one DMA mapping (one contiguous region).
+ *  - Interrupts are not raised yet: EICR/EICS/EIMS/EIMC/EIAC keep their
+ *    register semantics only. To add them, set EICR bits where the engines
+ *    write back (rx_frame, tx_queue) and signal a per-vector eventfd when the
+ *    bit is unmasked in EIMS.
  *
  * Threading: the driver's threads call the register functions; the worker
  * thread runs the DMA engines. Shared state is accessed with GCC __atomic

@@ -324,3 +324,22 @@ def test_pair_batches_arrive_once_in_order(batches):
         assert s.port(0).errors() == [] and s.port(1).errors() == []
     finally:
         s.close()
+
+
+def test_unmap_under_enabled_ring_stops_queue(sim, nic0):
+    nic0.up(tx=False)
+    p = sim.port(0)
+    sim.dma_unmap(nic0.mem.base, nic0.mem.size)
+    assert not p.read32(RXDCTL(0)) & ENABLE
+    assert any("DMA unmap" in e and "RXDCTL[0]" in e for e in p.errors())
+    assert not p.inject(frame(MAC0))
+
+
+def test_head_write_while_enabled_is_an_error(sim, nic0):
+    nic0.up()
+    p = sim.port(0)
+    p.write32(RDH(0), 3)
+    p.write32(TDH(0), 3)
+    assert p.read32(RDH(0)) == 0 and p.read32(TDH(0)) == 0
+    assert "RDH[0] written while the queue is enabled (ignored)" in p.errors()
+    assert "TDH[0] written while the queue is enabled (ignored)" in p.errors()
