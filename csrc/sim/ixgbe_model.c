@@ -34,6 +34,10 @@
  *    (the frames would sit in the packet buffer). Frames reaching a port whose
  *    link is down or whose RXCTRL.RXEN is 0 are lost without counting.
  *  - A ring must lie inside one DMA mapping (one contiguous region).
+ *  - Interrupts are not raised yet: EICR/EICS/EIMS/EIMC/EIAC keep their
+ *    register semantics only. To add them, set EICR bits where the engines
+ *    write back (rx_frame, tx_queue) and signal a per-vector eventfd when the
+ *    bit is unmasked in EIMS.
  *
  * Threading: the driver's threads call the register functions; the worker
  * thread runs the DMA engines. Shared state is accessed with GCC __atomic
@@ -1020,6 +1024,9 @@ uint32_t ixsim_read32(void *ctx, uint32_t off)
         return 0xFFFFFFFF;
     int64_t now = now_ns();
     int in_reset = now < LD(&p->rst_until);
+    /* QPRDC(0..15) sits in the +0x30 slot of rx queues 16..31 */
+    if (off >= 0x1430 && off < 0x1430 + 0x40 * NSTAT && (off - 0x1430) % 0x40 == 0)
+        return sat32(XCHG0(&p->st.qprdc[(off - 0x1430) / 0x40]));
     /* per-queue registers */
     if (off >= 0x1000 && off < 0x1000 + 0x40 * IXSIM_NUM_QUEUES) {
         unsigned qi = (off - 0x1000) / 0x40;
@@ -1032,8 +1039,6 @@ uint32_t ixsim_read32(void *ctx, uint32_t off)
         }
         return reg(p, off);
     }
-    if (off >= 0x1430 && off < 0x1430 + 0x40 * NSTAT && (off - 0x1430) % 0x40 == 0)
-        return sat32(XCHG0(&p->st.qprdc[(off - 0x1430) / 0x40]));
     if (off >= 0x6000 && off < 0x6000 + 0x40 * IXSIM_NUM_QUEUES) {
         unsigned qi = (off - 0x6000) / 0x40;
         switch ((off - 0x6000) % 0x40) {
