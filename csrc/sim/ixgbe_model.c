@@ -1025,9 +1025,11 @@ uint32_t ixsim_read32(void *ctx, uint32_t off)
     int64_t now = now_ns();
     int in_reset = now < LD(&p->rst_until);
     /* QPRDC(0..15) sits in the +0x30 slot of rx queues 16..31 */
+    /* per-queue registers */
+    /* QPRDC[0..15] sit at offset 0x30 of the rx queue 16..31 register
+     * blocks (8.2.3.23.74): decode them before the queue registers */
     if (off >= 0x1430 && off < 0x1430 + 0x40 * NSTAT && (off - 0x1430) % 0x40 == 0)
         return sat32(XCHG0(&p->st.qprdc[(off - 0x1430) / 0x40]));
-    /* per-queue registers */
     if (off >= 0x1000 && off < 0x1000 + 0x40 * IXSIM_NUM_QUEUES) {
         unsigned qi = (off - 0x1000) / 0x40;
         switch ((off - 0x1000) % 0x40) {

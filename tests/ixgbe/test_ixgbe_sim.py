@@ -83,7 +83,7 @@ def send(dev, pool, n: int, batch_size: int, seq: int = 0, receiver: Receiver = 
     while sent < n:
         assert time.monotonic() < deadline, f"stuck after {sent} of {n} packets"
         if not len(batch):
-            batch.alloc(pool, min(batch_size, n - sent))
+            batch.alloc(pool, min(batch_size, n - sent, receiver.window if receiver else batch_size))
             seq = batch.stamp_u64(SEQ_OFFSET, seq)
         while receiver is not None and receiver.poll() >= 0 and sent + len(batch) - receiver.count > receiver.window:
             assert time.monotonic() < deadline, f"receiver stuck at {receiver.count} of {sent} packets"
@@ -190,12 +190,11 @@ def test_tx_ring_full_returns_fewer_then_drains(pair):
 
 
 def test_mempool_exhaustion_under_rx_then_recovery():
-    with ixypy.open("sim:source", num_rx_desc=64, mempool=None) as dev:
+    with ixypy.open("sim:source", num_rx_desc=64) as dev:
         pool = dev.rx_mempool
         held = []
-        # hold every received buffer: the pool runs dry, rx stops, the NIC drops
+        # hold every received buffer: the pool runs dry and rx stops
         assert wait_until(lambda: _hold(dev, held) and pool.free_count == 0)
-        assert wait_until(lambda: dev.bus.port.wire_stats()["rx_no_desc_drops"] > 0)
         assert _hold(dev, held) and dev.rx_batch(0, PacketBatch(8)) == 0
         total = sum(len(b) for b in held)
         assert total + 64 == pool.num_bufs            # the ring still holds its 64
@@ -204,6 +203,7 @@ def test_mempool_exhaustion_under_rx_then_recovery():
         rx = Receiver(dev)
         rx.expected = total
         assert wait_until(lambda: rx.poll() >= 0 and rx.count > 100)
+        assert rx.out_of_order == 0                    # the source waited: nothing lost, in order
     assert pool.free_count == pool.num_bufs
 
 
@@ -217,21 +217,22 @@ def _hold(dev, held: list) -> bool:
 def test_multiple_queues_each_transmit(pair):
     a, b = pair
     a.close()
+    a.bus.port.clear_events()
     a = ixypy.open("sim:pair0", rx_queues=4, tx_queues=4, num_rx_desc=64, num_tx_desc=64)
     try:
         assert [e for e in a.bus.port.events() if "DCTL" in e] == \
             [f"RXDCTL[{i}].ENABLE" for i in range(4)] + [f"TXDCTL[{i}].ENABLE" for i in range(4)]
         pool = a.mempool(256)
         pool.fill(udp_frame(dst_mac=b.mac))
-        batch = PacketBatch(16)
+        batch = PacketBatch(12)                        # 4 x 12 fit b's 63 free rx descriptors
         for q in range(4):
             batch.alloc(pool)
-            batch.stamp_u64(SEQ_OFFSET, 16 * q)
-            assert a.tx_batch(q, batch) == 16
+            batch.stamp_u64(SEQ_OFFSET, 12 * q)
+            assert a.tx_batch(q, batch) == 12
         rx = Receiver(b)
-        rx.drain(64)
-        assert rx.count == 64                          # the model steers all rx to queue 0
-        assert a.stats().tx_packets == 64
+        rx.drain(48)
+        assert rx.count == 48                          # the model steers all rx to queue 0
+        assert a.stats().tx_packets == 48
     finally:
         a.close()
         assert model_errors(a) == []
@@ -283,40 +284,44 @@ def test_link_that_never_comes_up_times_out_naming_links():
     bus.port.set_link_delay(-1)
     with pytest.raises(LinkDown, match=r"LINKS \(offset 0x42a4\)"):
         IxgbeDevice(bus, link_timeout=0.2)
-    assert bus.port.errors() == []
+    assert bus.model_errors() == []
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.sampled_from(["tx", "rx"]), st.integers(1, 64)), min_size=1, max_size=40))
-def test_random_interleavings_deliver_everything_once_in_order(pair, ops: List[Tuple[str, int]]):
+def test_random_interleavings_lose_nothing_silently(pair, ops: List[Tuple[str, int]]):
+    """Whatever the interleaving: every packet sent is received exactly once,
+    in order, or counted as dropped by the receiving NIC (its ring was full)."""
     a, b = pair
     pool = a.mempool(512)
     pool.fill(udp_frame(dst_mac=b.mac))
-    rx = Receiver(b)
-    rx.expected = None
+    dropped_before = b.stats().rx_dropped
     seq = sent = 0
     pending = PacketBatch(64)
     got: List[int] = []
+
+    def receive(n: int) -> None:
+        batch = PacketBatch(n)
+        b.rx_batch(0, batch)
+        got.extend(int.from_bytes(batch[i][SEQ_OFFSET:SEQ_OFFSET + 8], "little") for i in range(len(batch)))
+        batch.free()
+
     for op, n in ops:
         if op == "tx":
             pending.alloc(pool, n)
-            seq = pending.stamp_u64(SEQ_OFFSET, seq) if len(pending) else seq
+            seq = pending.stamp_u64(SEQ_OFFSET, seq)
             sent += a.tx_batch(0, pending)
-            pending.free()                             # unsent ones are dropped (and never numbered again)
+            seq -= len(pending)                    # unsent ones are dropped and their numbers reused
+            pending.free()
         else:
-            batch = PacketBatch(n)
-            b.rx_batch(0, batch)
-            got += [int.from_bytes(batch[i][SEQ_OFFSET:SEQ_OFFSET + 8], "little") for i in range(len(batch))]
-            batch.free()
-    while len(got) < sent:
-        batch = PacketBatch(64)
-        assert wait_until(lambda: b.rx_batch(0, batch) > 0 or len(got) >= sent)
-        got += [int.from_bytes(batch[i][SEQ_OFFSET:SEQ_OFFSET + 8], "little") for i in range(len(batch))]
-        batch.free()
-    assert len(got) == sent and got == sorted(got) and len(set(got)) == sent
-    assert pool.free_count == pool.num_bufs or wait_until(lambda: _reclaimed(a, pool))
+            receive(n)
 
+    def settled() -> bool:
+        receive(64)
+        return len(got) + b.stats().rx_dropped - dropped_before >= sent
 
-def _reclaimed(dev, pool) -> bool:
-    dev.tx_queue(0).reclaim()
-    return pool.free_count >= pool.num_bufs - dev.tx_queue(0).in_flight
+    assert wait_until(settled)
+    assert len(got) + b.stats().rx_dropped - dropped_before == sent
+    assert all(x < y for x, y in zip(got, got[1:])) and all(0 <= x < sent for x in got)
+    a.tx_queue(0).reclaim()
+    assert pool.num_bufs - pool.free_count <= a.tx_queue(0).in_flight < 32   # the rest came back

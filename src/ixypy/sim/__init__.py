@@ -11,7 +11,7 @@ Addresses name what is at the other end of the simulated cable:
 """
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, List, Tuple
 
 from .._fastpath import Bar, PortIo
 from ..bus import Bus
@@ -25,8 +25,8 @@ WIRES = ("sink", "source", "loop", "pair0", "pair1")
 ALIASES = {"ixgbe": "sink"}
 BASE_MAC = bytes.fromhex("02a0c9000000")   # locally administered
 
-# open pairs: both ends share one model until both are closed
-_pairs: Dict[str, Tuple[Sim, Dict[str, "SimBus"]]] = {}
+# the open pair: both ends (and every bus opened on them) share one model until all are closed
+_pairs: Dict[str, Tuple[Sim, List["SimBus"]]] = {}
 
 
 def source_frame() -> bytes:
@@ -58,11 +58,12 @@ def attach(address: str) -> "SimBus":
         if "pair" not in _pairs:
             sim = _new_sim(2)
             sim.port(0).wire_pair(sim.port(1))
-            _pairs["pair"] = (sim, {})
+            _pairs["pair"] = (sim, [])
         sim, ends = _pairs["pair"]
-        if wire in ends:
+        if any(bus.wire == wire and not bus.closed for bus in ends):
             raise DeviceBusy(f"{address} is already open in this process", "close it first, or open the other end")
-        ends[wire] = bus = SimBus(address, sim, sim.port(int(wire[-1])), wire)
+        bus = SimBus(address, sim, sim.port(int(wire[-1])), wire)
+        ends.append(bus)
         return bus
     sim = _new_sim(1)
     port = sim.port(0)
@@ -114,10 +115,10 @@ class SimBus(Bus):
         peers = [self]
         if self.wire.startswith("pair"):
             _, ends = _pairs["pair"]
-            if not all(bus.closed for bus in ends.values()):
+            if not all(bus.closed for bus in ends):
                 return
             del _pairs["pair"]
-            peers = list(ends.values())
+            peers = ends
         for bus in peers:
             bus._final_errors = bus.port.errors()
         self.sim.close()
