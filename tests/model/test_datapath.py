@@ -4,7 +4,7 @@ import time
 
 from hypothesis import given, settings, strategies as st
 
-from conftest import (BAM, BCAST, DCMD_EOP, DCMD_IFCS, DCMD_RS, DMATXCTL, ENABLE, FCTRL, GORCH,
+from .conftest import (BAM, BCAST, DCMD_EOP, DCMD_IFCS, DCMD_RS, DMATXCTL, ENABLE, FCTRL, GORCH,
                       GORCL, GOTCH, GOTCL, GPRC, GPTC, MAC0, MAC1, MPE, QPRC, QPRDC, RDH, RDT,
                       ROC, RXCTRL, RXDCTL, RXMPC0, TDH, TDT, TXDCTL, UPE, DmaMem, Nic, frame,
                       wait_until)

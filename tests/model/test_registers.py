@@ -1,7 +1,7 @@
 """Model registers: PCI config, reset, link, strictness rules on registers."""
 import time
 
-from conftest import (AUTOC, AUTOC_LMS_10G_SERIAL, AUTOC_RESTART_AN, BAM, CTRL, CTRL_LRST,
+from .conftest import (AUTOC, AUTOC_LMS_10G_SERIAL, AUTOC_RESTART_AN, BAM, CTRL, CTRL_LRST,
                       CTRL_RST, DMATXCTL, DTXMXSZRQ, EEC, EEC_ARD, EIMC, EIMS, ENABLE, FCTRL,
                       HLREG0, HLREG0_RXCRCSTRP, HLREG0_TXCRCEN, LINKS, LINKS_UP, MAC0, RAH0, RAL0,
                       RDBAL, RDLEN, RDRXCTL, RDRXCTL_DMAIDONE, RDRXCTL_GOOD, RDT, RXCTRL,

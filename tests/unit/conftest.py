@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 
-from fakesysfs import FakeSysfs  # noqa: E402
+from .fakesysfs import FakeSysfs  # noqa: E402
 from ixypy import pci  # noqa: E402
 
 ADDR = "0000:03:00.0"

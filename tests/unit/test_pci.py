@@ -7,8 +7,8 @@ import textwrap
 import pytest
 from hypothesis import given, strategies as st
 
-from conftest import ADDR, SRC
-from fakesysfs import IO, MEM
+from .conftest import ADDR, SRC
+from .fakesysfs import IO, MEM
 from ixypy import pci
 from ixypy.errors import (
     BarError,

@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
-from conftest import ADDR, SRC
-from fakevfio import REGION_SHIFT, FakeVfio
+from .conftest import ADDR, SRC
+from .fakevfio import REGION_SHIFT, FakeVfio
 from ixypy import pci, vfio
 from ixypy.errors import (
     BarError,

@@ -16,7 +16,7 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
 
-from guest import SRC_DIR, Guest, GuestImage, GuestResult, MissingPrerequisite, Nic, kill_all_guests, prepare_image
+from .guest import SRC_DIR, Guest, GuestImage, GuestResult, MissingPrerequisite, Nic, kill_all_guests, prepare_image
 
 DEFAULT_NICS = [Nic("virtio", hub=0), Nic("virtio", hub=0)]
 

@@ -2,7 +2,7 @@
 host and its filter-dump pcap. The guest's own virtio_net driver sends."""
 import pytest
 
-from guest import Nic, guest_script
+from .guest import Nic, guest_script
 
 pytestmark = pytest.mark.vm
 

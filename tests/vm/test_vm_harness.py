@@ -2,7 +2,7 @@
 stdout written before a crash is kept; a runaway script is killed."""
 import pytest
 
-from guest import GuestError
+from .guest import GuestError
 
 pytestmark = pytest.mark.vm
 

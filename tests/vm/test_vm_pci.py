@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from guest import Nic, guest_script
+from .guest import Nic, guest_script
 
 pytestmark = pytest.mark.vm
 
