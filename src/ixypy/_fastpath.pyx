@@ -26,6 +26,8 @@ cdef class Bar:
         self.keepalive = keepalive
 
     cdef inline void _check(self, uint32_t offset) except *:
+        if self.bar.ops == NULL and self.bar.base == NULL:
+            raise DeviceError("register access after the device was closed", "open the device again")
         if self.bar.ops == NULL and (offset & 3 or offset + 4 > self.bar.len):
             raise IndexError(f"register offset {offset:#x} outside the {self.bar.len:#x}-byte BAR or unaligned")
 
@@ -36,6 +38,13 @@ cdef class Bar:
     def write32(self, uint32_t offset, uint32_t value) -> None:
         self._check(offset)
         ixy_write32(&self.bar, offset, value)
+
+    def detach(self) -> None:
+        """Forget the mapping (the device is closed): later accesses raise."""
+        self.bar.base = NULL
+        self.bar.ops = NULL
+        self.bar.len = 0
+        self.keepalive = None
 
 
 cdef extern from "<unistd.h>" nogil:
@@ -273,7 +282,7 @@ cdef class Mempool:
             b.len = frame.shape[0]
 
 
-from .errors import BatchError, DoubleFree, MempoolExhausted, PacketTooLarge
+from .errors import BatchError, DeviceError, DoubleFree, MempoolExhausted, PacketTooLarge, QueueError
 
 
 # --------------------------------------------------------------------------
@@ -481,6 +490,7 @@ cdef class _IntelQueue:
     cdef uint32_t num_descs
     cdef uint32_t mask
     cdef uint32_t tail_reg
+    cdef bint closed
     cdef readonly uint64_t packets
     cdef readonly uint64_t bytes
 
@@ -506,16 +516,21 @@ cdef class _IntelQueue:
     def size(self) -> int:
         return self.num_descs
 
-    def release_buffers(self) -> int:
-        """Give every buffer still attached to the ring back to its pool.
-        Only after the queue is disabled and the device's DMA has stopped."""
-        cdef uint32_t i, n = 0
+    cdef inline int _usable(self) except -1:
+        if self.closed:
+            raise QueueError("the queue was closed with its device", "open the device again")
+        return 0
+
+    def close(self) -> None:
+        """Only after the queue is disabled and the device's DMA has stopped:
+        every buffer still attached to the ring goes back to its pool, and
+        the queue can no longer be used."""
+        cdef uint32_t i
         for i in range(self.num_descs):
             if self.bufs[i] != NULL:
                 ixy_buf_free(self.bufs[i])
                 self.bufs[i] = NULL
-                n += 1
-        return n
+        self.closed = True
 
 
 cdef class IntelRxQueue(_IntelQueue):
@@ -584,6 +599,7 @@ cdef class IntelRxQueue(_IntelQueue):
     def rx(self, PacketBatch batch not None) -> int:
         """Receive into the free slots of batch; returns the count added."""
         cdef uint32_t got
+        self._usable()
         with nogil:
             got = self._rx(batch.bufs + batch.count, batch.capacity - batch.count)
         if got:
@@ -597,6 +613,7 @@ cdef class IntelRxQueue(_IntelQueue):
         that found nothing. (The pure-C reference for benchmarks.)"""
         cdef uint64_t done = 0, empty = 0
         cdef uint32_t got
+        self._usable()
         with nogil:
             while done < packets:
                 got = self._rx(batch.bufs, batch.capacity)
@@ -604,6 +621,26 @@ cdef class IntelRxQueue(_IntelQueue):
                 done += got
                 empty += got == 0
         return empty
+
+
+    def bench_fwd(self, IntelTxQueue txq not None, PacketBatch batch not None, uint64_t packets):
+        """The forwarding loop driven from C: receive a batch, send it on
+        txq, drop what txq cannot take; until `packets` were received.
+        Returns the number forwarded. (The pure-C reference for benchmarks.)"""
+        cdef uint64_t done = 0, fwd = 0
+        cdef uint32_t got, sent
+        self._usable()
+        txq._usable()
+        if self.pool not in txq.pools:
+            txq.pools.append(self.pool)
+        with nogil:
+            while done < packets:
+                got = self._rx(batch.bufs, batch.capacity)
+                sent = txq._tx(batch.bufs, got)
+                ixy_buf_free_n(batch.bufs + sent, got - sent)
+                done += got
+                fwd += sent
+        return fwd
 
 
 cdef class IntelTxQueue(_IntelQueue):
@@ -668,6 +705,7 @@ cdef class IntelTxQueue(_IntelQueue):
         """Send from the front of batch; sent buffers leave the batch (the
         driver frees them once the NIC is done). Returns the count sent."""
         cdef uint32_t sent
+        self._usable()
         with nogil:
             sent = self._tx(batch.bufs, batch.count)
         if sent:
@@ -679,6 +717,7 @@ cdef class IntelTxQueue(_IntelQueue):
 
     def reclaim(self) -> None:
         """Reclaim finished descriptors without sending."""
+        self._usable()
         with nogil:
             self._clean()
 
@@ -690,6 +729,7 @@ cdef class IntelTxQueue(_IntelQueue):
         cdef ixy_buf **bufs = <ixy_buf **> calloc(batch_size, sizeof(ixy_buf *))
         cdef uint64_t done = 0, seq = 0
         cdef uint32_t have = 0, sent, i
+        self._usable()
         if bufs == NULL:
             raise MemoryError()
         if pool not in self.pools:

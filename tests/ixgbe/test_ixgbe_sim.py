@@ -16,7 +16,7 @@ import ixypy
 from ixypy import PacketBatch
 from ixypy.drivers import driver_for
 from ixypy.drivers.ixgbe import IxgbeDevice
-from ixypy.errors import BatchError, LinkDown, QueueError, UnsupportedDevice
+from ixypy.errors import BatchError, DeviceError, LinkDown, QueueError, UnsupportedDevice
 from ixypy.packets import SEQ_OFFSET, udp_frame
 from ixypy.sim import attach
 
@@ -118,6 +118,19 @@ def test_close_stops_dma_and_returns_every_buffer(pair):
     time.sleep(0.05)
     assert port.wire_stats()["rx_packets"] == 40           # nothing more written into b's memory
     assert port.errors() == []
+
+
+def test_a_closed_device_refuses_use_instead_of_touching_freed_memory():
+    dev = ixypy.open("sim:sink")
+    rxq = dev.rx_queue(0)
+    dev.close()
+    dev.close()                                            # idempotent
+    with pytest.raises(QueueError, match="closed"):
+        dev.rx_batch(0, PacketBatch(8))
+    with pytest.raises(QueueError, match="closed"):
+        rxq.rx(PacketBatch(8))
+    with pytest.raises(DeviceError, match="after the device was closed"):
+        dev.stats()
 
 
 def test_pktgen_to_receiver_every_packet_in_order_and_stats_agree(pair):

@@ -156,9 +156,12 @@ class IntelDevice(Device):
             self.regs.clear_flags(regs.ctl, self.QUEUE_ENABLE)
             self.regs.wait_clear(regs.ctl, self.QUEUE_ENABLE, self.QUEUE_ENABLE_TIMEOUT)
 
-    def _release_ring_buffers(self) -> None:
+    def _close_queues(self) -> None:
+        """After DMA stopped: ring buffers back to their pools, queues and
+        registers unusable (a late call raises instead of touching freed memory)."""
         for q in self.rx_queues + self.tx_queues:
-            q.release_buffers()
+            q.close()
+        self.regs.bar.detach()
 
     # --- the data path ------------------------------------------------------
 

@@ -312,4 +312,4 @@ class IxgbeDevice(IntelDevice):
             self.regs.write(CTRL, CTRL_RST_MASK)
             self.regs.wait_clear(CTRL, CTRL_RST_MASK, RESET_TIMEOUT)
             self.bus.set_bus_master(False)
-            self._release_ring_buffers()
+            self._close_queues()

@@ -80,8 +80,9 @@ class SimBus(Bus):
     """A model port as a driver sees a PCI function: BAR0, config space,
     and DMA memory whose DMA address is its virtual address."""
 
-    def __init__(self, address: str, sim: Sim, port: SimPort, wire: str) -> None:
+    def __init__(self, address: str, sim: Sim, port: SimPort, wire: str, owns_sim: bool = True) -> None:
         self.address = address
+        self.owns_sim = owns_sim
         self.sim = sim
         self.port = port
         self.wire = wire
@@ -112,6 +113,8 @@ class SimBus(Bus):
     def close(self) -> None:
         super().close()
         self.closed = True
+        if not self.owns_sim:
+            return
         peers = [self]
         if self.wire.startswith("pair"):
             _, ends = _pairs["pair"]
