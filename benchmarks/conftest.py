@@ -19,7 +19,7 @@ from typing import Callable, Iterator, Tuple
 import pytest
 
 from ixypy.drivers.ixgbe import IxgbeDevice
-from ixypy.sim import SimBus, source_frame
+from ixypy.sim import SimBus, close_model, new_model, source_frame
 from ixypy.sim._model import Sim
 from ixypy.packets import SEQ_OFFSET
 
@@ -39,9 +39,7 @@ HZ = nominal_hz()
 
 def open_ports(*wires: str) -> Tuple[Sim, list]:
     """One model (one worker thread) with a port per wire: "sink" or "source"."""
-    sim = Sim(len(wires))
-    sim.set_busy_poll(True)
-    sim.start()
+    sim = new_model(len(wires), busy_poll=True)
     devs = []
     for i, wire in enumerate(wires):
         port = sim.port(i)
@@ -66,7 +64,7 @@ def ports() -> Iterator[Callable]:
     for sim, devs in opened:
         for d in devs:
             d.close()
-        sim.close()
+        close_model(sim)
 
 
 def measure(benchmark, run: Callable[[], int], packets: int) -> None:

@@ -73,6 +73,7 @@ def pktgen(dev: Device, frames: Sequence[bytes], limits: Limits, batch_size: int
                 batch.alloc(pool, want)
                 seq = batch.stamp_u64(seq_offset, seq)
             sent += txq.tx(batch)
+        dev.flush_tx()
     finally:
         batch.free()
     return sent
@@ -87,6 +88,7 @@ def _pace(ahead: float) -> None:
 def forward(pairs: Iterable[tuple], limits: Limits, batch_size: int = 32, tick: Optional[Tick] = None) -> int:
     """Forward rx of each (src, dst) device pair to tx of dst, queue 0;
     frames dst cannot take are dropped. Returns the packets forwarded."""
+    pairs = list(pairs)
     legs = [(src.rx_queue(0), dst.tx_queue(0), PacketBatch(batch_size)) for src, dst in pairs]
     clock = _Clock(tick)
     forwarded = 0
@@ -96,6 +98,8 @@ def forward(pairs: Iterable[tuple], limits: Limits, batch_size: int = 32, tick: 
                 if rxq.rx(batch):
                     forwarded += txq.tx(batch)
                     batch.free()
+        for _, dst in pairs:
+            dst.flush_tx()
     finally:
         for _, _, batch in legs:
             batch.free()

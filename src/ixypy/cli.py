@@ -11,14 +11,14 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import BinaryIO, Dict, List, Optional
 
 import click
 
 from . import apps
 from . import open as open_device
 from .device import Device, DeviceStats
-from .errors import IxyError
+from .errors import InvalidAddress, IxyError
 from .packets import MAX_FRAME, MIN_FRAME, udp_flows
 
 WIRE_OVERHEAD = 24      # preamble 8 + CRC 4 + inter-frame gap 12 bytes
@@ -125,26 +125,37 @@ class StopOnSignals:
             signal.signal(sig, handler)
 
 
-def fail(err: IxyError) -> None:
-    click.echo(f"ixypy: error: {err}", err=True)
-    sys.exit(1)
-
-
-class IxyCommand(click.Group):
-    """ixypy errors become one line on stderr and exit code 1 (usage errors: 2)."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except IxyError as err:
-            fail(err)
-
-
-@click.group(cls=IxyCommand)
+@click.group()
 @click.version_option(package_name="ixypy")
-def main() -> None:
+def cli() -> None:
     """User-space network drivers for Python: packet generator, forwarder,
     capture, and device binding."""
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """The entry point: errors are one line on stderr, never a traceback.
+    Exit codes: 0 done, 1 the device or system said no, 2 bad arguments."""
+    try:
+        cli.main(args=argv, prog_name="ixypy", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as err:
+        click.echo(err.format_message())
+    except click.UsageError as err:
+        _exit(f"{err.format_message()} (see `ixypy {err.ctx.command_path.split(' ', 1)[-1] if err.ctx else ''} --help`)", 2)
+    except click.ClickException as err:
+        _exit(err.format_message(), err.exit_code)
+    except click.Abort:
+        _exit("aborted", 1)
+    except InvalidAddress as err:
+        _exit(str(err), 2)
+    except IxyError as err:
+        _exit(str(err), 1)
+    except OSError as err:
+        _exit(f"{err.strerror or err}: {err.filename}" if err.filename else str(err), 1)
+
+
+def _exit(message: str, code: int) -> None:
+    click.echo(f"ixypy: error: {message}", err=True)
+    sys.exit(code)
 
 
 def limits_option(f):
@@ -158,7 +169,7 @@ batch_option = click.option("--batch", "batch_size", type=click.IntRange(1, 512)
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output: JSON lines.")
 
 
-@main.command()
+@cli.command()
 @click.argument("dev")
 @click.option("--size", "-s", type=click.IntRange(MIN_FRAME, MAX_FRAME), default=MIN_FRAME, show_default=True,
               help="Frame size in bytes, CRC excluded.")
@@ -167,7 +178,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 @click.option("--flows", type=click.IntRange(1, 65536), default=1, show_default=True,
               help="Number of flows (source IPs 10.0.0.2 upward).")
 @click.option("--template", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Send the frames of this pcap file instead of UDP.")
+              help="Send the frames of this pcap file instead of UDP (each buffer keeps one frame; order is not kept).")
 @limits_option
 @batch_option
 @json_option
@@ -203,7 +214,7 @@ def _pcap_frames(path: Path) -> List[bytes]:
     return frames
 
 
-@main.command()
+@cli.command()
 @click.argument("dev1")
 @click.argument("dev2")
 @limits_option
@@ -218,23 +229,23 @@ def fwd(dev1: str, dev2: str, count: Optional[int], duration: Optional[float], b
         meter.summary(forwarded=forwarded)
 
 
-@main.command()
+@cli.command()
 @click.argument("dev")
-@click.argument("file", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@click.argument("file", type=click.File("wb", lazy=False))
 @limits_option
 @batch_option
 @json_option
-def capture(dev: str, file: Path, count: Optional[int], duration: Optional[float], batch_size: int,
+def capture(dev: str, file: BinaryIO, count: Optional[int], duration: Optional[float], batch_size: int,
             as_json: bool) -> None:
     """Write received frames to a pcap file."""
-    with open_device(dev) as device, file.open("wb") as out:
+    with file as out, open_device(dev) as device:
         meter = Meter([device], as_json)
         with StopOnSignals() as stop:
             written = apps.capture(device, out, apps.Limits(count, duration, stop), batch_size, tick=meter.tick)
         meter.summary(written=written)
 
 
-@main.command()
+@cli.command()
 @json_option
 def devices(as_json: bool) -> None:
     """List PCI network devices and whether ixypy drives them."""
@@ -263,7 +274,7 @@ def devices(as_json: bool) -> None:
     Console().print(table)
 
 
-@main.command()
+@cli.command()
 @click.argument("address")
 @click.option("--vfio", "method", flag_value="vfio", help="Bind to vfio-pci (IOMMU; works without root afterwards).")
 @click.option("--uio", "method", flag_value="uio", help="Bind to uio_pci_generic (needs root to run).")
@@ -283,7 +294,7 @@ def bind(address: str, method: Optional[str], force: bool) -> None:
         print(f"VFIO group file: /dev/vfio/{dev.iommu_group} (chown it to let a user run ixypy)")
 
 
-@main.command()
+@cli.command()
 @click.argument("address")
 def unbind(address: str) -> None:
     """Give a NIC back to its kernel driver."""
@@ -295,7 +306,7 @@ def unbind(address: str) -> None:
     print(f"{dev.address}: {before or 'no driver'} -> {after or 'no driver (kernel module not loaded?)'}")
 
 
-@main.command()
+@cli.command()
 @click.argument("count", type=click.IntRange(min=0))
 @click.option("--mount", "mount_point", type=click.Path(file_okay=False, path_type=Path), default=Path("/mnt/huge"),
               show_default=True, help="Where to mount hugetlbfs (with 0 pages: nothing is mounted).")

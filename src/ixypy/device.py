@@ -75,6 +75,11 @@ class Device:
         is done); returns how many were sent, fewer when the ring is full."""
         raise NotImplementedError
 
+    def flush_tx(self, timeout: float = 1.0) -> None:
+        """Wait until the device has taken every packet handed to tx_batch
+        (so the statistics that follow count them all)."""
+        raise NotImplementedError
+
     def mempool(self, num_bufs: int = 4096, entry_size: int = 2048, debug: bool = False) -> Mempool:
         """A new pool of packet buffers in DMA memory this device can reach."""
         return self.bus.dma.mempool(num_bufs, entry_size, debug)

@@ -163,6 +163,14 @@ class IntelDevice(Device):
             q.close()
         self.regs.bar.detach()
 
+    def flush_tx(self, timeout: float = 1.0) -> None:
+        """Wait for each tx queue's head to reach its tail: the NIC fetched
+        every descriptor handed to it."""
+        for n in range(len(self.tx_queues)):
+            regs = self.tx_queue_regs(n)
+            tail = self.regs.read(regs.tail)
+            self.regs.wait(regs.head, 0xFFFFFFFF, tail, timeout)
+
     # --- the data path ------------------------------------------------------
 
     def rx_batch(self, queue_id: int, batch: PacketBatch) -> int:

@@ -44,10 +44,39 @@ def parse(address: str) -> str:
     return wire
 
 
-def _new_sim(nports: int) -> Sim:
+# One IOMMU domain for every model in the process, as one VFIO container
+# serves every real NIC: a buffer received on one sim device can be sent on
+# another (forwarding).
+_models: List[Sim] = []
+_dma_regions: Dict[int, int] = {}      # address -> length
+
+
+def new_model(nports: int, busy_poll: bool = False) -> Sim:
+    """A started model with nports ports that sees all of the process's sim DMA memory."""
     sim = Sim(nports, BASE_MAC)
+    for address, length in _dma_regions.items():
+        sim.dma_map(address, address, length)
+    sim.set_busy_poll(busy_poll)
     sim.start()
+    _models.append(sim)
     return sim
+
+
+def close_model(sim: Sim) -> None:
+    _models.remove(sim)
+    sim.close()
+
+
+def _dma_map(address: int, length: int) -> None:
+    _dma_regions[address] = length
+    for sim in _models:
+        sim.dma_map(address, address, length)
+
+
+def _dma_unmap(address: int, length: int) -> None:
+    del _dma_regions[address]
+    for sim in _models:
+        sim.dma_unmap(address, length)
 
 
 def attach(address: str) -> "SimBus":
@@ -56,7 +85,7 @@ def attach(address: str) -> "SimBus":
     wire = parse(address)
     if wire.startswith("pair"):
         if "pair" not in _pairs:
-            sim = _new_sim(2)
+            sim = new_model(2)
             sim.port(0).wire_pair(sim.port(1))
             _pairs["pair"] = (sim, [])
         sim, ends = _pairs["pair"]
@@ -65,7 +94,7 @@ def attach(address: str) -> "SimBus":
         bus = SimBus(address, sim, sim.port(int(wire[-1])), wire)
         ends.append(bus)
         return bus
-    sim = _new_sim(1)
+    sim = new_model(1)
     port = sim.port(0)
     if wire == "source":
         port.wire_source(source_frame(), 0, SEQ_OFFSET)
@@ -87,8 +116,7 @@ class SimBus(Bus):
         self.port = port
         self.wire = wire
         self.ids = (self.port.config_read(0, 2), self.port.config_read(2, 2))
-        self.dma = VirtualAllocator(lambda addr, size: sim.dma_map(addr, addr, size),
-                                    lambda addr, size: sim.dma_unmap(addr, size))
+        self.dma = VirtualAllocator(_dma_map, _dma_unmap)
         self._final_errors = None
         self.closed = False
 
@@ -124,4 +152,4 @@ class SimBus(Bus):
             peers = ends
         for bus in peers:
             bus._final_errors = bus.port.errors()
-        self.sim.close()
+        close_model(self.sim)
