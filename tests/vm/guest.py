@@ -54,7 +54,7 @@ GUEST_MODULES = (
 
 VIRTIO_FIRST_SLOT = 0x10  # virtio NIC i at 0000:00:(0x10+i).0
 ROOT_PORT_FIRST_SLOT = 0x18  # igb NIC j behind the root port at slot 0x18+j, on bus j+1
-NINEP_SLOTS = (0x08, 0x09)  # hostroot, work
+NINEP_SLOTS = (0x08, 0x09, 0x0A)  # hostroot, work, project
 
 
 class MissingPrerequisite(Exception):
@@ -380,6 +380,10 @@ class Guest:
             "-device", f"virtio-9p-pci,fsdev=fs0,mount_tag=hostroot,addr={NINEP_SLOTS[0]:#x}",
             "-fsdev", f"local,id=fs1,path={self.share},security_model=none",
             "-device", f"virtio-9p-pci,fsdev=fs1,mount_tag=work,addr={NINEP_SLOTS[1]:#x}",
+            # the checkout itself: it may live where the guest's own mounts hide
+            # the host root (a clone under /tmp, which the guest mounts a tmpfs over)
+            "-fsdev", f"local,id=fs2,path={REPO_ROOT},security_model=none,readonly=on",
+            "-device", f"virtio-9p-pci,fsdev=fs2,mount_tag=project,addr={NINEP_SLOTS[2]:#x}",
         ]
         for nic, placed in zip(self.nics, self.placed):
             cmd += nic_qemu_args(nic, placed)
@@ -389,6 +393,8 @@ class Guest:
         """The shell script /init runs in the chroot: the agent under the host's Python."""
         nics = json.dumps([{"address": n.address, "model": n.model, "mac": n.mac} for n in self.placed])
         return (f"export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp PYTHONDONTWRITEBYTECODE=1\n"
+                f"mkdir -p {REPO_ROOT} && mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000 "
+                f"project {REPO_ROOT}\n"
                 f"export PYTHONPATH={SRC_DIR}:{HARNESS_DIR} IXYPY_TEST_NICS='{nics}'\n"
                 f"cd {GUEST_WORK}\n"
                 f"exec {sys.executable} -u {AGENT} {GUEST_WORK}\n")
