@@ -733,10 +733,12 @@ static unsigned port_pass(struct ixsim_port *p, const struct dma_map *m, int64_t
     return work;
 }
 
+#define IDLE_SPIN_NS 1000000
+
 static void *worker(void *arg)
 {
     struct ixsim *sim = arg;
-    unsigned idle = 0;
+    int64_t idle_since = 0;   /* 0: busy in the last pass */
     while (__atomic_load_n(&sim->running, __ATOMIC_ACQUIRE)) {
         __atomic_fetch_add(&sim->round, 1, __ATOMIC_SEQ_CST);   /* odd: inside */
         const struct dma_map *m = __atomic_load_n(&sim->map, __ATOMIC_SEQ_CST);
@@ -746,10 +748,14 @@ static void *worker(void *arg)
             work += port_pass(sim->ports[i], m, now);
         __atomic_fetch_add(&sim->round, 1, __ATOMIC_SEQ_CST);   /* even: outside */
         if (work) {
-            idle = 0;
+            idle_since = 0;
             continue;
         }
-        if (LD(&sim->busy) || ++idle < 200) {
+        if (!idle_since)
+            idle_since = now;
+        /* keep spinning through the short gaps of a driver that sends or
+         * receives continuously; sleep only after 1 ms without work */
+        if (LD(&sim->busy) || now - idle_since < IDLE_SPIN_NS) {
             for (int k = 0; k < 16; k++)
                 cpu_relax();
             continue;
