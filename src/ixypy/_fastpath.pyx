@@ -184,7 +184,6 @@ cdef class Mempool:
     entries never straddle a page. debug=True catches double frees."""
     cdef ixy_mempool pool
     cdef readonly DmaMemory memory
-    cdef readonly size_t dma_base
 
     def __cinit__(self, DmaMemory memory not None, uint32_t num_bufs, uint32_t entry_size=2048,
                   object page_dma=None, size_t page_size=0, bint debug=False):
@@ -200,7 +199,6 @@ cdef class Mempool:
         if len(pages) * page_size < <size_t> num_bufs * entry_size:
             raise ValueError("page_dma does not cover the pool")
         self.memory = memory
-        self.dma_base = pages[0]
         self.pool.base = <uint8_t *> memory.address
         self.pool.entry_size = entry_size
         self.pool.num_bufs = num_bufs

@@ -143,11 +143,3 @@ class Device:
 
 def format_mac(raw: bytes) -> str:
     return ":".join(f"{b:02x}" for b in raw)
-
-
-def parse_mac(text: str) -> bytes:
-    parts = text.split(":")
-    if len(parts) != 6:
-        raise ValueError(f"not a MAC address: {text!r}")
-    return bytes(int(p, 16) for p in parts)
-
