@@ -2,6 +2,7 @@
 """ixypy's fast path: register access, DMA memory, mempools, packet batches
 and the descriptor loops. Everything per packet runs without the GIL and
 without Python objects; Python is touched once per batch."""
+cimport cython
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
@@ -176,6 +177,10 @@ cdef class DmaMemory:
 # --------------------------------------------------------------------------
 # Mempool
 
+# Objects that own buffers (batches, rings) or the memory behind them (pools)
+# keep their references until __dealloc__ has run: the cycle collector must
+# not clear them first, or freeing a buffer would touch unmapped memory.
+@cython.no_gc_clear
 cdef class Mempool:
     """Fixed-size packet buffers in one DMA region.
 
@@ -286,6 +291,7 @@ from .errors import BatchError, DeviceError, DoubleFree, MempoolExhausted, Packe
 # --------------------------------------------------------------------------
 # PacketBatch
 
+@cython.no_gc_clear
 cdef class PacketBatch:
     """Up to `capacity` packet buffers, held as a C array. Python sees the
     batch; packet bytes are reachable as zero-copy memoryviews (batch[i])."""
@@ -480,6 +486,7 @@ cdef inline void _adv_rx_give(ixy_adv_rx_desc *d, ixy_buf *b) noexcept nogil:
     d.read.hdr_addr = 0   # also clears the write-back DD bit that overlays it
 
 
+@cython.no_gc_clear
 cdef class _IntelQueue:
     """State common to an advanced-descriptor rx or tx ring."""
     cdef Bar bar
@@ -531,6 +538,7 @@ cdef class _IntelQueue:
         self.closed = True
 
 
+@cython.no_gc_clear
 cdef class IntelRxQueue(_IntelQueue):
     """Receive ring of advanced one-buffer descriptors (82599 7.1.6)."""
     cdef ixy_adv_rx_desc *descs
@@ -641,6 +649,7 @@ cdef class IntelRxQueue(_IntelQueue):
         return fwd
 
 
+@cython.no_gc_clear
 cdef class IntelTxQueue(_IntelQueue):
     """Transmit ring of advanced data descriptors (82599 7.2.3.2.4)."""
     cdef ixy_adv_tx_desc *descs

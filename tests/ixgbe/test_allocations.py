@@ -35,16 +35,18 @@ def test_tx_and_rx_loops_allocate_nothing_per_packet():
         out, inbox = PacketBatch(BATCH), PacketBatch(BATCH)
         txq, rxq = a.tx_queue(0), b.rx_queue(0)
 
-        def loop(rounds: int) -> None:
-            for _ in range(rounds):
+        def loop(batches: int) -> None:
+            """Run until `batches` rx calls returned packets."""
+            while batches:
                 if not len(out):
                     out.alloc(pool)
                     out.stamp_u64(SEQ_OFFSET, 0)
                 txq.tx(out)
-                rxq.rx(inbox)
-                inbox.free()
+                if rxq.rx(inbox):
+                    batches -= 1
+                    inbox.free()
 
         growth, peak = traced(loop)
-        assert b.stats().rx_packets > ROUNDS                  # packets really moved
+        assert b.stats().rx_packets >= ROUNDS                 # packets really moved
     assert growth <= 0 or growth < 1024                       # no leak
     assert peak < BATCH * PER_PACKET_OBJECT / 4               # far below one object per packet of a batch
