@@ -150,3 +150,19 @@ def test_random_alloc_free_sequences_conserve_buffers(ops):
     for b in held:
         b.free()
     assert pool.free_count == 64 and pool.double_frees == 0
+
+
+def test_cycle_collector_frees_a_batch_before_its_pool():
+    """A batch caught in a reference cycle with the last reference to its
+    pool: the collector must let the batch return its buffers first."""
+    import gc
+
+    class Holder(PacketBatch):
+        pass
+
+    pool = make_pool(64)
+    batch = Holder(8)
+    batch.alloc(pool)
+    batch.me = batch                   # a cycle through the batch itself
+    del pool, batch
+    gc.collect()                       # crashed (freed memory touched) before no_gc_clear
