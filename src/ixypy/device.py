@@ -8,6 +8,8 @@ closed by an atexit hook, so a NIC is never left writing into freed memory.
 from __future__ import annotations
 
 import atexit
+import signal
+import threading
 import weakref
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, List
@@ -46,6 +48,18 @@ def _close_open_devices() -> None:
         dev.close()
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _route_sigterm_through_exit() -> None:
+    """SIGTERM's default action ends the process without running atexit, so a
+    NIC would keep doing DMA into memory that is about to be freed. While no
+    one else handles SIGTERM, make it exit through the normal path."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
 class Device:
     """A NIC driven by ixypy. Use as a context manager, or call close()."""
 
@@ -61,6 +75,7 @@ class Device:
         self.num_tx_queues = tx_queues
         self.closed = False
         _open_devices.add(self)
+        _route_sigterm_through_exit()
 
     # --- the data path --------------------------------------------------
 

@@ -338,3 +338,36 @@ def test_random_interleavings_lose_nothing_silently(pair, ops: List[Tuple[str, i
     assert all(x < y for x, y in zip(got, got[1:])) and all(0 <= x < sent for x in got)
     a.tx_queue(0).reclaim()
     assert pool.num_bufs - pool.free_count <= a.tx_queue(0).in_flight < 32   # the rest came back
+
+
+@pytest.mark.parametrize("how", ["exit", "sigterm", "sigint"])
+def test_process_end_stops_the_device(tmp_path, how):
+    """A script that ends (normally, by SIGTERM or by Ctrl-C) without closing
+    its device: ixypy still stops the device's DMA on the way out."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    marker = tmp_path / "stopped"
+    script = f"""
+import os, sys, time, ixypy
+dev = ixypy.open("sim:source")
+stop = dev._stop
+def stop_and_mark():
+    stop()
+    open({str(marker)!r}, "w").write(str(dev.bus.port.config_read(4, 2) & 4))
+dev._stop = stop_and_mark
+print("ready", flush=True)
+if {how!r} != "exit":
+    time.sleep(60)
+"""
+    src = Path(__file__).resolve().parents[2] / "src"
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(src)})
+    assert proc.stdout.readline().strip() == "ready"
+    if how != "exit":
+        proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGINT)
+    proc.wait(timeout=30)
+    assert marker.read_text() == "0"            # stopped, and bus mastering is off
