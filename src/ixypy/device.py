@@ -10,7 +10,7 @@ from __future__ import annotations
 import atexit
 import weakref
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, List
+from typing import TYPE_CHECKING, List, Optional
 
 from ._fastpath import Mempool, PacketBatch
 from .errors import BatchError, QueueError
@@ -60,13 +60,16 @@ class Device:
         self.num_rx_queues = rx_queues
         self.num_tx_queues = tx_queues
         self.closed = False
+        self.interrupts = None       # ixypy.interrupts.Interrupts when opened with interrupts=True
         _open_devices.add(self)
 
     # --- the data path --------------------------------------------------
 
-    def rx_batch(self, queue_id: int, batch: PacketBatch) -> int:
+    def rx_batch(self, queue_id: int, batch: PacketBatch, timeout: Optional[float] = None) -> int:
         """Receive into batch's free slots from rx queue queue_id; returns the
-        number of packets added (0 when none are waiting)."""
+        number of packets added (0 when none are waiting). With a timeout (s):
+        wait for packets that long, sleeping on the queue's interrupt once the
+        queue is idle if the device was opened with interrupts=True."""
         raise NotImplementedError
 
     def tx_batch(self, queue_id: int, batch: PacketBatch) -> int:
@@ -110,6 +113,8 @@ class Device:
         try:
             self._stop()
         finally:
+            if self.interrupts is not None:
+                self.interrupts.close()
             self.bus.close()
             _open_devices.discard(self)
 
