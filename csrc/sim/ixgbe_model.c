@@ -34,10 +34,23 @@
  *    (the frames would sit in the packet buffer). Frames reaching a port whose
  *    link is down or whose RXCTRL.RXEN is 0 are lost without counting.
  *  - A ring must lie inside one DMA mapping (one contiguous region).
- *  - Interrupts are not raised yet: EICR/EICS/EIMS/EIMC/EIAC keep their
- *    register semantics only. To add them, set EICR bits where the engines
- *    write back (rx_frame, tx_queue) and signal a per-vector eventfd when the
- *    bit is unmasked in EIMS.
+ *  - Interrupts (7.3): MSI-X only. A vector is "attached" when an eventfd is
+ *    set for it (ixsim_set_irq_eventfd, what VFIO_DEVICE_SET_IRQS does); the
+ *    model dup()s the fd as VFIO takes a reference. IVAR maps each queue's rx
+ *    and tx cause to one of 64 vectors (valid bit). A cause sets the vector's
+ *    EICR bit and makes it pending; a pending, unmasked (EIMS) vector sends
+ *    its message (an 8-byte write of 1 to its eventfd) once its EITR interval
+ *    since the previous message has passed, else when the interval ends (the
+ *    worker checks every pass). On sending: EICR bit cleared if set in EIAC
+ *    (vectors 16..63 always auto-clear: EIAC has 16 bits), EIMS bit cleared
+ *    if GPIE.EIAME and the EIAM bit is set. Unmasking a vector whose EICR bit
+ *    is set sends it (the cause was kept while masked). Nothing is sent unless
+ *    GPIE.MSIX_MODE is set. EICR/EIMS/EIMC/EICS/EIAM bits 15:0 are vectors
+ *    0..15; the _EX registers reach vectors 0..63 (bits 16..30 of EIMS, EICR
+ *    stay plain "other cause" bits, never raised). In MSI-X mode a read of
+ *    EICR does not clear it (write 1 to clear); otherwise it reads to clear.
+ *    A write-back raises the cause once per engine pass (rx batch), not per
+ *    descriptor: the same to the driver, since EICR is a sticky bit.
  *
  * Threading: the driver's threads call the register functions; the worker
  * thread runs the DMA engines. Shared state is accessed with GCC __atomic
@@ -52,6 +65,8 @@
 #include "ixgbe_model.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -77,6 +92,23 @@
 #define R_EIMS        0x00880
 #define R_EIMC        0x00888
 #define R_EIAM        0x00890
+#define R_GPIE        0x00898
+#define   GPIE_MSIX_MODE   (1u << 4)
+#define   GPIE_OCD         (1u << 5)
+#define   GPIE_EIAME       (1u << 30)
+#define   GPIE_PBA_SUPPORT (1u << 31)
+#define R_EITR_LO(n)  (0x00820 + 4 * (n))      /* vectors 0..23 */
+#define R_EITR_HI(n)  (0x12300 + 4 * ((n) - 24))   /* vectors 24..127 */
+#define   EITR_INTERVAL    0x00000FF8u        /* bits 11:3, 2.048 us units (8.2.3.5.12) */
+#define   EITR_LLI_MOD     (1u << 15)
+#define   EITR_CNT_WDIS    (1u << 31)
+#define R_IVAR(n)     (0x00900 + 4 * (n))      /* 64: queues 2n, 2n+1 */
+#define   IVAR_VALID       0x80u
+#define R_IVAR_MISC   0x00A00
+#define R_EICS_EX(n)  (0x00A90 + 4 * (n))      /* 2 */
+#define R_EIMS_EX(n)  (0x00AA0 + 4 * (n))
+#define R_EIMC_EX(n)  (0x00AB0 + 4 * (n))
+#define R_EIAM_EX(n)  (0x00AD0 + 4 * (n))
 #define R_EEC         0x10010
 #define   EEC_PRES    (1u << 8)
 #define   EEC_ARD     (1u << 9)
@@ -241,6 +273,20 @@ struct ixsim_port {
     uint8_t rx_dirty;
     struct dev_stats acc;
     struct ixsim_wire_stats wacc;
+
+    /* MSI-X (7.3). The IVAR latches are read by the engines (atomic); the
+     * rest is under irq_lock, the innermost lock (taken after p->lock or the
+     * rx lock, never the other way round). */
+    uint8_t rx_ivar[IXSIM_NUM_QUEUES], tx_ivar[IXSIM_NUM_QUEUES];  /* vector | IVAR_VALID */
+    uint64_t rx_cause;        /* under the rx lock: vectors raised since rx_lock */
+    pthread_mutex_t irq_lock;
+    uint32_t gpie, eiac;
+    uint64_t eicr, eims, eiam, pend;   /* one bit per vector */
+    uint32_t irq_wait;        /* atomic: a pending unmasked vector waits for its EITR interval */
+    uint64_t lost_reported;   /* vectors whose lost message was logged */
+    int efd[IXSIM_MSIX_VECTORS];       /* dup of the attached eventfd, -1: none */
+    int64_t itr_ns[IXSIM_MSIX_VECTORS], next_ok[IXSIM_MSIX_VECTORS];
+    uint64_t sent[IXSIM_MSIX_VECTORS]; /* atomic: messages sent */
 
     struct dev_stats st;      /* atomic counters */
     uint32_t gorc_hi, gotc_hi, qbrc_hi[NSTAT], qbtc_hi[NSTAT]; /* latched high halves */
@@ -472,6 +518,9 @@ static int rx_frame(struct ixsim_port *p, const struct dma_map *m, const struct 
         head = head + 1 == size ? 0 : head + 1;
     }
     STR(&q->head, head);
+    uint32_t iv = LD(&p->rx_ivar[0]);      /* 7.3.4: rx cause of queue 0 -> its vector */
+    if (iv & IVAR_VALID)
+        p->rx_cause |= 1ull << (iv & 63);
     p->acc.qprc[q->stat]++;
     p->acc.qbrc[q->stat] += dlen;
     p->wacc.rx_packets++;
@@ -499,6 +548,8 @@ static void flush_wire(struct ixsim_wire_stats *dst, struct ixsim_wire_stats *sr
         }
 }
 
+static void irq_raise(struct ixsim_port *p, uint64_t vectors, int64_t now);
+
 static void rx_unlock(struct ixsim_port *p)
 {
     if (p->rx_dirty) {
@@ -506,7 +557,138 @@ static void rx_unlock(struct ixsim_port *p)
         flush_wire(&p->wst, &p->wacc);
         p->rx_dirty = 0;
     }
+    uint64_t cause = p->rx_cause;
+    p->rx_cause = 0;
+    if (cause)     /* the descriptors are written: the message may follow */
+        irq_raise(p, cause, now_ns());
     __atomic_clear(&p->rxlock, __ATOMIC_RELEASE);
+}
+
+/* ---- MSI-X (7.3) ------------------------------------------------------------ */
+/* Send vector v's message: an 8-byte write of 1 to its eventfd. irq_lock held. */
+static void msix_send(struct ixsim_port *p, unsigned v)
+{
+    ADD(&p->sent[v], 1);
+    if (p->efd[v] < 0) {
+        if (!(p->lost_reported & (1ull << v))) {
+            p->lost_reported |= 1ull << v;
+            ERR(p, "MSI-X vector %u fired with no eventfd attached (interrupt lost)", v);
+        }
+        return;
+    }
+    uint64_t one = 1;
+    ssize_t r = write(p->efd[v], &one, sizeof(one));
+    (void)r;    /* EAGAIN only if the counter would overflow: the reader is woken anyway */
+}
+
+/* Send every pending, unmasked vector whose EITR interval has passed; the
+ * others stay pending (the worker retries them every pass). irq_lock held. */
+static void irq_eval(struct ixsim_port *p, int64_t now)
+{
+    if (!(p->gpie & GPIE_MSIX_MODE)) {
+        ST(&p->irq_wait, 0);
+        return;
+    }
+    uint64_t ready = p->pend & p->eims, waiting = 0;
+    while (ready) {
+        unsigned v = __builtin_ctzll(ready);
+        uint64_t b = 1ull << v;
+        ready &= ready - 1;
+        if (now < p->next_ok[v]) {     /* 7.3.2.1: no more often than EITR allows */
+            waiting |= b;
+            continue;
+        }
+        p->pend &= ~b;
+        p->next_ok[v] = now + p->itr_ns[v];
+        if (v >= 16 || (p->eiac & b))           /* auto-clear */
+            p->eicr &= ~b;
+        if ((p->gpie & GPIE_EIAME) && (p->eiam & b))   /* auto-mask */
+            p->eims &= ~b;
+        msix_send(p, v);
+    }
+    ST(&p->irq_wait, waiting != 0);
+}
+
+static void irq_raise(struct ixsim_port *p, uint64_t vectors, int64_t now)
+{
+    pthread_mutex_lock(&p->irq_lock);
+    p->eicr |= vectors;
+    p->pend |= vectors;
+    irq_eval(p, now);
+    pthread_mutex_unlock(&p->irq_lock);
+}
+
+/* Unmask vectors (EIMS, EIMS_EX): one whose cause was kept while masked fires. */
+static void irq_unmask(struct ixsim_port *p, uint64_t vectors, int64_t now, const char *reg)
+{
+    pthread_mutex_lock(&p->irq_lock);
+    if (p->gpie & GPIE_MSIX_MODE) {
+        for (uint64_t m = vectors & ~p->eims; m; m &= m - 1) {
+            unsigned v = __builtin_ctzll(m);
+            if (p->efd[v] < 0)
+                ERR(p, "%s unmasks MSI-X vector %u, which has no eventfd attached", reg, v);
+        }
+    }
+    p->pend |= vectors & ~p->eims & p->eicr;
+    p->eims |= vectors;
+    irq_eval(p, now);
+    pthread_mutex_unlock(&p->irq_lock);
+}
+
+static void irq_mask(struct ixsim_port *p, uint64_t vectors)
+{
+    pthread_mutex_lock(&p->irq_lock);
+    p->eims &= ~vectors;
+    pthread_mutex_unlock(&p->irq_lock);
+}
+
+static void eitr_write(struct ixsim_port *p, unsigned v, uint32_t val, int64_t now)
+{
+    if (val & 7u) {
+        ERR(p, "EITR[%u]=0x%x: bits 2:0 are reserved (the interval is bits 11:3)", v, val);
+        val &= ~7u;
+    }
+    reg_set(p, v < 24 ? R_EITR_LO(v) : R_EITR_HI(v), val & (EITR_INTERVAL | EITR_LLI_MOD | EITR_CNT_WDIS));
+    pthread_mutex_lock(&p->irq_lock);
+    p->itr_ns[v] = (int64_t)((val & EITR_INTERVAL) >> 3) * 2048;
+    if (!(val & EITR_CNT_WDIS))     /* the write also loads the ITR counter (0): it expires now */
+        p->next_ok[v] = 0;
+    irq_eval(p, now);
+    pthread_mutex_unlock(&p->irq_lock);
+}
+
+static void ivar_write(struct ixsim_port *p, unsigned n, uint32_t v)
+{
+    /* 8.2.3.5.x IVAR: per byte, bits 5:0 vector, bit 7 valid, bit 6 reserved;
+     * bytes: rx 2n, tx 2n, rx 2n+1, tx 2n+1 */
+    if (v & 0x40404040u) {
+        ERR(p, "IVAR[%u]=0x%08x: bits 6, 14, 22 and 30 are reserved", n, v);
+        v &= ~0x40404040u;
+    }
+    reg_set(p, R_IVAR(n), v);
+    if (2 * n + 1 < IXSIM_NUM_QUEUES) {
+        ST(&p->rx_ivar[2 * n], (uint8_t)(v & 0xBF));
+        ST(&p->tx_ivar[2 * n], (uint8_t)((v >> 8) & 0xBF));
+        ST(&p->rx_ivar[2 * n + 1], (uint8_t)((v >> 16) & 0xBF));
+        ST(&p->tx_ivar[2 * n + 1], (uint8_t)((v >> 24) & 0xBF));
+    }
+}
+
+static void gpie_write(struct ixsim_port *p, uint32_t v)
+{
+    pthread_mutex_lock(&p->irq_lock);
+    if ((v & GPIE_MSIX_MODE) && !(p->gpie & GPIE_MSIX_MODE)) {
+        int any = 0;
+        for (unsigned i = 0; i < IXSIM_MSIX_VECTORS; i++)
+            any |= p->efd[i] >= 0;
+        if (!any)
+            ERR(p, "GPIE.MSIX_MODE set while no MSI-X vector has an eventfd attached (MSI-X not enabled)");
+        if (!(v & GPIE_PBA_SUPPORT))
+            ERR(p, "GPIE.MSIX_MODE set without GPIE.PBA_SUPPORT (must be 1 in MSI-X mode)");
+    }
+    p->gpie = v;
+    reg_set(p, R_GPIE, v);
+    pthread_mutex_unlock(&p->irq_lock);
 }
 
 /* ---- transmit path --------------------------------------------------------- */
@@ -675,6 +857,11 @@ static unsigned tx_queue(struct ixsim_port *p, unsigned qi, const struct dma_map
     if (peer_locked)
         rx_unlock(peer);
     STR(&q->head, head);
+    if (consumed) {
+        uint32_t iv = LD(&p->tx_ivar[qi]);     /* 7.3.4: tx cause of queue qi */
+        if (iv & IVAR_VALID)
+            irq_raise(p, 1ull << (iv & 63), now);
+    }
     if (gptc) {
         ADD(&p->st.gptc, gptc);
         ADD(&p->st.tpt, gptc);
@@ -721,6 +908,11 @@ static unsigned port_pass(struct ixsim_port *p, const struct dma_map *m, int64_t
     unsigned work = 0;
     if (now < LD(&p->rst_until))
         return 0;
+    if (LD(&p->irq_wait)) {        /* an EITR interval may have ended */
+        pthread_mutex_lock(&p->irq_lock);
+        irq_eval(p, now);
+        pthread_mutex_unlock(&p->irq_lock);
+    }
     uint64_t mask = LDA(&p->txmask);
     while (mask) {
         unsigned qi = __builtin_ctzll(mask);
@@ -805,7 +997,19 @@ static void port_reset(struct ixsim_port *p, int64_t now)
     }
     memset(&p->acc, 0, sizeof(p->acc));
     memset(&p->wacc, 0, sizeof(p->wacc));
+    memset(p->rx_ivar, 0, sizeof(p->rx_ivar));
+    memset(p->tx_ivar, 0, sizeof(p->tx_ivar));
+    p->rx_cause = 0;
     rx_unlock(p);
+    /* interrupt registers to their defaults; the attached eventfds stay
+     * (they belong to the PCI function's MSI-X set-up, not to BAR0) */
+    pthread_mutex_lock(&p->irq_lock);
+    p->gpie = p->eiac = 0;
+    p->eicr = p->eims = p->eiam = p->pend = 0;
+    for (unsigned i = 0; i < IXSIM_MSIX_VECTORS; i++)
+        p->itr_ns[i] = p->next_ok[i] = 0;
+    ST(&p->irq_wait, 0);
+    pthread_mutex_unlock(&p->irq_lock);
     /* clear the device statistics */
     uint64_t *s = (uint64_t *)&p->st;
     for (size_t i = 0; i < sizeof(p->st) / 8; i++)
@@ -1095,10 +1299,34 @@ uint32_t ixsim_read32(void *ctx, uint32_t off)
             EVT(p, "LINKS.LINK_UP");
         return LINKS_UP | LD(&p->link_speed) << 28 | LINKS_STATUS;
     }
-    case R_EICR:
-        return __atomic_exchange_n(&p->regs[R_EICR >> 2], 0, __ATOMIC_RELAXED);
-    case R_EIMC:
-        return 0;
+    case R_EICR: {
+        /* bits 15:0: the vectors' causes; the rest: other causes (only via EICS) */
+        pthread_mutex_lock(&p->irq_lock);
+        uint32_t v = (uint32_t)(p->eicr & 0xFFFF) | (reg(p, R_EICR) & 0xFFFF0000u);
+        if (!(p->gpie & GPIE_MSIX_MODE)) {     /* read to clear outside MSI-X mode */
+            p->eicr &= ~0xFFFFull;
+            p->pend &= ~0xFFFFull;
+            reg_set(p, R_EICR, 0);
+        }
+        pthread_mutex_unlock(&p->irq_lock);
+        return v;
+    }
+    case R_EIMS: case R_EIAM: {
+        pthread_mutex_lock(&p->irq_lock);
+        uint64_t m = off == R_EIMS ? p->eims : p->eiam;
+        pthread_mutex_unlock(&p->irq_lock);
+        return (uint32_t)(m & 0xFFFF) | (reg(p, off) & 0x7FFF0000u);
+    }
+    case R_EIMS_EX(0): case R_EIMS_EX(1): case R_EIAM_EX(0): case R_EIAM_EX(1): {
+        int ex = off >= R_EIAM_EX(0);
+        unsigned n = (off - (ex ? R_EIAM_EX(0) : R_EIMS_EX(0))) / 4;
+        pthread_mutex_lock(&p->irq_lock);
+        uint64_t m = ex ? p->eiam : p->eims;
+        pthread_mutex_unlock(&p->irq_lock);
+        return (uint32_t)(m >> (32 * n));
+    }
+    case R_EIMC: case R_EIMC_EX(0): case R_EIMC_EX(1): case R_EICS: case R_EICS_EX(0): case R_EICS_EX(1):
+        return 0;   /* write-only */
     case R_GPRC: return sat32(XCHG0(&p->st.gprc));
     case R_BPRC: return sat32(XCHG0(&p->st.bprc));
     case R_MPRC: return sat32(XCHG0(&p->st.mprc));
@@ -1151,6 +1379,18 @@ static void write_locked(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t
         reg_set(p, R_SRRCTL((off - R_SRRCTL_ALIAS(0)) / 4), v);
         return;
     }
+    if (off >= R_EITR_LO(0) && off < R_EITR_LO(24)) {
+        eitr_write(p, (off - R_EITR_LO(0)) / 4, v, now);
+        return;
+    }
+    if (off >= R_EITR_HI(24) && off < R_EITR_HI(IXSIM_MSIX_VECTORS)) {
+        eitr_write(p, 24 + (off - R_EITR_HI(24)) / 4, v, now);
+        return;
+    }
+    if (off >= R_IVAR(0) && off < R_IVAR(64)) {
+        ivar_write(p, (off - R_IVAR(0)) / 4, v);
+        return;
+    }
     switch (off) {
     case R_CTRL:
         reg_set(p, off, v);
@@ -1160,19 +1400,61 @@ static void write_locked(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t
     case R_EIMS:
         if (v & (1u << 31))
             ERR(p, "EIMS bit 31 is reserved: write 0x%08x", v);
-        __atomic_fetch_or(&p->regs[R_EIMS >> 2], v & 0x7FFFFFFF, __ATOMIC_RELAXED);
+        __atomic_fetch_or(&p->regs[R_EIMS >> 2], v & 0x7FFF0000u, __ATOMIC_RELAXED);
+        if (v & 0xFFFF)
+            irq_unmask(p, v & 0xFFFF, now, "EIMS");
         return;
     case R_EIMC:
         /* 8.2.3.5.4 EIMC: bit 31 reserved */
         if (v & (1u << 31))
             ERR(p, "EIMC bit 31 is reserved: write 0x%08x (mask all with 0x7FFFFFFF)", v);
-        __atomic_fetch_and(&p->regs[R_EIMS >> 2], ~(v & 0x7FFFFFFF), __ATOMIC_RELAXED);
+        __atomic_fetch_and(&p->regs[R_EIMS >> 2], ~(v & 0x7FFF0000u), __ATOMIC_RELAXED);
+        irq_mask(p, v & 0xFFFF);
         return;
-    case R_EICR:
-        __atomic_fetch_and(&p->regs[R_EICR >> 2], ~v, __ATOMIC_RELAXED);   /* write 1 to clear */
+    case R_EIMS_EX(0): case R_EIMS_EX(1):
+        if (v)
+            irq_unmask(p, (uint64_t)v << (32 * ((off - R_EIMS_EX(0)) / 4)), now, "EIMS_EX");
         return;
-    case R_EICS:
-        __atomic_fetch_or(&p->regs[R_EICR >> 2], v & 0x7FFFFFFF, __ATOMIC_RELAXED);
+    case R_EIMC_EX(0): case R_EIMC_EX(1):
+        irq_mask(p, (uint64_t)v << (32 * ((off - R_EIMC_EX(0)) / 4)));
+        return;
+    case R_EICR:    /* write 1 to clear */
+        __atomic_fetch_and(&p->regs[R_EICR >> 2], ~(v & 0xFFFF0000u), __ATOMIC_RELAXED);
+        pthread_mutex_lock(&p->irq_lock);
+        p->eicr &= ~(uint64_t)(v & 0xFFFF);
+        p->pend &= ~(uint64_t)(v & 0xFFFF);
+        pthread_mutex_unlock(&p->irq_lock);
+        return;
+    case R_EICS:    /* software-raised causes */
+        __atomic_fetch_or(&p->regs[R_EICR >> 2], v & 0x7FFF0000u, __ATOMIC_RELAXED);
+        if (v & 0xFFFF)
+            irq_raise(p, v & 0xFFFF, now);
+        return;
+    case R_EICS_EX(0): case R_EICS_EX(1):
+        if (v)
+            irq_raise(p, (uint64_t)v << (32 * ((off - R_EICS_EX(0)) / 4)), now);
+        return;
+    case R_EIAC:    /* 16 bits: vectors 0..15 (16..63 always auto-clear) */
+        reg_set(p, off, v & 0xFFFF);
+        pthread_mutex_lock(&p->irq_lock);
+        p->eiac = v & 0xFFFF;
+        pthread_mutex_unlock(&p->irq_lock);
+        return;
+    case R_EIAM:
+        reg_set(p, off, v & 0x7FFF0000u);
+        pthread_mutex_lock(&p->irq_lock);
+        p->eiam = (p->eiam & ~0xFFFFull) | (v & 0xFFFF);
+        pthread_mutex_unlock(&p->irq_lock);
+        return;
+    case R_EIAM_EX(0): case R_EIAM_EX(1): {
+        unsigned sh = 32 * ((off - R_EIAM_EX(0)) / 4);
+        pthread_mutex_lock(&p->irq_lock);
+        p->eiam = (p->eiam & ~(0xFFFFFFFFull << sh)) | ((uint64_t)v << sh);
+        pthread_mutex_unlock(&p->irq_lock);
+        return;
+    }
+    case R_GPIE:
+        gpie_write(p, v);
         return;
     case R_AUTOC: {
         reg_set(p, off, v & ~AUTOC_RESTART_AN);
@@ -1328,8 +1610,12 @@ static void port_free(struct ixsim_port *p)
     free(p->regs);
     free(p->src_frame);
     free(p->scratch);
+    for (unsigned v = 0; v < IXSIM_MSIX_VECTORS; v++)
+        if (p->efd[v] >= 0)
+            close(p->efd[v]);
     pthread_mutex_destroy(&p->lock);
     pthread_mutex_destroy(&p->log_lock);
+    pthread_mutex_destroy(&p->irq_lock);
     free(p);
 }
 
@@ -1356,6 +1642,9 @@ struct ixsim *ixsim_create(unsigned nports, const uint8_t base_mac[6])
         p->ops.ctx = p;
         pthread_mutex_init(&p->lock, NULL);
         pthread_mutex_init(&p->log_lock, NULL);
+        pthread_mutex_init(&p->irq_lock, NULL);
+        for (unsigned v = 0; v < IXSIM_MSIX_VECTORS; v++)
+            p->efd[v] = -1;
         p->regs = calloc(1, IXSIM_BAR0_SIZE);
         p->src_frame = calloc(1, IXSIM_MAX_FRAME + 8);
         p->scratch = calloc(1, IXSIM_MAX_FRAME + 64);
@@ -1570,6 +1859,31 @@ int ixsim_inject(struct ixsim_port *p, const uint8_t *frame, uint32_t len)
     rx_unlock(p);
     pthread_mutex_unlock(&sim->map_lock);
     return r;
+}
+
+int ixsim_set_irq_eventfd(struct ixsim_port *p, unsigned vector, int fd)
+{
+    if (vector >= IXSIM_MSIX_VECTORS)
+        return EINVAL;
+    int nfd = -1;
+    if (fd >= 0) {
+        nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);    /* a reference, as VFIO takes one */
+        if (nfd < 0)
+            return errno;
+    }
+    pthread_mutex_lock(&p->irq_lock);
+    int old = p->efd[vector];
+    p->efd[vector] = nfd;
+    p->lost_reported &= ~(1ull << vector);
+    pthread_mutex_unlock(&p->irq_lock);
+    if (old >= 0)
+        close(old);
+    return 0;
+}
+
+uint64_t ixsim_irq_count(struct ixsim_port *p, unsigned vector)
+{
+    return vector < IXSIM_MSIX_VECTORS ? LD(&p->sent[vector]) : 0;
 }
 
 void ixsim_set_link_delay(struct ixsim_port *p, int64_t usec)

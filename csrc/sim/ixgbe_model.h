@@ -24,6 +24,7 @@
 #define IXSIM_MAX_PORTS 8
 #define IXSIM_BAR0_SIZE 0x20000    /* 128 KiB of register space */
 #define IXSIM_MAX_FRAME 16384      /* largest frame the wire carries (jumbo) */
+#define IXSIM_MSIX_VECTORS 64      /* MSI-X table size of an 82599 function */
 
 struct ixsim;        /* ports sharing one worker thread and one DMA map (IOMMU view) */
 struct ixsim_port;   /* one 82599 port: PCI config, BAR0, one end of a wire */
@@ -76,6 +77,16 @@ void ixsim_wire_source(struct ixsim_port *port, const uint8_t *frame, uint32_t l
  * through the same receive path (filtering, descriptors, drops, stats).
  * Returns 1 if delivered into a descriptor, 0 if filtered or dropped. */
 int ixsim_inject(struct ixsim_port *port, const uint8_t *frame, uint32_t len);
+
+/* ---- MSI-X ---------------------------------------------------------------- */
+/* What VFIO_DEVICE_SET_IRQS (MSI-X, eventfd trigger) does for a real device:
+ * vector's messages become 8-byte writes of 1 to fd. The model keeps its own
+ * duplicate of fd (close yours whenever you like); fd < 0 detaches. Returns
+ * 0 or an errno (EINVAL: vector >= IXSIM_MSIX_VECTORS). See ixgbe_model.c
+ * for what raises, masks, clears and throttles a vector. */
+int ixsim_set_irq_eventfd(struct ixsim_port *port, unsigned vector, int fd);
+/* Messages vector has sent since the model was created (tests). */
+uint64_t ixsim_irq_count(struct ixsim_port *port, unsigned vector);
 
 /* Link: the time from an autonegotiation restart (AUTOC.RESTART_AN) until
  * LINKS.LINK_UP reads 1, in microseconds; < 0: the link never comes up. */

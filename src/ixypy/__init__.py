@@ -20,10 +20,17 @@ __version__ = "0.1.0"
 
 
 def open(address: str, rx_queues: int = 1, tx_queues: int = 1, *, method: str = "auto", num_rx_desc: int = 512, num_tx_desc: int = 512,
-         mempool: Optional[Mempool] = None, promisc: bool = True) -> Device:
+         mempool: Optional[Mempool] = None, promisc: bool = True, interrupts: bool = False,
+         itr_us: Optional[float] = None) -> Device:
     """Open the NIC at a PCI address (e.g. "0000:03:00.0") or a sim device
     ("sim:sink", "sim:source", "sim:loop", "sim:pair0", "sim:pair1"), bring it
-    up and start its queues. method: "auto", "uio" or "vfio" (PCI only)."""
+    up and start its queues. method: "auto", "uio" or "vfio" (PCI only).
+
+    interrupts=True: each rx queue gets an MSI-X vector, and
+    ``dev.rx_batch(q, batch, timeout=...)`` sleeps on it once the queue is
+    idle instead of spinning (needs VFIO or the sim device; UIO raises
+    InterruptsUnavailable). itr_us: the least time between two interrupts of
+    a queue (the driver's default if None)."""
     from .drivers import driver_for
 
     if address.startswith("sim:"):
@@ -38,5 +45,15 @@ def open(address: str, rx_queues: int = 1, tx_queues: int = 1, *, method: str = 
         dev = PciDevice(address).require_network()
         driver = driver_for(*dev.ids)      # refuse before touching its binding
         bus = attach_pci(dev.address, method)
+    irq_args = {}
+    if interrupts:
+        from .interrupts import require
+
+        try:
+            require(bus, rx_queues)           # before bring-up: fail fast
+        except BaseException:
+            bus.close()
+            raise
+        irq_args = {"interrupts": True} if itr_us is None else {"interrupts": True, "itr_us": itr_us}
     return driver(bus, rx_queues, tx_queues, num_rx_desc=num_rx_desc, num_tx_desc=num_tx_desc,
-                  mempool=mempool, promisc=promisc)
+                  mempool=mempool, promisc=promisc, **irq_args)

@@ -6,9 +6,10 @@ bus mastering, and for DMA memory, and closes the Bus when done.
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Sequence, Tuple
 
 from ._fastpath import Bar, PortIo
+from .errors import InterruptsUnavailable
 from .memory import DmaAllocator, HugepageAllocator, VfioAllocator
 from .pci import PCI_COMMAND, PCI_COMMAND_MASTER
 
@@ -45,6 +46,19 @@ class Bus:
         """Release DMA memory and the device (after its DMA has stopped)."""
         self.dma.release_all()
 
+    # --- MSI-X (see ixypy.interrupts) ---------------------------------------
+
+    def msix_vectors(self) -> int:
+        """How many MSI-X vectors the device can signal (0: none)."""
+        return 0
+
+    def attach_irqs(self, eventfds: Sequence[int]) -> None:
+        """MSI-X vector i signals eventfds[i]."""
+        raise InterruptsUnavailable(f"{self.address}: this bus cannot deliver interrupts")
+
+    def detach_irqs(self) -> None:
+        """Undo attach_irqs (after the device's interrupts are masked)."""
+
 
 class PciBus(Bus):
     """A real PCI function, bound to uio_pci_generic (physical DMA addresses
@@ -70,6 +84,23 @@ class PciBus(Bus):
 
     def config_write(self, offset: int, size: int, value: int) -> None:
         self.dev.config_write(offset, size, value)
+
+    def msix_vectors(self) -> int:
+        return self.dev.irq_info().count if self.supports_interrupts else 0
+
+    def attach_irqs(self, eventfds: Sequence[int]) -> None:
+        """One VFIO_DEVICE_SET_IRQS for vectors 0..n-1 (vfio-pci sizes the
+        MSI-X set at its first enable; rebinding one vector later must use
+        start = that vector, count = 1)."""
+        if not self.supports_interrupts:
+            super().attach_irqs(eventfds)
+        self.dev.enable_msix(list(eventfds), start=0)
+        self._msix = True
+
+    def detach_irqs(self) -> None:
+        if getattr(self, "_msix", False):
+            self._msix = False
+            self.dev.disable_msix()
 
     def close(self) -> None:
         try:

@@ -12,7 +12,7 @@ import signal
 import threading
 import weakref
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, List
+from typing import TYPE_CHECKING, List, Optional
 
 from ._fastpath import Mempool, PacketBatch
 from .errors import BatchError, QueueError
@@ -74,14 +74,17 @@ class Device:
         self.num_rx_queues = rx_queues
         self.num_tx_queues = tx_queues
         self.closed = False
+        self.interrupts = None       # ixypy.interrupts.Interrupts when opened with interrupts=True
         _open_devices.add(self)
         _route_sigterm_through_exit()
 
     # --- the data path --------------------------------------------------
 
-    def rx_batch(self, queue_id: int, batch: PacketBatch) -> int:
+    def rx_batch(self, queue_id: int, batch: PacketBatch, timeout: Optional[float] = None) -> int:
         """Receive into batch's free slots from rx queue queue_id; returns the
-        number of packets added (0 when none are waiting)."""
+        number of packets added (0 when none are waiting). With a timeout (s):
+        wait for packets that long, sleeping on the queue's interrupt once the
+        queue is idle if the device was opened with interrupts=True."""
         raise NotImplementedError
 
     def tx_batch(self, queue_id: int, batch: PacketBatch) -> int:
@@ -125,6 +128,8 @@ class Device:
         try:
             self._stop()
         finally:
+            if self.interrupts is not None:
+                self.interrupts.close()
             self.bus.close()
             _open_devices.discard(self)
 

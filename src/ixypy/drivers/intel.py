@@ -11,6 +11,7 @@ from typing import Callable, List, Optional
 
 from .._fastpath import Bar, IntelRxQueue, IntelTxQueue, Mempool, PacketBatch
 from ..device import Device
+from ..interrupts import rx_wait
 from ..errors import DeviceTimeout, QueueError
 
 DESC_SIZE = 16
@@ -173,9 +174,11 @@ class IntelDevice(Device):
 
     # --- the data path ------------------------------------------------------
 
-    def rx_batch(self, queue_id: int, batch: PacketBatch) -> int:
+    def rx_batch(self, queue_id: int, batch: PacketBatch, timeout: Optional[float] = None) -> int:
         q = self._queue(self.rx_queues, queue_id, "rx")
         self._check_batch(batch, self.num_rx_desc)
+        if timeout is not None:
+            return rx_wait(self, q, queue_id, batch, timeout)   # sleeps on the interrupt, or polls
         return q.rx(batch)
 
     def tx_batch(self, queue_id: int, batch: PacketBatch) -> int:

@@ -15,6 +15,7 @@ from .._fastpath import Mempool
 from ..device import DeviceStats, format_mac
 from ..errors import LinkDown, PacketTooLarge
 from .intel import IntelDevice, QueueRegs
+from . import ixgbe_irq
 
 # --- registers (82599 datasheet, chapter 8) ---------------------------------
 CTRL = 0x00000
@@ -144,12 +145,15 @@ class IxgbeDevice(IntelDevice):
 
     def __init__(self, bus, rx_queues: int = 1, tx_queues: int = 1, num_rx_desc: int = 512,
                  num_tx_desc: int = 512, mempool: Optional[Mempool] = None, promisc: bool = True,
-                 link_timeout: float = LINK_TIMEOUT) -> None:
+                 link_timeout: float = LINK_TIMEOUT,
+                 interrupts: bool = False, itr_us: float = ixgbe_irq.DEFAULT_ITR_US) -> None:
         super().__init__(bus, rx_queues, tx_queues, num_rx_desc, num_tx_desc, mempool, MAX_QUEUES)
         self._totals = DeviceStats()
         self._promisc = promisc
         try:
             self._bring_up(link_timeout)
+            if interrupts:
+                self.interrupts = ixgbe_irq.enable(self, itr_us)
         except BaseException:
             self.close()
             raise

@@ -19,7 +19,7 @@ from ..errors import DeviceBusy, DeviceNotFound
 from ..device import format_mac
 from ..memory import VirtualAllocator
 from ..packets import SEQ_OFFSET, udp_frame
-from ._model import Sim, SimPort
+from ._model import MSIX_VECTORS, Sim, SimPort
 
 WIRES = ("sink", "source", "loop", "pair0", "pair1")
 ALIASES = {"ixgbe": "sink"}
@@ -107,7 +107,10 @@ def attach(address: str) -> "SimBus":
 
 class SimBus(Bus):
     """A model port as a driver sees a PCI function: BAR0, config space,
-    and DMA memory whose DMA address is its virtual address."""
+    DMA memory whose DMA address is its virtual address, and MSI-X vectors
+    signalled on eventfds (as vfio-pci does)."""
+
+    supports_interrupts = True
 
     def __init__(self, address: str, sim: Sim, port: SimPort, wire: str, owns_sim: bool = True) -> None:
         self.address = address
@@ -131,6 +134,19 @@ class SimBus(Bus):
 
     def ioport(self, index: int) -> PortIo:
         raise DeviceNotFound("the sim 82599 has no I/O-port BAR")
+
+    def msix_vectors(self) -> int:
+        return MSIX_VECTORS
+
+    def attach_irqs(self, eventfds) -> None:
+        for vector, fd in enumerate(eventfds):
+            self.port.set_irq_eventfd(vector, fd)
+        self._irq_count = len(eventfds)
+
+    def detach_irqs(self) -> None:
+        for vector in range(getattr(self, "_irq_count", 0)):
+            self.port.set_irq_eventfd(vector, -1)
+        self._irq_count = 0
 
     def config_read(self, offset: int, size: int) -> int:
         return self.port.config_read(offset, size)

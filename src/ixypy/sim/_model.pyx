@@ -20,6 +20,9 @@ cdef extern from "ixgbe_model.h" nogil:
         uint64_t tx_packets, tx_bytes, rx_packets, rx_bytes, rx_no_desc_drops, rx_filtered
     int IXSIM_MAX_PORTS
     int IXSIM_MAX_FRAME
+    int IXSIM_MSIX_VECTORS
+    int ixsim_set_irq_eventfd(ixsim_port *port, unsigned vector, int fd)
+    uint64_t ixsim_irq_count(ixsim_port *port, unsigned vector)
     ixsim *ixsim_create(unsigned nports, const uint8_t *base_mac)
     void ixsim_destroy(ixsim *sim)
     ixsim_port *ixsim_get_port "ixsim_port"(ixsim *sim, unsigned index)
@@ -51,6 +54,7 @@ cdef extern from "ixgbe_model.h" nogil:
 import os as _os
 
 REG_OPS_CAPSULE = "ixypy.reg_ops"
+MSIX_VECTORS = IXSIM_MSIX_VECTORS
 cdef const char *_CAPSULE_NAME = "ixypy.reg_ops"
 
 
@@ -226,6 +230,17 @@ cdef class SimPort:
         with nogil:
             r = ixsim_inject(p, f, n)
         return r != 0
+
+    def set_irq_eventfd(self, unsigned vector, int fd) -> None:
+        """Signal MSI-X ``vector`` on eventfd ``fd`` (the model keeps a
+        duplicate, as VFIO_DEVICE_SET_IRQS keeps a reference); fd < 0 detaches."""
+        cdef int rc = ixsim_set_irq_eventfd(self._p(), vector, fd)
+        if rc:
+            raise OSError(rc, f"set_irq_eventfd(vector={vector}, fd={fd}): {_os.strerror(rc)}")
+
+    def irq_count(self, unsigned vector) -> int:
+        """MSI-X messages ``vector`` has sent (whether or not an eventfd took them)."""
+        return ixsim_irq_count(self._p(), vector)
 
     def set_link_delay(self, int64_t usec) -> None:
         """Time from AUTOC.RESTART_AN to LINKS.LINK_UP; < 0: never up."""
