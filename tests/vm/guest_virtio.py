@@ -64,3 +64,88 @@ def transfer(tx_dev, rx_dev, count, batch_size=32, rx_batch_size=64, window=96, 
         txb.free()
         rxb.free()
     return {"sent": sent, "received": received, "bad": bad, "next_seq": expected}
+
+
+ETH_TEST = 0x88B5            # IEEE local experimental ethertype: the kernel ignores it
+
+
+def test_frames(src_mac, dst_mac, count, tag=0):
+    """count frames of sizes 60..1514 with a numbered, patterned payload."""
+    src, dst = bytes.fromhex(src_mac.replace(":", "")), bytes.fromhex(dst_mac.replace(":", ""))
+    frames = []
+    for i in range(count):
+        size = 60 + (i * 97) % (1514 - 60 + 1)
+        head = dst + src + ETH_TEST.to_bytes(2, "big") + bytes([tag]) + i.to_bytes(4, "big")
+        body = bytes((i + j) & 0xFF for j in range(size - len(head)))
+        frames.append(head + body)
+    return frames
+
+
+def is_test_frame(frame):
+    return len(frame) >= 14 and frame[12:14] == ETH_TEST.to_bytes(2, "big")
+
+
+def raw_socket(ifname, rcvbuf=16 << 20):
+    """AF_PACKET socket on ifname seeing only test frames, with a large buffer."""
+    import socket
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_TEST))
+    s.setsockopt(socket.SOL_SOCKET, 33, rcvbuf)     # SO_RCVBUFFORCE (root)
+    s.bind((ifname, ETH_TEST))
+    return s
+
+
+def send_frames(dev, frames, batch_size=32, timeout=30.0, delivered=None):
+    """Send frames (bytes) in order through ixypy; returns the count sent.
+    delivered(): how many the peer has so far; with it, at most batch_size
+    are in flight: a burst that overruns the peer's rx ring can be
+    reordered by QEMU (a frame queued while the peer had no buffer is
+    passed by the next one once the peer refills, before its kick)."""
+    pool = dev.mempool(1024)
+    batch = PacketBatch(batch_size)
+    txq = dev.tx_queue(0)
+    sent, i = 0, 0
+    deadline = time.monotonic() + timeout
+    while sent < len(frames) and time.monotonic() < deadline:
+        drain(dev)
+        if delivered is not None and delivered() < sent:
+            continue
+        while batch.room and i < len(frames):
+            batch.alloc(pool, 1)
+            batch.write(len(batch) - 1, frames[i])
+            i += 1
+        sent += txq.tx(batch)
+    batch.free()
+    return sent
+
+
+def drain(dev, batch=None):
+    """Receive and drop what a NIC got (kernel chatter), so its peer never stalls."""
+    batch = batch if batch is not None else PacketBatch(64)
+    n = dev.rx_queue(0).rx(batch)
+    batch.free()
+    return n
+
+
+def receive_test_frames(dev, count, timeout=30.0, batch_size=64, got=None):
+    """Receive until count test frames (ignoring others) or timeout; returns
+    them as bytes (appended to got, which another thread may watch)."""
+    rxq = dev.rx_queue(0)
+    batch = PacketBatch(batch_size)
+    got = [] if got is None else got
+    deadline = time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < deadline:
+        if rxq.rx(batch):
+            got.extend(f for f in (bytes(batch[i]) for i in range(len(batch))) if is_test_frame(f))
+            batch.free()
+    return got
+
+
+def send_paced(sock, frames, got, group=32, timeout=30.0):
+    """Send frames on a raw socket in groups, each once the receiver (got,
+    a list it appends to) has the previous group: no overrun, no reordering."""
+    deadline = time.monotonic() + timeout
+    for start in range(0, len(frames), group):
+        while len(got) < start and time.monotonic() < deadline:
+            time.sleep(0.001)
+        for f in frames[start:start + group]:
+            sock.send(f)

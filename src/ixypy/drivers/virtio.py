@@ -96,6 +96,7 @@ class VirtioDevice(Device):
     def __init__(self, bus, rx_queues: int = 1, tx_queues: int = 1, num_rx_desc: int = 0, num_tx_desc: int = 0,
                  mempool: Optional[Mempool] = None, promisc: bool = True) -> None:
         if rx_queues != 1 or tx_queues != 1:
+            bus.close()     # as a failed bring-up would: the caller gets no device to close
             raise QueueError(f"{rx_queues} rx and {tx_queues} tx queues asked for: legacy virtio-net without "
                              f"VIRTIO_NET_F_MQ has exactly one of each",
                              "open it with rx_queues=1, tx_queues=1")
