@@ -1,12 +1,15 @@
 """The legacy virtio-net driver against QEMU's virtio-net in the guest.
 
 One guest for the module: NICs 0 and 1 wired together on hub 0, NIC 2 alone
-on its own hub (a sink: what it sends goes nowhere, so it never stalls).
+sending to a loopback UDP socket on the host (drained while it sends: QEMU
+holds a sender back when its peer cannot take more, even a hub without peers).
 Every script hands its NICs back to the kernel at the end (ixypy binds them
 again as each test asks), so the tests do not depend on each other's order.
 """
 import json
+import socket
 import textwrap
+import threading
 
 import pytest
 
@@ -14,7 +17,7 @@ from .guest import Nic, guest_script
 
 pytestmark = pytest.mark.vm
 
-GUEST_NICS = [Nic("virtio", hub=0), Nic("virtio", hub=0), Nic("virtio", hub=None)]
+GUEST_NICS = [Nic("virtio", hub=0), Nic("virtio", hub=0), Nic("virtio", udp_sink=True)]
 
 PROLOGUE = """
 import threading
@@ -246,3 +249,71 @@ def test_bad_input(guest):
     assert out["oversize"][0] == "PacketTooLarge"
     assert out["after_oversize"] == [2, 0, 0]
     assert out["big_free"] == 16
+
+
+def test_pktgen_rate_next_to_kernel_pktgen(guest):
+    """Same NIC (alone on its hub: a sink), same guest: ixypy's pktgen, then
+    the kernel's pktgen module on virtio_net. Both are slow under TCG; the
+    figures are printed (run with -s) and only sanity-checked."""
+    c = guest.nic(2)
+    sink, stop, drained = guest.sink(2), threading.Event(), [0]
+    sink.settimeout(0.2)
+
+    def drain_sink():
+        while not stop.is_set():
+            try:
+                sink.recv(2048)
+                drained[0] += 1
+            except socket.timeout:
+                pass
+    drainer = threading.Thread(target=drain_sink, daemon=True)
+    drainer.start()
+    try:
+        out = run_pktgen(guest, c)
+    finally:
+        stop.set()
+        drainer.join(5)
+    out["host_received"] = drained[0]
+    print("\nvirtio pktgen (60-byte frames, batch 32, TCG guest):", out)
+    assert out["ixy_pps"] > 1000 and out["kernel_pps_stat"] > 1000, out
+    assert out["host_received"] >= out["ixy_sent"] - 256
+
+
+def run_pktgen(guest, c):
+    return run(guest, """
+        import re
+        from ixypy.apps import Limits, pktgen
+        from ixypy.packets import udp_frame
+        dev = ixypy.open(C)
+        t0 = time.perf_counter()
+        sent = pktgen(dev, [udp_frame(60)], Limits(duration=SECONDS), batch_size=32)
+        ixy_pps = sent / (time.perf_counter() - t0)
+        notifies = dev.tx_queue(0).notifies
+        dev.close()
+        ifname = kernel_iface(C)
+        def pg(path, cmd):
+            with open(path, "w") as f:
+                f.write(cmd + "\\n")
+        pg("/proc/net/pktgen/kpktgend_0", "rem_device_all")
+        pg("/proc/net/pktgen/kpktgend_0", f"add_device {ifname}")
+        path = f"/proc/net/pktgen/{ifname}"
+        for cmd in ("count 0", "pkt_size 60", "delay 0", "dst_mac 02:a0:c9:00:00:00", "dst 10.0.0.1"):
+            pg(path, cmd)
+        before = iface_stat(ifname, "tx_packets")
+        runner = threading.Thread(target=pg, args=("/proc/net/pktgen/pgctrl", "start"), daemon=True)
+        t0 = time.perf_counter()
+        runner.start()
+        time.sleep(SECONDS)
+        pg("/proc/net/pktgen/pgctrl", "stop")
+        runner.join(10)
+        kernel_seconds = time.perf_counter() - t0
+        kernel_sent = iface_stat(ifname, "tx_packets") - before
+        with open(path) as f:
+            result = f.read()
+        m = re.search(r"(\\d+)pps", result)
+        pg("/proc/net/pktgen/kpktgend_0", "rem_device_all")
+        report(ixy_pps=ixy_pps, ixy_sent=sent, ixy_notifies=notifies, kernel_pps_stat=kernel_sent / kernel_seconds,
+               kernel_pps_pktgen=int(m.group(1)) if m else None, kernel_result=result.strip().splitlines()[-2:])
+    """, C=c.address, SECONDS=3.0)
+    print("\\nvirtio pktgen (60-byte frames, batch 32, TCG guest):", out)
+    assert out["ixy_pps"] > 1000 and out["kernel_pps_stat"] > 1000, out
