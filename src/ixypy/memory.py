@@ -297,7 +297,13 @@ class IdentityVfioAllocator(HugepageAllocator):
         self.container = container
 
     def _translate(self, memory: DmaMemory) -> List[int]:
-        pages = super()._translate(memory)
+        try:
+            pages = super()._translate(memory)
+        except PermissionDenied as err:
+            raise PermissionDenied(
+                f"{err.message}: this device bypasses the IOMMU (a legacy virtio device cannot negotiate "
+                f"VIRTIO_F_ACCESS_PLATFORM), so even under VFIO it needs physical addresses",
+                "run as root (CAP_SYS_ADMIN reads /proc/self/pagemap); VFIO alone does not suffice for legacy virtio") from None
         for i, phys in enumerate(pages):
             self.container.map_dma(memory.address + i * self.page_size, phys, self.page_size)
         return pages

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.vm
 GUEST_NICS = [Nic("virtio", hub=0), Nic("virtio", hub=0), Nic("virtio", udp_sink=True)]
 
 PROLOGUE = """
+import json
 import threading
 import ixypy
 from ixypy import PacketBatch
@@ -317,3 +318,58 @@ def run_pktgen(guest, c):
     """, C=c.address, SECONDS=3.0)
     print("\\nvirtio pktgen (60-byte frames, batch 32, TCG guest):", out)
     assert out["ixy_pps"] > 1000 and out["kernel_pps_stat"] > 1000, out
+
+
+def test_least_privilege_is_refused_with_a_reason(guest):
+    """An unprivileged user with the VFIO group and a hugetlbfs mount can run
+    VFIO drivers, but not legacy virtio: such a device bypasses the IOMMU
+    (it cannot negotiate VIRTIO_F_ACCESS_PLATFORM), so ixypy needs physical
+    addresses, which /proc/self/pagemap gives only to root. Both without and
+    with the rights the user gets PermissionDenied with a hint, not a crash."""
+    a = guest.nic(0)
+    out = run(guest, """
+        import os
+        from ixypy.errors import IxyError
+        pci = PciDevice(A)
+        pci.bind_vfio()
+        group = f"/dev/vfio/{pci.iommu_group}"
+
+        def as_user(uid=1000):
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:     # the child: imports done, drop root, try
+                os.close(r)
+                os.setgid(uid)
+                os.setuid(uid)
+                try:
+                    ixypy.open(A, method="vfio").close()
+                    res = ["opened", ""]
+                except IxyError as e:
+                    res = [type(e).__name__, str(e)]
+                except BaseException as e:
+                    res = ["crash " + type(e).__name__, str(e)]
+                os.write(w, json.dumps(res).encode())
+                os._exit(0)
+            os.close(w)
+            data = b""
+            while chunk := os.read(r, 65536):
+                data += chunk
+            os.waitpid(pid, 0)
+            return json.loads(data)
+
+        res = {"without": as_user()}
+        for path in (group, "/dev/hugepages"):
+            os.chown(path, 1000, 1000)
+        try:
+            res["with"] = as_user()
+        finally:
+            for path in (group, "/dev/hugepages"):
+                os.chown(path, 0, 0)
+        res["driver"] = pci.driver
+        pci.release()
+        report(**res)
+    """, A=a.address)
+    print(out)
+    assert out["driver"] == "vfio-pci"
+    assert out["without"][0] == "PermissionDenied" and "hint:" in out["without"][1], out
+    assert out["with"][0] == "PermissionDenied" and "physical addresses" in out["with"][1], out
