@@ -139,7 +139,7 @@ class VirtioDevice(Device):
         status = self.port.read8(DEVICE_STATUS)
         if status & (FAILED | DEVICE_NEEDS_RESET) or not status & DRIVER_OK:
             raise DeviceError(f"{self.address}: virtio device status {status:#x} after DRIVER_OK")
-        self.rx_queues[0].kick()      # the buffers were posted before DRIVER_OK
+        self.rx_queues[0].fill()      # post every rx buffer, one notify (the device is live now)
         if self.features & F_CTRL_RX:
             self.set_promisc(promisc)
         else:
@@ -219,7 +219,6 @@ class VirtioDevice(Device):
                 self.ctrl = VirtioCtrlQueue(self.port, i, memory, offsets[i], sizes[i], extra + 512,
                                             self._rings.dma(extra + 512))
             self.port.write32(QUEUE_PFN, pfn)       # the ring is zeroed by now
-        self.rx_queues[0].fill()
 
     # --- the data path ------------------------------------------------------------
 
