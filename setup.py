@@ -18,7 +18,7 @@ extensions = [
         "ixypy._fastpath",
         sources=["src/ixypy/_fastpath.pyx"],
         include_dirs=["csrc"],
-        depends=["csrc/ixy_regs.h", "csrc/ixy_desc.h", "csrc/ixy_mempool.h"],
+        depends=["csrc/ixy_regs.h", "csrc/ixy_desc.h", "csrc/ixy_mempool.h", "csrc/ixy_virtio.h", "src/ixypy/_virtio.pxi"],
         extra_compile_args=CFLAGS,
     ),
     Extension(

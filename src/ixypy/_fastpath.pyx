@@ -756,3 +756,4 @@ cdef class IntelTxQueue(_IntelQueue):
             ixy_buf_free_n(bufs, have)
         c_free(bufs)
         return done
+include "_virtio.pxi"

@@ -280,3 +280,34 @@ class VirtualAllocator(DmaAllocator):
 
     def _unmap_dma(self, region: DmaRegion) -> None:
         self.on_unmap(region.address, region.size)
+
+
+class IdentityVfioAllocator(HugepageAllocator):
+    """Hugepages mapped into a VFIO container at IOVA = physical address.
+
+    For devices that bypass the IOMMU: a virtio device that has not
+    negotiated VIRTIO_F_ACCESS_PLATFORM (VirtIO 1.x, 6.1) uses physical
+    addresses, and a legacy device cannot negotiate it. Mapping IOVA =
+    physical keeps both worlds right: the device's bypassed accesses and any
+    translated ones land on the same pages. Needs physical addresses, so
+    root (pagemap); each hugepage is mapped on its own."""
+
+    def __init__(self, container, mount: Optional[Path] = None) -> None:
+        super().__init__(mount)
+        self.container = container
+
+    def _translate(self, memory: DmaMemory) -> List[int]:
+        try:
+            pages = super()._translate(memory)
+        except PermissionDenied as err:
+            raise PermissionDenied(
+                f"{err.message}: this device bypasses the IOMMU (a legacy virtio device cannot negotiate "
+                f"VIRTIO_F_ACCESS_PLATFORM), so even under VFIO it needs physical addresses",
+                "run as root (CAP_SYS_ADMIN reads /proc/self/pagemap); VFIO alone does not suffice for legacy virtio") from None
+        for i, phys in enumerate(pages):
+            self.container.map_dma(memory.address + i * self.page_size, phys, self.page_size)
+        return pages
+
+    def _unmap_dma(self, region: DmaRegion) -> None:
+        for phys in region.page_dma:
+            self.container.unmap_dma(phys, region.page_size)

@@ -5,12 +5,13 @@ from typing import Dict, Tuple, Type
 
 from ..device import Device
 from ..errors import UnsupportedDevice
-from . import ixgbe
+from . import ixgbe, virtio
 
 
 def supported_ids() -> Dict[Tuple[int, int], Tuple[Type[Device], str]]:
     """(vendor, device) -> (driver class, model name)."""
     ids = {(ixgbe.INTEL, dev): (ixgbe.IxgbeDevice, name) for dev, name in ixgbe.DEVICE_IDS.items()}
+    ids[(virtio.VIRTIO_VENDOR, virtio.LEGACY_NET_DEVICE)] = (virtio.VirtioDevice, "legacy virtio-net")
     return ids
 
 
@@ -18,4 +19,5 @@ def driver_for(vendor: int, device: int) -> Type[Device]:
     try:
         return supported_ids()[(vendor, device)][0]
     except KeyError:
+        virtio.check_supported(vendor, device)   # a clearer reason for modern-only virtio
         raise UnsupportedDevice(f"PCI id {vendor:04x}:{device:04x} is not a NIC ixypy supports") from None

@@ -1,0 +1,112 @@
+/* Legacy (virtio 0.9.5) split virtqueues and the virtio-net header.
+ *
+ * VirtIO 1.x, 2.7 (split virtqueues) and 2.7.2 "Legacy Interfaces: A Note on
+ * Virtqueue Layout": descriptor table, available ring, padding to the queue
+ * alignment (4096 for legacy PCI), used ring. Everything little-endian
+ * (legacy is guest-endian; ixypy runs on x86).
+ */
+#ifndef IXY_VIRTIO_H
+#define IXY_VIRTIO_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <unistd.h>
+
+struct ixy_vring_desc {
+    uint64_t addr;        /* DMA address of the buffer */
+    uint32_t len;
+    uint16_t flags;       /* VRING_DESC_F_* */
+    uint16_t next;        /* next descriptor of the chain if F_NEXT */
+};
+
+struct ixy_vring_avail {
+    uint16_t flags;       /* VRING_AVAIL_F_NO_INTERRUPT */
+    uint16_t idx;         /* where the driver puts the next entry (free-running) */
+    uint16_t ring[];      /* heads of descriptor chains; then used_event */
+};
+
+struct ixy_vring_used_elem {
+    uint32_t id;          /* head of the chain the device is done with */
+    uint32_t len;         /* bytes the device wrote into it */
+};
+
+struct ixy_vring_used {
+    uint16_t flags;       /* VRING_USED_F_NO_NOTIFY */
+    uint16_t idx;
+    struct ixy_vring_used_elem ring[];
+};
+
+_Static_assert(sizeof(struct ixy_vring_desc) == 16, "vring descriptor size");
+_Static_assert(sizeof(struct ixy_vring_used_elem) == 8, "used element size");
+
+#define IXY_VRING_DESC_F_NEXT 1u
+#define IXY_VRING_DESC_F_WRITE 2u
+#define IXY_VRING_AVAIL_F_NO_INTERRUPT 1u
+#define IXY_VRING_USED_F_NO_NOTIFY 1u
+#define IXY_VRING_ALIGN 4096u
+
+/* 2.7.2 legacy layout: bytes for a queue of num entries. */
+static inline size_t ixy_vring_avail_offset(uint32_t num)
+{
+    return (size_t)num * sizeof(struct ixy_vring_desc);
+}
+
+static inline size_t ixy_vring_used_offset(uint32_t num)
+{
+    size_t end_avail = ixy_vring_avail_offset(num) + 2 * (3 + (size_t)num);
+    return (end_avail + IXY_VRING_ALIGN - 1) & ~(size_t)(IXY_VRING_ALIGN - 1);
+}
+
+static inline size_t ixy_vring_size(uint32_t num)
+{
+    size_t end_used = ixy_vring_used_offset(num) + 2 * 3 + 8 * (size_t)num;
+    return (end_used + IXY_VRING_ALIGN - 1) & ~(size_t)(IXY_VRING_ALIGN - 1);
+}
+
+/* 5.1.6 virtio_net_hdr without VIRTIO_NET_F_MRG_RXBUF: 10 bytes. All zero
+ * on transmit (no checksum or segmentation offload is negotiated). */
+struct ixy_virtio_net_hdr {
+    uint8_t flags;
+    uint8_t gso_type;
+    uint16_t hdr_len;
+    uint16_t gso_size;
+    uint16_t csum_start;
+    uint16_t csum_offset;
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct ixy_virtio_net_hdr) == 10, "virtio-net header size");
+#define IXY_VIRTIO_NET_HDR_LEN 10u
+
+/* used.idx, used.flags and avail.idx are shared with the device: volatile
+ * accesses, so the compiler reads them fresh on every poll. */
+static inline uint16_t ixy_vring_used_idx(const struct ixy_vring_used *u)
+{
+    return *(const volatile uint16_t *)&u->idx;
+}
+
+static inline uint16_t ixy_vring_used_flags(const struct ixy_vring_used *u)
+{
+    return *(const volatile uint16_t *)&u->flags;
+}
+
+/* Publish new avail entries: the ring slots (and descriptors) before idx (2.7.13). */
+static inline void ixy_vring_publish(struct ixy_vring_avail *a, uint16_t idx)
+{
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    __asm__ __volatile__("" ::: "memory");
+    *(volatile uint16_t *)&a->idx = idx;
+}
+
+/* A full barrier: the driver must publish avail.idx before it reads
+ * used.flags (2.7.10 / 2.7.7), a store-load order x86 does not keep alone. */
+#define ixy_mb() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+
+/* QUEUE_NOTIFY (legacy header offset 16, 16 bits): a pwrite of exactly two
+ * bytes on the I/O-port file (UIO resourceN or the VFIO device fd).
+ * Returns 0 or -1. Called without the GIL. */
+static inline int ixy_virtio_notify(int fd, long notify_pos, uint16_t queue)
+{
+    return pwrite(fd, &queue, 2, notify_pos) == 2 ? 0 : -1;
+}
+
+#endif

@@ -1,0 +1,408 @@
+# Legacy virtio-net virtqueues (VirtIO 1.x 2.7 split rings, 2.7.2 legacy
+# layout; 5.1.6 device operation). Included at the end of _fastpath.pyx, so
+# it sees PortIo, DmaMemory, Mempool and PacketBatch as C types.
+#
+# A packet is a chain of two descriptors: the 10-byte virtio_net_hdr, then
+# the data (5.1.6: without VIRTIO_NET_F_ANY_LAYOUT the header must be in its
+# own descriptor). Chain k always uses descriptors 2k and 2k+1, so the
+# `next` links are written once and only addresses and lengths change.
+# rx: the header goes into the buffer's headroom, just before data.
+# tx: every header is zero (no offloads negotiated): one shared, read-only
+# header in the ring memory serves every packet.
+
+cdef extern from "ixy_virtio.h" nogil:
+    struct ixy_vring_desc:
+        uint64_t addr
+        uint32_t len
+        uint16_t flags
+        uint16_t next
+    struct ixy_vring_avail:
+        uint16_t flags
+        uint16_t idx
+        uint16_t ring[1]
+    struct ixy_vring_used_elem:
+        uint32_t id
+        uint32_t len
+    struct ixy_vring_used:
+        uint16_t flags
+        uint16_t idx
+        ixy_vring_used_elem ring[1]
+    enum:
+        IXY_VRING_DESC_F_NEXT
+        IXY_VRING_DESC_F_WRITE
+        IXY_VRING_AVAIL_F_NO_INTERRUPT
+        IXY_VRING_USED_F_NO_NOTIFY
+        IXY_VRING_ALIGN
+        IXY_VIRTIO_NET_HDR_LEN
+    size_t ixy_vring_avail_offset(uint32_t num)
+    size_t ixy_vring_used_offset(uint32_t num)
+    size_t ixy_vring_size(uint32_t num)
+    void ixy_mb()
+    uint16_t ixy_vring_used_idx(const ixy_vring_used *u)
+    uint16_t ixy_vring_used_flags(const ixy_vring_used *u)
+    void ixy_vring_publish(ixy_vring_avail *a, uint16_t idx)
+    int ixy_virtio_notify(int fd, long notify_pos, uint16_t queue)
+
+from .errors import DeviceError, DeviceTimeout
+
+# legacy PCI header: QUEUE_NOTIFY (16 bits) at offset 16 (4.1.4.8)
+DEF VIRTIO_PCI_QUEUE_NOTIFY = 16
+
+
+def vring_size(uint32_t num) -> int:
+    """Bytes of a legacy virtqueue of num entries (2.7.2), page multiple."""
+    return ixy_vring_size(num)
+
+
+cdef class _Virtqueue:
+    """One legacy split virtqueue in DMA memory, notified through the I/O port."""
+    cdef DmaMemory memory
+    cdef ixy_vring_desc *desc
+    cdef ixy_vring_avail *avail
+    cdef ixy_vring_used *used
+    cdef uint32_t num
+    cdef uint16_t mask
+    cdef uint16_t avail_idx       # our copy of avail.idx (free-running)
+    cdef uint16_t last_used       # next used entry to look at (free-running)
+    cdef int fd
+    cdef long notify_pos
+    cdef uint16_t queue_index
+    cdef readonly uint64_t notifies
+    cdef readonly uint64_t notify_errors
+    cdef readonly uint64_t packets
+    cdef readonly uint64_t bytes
+
+    def __cinit__(self, PortIo port not None, uint16_t queue_index, DmaMemory memory not None,
+                  size_t offset, uint32_t num, *args, **kwargs):
+        if num < 2 or num > 32768 or num & (num - 1):
+            raise ValueError(f"virtqueue size {num} must be a power of two from 2 to 32768")
+        if offset % IXY_VRING_ALIGN or offset + ixy_vring_size(num) > memory.size:
+            raise ValueError("virtqueue does not fit its DMA memory or is not page aligned")
+        self.memory = memory
+        self.num = num
+        self.mask = num - 1
+        cdef uint8_t *base = <uint8_t *> memory.address + offset
+        memset(base, 0, ixy_vring_size(num))
+        self.desc = <ixy_vring_desc *> base
+        self.avail = <ixy_vring_avail *> (base + ixy_vring_avail_offset(num))
+        self.used = <ixy_vring_used *> (base + ixy_vring_used_offset(num))
+        # we poll: ask the device not to interrupt (2.7.7, a hint only)
+        self.avail.flags = IXY_VRING_AVAIL_F_NO_INTERRUPT
+        self.fd = port.fd
+        self.notify_pos = port.base + VIRTIO_PCI_QUEUE_NOTIFY
+        self.queue_index = queue_index
+
+    @property
+    def size(self) -> int:
+        return self.num
+
+    cdef inline void _publish(self, uint16_t added) noexcept nogil:
+        """Make `added` new avail entries visible (write barrier inside), then
+        notify the device once unless it suppressed notifications."""
+        self.avail_idx += added
+        ixy_vring_publish(self.avail, self.avail_idx)
+        ixy_mb()     # avail.idx must be visible before used.flags is read (2.7.10)
+        if not (ixy_vring_used_flags(self.used) & IXY_VRING_USED_F_NO_NOTIFY):
+            self.notifies += 1
+            if ixy_virtio_notify(self.fd, self.notify_pos, self.queue_index) != 0:
+                self.notify_errors += 1
+
+    def kick(self) -> None:
+        """Notify the device about this queue (e.g. after DRIVER_OK)."""
+        with nogil:
+            if ixy_virtio_notify(self.fd, self.notify_pos, self.queue_index) != 0:
+                self.notify_errors += 1
+            self.notifies += 1
+
+
+cdef class VirtioRxQueue(_Virtqueue):
+    """Receive virtqueue: chains of (header in the headroom, data), both device-writable."""
+    cdef Mempool pool
+    cdef ixy_buf **bufs           # buffer behind chain k, or NULL
+    cdef uint16_t *empty          # FIFO of chains without a buffer (to refill)
+    cdef uint32_t empty_head
+    cdef uint32_t empty_count
+    cdef uint32_t chains
+    cdef uint32_t data_len
+    cdef readonly uint64_t errors     # used entries of impossible length (dropped)
+
+    def __cinit__(self, PortIo port not None, uint16_t queue_index, DmaMemory memory not None,
+                  size_t offset, uint32_t num, Mempool pool not None):
+        self.pool = pool
+        self.chains = num // 2
+        self.data_len = ixy_buf_capacity(&pool.pool)
+        self.bufs = <ixy_buf **> calloc(self.chains, sizeof(ixy_buf *))
+        self.empty = <uint16_t *> calloc(self.chains, sizeof(uint16_t))
+        if self.bufs == NULL or self.empty == NULL:
+            raise MemoryError()
+        cdef uint32_t k
+        for k in range(self.chains):
+            self.desc[2 * k].len = IXY_VIRTIO_NET_HDR_LEN
+            self.desc[2 * k].flags = IXY_VRING_DESC_F_WRITE | IXY_VRING_DESC_F_NEXT
+            self.desc[2 * k].next = 2 * k + 1
+            self.desc[2 * k + 1].len = self.data_len
+            self.desc[2 * k + 1].flags = IXY_VRING_DESC_F_WRITE
+            self.empty[k] = k
+        self.empty_count = self.chains
+
+    def __dealloc__(self):
+        c_free(self.bufs)
+        c_free(self.empty)
+
+    @property
+    def chains_posted(self) -> int:
+        """Buffers the device can currently receive into."""
+        return self.chains - self.empty_count
+
+    def fill(self) -> int:
+        """Post a buffer on every chain (before DRIVER_OK)."""
+        if self.pool.pool.free_count < self.empty_count:
+            raise MempoolExhausted(f"the rx virtqueue needs {self.empty_count} buffers, the mempool has {self.pool.pool.free_count} free")
+        cdef uint32_t n
+        with nogil:
+            n = self._refill()
+        return n
+
+    cdef uint32_t _refill(self) noexcept nogil:
+        """One refill pass: a fresh buffer for every empty chain the pool can
+        serve, one avail.idx update and at most one notify."""
+        cdef uint32_t n = 0, k
+        cdef ixy_buf *b
+        while self.empty_count:
+            b = ixy_mempool_alloc1(&self.pool.pool)
+            if b == NULL:
+                break
+            k = self.empty[self.empty_head]
+            self.empty_head = (self.empty_head + 1) % self.chains
+            self.empty_count -= 1
+            self.bufs[k] = b
+            self.desc[2 * k].addr = b.data_dma - IXY_VIRTIO_NET_HDR_LEN
+            self.desc[2 * k + 1].addr = b.data_dma
+            self.avail.ring[<uint16_t> (self.avail_idx + n) & self.mask] = 2 * k
+            n += 1
+        if n:
+            self._publish(n)
+        return n
+
+    cdef uint32_t _rx(self, ixy_buf **out, uint32_t n) noexcept nogil:
+        cdef uint32_t i = 0, k, length
+        cdef uint16_t used_idx = ixy_vring_used_idx(self.used)
+        cdef ixy_vring_used_elem *e
+        cdef ixy_buf *b
+        ixy_rmb()    # read the used entries only after used.idx
+        while i < n and self.last_used != used_idx:
+            e = &self.used.ring[self.last_used & self.mask]
+            self.last_used += 1
+            k = e.id >> 1
+            if e.id & 1 or k >= self.chains or self.bufs[k] == NULL:
+                self.errors += 1      # not a head we posted: a device bug; skip it
+                continue
+            b = self.bufs[k]
+            self.bufs[k] = NULL
+            self.empty[(self.empty_head + self.empty_count) % self.chains] = k
+            self.empty_count += 1
+            length = e.len
+            if length < IXY_VIRTIO_NET_HDR_LEN or length - IXY_VIRTIO_NET_HDR_LEN > self.data_len:
+                self.errors += 1
+                ixy_buf_free(b)
+                continue
+            b.len = length - IXY_VIRTIO_NET_HDR_LEN
+            self.packets += 1
+            self.bytes += b.len
+            out[i] = b
+            i += 1
+        self._refill()
+        return i
+
+    def rx(self, PacketBatch batch not None) -> int:
+        """Receive into the free slots of batch; returns the count added."""
+        cdef uint32_t got
+        with nogil:
+            got = self._rx(batch.bufs + batch.count, batch.capacity - batch.count)
+        if got:
+            batch.count += got
+            batch._hold_pool(self.pool)
+        return got
+
+    def release_buffers(self) -> int:
+        """Give the posted buffers back to the pool: only after the device was reset."""
+        cdef uint32_t k, n = 0
+        for k in range(self.chains):
+            if self.bufs[k] != NULL:
+                ixy_buf_free(self.bufs[k])
+                self.bufs[k] = NULL
+                self.empty[(self.empty_head + self.empty_count) % self.chains] = k
+                self.empty_count += 1
+                n += 1
+        return n
+
+
+cdef class VirtioTxQueue(_Virtqueue):
+    """Transmit virtqueue: chains of (shared zero header, data), device-readable."""
+    cdef ixy_buf **bufs           # buffer behind chain k, or NULL
+    cdef uint16_t *free_chains    # stack of chains not in flight
+    cdef uint32_t free_count
+    cdef uint32_t chains
+    cdef readonly uint32_t max_len
+    cdef list pools               # pools whose buffers are in flight: kept alive
+
+    def __cinit__(self, PortIo port not None, uint16_t queue_index, DmaMemory memory not None,
+                  size_t offset, uint32_t num, uint64_t header_dma, uint32_t max_len):
+        self.chains = num // 2
+        self.max_len = max_len
+        self.pools = []
+        self.bufs = <ixy_buf **> calloc(self.chains, sizeof(ixy_buf *))
+        self.free_chains = <uint16_t *> calloc(self.chains, sizeof(uint16_t))
+        if self.bufs == NULL or self.free_chains == NULL:
+            raise MemoryError()
+        cdef uint32_t k
+        for k in range(self.chains):
+            self.desc[2 * k].addr = header_dma
+            self.desc[2 * k].len = IXY_VIRTIO_NET_HDR_LEN
+            self.desc[2 * k].flags = IXY_VRING_DESC_F_NEXT
+            self.desc[2 * k].next = 2 * k + 1
+            self.free_chains[k] = self.chains - 1 - k
+        self.free_count = self.chains
+
+    def __dealloc__(self):
+        c_free(self.bufs)
+        c_free(self.free_chains)
+
+    @property
+    def in_flight(self) -> int:
+        """Packets handed to the device and not yet reclaimed."""
+        return self.chains - self.free_count
+
+    @property
+    def capacity(self) -> int:
+        """Packets the queue holds at once (two descriptors each)."""
+        return self.chains
+
+    cdef void _clean(self) noexcept nogil:
+        cdef uint16_t used_idx = ixy_vring_used_idx(self.used)
+        cdef uint32_t k
+        ixy_rmb()
+        while self.last_used != used_idx:
+            k = self.used.ring[self.last_used & self.mask].id >> 1
+            self.last_used += 1
+            if k < self.chains and self.bufs[k] != NULL:
+                ixy_buf_free(self.bufs[k])
+                self.bufs[k] = NULL
+                self.free_chains[self.free_count] = k
+                self.free_count += 1
+
+    cdef uint32_t _tx(self, ixy_buf **bufs, uint32_t n) noexcept nogil:
+        cdef uint32_t i = 0, k
+        cdef ixy_buf *b
+        self._clean()
+        while i < n and self.free_count:
+            self.free_count -= 1
+            k = self.free_chains[self.free_count]
+            b = bufs[i]
+            self.bufs[k] = b
+            self.desc[2 * k + 1].addr = b.data_dma
+            self.desc[2 * k + 1].len = b.len
+            self.avail.ring[<uint16_t> (self.avail_idx + i) & self.mask] = 2 * k
+            self.bytes += b.len
+            i += 1
+        if i:
+            self.packets += i
+            self._publish(i)     # one avail.idx write and at most one notify per batch
+        return i
+
+    def tx(self, PacketBatch batch not None) -> int:
+        """Send from the front of batch; sent buffers leave the batch (the
+        driver frees them once the device is done). Returns the count sent.
+        A packet longer than max_len or its buffer raises PacketTooLarge and
+        nothing is sent."""
+        cdef uint32_t sent, i, bad = batch.count
+        with nogil:
+            for i in range(batch.count):
+                if batch.bufs[i].len > self.max_len or batch.bufs[i].len > ixy_buf_capacity(batch.bufs[i].pool):
+                    bad = i
+                    break
+        if bad != batch.count:
+            raise PacketTooLarge(f"packet {bad} of the batch has {batch.bufs[bad].len} bytes, the device takes at most {self.max_len}")
+        with nogil:
+            sent = self._tx(batch.bufs, batch.count)
+        if sent:
+            for pool in batch.pools:
+                if pool not in self.pools:
+                    self.pools.append(pool)
+            batch._shift_out(sent)
+        return sent
+
+    def reclaim(self) -> None:
+        """Free the buffers the device is done with, without sending."""
+        with nogil:
+            self._clean()
+
+    def release_buffers(self) -> int:
+        """Give in-flight buffers back: only after the device was reset."""
+        cdef uint32_t k, n = 0
+        for k in range(self.chains):
+            if self.bufs[k] != NULL:
+                ixy_buf_free(self.bufs[k])
+                self.bufs[k] = NULL
+                self.free_chains[self.free_count] = k
+                self.free_count += 1
+                n += 1
+        return n
+
+
+cdef class VirtioCtrlQueue(_Virtqueue):
+    """The control virtqueue (5.1.6.5): one command at a time, polled.
+    A command is a chain of three descriptors: class+command (device-readable),
+    data (device-readable), ack (device-writable)."""
+    cdef uint8_t *buf
+    cdef uint64_t buf_dma
+
+    def __cinit__(self, PortIo port not None, uint16_t queue_index, DmaMemory memory not None,
+                  size_t offset, uint32_t num, size_t buf_offset, uint64_t buf_dma):
+        if num < 4:
+            raise ValueError(f"control virtqueue of {num} entries: a command needs 3")
+        if buf_offset + 512 > memory.size:
+            raise ValueError("control buffer outside the DMA memory")
+        self.buf = <uint8_t *> memory.address + buf_offset
+        self.buf_dma = buf_dma
+
+    def command(self, uint8_t cls, uint8_t cmd, const uint8_t[::1] data not None, double timeout=1.0) -> int:
+        """Send one command, wait for the device; returns its ack byte
+        (VIRTIO_NET_OK = 0). Raises DeviceTimeout when it does not answer."""
+        import time
+        cdef uint32_t dlen = data.shape[0]
+        cdef uint16_t used_idx
+        if dlen == 0 or dlen > 256:
+            raise ValueError("control command data must be 1 to 256 bytes")
+        self.buf[0] = cls
+        self.buf[1] = cmd
+        memcpy(self.buf + 16, &data[0], dlen)
+        self.buf[400] = 0xFF         # the device overwrites it with the ack
+        self.desc[0].addr = self.buf_dma
+        self.desc[0].len = 2
+        self.desc[0].flags = IXY_VRING_DESC_F_NEXT
+        self.desc[0].next = 1
+        self.desc[1].addr = self.buf_dma + 16
+        self.desc[1].len = dlen
+        self.desc[1].flags = IXY_VRING_DESC_F_NEXT
+        self.desc[1].next = 2
+        self.desc[2].addr = self.buf_dma + 400
+        self.desc[2].len = 1
+        self.desc[2].flags = IXY_VRING_DESC_F_WRITE
+        self.avail.ring[self.avail_idx & self.mask] = 0
+        with nogil:
+            self._publish(1)
+        deadline = time.monotonic() + timeout
+        while True:
+            used_idx = ixy_vring_used_idx(self.used)
+            if used_idx != self.last_used:
+                break
+            if time.monotonic() > deadline:
+                raise DeviceTimeout(f"virtio-net control queue: no answer to command class {cls} cmd {cmd} within {timeout:g} s")
+            time.sleep(0.0005)
+        ixy_rmb()
+        self.last_used = used_idx
+        # the element just completed is at used.idx - 1 (not used.idx)
+        if self.used.ring[<uint16_t> (used_idx - 1) & self.mask].id != 0:
+            raise DeviceError("virtio-net control queue: the device completed a chain that was not posted")
+        return self.buf[400]

@@ -1,0 +1,172 @@
+"""The virtio fast path against a device simulated here in Python: the
+legacy ring layout, two-descriptor chains with the header before the data,
+notification policy, wrap-around, exhaustion. No device is touched: the
+I/O port is a plain file (a notify is a 2-byte write at offset 16)."""
+import ctypes
+import os
+import struct
+
+import pytest
+
+from ixypy import DmaMemory, Mempool, PacketBatch
+from ixypy._fastpath import PortIo, VirtioRxQueue, VirtioTxQueue, vring_size
+from ixypy.errors import PacketTooLarge
+
+N = 16                      # queue size: 8 chains
+HDR = 10
+F_NEXT, F_WRITE = 1, 2
+NO_NOTIFY = 1
+
+
+class SimDevice:
+    """The device side of one split virtqueue (VirtIO 1.x 2.7), reading and
+    writing guest memory by address (DMA address = virtual address here)."""
+
+    def __init__(self, ring: DmaMemory, num: int) -> None:
+        self.base, self.num = ring.address, num
+        self.avail = self.base + 16 * num
+        used = self.avail + 2 * (3 + num)
+        self.used = (used + 4095) // 4096 * 4096
+        self.last_avail = 0
+        assert vring_size(num) >= self.used - self.base + 6 + 8 * num
+
+    def u16(self, addr):
+        return struct.unpack("<H", ctypes.string_at(addr, 2))[0]
+
+    def put16(self, addr, v):
+        ctypes.memmove(addr, struct.pack("<H", v), 2)
+
+    def desc(self, i):
+        return struct.unpack("<QIHH", ctypes.string_at(self.base + 16 * i, 16))
+
+    def pending(self):
+        return (self.u16(self.avail + 2) - self.last_avail) & 0xFFFF
+
+    def pop(self):
+        """The next available chain: list of (addr, len, flags), and its head."""
+        head = self.u16(self.avail + 4 + 2 * (self.last_avail % self.num))
+        self.last_avail = (self.last_avail + 1) & 0xFFFF
+        chain, i = [], head
+        while True:
+            addr, length, flags, nxt = self.desc(i)
+            chain.append((addr, length, flags))
+            if not flags & F_NEXT:
+                return head, chain
+            i = nxt
+
+    def push(self, head, written):
+        idx = self.u16(self.used + 2)
+        ctypes.memmove(self.used + 4 + 8 * (idx % self.num), struct.pack("<II", head, written), 8)
+        self.put16(self.used + 2, (idx + 1) & 0xFFFF)
+
+    def suppress_notify(self, on):
+        self.put16(self.used, NO_NOTIFY if on else 0)
+
+
+@pytest.fixture
+def port(tmp_path):
+    fd = os.open(tmp_path / "ioport", os.O_RDWR | os.O_CREAT)
+    os.pwrite(fd, bytes(32), 0)
+    yield PortIo(fd, 0, 32)
+    os.close(fd)
+
+
+def make_pool(n=64):
+    return Mempool(DmaMemory(n * 2048), n, 2048)
+
+
+def test_rx_chains_header_in_headroom_then_data(port):
+    ring, pool = DmaMemory(vring_size(N)), make_pool()
+    rxq = VirtioRxQueue(port, 0, ring, 0, N, pool)
+    assert rxq.fill() == N // 2 and rxq.notifies == 1
+    assert os.pread(port.fd, 2, 16) == b"\0\0"          # notify names queue 0
+    dev = SimDevice(ring, N)
+    assert dev.pending() == N // 2
+    frames = [bytes([i]) * (60 + i) for i in range(5)]
+    for f in frames:
+        head, chain = dev.pop()
+        (hdr_addr, hdr_len, hdr_flags), (data_addr, data_len, data_flags) = chain
+        assert head % 2 == 0 and hdr_len == HDR and hdr_flags == F_WRITE | F_NEXT
+        assert data_addr == hdr_addr + HDR and data_flags == F_WRITE and data_len == pool.buf_capacity
+        ctypes.memmove(hdr_addr, bytes(HDR), HDR)
+        ctypes.memmove(data_addr, f, len(f))
+        dev.push(head, HDR + len(f))
+    batch = PacketBatch(32)
+    dev.suppress_notify(True)
+    assert rxq.rx(batch) == 5
+    assert [bytes(batch[i]) for i in range(5)] == frames
+    assert rxq.notifies == 1, "the device suppressed notifications"
+    assert dev.pending() == 3 + 5                         # the 5 refilled in one pass
+    dev.suppress_notify(False)
+    batch.free()
+    assert rxq.rx(batch) == 0 and rxq.notifies == 1       # nothing to refill: no notify
+    assert rxq.release_buffers() == N // 2 and pool.free_count == pool.num_bufs
+
+
+def test_rx_wraps_indices_and_survives_exhaustion(port):
+    ring, pool = DmaMemory(vring_size(N)), make_pool(16)   # the ring's 8 + one batch
+    rxq = VirtioRxQueue(port, 0, ring, 0, N, pool)
+    rxq.fill()
+    dev = SimDevice(ring, N)
+    batch = PacketBatch(64)
+    for round_ in range(70000 // 8 + 2):                 # past 65536: the 16-bit indices wrap
+        while dev.pending():
+            head, ((_, _, _), (addr, _, _)) = dev.pop()
+            ctypes.memmove(addr, struct.pack("<Q", round_), 8)
+            dev.push(head, HDR + 60)
+        assert rxq.rx(batch) == 8
+        batch.free()
+    assert rxq.packets == 8 * (70000 // 8 + 2)
+    # exhaustion: the app holds every buffer, the device fills what it has
+    held = PacketBatch(64)
+    held.alloc(pool)
+    assert pool.free_count == 0
+    while dev.pending():
+        head, _ = dev.pop()
+        dev.push(head, HDR + 60)
+    assert rxq.rx(batch) == 8 and rxq.chains_posted == 0 and dev.pending() == 0
+    batch.free()          # buffers back: the next rx refills
+    held.free()
+    assert rxq.rx(batch) == 0 and rxq.chains_posted == 8 and dev.pending() == 8
+    rxq.release_buffers()
+    assert pool.free_count == pool.num_bufs
+
+
+def test_tx_one_publish_and_notify_per_batch_shared_zero_header(port):
+    ring, pool = DmaMemory(vring_size(N) + 4096), make_pool()
+    hdr = ring.address + vring_size(N)
+    txq = VirtioTxQueue(port, 1, ring, 0, N, hdr, 1518)
+    dev = SimDevice(ring, N)
+    batch = PacketBatch(20)
+    batch.alloc(pool, length=60)
+    for i in range(len(batch)):
+        batch.write(i, bytes([i]) * (60 + i))
+    assert txq.tx(batch) == N // 2 and len(batch) == 20 - N // 2     # more than fits: fewer sent
+    assert txq.notifies == 1 and os.pread(port.fd, 2, 16) == b"\1\0"
+    assert dev.pending() == N // 2
+    for i in range(N // 2):
+        head, ((h, hl, hf), (d, dl, df)) = dev.pop()
+        assert (h, hl, hf) == (hdr, HDR, F_NEXT) and df == 0
+        assert ctypes.string_at(h, HDR) == bytes(HDR)
+        assert ctypes.string_at(d, dl) == bytes([i]) * (60 + i)
+        dev.push(head, 0)
+    dev.suppress_notify(True)
+    assert txq.tx(batch) == N // 2 and txq.notifies == 1 and txq.in_flight == N // 2 and len(batch) == 4
+    dev.suppress_notify(False)
+    while dev.pending():
+        dev.push(dev.pop()[0], 0)
+    txq.reclaim()
+    assert txq.in_flight == 0 and pool.free_count == pool.num_bufs - 4
+    batch.free()
+
+
+def test_tx_refuses_oversize_before_the_ring(port):
+    ring, pool = DmaMemory(vring_size(N) + 4096), Mempool(DmaMemory(8 * 4096), 8, 4096)
+    txq = VirtioTxQueue(port, 1, ring, 0, N, ring.address + vring_size(N), 1518)
+    batch = PacketBatch(4)
+    batch.alloc(pool, 3, length=60)
+    batch.set_length(2, 1519)
+    with pytest.raises(PacketTooLarge):
+        txq.tx(batch)
+    assert len(batch) == 3 and txq.in_flight == 0 and txq.notifies == 0
+    batch.free()
