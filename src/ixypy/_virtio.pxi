@@ -54,6 +54,7 @@ def vring_size(uint32_t num) -> int:
     return ixy_vring_size(num)
 
 
+@cython.no_gc_clear
 cdef class _Virtqueue:
     """One legacy split virtqueue in DMA memory, notified through the I/O port."""
     cdef DmaMemory memory
@@ -115,6 +116,7 @@ cdef class _Virtqueue:
             self.notifies += 1
 
 
+@cython.no_gc_clear
 cdef class VirtioRxQueue(_Virtqueue):
     """Receive virtqueue: chains of (header in the headroom, data), both device-writable."""
     cdef Mempool pool
@@ -237,6 +239,7 @@ cdef class VirtioRxQueue(_Virtqueue):
         return n
 
 
+@cython.no_gc_clear
 cdef class VirtioTxQueue(_Virtqueue):
     """Transmit virtqueue: chains of (shared zero header, data), device-readable."""
     cdef ixy_buf **bufs           # buffer behind chain k, or NULL

@@ -19,13 +19,15 @@ are ignored; each packet takes two descriptors (header + data), so a
 """
 from __future__ import annotations
 
+import time
 from typing import List, Optional
 
 from .._fastpath import (Mempool, PacketBatch, PortIo, VirtioCtrlQueue, VirtioRxQueue, VirtioTxQueue,
                          vring_size)
 from ..device import Device, DeviceStats, format_mac
 from ..memory import IdentityVfioAllocator, VfioAllocator
-from ..errors import BarError, DeviceError, PacketTooLarge, QueueError, UnsupportedDevice
+from ..errors import BarError, DeviceError, DeviceTimeout, PacketTooLarge, QueueError, UnsupportedDevice
+from ..interrupts import rx_wait
 
 VIRTIO_VENDOR = 0x1AF4
 LEGACY_NET_DEVICE = 0x1000      # transitional / legacy network device (4.1.2.3)
@@ -222,11 +224,26 @@ class VirtioDevice(Device):
 
     # --- the data path ------------------------------------------------------------
 
-    def rx_batch(self, queue_id: int, batch: PacketBatch) -> int:
-        return self._queue(self.rx_queues, queue_id, "rx").rx(batch)
+    def rx_batch(self, queue_id: int, batch: PacketBatch, timeout: Optional[float] = None) -> int:
+        q = self._queue(self.rx_queues, queue_id, "rx")
+        if timeout is not None:
+            return rx_wait(self, q, queue_id, batch, timeout)   # polls: no interrupts for virtio yet
+        return q.rx(batch)
 
     def tx_batch(self, queue_id: int, batch: PacketBatch) -> int:
         return self._queue(self.tx_queues, queue_id, "tx").tx(batch)
+
+    def flush_tx(self, timeout: float = 1.0) -> None:
+        """Wait until the device has used every tx chain handed to it."""
+        deadline = time.monotonic() + timeout
+        for q in self.tx_queues:
+            q.reclaim()
+            while q.in_flight:
+                if time.monotonic() > deadline:
+                    raise DeviceTimeout(f"{self.address}: {q.in_flight} tx packets still not used by the device "
+                                        f"after {timeout:g} s")
+                time.sleep(0.0001)
+                q.reclaim()
 
     def rx_queue(self, queue_id: int) -> VirtioRxQueue:
         return self._queue(self.rx_queues, queue_id, "rx")
