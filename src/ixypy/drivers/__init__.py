@@ -5,12 +5,13 @@ from typing import Dict, Tuple, Type
 
 from ..device import Device
 from ..errors import UnsupportedDevice
-from . import ixgbe
+from . import igb, ixgbe
 
 
 def supported_ids() -> Dict[Tuple[int, int], Tuple[Type[Device], str]]:
     """(vendor, device) -> (driver class, model name)."""
     ids = {(ixgbe.INTEL, dev): (ixgbe.IxgbeDevice, name) for dev, name in ixgbe.DEVICE_IDS.items()}
+    ids.update({(igb.INTEL, dev): (igb.IgbDevice, name) for dev, name in igb.DEVICE_IDS.items()})
     return ids
 
 
