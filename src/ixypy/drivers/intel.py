@@ -124,15 +124,15 @@ class IntelDevice(Device):
         super().__init__(bus, rx_queues, tx_queues)
         self.num_rx_desc = num_rx_desc
         self.num_tx_desc = num_tx_desc
-        self.regs = Registers(bus.bar(0), self.register_name)
-        # one rx mempool shared by the rx queues, big enough to refill every ring twice over
-        self.rx_mempool = mempool if mempool is not None else self.mempool(max(4096, 2 * rx_queues * num_rx_desc))
         self.rx_queues: List[IntelRxQueue] = []
         self.tx_queues: List[IntelTxQueue] = []
         self._ring_memory = None
         self._totals = DeviceStats()
         self._promisc = promisc
         try:
+            self.regs = Registers(bus.bar(0), self.register_name)
+            # one rx mempool shared by the rx queues, big enough to refill every ring twice over
+            self.rx_mempool = mempool if mempool is not None else self.mempool(max(4096, 2 * rx_queues * num_rx_desc))
             self._bring_up(self.LINK_TIMEOUT if link_timeout is None else link_timeout)
         except BaseException:
             self.close()
