@@ -98,3 +98,59 @@ def stats_dict(dev) -> Dict[str, int]:
 def emit(obj) -> None:
     """The result line the host test parses (the last line of stdout)."""
     print(json.dumps(obj), flush=True)
+
+
+def count_delivered(tx_dev, rx_dev, frame: bytes, n: int = 50, idle: float = 0.3) -> int:
+    """Send n copies of frame from tx_dev; how many rx_dev received."""
+    sender = Sender(tx_dev, [frame])
+    receiver = Receiver(rx_dev)
+    try:
+        while sender.sent < n:
+            sender.send(n)
+            receiver.poll()
+        receiver.drain(idle=idle, until=n)
+        receiver.drain(idle=0.05)        # and nothing beyond
+    finally:
+        sender.close()
+    return receiver.count
+
+
+def raw_frame(dst: str, src: str, size: int, tag: int, ethertype: int = 0x88B5) -> bytes:
+    """A frame of size bytes with a local experimental ethertype and a
+    payload that differs with tag and size."""
+    head = bytes.fromhex(dst.replace(":", "")) + bytes.fromhex(src.replace(":", "")) + ethertype.to_bytes(2, "big")
+    body = bytes((tag * 7 + i * 13 + size) & 0xFF for i in range(size - len(head)))
+    return head + body
+
+
+def rx_raw(dev, want: int, ethertype: int = 0x88B5, timeout: float = 10.0) -> List[bytes]:
+    """Frames with ethertype received on queue 0 (others are dropped)."""
+    rxq = dev.rx_queue(0)
+    batch = PacketBatch(32)
+    got: List[bytes] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < want and time.monotonic() < deadline:
+        if rxq.rx(batch):
+            for i in range(len(batch)):
+                frame = bytes(batch[i])
+                if int.from_bytes(frame[12:14], "big") == ethertype:
+                    got.append(frame)
+            batch.free()
+    return got
+
+
+def tx_raw(dev, frames: Sequence[bytes], timeout: float = 10.0) -> None:
+    """Send exactly these frames on queue 0."""
+    pool = dev.mempool(4096)
+    txq = dev.tx_queue(0)
+    batch = PacketBatch(32)
+    pending = list(frames)
+    deadline = time.monotonic() + timeout
+    while (pending or len(batch)) and time.monotonic() < deadline:
+        if not len(batch):
+            chunk, pending = pending[:32], pending[32:]
+            batch.alloc(pool, len(chunk))
+            for i, frame in enumerate(chunk):
+                batch.write(i, frame)
+        txq.tx(batch)
+    batch.free()
