@@ -12,7 +12,7 @@ differs from the datasheet, the driver does what the datasheet asks and
 stays correct on the model:
 - CTRL.RST resets the PHY's autonegotiation too: the link stays down until
   the driver restarts it (as on real copper).
-- EECD.AUTO_RD is never set (see _wait_eeprom).
+- EECD.AUTO_RD is never set (see _wait_reset_done).
 - GPRC/GORC and GPTC/GOTC are copies of TPR/TOR and TPT/TOT, refreshed on
   every packet: TPR/TOR/TPT/TOT are read (and so cleared) with them, or a
   clear of GPRC would be undone by the next packet.
@@ -36,7 +36,7 @@ import time
 from typing import Dict
 
 from ..errors import DeviceError, DeviceTimeout
-from .intel import IntelDevice, LinkRegs, QueueRegs, StatsRegs
+from .intel import IntelDevice, LinkRegs, StatsRegs
 
 # --- registers (82576 datasheet, chapter 8) ---------------------------------
 CTRL = 0x00000
@@ -79,20 +79,8 @@ def _txq(n: int) -> int:
     return 0x03800 + 0x100 * n if n < 4 else 0x0E000 + 0x40 * n
 
 
-def RDBAL(n: int) -> int: return _rxq(n)
-def RDBAH(n: int) -> int: return _rxq(n) + 0x04
-def RDLEN(n: int) -> int: return _rxq(n) + 0x08
 def SRRCTL(n: int) -> int: return _rxq(n) + 0x0C
-def RDH(n: int) -> int: return _rxq(n) + 0x10
-def RDT(n: int) -> int: return _rxq(n) + 0x18
-def RXDCTL(n: int) -> int: return _rxq(n) + 0x28
 def RQDPC(n: int) -> int: return _rxq(n) + 0x30
-def TDBAL(n: int) -> int: return _txq(n)
-def TDBAH(n: int) -> int: return _txq(n) + 0x04
-def TDLEN(n: int) -> int: return _txq(n) + 0x08
-def TDH(n: int) -> int: return _txq(n) + 0x10
-def TDT(n: int) -> int: return _txq(n) + 0x18
-def TXDCTL(n: int) -> int: return _txq(n) + 0x28
 
 
 # --- bits ----------------------------------------------------------------------
@@ -167,27 +155,10 @@ class IgbDevice(IntelDevice):
     RAL0 = RAL0
     RAH0 = RAH0
     NAMES = NAMES
+    rx_queue_block = staticmethod(_rxq)
+    tx_queue_block = staticmethod(_txq)
 
-    # --- bring-up, 4.5 --------------------------------------------------------------
-
-    def _bring_up(self, link_timeout: float) -> None:
-        self.bus.set_bus_master(True)
-        self._disable_interrupts()
-        self._global_reset()
-        self._disable_interrupts()          # the reset re-enables the defaults
-        self._wait_eeprom()
-        self._setup_link()
-        self._read_stats()                  # clear the counters: they count from here
-        self._allocate_rings()
-        self._init_rx()
-        self._init_tx()
-        for n in range(self.num_rx_queues):
-            self._start_rx_queue(n)
-        self.regs.set_flags(RCTL, RCTL_EN)  # rx on once every queue is set
-        for n in range(self.num_tx_queues):
-            self._start_tx_queue(n)
-        self.regs.set_flags(TCTL, TCTL_EN)
-        self.wait_for_link(link_timeout)
+    # --- bring-up steps, 4.5 (the sequence: IntelDevice._bring_up) ----------------
 
     def _disable_interrupts(self) -> None:
         """4.5.1: mask every interrupt cause, legacy (IMC) and extended (EIMC)."""
@@ -201,10 +172,16 @@ class IgbDevice(IntelDevice):
         self.regs.wait_clear(CTRL, CTRL_RST, RESET_TIMEOUT)
         time.sleep(0.001)
 
+    def _enable_rx(self) -> None:
+        self.regs.set_flags(RCTL, RCTL_EN)
+
     def _disable_rx(self) -> None:
         self.regs.clear_flags(RCTL, RCTL_EN)
 
-    def _wait_eeprom(self) -> None:
+    def _enable_tx(self) -> None:
+        self.regs.set_flags(TCTL, TCTL_EN)      # 4.5.10: after the queues are enabled
+
+    def _wait_reset_done(self) -> None:
         """The NIC reads its EEPROM (MAC address, defaults) after a reset and
         then sets EECD.AUTO_RD. QEMU 10's model never sets it (EECD reads
         0x1110), so, as Linux's igb does, a missing AUTO_RD is not fatal once
@@ -258,14 +235,6 @@ class IgbDevice(IntelDevice):
         self.regs.write(TCTL, TCTL_PSP | TCTL_CT_15 | TCTL_COLD_FULL_DUPLEX)
         for n in range(self.num_tx_queues):
             self.tx_queues.append(self._setup_tx_ring(n))
-
-    # --- queue registers -----------------------------------------------------------
-
-    def rx_queue_regs(self, n: int) -> QueueRegs:
-        return QueueRegs(RDBAL(n), RDBAH(n), RDLEN(n), RDH(n), RDT(n), RXDCTL(n))
-
-    def tx_queue_regs(self, n: int) -> QueueRegs:
-        return QueueRegs(TDBAL(n), TDBAH(n), TDLEN(n), TDH(n), TDT(n), TXDCTL(n))
 
     # --- control -------------------------------------------------------------------
 

@@ -69,6 +69,13 @@ class QueueRegs:
     tail: int
     ctl: int
 
+    @classmethod
+    def block(cls, base: int) -> "QueueRegs":
+        """A queue's registers from its block's base: the layout is the same
+        on the 82599 (8.2.3.8, 8.2.3.9) and the 82576 (8.10, 8.12) for rx
+        (RDBAL, RDBAH, RDLEN, RDH, RDT, RXDCTL) and tx (TDBAL ... TXDCTL)."""
+        return cls(bal=base, bah=base + 0x04, len=base + 0x08, head=base + 0x10, tail=base + 0x18, ctl=base + 0x28)
+
 
 @dataclass(frozen=True)
 class LinkRegs:
@@ -97,9 +104,9 @@ class StatsRegs:
 class IntelDevice(Device):
     """Queue management, the data path and the life cycle shared by ixgbe and igb.
 
-    A family sets the class data below and implements _bring_up,
-    _disable_interrupts, _global_reset, _disable_rx, the queue register
-    layout, promisc and set_promisc."""
+    A family sets the class data below and implements the bring-up steps
+    _bring_up calls, _disable_rx, the queue register layout, promisc and
+    set_promisc."""
 
     QUEUE_ENABLE = 1 << 25      # RXDCTL.ENABLE / TXDCTL.ENABLE on both families
     QUEUE_ENABLE_TIMEOUT = 1.0
@@ -138,23 +145,70 @@ class IntelDevice(Device):
             self.close()
             raise
 
-    # per-family register layout
-    def rx_queue_regs(self, n: int) -> QueueRegs:
+    # per-family register layout: where queue n's block of registers starts
+    @staticmethod
+    def rx_queue_block(n: int) -> int:
         raise NotImplementedError
+
+    @staticmethod
+    def tx_queue_block(n: int) -> int:
+        raise NotImplementedError
+
+    def rx_queue_regs(self, n: int) -> QueueRegs:
+        return QueueRegs.block(self.rx_queue_block(n))
 
     def tx_queue_regs(self, n: int) -> QueueRegs:
-        raise NotImplementedError
+        return QueueRegs.block(self.tx_queue_block(n))
+
+    # --- bring-up: the sequence both datasheets give (82599 4.6.3, 82576 4.5) ----
 
     def _bring_up(self, link_timeout: float) -> None:
-        raise NotImplementedError
+        self.bus.set_bus_master(True)
+        self._disable_interrupts()
+        self._global_reset()
+        self._disable_interrupts()          # the reset re-enables the defaults
+        self._wait_reset_done()
+        self._setup_link()
+        self._read_stats()                  # clear the counters: they count from here
+        self._allocate_rings()
+        self._init_rx()
+        self._init_tx()
+        for n in range(self.num_rx_queues):
+            self._start_rx_queue(n)
+        self._enable_rx()                   # once every rx queue is set
+        for n in range(self.num_tx_queues):
+            self._start_tx_queue(n)
+        self._enable_tx()
+        self.wait_for_link(link_timeout)
 
+    # the steps a family implements
     def _disable_interrupts(self) -> None:
         raise NotImplementedError
 
     def _global_reset(self) -> None:
         raise NotImplementedError
 
+    def _wait_reset_done(self) -> None:
+        """Wait for what the NIC does after a reset (EEPROM auto-read, ...)."""
+        raise NotImplementedError
+
+    def _setup_link(self) -> None:
+        raise NotImplementedError
+
+    def _init_rx(self) -> None:
+        """Rx with rx disabled: filters, CRC stripping, one ring per queue."""
+        raise NotImplementedError
+
+    def _init_tx(self) -> None:
+        raise NotImplementedError
+
+    def _enable_rx(self) -> None:
+        raise NotImplementedError
+
     def _disable_rx(self) -> None:
+        raise NotImplementedError
+
+    def _enable_tx(self) -> None:
         raise NotImplementedError
 
     def register_name(self, offset: int) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Dict
 
-from .intel import IntelDevice, LinkRegs, QueueRegs, StatsRegs
+from .intel import IntelDevice, LinkRegs, StatsRegs
 
 # --- registers (82599 datasheet, chapter 8) ---------------------------------
 CTRL = 0x00000
@@ -47,24 +47,18 @@ def RXMPC(n: int) -> int: return 0x03FA0 + 4 * n
 def QPRDC(n: int) -> int: return 0x01430 + 0x40 * n     # 16 counters, queues mapped by RQSMR
 
 
+# queue n's block of registers (layout: intel.QueueRegs.block)
 def _rxq(n: int) -> int:
     return 0x01000 + 0x40 * n if n < 64 else 0x0D000 + 0x40 * (n - 64)
 
 
-def RDBAL(n: int) -> int: return _rxq(n)
-def RDBAH(n: int) -> int: return _rxq(n) + 0x04
-def RDLEN(n: int) -> int: return _rxq(n) + 0x08
+def _txq(n: int) -> int:
+    return 0x06000 + 0x40 * n
+
+
 def DCA_RXCTRL(n: int) -> int: return _rxq(n) + 0x0C
-def RDH(n: int) -> int: return _rxq(n) + 0x10
 def SRRCTL(n: int) -> int: return _rxq(n) + 0x14
-def RDT(n: int) -> int: return _rxq(n) + 0x18
-def RXDCTL(n: int) -> int: return _rxq(n) + 0x28
-def TDBAL(n: int) -> int: return 0x06000 + 0x40 * n
-def TDBAH(n: int) -> int: return 0x06004 + 0x40 * n
-def TDLEN(n: int) -> int: return 0x06008 + 0x40 * n
-def TDH(n: int) -> int: return 0x06010 + 0x40 * n
-def TDT(n: int) -> int: return 0x06018 + 0x40 * n
-def TXDCTL(n: int) -> int: return 0x06028 + 0x40 * n
+def TXDCTL(n: int) -> int: return _txq(n) + 0x28
 
 
 # --- bits ----------------------------------------------------------------------
@@ -145,27 +139,10 @@ class IxgbeDevice(IntelDevice):
     RAL0 = RAL0
     RAH0 = RAH0
     NAMES = NAMES
+    rx_queue_block = staticmethod(_rxq)
+    tx_queue_block = staticmethod(_txq)
 
-    # --- bring-up, 4.6.3 ----------------------------------------------------------
-
-    def _bring_up(self, link_timeout: float) -> None:
-        self.bus.set_bus_master(True)
-        self._disable_interrupts()
-        self._global_reset()
-        self._disable_interrupts()          # the reset re-enables the defaults
-        self._wait_eeprom()
-        self._wait_dma_init()
-        self._setup_link()
-        self._read_stats()                  # clear the counters: they count from here
-        self._allocate_rings()
-        self._init_rx()
-        self._init_tx()
-        for n in range(self.num_rx_queues):
-            self._start_rx_queue(n)
-        self.regs.set_flags(RXCTRL, RXCTRL_RXEN)   # 4.6.7: rx on once every queue is set
-        for n in range(self.num_tx_queues):
-            self._start_tx_queue(n)
-        self.wait_for_link(link_timeout)
+    # --- bring-up steps, 4.6.3 (the sequence: IntelDevice._bring_up) -------------
 
     def _disable_interrupts(self) -> None:
         self.regs.write(EIMC, EIMC_ALL)
@@ -176,14 +153,19 @@ class IxgbeDevice(IntelDevice):
         self.regs.wait_clear(CTRL, CTRL_RST_MASK, RESET_TIMEOUT)
         time.sleep(0.01)
 
+    def _wait_reset_done(self) -> None:
+        """4.6.3: the EEPROM auto-read, then DMA initialization."""
+        self.regs.wait_set(EEC, EEC_ARD, EEPROM_TIMEOUT)
+        self.regs.wait_set(RDRXCTL, RDRXCTL_DMAIDONE, DMA_INIT_TIMEOUT)
+
+    def _enable_rx(self) -> None:
+        self.regs.set_flags(RXCTRL, RXCTRL_RXEN)   # 4.6.7: rx on once every queue is set
+
     def _disable_rx(self) -> None:
         self.regs.clear_flags(RXCTRL, RXCTRL_RXEN)
 
-    def _wait_eeprom(self) -> None:
-        self.regs.wait_set(EEC, EEC_ARD, EEPROM_TIMEOUT)
-
-    def _wait_dma_init(self) -> None:
-        self.regs.wait_set(RDRXCTL, RDRXCTL_DMAIDONE, DMA_INIT_TIMEOUT)
+    def _enable_tx(self) -> None:
+        """Nothing left: DMATXCTL.TE went on before the queues (4.6.8)."""
 
     def _setup_link(self) -> None:
         """4.6.4: 10G serial link mode, XAUI PMA/PMD, restart autonegotiation."""
@@ -226,14 +208,6 @@ class IxgbeDevice(IntelDevice):
             self.regs.update(TXDCTL(n), TXDCTL_THRESH_MASK, TXDCTL_PTHRESH_36_HTHRESH_8_WTHRESH_4)
         self.regs.write(DMATXCTL, DMATXCTL_TE)   # before any TXDCTL.ENABLE
 
-    # --- queue registers -----------------------------------------------------------
-
-    def rx_queue_regs(self, n: int) -> QueueRegs:
-        return QueueRegs(RDBAL(n), RDBAH(n), RDLEN(n), RDH(n), RDT(n), RXDCTL(n))
-
-    def tx_queue_regs(self, n: int) -> QueueRegs:
-        return QueueRegs(TDBAL(n), TDBAH(n), TDLEN(n), TDH(n), TDT(n), TXDCTL(n))
-
     # --- control -------------------------------------------------------------------
 
     @property
@@ -244,5 +218,5 @@ class IxgbeDevice(IntelDevice):
         """FCTRL may change only while rx is disabled: stop rx around the change."""
         self._disable_rx()
         self.regs.update(FCTRL, FCTRL_UPE | FCTRL_MPE, FCTRL_UPE | FCTRL_MPE if enabled else 0)
-        self.regs.set_flags(RXCTRL, RXCTRL_RXEN)
+        self._enable_rx()
         self._promisc = enabled
