@@ -18,6 +18,7 @@ from typing import Dict
 
 import pytest
 
+from .conftest import _timings
 from .guest import Nic, guest_script
 
 pytestmark = pytest.mark.vm
@@ -67,6 +68,7 @@ def results(_module_guest) -> dict:
     macs = {f"{name}_MAC": g.nic(i).mac for i, name in enumerate("ABCD")}
     addrs = {name: g.nic(i).address for i, name in enumerate("ABCD")}
     res = g.run(guest_script(RUNNER, SCENARIOS=SCENARIOS, **addrs, **macs), timeout=150)
+    _timings.append((__name__, "script (all)", res.seconds))
     out = json.loads(res.stdout.strip().splitlines()[-1])
     Path(g.run_dir, "results.json").write_text(json.dumps(out, indent=1))
     return out
@@ -281,7 +283,7 @@ scenario("pktgen", """
     import os, re, subprocess, threading
     from ixypy.apps import Limits, pktgen
     from ixypy.packets import udp_frame
-    SECONDS = 2.0
+    SECONDS = 1.0
     PciDevice(B).bind_vfio()
     out = {"ixypy": {}, "kernel": {}}
     with ixypy.open(A, method="uio") as dev:

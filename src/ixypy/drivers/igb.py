@@ -15,12 +15,17 @@ stays correct on the model:
 - EECD.AUTO_RD is never set (see _wait_reset_done).
 - GPRC/GORC and GPTC/GOTC are copies of TPR/TOR and TPT/TOT, refreshed on
   every packet: TPR/TOR/TPT/TOT are read (and so cleared) with them, or a
-  clear of GPRC would be undone by the next packet.
+  clear of GPRC would be undone by the next packet (a frame arriving
+  between the two reads can still be counted twice there).
 - GORC and GOTC count the 4 CRC bytes of every frame, as the datasheet says.
 - The model never drops for want of rx descriptors: it stops taking frames
   and QEMU queues them in front of the NIC (a hub drops beyond its queue,
   uncounted), so MPC and RQDPC stay 0 there.
 - Ring registers exist for queues 0..7 only; the 82576 has 16.
+
+Link set-up is for copper (the internal PHY through MDIC): the fiber and
+SerDes 82576 variants (registered below, as Linux lists them) would need
+the PCS link set-up instead, and fail here with an MDIC error.
 
 The I350 (ids registered below) shares this register layout and data path;
 what it would need beyond this driver: 8 queues, not 16; the PHY behind
