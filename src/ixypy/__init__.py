@@ -45,7 +45,6 @@ def open(address: str, rx_queues: int = 1, tx_queues: int = 1, *, method: str = 
         dev = PciDevice(address).require_network()
         driver = driver_for(*dev.ids)      # refuse before touching its binding
         bus = attach_pci(dev.address, method)
-    irq_args = {}
     if interrupts:
         from .interrupts import require
 
@@ -54,6 +53,5 @@ def open(address: str, rx_queues: int = 1, tx_queues: int = 1, *, method: str = 
         except BaseException:
             bus.close()
             raise
-        irq_args = {"interrupts": True} if itr_us is None else {"interrupts": True, "itr_us": itr_us}
     return driver(bus, rx_queues, tx_queues, num_rx_desc=num_rx_desc, num_tx_desc=num_tx_desc,
-                  mempool=mempool, promisc=promisc, **irq_args)
+                  mempool=mempool, promisc=promisc, interrupts=interrupts, itr_us=itr_us)

@@ -22,7 +22,7 @@ import struct
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 from ._fastpath import DmaMemory, Mempool
 from .errors import DmaMemoryError, HugepagesUnavailable, PermissionDenied
@@ -246,16 +246,19 @@ class VfioAllocator(HugepageAllocator):
     takes them."""
 
     IOVA_BASE = 0x1000_0000
+    # next free IOVA per container: the container is process-wide, so every
+    # device (and allocator) in it must draw from the same range
+    _next_iova: Dict[int, int] = {}
 
     def __init__(self, container, mount: Optional[Path] = None) -> None:
         super().__init__(mount)
         self.container = container
-        self.next_iova = self.IOVA_BASE
 
     def _translate(self, memory: DmaMemory) -> List[int]:
-        iova = self.next_iova
+        key = id(self.container)
+        iova = self._next_iova.get(key, self.IOVA_BASE)
         self.container.map_dma(memory.address, iova, memory.size)
-        self.next_iova += memory.size
+        self._next_iova[key] = iova + memory.size
         return [iova + off for off in range(0, memory.size, self.page_size)]
 
     def _unmap_dma(self, region: DmaRegion) -> None:

@@ -374,7 +374,9 @@ class Guest:
             "-m", str(self.memory_mb), "-smp", "2", "-nographic", "-no-reboot",
             "-vga", "none", "-nic", "none",
             "-kernel", str(self.image.kernel), "-initrd", str(self.image.initramfs),
-            "-append", "console=ttyS0 loglevel=5 panic=-1 intel_iommu=on",
+            # iommu=pt: devices the kernel drives (and uio_pci_generic's) DMA to
+            # physical addresses untranslated; vfio-pci still gets its own domain
+            "-append", "console=ttyS0 loglevel=5 panic=-1 intel_iommu=on iommu=pt",
             "-device", "intel-iommu,intremap=on,caching-mode=on",
             "-fsdev", "local,id=fs0,path=/,security_model=none,readonly=on,multidevs=remap",
             "-device", f"virtio-9p-pci,fsdev=fs0,mount_tag=hostroot,addr={NINEP_SLOTS[0]:#x}",

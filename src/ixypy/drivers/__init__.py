@@ -5,13 +5,14 @@ from typing import Dict, Tuple, Type
 
 from ..device import Device
 from ..errors import UnsupportedDevice
-from . import ixgbe, virtio
+from . import igb, ixgbe, virtio
 
 
 def supported_ids() -> Dict[Tuple[int, int], Tuple[Type[Device], str]]:
     """(vendor, device) -> (driver class, model name)."""
     ids = {(ixgbe.INTEL, dev): (ixgbe.IxgbeDevice, name) for dev, name in ixgbe.DEVICE_IDS.items()}
     ids[(virtio.VIRTIO_VENDOR, virtio.LEGACY_NET_DEVICE)] = (virtio.VirtioDevice, "legacy virtio-net")
+    ids.update({(igb.INTEL, dev): (igb.IgbDevice, name) for dev, name in igb.DEVICE_IDS.items()})
     return ids
 
 

@@ -1,18 +1,20 @@
 """What the Intel NICs with advanced descriptors share (82599/X540/X550 and
 82576/I350): descriptor rings in DMA memory, queue enable with a timed wait,
 the rx/tx fast path (IntelRxQueue/IntelTxQueue in _fastpath), register
-helpers and clear-on-read statistics. A driver supplies its register offsets
-and its bring-up."""
+helpers, the device life cycle (bring-up guarded by close, the stop
+sequence), link, MAC and clear-on-read statistics. A driver supplies its
+register offsets and bits as data (LinkRegs, StatsRegs, RAL0/RAH0, NAMES)
+and its bring-up steps."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Callable, List, Optional
+from dataclasses import dataclass, replace
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .._fastpath import Bar, IntelRxQueue, IntelTxQueue, Mempool, PacketBatch
-from ..device import Device
-from ..interrupts import rx_wait
-from ..errors import DeviceTimeout, QueueError
+from ..device import Device, DeviceStats, format_mac
+from ..errors import DeviceTimeout, InterruptsUnavailable, LinkDown, PacketTooLarge, QueueError
+from ..interrupts import Interrupts, rx_wait
 
 DESC_SIZE = 16
 RING_ALIGN = 128     # descriptor rings: 128-byte aligned, length a multiple of 128
@@ -68,40 +70,171 @@ class QueueRegs:
     tail: int
     ctl: int
 
+    @classmethod
+    def block(cls, base: int) -> "QueueRegs":
+        """A queue's registers from its block's base: the layout is the same
+        on the 82599 (8.2.3.8, 8.2.3.9) and the 82576 (8.10, 8.12) for rx
+        (RDBAL, RDBAH, RDLEN, RDH, RDT, RXDCTL) and tx (TDBAL ... TXDCTL)."""
+        return cls(bal=base, bah=base + 0x04, len=base + 0x08, head=base + 0x10, tail=base + 0x18, ctl=base + 0x28)
+
+
+@dataclass(frozen=True)
+class LinkRegs:
+    """Where a family reports its link: register, link-up bit, speed field."""
+
+    reg: int
+    up: int
+    speed_mask: int
+    speeds_mbits: Dict[int, int]     # speed field value -> Mbit/s
+
+
+@dataclass(frozen=True)
+class StatsRegs:
+    """A family's clear-on-read counters. An octet counter is a (low, high)
+    pair, read low first. `also_clear` are read only to clear them."""
+
+    rx_packets: int
+    tx_packets: int
+    rx_bytes: Tuple[int, int]
+    tx_bytes: Tuple[int, int]
+    rx_dropped: Sequence[int]
+    rx_errors: Sequence[int]
+    also_clear: Sequence[int] = ()
+
 
 class IntelDevice(Device):
-    """Queue management and the data path shared by ixgbe and igb."""
+    """Queue management, the data path and the life cycle shared by ixgbe and igb.
+
+    A family sets the class data below and implements the bring-up steps
+    _bring_up calls, _disable_rx, the queue register layout, promisc and
+    set_promisc."""
 
     QUEUE_ENABLE = 1 << 25      # RXDCTL.ENABLE / TXDCTL.ENABLE on both families
     QUEUE_ENABLE_TIMEOUT = 1.0
+    MAX_QUEUES: int
+    LINK_TIMEOUT: float
+    LINK: LinkRegs
+    STATS: StatsRegs
+    RAL0: int
+    RAH0: int
+    MAX_FRAME = 1522            # without jumbo frames: 1518 + a VLAN tag
+    NAMES: Dict[int, str] = {}
 
-    def __init__(self, bus, rx_queues: int, tx_queues: int, num_rx_desc: int, num_tx_desc: int,
-                 mempool: Optional[Mempool], max_queues: int) -> None:
+    def __init__(self, bus, rx_queues: int = 1, tx_queues: int = 1, num_rx_desc: int = 512,
+                 num_tx_desc: int = 512, mempool: Optional[Mempool] = None, promisc: bool = True,
+                 link_timeout: Optional[float] = None, interrupts: bool = False,
+                 itr_us: Optional[float] = None) -> None:
         for kind, n in (("rx", rx_queues), ("tx", tx_queues)):
-            if n > max_queues:
-                raise QueueError(f"{n} {kind} queues asked for, this driver supports at most {max_queues}")
+            if n > self.MAX_QUEUES:
+                raise QueueError(f"{n} {kind} queues asked for, this driver supports at most {self.MAX_QUEUES}")
         for kind, n in (("rx", num_rx_desc), ("tx", num_tx_desc)):
             if n < 8 or n > 4096 or n & (n - 1):
                 raise QueueError(f"{kind} ring size {n} must be a power of two from 8 to 4096")
         super().__init__(bus, rx_queues, tx_queues)
         self.num_rx_desc = num_rx_desc
         self.num_tx_desc = num_tx_desc
-        self.regs = Registers(bus.bar(0), self.register_name)
-        # one rx mempool shared by the rx queues, big enough to refill every ring twice over
-        self.rx_mempool = mempool if mempool is not None else self.mempool(max(4096, 2 * rx_queues * num_rx_desc))
         self.rx_queues: List[IntelRxQueue] = []
         self.tx_queues: List[IntelTxQueue] = []
         self._ring_memory = None
+        self._totals = DeviceStats()
+        self._promisc = promisc
+        try:
+            self.regs = Registers(bus.bar(0), self.register_name)
+            # one rx mempool shared by the rx queues, big enough to refill every ring twice over
+            self.rx_mempool = mempool if mempool is not None else self.mempool(max(4096, 2 * rx_queues * num_rx_desc))
+            self._bring_up(self.LINK_TIMEOUT if link_timeout is None else link_timeout)
+            if interrupts:
+                self.interrupts = self._enable_interrupts(itr_us)
+        except BaseException:
+            self.close()
+            raise
 
-    # per-family register layout
-    def rx_queue_regs(self, n: int) -> QueueRegs:
+    # per-family register layout: where queue n's block of registers starts
+    @staticmethod
+    def rx_queue_block(n: int) -> int:
         raise NotImplementedError
 
+    @staticmethod
+    def tx_queue_block(n: int) -> int:
+        raise NotImplementedError
+
+    def rx_queue_regs(self, n: int) -> QueueRegs:
+        return QueueRegs.block(self.rx_queue_block(n))
+
     def tx_queue_regs(self, n: int) -> QueueRegs:
+        return QueueRegs.block(self.tx_queue_block(n))
+
+    # --- bring-up: the sequence both datasheets give (82599 4.6.3, 82576 4.5) ----
+
+    def _bring_up(self, link_timeout: float) -> None:
+        self.bus.set_bus_master(True)
+        self._disable_interrupts()
+        self._global_reset()
+        self._disable_interrupts()          # the reset re-enables the defaults
+        self._wait_reset_done()
+        self._setup_link()
+        self._read_stats()                  # clear the counters: they count from here
+        self._allocate_rings()
+        self._init_rx()
+        self._init_tx()
+        for n in range(self.num_rx_queues):
+            self._start_rx_queue(n)
+        self._enable_rx()                   # once every rx queue is set
+        for n in range(self.num_tx_queues):
+            self._start_tx_queue(n)
+        self._enable_tx()
+        self.wait_for_link(link_timeout)
+
+    # the steps a family implements
+    def _disable_interrupts(self) -> None:
+        raise NotImplementedError
+
+    def _enable_interrupts(self, itr_us: Optional[float]) -> Interrupts:
+        """MSI-X per rx queue, at most one interrupt per itr_us (None: the family's default)."""
+        raise InterruptsUnavailable(f"interrupts are not implemented for {self.driver_name} yet",
+                                    "open it with interrupts=False (the default) and poll")
+
+    def _global_reset(self) -> None:
+        raise NotImplementedError
+
+    def _wait_reset_done(self) -> None:
+        """Wait for what the NIC does after a reset (EEPROM auto-read, ...)."""
+        raise NotImplementedError
+
+    def _setup_link(self) -> None:
+        raise NotImplementedError
+
+    def _init_rx(self) -> None:
+        """Rx with rx disabled: filters, CRC stripping, one ring per queue."""
+        raise NotImplementedError
+
+    def _init_tx(self) -> None:
+        raise NotImplementedError
+
+    def _enable_rx(self) -> None:
+        raise NotImplementedError
+
+    def _disable_rx(self) -> None:
+        raise NotImplementedError
+
+    def _enable_tx(self) -> None:
         raise NotImplementedError
 
     def register_name(self, offset: int) -> str:
-        return f"register {offset:#x}"
+        for n in range(self.MAX_QUEUES):
+            if self.rx_queue_regs(n).ctl == offset:
+                return f"RXDCTL[{n}]"
+            if self.tx_queue_regs(n).ctl == offset:
+                return f"TXDCTL[{n}]"
+        return self.NAMES.get(offset, f"register {offset:#x}")
+
+    def _rx_buffer_kib(self) -> int:
+        """Rx buffer size in KiB for SRRCTL.BSIZEPACKET: one frame of up to
+        MAX_FRAME per buffer (the MAC refuses larger ones without jumbo frames)."""
+        if self.rx_mempool.buf_capacity < self.MAX_FRAME:
+            raise PacketTooLarge(f"rx buffers hold {self.rx_mempool.buf_capacity} bytes, frames can have {self.MAX_FRAME}",
+                                 "use a mempool with entry_size 2048 or more")
+        return (self.MAX_FRAME + 1023) // 1024
 
     # --- rings ----------------------------------------------------------------
 
@@ -192,3 +325,61 @@ class IntelDevice(Device):
 
     def tx_queue(self, queue_id: int) -> IntelTxQueue:
         return self._queue(self.tx_queues, queue_id, "tx")
+
+    # --- control ----------------------------------------------------------------
+
+    def link_speed(self) -> int:
+        value = self.regs.read(self.LINK.reg)
+        if not value & self.LINK.up:
+            return 0
+        return self.LINK.speeds_mbits.get(value & self.LINK.speed_mask, 0)
+
+    def wait_for_link(self, timeout: Optional[float] = None) -> int:
+        """Wait for the link-up bit; returns the speed in Mbit/s. LinkDown
+        (naming the register) after timeout seconds."""
+        self.regs.wait_set(self.LINK.reg, self.LINK.up, self.LINK_TIMEOUT if timeout is None else timeout,
+                           error=LinkDown)
+        return self.link_speed()
+
+    @property
+    def mac(self) -> str:
+        """Receive address 0, which the NIC loads from its EEPROM."""
+        low, high = self.regs.read(self.RAL0), self.regs.read(self.RAH0)
+        return format_mac(low.to_bytes(4, "little") + (high & 0xFFFF).to_bytes(2, "little"))
+
+    def _read_stats(self) -> DeviceStats:
+        """Read (and so clear) the hardware counters."""
+        r, regs = self.regs.read, self.STATS
+        for reg in regs.also_clear:
+            r(reg)
+        rx_bytes = r(regs.rx_bytes[0])
+        rx_bytes |= r(regs.rx_bytes[1]) << 32
+        tx_bytes = r(regs.tx_bytes[0])
+        tx_bytes |= r(regs.tx_bytes[1]) << 32
+        return DeviceStats(rx_packets=r(regs.rx_packets), tx_packets=r(regs.tx_packets),
+                           rx_bytes=rx_bytes, tx_bytes=tx_bytes,
+                           rx_dropped=sum(r(reg) for reg in regs.rx_dropped),
+                           rx_errors=sum(r(reg) for reg in regs.rx_errors))
+
+    def stats(self) -> DeviceStats:
+        """Counters since open. The hardware's clear on read, so they are
+        accumulated here; rx_errors adds the frames the driver dropped for
+        spanning several descriptors."""
+        self._totals = self._totals + self._read_stats()
+        return replace(self._totals, rx_errors=self._totals.rx_errors + sum(q.dropped_multidesc for q in self.rx_queues))
+
+    # --- shutdown ---------------------------------------------------------------
+
+    def _stop(self) -> None:
+        """Stop all DMA: rx off, queues off, a global reset, bus mastering off;
+        then the buffers left in the rings go back to their pools."""
+        if getattr(self, "regs", None) is None:
+            return      # failed before the BAR was mapped: the device was never touched
+        try:
+            self._disable_rx()
+            self._disable_queues()
+        finally:
+            self._disable_interrupts()
+            self._global_reset()
+            self.bus.set_bus_master(False)
+            self._close_queues()

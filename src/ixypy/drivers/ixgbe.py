@@ -8,14 +8,11 @@ queues, wait for link. Register names and bits are the datasheet's.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import Dict, Optional
 
-from .._fastpath import Mempool
-from ..device import DeviceStats, format_mac
-from ..errors import LinkDown, PacketTooLarge
-from .intel import IntelDevice, QueueRegs
+from ..interrupts import Interrupts
 from . import ixgbe_irq
+from .intel import IntelDevice, LinkRegs, StatsRegs
 
 # --- registers (82599 datasheet, chapter 8) ---------------------------------
 CTRL = 0x00000
@@ -52,24 +49,18 @@ def RXMPC(n: int) -> int: return 0x03FA0 + 4 * n
 def QPRDC(n: int) -> int: return 0x01430 + 0x40 * n     # 16 counters, queues mapped by RQSMR
 
 
+# queue n's block of registers (layout: intel.QueueRegs.block)
 def _rxq(n: int) -> int:
     return 0x01000 + 0x40 * n if n < 64 else 0x0D000 + 0x40 * (n - 64)
 
 
-def RDBAL(n: int) -> int: return _rxq(n)
-def RDBAH(n: int) -> int: return _rxq(n) + 0x04
-def RDLEN(n: int) -> int: return _rxq(n) + 0x08
+def _txq(n: int) -> int:
+    return 0x06000 + 0x40 * n
+
+
 def DCA_RXCTRL(n: int) -> int: return _rxq(n) + 0x0C
-def RDH(n: int) -> int: return _rxq(n) + 0x10
 def SRRCTL(n: int) -> int: return _rxq(n) + 0x14
-def RDT(n: int) -> int: return _rxq(n) + 0x18
-def RXDCTL(n: int) -> int: return _rxq(n) + 0x28
-def TDBAL(n: int) -> int: return 0x06000 + 0x40 * n
-def TDBAH(n: int) -> int: return 0x06004 + 0x40 * n
-def TDLEN(n: int) -> int: return 0x06008 + 0x40 * n
-def TDH(n: int) -> int: return 0x06010 + 0x40 * n
-def TDT(n: int) -> int: return 0x06018 + 0x40 * n
-def TXDCTL(n: int) -> int: return 0x06028 + 0x40 * n
+def TXDCTL(n: int) -> int: return _txq(n) + 0x28
 
 
 # --- bits ----------------------------------------------------------------------
@@ -109,7 +100,6 @@ DCA_RXCTRL_RX_DESC_WRO_EN = 1 << 12   # must be cleared (datasheet: reserved, wr
 TXDCTL_THRESH_MASK = 0x7F | 0x7F << 8 | 0x7F << 16
 TXDCTL_PTHRESH_36_HTHRESH_8_WTHRESH_4 = 36 | 8 << 8 | 4 << 16
 RAH_AV = 1 << 31
-MAX_FRAME = 1522                      # without jumbo frames: 1518 + a VLAN tag
 
 RXPBSIZE_128KB = 128 << 10
 TXPBSIZE_40KB = 40 << 10
@@ -142,45 +132,25 @@ class IxgbeDevice(IntelDevice):
     """An 82599-family NIC. Opened by ixypy.open(); do not construct directly."""
 
     driver_name = "ixgbe"
+    MAX_QUEUES = MAX_QUEUES
+    LINK_TIMEOUT = LINK_TIMEOUT
+    LINK = LinkRegs(LINKS, LINKS_UP, LINKS_SPEED_MASK, LINKS_SPEED_MBITS)
+    # 8.2.3.23; the low half of an octet counter is read before the high half
+    STATS = StatsRegs(rx_packets=GPRC, tx_packets=GPTC, rx_bytes=(GORCL, GORCH), tx_bytes=(GOTCL, GOTCH),
+                      rx_dropped=[QPRDC(n) for n in range(16)] + [RXMPC(n) for n in range(8)], rx_errors=[ROC])
+    RAL0 = RAL0
+    RAH0 = RAH0
+    NAMES = NAMES
+    rx_queue_block = staticmethod(_rxq)
+    tx_queue_block = staticmethod(_txq)
 
-    def __init__(self, bus, rx_queues: int = 1, tx_queues: int = 1, num_rx_desc: int = 512,
-                 num_tx_desc: int = 512, mempool: Optional[Mempool] = None, promisc: bool = True,
-                 link_timeout: float = LINK_TIMEOUT,
-                 interrupts: bool = False, itr_us: float = ixgbe_irq.DEFAULT_ITR_US) -> None:
-        super().__init__(bus, rx_queues, tx_queues, num_rx_desc, num_tx_desc, mempool, MAX_QUEUES)
-        self._totals = DeviceStats()
-        self._promisc = promisc
-        try:
-            self._bring_up(link_timeout)
-            if interrupts:
-                self.interrupts = ixgbe_irq.enable(self, itr_us)
-        except BaseException:
-            self.close()
-            raise
-
-    # --- bring-up, 4.6.3 ----------------------------------------------------------
-
-    def _bring_up(self, link_timeout: float) -> None:
-        self.bus.set_bus_master(True)
-        self._disable_interrupts()
-        self._global_reset()
-        self._disable_interrupts()          # the reset re-enables the defaults
-        self._wait_eeprom()
-        self._wait_dma_init()
-        self._setup_link()
-        self._read_stats()                  # clear the counters: they count from here
-        self._allocate_rings()
-        self._init_rx()
-        self._init_tx()
-        for n in range(self.num_rx_queues):
-            self._start_rx_queue(n)
-        self.regs.set_flags(RXCTRL, RXCTRL_RXEN)   # 4.6.7: rx on once every queue is set
-        for n in range(self.num_tx_queues):
-            self._start_tx_queue(n)
-        self.wait_for_link(link_timeout)
+    # --- bring-up steps, 4.6.3 (the sequence: IntelDevice._bring_up) -------------
 
     def _disable_interrupts(self) -> None:
         self.regs.write(EIMC, EIMC_ALL)
+
+    def _enable_interrupts(self, itr_us: Optional[float]) -> Interrupts:
+        return ixgbe_irq.enable(self, ixgbe_irq.DEFAULT_ITR_US if itr_us is None else itr_us)
 
     def _global_reset(self) -> None:
         """4.6.3.2: CTRL.RST (and link reset), wait for it to self-clear, then 10 ms."""
@@ -188,11 +158,19 @@ class IxgbeDevice(IntelDevice):
         self.regs.wait_clear(CTRL, CTRL_RST_MASK, RESET_TIMEOUT)
         time.sleep(0.01)
 
-    def _wait_eeprom(self) -> None:
+    def _wait_reset_done(self) -> None:
+        """4.6.3: the EEPROM auto-read, then DMA initialization."""
         self.regs.wait_set(EEC, EEC_ARD, EEPROM_TIMEOUT)
-
-    def _wait_dma_init(self) -> None:
         self.regs.wait_set(RDRXCTL, RDRXCTL_DMAIDONE, DMA_INIT_TIMEOUT)
+
+    def _enable_rx(self) -> None:
+        self.regs.set_flags(RXCTRL, RXCTRL_RXEN)   # 4.6.7: rx on once every queue is set
+
+    def _disable_rx(self) -> None:
+        self.regs.clear_flags(RXCTRL, RXCTRL_RXEN)
+
+    def _enable_tx(self) -> None:
+        """Nothing left: DMATXCTL.TE went on before the queues (4.6.8)."""
 
     def _setup_link(self) -> None:
         """4.6.4: 10G serial link mode, XAUI PMA/PMD, restart autonegotiation."""
@@ -201,7 +179,7 @@ class IxgbeDevice(IntelDevice):
 
     def _init_rx(self) -> None:
         """4.6.7, with rx still disabled."""
-        self.regs.clear_flags(RXCTRL, RXCTRL_RXEN)
+        self._disable_rx()
         # one packet buffer of 128 KiB, the other seven unused
         self.regs.write(RXPBSIZE(0), RXPBSIZE_128KB)
         for n in range(1, 8):
@@ -213,10 +191,7 @@ class IxgbeDevice(IntelDevice):
         self.regs.update(FCTRL, FCTRL_UPE | FCTRL_MPE, FCTRL_BAM | (FCTRL_UPE | FCTRL_MPE if self._promisc else 0))
         # with HLREG0.JUMBOEN clear the MAC refuses frames above MAX_FRAME,
         # so the NIC never writes more than that into a buffer
-        if self.rx_mempool.buf_capacity < MAX_FRAME:
-            raise PacketTooLarge(f"rx buffers hold {self.rx_mempool.buf_capacity} bytes, frames can have {MAX_FRAME}",
-                                 "use a mempool with entry_size 2048 or more")
-        bsize_kib = (MAX_FRAME + 1023) // 1024
+        bsize_kib = self._rx_buffer_kib()
         for n in range(self.num_rx_queues):
             self.rx_queues.append(self._setup_rx_ring(n))
             # advanced one-buffer descriptors; drop when no descriptor is free
@@ -238,38 +213,7 @@ class IxgbeDevice(IntelDevice):
             self.regs.update(TXDCTL(n), TXDCTL_THRESH_MASK, TXDCTL_PTHRESH_36_HTHRESH_8_WTHRESH_4)
         self.regs.write(DMATXCTL, DMATXCTL_TE)   # before any TXDCTL.ENABLE
 
-    # --- queue registers -----------------------------------------------------------
-
-    def rx_queue_regs(self, n: int) -> QueueRegs:
-        return QueueRegs(RDBAL(n), RDBAH(n), RDLEN(n), RDH(n), RDT(n), RXDCTL(n))
-
-    def tx_queue_regs(self, n: int) -> QueueRegs:
-        return QueueRegs(TDBAL(n), TDBAH(n), TDLEN(n), TDH(n), TDT(n), TXDCTL(n))
-
-    def register_name(self, offset: int) -> str:
-        for n in range(MAX_QUEUES):
-            for name, fn in (("RXDCTL", RXDCTL), ("TXDCTL", TXDCTL)):
-                if fn(n) == offset:
-                    return f"{name}[{n}]"
-        return NAMES.get(offset, f"register {offset:#x}")
-
     # --- control -------------------------------------------------------------------
-
-    def link_speed(self) -> int:
-        links = self.regs.read(LINKS)
-        if not links & LINKS_UP:
-            return 0
-        return LINKS_SPEED_MBITS.get(links & LINKS_SPEED_MASK, 0)
-
-    def wait_for_link(self, timeout: float = LINK_TIMEOUT) -> int:
-        """Wait for LINKS.LINK_UP; returns the speed in Mbit/s."""
-        self.regs.wait_set(LINKS, LINKS_UP, timeout, error=LinkDown)
-        return self.link_speed()
-
-    @property
-    def mac(self) -> str:
-        low, high = self.regs.read(RAL0), self.regs.read(RAH0)
-        return format_mac(low.to_bytes(4, "little") + (high & 0xFFFF).to_bytes(2, "little"))
 
     @property
     def promisc(self) -> bool:
@@ -277,43 +221,7 @@ class IxgbeDevice(IntelDevice):
 
     def set_promisc(self, enabled: bool) -> None:
         """FCTRL may change only while rx is disabled: stop rx around the change."""
-        self.regs.clear_flags(RXCTRL, RXCTRL_RXEN)
+        self._disable_rx()
         self.regs.update(FCTRL, FCTRL_UPE | FCTRL_MPE, FCTRL_UPE | FCTRL_MPE if enabled else 0)
-        self.regs.set_flags(RXCTRL, RXCTRL_RXEN)
+        self._enable_rx()
         self._promisc = enabled
-
-    def _read_stats(self) -> DeviceStats:
-        """Read (and so clear) the hardware counters; the low half of a 36-bit
-        octet counter is read before the high half (8.2.3.23)."""
-        r = self.regs.read
-        rx_bytes = r(GORCL)
-        rx_bytes |= r(GORCH) << 32
-        tx_bytes = r(GOTCL)
-        tx_bytes |= r(GOTCH) << 32
-        dropped = sum(r(QPRDC(n)) for n in range(16)) + sum(r(RXMPC(n)) for n in range(8))
-        return DeviceStats(rx_packets=r(GPRC), tx_packets=r(GPTC), rx_bytes=rx_bytes, tx_bytes=tx_bytes,
-                           rx_dropped=dropped, rx_errors=r(ROC))
-
-    def stats(self) -> DeviceStats:
-        """Counters since open. The hardware's clear on read, so they are
-        accumulated here; rx_errors adds the frames the driver dropped for
-        spanning several descriptors."""
-        self._totals = self._totals + self._read_stats()
-        return replace(self._totals, rx_errors=self._totals.rx_errors + sum(q.dropped_multidesc for q in self.rx_queues))
-
-    # --- shutdown ---------------------------------------------------------------------
-
-    def _stop(self) -> None:
-        """Stop all DMA: rx off, queues off, a global reset, bus mastering off;
-        then the buffers left in the rings go back to their pools."""
-        if getattr(self, "regs", None) is None:
-            return      # failed before the BAR was mapped: the device was never touched
-        try:
-            self.regs.clear_flags(RXCTRL, RXCTRL_RXEN)
-            self._disable_queues()
-        finally:
-            self._disable_interrupts()
-            self.regs.write(CTRL, CTRL_RST_MASK)
-            self.regs.wait_clear(CTRL, CTRL_RST_MASK, RESET_TIMEOUT)
-            self.bus.set_bus_master(False)
-            self._close_queues()

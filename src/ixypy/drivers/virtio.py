@@ -26,7 +26,7 @@ from .._fastpath import (Mempool, PacketBatch, PortIo, VirtioCtrlQueue, VirtioRx
                          vring_size)
 from ..device import Device, DeviceStats, format_mac
 from ..memory import IdentityVfioAllocator, VfioAllocator
-from ..errors import BarError, DeviceError, DeviceTimeout, PacketTooLarge, QueueError, UnsupportedDevice
+from ..errors import BarError, DeviceError, DeviceTimeout, InterruptsUnavailable, PacketTooLarge, QueueError, UnsupportedDevice
 from ..interrupts import rx_wait
 
 VIRTIO_VENDOR = 0x1AF4
@@ -96,7 +96,12 @@ class VirtioDevice(Device):
     driver_name = "virtio"
 
     def __init__(self, bus, rx_queues: int = 1, tx_queues: int = 1, num_rx_desc: int = 0, num_tx_desc: int = 0,
-                 mempool: Optional[Mempool] = None, promisc: bool = True) -> None:
+                 mempool: Optional[Mempool] = None, promisc: bool = True, interrupts: bool = False,
+                 itr_us: Optional[float] = None) -> None:
+        if interrupts:
+            bus.close()
+            raise InterruptsUnavailable("interrupts are not implemented for legacy virtio-net yet",
+                                        "open it with interrupts=False (the default) and poll")
         if rx_queues != 1 or tx_queues != 1:
             bus.close()     # as a failed bring-up would: the caller gets no device to close
             raise QueueError(f"{rx_queues} rx and {tx_queues} tx queues asked for: legacy virtio-net without "
