@@ -10,8 +10,11 @@ import json
 import socket
 import textwrap
 import threading
+import time
 
 import pytest
+
+from ixypy.packets import SEQ_OFFSET
 
 from .guest import Nic, guest_script
 
@@ -405,3 +408,55 @@ def test_cli_pktgen_and_capture_on_virtio(guest):
     assert json.loads(out["gen"])["sent"] == 300
     assert json.loads(out["cap"])["written"] == 300
     assert out["n"] == 300 and out["same"]
+
+
+def test_cli_fwd_devices_bind_unbind_hugepages(guest):
+    """`ixypy fwd` between two virtio NICs (pktgen on NIC 0 -> NIC 1 -fwd-> NIC 2
+    -> a UDP socket on the host, where every frame is checked), and the
+    device-management commands on real (emulated) NICs."""
+    a, b, c = guest.nic(0), guest.nic(1), guest.nic(2)
+    sink, stop, frames = guest.sink(2), threading.Event(), []
+    sink.settimeout(0.2)
+
+    def drain_sink():
+        while not stop.is_set():
+            try:
+                frames.append(sink.recv(2048))
+            except socket.timeout:
+                pass
+    drainer = threading.Thread(target=drain_sink, daemon=True)
+    drainer.start()
+    try:
+        out = run(guest, """
+            import subprocess, sys, time
+            cli = [sys.executable, "-m", "ixypy.cli"]
+            def ixy(*args, timeout=120):
+                r = subprocess.run(cli + list(args), capture_output=True, text=True, timeout=timeout)
+                return {"rc": r.returncode, "out": r.stdout, "err": r.stderr}
+            res = {"devices": ixy("devices", "--json"), "hugepages": ixy("hugepages", "80"),
+                   "bind": ixy("bind", B, "--vfio")}
+            fwd = subprocess.Popen(cli + ["fwd", B, C, "--count", str(COUNT), "--json"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            fwd.stdout.readline()                  # a per-second line: forwarding runs
+            res["pktgen"] = ixy("pktgen", A, "--count", str(COUNT), "--rate", "0.005", "--json")
+            fwd_out, fwd_err = fwd.communicate(timeout=120)
+            res["fwd"] = {"rc": fwd.returncode, "out": fwd_out, "err": fwd_err}
+            res["unbind"] = [ixy("unbind", addr) for addr in (A, B, C)]
+            res["drivers"] = [PciDevice(addr).driver for addr in (A, B, C)]
+            report(**res)
+        """, A=a.address, B=b.address, C=c.address, COUNT=200, timeout=300)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        drainer.join(5)
+    devices = {d["address"]: d for d in json.loads(out["devices"]["out"])}
+    assert {devices[n.address]["ixypy"] for n in (a, b, c)} == {"virtio"}
+    assert out["hugepages"]["rc"] == 0 and "80 hugepages" in out["hugepages"]["out"]
+    assert out["bind"]["rc"] == 0 and "vfio-pci" in out["bind"]["out"]
+    assert out["pktgen"]["rc"] == 0, out["pktgen"]["err"]
+    assert out["fwd"]["rc"] == 0, out["fwd"]["err"]
+    fwd_rows = [json.loads(line) for line in out["fwd"]["out"].splitlines() if '"summary"' in line]
+    assert fwd_rows[0]["forwarded"] == 200
+    seqs = sorted(int.from_bytes(f[SEQ_OFFSET:SEQ_OFFSET + 8], "little") for f in frames if len(f) >= 60)
+    assert seqs == list(range(200))               # every frame crossed both NICs, once
+    assert all(r["rc"] == 0 for r in out["unbind"]) and out["drivers"] == ["virtio-pci"] * 3
