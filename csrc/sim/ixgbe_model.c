@@ -927,18 +927,34 @@ static unsigned port_pass(struct ixsim_port *p, const struct dma_map *m, int64_t
 
 #define IDLE_SPIN_NS 1000000
 
+/* One pass of every port's DMA engines. The round counter is odd while the
+ * pass runs, so quiesce() can wait for it to end. */
+static unsigned one_pass(struct ixsim *sim, int64_t now)
+{
+    __atomic_fetch_add(&sim->round, 1, __ATOMIC_SEQ_CST);   /* odd: inside */
+    const struct dma_map *m = __atomic_load_n(&sim->map, __ATOMIC_SEQ_CST);
+    unsigned work = 0;
+    for (unsigned i = 0; i < sim->nports; i++)
+        work += port_pass(sim->ports[i], m, now);
+    __atomic_fetch_add(&sim->round, 1, __ATOMIC_SEQ_CST);   /* even: outside */
+    return work;
+}
+
+int ixsim_poll(void *ctx)
+{
+    struct ixsim *sim = ctx;
+    if (LD(&sim->running))
+        return -1;
+    return (int)one_pass(sim, now_ns());
+}
+
 static void *worker(void *arg)
 {
     struct ixsim *sim = arg;
     int64_t idle_since = 0;   /* 0: busy in the last pass */
     while (__atomic_load_n(&sim->running, __ATOMIC_ACQUIRE)) {
-        __atomic_fetch_add(&sim->round, 1, __ATOMIC_SEQ_CST);   /* odd: inside */
-        const struct dma_map *m = __atomic_load_n(&sim->map, __ATOMIC_SEQ_CST);
         int64_t now = now_ns();
-        unsigned work = 0;
-        for (unsigned i = 0; i < sim->nports; i++)
-            work += port_pass(sim->ports[i], m, now);
-        __atomic_fetch_add(&sim->round, 1, __ATOMIC_SEQ_CST);   /* even: outside */
+        unsigned work = one_pass(sim, now);
         if (work) {
             idle_since = 0;
             continue;

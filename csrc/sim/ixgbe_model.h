@@ -43,6 +43,11 @@ void ixsim_stop(struct ixsim *sim);
 /* busy != 0: spin without sleeping (benchmarks, one core for the model);
  * busy == 0 (default): spin briefly, then sleep ~50 us per idle round. */
 void ixsim_set_busy_poll(struct ixsim *sim, int busy);
+/* With the worker stopped: one pass of the DMA engines in the caller's
+ * thread (ctx is the struct ixsim). Returns the work done (descriptors,
+ * frames), or -1 while the worker runs. For deterministic measurements:
+ * no second thread, no spinning. */
+int ixsim_poll(void *ctx);
 
 /* ---- DMA map: what the device may touch --------------------------------- */
 /* Descriptors and buffers carry dma_addr; the model reaches that memory at

@@ -6,6 +6,9 @@ cdef extern from "ixy_regs.h" nogil:
         uint32_t (*read32)(void *ctx, uint32_t offset)
         void (*write32)(void *ctx, uint32_t offset, uint32_t value)
         void *ctx
+    struct ixy_poll_hook:
+        int (*poll)(void *ctx) noexcept nogil
+        void *ctx
     struct ixy_bar:
         volatile uint8_t *base
         const ixy_reg_ops *ops

@@ -10,6 +10,9 @@ from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 cdef extern from "ixy_regs.h" nogil:
     struct ixy_reg_ops:
         pass
+    struct ixy_poll_hook:
+        int (*poll)(void *ctx)
+        void *ctx
 
 cdef extern from "ixgbe_model.h" nogil:
     struct ixsim:
@@ -30,6 +33,7 @@ cdef extern from "ixgbe_model.h" nogil:
     int ixsim_start(ixsim *sim)
     void ixsim_stop(ixsim *sim)
     void ixsim_set_busy_poll(ixsim *sim, int busy)
+    int ixsim_poll(void *ctx)
     int ixsim_dma_map(ixsim *sim, uint64_t dma_addr, void *vaddr, uint64_t len)
     int ixsim_dma_unmap(ixsim *sim, uint64_t dma_addr, uint64_t len)
     uint32_t ixsim_config_read(ixsim_port *port, uint32_t offset, unsigned size)
@@ -64,6 +68,7 @@ cdef class Sim:
     cdef ixsim *sim
     cdef readonly int nports
     cdef list _ports
+    cdef ixy_poll_hook hook
 
     def __cinit__(self, int nports=1, bytes mac=b"\x02\x00\x00\x00\x00\x00"):
         self.sim = NULL
@@ -118,6 +123,21 @@ cdef class Sim:
     @property
     def closed(self) -> bool:
         return self.sim == NULL
+
+    def poll(self) -> int:
+        """With the worker stopped: one pass of the DMA engines in this
+        thread (deterministic measurements). Returns the work done."""
+        cdef int work = ixsim_poll(self._get())
+        if work < 0:
+            raise RuntimeError("poll() needs the worker stopped (Sim.stop())")
+        return work
+
+    def poll_hook(self):
+        """PyCapsule "ixypy.poll_hook": lets a C-driven benchmark loop run
+        poll() itself when it makes no progress (see _fastpath bench_*)."""
+        self.hook.poll = ixsim_poll
+        self.hook.ctx = self._get()
+        return PyCapsule_New(&self.hook, b"ixypy.poll_hook", NULL)
 
     def set_busy_poll(self, bint busy) -> None:
         """Spin without sleeping when idle (benchmarks) or not (default)."""
