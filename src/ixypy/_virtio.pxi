@@ -87,7 +87,8 @@ cdef class _Virtqueue:
         self.desc = <ixy_vring_desc *> base
         self.avail = <ixy_vring_avail *> (base + ixy_vring_avail_offset(num))
         self.used = <ixy_vring_used *> (base + ixy_vring_used_offset(num))
-        # we poll: ask the device not to interrupt (2.7.7, a hint only)
+        # we poll: ask the device not to interrupt (2.7.7, a hint only);
+        # set_interrupt(True) clears it while an interrupt-driven queue sleeps
         self.avail.flags = IXY_VRING_AVAIL_F_NO_INTERRUPT
         self.fd = port.fd
         self.notify_pos = port.base + VIRTIO_PCI_QUEUE_NOTIFY
@@ -107,6 +108,22 @@ cdef class _Virtqueue:
             self.notifies += 1
             if ixy_virtio_notify(self.fd, self.notify_pos, self.queue_index) != 0:
                 self.notify_errors += 1
+
+    def set_interrupt(self, bint enabled) -> None:
+        """Ask the device to signal used buffers on this queue's MSI-X vector
+        (clear VRING_AVAIL_F_NO_INTERRUPT) or not (set it): 2.7.7 (legacy
+        2.4.5), no EVENT_IDX negotiated, so the flag is the only control.
+        A full barrier follows: the flag must be visible before the caller
+        reads used.idx again, or a buffer used between that read and the
+        device's check of the flag would be neither seen nor signalled."""
+        with nogil:
+            self.avail.flags = 0 if enabled else IXY_VRING_AVAIL_F_NO_INTERRUPT
+            ixy_mb()
+
+    @property
+    def interrupt_enabled(self) -> bool:
+        """Whether avail.flags lets the device interrupt (NO_INTERRUPT clear)."""
+        return not (self.avail.flags & IXY_VRING_AVAIL_F_NO_INTERRUPT)
 
     def kick(self) -> None:
         """Notify the device about this queue (e.g. after DRIVER_OK)."""

@@ -149,3 +149,105 @@ def send_paced(sock, frames, got, group=32, timeout=30.0):
             time.sleep(0.001)
         for f in frames[start:start + group]:
             sock.send(f)
+
+
+# --- interrupts: a sender in its own process, the receiver sleeping on MSI-X ---------
+
+def start_sender(address, dst_mac, window=96):
+    """Fork (before this process opens any device) a sender that opens
+    address itself and obeys commands; returns (commands, results, received):
+    the receiver stores its running count in received.value, and the sender
+    never gets more than window frames ahead of it (QEMU reorders a burst
+    that overruns the peer's ring). Frames carry one running sequence."""
+    import multiprocessing as mp
+    ctx = mp.get_context("fork")
+    commands, results, received = ctx.Queue(), ctx.Queue(), ctx.Value("q", 0, lock=False)
+    proc = ctx.Process(target=_sender, args=(address, dst_mac, window, commands, results, received), daemon=True)
+    proc.start()
+    return proc, commands, results, received
+
+
+def _sender(address, dst_mac, window, commands, results, received):
+    import ixypy
+    dev = ixypy.open(address, method="vfio")
+    pool = dev.mempool(2048)
+    pool.fill(udp_frame(60, dst_mac=dst_mac))
+    txq, txb = dev.tx_queue(0), PacketBatch(32)
+    seq = 0
+
+    def send(count):
+        nonlocal seq
+        left = count
+        while left:
+            room = window - (seq - received.value)
+            if room <= 0:
+                time.sleep(0.0001)
+                continue
+            txb.alloc(pool, min(32, left, room))
+            seq = txb.stamp_u64(SEQ_OFFSET, seq)
+            while len(txb):
+                left -= txq.tx(txb)
+    results.put("ready")
+    while True:
+        cmd = commands.get()
+        if cmd is None:
+            break
+        kind, arg = cmd
+        if kind == "one":                 # after arg s, one frame; report when it left
+            time.sleep(arg)
+            t = time.monotonic()
+            send(1)
+            results.put(t)
+        elif kind == "bursts":            # [(count, pause after), ...]
+            for count, pause in arg:
+                send(count)
+                time.sleep(pause)
+            results.put(seq)
+        elif kind == "stream":            # arg frames as fast as the window allows
+            t = time.monotonic()
+            send(arg)
+            results.put(t)
+    dev.close()
+    results.put("closed")
+
+
+def receive_seq(dev, count, expected, received, timeout=60.0, batch_size=64, wait=0.2):
+    """rx_batch with a timeout (sleeping on the interrupt if dev has them) until
+    count more frames; sequence-checked. Returns (got, bad, expected, t_last)."""
+    batch = PacketBatch(batch_size)
+    got = bad = 0
+    t_last = None
+    deadline = time.monotonic() + timeout
+    while got < count and time.monotonic() < deadline:
+        n = dev.rx_batch(0, batch, timeout=wait)
+        if n:
+            t_last = time.monotonic()
+            got += n
+            expected, b = batch.check_seq_u64(SEQ_OFFSET, expected)
+            bad += b
+            received.value += n
+            batch.free()
+    return got, bad, expected, t_last
+
+
+def idle_cpu(dev, seconds=1.0, timeout=0.1):
+    """Wall and process CPU seconds of rx_batch(timeout) calls on an idle queue."""
+    batch = PacketBatch(64)
+    got = 0
+    w0, c0 = time.monotonic(), time.process_time()
+    while time.monotonic() - w0 < seconds:
+        got += dev.rx_batch(0, batch, timeout=timeout)
+    batch.free()
+    return {"wall": time.monotonic() - w0, "cpu": time.process_time() - c0, "got": got}
+
+
+def msix_enabled_sysfs(address):
+    """MSI-X Enable in the function's capability, from sysfs config space."""
+    with open(f"/sys/bus/pci/devices/{address}/config", "rb") as f:
+        cfg = f.read(256)
+    ptr = cfg[0x34] & 0xFC
+    while ptr:
+        if cfg[ptr] == 0x11:
+            return bool(int.from_bytes(cfg[ptr + 2:ptr + 4], "little") & 0x8000)
+        ptr = cfg[ptr + 1] & 0xFC
+    return None

@@ -460,3 +460,111 @@ def test_cli_fwd_devices_bind_unbind_hugepages(guest):
     seqs = sorted(int.from_bytes(f[SEQ_OFFSET:SEQ_OFFSET + 8], "little") for f in frames if len(f) >= 60)
     assert seqs == list(range(200))               # every frame crossed both NICs, once
     assert all(r["rc"] == 0 for r in out["unbind"]) and out["drivers"] == ["virtio-pci"] * 3
+
+
+def test_interrupts_vfio_sleep_wake_no_loss_and_uio_refused(guest):
+    """interrupts=True through VFIO: MSI-X vector 0 for the rx queue (config,
+    tx and control on NO_VECTOR), the config at 24 while MSI-X is on. An idle
+    receiver sleeps (little CPU), wakes when a frame comes from a sender in
+    another process, loses nothing across idle/busy switches; closing
+    disables MSI-X and closes the eventfd; reopening works. Figures (idle
+    CPU, wake-up latency, throughput adaptive vs polling) printed with -s."""
+    a, b = guest.nic(0), guest.nic(1)
+    out = run(guest, """
+        import os, statistics
+        from ixypy.drivers import virtio_irq
+        from ixypy.errors import InterruptsUnavailable
+        proc, commands, results, received = start_sender(A, B_MAC)
+        assert results.get(timeout=30) == "ready"
+        expected, res = 0, {}
+
+        def latency_trials(dev, n, delay=0.3):
+            global expected
+            lat = []
+            for _ in range(n):
+                commands.put(("one", delay))
+                got, bad, expected, t = receive_seq(dev, 1, expected, received, timeout=10, wait=10)
+                lat.append(t - results.get(timeout=10) if got == 1 and not bad else None)
+            return lat
+
+        def stream(dev, count):
+            global expected
+            commands.put(("stream", count))
+            got, bad, expected, t = receive_seq(dev, count, expected, received, timeout=120)
+            t0 = results.get(timeout=10)
+            return {"got": got, "bad": bad, "pps": got / (t - t0) if t else 0}
+
+        rx = ixypy.open(B, method="vfio", interrupts=True)
+        fds = [q.fd for q in rx.interrupts.queues]
+        res["open"] = {"config": rx.config, "mac": rx.mac, "vectors": virtio_irq.vectors(rx),
+                       "msix": msix_enabled_sysfs(B), "flag": rx.rx_queue(0).interrupt_enabled}
+        res["idle_irq"] = idle_cpu(rx, 1.0)
+        res["idle_irq_stats"] = rx.interrupts.stats(0)
+        res["latency"] = latency_trials(rx, 5)
+        res["latency_stats"] = rx.interrupts.stats(0)
+        bursts = [(300, 0.15), (1, 0.3), (500, 0.2), (64, 0.3), (7, 0.1), (200, 0)]
+        commands.put(("bursts", bursts))
+        got, bad, expected, _ = receive_seq(rx, sum(c for c, _ in bursts), expected, received, timeout=120, wait=0.05)
+        res["bursts"] = {"got": got, "bad": bad, "sender_seq": results.get(timeout=30), "expected": expected}
+        res["burst_stats"] = rx.interrupts.stats(0)
+        res["stream_irq"] = stream(rx, COUNT)
+        res["stream_irq_stats"] = rx.interrupts.stats(0)
+        res["flag_after"] = rx.rx_queue(0).interrupt_enabled
+        rx.close()
+        def closed(fd):
+            try:
+                os.fstat(fd)
+                return False
+            except OSError:
+                return True
+        res["after_close"] = {"fds_closed": [closed(fd) for fd in fds], "msix": msix_enabled_sysfs(B)}
+        rx = ixypy.open(B, method="vfio", interrupts=True)
+        res["reopen"] = {"config": rx.config, "mac": rx.mac, "vectors": virtio_irq.vectors(rx),
+                         "latency": latency_trials(rx, 3), "stats": rx.interrupts.stats(0)}
+        rx.close()
+        rx = ixypy.open(B, method="vfio")
+        res["polling"] = {"config": rx.config, "mac": rx.mac, "msix": msix_enabled_sysfs(B),
+                          "interrupts": rx.interrupts}
+        res["idle_poll"] = idle_cpu(rx, 1.0)
+        res["latency_poll"] = latency_trials(rx, 3)
+        res["stream_poll"] = stream(rx, COUNT)
+        rx.close()
+        commands.put(None)
+        res["sender"] = results.get(timeout=30)
+        proc.join(30)
+        try:
+            ixypy.open(B, method="uio", interrupts=True).close()
+            res["uio"] = None
+        except InterruptsUnavailable as e:
+            res["uio"] = str(e)
+        res["driver_after_uio"] = PciDevice(B).driver
+        for addr in (A, B):
+            PciDevice(addr).release()
+        report(**res)
+    """, A=a.address, B=b.address, B_MAC=b.mac, COUNT=5000, timeout=300)
+    print("\nvirtio interrupts (TCG guest):", json.dumps(out, indent=1))
+    assert out["open"] == {"config": 24, "mac": b.mac, "vectors": {"config": 0xFFFF, "rx": 0, "tx": 0xFFFF, "ctrl": 0xFFFF},
+                           "msix": True, "flag": False}
+    idle = out["idle_irq"]
+    assert idle["got"] == 0 and idle["wall"] >= 1.0 and idle["cpu"] < 0.25 * idle["wall"], idle
+    assert out["idle_irq_stats"]["sleeps"] >= 5 and out["idle_irq_stats"]["timeouts"] >= 5
+    lat = out["latency"]
+    assert None not in lat and max(lat) < 0.25, lat                   # the delay is 0.3 s: it slept, then woke
+    st = out["latency_stats"]
+    assert st["wakeups"] - out["idle_irq_stats"]["wakeups"] >= 4 and st["signals"] >= st["wakeups"], st
+    assert out["bursts"]["got"] == 1072 and out["bursts"]["bad"] == 0
+    assert out["bursts"]["expected"] == out["bursts"]["sender_seq"]
+    assert out["burst_stats"]["wakeups"] >= out["latency_stats"]["wakeups"] + 3, out["burst_stats"]
+    for key in ("stream_irq", "stream_poll"):
+        assert (out[key]["got"], out[key]["bad"]) == (5000, 0), out[key]
+    assert out["flag_after"] is False                                  # masked again while polling
+    assert out["after_close"] == {"fds_closed": [True], "msix": False}
+    re = out["reopen"]
+    assert re["config"] == 24 and re["mac"] == b.mac and re["vectors"]["rx"] == 0
+    assert None not in re["latency"] and re["stats"]["wakeups"] >= 2, re
+    assert out["polling"] == {"config": 20, "mac": b.mac, "msix": False, "interrupts": None}
+    assert out["idle_poll"]["cpu"] > 0.5 * out["idle_poll"]["wall"]   # polling spins: the contrast
+    assert None not in out["latency_poll"]
+    assert out["sender"] == "closed"
+    assert out["uio"] is not None and "VFIO" in out["uio"], out["uio"]
+    assert out["driver_after_uio"] == "uio_pci_generic"

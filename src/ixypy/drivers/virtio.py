@@ -28,6 +28,7 @@ from ..device import Device, DeviceStats, format_mac
 from ..memory import IdentityVfioAllocator, VfioAllocator
 from ..errors import BarError, DeviceError, DeviceTimeout, InterruptsUnavailable, PacketTooLarge, QueueError, UnsupportedDevice
 from ..interrupts import rx_wait
+from . import virtio_irq
 
 VIRTIO_VENDOR = 0x1AF4
 LEGACY_NET_DEVICE = 0x1000      # transitional / legacy network device (4.1.2.3)
@@ -98,10 +99,6 @@ class VirtioDevice(Device):
     def __init__(self, bus, rx_queues: int = 1, tx_queues: int = 1, num_rx_desc: int = 0, num_tx_desc: int = 0,
                  mempool: Optional[Mempool] = None, promisc: bool = True, interrupts: bool = False,
                  itr_us: Optional[float] = None) -> None:
-        if interrupts:
-            bus.close()
-            raise InterruptsUnavailable("interrupts are not implemented for legacy virtio-net yet",
-                                        "open it with interrupts=False (the default) and poll")
         if rx_queues != 1 or tx_queues != 1:
             bus.close()     # as a failed bring-up would: the caller gets no device to close
             raise QueueError(f"{rx_queues} rx and {tx_queues} tx queues asked for: legacy virtio-net without "
@@ -122,6 +119,9 @@ class VirtioDevice(Device):
         self._promisc: Optional[bool] = None
         self._mempool = mempool
         try:
+            if interrupts:
+                # before bring-up: enabling MSI-X moves the device config (virtio_irq)
+                self.interrupts = virtio_irq.attach(self)
             self._bring_up(promisc)
         except BaseException:
             self.close()
@@ -141,6 +141,10 @@ class VirtioDevice(Device):
         self._set_status(ACKNOWLEDGE)
         self._set_status(DRIVER)
         self._negotiate()
+        if self.config == CONFIG_MSIX:
+            # no config-change interrupt: link state is polled (4.1.5.1.2.1)
+            virtio_irq.set_vector(self.port, virtio_irq.MSI_CONFIG_VECTOR, virtio_irq.NO_VECTOR, "config changes",
+                                  self.address)
         self._setup_queues()
         self._set_status(DRIVER_OK)
         status = self.port.read8(DEVICE_STATUS)
@@ -226,13 +230,16 @@ class VirtioDevice(Device):
                 self.ctrl = VirtioCtrlQueue(self.port, i, memory, offsets[i], sizes[i], extra + 512,
                                             self._rings.dma(extra + 512))
             self.port.write32(QUEUE_PFN, pfn)       # the ring is zeroed by now
+            if self.config == CONFIG_MSIX:          # rx on its vector when sleeping is wanted, else none
+                vector = virtio_irq.RX_VECTOR if i == RX_QUEUE and self.interrupts is not None else virtio_irq.NO_VECTOR
+                virtio_irq.set_vector(self.port, virtio_irq.MSI_QUEUE_VECTOR, vector, f"virtqueue {i}", self.address)
 
     # --- the data path ------------------------------------------------------------
 
     def rx_batch(self, queue_id: int, batch: PacketBatch, timeout: Optional[float] = None) -> int:
         q = self._queue(self.rx_queues, queue_id, "rx")
         if timeout is not None:
-            return rx_wait(self, q, queue_id, batch, timeout)   # polls: no interrupts for virtio yet
+            return rx_wait(self, q, queue_id, batch, timeout)   # sleeps on MSI-X with interrupts=True
         return q.rx(batch)
 
     def tx_batch(self, queue_id: int, batch: PacketBatch) -> int:
@@ -300,8 +307,10 @@ class VirtioDevice(Device):
     # --- shutdown -------------------------------------------------------------------
 
     def _stop(self) -> None:
-        """Reset (status 0: the device drops its queues, so DMA stops), bus
-        mastering off, then the buffers in the rings go back to their pools."""
+        """Reset (status 0: the device drops its queues, so DMA stops, and its
+        MSI-X vectors return to NO_VECTOR), bus mastering off, then the
+        buffers in the rings go back to their pools. Device.close then
+        disables MSI-X and closes the eventfds."""
         if self.port is None:
             return      # BAR0 never opened: the device was not touched
         try:
