@@ -30,7 +30,8 @@ def test_failing_script_reports_traceback(run_in_guest):
 
 
 def test_script_timeout_kills_script_not_guest(guest):
-    result = guest.run("import time\nprint('started')\ntime.sleep(60)\n", timeout=2, check=False)
+    # 15 s: enough for Python to start under TCG on a loaded host, far below the 60 s sleep
+    result = guest.run("import time\nprint('started')\ntime.sleep(60)\n", timeout=15, check=False)
     assert result.timed_out and result.exit_code != 0
     assert "started" in result.stdout  # unbuffered: kept although the script was killed
     assert guest.run("print(6 * 7)").stdout.strip() == "42"  # the guest still answers
