@@ -240,25 +240,73 @@ def virt_to_phys(address: int, pagemap: Path = Path("/proc/self/pagemap")) -> in
     return pfn * small_page + address % small_page
 
 
+def physical_ram_end(iomem: Path = Path("/proc/iomem")) -> int:
+    """One past the highest physical address of RAM ("System RAM" in
+    /proc/iomem), or 0 when unknown: without root the kernel shows every
+    range as 0, and then no IOVA = physical mapping can exist in this process
+    either (IdentityVfioAllocator needs pagemap, so root)."""
+    end = 0
+    try:
+        lines = iomem.read_text().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        span, _, name = line.partition(" : ")
+        if name.strip() == "System RAM" and "-" in span:
+            last = int(span.strip().split("-")[1], 16)
+            if last:                   # 0-0: the addresses are hidden from this reader
+                end = max(end, last + 1)
+    return end
+
+
+def free_iova(size: int, taken, windows, lowest: int, align: int) -> Optional[int]:
+    """The lowest IOVA >= lowest, aligned, where size bytes fit inside one of
+    windows ((start, end inclusive) ranges) without touching any (iova, size)
+    in taken; None if there is none."""
+    taken = sorted(taken)
+    for start, end in sorted(windows):
+        pos = round_up(max(start, lowest), align)
+        for iova, length in taken:
+            if iova + length <= pos:
+                continue
+            if iova >= pos + size:
+                break
+            pos = round_up(iova + length, align)
+        if pos + size - 1 <= end:
+            return pos
+    return None
+
+
 class VfioAllocator(HugepageAllocator):
-    """Hugepages mapped into a VFIO container at IOVAs handed out from a low
-    range (below 4 GiB first), so even an IOMMU with a 39-bit address width
-    takes them."""
+    """Hugepages mapped into a VFIO container at IOVAs we choose.
+
+    The container is process-wide: every device's allocator maps into it,
+    and so does IdentityVfioAllocator (IOVA = physical address) for legacy
+    virtio. An IOVA is therefore the lowest free one that avoids every range
+    already mapped in the container (its `mappings`, the one registry of
+    what is mapped), lies inside the IOMMU's valid ranges
+    (`iova_ranges()`, which leave out e.g. the MSI window) and starts above
+    physical RAM, so a later IOVA = physical mapping cannot collide with it.
+    Above RAM is still low: an IOMMU with a 39-bit address width takes it."""
 
     IOVA_BASE = 0x1000_0000
-    # next free IOVA per container: the container is process-wide, so every
-    # device (and allocator) in it must draw from the same range
-    _next_iova: Dict[int, int] = {}
+    ALIGN = HUGEPAGE_SIZE
 
-    def __init__(self, container, mount: Optional[Path] = None) -> None:
+    def __init__(self, container, mount: Optional[Path] = None, ram_end: Optional[int] = None) -> None:
         super().__init__(mount)
         self.container = container
+        self.ram_end = physical_ram_end() if ram_end is None else ram_end
 
     def _translate(self, memory: DmaMemory) -> List[int]:
-        key = id(self.container)
-        iova = self._next_iova.get(key, self.IOVA_BASE)
+        taken = [(iova, size) for iova, (_, size) in self.container.mappings.items()]
+        ranges = getattr(self.container, "iova_ranges", None)
+        windows = (ranges() if ranges is not None else []) or [(0, (1 << 64) - 1)]
+        iova = free_iova(memory.size, taken, windows, max(self.IOVA_BASE, self.ram_end), self.ALIGN)
+        if iova is None:
+            raise DmaMemoryError(f"no free IOVA range of {memory.size:#x} bytes above {max(self.IOVA_BASE, self.ram_end):#x} "
+                                 f"in the IOMMU's valid ranges {[(hex(a), hex(b)) for a, b in windows]}",
+                                 "release DMA memory (close devices, drop mempools) or allocate less")
         self.container.map_dma(memory.address, iova, memory.size)
-        self._next_iova[key] = iova + memory.size
         return [iova + off for off in range(0, memory.size, self.page_size)]
 
     def _unmap_dma(self, region: DmaRegion) -> None:

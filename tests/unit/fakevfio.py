@@ -101,6 +101,8 @@ class FakeVfio:
             if not self.iommu_set:
                 self._fail(errno.EINVAL)
             assert arg.argsz == 32 and arg.flags == 3
+            if any(arg.iova < iova + size and iova < arg.iova + arg.size for iova, (_, size) in self.maps.items()):
+                self._fail(errno.EEXIST)      # as type1 refuses an IOVA range overlapping a mapping
             self.maps[arg.iova] = (arg.vaddr, arg.size)
             return 0
         if name == "VFIO_IOMMU_UNMAP_DMA":

@@ -38,9 +38,11 @@ Untested on either: no hardware here.
 from __future__ import annotations
 
 import time
-from typing import Dict
+from typing import Dict, Optional
 
 from ..errors import DeviceError, DeviceTimeout
+from ..interrupts import Interrupts
+from . import igb_irq
 from .intel import IntelDevice, LinkRegs, StatsRegs
 
 # --- registers (82576 datasheet, chapter 8) ---------------------------------
@@ -169,6 +171,10 @@ class IgbDevice(IntelDevice):
         """4.5.1: mask every interrupt cause, legacy (IMC) and extended (EIMC)."""
         self.regs.write(IMC, IMC_ALL)
         self.regs.write(EIMC, EIMC_ALL)
+
+    def _enable_interrupts(self, itr_us: Optional[float]) -> Interrupts:
+        """MSI-X, one vector per rx queue (igb_irq)."""
+        return igb_irq.enable(self, igb_irq.DEFAULT_ITR_US if itr_us is None else itr_us)
 
     def _global_reset(self) -> None:
         """4.5.2: CTRL.RST resets the MAC (rings, filters, RSS off) and

@@ -11,7 +11,8 @@ global reset clears the rest.
 """
 from __future__ import annotations
 
-from ..interrupts import Interrupts, IrqControl
+from ..interrupts import Interrupts
+from . import intel_irq
 
 EICR = 0x00800
 EIAC = 0x00810
@@ -44,24 +45,22 @@ def eitr_value(itr_us: float) -> int:
     return units << 3
 
 
-class IxgbeIrqControl(IrqControl):
-    """Per-vector mask/unmask through EIMS/EIMC (vectors 0..15) or the _EX registers."""
-
-    auto_masks = True            # EIAM + GPIE.EIAME: the device masks when it sends
+class IxgbeIrqControl(intel_irq.ExtendedIrqControl):
+    """Vectors 0..15 through EIMS/EIMC/EICR, the others through the _EX registers."""
 
     def __init__(self, regs) -> None:
-        self.write = regs.write
+        # EIAM + GPIE.EIAME: the device masks a vector when it sends its message
+        super().__init__(regs, EICR, EIMS, EIMC, auto_masks=True)
 
     def mask(self, vector: int) -> None:
         if vector < 16:
-            self.write(EIMC, 1 << vector)
+            super().mask(vector)
         else:
             self.write(EIMC_EX(vector // 32), 1 << (vector % 32))
 
     def unmask(self, vector: int) -> None:
         if vector < 16:
-            self.write(EICR, 1 << vector)     # drop the cause left from polling (write 1 to clear)
-            self.write(EIMS, 1 << vector)
+            super().unmask(vector)
         else:                                 # no EICR bit above 15: a stale cause fires once
             self.write(EIMS_EX(vector // 32), 1 << (vector % 32))
 
@@ -69,9 +68,8 @@ class IxgbeIrqControl(IrqControl):
 def enable(dev, itr_us: float = DEFAULT_ITR_US) -> Interrupts:
     """Give each of dev's rx queues its own MSI-X vector and eventfd."""
     regs = dev.regs
-    irq = Interrupts(dev.bus, dev.num_rx_queues, IxgbeIrqControl(regs))
-    try:
-        regs.write(EIMC, EIMC_ALL)
+
+    def program(irq: Interrupts) -> None:
         regs.write(EIMC_EX(0), 0xFFFFFFFF)
         regs.write(EIMC_EX(1), 0xFFFFFFFF)
         regs.write(GPIE, regs.read(GPIE) | GPIE_MSIX_MODE | GPIE_PBA_SUPPORT | GPIE_EIAME)
@@ -85,7 +83,5 @@ def enable(dev, itr_us: float = DEFAULT_ITR_US) -> Interrupts:
         regs.write(EIAM, auto & 0xFFFF)
         regs.write(EIAM_EX(0), auto & 0xFFFFFFFF)
         regs.write(EIAM_EX(1), auto >> 32)
-    except BaseException:
-        irq.close()
-        raise
-    return irq
+
+    return intel_irq.enable(dev, IxgbeIrqControl(regs), program)
