@@ -37,6 +37,8 @@ COUNTS = (40_000, 120_000)
 
 def child(configs: list) -> None:
     sys.path.insert(0, str(SRC))
+    sys.path.insert(0, str(HERE))
+    from loops import python_fwd, python_rx, python_tx
     from ixypy import PacketBatch
     from ixypy._fastpath import measured
     from ixypy.drivers.ixgbe import IxgbeDevice
@@ -55,44 +57,10 @@ def child(configs: list) -> None:
     hook, poll = sim.poll_hook(), sim.poll
     txq, rxq = tx.tx_queue(0), rx.rx_queue(0)
 
-    def python_tx(batch, n):
-        sent = seq = 0
-        while sent < n:
-            if not len(batch):
-                batch.alloc(pool)
-                seq = batch.stamp_u64(SEQ_OFFSET, seq)
-            sent += txq.tx(batch)
-            if len(batch):
-                poll()                           # ring full: let the NIC work
-        batch.free()
-
-    def python_rx(batch, n):
-        got = 0
-        while got < n:
-            k = rxq.rx(batch)
-            if k:
-                got += k
-                batch.free()
-            else:
-                poll()
-
-    def python_fwd(batch, n):
-        got = 0
-        while got < n:
-            k = rxq.rx(batch)
-            if k:
-                got += k
-                txq.tx(batch)
-                if len(batch):
-                    poll()
-                batch.free()
-            else:
-                poll()
-
     loops = {
-        ("tx", "python"): python_tx,
-        ("rx", "python"): python_rx,
-        ("fwd", "python"): python_fwd,
+        ("tx", "python"): lambda batch, n: python_tx(txq, pool, batch, n, poll),
+        ("rx", "python"): lambda batch, n: python_rx(rxq, batch, n, poll),
+        ("fwd", "python"): lambda batch, n: python_fwd(rxq, txq, batch, n, poll),
         ("tx", "c"): lambda batch, n: txq.bench_tx(pool, batch.capacity, n, SEQ_OFFSET, hook),
         ("rx", "c"): lambda batch, n: rxq.bench_rx(batch, n, hook),
         ("fwd", "c"): lambda batch, n: rxq.bench_fwd(txq, batch, n, hook),
