@@ -401,6 +401,15 @@ class PciDevice:
     def _unbind_from(self, name: str) -> None:
         _write_sysfs(self._driver_dir(name) / "unbind", self.address)
 
+    def _detach(self, current: str) -> None:
+        """Write the address to the current driver's unbind file."""
+        try:
+            self._unbind_from(current)
+        except PermissionDenied:
+            raise
+        except OSError as e:
+            raise BindFailed(f"{self.address}: unbinding from {current} failed: {e.strerror or e}") from None
+
     def unbind(self, *, force: bool = False, timeout: Optional[float] = None) -> Optional[str]:
         """Detach the device from its driver; returns the driver it had (or None)."""
         current = self.driver
@@ -408,12 +417,7 @@ class PciDevice:
             return None
         if not force:
             self.check_not_busy()
-        try:
-            self._unbind_from(current)
-        except PermissionDenied:
-            raise
-        except OSError as e:
-            raise BindFailed(f"{self.address}: unbinding from {current} failed: {e.strerror or e}") from None
+        self._detach(current)
         if not self._wait_driver(None, timeout):
             raise BindFailed(f"{self.address}: still bound to {self.driver} after unbind")
         return current
@@ -510,12 +514,7 @@ class PciDevice:
         (None if no kernel driver did, e.g. its module is not loaded)."""
         current = self.driver
         if current is not None:
-            try:
-                self._unbind_from(current)
-            except PermissionDenied:
-                raise
-            except OSError as e:
-                raise BindFailed(f"{self.address}: unbinding from {current} failed: {e.strerror or e}") from None
+            self._detach(current)
             self._wait_driver(None, timeout)
         override = self.path / "driver_override"
         if override.exists():
@@ -642,6 +641,30 @@ def enable_bus_master(dev) -> None:
     if not dev.config_read(PCI_COMMAND, 2) & PCI_COMMAND_MASTER:
         raise DeviceError(f"{dev.address}: bus master bit did not stick in the COMMAND register",
                           hint="the device may be held by another driver; rebind it and retry")
+
+
+# config space layout (PCI Local Bus 3.0, 6.2 and 6.7; MSI-X: 6.8.2)
+PCI_STATUS = 0x06
+PCI_STATUS_CAP_LIST = 0x10
+PCI_CAP_PTR = 0x34
+PCI_CAP_ID_MSIX = 0x11
+MSIX_ENABLE = 1 << 15            # in the MSI-X Message Control word
+
+
+def msix_enabled(dev) -> bool:
+    """Whether the MSI-X Enable bit of the function's MSI-X capability is
+    set, walking the capability list through ``dev.config_read``. Works for
+    PciDevice, VfioDevice and a driver's Bus."""
+    if not dev.config_read(PCI_STATUS, 2) & PCI_STATUS_CAP_LIST:
+        return False
+    ptr = dev.config_read(PCI_CAP_PTR, 1) & 0xFC
+    for _ in range(48):              # at most 48 capabilities fit; a loop in the list must end
+        if ptr == 0:
+            break
+        if dev.config_read(ptr, 1) == PCI_CAP_ID_MSIX:
+            return bool(dev.config_read(ptr + 2, 2) & MSIX_ENABLE)
+        ptr = dev.config_read(ptr + 1, 1) & 0xFC
+    return False
 
 
 # --------------------------------------------------------------------------- discovery

@@ -348,6 +348,21 @@ def test_config_read_write_and_bus_master(nic, fake):
     assert nic.config_read(0x3C, 1) == 0xAB and nic.config_read(0x3D, 1) == 0
 
 
+def test_msix_enabled_walks_the_capability_list(nic):
+    assert pci.msix_enabled(nic) is False                       # no capability list at all
+    nic.config_write(pci.PCI_STATUS, 2, pci.PCI_STATUS_CAP_LIST)
+    nic.config_write(pci.PCI_CAP_PTR, 1, 0x40)
+    nic.config_write(0x40, 1, 0x05)                             # MSI first, pointing at MSI-X
+    nic.config_write(0x41, 1, 0x70)
+    nic.config_write(0x70, 1, pci.PCI_CAP_ID_MSIX)
+    assert pci.msix_enabled(nic) is False
+    nic.config_write(0x72, 2, pci.MSIX_ENABLE | 0x3F)           # enable bit and table size
+    assert pci.msix_enabled(nic) is True
+    nic.config_write(0x41, 1, 0x40)                             # a loop in the list ends, no hang
+    nic.config_write(0x70, 1, 0x09)
+    assert pci.msix_enabled(nic) is False
+
+
 def test_config_bad_width(nic):
     with pytest.raises(ValueError):
         nic.config_read(0, 3)

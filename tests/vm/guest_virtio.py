@@ -8,7 +8,7 @@ import time
 
 from ixypy import PacketBatch
 from ixypy.packets import SEQ_OFFSET, udp_frame
-from ixypy.pci import PciDevice
+from ixypy.pci import PciDevice, msix_enabled
 
 
 def report(**values):
@@ -242,12 +242,5 @@ def idle_cpu(dev, seconds=1.0, timeout=0.1):
 
 
 def msix_enabled_sysfs(address):
-    """MSI-X Enable in the function's capability, from sysfs config space."""
-    with open(f"/sys/bus/pci/devices/{address}/config", "rb") as f:
-        cfg = f.read(256)
-    ptr = cfg[0x34] & 0xFC
-    while ptr:
-        if cfg[ptr] == 0x11:
-            return bool(int.from_bytes(cfg[ptr + 2:ptr + 4], "little") & 0x8000)
-        ptr = cfg[ptr + 1] & 0xFC
-    return None
+    """MSI-X Enable as the kernel sees it in config space (sysfs)."""
+    return msix_enabled(PciDevice(address))

@@ -10,7 +10,7 @@ import json
 import time
 from typing import Dict, List, Optional, Sequence
 
-from ixypy import PacketBatch
+from ixypy import PacketBatch, pci
 from ixypy.packets import SEQ_OFFSET
 
 
@@ -91,16 +91,10 @@ def transfer(tx_dev, rx_dev, count: int, frames: Sequence[bytes], window: int = 
             "expected": receiver.expected}
 
 
-def msix_enabled(address: str) -> Optional[bool]:
+def msix_enabled(address: str) -> bool:
     """The MSI-X enable bit of the function's capability, as the kernel
     reads config space (sysfs; root sees past the first 64 bytes)."""
-    cfg = open(f"/sys/bus/pci/devices/{address}/config", "rb").read(256)
-    ptr = cfg[0x34] & 0xFC
-    while ptr:
-        if cfg[ptr] == 0x11:
-            return bool(int.from_bytes(cfg[ptr + 2:ptr + 4], "little") & 0x8000)
-        ptr = cfg[ptr + 1] & 0xFC
-    return None
+    return pci.msix_enabled(pci.PciDevice(address))
 
 
 def is_eventfd(fd: int) -> bool:

@@ -26,8 +26,9 @@ from .._fastpath import (Mempool, PacketBatch, PortIo, VirtioCtrlQueue, VirtioRx
                          vring_size)
 from ..device import Device, DeviceStats, format_mac
 from ..memory import IdentityVfioAllocator, VfioAllocator
-from ..errors import BarError, DeviceError, DeviceTimeout, InterruptsUnavailable, PacketTooLarge, QueueError, UnsupportedDevice
+from ..errors import BarError, DeviceError, DeviceTimeout, PacketTooLarge, QueueError, UnsupportedDevice
 from ..interrupts import rx_wait
+from ..pci import msix_enabled
 from . import virtio_irq
 
 VIRTIO_VENDOR = 0x1AF4
@@ -76,8 +77,6 @@ RX_QUEUE, TX_QUEUE, CTRL_QUEUE = 0, 1, 2
 PAGE = 4096
 MAX_FRAME = 1514 + 4     # Ethernet frame with a VLAN tag, no CRC: no GSO is negotiated
 LINK_SPEED = 1000        # legacy virtio-net reports no speed: a nominal 1 Gbit/s while up
-PCI_STATUS, PCI_STATUS_CAP_LIST, PCI_CAP_PTR, PCI_CAP_ID_MSIX = 0x06, 0x10, 0x34, 0x11
-MSIX_ENABLE = 1 << 15
 CTRL_TIMEOUT = 1.0
 
 
@@ -135,7 +134,7 @@ class VirtioDevice(Device):
         except BarError as e:
             raise UnsupportedDevice(f"{self.address}: BAR0 is not an I/O-port BAR ({e.message}): not a legacy "
                                     f"virtio device", "ixypy drives only the legacy virtio interface (I/O BAR0)") from None
-        self.config = CONFIG_MSIX if self._msix_enabled() else CONFIG
+        self.config = CONFIG_MSIX if msix_enabled(self.bus) else CONFIG   # MSI-X on moves the config (4.1.4.8)
         self._reset()
         self.bus.set_bus_master(True)
         self._set_status(ACKNOWLEDGE)
@@ -164,19 +163,6 @@ class VirtioDevice(Device):
 
     def _set_status(self, bit: int) -> None:
         self.port.write8(DEVICE_STATUS, self.port.read8(DEVICE_STATUS) | bit)
-
-    def _msix_enabled(self) -> bool:
-        """Whether MSI-X is on: it shifts the device config from 20 to 24 (4.1.4.8)."""
-        if not self.bus.config_read(PCI_STATUS, 2) & PCI_STATUS_CAP_LIST:
-            return False
-        ptr = self.bus.config_read(PCI_CAP_PTR, 1) & 0xFC
-        for _ in range(48):
-            if ptr == 0:
-                break
-            if self.bus.config_read(ptr, 1) == PCI_CAP_ID_MSIX:
-                return bool(self.bus.config_read(ptr + 2, 2) & MSIX_ENABLE)
-            ptr = self.bus.config_read(ptr + 1, 1) & 0xFC
-        return False
 
     def _negotiate(self) -> None:
         """Accept what we use of what is offered; require nothing (5.1.3.1:
