@@ -12,15 +12,13 @@ from typing import Dict, Optional
 
 from ..interrupts import Interrupts
 from . import ixgbe_irq
+from .ixgbe_irq import EICR, EIMC, EIMS   # interrupt registers: defined with the MSI-X set-up
 from .intel import IntelDevice, LinkRegs, StatsRegs
 
 # --- registers (82599 datasheet, chapter 8) ---------------------------------
 CTRL = 0x00000
 STATUS = 0x00008
 CTRL_EXT = 0x00018
-EICR = 0x00800
-EIMS = 0x00880
-EIMC = 0x00888
 EEC = 0x10010
 RXCTRL = 0x03000
 RDRXCTL = 0x02F00
