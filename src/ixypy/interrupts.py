@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import select
 from time import monotonic
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional
 
 from .errors import InterruptsUnavailable
 

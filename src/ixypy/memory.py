@@ -22,7 +22,7 @@ import struct
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional
 
 from ._fastpath import DmaMemory, Mempool
 from .errors import DmaMemoryError, HugepagesUnavailable, PermissionDenied
