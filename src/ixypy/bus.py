@@ -11,7 +11,7 @@ from typing import Sequence, Tuple
 from ._fastpath import Bar, PortIo
 from .errors import InterruptsUnavailable
 from .memory import DmaAllocator, HugepageAllocator, VfioAllocator
-from .pci import PCI_COMMAND, PCI_COMMAND_MASTER
+from . import pci
 
 
 class Bus:
@@ -37,10 +37,8 @@ class Bus:
         raise NotImplementedError
 
     def set_bus_master(self, enabled: bool) -> None:
-        """Allow or forbid the device's DMA (PCI command register)."""
-        cmd = self.config_read(PCI_COMMAND, 2)
-        cmd = cmd | PCI_COMMAND_MASTER if enabled else cmd & ~PCI_COMMAND_MASTER
-        self.config_write(PCI_COMMAND, 2, cmd)
+        """Allow or forbid the device's DMA (PCI command register), checked."""
+        pci.set_bus_master(self, enabled)
 
     def close(self) -> None:
         """Release DMA memory and the device (after its DMA has stopped)."""

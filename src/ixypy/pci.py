@@ -563,7 +563,7 @@ class PciDevice:
             os.close(fd)
 
     def enable_bus_master(self) -> None:
-        enable_bus_master(self)
+        set_bus_master(self, True)
 
     # ---- BARs
     def resources(self) -> List[BarInfo]:
@@ -632,14 +632,17 @@ class PciDevice:
         self.close()
 
 
-def enable_bus_master(dev) -> None:
-    """Set COMMAND bit 2 (bus master) through ``dev.config_read/config_write``
-    and read it back. Works for PciDevice and VfioDevice."""
+def set_bus_master(dev, enabled: bool) -> None:
+    """Set or clear COMMAND bit 2 (bus master: the device may DMA) through
+    ``dev.config_read/config_write`` and read it back. Works for PciDevice,
+    VfioDevice and a driver's Bus."""
     cmd = dev.config_read(PCI_COMMAND, 2)
-    if not cmd & PCI_COMMAND_MASTER:
-        dev.config_write(PCI_COMMAND, 2, cmd | PCI_COMMAND_MASTER)
-    if not dev.config_read(PCI_COMMAND, 2) & PCI_COMMAND_MASTER:
-        raise DeviceError(f"{dev.address}: bus master bit did not stick in the COMMAND register",
+    want = cmd | PCI_COMMAND_MASTER if enabled else cmd & ~PCI_COMMAND_MASTER
+    if want != cmd:
+        dev.config_write(PCI_COMMAND, 2, want)
+    if bool(dev.config_read(PCI_COMMAND, 2) & PCI_COMMAND_MASTER) != enabled:
+        raise DeviceError(f"{dev.address}: bus master bit did not {'stick' if enabled else 'clear'} "
+                          f"in the COMMAND register",
                           hint="the device may be held by another driver; rebind it and retry")
 
 

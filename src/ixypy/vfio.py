@@ -514,7 +514,7 @@ class VfioDevice:
         pci.pwrite_exact(self.fd, size, cfg.offset + offset, value, f"{self.address} config space")
 
     def enable_bus_master(self) -> None:
-        pci.enable_bus_master(self)
+        pci.set_bus_master(self, True)
 
     def bar_is_io(self, index: int) -> bool:
         """Bit 0 of the BAR register in config space: 1 = I/O space."""
