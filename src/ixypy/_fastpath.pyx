@@ -1,4 +1,4 @@
-# cython: language_level=3
+# cython: language_level=3, binding=False, always_allow_keywords=False
 """ixypy's fast path: register access, DMA memory, mempools, packet batches
 and the descriptor loops. Everything per packet runs without the GIL and
 without Python objects; Python is touched once per batch."""
@@ -289,6 +289,49 @@ from .errors import BatchError, DeviceError, DoubleFree, MempoolExhausted, Packe
 
 
 # --------------------------------------------------------------------------
+# Pool references
+
+@cython.final
+@cython.no_gc_clear
+cdef class _PoolRefs:
+    """The pools whose buffers a batch or a ring may hold, kept alive while
+    it does: a pool's memory must outlive every buffer of it still held.
+    The set only grows, so its size is its version: a ring that merged a
+    batch's set skips the merge while that set is unchanged. Both checks
+    are inline: a few instructions per batch."""
+    cdef list pools
+    cdef Mempool last             # the pool added or found last
+    cdef _PoolRefs merged         # the set merged last, at size merged_size
+    cdef Py_ssize_t merged_size
+
+    def __cinit__(self):
+        self.pools = []
+
+    cdef inline int add(self, Mempool pool) except -1:
+        if pool is not self.last:
+            self._add(pool)
+        return 0
+
+    cdef int _add(self, Mempool pool) except -1:
+        if pool not in self.pools:
+            self.pools.append(pool)
+        self.last = pool
+        return 0
+
+    cdef inline int merge(self, _PoolRefs other) except -1:
+        if other is not self.merged or len(other.pools) != self.merged_size:
+            self._merge(other)
+        return 0
+
+    cdef int _merge(self, _PoolRefs other) except -1:
+        for pool in other.pools:
+            self._add(pool)
+        self.merged = other
+        self.merged_size = len(other.pools)
+        return 0
+
+
+# --------------------------------------------------------------------------
 # PacketBatch
 
 @cython.no_gc_clear
@@ -298,7 +341,7 @@ cdef class PacketBatch:
     cdef ixy_buf **bufs
     cdef uint32_t count
     cdef readonly uint32_t capacity
-    cdef list pools
+    cdef _PoolRefs pools
 
     def __cinit__(self, uint32_t capacity=32):
         if capacity == 0:
@@ -307,19 +350,13 @@ cdef class PacketBatch:
         if self.bufs == NULL:
             raise MemoryError()
         self.capacity = capacity
-        self.pools = []
+        self.pools = _PoolRefs()
 
     def __dealloc__(self):
         # buffers still held go back to their pools, which this batch keeps alive
         if self.bufs != NULL:
             ixy_buf_free_n(self.bufs, self.count)
             c_free(self.bufs)
-
-    cdef void _hold_pool(self, Mempool pool):
-        for p in self.pools:
-            if p is pool:
-                return
-        self.pools.append(pool)
 
     cdef int _shift_out(self, uint32_t n) except -1:
         """Drop the first n entries (handed to a driver), keeping the rest in order."""
@@ -353,7 +390,7 @@ cdef class PacketBatch:
                 self.bufs[i].len = plen
         self.count += got
         if got:
-            self._hold_pool(pool)
+            self.pools.add(pool)
         return got
 
     def free(self) -> None:
@@ -386,7 +423,7 @@ cdef class PacketBatch:
         return memoryview(pool.memory)[start:start + b.len]
 
     cdef object _pool_of(self, ixy_buf *b):
-        for p in self.pools:
+        for p in self.pools.pools:
             if &(<Mempool> p).pool == b.pool:
                 return p
         raise RuntimeError("buffer of an unknown pool")
@@ -412,7 +449,7 @@ cdef class PacketBatch:
             raise IndexError(f"buffer {index} of a pool of {pool.pool.num_bufs}")
         self.bufs[self.count] = ixy_buf_at(&pool.pool, index)
         self.count += 1
-        self._hold_pool(pool)
+        self.pools.add(pool)
 
     def length(self, Py_ssize_t i) -> int:
         return self._buf(i).len
@@ -445,14 +482,18 @@ cdef class PacketBatch:
 
     def stamp_u64(self, uint32_t offset, uint64_t first) -> int:
         """Write first, first+1, ... as 64-bit little-endian numbers at offset
-        of each packet; returns the next number. Packets must be long enough."""
-        cdef uint32_t i
+        of each packet; returns the next number. A packet too short for its
+        number is left alone (its number is skipped) and, after the others
+        were stamped, PacketTooLarge names the first such packet."""
+        cdef uint32_t i, short = self.count
         for i in range(self.count):
-            if offset + 8 > self.bufs[i].len:
-                raise PacketTooLarge(f"packet {i} ({self.bufs[i].len} bytes) too short for a sequence number at {offset}")
-        for i in range(self.count):
-            memcpy(self.bufs[i].data + offset, &first, 8)
+            if offset + 8 <= self.bufs[i].len:
+                memcpy(self.bufs[i].data + offset, &first, 8)
+            elif short == self.count:
+                short = i
             first += 1
+        if short != self.count:
+            raise PacketTooLarge(f"packet {short} ({self.bufs[short].len} bytes) too short for a sequence number at {offset}")
         return first
 
     def check_seq_u64(self, uint32_t offset, uint64_t expected):
@@ -639,7 +680,7 @@ cdef class IntelRxQueue(_IntelQueue):
         got = self._rx(batch.bufs + batch.count, batch.capacity - batch.count)
         if got:
             batch.count += got
-            batch._hold_pool(self.pool)
+            batch.pools.add(self.pool)
         return got
 
     def bench_rx(self, PacketBatch batch not None, uint64_t packets, object poll_hook=None):
@@ -671,8 +712,7 @@ cdef class IntelRxQueue(_IntelQueue):
         cdef const ixy_poll_hook *hook = _poll_hook(poll_hook)
         self._usable()
         txq._usable()
-        if self.pool not in txq.pools:
-            txq.pools.append(self.pool)
+        txq.pools.add(self.pool)
         with nogil:
             while done < packets:
                 got = self._rx(batch.bufs, batch.capacity)
@@ -689,7 +729,7 @@ cdef class IntelRxQueue(_IntelQueue):
 cdef class IntelTxQueue(_IntelQueue):
     """Transmit ring of advanced data descriptors (82599 7.2.3.2.4)."""
     cdef ixy_adv_tx_desc *descs
-    cdef list pools               # every pool whose buffers entered the ring: kept alive
+    cdef _PoolRefs pools          # every pool whose buffers entered the ring: kept alive
     cdef uint32_t clean_index     # first descriptor not yet reclaimed
     cdef uint32_t tx_index        # next descriptor to fill
 
@@ -697,7 +737,7 @@ cdef class IntelTxQueue(_IntelQueue):
                   size_t ring_offset, uint32_t num_descs):
         self.descs = <ixy_adv_tx_desc *> (ring_memory.address + ring_offset)
         memset(self.descs, 0, num_descs * sizeof(ixy_adv_tx_desc))
-        self.pools = []
+        self.pools = _PoolRefs()
 
     @property
     def in_flight(self) -> int:
@@ -751,9 +791,7 @@ cdef class IntelTxQueue(_IntelQueue):
         self._usable()
         sent = self._tx(batch.bufs, batch.count)     # GIL held: see IntelRxQueue.rx
         if sent:
-            for pool in batch.pools:
-                if pool not in self.pools:
-                    self.pools.append(pool)
+            self.pools.merge(batch.pools)
             batch._shift_out(sent)
         return sent
 
@@ -775,8 +813,7 @@ cdef class IntelTxQueue(_IntelQueue):
         self._usable()
         if bufs == NULL:
             raise MemoryError()
-        if pool not in self.pools:
-            self.pools.append(pool)
+        self.pools.add(pool)
         with nogil:
             while done < packets:
                 if have == 0:

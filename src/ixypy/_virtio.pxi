@@ -240,7 +240,7 @@ cdef class VirtioRxQueue(_Virtqueue):
             got = self._rx(batch.bufs + batch.count, batch.capacity - batch.count)
         if got:
             batch.count += got
-            batch._hold_pool(self.pool)
+            batch.pools.add(self.pool)
         return got
 
     def release_buffers(self) -> int:
@@ -264,13 +264,13 @@ cdef class VirtioTxQueue(_Virtqueue):
     cdef uint32_t free_count
     cdef uint32_t chains
     cdef readonly uint32_t max_len
-    cdef list pools               # pools whose buffers are in flight: kept alive
+    cdef _PoolRefs pools          # pools whose buffers are in flight: kept alive
 
     def __cinit__(self, PortIo port not None, uint16_t queue_index, DmaMemory memory not None,
                   size_t offset, uint32_t num, uint64_t header_dma, uint32_t max_len):
         self.chains = num // 2
         self.max_len = max_len
-        self.pools = []
+        self.pools = _PoolRefs()
         self.bufs = <ixy_buf **> calloc(self.chains, sizeof(ixy_buf *))
         self.free_chains = <uint16_t *> calloc(self.chains, sizeof(uint16_t))
         if self.bufs == NULL or self.free_chains == NULL:
@@ -346,9 +346,7 @@ cdef class VirtioTxQueue(_Virtqueue):
         with nogil:
             sent = self._tx(batch.bufs, batch.count)
         if sent:
-            for pool in batch.pools:
-                if pool not in self.pools:
-                    self.pools.append(pool)
+            self.pools.merge(batch.pools)
             batch._shift_out(sent)
         return sent
 

@@ -117,6 +117,20 @@ def test_sequence_stamp_and_check():
     short.free()
 
 
+def test_sequence_stamp_skips_a_short_packet_then_raises():
+    pool = make_pool(8)
+    batch = PacketBatch(3)
+    batch.alloc(pool, length=60)
+    batch.set_length(1, 20)
+    batch[1][:] = bytes(20)
+    with pytest.raises(PacketTooLarge, match="packet 1 "):
+        batch.stamp_u64(42, 10)
+    assert int.from_bytes(batch[0][42:50], "little") == 10
+    assert bytes(batch[1]) == bytes(20)                      # untouched
+    assert int.from_bytes(batch[2][42:50], "little") == 12   # its own number: 11 is skipped
+    batch.free()
+
+
 def test_batch_capacity_zero_refused():
     with pytest.raises(BatchError):
         PacketBatch(0)
