@@ -58,12 +58,14 @@ static inline uint32_t ixy_mempool_alloc(struct ixy_mempool *p, struct ixy_buf *
     if (n > p->free_count)
         n = p->free_count;
     uint32_t top = p->free_count;
-    for (uint32_t i = 0; i < n; i++) {
-        struct ixy_buf *b = ixy_buf_at(p, p->free_stack[--top]);
-        if (p->debug)
-            b->is_free = 0;
-        bufs[i] = b;
-    }
+    const uint32_t *stack = p->free_stack;
+    uint8_t *base = p->base;
+    size_t size = p->entry_size;
+    for (uint32_t i = 0; i < n; i++)
+        bufs[i] = (struct ixy_buf *)(base + (size_t)stack[--top] * size);
+    if (p->debug)
+        for (uint32_t i = 0; i < n; i++)
+            bufs[i]->is_free = 0;
     p->free_count = top;
     return n;
 }
@@ -92,10 +94,24 @@ static inline void ixy_buf_free(struct ixy_buf *b)
     p->free_stack[p->free_count++] = b->pool_index;
 }
 
+/* Return n buffers. A run of buffers of one pool (the usual case) is pushed
+ * with the pool's stack top in a register; debug pools go one by one. */
 static inline void ixy_buf_free_n(struct ixy_buf **bufs, uint32_t n)
 {
-    for (uint32_t i = 0; i < n; i++)
-        ixy_buf_free(bufs[i]);
+    uint32_t i = 0;
+    while (i < n) {
+        struct ixy_mempool *p = bufs[i]->pool;
+        if (p->debug) {
+            ixy_buf_free(bufs[i++]);
+            continue;
+        }
+        uint32_t top = p->free_count;
+        uint32_t *stack = p->free_stack;
+        do
+            stack[top++] = bufs[i++]->pool_index;
+        while (i < n && bufs[i]->pool == p);
+        p->free_count = top;
+    }
 }
 
 #endif

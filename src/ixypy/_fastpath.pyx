@@ -546,7 +546,8 @@ cdef extern from "ixy_measure.h":
 # Intel advanced descriptor queues (82599 / X540 / X550, and 82576 / I350)
 
 # tx descriptors are reclaimed in groups: DD is checked only on the last
-# descriptor of a group (as ixy does), so clean-up costs one load per group
+# descriptor of a group (as ixy does), so clean-up costs one load per group;
+# a ring of fewer than 64 descriptors uses groups of half its size
 DEF TX_CLEAN_BATCH = 32
 
 
@@ -599,12 +600,17 @@ cdef class _IntelQueue:
         """Only after the queue is disabled and the device's DMA has stopped:
         every buffer still attached to the ring goes back to its pool, and
         the queue can no longer be used."""
+        if not self.closed:
+            self._release_buffers()
+        self.closed = True
+
+    cdef void _release_buffers(self) noexcept:
+        """Return the buffers the ring holds to their pools."""
         cdef uint32_t i
         for i in range(self.num_descs):
             if self.bufs[i] != NULL:
                 ixy_buf_free(self.bufs[i])
                 self.bufs[i] = NULL
-        self.closed = True
 
 
 @cython.no_gc_clear
@@ -635,41 +641,50 @@ cdef class IntelRxQueue(_IntelQueue):
         return self.num_descs - 1
 
     cdef uint32_t _rx(self, ixy_buf **out, uint32_t n) noexcept nogil:
-        cdef uint32_t i = 0, idx = self.rx_index, last = self.num_descs
-        cdef uint32_t status
-        cdef volatile ixy_adv_rx_desc *d
-        cdef ixy_buf *fresh
+        """Up to n packets into out. Two passes: count the descriptors the
+        NIC wrote back (DD, 7.1.6.2), then take that many fresh buffers from
+        the pool at once (into out, which the received ones then overwrite:
+        out[i] is written only after out[i] was read) and swap them in."""
+        cdef volatile ixy_adv_rx_desc *descs = self.descs
+        cdef ixy_buf **ring = self.bufs
+        cdef ixy_mempool *pool = &self.pool.pool
+        cdef uint32_t idx = self.rx_index, mask = self.mask
+        cdef uint32_t ready = 0, k, i = 0, status
+        cdef uint64_t nbytes = 0
         cdef ixy_buf *b
-        while i < n:
-            d = &self.descs[idx]
-            status = d.wb.status_error
-            if not (status & IXY_RXD_STAT_DD):
-                break
-            ixy_rmb()    # read the rest of the write-back only after DD
-            fresh = ixy_mempool_alloc1(&self.pool.pool)
-            if fresh == NULL:
-                break    # no buffer to put in its place: leave it for the next call
-            b = self.bufs[idx]
-            b.len = d.wb.length
-            self.bufs[idx] = fresh
-            _adv_rx_give(<ixy_adv_rx_desc *> d, fresh)
-            last = idx
-            idx = (idx + 1) & self.mask
+        if n > pool.free_count:
+            n = pool.free_count    # no fresh buffer: leave the descriptor for the next call
+        while ready < n and descs[(idx + ready) & mask].wb.status_error & IXY_RXD_STAT_DD:
+            ready += 1
+        if ready == 0:
+            return 0
+        ixy_rmb()    # read the rest of the write-backs only after their DD
+        ixy_mempool_alloc(pool, out, ready)
+        for k in range(ready):
+            status = descs[idx].wb.status_error
+            b = ring[idx]
+            b.len = descs[idx].wb.length
+            ring[idx] = out[k]
+            _adv_rx_give(<ixy_adv_rx_desc *> &descs[idx], out[k])
+            idx = (idx + 1) & mask
             if self.discarding or not (status & IXY_RXD_STAT_EOP):
-                # a frame spread over several descriptors: buffers are sized
-                # so this needs a frame above the MAC's maximum; drop it whole
-                self.discarding = not (status & IXY_RXD_STAT_EOP)
-                self.dropped_multidesc += not self.discarding
-                ixy_buf_free(b)
+                self._discard(b, status)
                 continue
-            self.packets += 1
-            self.bytes += b.len
+            nbytes += b.len
             out[i] = b
             i += 1
-        if last != self.num_descs:
-            self.rx_index = idx
-            ixy_write32(&self.bar.bar, self.tail_reg, last)
+        self.packets += i
+        self.bytes += nbytes
+        self.rx_index = idx
+        ixy_write32(&self.bar.bar, self.tail_reg, (idx - 1) & mask)   # one RDT write per batch
         return i
+
+    cdef void _discard(self, ixy_buf *b, uint32_t status) noexcept nogil:
+        """A frame spread over several descriptors: buffers are sized so this
+        needs a frame above the MAC's maximum; it is dropped whole."""
+        self.discarding = not (status & IXY_RXD_STAT_EOP)
+        self.dropped_multidesc += not self.discarding
+        ixy_buf_free(b)
 
     def rx(self, PacketBatch batch not None) -> int:
         """Receive into the free slots of batch; returns the count added.
@@ -731,12 +746,14 @@ cdef class IntelTxQueue(_IntelQueue):
     cdef ixy_adv_tx_desc *descs
     cdef _PoolRefs pools          # every pool whose buffers entered the ring: kept alive
     cdef uint32_t clean_index     # first descriptor not yet reclaimed
+    cdef uint32_t clean_batch     # descriptors reclaimed per DD check
     cdef uint32_t tx_index        # next descriptor to fill
 
     def __cinit__(self, Bar bar not None, uint32_t tail_reg, DmaMemory ring_memory not None,
                   size_t ring_offset, uint32_t num_descs):
         self.descs = <ixy_adv_tx_desc *> (ring_memory.address + ring_offset)
         memset(self.descs, 0, num_descs * sizeof(ixy_adv_tx_desc))
+        self.clean_batch = min(TX_CLEAN_BATCH, num_descs // 2)
         self.pools = _PoolRefs()
 
     @property
@@ -744,45 +761,51 @@ cdef class IntelTxQueue(_IntelQueue):
         """Descriptors handed to the NIC and not yet reclaimed."""
         return (self.tx_index - self.clean_index) & self.mask
 
+    cdef void _release_buffers(self) noexcept:
+        """Only the in-flight entries hold buffers: reclaimed ones are stale."""
+        while self.clean_index != self.tx_index:
+            ixy_buf_free(self.bufs[self.clean_index])
+            self.clean_index = (self.clean_index + 1) & self.mask
+
     cdef void _clean(self) noexcept nogil:
         cdef uint32_t last
         cdef volatile ixy_adv_tx_desc *d
-        while ((self.tx_index - self.clean_index) & self.mask) >= TX_CLEAN_BATCH:
-            last = (self.clean_index + TX_CLEAN_BATCH - 1) & self.mask
+        while ((self.tx_index - self.clean_index) & self.mask) >= self.clean_batch:
+            last = self.clean_index + self.clean_batch - 1   # groups never wrap: they divide the ring
             d = &self.descs[last]
             if not (d.wb.status & IXY_TXD_STAT_DD):
                 break
             # DD of the group's last descriptor: the NIC is done with the group
-            while self.clean_index != ((last + 1) & self.mask):
-                ixy_buf_free(self.bufs[self.clean_index])
-                self.bufs[self.clean_index] = NULL
-                self.clean_index = (self.clean_index + 1) & self.mask
+            ixy_buf_free_n(self.bufs + self.clean_index, self.clean_batch)
+            self.clean_index = (last + 1) & self.mask
 
     cdef uint32_t _tx(self, ixy_buf **bufs, uint32_t n) noexcept nogil:
-        cdef uint32_t i, idx = self.tx_index, nxt
-        cdef ixy_adv_tx_desc *d
+        cdef ixy_adv_tx_desc *descs = self.descs
+        cdef ixy_buf **ring = self.bufs
+        cdef uint32_t i, idx, mask = self.mask, room
+        cdef uint64_t nbytes = 0
         cdef ixy_buf *b
         self._clean()
+        idx = self.tx_index
+        room = (self.clean_index - idx - 1) & mask     # full when the next tail would reach the clean index
+        if n > room:
+            n = room
+        if n == 0:
+            return 0
         for i in range(n):
-            nxt = (idx + 1) & self.mask
-            if nxt == self.clean_index:
-                break    # ring full
             b = bufs[i]
-            self.bufs[idx] = b
-            d = &self.descs[idx]
-            d.read.buffer_addr = b.data_dma
-            d.read.cmd_type_len = (IXY_TXD_DCMD_EOP | IXY_TXD_DCMD_RS | IXY_TXD_DCMD_IFCS
-                                   | IXY_TXD_DCMD_DEXT | IXY_TXD_DTYP_DATA | b.len)
-            d.read.olinfo_status = b.len << IXY_TXD_PAYLEN_SHIFT
-            self.bytes += b.len
-            idx = nxt
-        else:
-            i = n
-        if idx != self.tx_index:
-            self.packets += i
-            self.tx_index = idx
-            ixy_write32(&self.bar.bar, self.tail_reg, idx)   # one TDT write per batch
-        return i
+            ring[idx] = b
+            descs[idx].read.buffer_addr = b.data_dma
+            descs[idx].read.cmd_type_len = (IXY_TXD_DCMD_EOP | IXY_TXD_DCMD_RS | IXY_TXD_DCMD_IFCS
+                                            | IXY_TXD_DCMD_DEXT | IXY_TXD_DTYP_DATA | b.len)
+            descs[idx].read.olinfo_status = b.len << IXY_TXD_PAYLEN_SHIFT
+            nbytes += b.len
+            idx = (idx + 1) & mask
+        self.packets += n
+        self.bytes += nbytes
+        self.tx_index = idx
+        ixy_write32(&self.bar.bar, self.tail_reg, idx)   # one TDT write per batch
+        return n
 
     def tx(self, PacketBatch batch not None) -> int:
         """Send from the front of batch; sent buffers leave the batch (the

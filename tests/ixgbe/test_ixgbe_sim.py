@@ -166,6 +166,27 @@ def test_ring_wraps_many_times_with_partial_batches(pair, batch_size):
     assert (rx.count, rx.out_of_order) == (n, 0)
 
 
+@pytest.mark.parametrize("ring", [8, 16, 32])
+def test_the_smallest_rings_keep_moving(ring):
+    """tx reclaims in groups of 32, or of half a smaller ring: with groups
+    of 32 an 8- or 16-descriptor ring never reached a group and stalled."""
+    a = ixypy.open("sim:pair0", num_rx_desc=ring, num_tx_desc=ring)
+    b = ixypy.open("sim:pair1", num_rx_desc=ring, num_tx_desc=ring)
+    try:
+        pool = a.mempool(256)
+        pool.fill(udp_frame(dst_mac=b.mac))
+        rx = Receiver(b, batch_size=ring)
+        send(a, pool, 20 * ring + 3, ring, receiver=rx)
+        rx.drain(20 * ring + 3)
+        assert (rx.count, rx.out_of_order) == (20 * ring + 3, 0)
+        assert a.tx_queue(0).in_flight < ring
+    finally:
+        a.close()
+        b.close()
+    assert pool.free_count == pool.num_bufs
+    assert model_errors(a, b) == []
+
+
 def test_rx_overflow_is_dropped_and_counted(pair):
     a, b = pair
     pool = a.mempool(512)
