@@ -1,4 +1,5 @@
-"""Throughput benchmarks against the 82599 device model.
+"""Throughput benchmarks against the device models (82599 for ixgbe, and
+the igb and virtio-net models where their rigs exist).
 
 Run: python -m pytest benchmarks --benchmark-columns=min,median,max
 
@@ -12,19 +13,18 @@ thread's CPU time per packet in ns and in cycles at the nominal clock.
 from __future__ import annotations
 
 import re
+import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Tuple
+from typing import Callable, Iterator
 
 import pytest
 
-from ixypy.drivers.ixgbe import IxgbeDevice
-from ixypy.sim import SimBus, close_model, new_model, source_frame
-from ixypy.sim._model import Sim
-from ixypy.packets import SEQ_OFFSET
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # the rig_* modules
+
+from loops import open_rig  # noqa: E402
 
 BATCH_SIZES = [1, 8, 32, 64, 256]
-RING = 512
 PACKETS = 2_000_000
 
 
@@ -37,34 +37,12 @@ def nominal_hz() -> float:
 HZ = nominal_hz()
 
 
-def open_ports(*wires: str) -> Tuple[Sim, list]:
-    """One model (one worker thread) with a port per wire: "sink" or "source"."""
-    sim = new_model(len(wires), busy_poll=True)
-    devs = []
-    for i, wire in enumerate(wires):
-        port = sim.port(i)
-        if wire == "source":
-            port.wire_source(source_frame(), 0, SEQ_OFFSET)
-        else:
-            port.wire_sink()
-        devs.append(IxgbeDevice(SimBus(f"sim:bench{i}", sim, port, wire, owns_sim=False), num_rx_desc=RING, num_tx_desc=RING))
-    return sim, devs
-
-
 @pytest.fixture
-def ports() -> Iterator[Callable]:
-    opened = []
-
-    def make(*wires: str):
-        sim, devs = open_ports(*wires)
-        opened.append((sim, devs))
-        return devs
-
-    yield make
-    for sim, devs in opened:
-        for d in devs:
-            d.close()
-        close_model(sim)
+def rig(request) -> Iterator:
+    """The driver's rig with the model on its own thread (busy polling)."""
+    opened = open_rig(request.param, threaded=True)
+    yield opened
+    opened.close()
 
 
 def measure(benchmark, run: Callable[[], int], packets: int) -> None:

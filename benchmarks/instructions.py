@@ -1,12 +1,15 @@
-"""Instructions per packet of the ixgbe fast path, counted by callgrind.
+"""Instructions per packet of each driver's fast path, counted by callgrind.
 
-    python benchmarks/instructions.py [--quick]
+    python benchmarks/instructions.py [--quick] [driver ...]
+
+(--quick: batch 32 only, printed and not written into the README; drivers:
+ixgbe, igb, virtio, default all.)
 
 Deterministic (the same count on a busy or an idle machine): the device
 model's worker thread is stopped and its DMA engines run in the driver's own
 thread only when the driver cannot make progress (Sim.poll / the poll hook),
 so nothing spins. callgrind counts only inside ixy_measured_region (the
-measured loop); the model's own work (ixsim_* functions, inclusive) is
+measured loop); the model's own work (its entry points, inclusive) is
 subtracted, leaving the driver's instructions: the Python loop, the Cython
 fast path, the mempool. Each configuration is measured at two packet counts
 and the difference divided, so fixed costs drop out.
@@ -27,8 +30,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
-KINDS = ("tx", "rx", "fwd")
-DRIVERS = ("python", "c")
+sys.path[:0] = [str(HERE), str(SRC)]
+from loops import DRIVERS, KINDS, MODES  # noqa: E402
+
 BATCHES = (1, 8, 32, 64, 256)
 COUNTS = (40_000, 120_000)
 WARMUP_CALLS = 10
@@ -37,60 +41,42 @@ WARMUP_CALLS = 10
 # --- the child: runs under valgrind --------------------------------------------
 
 def child(configs: list) -> None:
-    sys.path.insert(0, str(SRC))
-    sys.path.insert(0, str(HERE))
-    from loops import python_fwd, python_rx, python_tx
+    from loops import loop_for, open_rig
     from ixypy import PacketBatch
     from ixypy._fastpath import measured
-    from ixypy.drivers.ixgbe import IxgbeDevice
-    from ixypy.packets import SEQ_OFFSET, udp_frame
-    from ixypy.sim import SimBus, close_model, new_model, source_frame
 
-    sim = new_model(2)
-    sink, source = sim.port(0), sim.port(1)
-    sink.wire_sink()
-    source.wire_source(source_frame(), 0, SEQ_OFFSET)
-    tx = IxgbeDevice(SimBus("sim:isink", sim, sink, "sink", owns_sim=False))
-    rx = IxgbeDevice(SimBus("sim:isource", sim, source, "source", owns_sim=False))
-    sim.stop()                                   # from here on the model runs only in poll()
-    pool = tx.mempool(4096)
-    pool.fill(udp_frame())
-    hook, poll = sim.poll_hook(), sim.poll
-    txq, rxq = tx.tx_queue(0), rx.rx_queue(0)
-
-    loops = {
-        ("tx", "python"): lambda batch, n: python_tx(txq, pool, batch, n, poll),
-        ("rx", "python"): lambda batch, n: python_rx(rxq, batch, n, poll),
-        ("fwd", "python"): lambda batch, n: python_fwd(rxq, txq, batch, n, poll),
-        ("tx", "c"): lambda batch, n: txq.bench_tx(pool, batch.capacity, n, SEQ_OFFSET, hook),
-        ("rx", "c"): lambda batch, n: rxq.bench_rx(batch, n, hook),
-        ("fwd", "c"): lambda batch, n: rxq.bench_fwd(txq, batch, n, hook),
-    }
-    for kind, driver, batch_size in configs:
-        loop = loops[(kind, driver)]
+    rigs = {}
+    for driver, kind, mode, batch_size in configs:
+        if driver not in rigs:
+            rigs[driver] = open_rig(driver, threaded=False)   # the model runs only in poll()
+        loop = loop_for(rigs[driver], kind, mode)
         batch = PacketBatch(batch_size)
         for _ in range(WARMUP_CALLS):            # warm up: CPython 3.11 specialises a function's
             loop(batch, 2_000)                   # bytecode only after 8 calls (a while-loop's back
                                                  # edge does not count), so one long call is not enough
         for n in COUNTS:
             measured(lambda: loop(batch, n))
-    tx.close()
-    rx.close()
-    close_model(sim)
+        batch.free()
+    for rig in rigs.values():
+        rig.close()
 
 
 # --- the parent: runs valgrind, reads its dumps ----------------------------------
 
+# the models' functions the driver's thread calls (a pass of the DMA engines,
+# a register access: one MMIO instruction on real hardware); none calls another
+MODEL_ENTRY_POINTS = "ixsim_poll|ixsim_read32|ixsim_write32"
+
+
 def driver_instructions(dump: str) -> int:
-    """Total instructions of a dump minus those spent inside the model:
-    ixsim_poll (inclusive: every model function it runs) and the register
-    accesses (one MMIO instruction each on real hardware)."""
+    """Total instructions of a dump minus those spent inside the model's
+    entry points (inclusive: every model function they run)."""
     out = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", dump],
                          capture_output=True, text=True, check=True).stdout
     total = int(re.search(r"^\s*([\d,]+) \S+\s+PROGRAM TOTALS", out, re.M).group(1).replace(",", ""))
     # one line per function with its object file: "N (p%)  file:function [object]"
     model = sum(int(m.group(1).replace(",", ""))
-                for m in re.finditer(r"^\s*([\d,]+) \([^)]*\)\s+\S+:ixsim_(?:poll|read32|write32) \[", out, re.M))
+                for m in re.finditer(rf"^\s*([\d,]+) \([^)]*\)\s+\S+:(?:{MODEL_ENTRY_POINTS}) \[", out, re.M))
     return total - model
 
 
@@ -112,24 +98,28 @@ def run(configs: list) -> dict:
 
 
 def table(results: dict) -> str:
-    head = "| batch | " + " | ".join(f"{k} Python | {k} C | {k} ratio" for k in KINDS) + " |"
-    lines = [head, "|" + "---|" * (1 + 3 * len(KINDS))]
-    for b in sorted({c[2] for c in results}):
-        cells = [str(b)]
-        for k in KINDS:
-            py, c = results.get((k, "python", b)), results.get((k, "c", b))
-            cells += [f"{py:.0f}" if py else "", f"{c:.0f}" if c else "",
-                      f"{py / c:.2f}x" if py and c else ""]
-        lines.append("| " + " | ".join(cells) + " |")
+    head = "| driver | batch | " + " | ".join(f"{k} Python | {k} C | {k} ratio" for k in KINDS) + " |"
+    lines = [head, "|" + "---|" * (2 + 3 * len(KINDS))]
+    for driver in DRIVERS:
+        for b in sorted({c[3] for c in results if c[0] == driver}):
+            cells = [driver, str(b)]
+            for k in KINDS:
+                py, c = results.get((driver, k, "python", b)), results.get((driver, k, "c", b))
+                cells += [f"{py:.0f}" if py else "", f"{c:.0f}" if c else "",
+                          f"{py / c:.2f}x" if py and c else ""]
+            lines.append("| " + " | ".join(cells) + " |")
     return (f"Instructions per packet on the driver side (callgrind), {datetime.date.today().isoformat()}, "
             f"Python {sys.version.split()[0]}; command: `python benchmarks/instructions.py`.\n\n" + "\n".join(lines) + "\n")
 
 
 def main() -> None:
     batches = (32,) if "--quick" in sys.argv else BATCHES
-    configs = [(k, d, b) for k in KINDS for d in DRIVERS for b in batches]
+    drivers = [a for a in sys.argv[1:] if not a.startswith("--")] or DRIVERS
+    configs = [(d, k, m, b) for d in drivers for k in KINDS for m in MODES for b in batches]
     text = table(run(configs))
     print(text)
+    if "--quick" in sys.argv or drivers != DRIVERS:
+        return
     readme = HERE / "README.md"
     start, end = "<!-- INSTRUCTIONS -->\n", "<!-- /INSTRUCTIONS -->"
     before, rest = readme.read_text().split(start, 1)

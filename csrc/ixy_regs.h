@@ -18,9 +18,13 @@
 #if defined(__x86_64__) || defined(__i386__)
 #define ixy_rmb() ixy_compiler_barrier()
 #define ixy_wmb() ixy_compiler_barrier()
+/* a spin-wait hint: an empty poll loop yields the core's pipeline (and the
+ * descriptor's cache line) for a moment instead of hammering it */
+#define ixy_cpu_relax() __asm__ __volatile__("pause" ::: "memory")
 #else
 #define ixy_rmb() __atomic_thread_fence(__ATOMIC_ACQUIRE)
 #define ixy_wmb() __atomic_thread_fence(__ATOMIC_RELEASE)
+#define ixy_cpu_relax() ixy_compiler_barrier()
 #endif
 
 /* A device model's register file (csrc/sim). ctx is the model's port. */

@@ -529,6 +529,8 @@ cdef const ixy_poll_hook *_poll_hook(object hook) except NULL:
 cdef inline void _idle(const ixy_poll_hook *hook) noexcept nogil:
     if hook.poll != NULL:
         hook.poll(hook.ctx)
+    else:
+        ixy_cpu_relax()
 
 
 def measured(fn):
