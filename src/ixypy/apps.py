@@ -15,6 +15,10 @@ from .packets import SEQ_OFFSET
 
 Tick = Callable[[float], None]
 
+# batches between two looks at the clock and the limits: the look costs about
+# as much as sending a batch of 32, and 16 batches take microseconds
+BURST = 16
+
 
 @dataclass
 class Limits:
@@ -60,6 +64,7 @@ def pktgen(dev: Device, frames: Sequence[bytes], limits: Limits, batch_size: int
     clock = _Clock(tick)
     seq = sent = 0
     count = limits.count
+    burst = 1 if rate_pps is not None else BURST     # paced: check the clock every batch
     try:
         while True:
             elapsed = clock.elapsed()
@@ -68,11 +73,12 @@ def pktgen(dev: Device, frames: Sequence[bytes], limits: Limits, batch_size: int
             if rate_pps is not None and sent > rate_pps * elapsed:
                 _pace(sent / rate_pps - elapsed)
                 continue
-            if not len(batch):
-                want = batch_size if count is None else min(batch_size, count - sent)
-                batch.alloc(pool, want)
-                seq = batch.stamp_u64(seq_offset, seq)
-            sent += txq.tx(batch)
+            for _ in range(burst):
+                if not len(batch):
+                    want = batch_size if count is None else min(batch_size, count - sent)
+                    batch.alloc(pool, want)
+                    seq = batch.stamp_u64(seq_offset, seq)
+                sent += txq.tx(batch)
         dev.flush_tx()
     finally:
         batch.free()
@@ -92,12 +98,14 @@ def forward(pairs: Iterable[tuple], limits: Limits, batch_size: int = 32, tick: 
     legs = [(src.rx_queue(0), dst.tx_queue(0), PacketBatch(batch_size)) for src, dst in pairs]
     clock = _Clock(tick)
     forwarded = 0
+    burst = BURST if limits.count is None else 1     # with a count: stop within a batch of it
     try:
         while not limits.reached(forwarded, clock.elapsed()):
-            for rxq, txq, batch in legs:
-                if rxq.rx(batch):
-                    forwarded += txq.tx(batch)
-                    batch.free()
+            for _ in range(burst):
+                for rxq, txq, batch in legs:
+                    if rxq.rx(batch):
+                        forwarded += txq.tx(batch)
+                        batch.free()
         for _, dst in pairs:
             dst.flush_tx()
     finally:
