@@ -1,4 +1,5 @@
-"""Build the compiled parts of ixypy: the Cython fast path and the 82599 device model.
+"""Build the compiled parts of ixypy: the Cython fast path and the device models
+(82599, legacy virtio-net).
 
 Flags: -O3, generic x86-64 code (no -march=native), so one build runs on the host
 and inside a TCG guest. IXYPY_CFLAGS adds flags (e.g. "-march=native" for a
@@ -18,7 +19,7 @@ extensions = [
         "ixypy._fastpath",
         sources=["src/ixypy/_fastpath.pyx"],
         include_dirs=["csrc"],
-        depends=["csrc/ixy_regs.h", "csrc/ixy_desc.h", "csrc/ixy_mempool.h", "csrc/ixy_virtio.h", "src/ixypy/_virtio.pxi"],
+        depends=["csrc/ixy_regs.h", "csrc/ixy_desc.h", "csrc/ixy_mempool.h", "csrc/ixy_virtio.h", "csrc/ixy_portio.h", "src/ixypy/_virtio.pxi"],
         extra_compile_args=CFLAGS,
     ),
     Extension(
@@ -26,6 +27,14 @@ extensions = [
         sources=["src/ixypy/sim/_model.pyx", "csrc/sim/ixgbe_model.c"],
         include_dirs=["csrc", "csrc/sim"],
         depends=["csrc/sim/ixgbe_model.h", "csrc/ixy_regs.h"],
+        extra_compile_args=CFLAGS,
+        extra_link_args=["-pthread"],
+    ),
+    Extension(
+        "ixypy.sim._virtio_model",
+        sources=["src/ixypy/sim/_virtio_model.pyx", "csrc/sim/virtio_model.c"],
+        include_dirs=["csrc", "csrc/sim"],
+        depends=["csrc/sim/virtio_model.h", "csrc/sim/sim_dma.h", "csrc/ixy_portio.h"],
         extra_compile_args=CFLAGS,
         extra_link_args=["-pthread"],
     ),

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <unistd.h>
+#include "ixy_portio.h"
 
 struct ixy_vring_desc {
     uint64_t addr;        /* DMA address of the buffer */
@@ -101,11 +102,15 @@ static inline void ixy_vring_publish(struct ixy_vring_avail *a, uint16_t idx)
  * used.flags (2.7.10 / 2.7.7), a store-load order x86 does not keep alone. */
 #define ixy_mb() __atomic_thread_fence(__ATOMIC_SEQ_CST)
 
-/* QUEUE_NOTIFY (legacy header offset 16, 16 bits): a pwrite of exactly two
- * bytes on the I/O-port file (UIO resourceN or the VFIO device fd).
- * Returns 0 or -1. Called without the GIL. */
-static inline int ixy_virtio_notify(int fd, long notify_pos, uint16_t queue)
+/* QUEUE_NOTIFY (legacy header offset 16, 16 bits): through a model's port
+ * ops, or a pwrite of exactly two bytes on the I/O-port file (UIO resourceN
+ * or the VFIO device fd). Returns 0 or -1. Called without the GIL. */
+static inline int ixy_virtio_notify(const struct ixy_port_ops *ops, int fd, long notify_pos, uint16_t queue)
 {
+    if (ops) {
+        ops->write(ops->ctx, (uint32_t)notify_pos, 2, queue);
+        return 0;
+    }
     return pwrite(fd, &queue, 2, notify_pos) == 2 ? 0 : -1;
 }
 

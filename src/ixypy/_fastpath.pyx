@@ -56,18 +56,34 @@ from libc.errno cimport errno
 import os as _os
 
 
+cdef extern from "ixy_portio.h" nogil:
+    struct ixy_port_ops:
+        uint32_t (*read)(void *ctx, uint32_t offset, unsigned width)
+        void (*write)(void *ctx, uint32_t offset, unsigned width, uint32_t value)
+        void *ctx
+
+
 cdef class PortIo:
     """An I/O-port BAR reached through a file: sysfs ``resourceN`` under UIO,
-    or the VFIO device fd at the region's offset. I/O ports take exactly
-    the register's width: 1, 2 or 4 bytes per access (a 6-byte read fails)."""
+    or the VFIO device fd at the region's offset; or a device model's port
+    ops (a PyCapsule named "ixypy.port_ops", fd -1, base 0). I/O ports take
+    exactly the register's width: 1, 2 or 4 bytes per access (a 6-byte read
+    fails)."""
     cdef readonly int fd
     cdef readonly long base
     cdef readonly unsigned length
+    cdef const ixy_port_ops *ops
+    cdef object keepalive
 
-    def __cinit__(self, int fd, long base, unsigned length):
+    def __cinit__(self, int fd, long base, unsigned length, object ops=None, object keepalive=None):
+        if ops is not None:
+            if not PyCapsule_IsValid(ops, b"ixypy.port_ops"):
+                raise TypeError("ops must be a PyCapsule named 'ixypy.port_ops'")
+            self.ops = <const ixy_port_ops *> PyCapsule_GetPointer(ops, b"ixypy.port_ops")
         self.fd = fd
         self.base = base
         self.length = length
+        self.keepalive = keepalive
 
     cdef inline long _pos(self, unsigned offset, unsigned width) except -1:
         if offset + width > self.length:
@@ -78,6 +94,8 @@ cdef class PortIo:
         cdef uint32_t v = 0
         cdef long pos = self._pos(offset, width)
         cdef ssize_t n
+        if self.ops != NULL:
+            return self.ops.read(self.ops.ctx, pos, width)
         with nogil:
             n = pread(self.fd, &v, width, pos)
         if n != <ssize_t> width:
@@ -87,6 +105,9 @@ cdef class PortIo:
     cdef int _write(self, unsigned offset, unsigned width, uint32_t value) except -1:
         cdef long pos = self._pos(offset, width)
         cdef ssize_t n
+        if self.ops != NULL:
+            self.ops.write(self.ops.ctx, pos, width, value)
+            return 0
         with nogil:
             n = pwrite(self.fd, &value, width, pos)
         if n != <ssize_t> width:
@@ -130,11 +151,13 @@ cdef class DmaMemory:
     """A mapping for DMA: anonymous (optionally MAP_HUGETLB) or of a hugetlbfs
     file, exposing the buffer protocol (writable). It is unmapped when the
     last reference goes: mempools, queues and memoryviews hold one, so no
-    Python object can reach unmapped memory."""
+    Python object can reach unmapped memory. address_hint: where to map it
+    if that range is free (mmap's hint), else the kernel chooses."""
     cdef readonly size_t address
     cdef readonly size_t size
 
-    def __cinit__(self, size_t size, int fd=-1, bint hugetlb=False, bint lock=False, bint populate=True):
+    def __cinit__(self, size_t size, int fd=-1, bint hugetlb=False, bint lock=False, bint populate=True,
+                  size_t address_hint=0):
         cdef int flags = MAP_SHARED if fd >= 0 else (MAP_PRIVATE | MAP_ANONYMOUS)
         if hugetlb and fd < 0:
             flags |= MAP_HUGETLB
@@ -142,7 +165,7 @@ cdef class DmaMemory:
             flags |= MAP_POPULATE
         cdef void *addr
         with nogil:
-            addr = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, fd, 0)
+            addr = mmap(<void *> address_hint, size, PROT_READ | PROT_WRITE, flags, fd, 0)
         if addr == MAP_FAILED:
             raise OSError(errno, f"mmap of {size} bytes{' (hugetlb)' if hugetlb or fd >= 0 else ''}: {_os.strerror(errno)}")
         self.address = <size_t> addr

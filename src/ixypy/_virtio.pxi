@@ -41,7 +41,7 @@ cdef extern from "ixy_virtio.h" nogil:
     uint16_t ixy_vring_used_idx(const ixy_vring_used *u)
     uint16_t ixy_vring_used_flags(const ixy_vring_used *u)
     void ixy_vring_publish(ixy_vring_avail *a, uint16_t idx)
-    int ixy_virtio_notify(int fd, long notify_pos, uint16_t queue)
+    int ixy_virtio_notify(const ixy_port_ops *ops, int fd, long notify_pos, uint16_t queue)
 
 from .errors import DeviceError, DeviceTimeout
 
@@ -65,6 +65,8 @@ cdef class _Virtqueue:
     cdef uint16_t mask
     cdef uint16_t avail_idx       # our copy of avail.idx (free-running)
     cdef uint16_t last_used       # next used entry to look at (free-running)
+    cdef PortIo port              # kept alive: a model's port ops live in it
+    cdef const ixy_port_ops *ops  # the model's port ops, or NULL: pwrite on fd
     cdef int fd
     cdef long notify_pos
     cdef uint16_t queue_index
@@ -90,6 +92,8 @@ cdef class _Virtqueue:
         # we poll: ask the device not to interrupt (2.7.7, a hint only);
         # set_interrupt(True) clears it while an interrupt-driven queue sleeps
         self.avail.flags = IXY_VRING_AVAIL_F_NO_INTERRUPT
+        self.port = port
+        self.ops = port.ops
         self.fd = port.fd
         self.notify_pos = port.base + VIRTIO_PCI_QUEUE_NOTIFY
         self.queue_index = queue_index
@@ -106,7 +110,7 @@ cdef class _Virtqueue:
         ixy_mb()     # avail.idx must be visible before used.flags is read (2.7.10)
         if not (ixy_vring_used_flags(self.used) & IXY_VRING_USED_F_NO_NOTIFY):
             self.notifies += 1
-            if ixy_virtio_notify(self.fd, self.notify_pos, self.queue_index) != 0:
+            if ixy_virtio_notify(self.ops, self.fd, self.notify_pos, self.queue_index) != 0:
                 self.notify_errors += 1
 
     def set_interrupt(self, bint enabled) -> None:
@@ -128,7 +132,7 @@ cdef class _Virtqueue:
     def kick(self) -> None:
         """Notify the device about this queue (e.g. after DRIVER_OK)."""
         with nogil:
-            if ixy_virtio_notify(self.fd, self.notify_pos, self.queue_index) != 0:
+            if ixy_virtio_notify(self.ops, self.fd, self.notify_pos, self.queue_index) != 0:
                 self.notify_errors += 1
             self.notifies += 1
 
@@ -243,6 +247,44 @@ cdef class VirtioRxQueue(_Virtqueue):
             batch.pools.add(self.pool)
         return got
 
+    def bench_rx(self, PacketBatch batch not None, uint64_t packets, object poll_hook=None):
+        """The same receive loop driven from C with no Python in between:
+        receive and free until `packets` arrived. Returns the number of calls
+        that found nothing. (The pure-C reference for benchmarks.)"""
+        cdef uint64_t done = 0, empty = 0
+        cdef uint32_t got
+        cdef const ixy_poll_hook *hook = _poll_hook(poll_hook)
+        with nogil:
+            while done < packets:
+                got = self._rx(batch.bufs, batch.capacity)
+                ixy_buf_free_n(batch.bufs, got)
+                done += got
+                if got == 0:
+                    empty += 1
+                    _idle(hook)
+        return empty
+
+    def bench_fwd(self, VirtioTxQueue txq not None, PacketBatch batch not None, uint64_t packets,
+                  object poll_hook=None):
+        """The forwarding loop driven from C: receive a batch, send it on
+        txq, drop what txq cannot take; until `packets` were received.
+        Returns the number forwarded. (The pure-C reference for benchmarks.)"""
+        cdef uint64_t done = 0, fwd = 0
+        cdef uint32_t got, sent
+        cdef const ixy_poll_hook *hook = _poll_hook(poll_hook)
+        if self.pool not in txq.pools:
+            txq.pools.append(self.pool)
+        with nogil:
+            while done < packets:
+                got = self._rx(batch.bufs, batch.capacity)
+                sent = txq._tx(batch.bufs, got)
+                ixy_buf_free_n(batch.bufs + sent, got - sent)
+                done += got
+                fwd += sent
+                if got == 0 or sent < got:
+                    _idle(hook)
+        return fwd
+
     def release_buffers(self) -> int:
         """Give the posted buffers back to the pool: only after the device was reset."""
         cdef uint32_t k, n = 0
@@ -354,6 +396,38 @@ cdef class VirtioTxQueue(_Virtqueue):
         """Free the buffers the device is done with, without sending."""
         with nogil:
             self._clean()
+
+    def bench_tx(self, Mempool pool not None, uint32_t batch_size, uint64_t packets, uint32_t seq_offset=42,
+                 object poll_hook=None):
+        """The pktgen loop driven from C with no Python in between: when the
+        batch is empty, allocate a full one and stamp sequence numbers; send;
+        repeat until `packets` were sent. (The pure-C reference for
+        benchmarks: the same steps as PacketBatch.alloc/stamp_u64 + tx.)"""
+        cdef ixy_buf **bufs = <ixy_buf **> calloc(batch_size, sizeof(ixy_buf *))
+        cdef uint64_t done = 0, seq = 0
+        cdef uint32_t have = 0, sent, i
+        cdef const ixy_poll_hook *hook = _poll_hook(poll_hook)
+        if bufs == NULL:
+            raise MemoryError()
+        if pool not in self.pools:
+            self.pools.append(pool)
+        with nogil:
+            while done < packets:
+                if have == 0:
+                    have = ixy_mempool_alloc(&pool.pool, bufs, batch_size)
+                    for i in range(have):
+                        memcpy(bufs[i].data + seq_offset, &seq, 8)
+                        seq += 1
+                sent = self._tx(bufs, have)
+                for i in range(sent, have):
+                    bufs[i - sent] = bufs[i]
+                have -= sent
+                done += sent
+                if have:
+                    _idle(hook)
+            ixy_buf_free_n(bufs, have)
+        c_free(bufs)
+        return done
 
     def release_buffers(self) -> int:
         """Give in-flight buffers back: only after the device was reset."""

@@ -8,6 +8,8 @@ Addresses name what is at the other end of the simulated cable:
   frames carrying a 64-bit sequence number (at SEQ_OFFSET).
 * ``sim:loop``: a loopback plug, tx comes back on rx.
 * ``sim:pair0`` / ``sim:pair1``: the two ends of one cable between two ports.
+* ``sim:virtio-sink``, ``sim:virtio-source``, ``sim:virtio-loop``: the same
+  wires on the legacy virtio-net model (ixypy's virtio driver), see sim.virtio.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from ..memory import VirtualAllocator
 from ..packets import SEQ_OFFSET, udp_frame
 from ._model import MSIX_VECTORS, Sim, SimPort
 
-WIRES = ("sink", "source", "loop", "pair0", "pair1")
+WIRES = ("sink", "source", "loop", "pair0", "pair1", "virtio-sink", "virtio-source", "virtio-loop")
 ALIASES = {"ixgbe": "sink"}
 BASE_MAC = bytes.fromhex("02a0c9000000")   # locally administered
 
@@ -40,7 +42,8 @@ def parse(address: str) -> str:
     wire = ALIASES.get(wire, wire)
     if wire not in WIRES:
         raise DeviceNotFound(f"no sim device {address!r}",
-                             "sim devices are sim:sink (alias sim:ixgbe), sim:source, sim:loop, sim:pair0 and sim:pair1")
+                             "sim devices are sim:sink (alias sim:ixgbe), sim:source, sim:loop, sim:pair0, sim:pair1, "
+                             "sim:virtio-sink, sim:virtio-source and sim:virtio-loop")
     return wire
 
 
@@ -53,7 +56,11 @@ _dma_regions: Dict[int, int] = {}      # address -> length
 
 def new_model(nports: int, busy_poll: bool = False) -> Sim:
     """A started model with nports ports that sees all of the process's sim DMA memory."""
-    sim = Sim(nports, BASE_MAC)
+    return register_model(Sim(nports, BASE_MAC), busy_poll)
+
+
+def register_model(sim, busy_poll: bool = False):
+    """Start a model (an 82599 Sim or a VirtioSim) in the process's DMA domain."""
     for address, length in _dma_regions.items():
         sim.dma_map(address, address, length)
     sim.set_busy_poll(busy_poll)
@@ -83,6 +90,10 @@ def attach(address: str) -> "SimBus":
     """A Bus for the model port that address names (a new model, or the
     shared one of a pair)."""
     wire = parse(address)
+    if wire.startswith("virtio-"):
+        from . import virtio
+
+        return virtio.attach(address, wire[len("virtio-"):])
     if wire.startswith("pair"):
         if "pair" not in _pairs:
             sim = new_model(2)

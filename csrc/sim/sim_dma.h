@@ -1,0 +1,75 @@
+/* The DMA map of a device model: which bus addresses the device may reach
+ * and where they are in this process (what an IOMMU's page table says).
+ * A growable array; the caller serialises changes against lookups. */
+#ifndef SIM_DMA_H
+#define SIM_DMA_H
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+struct sim_dma_ent { uint64_t dma, len; uint8_t *va; };
+struct sim_dma_map { unsigned n, cap; struct sim_dma_ent *e; };
+
+static inline int sim_dma_ent_holds(const struct sim_dma_ent *e, uint64_t addr, uint64_t len)
+{
+    return addr - e->dma < e->len && len <= e->len - (addr - e->dma);
+}
+
+/* The host address of [addr, addr + len), or NULL. *hint (NULL at first)
+ * remembers the last mapping found: consecutive buffers share it. */
+static inline uint8_t *sim_dma_find(const struct sim_dma_map *m, const struct sim_dma_ent **hint,
+                                    uint64_t addr, uint64_t len)
+{
+    const struct sim_dma_ent *h = *hint;
+    if (h && sim_dma_ent_holds(h, addr, len))
+        return h->va + (addr - h->dma);
+    for (unsigned i = 0; i < m->n; i++) {
+        if (sim_dma_ent_holds(&m->e[i], addr, len)) {
+            *hint = &m->e[i];
+            return m->e[i].va + (addr - m->e[i].dma);
+        }
+    }
+    return NULL;
+}
+
+/* Returns 0, EINVAL (empty or wrapping), EEXIST (overlaps) or ENOMEM.
+ * Moves the entries: hints from before are invalid afterwards. */
+static inline int sim_dma_add(struct sim_dma_map *m, uint64_t dma, void *va, uint64_t len)
+{
+    if (len == 0 || !va || dma + len < dma)
+        return EINVAL;
+    for (unsigned i = 0; i < m->n; i++)
+        if (dma < m->e[i].dma + m->e[i].len && m->e[i].dma < dma + len)
+            return EEXIST;
+    if (m->n == m->cap) {
+        unsigned cap = m->cap ? 2 * m->cap : 16;
+        struct sim_dma_ent *e = realloc(m->e, cap * sizeof(*e));
+        if (!e)
+            return ENOMEM;
+        m->e = e;
+        m->cap = cap;
+    }
+    m->e[m->n++] = (struct sim_dma_ent){dma, len, va};
+    return 0;
+}
+
+/* Removes the mappings that lie inside [dma, dma + len): 0, or ENOENT. */
+static inline int sim_dma_remove(struct sim_dma_map *m, uint64_t dma, uint64_t len)
+{
+    unsigned k = 0, n = m->n;
+    for (unsigned i = 0; i < n; i++)
+        if (!(m->e[i].dma >= dma && m->e[i].dma + m->e[i].len <= dma + len))
+            m->e[k++] = m->e[i];
+    m->n = k;
+    return k == n ? ENOENT : 0;
+}
+
+static inline void sim_dma_free(struct sim_dma_map *m)
+{
+    free(m->e);
+    m->e = NULL;
+    m->n = m->cap = 0;
+}
+
+#endif

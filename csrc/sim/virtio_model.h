@@ -1,0 +1,101 @@
+/* A model of a legacy virtio-net PCI device (1af4:1000, the "transitional"
+ * device QEMU offers with disable-modern=on), written from the VirtIO 1.x
+ * specification: the legacy I/O BAR of 4.1.4.8, split virtqueues in the
+ * legacy layout (2.7, 2.7.2), the network device of 5.1 (virtio_net_hdr,
+ * control queue VIRTIO_NET_CTRL_RX). For ixypy's tests and benchmarks.
+ *
+ * It is strict: what a real device would not accept (a register accessed
+ * with the wrong width, the status bits set out of order, features the
+ * device did not offer, a ring outside the DMA map, a looping descriptor
+ * chain, a notify for a queue without a ring, DMA without bus mastering)
+ * is recorded in the device's error log and refused.
+ *
+ * Threading: any function may be called from any thread while the worker
+ * runs; the worker and the register functions serialise on the model's lock,
+ * except QUEUE_NOTIFY writes (the driver's fast path), which take no lock.
+ */
+#ifndef VIRTIO_MODEL_H
+#define VIRTIO_MODEL_H
+
+#include <stdint.h>
+#include "ixy_portio.h"
+
+#define VNSIM_MAX_DEVS 8
+#define VNSIM_IO_SIZE 32          /* legacy header (20 bytes) + net config (8), rounded up */
+#define VNSIM_NUM_QUEUES 3        /* 0 receiveq, 1 transmitq, 2 controlq (5.1.2) */
+#define VNSIM_CTRL_QUEUE_NUM 64
+#define VNSIM_MAX_FRAME 65535     /* the longest frame the wire carries */
+
+struct vnsim;        /* devices sharing one worker thread and one DMA map */
+struct vnsim_dev;    /* one virtio-net function: PCI config, I/O BAR, a wire end */
+
+/* ---- life cycle ------------------------------------------------------- */
+/* ndevs devices; device i gets MAC base_mac with i added to the last byte;
+ * queue_num: the size of the rx and tx queues (a power of two, 2..32768). */
+struct vnsim *vnsim_create(unsigned ndevs, const uint8_t base_mac[6], unsigned queue_num);
+void vnsim_destroy(struct vnsim *sim);           /* stops the worker first */
+struct vnsim_dev *vnsim_dev(struct vnsim *sim, unsigned index);
+
+/* The worker thread plays every device. Returns 0 or an errno. */
+int vnsim_start(struct vnsim *sim);
+void vnsim_stop(struct vnsim *sim);
+/* busy != 0: spin without sleeping and set VRING_USED_F_NO_NOTIFY (the
+ * device polls, 2.7.10); busy == 0 (default): sleep when idle, woken by a
+ * notify or after 1 ms. */
+void vnsim_set_busy_poll(struct vnsim *sim, int busy);
+/* With the worker stopped: one pass over every device in the caller's
+ * thread (ctx is the struct vnsim). Returns the work done (chains
+ * consumed), or -1 while the worker runs. */
+int vnsim_poll(void *ctx);
+
+/* ---- DMA map (IOMMU view): all the devices may reach ------------------- */
+int vnsim_dma_map(struct vnsim *sim, uint64_t dma_addr, void *vaddr, uint64_t len);
+int vnsim_dma_unmap(struct vnsim *sim, uint64_t dma_addr, uint64_t len);
+
+/* ---- PCI configuration space (256 bytes) ------------------------------- */
+/* Vendor 0x1AF4, device 0x1000, subsystem device 1 (network), class
+ * 0x020000, no capabilities (no MSI-X: the device config is at offset 20).
+ * COMMAND: I/O space enabled; bus master (bit 2) clear until the driver
+ * sets it. */
+uint32_t vnsim_config_read(struct vnsim_dev *dev, uint32_t offset, unsigned size);
+void vnsim_config_write(struct vnsim_dev *dev, uint32_t offset, unsigned size, uint32_t value);
+
+/* ---- the legacy I/O BAR (4.1.4.8), VNSIM_IO_SIZE bytes ----------------- */
+/* width 1, 2 or 4 and exactly the register's: otherwise an error is logged,
+ * a read returns all ones and a write is ignored. ctx is the vnsim_dev. */
+uint32_t vnsim_io_read(void *ctx, uint32_t offset, unsigned width);
+void vnsim_io_write(void *ctx, uint32_t offset, unsigned width, uint32_t value);
+const struct ixy_port_ops *vnsim_port_ops(struct vnsim_dev *dev);
+
+/* ---- the wire ----------------------------------------------------------- */
+/* Default: tx is counted and dropped, nothing arrives. With seq_offset >= 0
+ * the sink checks a 64-bit LE sequence number (0, 1, 2, ...) there and
+ * counts frames out of order (tx_seq_errors). */
+void vnsim_wire_sink(struct vnsim_dev *dev, int seq_offset);
+/* a's tx arrives at b's rx and b's tx at a's rx (a == b: loopback). */
+void vnsim_wire_pair(struct vnsim_dev *a, struct vnsim_dev *b);
+/* count copies of frame (0: without end) arrive as fast as rx buffers are
+ * posted, a 64-bit LE sequence number at seq_offset if >= 0; tx goes to a sink. */
+void vnsim_wire_source(struct vnsim_dev *dev, const uint8_t *frame, uint32_t len,
+                       uint64_t count, int seq_offset);
+
+struct vnsim_wire_stats {
+    uint64_t tx_packets, tx_bytes, tx_seq_errors;   /* frames the device sent */
+    uint64_t rx_packets, rx_bytes;                  /* frames written into rx buffers */
+    uint64_t rx_no_buffer;                          /* arrived, no rx buffer posted */
+    uint64_t rx_filtered;                           /* arrived, refused by the rx filter */
+};
+void vnsim_get_wire_stats(struct vnsim_dev *dev, struct vnsim_wire_stats *out);
+/* The rx filter as the control queue set it (5.1.6.5.1): bit 0 promiscuous,
+ * bit 1 all-multicast. Promiscuous after reset, as QEMU's device is. */
+unsigned vnsim_rx_mode(struct vnsim_dev *dev);
+/* ISR status bit 0 (a used-buffer notification, 4.1.4.5) without reading it
+ * (a read of the register clears it). */
+unsigned vnsim_isr_peek(struct vnsim_dev *dev);
+
+/* ---- what the tests assert on ------------------------------------------- */
+unsigned vnsim_error_count(struct vnsim_dev *dev);
+const char *vnsim_error(struct vnsim_dev *dev, unsigned index);  /* NULL past the end */
+void vnsim_clear_errors(struct vnsim_dev *dev);
+
+#endif

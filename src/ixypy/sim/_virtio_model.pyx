@@ -1,0 +1,272 @@
+# cython: language_level=3
+"""Python wrapper of the legacy virtio-net device model (csrc/sim/virtio_model.c).
+
+``VirtioSim`` owns the model (devices, worker thread, DMA map);
+``VirtioSimDevice`` is one virtio-net function: its PCI config space, its
+legacy I/O BAR, its wire and its error log."""
+from cpython.pycapsule cimport PyCapsule_New
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+
+
+cdef extern from "ixy_portio.h" nogil:
+    struct ixy_port_ops:
+        pass
+
+cdef extern from "ixy_regs.h" nogil:
+    struct ixy_poll_hook:
+        int (*poll)(void *ctx)
+        void *ctx
+
+cdef extern from "virtio_model.h" nogil:
+    struct vnsim:
+        pass
+    struct vnsim_dev:
+        pass
+    struct vnsim_wire_stats:
+        uint64_t tx_packets, tx_bytes, tx_seq_errors, rx_packets, rx_bytes, rx_no_buffer, rx_filtered
+    int VNSIM_MAX_DEVS
+    int VNSIM_IO_SIZE
+    int VNSIM_MAX_FRAME
+    vnsim *vnsim_create(unsigned ndevs, const uint8_t *base_mac, unsigned queue_num)
+    void vnsim_destroy(vnsim *sim)
+    vnsim_dev *vnsim_dev_at "vnsim_dev"(vnsim *sim, unsigned index)
+    int vnsim_start(vnsim *sim)
+    void vnsim_stop(vnsim *sim)
+    void vnsim_set_busy_poll(vnsim *sim, int busy)
+    int vnsim_poll(void *ctx)
+    int vnsim_dma_map(vnsim *sim, uint64_t dma_addr, void *vaddr, uint64_t len)
+    int vnsim_dma_unmap(vnsim *sim, uint64_t dma_addr, uint64_t len)
+    uint32_t vnsim_config_read(vnsim_dev *dev, uint32_t offset, unsigned size)
+    void vnsim_config_write(vnsim_dev *dev, uint32_t offset, unsigned size, uint32_t value)
+    uint32_t vnsim_io_read(void *dev, uint32_t offset, unsigned width)
+    void vnsim_io_write(void *dev, uint32_t offset, unsigned width, uint32_t value)
+    const ixy_port_ops *vnsim_port_ops(vnsim_dev *dev)
+    void vnsim_wire_sink(vnsim_dev *dev, int seq_offset)
+    void vnsim_wire_pair(vnsim_dev *a, vnsim_dev *b)
+    void vnsim_wire_source(vnsim_dev *dev, const uint8_t *frame, uint32_t len, uint64_t count, int seq_offset)
+    void vnsim_get_wire_stats(vnsim_dev *dev, vnsim_wire_stats *out)
+    unsigned vnsim_rx_mode(vnsim_dev *dev)
+    unsigned vnsim_isr_peek(vnsim_dev *dev)
+    unsigned vnsim_error_count(vnsim_dev *dev)
+    const char *vnsim_error(vnsim_dev *dev, unsigned index)
+    void vnsim_clear_errors(vnsim_dev *dev)
+
+import os as _os
+
+IO_SIZE = VNSIM_IO_SIZE
+PORT_OPS_CAPSULE = "ixypy.port_ops"
+
+
+cdef class VirtioSim:
+    """A legacy virtio-net model with ``ndevs`` devices (MACs: ``mac`` + index),
+    rx and tx queues of ``queue_num`` entries, one worker thread."""
+    cdef vnsim *sim
+    cdef readonly int ndevs
+    cdef list _devs
+    cdef ixy_poll_hook hook
+
+    def __cinit__(self, int ndevs=1, bytes mac=b"\x02\x00\x00\x00\x00\x00", unsigned queue_num=256):
+        self.sim = NULL
+        if len(mac) != 6:
+            raise ValueError("mac must be 6 bytes")
+        if ndevs < 1 or ndevs > VNSIM_MAX_DEVS:
+            raise ValueError(f"ndevs must be 1..{VNSIM_MAX_DEVS}")
+        if queue_num < 2 or queue_num > 32768 or queue_num & (queue_num - 1):
+            raise ValueError(f"queue_num {queue_num} must be a power of two from 2 to 32768")
+        self.sim = vnsim_create(<unsigned> ndevs, <const uint8_t *> mac, queue_num)
+        if self.sim == NULL:
+            raise MemoryError("vnsim_create failed")
+        self.ndevs = ndevs
+        self._devs = [VirtioSimDevice._new(self, i) for i in range(ndevs)]
+
+    def __dealloc__(self):
+        if self.sim != NULL:
+            with nogil:
+                vnsim_destroy(self.sim)
+            self.sim = NULL
+
+    cdef vnsim *_get(self) except NULL:
+        if self.sim == NULL:
+            raise ValueError("VirtioSim is closed")
+        return self.sim
+
+    def device(self, int i):
+        """Device ``i`` (0-based)."""
+        self._get()
+        if i < 0 or i >= self.ndevs:
+            raise IndexError(f"device {i} out of range 0..{self.ndevs - 1}")
+        return self._devs[i]
+
+    def start(self) -> None:
+        """Start the worker thread (idempotent)."""
+        cdef int rc = vnsim_start(self._get())
+        if rc:
+            raise OSError(rc, _os.strerror(rc))
+
+    def stop(self) -> None:
+        """Stop the worker thread; waits for it (idempotent)."""
+        cdef vnsim *s = self._get()
+        with nogil:
+            vnsim_stop(s)
+
+    def close(self) -> None:
+        """Stop the worker and free the model (idempotent)."""
+        cdef vnsim *s = self.sim
+        self.sim = NULL
+        if s != NULL:
+            with nogil:
+                vnsim_destroy(s)
+
+    @property
+    def closed(self) -> bool:
+        return self.sim == NULL
+
+    def poll(self) -> int:
+        """With the worker stopped: one pass over every device in this
+        thread (deterministic measurements). Returns the chains consumed."""
+        cdef int work = vnsim_poll(self._get())
+        if work < 0:
+            raise RuntimeError("poll() needs the worker stopped (VirtioSim.stop())")
+        return work
+
+    def poll_hook(self):
+        """PyCapsule "ixypy.poll_hook": lets a C-driven benchmark loop run
+        poll() itself when it makes no progress (see _virtio.pxi bench_*)."""
+        self.hook.poll = vnsim_poll
+        self.hook.ctx = self._get()
+        return PyCapsule_New(&self.hook, b"ixypy.poll_hook", NULL)
+
+    def set_busy_poll(self, bint busy) -> None:
+        """Spin without sleeping (and suppress notifies) when idle, or not (default)."""
+        vnsim_set_busy_poll(self._get(), busy)
+
+    def dma_map(self, uint64_t dma_addr, size_t vaddr, uint64_t length) -> None:
+        """Let the devices reach ``length`` bytes at host ``vaddr`` as ``dma_addr``."""
+        cdef vnsim *s = self._get()
+        cdef int rc
+        with nogil:
+            rc = vnsim_dma_map(s, dma_addr, <void *> vaddr, length)
+        if rc:
+            raise OSError(rc, f"dma_map({dma_addr:#x}, {length}): {_os.strerror(rc)}")
+
+    def dma_unmap(self, uint64_t dma_addr, uint64_t length) -> None:
+        """Remove the mappings inside [dma_addr, dma_addr + length)."""
+        cdef vnsim *s = self._get()
+        cdef int rc
+        with nogil:
+            rc = vnsim_dma_unmap(s, dma_addr, length)
+        if rc:
+            raise OSError(rc, f"dma_unmap({dma_addr:#x}, {length}): {_os.strerror(rc)}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+cdef class VirtioSimDevice:
+    """One virtio-net function of a :class:`VirtioSim`."""
+    cdef readonly int index
+    cdef readonly VirtioSim sim
+
+    @staticmethod
+    cdef VirtioSimDevice _new(VirtioSim sim, int index):
+        cdef VirtioSimDevice d = VirtioSimDevice.__new__(VirtioSimDevice)
+        d.sim = sim
+        d.index = index
+        return d
+
+    def __init__(self):
+        raise TypeError("use VirtioSim.device(i)")
+
+    cdef vnsim_dev *_d(self) except NULL:
+        return vnsim_dev_at(self.sim._get(), self.index)
+
+    def port_ops(self):
+        """PyCapsule "ixypy.port_ops" for ``ixypy._fastpath.PortIo(-1, 0, IO_SIZE, ops=...)``.
+        Keep this device (or its VirtioSim) alive while the capsule is used."""
+        return PyCapsule_New(<void *> vnsim_port_ops(self._d()), b"ixypy.port_ops", NULL)
+
+    def io_read(self, uint32_t offset, unsigned width) -> int:
+        """Read the I/O BAR with a 1-, 2- or 4-byte access."""
+        cdef vnsim_dev *d = self._d()
+        cdef uint32_t v
+        with nogil:
+            v = vnsim_io_read(d, offset, width)
+        return v
+
+    def io_write(self, uint32_t offset, unsigned width, uint32_t value) -> None:
+        """Write the I/O BAR with a 1-, 2- or 4-byte access."""
+        cdef vnsim_dev *d = self._d()
+        with nogil:
+            vnsim_io_write(d, offset, width, value)
+
+    def config_read(self, uint32_t offset, unsigned size=4) -> int:
+        """Read 1, 2 or 4 bytes of PCI configuration space."""
+        cdef vnsim_dev *d = self._d()
+        cdef uint32_t v
+        with nogil:
+            v = vnsim_config_read(d, offset, size)
+        return v
+
+    def config_write(self, uint32_t offset, unsigned size, uint32_t value) -> None:
+        """Write 1, 2 or 4 bytes of PCI configuration space."""
+        cdef vnsim_dev *d = self._d()
+        with nogil:
+            vnsim_config_write(d, offset, size, value)
+
+    def wire_sink(self, int seq_offset=-1) -> None:
+        """tx is counted and dropped (the default); with seq_offset >= 0 the
+        sink checks a 64-bit LE sequence number there (tx_seq_errors)."""
+        cdef vnsim_dev *d = self._d()
+        with nogil:
+            vnsim_wire_sink(d, seq_offset)
+
+    def wire_pair(self, VirtioSimDevice other) -> None:
+        """Cable this device to ``other`` (itself: loopback)."""
+        if other.sim is not self.sim:
+            raise ValueError("both devices must belong to the same VirtioSim")
+        cdef vnsim_dev *a = self._d()
+        cdef vnsim_dev *b = other._d()
+        with nogil:
+            vnsim_wire_pair(a, b)
+
+    def wire_source(self, bytes frame, uint64_t count=0, int seq_offset=-1) -> None:
+        """A generator sends ``count`` copies of ``frame`` (0: forever) as fast
+        as rx buffers are posted; a 64-bit LE sequence number at ``seq_offset``."""
+        if len(frame) > VNSIM_MAX_FRAME or (seq_offset >= 0 and seq_offset + 8 > len(frame)):
+            raise ValueError(f"frame longer than {VNSIM_MAX_FRAME} bytes, or seq_offset beyond it")
+        cdef vnsim_dev *d = self._d()
+        cdef const uint8_t *f = frame
+        cdef uint32_t n = len(frame)
+        with nogil:
+            vnsim_wire_source(d, f, n, count, seq_offset)
+
+    def wire_stats(self) -> dict:
+        """What crossed the cable (the model's own counters)."""
+        cdef vnsim_wire_stats st
+        vnsim_get_wire_stats(self._d(), &st)
+        return st
+
+    @property
+    def promisc(self) -> bool:
+        """The rx filter's promiscuous mode (set through the control queue)."""
+        return bool(vnsim_rx_mode(self._d()) & 1)
+
+    @property
+    def isr_pending(self) -> bool:
+        """ISR bit 0 (used-buffer notification), without clearing it."""
+        return bool(vnsim_isr_peek(self._d()) & 1)
+
+    def errors(self) -> list:
+        """Things a real device would not accept, oldest first."""
+        cdef vnsim_dev *d = self._d()
+        cdef unsigned i, n = vnsim_error_count(d)
+        return [vnsim_error(d, i).decode() for i in range(n)]
+
+    def clear_errors(self) -> None:
+        vnsim_clear_errors(self._d())
+
+    def __repr__(self):
+        return f"<VirtioSimDevice {self.index} of {self.sim.ndevs}>"
