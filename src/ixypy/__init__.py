@@ -23,7 +23,8 @@ def open(address: str, rx_queues: int = 1, tx_queues: int = 1, *, method: str = 
          mempool: Optional[Mempool] = None, promisc: bool = True, interrupts: bool = False,
          itr_us: Optional[float] = None) -> Device:
     """Open the NIC at a PCI address (e.g. "0000:03:00.0") or a sim device
-    ("sim:sink", "sim:source", "sim:loop", "sim:pair0", "sim:pair1"), bring it
+    ("sim:sink", "sim:source", "sim:loop", "sim:pair0", "sim:pair1"; on the
+    virtio-net model "sim:virtio-sink", "sim:virtio-source", "sim:virtio-loop"), bring it
     up and start its queues. method: "auto", "uio" or "vfio" (PCI only).
 
     interrupts=True: each rx queue gets an MSI-X vector, and
