@@ -30,6 +30,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -623,12 +624,14 @@ static void *worker(void *arg)
         int64_t now = now_ns();
         if (!idle_since)
             idle_since = now;
-        if (LD(&s->busy) || now - idle_since < IDLE_SPIN_NS) {
+        if (LD(&s->busy)) {
             for (int k = 0; k < 16; k++)
                 cpu_relax();
-            continue;
+        } else if (now - idle_since < IDLE_SPIN_NS) {
+            sched_yield();     /* a driver sharing this core gets to run */
+        } else {
+            idle_sleep(s);
         }
-        idle_sleep(s);
     }
     return NULL;
 }
