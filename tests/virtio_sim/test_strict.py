@@ -184,3 +184,18 @@ def test_reset_clears_needs_reset(raw):
     raw.dev.io_write(DEVICE_STATUS, 1, 0)
     assert raw.dev.io_read(DEVICE_STATUS, 1) == 0 and raw.dev.io_read(QUEUE_PFN, 4) == 0
     assert raw.dev.errors() == []
+
+
+def test_unmapping_a_live_ring_faults_the_device(raw):
+    raw.init()
+    ring = raw.queue(TX)
+    raw.driver_ok()
+    raw.sim.dma_unmap(ring.mem.address, ring.mem.size)
+    assert raw.dev.io_read(QUEUE_PFN, 4) == 0
+    assert raw.dev.io_read(DEVICE_STATUS, 1) & NEEDS_RESET
+    assert raw.dev.errors() == ["queue 1: its ring was unmapped while in use (IOMMU fault): DEVICE_NEEDS_RESET"]
+
+
+def test_ctrl_rx_needs_ctrl_vq(raw):
+    raw.init(features=1 << 18)                 # CTRL_RX alone (5.1.3.1)
+    assert raw.dev.errors() == ["GUEST_FEATURES: CTRL_RX without CTRL_VQ (5.1.3.1)"]
