@@ -7,7 +7,8 @@
  * Modelling choices:
  *  - Offered features: MAC, STATUS, CTRL_VQ, CTRL_RX and ANY_LAYOUT. Without
  *    ANY_LAYOUT negotiated, the virtio_net_hdr must fill a descriptor of its
- *    own (2.6.4.3 / 5.1.6 legacy message framing), else the chain is refused.
+ *    own on transmit and receive (legacy message framing, 2.7.4.3 and
+ *    5.1.6), else the chain is refused.
  *  - No MSI-X capability (device config at offset 20) and no interrupt
  *    line: a used-buffer notification only sets ISR bit 0 (4.1.4.5), and
  *    only while the driver has VRING_AVAIL_F_NO_INTERRUPT clear (2.7.7).
