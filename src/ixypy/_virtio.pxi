@@ -272,8 +272,7 @@ cdef class VirtioRxQueue(_Virtqueue):
         cdef uint64_t done = 0, fwd = 0
         cdef uint32_t got, sent
         cdef const ixy_poll_hook *hook = _poll_hook(poll_hook)
-        if self.pool not in txq.pools:
-            txq.pools.append(self.pool)
+        txq.pools.add(self.pool)
         with nogil:
             while done < packets:
                 got = self._rx(batch.bufs, batch.capacity)
@@ -409,8 +408,7 @@ cdef class VirtioTxQueue(_Virtqueue):
         cdef const ixy_poll_hook *hook = _poll_hook(poll_hook)
         if bufs == NULL:
             raise MemoryError()
-        if pool not in self.pools:
-            self.pools.append(pool)
+        self.pools.add(pool)
         with nogil:
             while done < packets:
                 if have == 0:
