@@ -1,6 +1,6 @@
 """The legacy virtio-net benchmark rig: the virtio driver on the virtio-net
-device model (csrc/sim/virtio_model.c), as benchmarks/conftest.py's
-open_ports and instructions.py's child() set up ixgbe on the 82599 model.
+device model (csrc/sim/virtio_model.c), as rig_ixgbe.py sets up ixgbe on
+the 82599 model; the same Rig.
 
 One model with two devices: the tx device wired to a sink, the rx device to
 a source of 60-byte UDP frames with sequence numbers. threaded=True: the
@@ -12,28 +12,11 @@ model runs only through `poll` / `hook` in the driver's thread
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Optional
-
-from ixypy import Mempool
 from ixypy.drivers.virtio import VirtioDevice
 from ixypy.packets import SEQ_OFFSET, udp_frame
 from ixypy.sim import close_model, source_frame
 from ixypy.sim.virtio import VirtioSimBus, new_virtio_model
-
-
-def nothing() -> None:
-    """poll() while the worker runs: it does the work."""
-
-
-@dataclass
-class Rig:
-    txq: Any                  # VirtioTxQueue of the device wired to a sink
-    rxq: Any                  # VirtioRxQueue of the device wired to a source
-    pool: Mempool             # 4096 buffers from the tx device, udp_frame() in each
-    poll: Callable[[], Any]   # one model pass in this thread (no-op when threaded)
-    hook: Optional[object]    # PyCapsule "ixypy.poll_hook" when not threaded
-    close: Callable[[], None]
+from rig_ixgbe import Rig, nothing
 
 
 def open_rig(threaded: bool, ring: int = 512) -> Rig:
@@ -45,8 +28,6 @@ def open_rig(threaded: bool, ring: int = 512) -> Rig:
     source.wire_source(source_frame(), 0, SEQ_OFFSET)
     tx = VirtioDevice(VirtioSimBus("sim:vbench-sink", model, sink, "sink", owns_sim=False))
     rx = VirtioDevice(VirtioSimBus("sim:vbench-source", model, source, "source", owns_sim=False))
-    if not threaded:
-        model.stop()
     pool = tx.mempool(4096)
     pool.fill(udp_frame())
 
@@ -55,6 +36,7 @@ def open_rig(threaded: bool, ring: int = 512) -> Rig:
         rx.close()
         close_model(model)
 
-    return Rig(txq=tx.tx_queue(0), rxq=rx.rx_queue(0), pool=pool,
-               poll=nothing if threaded else model.poll,
-               hook=None if threaded else model.poll_hook(), close=close)
+    if threaded:
+        return Rig(tx.tx_queue(0), rx.rx_queue(0), pool, nothing, None, close)
+    model.stop()
+    return Rig(tx.tx_queue(0), rx.rx_queue(0), pool, model.poll, model.poll_hook(), close)
