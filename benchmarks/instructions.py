@@ -65,7 +65,7 @@ def child(configs: list) -> None:
 
 # the models' functions the driver's thread calls (a pass of the DMA engines,
 # a register access: one MMIO instruction on real hardware); none calls another
-MODEL_ENTRY_POINTS = "ixsim_poll|ixsim_read32|ixsim_write32"
+MODEL_ENTRY_POINTS = "ixsim_poll|ixsim_read32|ixsim_write32|vnsim_poll|vnsim_io_read|vnsim_io_write"
 
 
 def driver_instructions(dump: str) -> int:
@@ -98,15 +98,19 @@ def run(configs: list) -> dict:
 
 
 def table(results: dict) -> str:
-    head = "| driver | batch | " + " | ".join(f"{k} Python | {k} C | {k} ratio" for k in KINDS) + " |"
-    lines = [head, "|" + "---|" * (2 + 3 * len(KINDS))]
+    columns = [(k, m) for k in KINDS for m in MODES[k]]
+    names = {"python": "Python", "step": "step", "c": "C"}
+    head = "| driver | batch | " + " | ".join(f"{k} {names[m]}" for k, m in columns) + " | " + \
+        " | ".join(f"{k} {names[m]}/C" for k, m in columns if m != "c") + " |"
+    ratios = [(k, m) for k, m in columns if m != "c"]
+    lines = [head, "|" + "---|" * (2 + len(columns) + len(ratios))]
     for driver in DRIVERS:
         for b in sorted({c[3] for c in results if c[0] == driver}):
             cells = [driver, str(b)]
-            for k in KINDS:
-                py, c = results.get((driver, k, "python", b)), results.get((driver, k, "c", b))
-                cells += [f"{py:.0f}" if py else "", f"{c:.0f}" if c else "",
-                          f"{py / c:.2f}x" if py and c else ""]
+            cells += [f"{results[(driver, k, m, b)]:.0f}" if (driver, k, m, b) in results else "" for k, m in columns]
+            for k, m in ratios:
+                x, c = results.get((driver, k, m, b)), results.get((driver, k, "c", b))
+                cells.append(f"{x / c:.2f}x" if x and c else "")
             lines.append("| " + " | ".join(cells) + " |")
     return (f"Instructions per packet on the driver side (callgrind), {datetime.date.today().isoformat()}, "
             f"Python {sys.version.split()[0]}; command: `python benchmarks/instructions.py`.\n\n" + "\n".join(lines) + "\n")
@@ -115,7 +119,7 @@ def table(results: dict) -> str:
 def main() -> None:
     batches = (32,) if "--quick" in sys.argv else BATCHES
     drivers = [a for a in sys.argv[1:] if not a.startswith("--")] or DRIVERS
-    configs = [(d, k, m, b) for d in drivers for k in KINDS for m in MODES for b in batches]
+    configs = [(d, k, m, b) for d in drivers for k in KINDS for m in MODES[k] for b in batches]
     text = table(run(configs))
     print(text)
     if "--quick" in sys.argv or drivers != DRIVERS:

@@ -12,9 +12,11 @@ from typing import Callable
 from ixypy import Mempool, PacketBatch
 from ixypy.packets import SEQ_OFFSET
 
-DRIVERS = ("ixgbe",)    # a rig each: benchmarks/rig_<driver>.py
+DRIVERS = ("ixgbe", "virtio")    # a rig each: benchmarks/rig_<driver>.py
 KINDS = ("tx", "rx", "fwd")
-MODES = ("python", "c")
+# how each kind is driven: from Python as an app writes it, fwd also with the
+# one-call step (Queue.forward), and from C (the queues' bench_* methods)
+MODES = {"tx": ("python", "c"), "rx": ("python", "c"), "fwd": ("python", "step", "c")}
 
 Loop = Callable[[PacketBatch, int], int]
 
@@ -25,19 +27,17 @@ def open_rig(driver: str, threaded: bool):
 
 
 def loop_for(rig, kind: str, mode: str) -> Loop:
-    """loop(batch, packets) moving `packets` packets through the rig."""
-    txq, rxq, pool = rig.txq, rig.rxq, rig.pool
-    if mode == "python":
-        return {
-            "tx": lambda batch, n: python_tx(txq, pool, batch, n, rig.poll),
-            "rx": lambda batch, n: python_rx(rxq, batch, n, rig.poll),
-            "fwd": lambda batch, n: python_fwd(rxq, txq, batch, n, rig.poll),
-        }[kind]
+    """loop(batch, packets) moving at least `packets` packets through the rig."""
+    txq, rxq, pool, poll, hook = rig.txq, rig.rxq, rig.pool, rig.poll, rig.hook
     return {
-        "tx": lambda batch, n: txq.bench_tx(pool, batch.capacity, n, SEQ_OFFSET, rig.hook),
-        "rx": lambda batch, n: n if rxq.bench_rx(batch, n, rig.hook) >= 0 else 0,
-        "fwd": lambda batch, n: n if rxq.bench_fwd(txq, batch, n, rig.hook) >= 0 else 0,
-    }[kind]
+        ("tx", "python"): lambda batch, n: python_tx(txq, pool, batch, n, poll),
+        ("rx", "python"): lambda batch, n: python_rx(rxq, batch, n, poll),
+        ("fwd", "python"): lambda batch, n: python_fwd(rxq, txq, batch, n, poll),
+        ("fwd", "step"): lambda batch, n: step_fwd(rxq, txq, batch, n, poll),
+        ("tx", "c"): lambda batch, n: txq.bench_tx(pool, batch.capacity, n, SEQ_OFFSET, hook),
+        ("rx", "c"): lambda batch, n: n if rxq.bench_rx(batch, n, hook) >= 0 else 0,
+        ("fwd", "c"): lambda batch, n: n if rxq.bench_fwd(txq, batch, n, hook) >= 0 else 0,
+    }[(kind, mode)]
 
 
 def nothing() -> None:
@@ -71,16 +71,25 @@ def python_rx(rxq, batch: PacketBatch, packets: int, stalled: Callable[[], None]
 
 
 def python_fwd(rxq, txq, batch: PacketBatch, packets: int, stalled: Callable[[], None] = nothing) -> int:
-    """Receive, send what the tx ring takes, drop the rest."""
-    got = 0
-    while got < packets:
-        n = rxq.rx(batch)
-        if n:
-            got += n
-            txq.tx(batch)
-            if len(batch):
-                stalled()
-            batch.free()
-        else:
+    """Receive into the batch's free slots, send; what the tx ring does not
+    take waits in the batch (Queue.forward written out in Python, with room
+    for the app's own work between rx and tx)."""
+    sent = 0
+    while sent < packets:
+        rxq.rx(batch)
+        n = txq.tx(batch)
+        sent += n
+        if not n:
             stalled()
-    return got
+    return sent
+
+
+def step_fwd(rxq, txq, batch: PacketBatch, packets: int, stalled: Callable[[], None] = nothing) -> int:
+    """The same with the one-call step."""
+    sent = 0
+    while sent < packets:
+        n = rxq.forward(txq, batch)
+        sent += n
+        if not n:
+            stalled()
+    return sent

@@ -381,13 +381,12 @@ cdef class PacketBatch:
             ixy_buf_free_n(self.bufs, self.count)
             c_free(self.bufs)
 
-    cdef int _shift_out(self, uint32_t n) except -1:
+    cdef void _shift_out(self, uint32_t n) noexcept nogil:
         """Drop the first n entries (handed to a driver), keeping the rest in order."""
         cdef uint32_t i
         for i in range(n, self.count):
             self.bufs[i - n] = self.bufs[i]
         self.count -= n
-        return 0
 
     def __len__(self) -> int:
         return self.count
@@ -568,6 +567,174 @@ cdef extern from "ixy_measure.h":
 
 
 # --------------------------------------------------------------------------
+# Queues: what the driver-independent fast path sees of any driver's queue
+
+@cython.no_gc_clear
+cdef class Queue:
+    """An rx or tx queue of some driver. A driver implements `_rx` (an rx
+    queue) or `_tx` and `_clean` (a tx queue) on C arrays of buffers, one
+    batch per call and without the GIL; rx, tx, forward and the C-driven
+    benchmark loops are written once, here, on top of them."""
+    cdef _PoolRefs pools          # pools whose buffers the queue holds (rx: its own pool)
+    cdef bint closed
+    cdef readonly bint is_rx
+    cdef readonly uint64_t packets
+    cdef readonly uint64_t bytes
+
+    def __cinit__(self, *args, **kwargs):
+        self.pools = _PoolRefs()
+
+    # --- what a driver implements
+    cdef uint32_t _rx(self, ixy_buf **out, uint32_t n) noexcept nogil:
+        return 0
+
+    cdef uint32_t _tx(self, ixy_buf **bufs, uint32_t n) noexcept nogil:
+        return 0
+
+    cdef void _clean(self) noexcept nogil:
+        pass
+
+    cdef int _check_tx(self, PacketBatch batch) except -1:
+        """Raise for a packet the device cannot send (before _tx, from Python)."""
+        return 0
+
+    cdef void _release_buffers(self) noexcept:
+        pass
+
+    # --- shared
+    cdef inline int _usable(self, bint rx) except -1:
+        if self.closed:
+            raise QueueError("the queue was closed with its device", "open the device again")
+        if rx != self.is_rx:
+            raise QueueError(f"this is {'an rx' if self.is_rx else 'a tx'} queue",
+                             f"use the device's {'tx' if self.is_rx else 'rx'}_queue() for that")
+        return 0
+
+    cdef inline uint32_t _rx_into(self, PacketBatch batch) except? 0xFFFFFFFF:
+        cdef uint32_t got = self._rx(batch.bufs + batch.count, batch.capacity - batch.count)
+        if got:
+            batch.count += got
+            batch.pools.merge(self.pools)
+        return got
+
+    cdef inline uint32_t _tx_from(self, PacketBatch batch) except? 0xFFFFFFFF:
+        cdef uint32_t sent = self._tx(batch.bufs, batch.count)
+        if sent:
+            self.pools.merge(batch.pools)
+            batch._shift_out(sent)
+        return sent
+
+    def rx(self, PacketBatch batch not None) -> int:
+        """Receive into the free slots of batch; returns the count added.
+        The GIL stays held: a batch takes about a microsecond, less than
+        releasing and retaking the GIL would cost (~1000 instructions)."""
+        self._usable(True)
+        return self._rx_into(batch)
+
+    def tx(self, PacketBatch batch not None) -> int:
+        """Send from the front of batch; sent buffers leave the batch (the
+        driver frees them once the NIC is done). Returns the count sent."""
+        self._usable(False)
+        self._check_tx(batch)
+        return self._tx_from(batch)
+
+    def forward(self, Queue txq not None, PacketBatch batch not None) -> int:
+        """One forwarding step, for a loop that forwards without looking at
+        the packets: receive into batch's free slots, send from its front on
+        txq. Returns the count sent. What txq cannot take stays in batch and
+        goes first next time, so a full tx ring holds packets back in this
+        queue's ring, where the NIC drops (and counts) what finds no room."""
+        self._usable(True)
+        txq._usable(False)
+        self._rx_into(batch)
+        txq._check_tx(batch)
+        return txq._tx_from(batch)
+
+    def reclaim(self) -> None:
+        """Free the buffers the device is done with, without sending (tx)."""
+        self._usable(False)
+        self._clean()
+
+    def close(self) -> None:
+        """Only after the device's DMA has stopped (the driver's close does
+        this): every buffer the queue holds goes back to its pool, and the
+        queue can no longer be used."""
+        if not self.closed:
+            self._release_buffers()
+        self.closed = True
+
+    # --- the pure-C references for benchmarks: the same per-batch functions,
+    # called in a C loop with no Python in between
+    def bench_tx(self, Mempool pool not None, uint32_t batch_size, uint64_t packets, uint32_t seq_offset=42,
+                 object poll_hook=None) -> int:
+        """The pktgen loop: when the batch is empty, allocate a full one and
+        stamp sequence numbers; send; until `packets` were sent. Returns the
+        count sent (the last batch may overshoot)."""
+        cdef PacketBatch batch = PacketBatch(batch_size)
+        cdef uint64_t done = 0, seq = 0
+        cdef uint32_t sent, i
+        cdef const ixy_poll_hook *hook = _poll_hook(poll_hook)
+        self._usable(False)
+        if seq_offset + 8 > ixy_buf_capacity(&pool.pool):
+            raise PacketTooLarge(f"a sequence number at {seq_offset} does not fit the pool's buffers")
+        batch.pools.add(pool)
+        with nogil:
+            while done < packets:
+                if batch.count == 0:
+                    batch.count = ixy_mempool_alloc(&pool.pool, batch.bufs, batch_size)
+                    for i in range(batch.count):
+                        memcpy(batch.bufs[i].data + seq_offset, &seq, 8)
+                        seq += 1
+                sent = self._tx(batch.bufs, batch.count)
+                batch._shift_out(sent)
+                done += sent
+                if sent == 0 or batch.count:
+                    _idle(hook)     # ring full, or the pool empty: let the device catch up
+        self.pools.merge(batch.pools)
+        batch.free()
+        return done
+
+    def bench_rx(self, PacketBatch batch not None, uint64_t packets, object poll_hook=None) -> int:
+        """Receive and free until `packets` arrived. Returns the number of
+        calls that found nothing."""
+        cdef uint64_t done = 0, empty = 0
+        cdef uint32_t got
+        cdef const ixy_poll_hook *hook = _poll_hook(poll_hook)
+        self._usable(True)
+        with nogil:
+            while done < packets:
+                got = self._rx(batch.bufs, batch.capacity)
+                ixy_buf_free_n(batch.bufs, got)
+                done += got
+                if got == 0:
+                    empty += 1
+                    _idle(hook)
+        return empty
+
+    def bench_fwd(self, Queue txq not None, PacketBatch batch not None, uint64_t packets,
+                  object poll_hook=None) -> int:
+        """forward() steps until `packets` were sent on txq. Returns the
+        number of steps that sent nothing."""
+        cdef uint64_t done = 0, stalls = 0
+        cdef uint32_t sent
+        cdef const ixy_poll_hook *hook = _poll_hook(poll_hook)
+        self._usable(True)
+        txq._usable(False)
+        txq.pools.merge(self.pools)
+        batch.pools.merge(self.pools)
+        with nogil:
+            while done < packets:
+                batch.count += self._rx(batch.bufs + batch.count, batch.capacity - batch.count)
+                sent = txq._tx(batch.bufs, batch.count)
+                batch._shift_out(sent)
+                done += sent
+                if sent == 0:
+                    stalls += 1
+                    _idle(hook)
+        return stalls
+
+
+# --------------------------------------------------------------------------
 # Intel advanced descriptor queues (82599 / X540 / X550, and 82576 / I350)
 
 # tx descriptors are reclaimed in groups: DD is checked only on the last
@@ -582,7 +749,7 @@ cdef inline void _adv_rx_give(ixy_adv_rx_desc *d, ixy_buf *b) noexcept nogil:
 
 
 @cython.no_gc_clear
-cdef class _IntelQueue:
+cdef class _IntelQueue(Queue):
     """State common to an advanced-descriptor rx or tx ring."""
     cdef Bar bar
     cdef DmaMemory ring_memory
@@ -590,9 +757,6 @@ cdef class _IntelQueue:
     cdef uint32_t num_descs
     cdef uint32_t mask
     cdef uint32_t tail_reg
-    cdef bint closed
-    cdef readonly uint64_t packets
-    cdef readonly uint64_t bytes
 
     def __cinit__(self, Bar bar not None, uint32_t tail_reg, DmaMemory ring_memory not None,
                   size_t ring_offset, uint32_t num_descs, *args, **kwargs):
@@ -616,21 +780,7 @@ cdef class _IntelQueue:
     def size(self) -> int:
         return self.num_descs
 
-    cdef inline int _usable(self) except -1:
-        if self.closed:
-            raise QueueError("the queue was closed with its device", "open the device again")
-        return 0
-
-    def close(self) -> None:
-        """Only after the queue is disabled and the device's DMA has stopped:
-        every buffer still attached to the ring goes back to its pool, and
-        the queue can no longer be used."""
-        if not self.closed:
-            self._release_buffers()
-        self.closed = True
-
     cdef void _release_buffers(self) noexcept:
-        """Return the buffers the ring holds to their pools."""
         cdef uint32_t i
         for i in range(self.num_descs):
             if self.bufs[i] != NULL:
@@ -651,6 +801,8 @@ cdef class IntelRxQueue(_IntelQueue):
                   size_t ring_offset, uint32_t num_descs, Mempool pool not None):
         self.descs = <ixy_adv_rx_desc *> (ring_memory.address + ring_offset)
         self.pool = pool
+        self.is_rx = True
+        self.pools.add(pool)
 
     def fill(self) -> int:
         """Attach a fresh buffer to every descriptor (before the queue is
@@ -711,65 +863,10 @@ cdef class IntelRxQueue(_IntelQueue):
         self.dropped_multidesc += not self.discarding
         ixy_buf_free(b)
 
-    def rx(self, PacketBatch batch not None) -> int:
-        """Receive into the free slots of batch; returns the count added.
-        The GIL stays held: a batch takes about a microsecond, less than
-        releasing and retaking the GIL would cost (~1000 instructions)."""
-        cdef uint32_t got
-        self._usable()
-        got = self._rx(batch.bufs + batch.count, batch.capacity - batch.count)
-        if got:
-            batch.count += got
-            batch.pools.add(self.pool)
-        return got
-
-    def bench_rx(self, PacketBatch batch not None, uint64_t packets, object poll_hook=None):
-        """The same receive loop driven from C with no Python in between:
-        receive and free until `packets` arrived. Returns the number of calls
-        that found nothing. (The pure-C reference for benchmarks.)"""
-        cdef uint64_t done = 0, empty = 0
-        cdef uint32_t got
-        cdef const ixy_poll_hook *hook = _poll_hook(poll_hook)
-        self._usable()
-        with nogil:
-            while done < packets:
-                got = self._rx(batch.bufs, batch.capacity)
-                ixy_buf_free_n(batch.bufs, got)
-                done += got
-                if got == 0:
-                    empty += 1
-                    _idle(hook)
-        return empty
-
-
-    def bench_fwd(self, IntelTxQueue txq not None, PacketBatch batch not None, uint64_t packets,
-                  object poll_hook=None):
-        """The forwarding loop driven from C: receive a batch, send it on
-        txq, drop what txq cannot take; until `packets` were received.
-        Returns the number forwarded. (The pure-C reference for benchmarks.)"""
-        cdef uint64_t done = 0, fwd = 0
-        cdef uint32_t got, sent
-        cdef const ixy_poll_hook *hook = _poll_hook(poll_hook)
-        self._usable()
-        txq._usable()
-        txq.pools.add(self.pool)
-        with nogil:
-            while done < packets:
-                got = self._rx(batch.bufs, batch.capacity)
-                sent = txq._tx(batch.bufs, got)
-                ixy_buf_free_n(batch.bufs + sent, got - sent)
-                done += got
-                fwd += sent
-                if got == 0 or sent < got:
-                    _idle(hook)
-        return fwd
-
-
 @cython.no_gc_clear
 cdef class IntelTxQueue(_IntelQueue):
     """Transmit ring of advanced data descriptors (82599 7.2.3.2.4)."""
     cdef ixy_adv_tx_desc *descs
-    cdef _PoolRefs pools          # every pool whose buffers entered the ring: kept alive
     cdef uint32_t clean_index     # first descriptor not yet reclaimed
     cdef uint32_t clean_batch     # descriptors reclaimed per DD check
     cdef uint32_t tx_index        # next descriptor to fill
@@ -779,7 +876,6 @@ cdef class IntelTxQueue(_IntelQueue):
         self.descs = <ixy_adv_tx_desc *> (ring_memory.address + ring_offset)
         memset(self.descs, 0, num_descs * sizeof(ixy_adv_tx_desc))
         self.clean_batch = min(TX_CLEAN_BATCH, num_descs // 2)
-        self.pools = _PoolRefs()
 
     @property
     def in_flight(self) -> int:
@@ -787,7 +883,7 @@ cdef class IntelTxQueue(_IntelQueue):
         return (self.tx_index - self.clean_index) & self.mask
 
     cdef void _release_buffers(self) noexcept:
-        """Only the in-flight entries hold buffers: reclaimed ones are stale."""
+        # only the in-flight entries hold buffers: reclaimed ones are stale
         while self.clean_index != self.tx_index:
             ixy_buf_free(self.bufs[self.clean_index])
             self.clean_index = (self.clean_index + 1) & self.mask
@@ -832,51 +928,4 @@ cdef class IntelTxQueue(_IntelQueue):
         ixy_write32(&self.bar.bar, self.tail_reg, idx)   # one TDT write per batch
         return n
 
-    def tx(self, PacketBatch batch not None) -> int:
-        """Send from the front of batch; sent buffers leave the batch (the
-        driver frees them once the NIC is done). Returns the count sent."""
-        cdef uint32_t sent
-        self._usable()
-        sent = self._tx(batch.bufs, batch.count)     # GIL held: see IntelRxQueue.rx
-        if sent:
-            self.pools.merge(batch.pools)
-            batch._shift_out(sent)
-        return sent
-
-    def reclaim(self) -> None:
-        """Reclaim finished descriptors without sending."""
-        self._usable()
-        self._clean()
-
-    def bench_tx(self, Mempool pool not None, uint32_t batch_size, uint64_t packets, uint32_t seq_offset=42,
-                 object poll_hook=None):
-        """The pktgen loop driven from C with no Python in between: when the
-        batch is empty, allocate a full one and stamp sequence numbers; send;
-        repeat until `packets` were sent. (The pure-C reference for
-        benchmarks: the same steps as PacketBatch.alloc/stamp_u64 + tx.)"""
-        cdef ixy_buf **bufs = <ixy_buf **> calloc(batch_size, sizeof(ixy_buf *))
-        cdef uint64_t done = 0, seq = 0
-        cdef uint32_t have = 0, sent, i
-        cdef const ixy_poll_hook *hook = _poll_hook(poll_hook)
-        self._usable()
-        if bufs == NULL:
-            raise MemoryError()
-        self.pools.add(pool)
-        with nogil:
-            while done < packets:
-                if have == 0:
-                    have = ixy_mempool_alloc(&pool.pool, bufs, batch_size)
-                    for i in range(have):
-                        memcpy(bufs[i].data + seq_offset, &seq, 8)
-                        seq += 1
-                sent = self._tx(bufs, have)
-                for i in range(sent, have):
-                    bufs[i - sent] = bufs[i]
-                have -= sent
-                done += sent
-                if have:
-                    _idle(hook)
-            ixy_buf_free_n(bufs, have)
-        c_free(bufs)
-        return done
 include "_virtio.pxi"

@@ -55,7 +55,7 @@ def vring_size(uint32_t num) -> int:
 
 
 @cython.no_gc_clear
-cdef class _Virtqueue:
+cdef class _Virtqueue(Queue):
     """One legacy split virtqueue in DMA memory, notified through the I/O port."""
     cdef DmaMemory memory
     cdef ixy_vring_desc *desc
@@ -72,8 +72,6 @@ cdef class _Virtqueue:
     cdef uint16_t queue_index
     cdef readonly uint64_t notifies
     cdef readonly uint64_t notify_errors
-    cdef readonly uint64_t packets
-    cdef readonly uint64_t bytes
 
     def __cinit__(self, PortIo port not None, uint16_t queue_index, DmaMemory memory not None,
                   size_t offset, uint32_t num, *args, **kwargs):
@@ -152,6 +150,8 @@ cdef class VirtioRxQueue(_Virtqueue):
     def __cinit__(self, PortIo port not None, uint16_t queue_index, DmaMemory memory not None,
                   size_t offset, uint32_t num, Mempool pool not None):
         self.pool = pool
+        self.is_rx = True
+        self.pools.add(pool)
         self.chains = num // 2
         self.data_len = ixy_buf_capacity(&pool.pool)
         self.bufs = <ixy_buf **> calloc(self.chains, sizeof(ixy_buf *))
@@ -237,64 +237,14 @@ cdef class VirtioRxQueue(_Virtqueue):
         self._refill()
         return i
 
-    def rx(self, PacketBatch batch not None) -> int:
-        """Receive into the free slots of batch; returns the count added."""
-        cdef uint32_t got
-        with nogil:
-            got = self._rx(batch.bufs + batch.count, batch.capacity - batch.count)
-        if got:
-            batch.count += got
-            batch.pools.add(self.pool)
-        return got
-
-    def bench_rx(self, PacketBatch batch not None, uint64_t packets, object poll_hook=None):
-        """The same receive loop driven from C with no Python in between:
-        receive and free until `packets` arrived. Returns the number of calls
-        that found nothing. (The pure-C reference for benchmarks.)"""
-        cdef uint64_t done = 0, empty = 0
-        cdef uint32_t got
-        cdef const ixy_poll_hook *hook = _poll_hook(poll_hook)
-        with nogil:
-            while done < packets:
-                got = self._rx(batch.bufs, batch.capacity)
-                ixy_buf_free_n(batch.bufs, got)
-                done += got
-                if got == 0:
-                    empty += 1
-                    _idle(hook)
-        return empty
-
-    def bench_fwd(self, VirtioTxQueue txq not None, PacketBatch batch not None, uint64_t packets,
-                  object poll_hook=None):
-        """The forwarding loop driven from C: receive a batch, send it on
-        txq, drop what txq cannot take; until `packets` were received.
-        Returns the number forwarded. (The pure-C reference for benchmarks.)"""
-        cdef uint64_t done = 0, fwd = 0
-        cdef uint32_t got, sent
-        cdef const ixy_poll_hook *hook = _poll_hook(poll_hook)
-        txq.pools.add(self.pool)
-        with nogil:
-            while done < packets:
-                got = self._rx(batch.bufs, batch.capacity)
-                sent = txq._tx(batch.bufs, got)
-                ixy_buf_free_n(batch.bufs + sent, got - sent)
-                done += got
-                fwd += sent
-                if got == 0 or sent < got:
-                    _idle(hook)
-        return fwd
-
-    def release_buffers(self) -> int:
-        """Give the posted buffers back to the pool: only after the device was reset."""
-        cdef uint32_t k, n = 0
+    cdef void _release_buffers(self) noexcept:
+        cdef uint32_t k
         for k in range(self.chains):
             if self.bufs[k] != NULL:
                 ixy_buf_free(self.bufs[k])
                 self.bufs[k] = NULL
                 self.empty[(self.empty_head + self.empty_count) % self.chains] = k
                 self.empty_count += 1
-                n += 1
-        return n
 
 
 @cython.no_gc_clear
@@ -305,13 +255,11 @@ cdef class VirtioTxQueue(_Virtqueue):
     cdef uint32_t free_count
     cdef uint32_t chains
     cdef readonly uint32_t max_len
-    cdef _PoolRefs pools          # pools whose buffers are in flight: kept alive
 
     def __cinit__(self, PortIo port not None, uint16_t queue_index, DmaMemory memory not None,
                   size_t offset, uint32_t num, uint64_t header_dma, uint32_t max_len):
         self.chains = num // 2
         self.max_len = max_len
-        self.pools = _PoolRefs()
         self.bufs = <ixy_buf **> calloc(self.chains, sizeof(ixy_buf *))
         self.free_chains = <uint16_t *> calloc(self.chains, sizeof(uint16_t))
         if self.bufs == NULL or self.free_chains == NULL:
@@ -371,73 +319,23 @@ cdef class VirtioTxQueue(_Virtqueue):
             self._publish(i)     # one avail.idx write and at most one notify per batch
         return i
 
-    def tx(self, PacketBatch batch not None) -> int:
-        """Send from the front of batch; sent buffers leave the batch (the
-        driver frees them once the device is done). Returns the count sent.
-        A packet longer than max_len or its buffer raises PacketTooLarge and
-        nothing is sent."""
-        cdef uint32_t sent, i, bad = batch.count
-        with nogil:
-            for i in range(batch.count):
-                if batch.bufs[i].len > self.max_len or batch.bufs[i].len > ixy_buf_capacity(batch.bufs[i].pool):
-                    bad = i
-                    break
-        if bad != batch.count:
-            raise PacketTooLarge(f"packet {bad} of the batch has {batch.bufs[bad].len} bytes, the device takes at most {self.max_len}")
-        with nogil:
-            sent = self._tx(batch.bufs, batch.count)
-        if sent:
-            self.pools.merge(batch.pools)
-            batch._shift_out(sent)
-        return sent
+    cdef int _check_tx(self, PacketBatch batch) except -1:
+        """A packet longer than max_len or its buffer: PacketTooLarge, and
+        nothing of the batch is sent."""
+        cdef uint32_t i
+        for i in range(batch.count):
+            if batch.bufs[i].len > self.max_len or batch.bufs[i].len > ixy_buf_capacity(batch.bufs[i].pool):
+                raise PacketTooLarge(f"packet {i} of the batch has {batch.bufs[i].len} bytes, the device takes at most {self.max_len}")
+        return 0
 
-    def reclaim(self) -> None:
-        """Free the buffers the device is done with, without sending."""
-        with nogil:
-            self._clean()
-
-    def bench_tx(self, Mempool pool not None, uint32_t batch_size, uint64_t packets, uint32_t seq_offset=42,
-                 object poll_hook=None):
-        """The pktgen loop driven from C with no Python in between: when the
-        batch is empty, allocate a full one and stamp sequence numbers; send;
-        repeat until `packets` were sent. (The pure-C reference for
-        benchmarks: the same steps as PacketBatch.alloc/stamp_u64 + tx.)"""
-        cdef ixy_buf **bufs = <ixy_buf **> calloc(batch_size, sizeof(ixy_buf *))
-        cdef uint64_t done = 0, seq = 0
-        cdef uint32_t have = 0, sent, i
-        cdef const ixy_poll_hook *hook = _poll_hook(poll_hook)
-        if bufs == NULL:
-            raise MemoryError()
-        self.pools.add(pool)
-        with nogil:
-            while done < packets:
-                if have == 0:
-                    have = ixy_mempool_alloc(&pool.pool, bufs, batch_size)
-                    for i in range(have):
-                        memcpy(bufs[i].data + seq_offset, &seq, 8)
-                        seq += 1
-                sent = self._tx(bufs, have)
-                for i in range(sent, have):
-                    bufs[i - sent] = bufs[i]
-                have -= sent
-                done += sent
-                if have:
-                    _idle(hook)
-            ixy_buf_free_n(bufs, have)
-        c_free(bufs)
-        return done
-
-    def release_buffers(self) -> int:
-        """Give in-flight buffers back: only after the device was reset."""
-        cdef uint32_t k, n = 0
+    cdef void _release_buffers(self) noexcept:
+        cdef uint32_t k
         for k in range(self.chains):
             if self.bufs[k] != NULL:
                 ixy_buf_free(self.bufs[k])
                 self.bufs[k] = NULL
                 self.free_chains[self.free_count] = k
                 self.free_count += 1
-                n += 1
-        return n
 
 
 cdef class VirtioCtrlQueue(_Virtqueue):

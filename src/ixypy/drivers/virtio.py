@@ -304,4 +304,4 @@ class VirtioDevice(Device):
         finally:
             self.bus.set_bus_master(False)
             for q in self.rx_queues + self.tx_queues:
-                q.release_buffers()
+                q.close()
