@@ -252,8 +252,8 @@ struct ring {                 /* one rx or tx queue */
     uint32_t enabled;         /* atomic: the worker may use the ring */
     uint32_t faulted;         /* worker-only once enabled: stopped after a DMA fault */
     uint32_t tail, head;      /* atomic: tail written by driver, head by the engine */
-    uint32_t bal, bah, len;   /* the ring's registers: xDBAL, xDBAH, xDLEN */
-    uint32_t ctl, srrctl;     /* RXDCTL/TXDCTL; rx: SRRCTL (the variant's layout) */
+    uint32_t bal, bah, len;   /* atomic: the ring's registers xDBAL, xDBAH, xDLEN, */
+    uint32_t ctl, srrctl;     /* RXDCTL/TXDCTL and (rx) SRRCTL, in the variant's layout */
     uint32_t size;            /* descriptors; latched at enable */
     uint32_t stat;            /* RQSMR/TQSM counter index, latched at enable */
     uint32_t bsize;           /* rx: buffer bytes (SRRCTL.BSIZEPACKET) */
@@ -1165,8 +1165,8 @@ static void rxdctl_write(struct ixsim_port *p, unsigned qi, uint32_t v)
     int was = LD(&q->enabled);
     if ((v & RXDCTL_ENABLE) && !was) {
         uint8_t *va;
-        uint32_t srrctl = q->srrctl, len = q->len;
-        if (!ring_check(p, "RXDCTL", "RD", qi, q->bal, q->bah, len, &va)) {
+        uint32_t srrctl = LD(&q->srrctl), len = LD(&q->len);
+        if (!ring_check(p, "RXDCTL", "RD", qi, LD(&q->bal), LD(&q->bah), len, &va)) {
             v &= ~RXDCTL_ENABLE;
         } else if (SRRCTL_DESCTYPE(srrctl) != 1) {
             ERR(p, "RXDCTL[%u].ENABLE set while SRRCTL[%u].DESCTYPE=%u: only advanced one-buffer (001b) is modelled",
@@ -1200,7 +1200,7 @@ static void rxdctl_write(struct ixsim_port *p, unsigned qi, uint32_t v)
         rx_lock(p);
         rx_unlock(p);
     }
-    q->ctl = v;
+    ST(&q->ctl, v);
 }
 
 static void txdctl_write(struct ixsim_port *p, unsigned qi, uint32_t v)
@@ -1209,12 +1209,12 @@ static void txdctl_write(struct ixsim_port *p, unsigned qi, uint32_t v)
     int was = LD(&q->enabled);
     if ((v & TXDCTL_ENABLE) && !was) {
         uint8_t *va;
-        uint32_t len = q->len;
+        uint32_t len = LD(&q->len);
         if (p->v->te_before_queues && !(LD(&p->te))) {
             /* 82599 4.6.8: DMATXCTL.TE before the first TXDCTL.ENABLE */
             ERR(p, "TXDCTL[%u].ENABLE set while DMATXCTL.TE is 0", qi);
             v &= ~TXDCTL_ENABLE;
-        } else if (!ring_check(p, "TXDCTL", "TD", qi, q->bal, q->bah, len, &va)) {
+        } else if (!ring_check(p, "TXDCTL", "TD", qi, LD(&q->bal), LD(&q->bah), len, &va)) {
             v &= ~TXDCTL_ENABLE;
         } else {
             q->ring = va;
@@ -1236,7 +1236,7 @@ static void txdctl_write(struct ixsim_port *p, unsigned qi, uint32_t v)
         ring_stop(p, q, &p->txmask, qi);
         quiesce(p->sim);
     }
-    q->ctl = v;
+    ST(&q->ctl, v);
 }
 
 static int rdrxctl_ok(struct ixsim_port *p, uint32_t v, const char *why)
@@ -1265,7 +1265,7 @@ static int rdrxctl_ok(struct ixsim_port *p, uint32_t v, const char *why)
 
 static void tail_write(struct ixsim_port *p, struct ring *q, const char *name, unsigned qi, uint32_t v)
 {
-    uint32_t size = LD(&q->enabled) ? q->size : q->len / 16;
+    uint32_t size = LD(&q->enabled) ? q->size : LD(&q->len) / 16;
     if (v != 0 && v >= size) {
         ERR(p, "%s[%u]=%u written beyond the ring of %u descriptors (ignored)", name, qi, v, size);
         return;
@@ -2304,13 +2304,13 @@ int ixsim_dma_unmap(struct ixsim *sim, uint64_t dma_addr, uint64_t len)
                 struct ring *q = rx ? &p->rx[qi] : &p->tx[qi];
                 if (!LD(&q->enabled))
                     continue;
-                uint64_t base = (uint64_t)q->bah << 32 | q->bal;
+                uint64_t base = (uint64_t)LD(&q->bah) << 32 | LD(&q->bal);
                 if (base < dma_addr + len && dma_addr < base + (uint64_t)q->size * 16) {
                     ERR(p, "DMA unmap of 0x%llx+%llu while %s[%u] uses it for its ring (queue stopped)",
                         (unsigned long long)dma_addr, (unsigned long long)len, rx ? "RXDCTL" : "TXDCTL", qi);
                     ring_stop(p, q, rx ? &p->rxmask : &p->txmask, qi);
                     ST(&q->faulted, 1);
-                    q->ctl &= ~RXDCTL_ENABLE;
+                    ST(&q->ctl, LD(&q->ctl) & ~RXDCTL_ENABLE);
                 }
             }
         }
