@@ -24,7 +24,6 @@ cdef extern from "ixgbe_model.h" nogil:
         uint64_t tx_packets, tx_bytes, rx_packets, rx_bytes, rx_no_desc_drops, rx_filtered
     int IXSIM_MAX_PORTS
     int IXSIM_MAX_FRAME
-    int IXSIM_MSIX_VECTORS
     enum ixsim_variant:
         IXSIM_82599
         IXSIM_82576
@@ -63,7 +62,6 @@ cdef extern from "ixgbe_model.h" nogil:
 import os as _os
 
 REG_OPS_CAPSULE = "ixypy.reg_ops"
-MSIX_VECTORS = IXSIM_MSIX_VECTORS
 VARIANTS = {"82599": IXSIM_82599, "82576": IXSIM_82576}
 cdef const char *_CAPSULE_NAME = "ixypy.reg_ops"
 
