@@ -67,9 +67,9 @@
  *    condition); RCTL.SECRC strips the CRC, RCTL.LPE with RLPML allows long
  *    frames, TCTL.PSP pads; the CRC is always appended (TXD IFCS).
  *  - Link: the internal copper PHY at MDIC PHYADD 1 (BMCR, BMSR, PHY id;
- *    other PHY registers are plain storage). It powers up autonegotiating;
- *    a BMCR restart (or reset, or power-up) takes link_delay_us, after which
- *    BMSR reads autonegotiation complete and link up. STATUS.LU (1000 Mb/s,
+ *    other PHY registers are plain storage). It has autonegotiated when the
+ *    model is created; a BMCR restart (or reset, or power-up) takes
+ *    link_delay_us, after which BMSR reads autonegotiation complete and link up. STATUS.LU (1000 Mb/s,
  *    full duplex) is the PHY's link while CTRL.SLU is set; CTRL.RST clears
  *    CTRL.SLU but leaves the PHY as it is. MDIC completes at once.
  *  - MSI-X: 25 vectors, EICR/EIMS/... bits 24:0, EIAC covers every vector,
@@ -2177,11 +2177,12 @@ struct ixsim *ixsim_create(unsigned nports, const uint8_t base_mac[6], enum ixsi
         int64_t now = now_ns();
         port_reset(p, now);            /* power-up: EEPROM already read, DMA init done */
         p->ev_ard = p->ev_dmaidone = 0;
-        /* 82576: the PHY powers up autonegotiating (the 82599 ignores these) */
+        /* 82576: the PHY autonegotiated at power-up, before any driver came
+         * (the 82599 ignores these) */
         p->phy[PHY_BMCR] = BMCR_DEFAULT;
         p->phy[PHY_ID1] = PHY_ID >> 16;
         p->phy[PHY_ID2] = PHY_ID & 0xFFFF;
-        p->phy_an_at = an_done_at(p, now);
+        p->phy_an_at = now;
     }
     return sim;
 fail:

@@ -111,7 +111,7 @@ unsigned ixsim_msix_vectors(struct ixsim_port *port);
 uint64_t ixsim_irq_count(struct ixsim_port *port, unsigned vector);
 
 /* Link: the time from an autonegotiation restart (82599: AUTOC.RESTART_AN;
- * 82576: the PHY's BMCR restart, or its power-up) until the link is up
+ * 82576: a restart through the PHY's BMCR) until the link is up
  * (LINKS.LINK_UP, STATUS.LU), in microseconds; < 0: the link never comes up. */
 void ixsim_set_link_delay(struct ixsim_port *port, int64_t usec);
 
