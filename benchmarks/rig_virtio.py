@@ -16,7 +16,7 @@ from ixypy.drivers.virtio import VirtioDevice
 from ixypy.packets import SEQ_OFFSET, udp_frame
 from ixypy.sim import close_model, source_frame
 from ixypy.sim.virtio import VirtioSimBus, new_virtio_model
-from rig_ixgbe import Rig, nothing
+from model_rig import Rig, nothing
 
 
 def open_rig(threaded: bool, ring: int = 512) -> Rig:

@@ -1,6 +1,8 @@
-/* The 82599 device model: see ixgbe_model.h for the contract.
+/* The 82599 and 82576 device model: see ixgbe_model.h for the contract.
  *
- * Written from the 82599 datasheet (section numbers in comments refer to it).
+ * Written from the 82599 datasheet (bare section numbers in comments refer to
+ * it) and the 82576 datasheet (the "82576 register map" section, and where
+ * a comment names the 82576).
  *
  * Events (ixsim_event), recorded when the driver reaches a bring-up milestone:
  *   "CTRL.RST"            CTRL.RST or CTRL.LRST written (device reset requested)
@@ -51,6 +53,31 @@
  *    EICR does not clear it (write 1 to clear); otherwise it reads to clear.
  *    A write-back raises the cause once per engine pass (rx batch), not per
  *    descriptor: the same to the driver, since EICR is a sticky bit.
+ *
+ * The 82576 (variant IXSIM_82576) shares all of the above; its register
+ * front end maps its registers onto the same state:
+ *  - Queue blocks at 0xC000/0xE000 + 0x40*n (16 queues), queues 0..3 also at
+ *    the 82575-compatible 0x2800/0x3800 + 0x100*n (one register, two
+ *    addresses); SRRCTL at +0x0C (BSIZEPACKET bits 6:0, DROP_EN bit 31),
+ *    RQDPC at +0x30 counts the DROP_EN drops of its own queue; MPC the
+ *    drops without DROP_EN. No per-queue tx counters.
+ *  - RCTL.EN / TCTL.EN play RXCTRL.RXEN / DMATXCTL.TE (TCTL.EN may come
+ *    after the queues are enabled); RCTL.UPE/MPE/BAM the FCTRL filter bits,
+ *    taken at once also while rx is enabled (the datasheet sets no
+ *    condition); RCTL.SECRC strips the CRC, RCTL.LPE with RLPML allows long
+ *    frames, TCTL.PSP pads; the CRC is always appended (TXD IFCS).
+ *  - Link: the internal copper PHY at MDIC PHYADD 1 (BMCR, BMSR, PHY id;
+ *    other PHY registers are plain storage). It has autonegotiated when the
+ *    model is created; a BMCR restart (or reset, or power-up) takes
+ *    link_delay_us, after which BMSR reads autonegotiation complete and link up. STATUS.LU (1000 Mb/s,
+ *    full duplex) is the PHY's link while CTRL.SLU is set; CTRL.RST clears
+ *    CTRL.SLU but leaves the PHY as it is. MDIC completes at once.
+ *  - MSI-X: 25 vectors, EICR/EIMS/... bits 24:0, EIAC covers every vector,
+ *    IVAR[n] holds queues n and n+8, EITR's interval is bits 14:2 in 1 us.
+ *    EICR reads as on the 82599 (not cleared in MSI-X mode), whatever
+ *    GPIE.NSICR says.
+ *  - Events: "EECD.AUTO_RD", "BMCR.RESTART_AN", "STATUS.LU", "RCTL.EN",
+ *    "TCTL.EN", "RCTL.UPE=1" / "RCTL.UPE=0" instead of the 82599's.
  *
  * Threading: the driver's threads call the register functions; the worker
  * thread runs the DMA engines. Shared state is accessed with GCC __atomic
@@ -225,6 +252,8 @@ struct ring {                 /* one rx or tx queue */
     uint32_t enabled;         /* atomic: the worker may use the ring */
     uint32_t faulted;         /* worker-only once enabled: stopped after a DMA fault */
     uint32_t tail, head;      /* atomic: tail written by driver, head by the engine */
+    uint32_t bal, bah, len;   /* atomic: the ring's registers xDBAL, xDBAH, xDLEN, */
+    uint32_t ctl, srrctl;     /* RXDCTL/TXDCTL and (rx) SRRCTL, in the variant's layout */
     uint32_t size;            /* descriptors; latched at enable */
     uint32_t stat;            /* RQSMR/TQSM counter index, latched at enable */
     uint32_t bsize;           /* rx: buffer bytes (SRRCTL.BSIZEPACKET) */
@@ -234,13 +263,56 @@ struct ring {                 /* one rx or tx queue */
 };
 
 struct dev_stats {            /* device statistics, read-clear by the driver */
-    uint64_t gprc, bprc, mprc, gptc, gorc, gotc, ruc, roc, tpr, tpt;
+    uint64_t gprc, bprc, mprc, gptc, gorc, gotc, ruc, roc, tpr, tpt, tor, tot;
     uint64_t rxmpc[8];
     uint64_t qprc[NSTAT], qbrc[NSTAT], qprdc[NSTAT], qptc[NSTAT], qbtc[NSTAT];
 };
 
+/* A queue register: the ring, and the register's offset in the queue's block
+ * (slot). The registers every block has at the same slot on both variants
+ * (82599 8.2.3.8 / 8.2.3.9, 82576 8.10 / 8.12): */
+enum { Q_BAL = 0x00, Q_BAH = 0x04, Q_LEN = 0x08, Q_H = 0x10, Q_T = 0x18, Q_CTL = 0x28 };
+struct qreg { struct ring *q; unsigned qi; int rx; uint32_t slot, off; };
+
+/* EICR, EICS, EIMS, EIMC, EIAC, EIAM: where they are and which bits are vectors. */
+struct eirq_layout {
+    uint32_t eicr, eics, eims, eimc, eiac, eiam;
+    uint32_t vectors, other, reserved;   /* bits: one per MSI-X vector / other causes / reserved */
+    const char *reserved_name;
+    uint64_t autoclear;                  /* vectors that auto-clear whatever EIAC says */
+};
+
+struct eitr_layout {
+    uint32_t interval;        /* the interval field */
+    unsigned shift;
+    int64_t unit_ns;
+    const char *reserved_name;
+};
+
+/* What differs between the 82599 and the 82576: the register decode front
+ * end (queue blocks, the rest of BAR0, reset defaults) and a few bit
+ * layouts. Everything else is shared. */
+struct variant {
+    uint16_t device_id;
+    unsigned nqueues, msix_vectors;
+    uint32_t ctrl_rst;                  /* CTRL bits that reset the port */
+    uint32_t ral0;                      /* RAL(0); RAH(0) follows */
+    uint32_t srrctl_slot, srrctl_bsizepkt, srrctl_drop_en;
+    int te_before_queues;               /* TXDCTL.ENABLE needs tx on first */
+    struct eirq_layout eirq;
+    struct eitr_layout eitr;
+    int (*queue_at)(struct ixsim_port *p, uint32_t off, struct qreg *r);
+    uint32_t (*queue_stat_read)(struct ixsim_port *p, const struct qreg *r);
+    uint32_t (*rx_stat)(struct ixsim_port *p, unsigned qi);   /* a queue's counter index */
+    uint32_t (*tx_stat)(struct ixsim_port *p, unsigned qi);
+    uint32_t (*read)(struct ixsim_port *p, uint32_t off, int64_t now, int in_reset);
+    void (*write)(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t now);
+    void (*reset)(struct ixsim_port *p);
+};
+
 struct ixsim_port {
     struct ixsim *sim;
+    const struct variant *v;
     unsigned index;
     struct ixy_reg_ops ops;
     uint8_t mac[6];
@@ -255,6 +327,8 @@ struct ixsim_port {
     int64_t link_up_at;       /* ns; NEVER = down */
     int64_t link_delay_us;
     uint32_t link_speed;      /* LINKS bits 29:28 when up */
+    uint16_t phy[32];         /* 82576: the PHY's registers (under p->lock) */
+    int64_t phy_an_at;        /* 82576: ns when the PHY's autonegotiation is complete; NEVER: off */
     uint32_t ev_ard, ev_dmaidone, ev_link;   /* event armed (driver side) */
     uint64_t txmask, rxmask;  /* atomic: enabled queues */
     struct ring tx[IXSIM_NUM_QUEUES], rx[IXSIM_NUM_QUEUES];
@@ -289,7 +363,7 @@ struct ixsim_port {
     uint64_t sent[IXSIM_MSIX_VECTORS]; /* atomic: messages sent */
 
     struct dev_stats st;      /* atomic counters */
-    uint32_t gorc_hi, gotc_hi, qbrc_hi[NSTAT], qbtc_hi[NSTAT]; /* latched high halves */
+    uint32_t gorc_hi, gotc_hi, tor_hi, tot_hi, qbrc_hi[NSTAT], qbtc_hi[NSTAT]; /* latched high halves */
     struct ixsim_wire_stats wst;   /* atomic */
 
     pthread_mutex_t log_lock;
@@ -443,6 +517,7 @@ static int rx_frame(struct ixsim_port *p, const struct dma_map *m, const struct 
         return 0;
     }
     p->acc.tpr++;
+    p->acc.tor += wire_len;
     uint32_t hl = LD(&p->hlreg0);
     uint32_t maxfs = (hl & HLREG0_JUMBOEN) ? (LD(&p->maxfrs) >> 16) : 1518;
     if (wire_len > maxfs) {   /* 8.2.3.23.x ROC */
@@ -600,7 +675,7 @@ static void irq_eval(struct ixsim_port *p, int64_t now)
         }
         p->pend &= ~b;
         p->next_ok[v] = now + p->itr_ns[v];
-        if (v >= 16 || (p->eiac & b))           /* auto-clear */
+        if ((p->v->eirq.autoclear | p->eiac) & b)           /* auto-clear */
             p->eicr &= ~b;
         if ((p->gpie & GPIE_EIAME) && (p->eiam & b))   /* auto-mask */
             p->eims &= ~b;
@@ -642,39 +717,43 @@ static void irq_mask(struct ixsim_port *p, uint64_t vectors)
     pthread_mutex_unlock(&p->irq_lock);
 }
 
-static void eitr_write(struct ixsim_port *p, unsigned v, uint32_t val, int64_t now)
+/* EITR of vector v at offset off: the interval field and its unit are the
+ * variant's; bit 15 (82599 LLI_MOD, 82576 LLI_EN) is kept, bit 31 (82599
+ * CNT_WDIS, 82576 CNT_INGR) keeps the write from loading the ITR counter. */
+static void eitr_write(struct ixsim_port *p, unsigned v, uint32_t off, uint32_t val, int64_t now)
 {
-    if (val & 7u) {
-        ERR(p, "EITR[%u]=0x%x: bits 2:0 are reserved (the interval is bits 11:3)", v, val);
-        val &= ~7u;
+    const struct eitr_layout *l = &p->v->eitr;
+    uint32_t reserved = (l->interval & -l->interval) - 1;    /* the bits below the interval */
+    if (val & reserved) {
+        ERR(p, "EITR[%u]=0x%x: %s", v, val, l->reserved_name);
+        val &= ~reserved;
     }
-    reg_set(p, v < 24 ? R_EITR_LO(v) : R_EITR_HI(v), val & (EITR_INTERVAL | EITR_LLI_MOD | EITR_CNT_WDIS));
+    reg_set(p, off, val & (l->interval | EITR_LLI_MOD | EITR_CNT_WDIS));
     pthread_mutex_lock(&p->irq_lock);
-    p->itr_ns[v] = (int64_t)((val & EITR_INTERVAL) >> 3) * 2048;
+    p->itr_ns[v] = (int64_t)((val & l->interval) >> l->shift) * l->unit_ns;
     if (!(val & EITR_CNT_WDIS))     /* the write also loads the ITR counter (0): it expires now */
         p->next_ok[v] = 0;
     irq_eval(p, now);
     pthread_mutex_unlock(&p->irq_lock);
 }
 
-static void ivar_write(struct ixsim_port *p, unsigned n, uint32_t v)
+/* IVAR[n]'s four entries (reserved bits already cleared), a vector and
+ * IVAR_VALID each: bytes 0..3 are rx q0, tx q0, rx q1, tx q1. */
+static void ivar_latch(struct ixsim_port *p, unsigned n, uint32_t v, unsigned q0, unsigned q1)
 {
-    /* 8.2.3.5.x IVAR: per byte, bits 5:0 vector, bit 7 valid, bit 6 reserved;
-     * bytes: rx 2n, tx 2n, rx 2n+1, tx 2n+1 */
-    if (v & 0x40404040u) {
-        ERR(p, "IVAR[%u]=0x%08x: bits 6, 14, 22 and 30 are reserved", n, v);
-        v &= ~0x40404040u;
+    for (unsigned b = 0; b < 4; b++) {
+        uint8_t e = (uint8_t)(v >> (8 * b));
+        if ((e & IVAR_VALID) && (e & 0x3Fu) >= p->v->msix_vectors)
+            ERR(p, "IVAR[%u]=0x%08x: vector %u does not exist (%u MSI-X vectors)", n, v, e & 0x3Fu,
+                p->v->msix_vectors);
     }
-    reg_set(p, R_IVAR(n), v);
-    if (2 * n + 1 < IXSIM_NUM_QUEUES) {
-        ST(&p->rx_ivar[2 * n], (uint8_t)(v & 0xBF));
-        ST(&p->tx_ivar[2 * n], (uint8_t)((v >> 8) & 0xBF));
-        ST(&p->rx_ivar[2 * n + 1], (uint8_t)((v >> 16) & 0xBF));
-        ST(&p->tx_ivar[2 * n + 1], (uint8_t)((v >> 24) & 0xBF));
-    }
+    ST(&p->rx_ivar[q0], (uint8_t)v);
+    ST(&p->tx_ivar[q0], (uint8_t)(v >> 8));
+    ST(&p->rx_ivar[q1], (uint8_t)(v >> 16));
+    ST(&p->tx_ivar[q1], (uint8_t)(v >> 24));
 }
 
-static void gpie_write(struct ixsim_port *p, uint32_t v)
+static void gpie_write(struct ixsim_port *p, uint32_t off, uint32_t v)
 {
     pthread_mutex_lock(&p->irq_lock);
     if ((v & GPIE_MSIX_MODE) && !(p->gpie & GPIE_MSIX_MODE)) {
@@ -687,7 +766,7 @@ static void gpie_write(struct ixsim_port *p, uint32_t v)
             ERR(p, "GPIE.MSIX_MODE set without GPIE.PBA_SUPPORT (must be 1 in MSI-X mode)");
     }
     p->gpie = v;
-    reg_set(p, R_GPIE, v);
+    reg_set(p, off, v);
     pthread_mutex_unlock(&p->irq_lock);
 }
 
@@ -866,6 +945,7 @@ static unsigned tx_queue(struct ixsim_port *p, unsigned qi, const struct dma_map
         ADD(&p->st.gptc, gptc);
         ADD(&p->st.tpt, gptc);
         ADD(&p->st.gotc, gotc);
+        ADD(&p->st.tot, gotc);
         ADD(&p->st.qptc[q->stat], gptc);
         ADD(&p->st.qbtc[q->stat], gotc - 4 * gptc);
         ADD(&p->wst.tx_packets, gptc);
@@ -975,9 +1055,11 @@ static void *worker(void *arg)
 }
 
 /* ---- reset ------------------------------------------------------------------ */
+/* Receive address 0 (82599 RAL(0)/RAH(0) 8.2.3.7.9, 82576 8.10.x): the
+ * destination address filter's own MAC. */
 static void set_own_mac(struct ixsim_port *p)
 {
-    uint32_t ral = reg(p, R_RAL(0)), rah = reg(p, R_RAH(0));
+    uint32_t ral = reg(p, p->v->ral0), rah = reg(p, p->v->ral0 + 4);
     uint64_t v = (uint64_t)ral | ((uint64_t)(rah & 0xFFFF) << 32);
     if (rah & RAH_AV)
         v |= 1ull << 63;
@@ -991,8 +1073,8 @@ static void ring_stop(struct ixsim_port *p, struct ring *q, uint64_t *mask, unsi
     (void)p;
 }
 
-/* Registers to their defaults (8.2.3, "Init val"), queues stopped. Caller
- * holds p->lock. */
+/* Registers to their defaults (82599 8.2.3, 82576 chapter 8: "Init val"),
+ * queues stopped. Caller holds p->lock. */
 static void port_reset(struct ixsim_port *p, int64_t now)
 {
     for (unsigned i = 0; i < IXSIM_NUM_QUEUES; i++) {
@@ -1009,7 +1091,7 @@ static void port_reset(struct ixsim_port *p, int64_t now)
         struct ring *t = &p->tx[i], *r = &p->rx[i];
         memset(t, 0, sizeof(*t));
         memset(r, 0, sizeof(*r));
-        reg_set(p, R_SRRCTL(i), 0x00000402);   /* BSIZEHEADER 256 B, BSIZEPACKET 2 KiB, legacy */
+        r->srrctl = 0x00000402;   /* BSIZEHEADER 256 B, BSIZEPACKET 2 KiB, legacy (both variants) */
     }
     memset(&p->acc, 0, sizeof(p->acc));
     memset(&p->wacc, 0, sizeof(p->wacc));
@@ -1030,24 +1112,16 @@ static void port_reset(struct ixsim_port *p, int64_t now)
     uint64_t *s = (uint64_t *)&p->st;
     for (size_t i = 0; i < sizeof(p->st) / 8; i++)
         XCHG0(&s[i]);
-    p->gorc_hi = p->gotc_hi = 0;
+    p->gorc_hi = p->gotc_hi = p->tor_hi = p->tot_hi = 0;
     memset(p->qbrc_hi, 0, sizeof(p->qbrc_hi));
     memset(p->qbtc_hi, 0, sizeof(p->qbtc_hi));
 
-    reg_set(p, R_HLREG0, HLREG0_TXCRCEN | HLREG0_RXCRCSTRP | HLREG0_TXPADEN);
-    reg_set(p, R_MAXFRS, 1518u << 16);
-    reg_set(p, R_RDRXCTL, 0x8u << 17);        /* RSCFRSTSIZE defaults to nonzero */
-    reg_set(p, R_RXPBSIZE(0), 0x200u << 10);   /* 512 KiB */
-    reg_set(p, R_TXPBSIZE(0), 0xA0u << 10);    /* 160 KiB */
-    reg_set(p, R_DTXMXSZRQ, 0x10);
-    reg_set(p, R_AUTOC, 0);
-    reg_set(p, R_RAL(0), (uint32_t)p->mac[0] | (uint32_t)p->mac[1] << 8 |
-                         (uint32_t)p->mac[2] << 16 | (uint32_t)p->mac[3] << 24);
-    reg_set(p, R_RAH(0), RAH_AV | p->mac[4] | (uint32_t)p->mac[5] << 8);
+    reg_set(p, p->v->ral0, (uint32_t)p->mac[0] | (uint32_t)p->mac[1] << 8 |
+                           (uint32_t)p->mac[2] << 16 | (uint32_t)p->mac[3] << 24);
+    reg_set(p, p->v->ral0 + 4, RAH_AV | p->mac[4] | (uint32_t)p->mac[5] << 8);
     set_own_mac(p);
     ST(&p->fctrl, 0);
-    ST(&p->hlreg0, reg(p, R_HLREG0));
-    ST(&p->maxfrs, reg(p, R_MAXFRS));
+    p->v->reset(p);
     ST(&p->ev_ard, 1);
     ST(&p->ev_dmaidone, 1);
     ST(&p->ev_link, 0);
@@ -1085,34 +1159,28 @@ static int ring_check(struct ixsim_port *p, const char *ctl, const char *pre, un
     return 1;
 }
 
-static uint32_t stat_index(struct ixsim_port *p, uint32_t base, unsigned qi)
-{
-    return (reg(p, base + 4 * (qi / 4)) >> (8 * (qi % 4))) & 0xF;
-}
-
 static void rxdctl_write(struct ixsim_port *p, unsigned qi, uint32_t v)
 {
     struct ring *q = &p->rx[qi];
     int was = LD(&q->enabled);
     if ((v & RXDCTL_ENABLE) && !was) {
         uint8_t *va;
-        uint32_t srrctl = reg(p, R_SRRCTL(qi));
-        uint32_t len = reg(p, R_RDLEN(qi));
-        if (!ring_check(p, "RXDCTL", "RD", qi, reg(p, R_RDBAL(qi)), reg(p, R_RDBAH(qi)), len, &va)) {
+        uint32_t srrctl = LD(&q->srrctl), len = LD(&q->len);
+        if (!ring_check(p, "RXDCTL", "RD", qi, LD(&q->bal), LD(&q->bah), len, &va)) {
             v &= ~RXDCTL_ENABLE;
         } else if (SRRCTL_DESCTYPE(srrctl) != 1) {
             ERR(p, "RXDCTL[%u].ENABLE set while SRRCTL[%u].DESCTYPE=%u: only advanced one-buffer (001b) is modelled",
                 qi, qi, SRRCTL_DESCTYPE(srrctl));
             v &= ~RXDCTL_ENABLE;
-        } else if ((srrctl & SRRCTL_BSIZEPKT_MASK) == 0) {
+        } else if ((srrctl & p->v->srrctl_bsizepkt) == 0) {
             ERR(p, "RXDCTL[%u].ENABLE set while SRRCTL[%u].BSIZEPACKET is 0", qi, qi);
             v &= ~RXDCTL_ENABLE;
         } else {
             q->ring = va;
             q->size = len / 16;
-            q->bsize = (srrctl & SRRCTL_BSIZEPKT_MASK) * 1024;
-            q->drop_en = !!(srrctl & SRRCTL_DROP_EN);
-            q->stat = stat_index(p, 0x02300, qi);
+            q->bsize = (srrctl & p->v->srrctl_bsizepkt) * 1024;
+            q->drop_en = !!(srrctl & p->v->srrctl_drop_en);
+            q->stat = p->v->rx_stat(p, qi);
             ST(&q->faulted, 0);
             q->bme_reported = 0;
             if (LD(&q->head) >= q->size || LD(&q->tail) >= q->size) {
@@ -1132,7 +1200,7 @@ static void rxdctl_write(struct ixsim_port *p, unsigned qi, uint32_t v)
         rx_lock(p);
         rx_unlock(p);
     }
-    reg_set(p, R_RXDCTL(qi), v);
+    ST(&q->ctl, v);
 }
 
 static void txdctl_write(struct ixsim_port *p, unsigned qi, uint32_t v)
@@ -1141,17 +1209,17 @@ static void txdctl_write(struct ixsim_port *p, unsigned qi, uint32_t v)
     int was = LD(&q->enabled);
     if ((v & TXDCTL_ENABLE) && !was) {
         uint8_t *va;
-        uint32_t len = reg(p, R_TDLEN(qi));
-        if (!(LD(&p->te))) {
-            /* 4.6.8: DMATXCTL.TE before the first TXDCTL.ENABLE */
+        uint32_t len = LD(&q->len);
+        if (p->v->te_before_queues && !(LD(&p->te))) {
+            /* 82599 4.6.8: DMATXCTL.TE before the first TXDCTL.ENABLE */
             ERR(p, "TXDCTL[%u].ENABLE set while DMATXCTL.TE is 0", qi);
             v &= ~TXDCTL_ENABLE;
-        } else if (!ring_check(p, "TXDCTL", "TD", qi, reg(p, R_TDBAL(qi)), reg(p, R_TDBAH(qi)), len, &va)) {
+        } else if (!ring_check(p, "TXDCTL", "TD", qi, LD(&q->bal), LD(&q->bah), len, &va)) {
             v &= ~TXDCTL_ENABLE;
         } else {
             q->ring = va;
             q->size = len / 16;
-            q->stat = stat_index(p, 0x08600, qi);
+            q->stat = p->v->tx_stat(p, qi);
             ST(&q->faulted, 0);
             q->bme_reported = 0;
             q->paylen_reported = 0;
@@ -1168,7 +1236,7 @@ static void txdctl_write(struct ixsim_port *p, unsigned qi, uint32_t v)
         ring_stop(p, q, &p->txmask, qi);
         quiesce(p->sim);
     }
-    reg_set(p, R_TXDCTL(qi), v);
+    ST(&q->ctl, v);
 }
 
 static int rdrxctl_ok(struct ixsim_port *p, uint32_t v, const char *why)
@@ -1195,10 +1263,9 @@ static int rdrxctl_ok(struct ixsim_port *p, uint32_t v, const char *why)
     return 1;
 }
 
-static void tail_write(struct ixsim_port *p, struct ring *q, const char *name, unsigned qi,
-                       uint32_t lenreg, uint32_t v)
+static void tail_write(struct ixsim_port *p, struct ring *q, const char *name, unsigned qi, uint32_t v)
 {
-    uint32_t size = LD(&q->enabled) ? q->size : reg(p, lenreg) / 16;
+    uint32_t size = LD(&q->enabled) ? q->size : LD(&q->len) / 16;
     if (v != 0 && v >= size) {
         ERR(p, "%s[%u]=%u written beyond the ring of %u descriptors (ignored)", name, qi, v, size);
         return;
@@ -1219,7 +1286,7 @@ static void head_write(struct ixsim_port *p, struct ring *q, const char *name, u
     ST(&q->head, v);
 }
 
-/* ---- BAR0 ------------------------------------------------------------------------ */
+/* ---- BAR0: what both register maps share ------------------------------------ */
 static int bad_offset(struct ixsim_port *p, uint32_t off, const char *what)
 {
     if (off >= IXSIM_BAR0_SIZE || (off & 3)) {
@@ -1243,40 +1310,302 @@ static uint32_t stat_read64(uint64_t *ctr, uint32_t *hi, int high)
 
 static inline uint32_t sat32(uint64_t v) { return v > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)v; }
 
+/* Autonegotiation (re)started now: when the link will be up. */
+static int64_t an_done_at(struct ixsim_port *p, int64_t now)
+{
+    int64_t d = LD(&p->link_delay_us);
+    return d < 0 ? NEVER : now + d * 1000;
+}
+
+/* Rx on or off (82599 RXCTRL.RXEN, 82576 RCTL.EN); when this turns it off,
+ * no frame is being received any more. */
+static void set_rxen(struct ixsim_port *p, uint32_t on, const char *event)
+{
+    uint32_t was = LD(&p->rxen);
+    ST(&p->rxen, on);
+    if (on && !was)
+        EVT(p, "%s", event);
+    if (was && !on) {
+        rx_lock(p);
+        rx_unlock(p);
+    }
+}
+
+/* Tx on or off (82599 DMATXCTL.TE, 82576 TCTL.EN). */
+static void set_te(struct ixsim_port *p, uint32_t on, const char *event)
+{
+    uint32_t was = LD(&p->te);
+    ST(&p->te, on);
+    if (on && !was)
+        EVT(p, "%s", event);
+}
+
+/* The address filter's switches, as the 82599's FCTRL bits UPE, MPE, BAM
+ * (the 82576's are RCTL's); upe names the UPE bit in the events. */
+static void set_filter(struct ixsim_port *p, uint32_t fctrl, const char *upe)
+{
+    uint32_t old = LD(&p->fctrl);
+    ST(&p->fctrl, fctrl);
+    if ((fctrl ^ old) & FCTRL_UPE)
+        EVT(p, "%s=%u", upe, !!(fctrl & FCTRL_UPE));
+}
+
+/* A queue's registers: the ring, and the register's offset in the queue's
+ * block; off is where an unmodelled register of the block is stored (one
+ * place for a register that has two addresses). */
+static int queue_reg(struct ixsim_port *p, struct qreg *r, int rx, unsigned qi, uint32_t slot, uint32_t off)
+{
+    r->rx = rx;
+    r->qi = qi;
+    r->slot = slot;
+    r->off = off;
+    r->q = rx ? &p->rx[qi] : &p->tx[qi];
+    return 1;
+}
+
+static uint32_t queue_read(struct ixsim_port *p, const struct qreg *r)
+{
+    struct ring *q = r->q;
+    switch (r->slot) {
+    case Q_BAL: return LD(&q->bal);
+    case Q_BAH: return LD(&q->bah);
+    case Q_LEN: return LD(&q->len);
+    case Q_H: return LDA(&q->head);
+    case Q_T: return LD(&q->tail);
+    case Q_CTL: return LD(&q->ctl);
+    }
+    if (r->rx && r->slot == p->v->srrctl_slot)
+        return LD(&q->srrctl);
+    return p->v->queue_stat_read(p, r);
+}
+
+/* Under p->lock. The tails do not come here: ixsim_write32 takes them. */
+static void queue_write(struct ixsim_port *p, const struct qreg *r, uint32_t v)
+{
+    struct ring *q = r->q;
+    switch (r->slot) {
+    case Q_BAL: ST(&q->bal, v); return;
+    case Q_BAH: ST(&q->bah, v); return;
+    case Q_LEN: ST(&q->len, v); return;
+    case Q_H: head_write(p, q, r->rx ? "RDH" : "TDH", r->qi, v); return;
+    case Q_CTL:
+        if (r->rx)
+            rxdctl_write(p, r->qi, v);
+        else
+            txdctl_write(p, r->qi, v);
+        return;
+    }
+    if (r->rx && r->slot == p->v->srrctl_slot)
+        ST(&q->srrctl, v);
+    else
+        reg_set(p, r->off, v);
+}
+
+/* The EEPROM auto-read (82599 EEC.ARD, 82576 EECD.AUTO_RD: the same bits)
+ * is done once the reset is. */
+static uint32_t eeprom_status(struct ixsim_port *p, int in_reset, const char *event)
+{
+    if (!in_reset && __atomic_exchange_n(&p->ev_ard, 0, __ATOMIC_RELAXED))
+        EVT(p, "%s", event);
+    return EEC_PRES | (in_reset ? 0 : EEC_ARD);
+}
+
+/* Statistics at the same offsets on both (82599 8.2.3.23, 82576 8.19). */
+static int common_stat_read(struct ixsim_port *p, uint32_t off, uint32_t *v)
+{
+    switch (off) {
+    case R_GPRC: *v = sat32(XCHG0(&p->st.gprc)); return 1;
+    case R_BPRC: *v = sat32(XCHG0(&p->st.bprc)); return 1;
+    case R_MPRC: *v = sat32(XCHG0(&p->st.mprc)); return 1;
+    case R_GPTC: *v = sat32(XCHG0(&p->st.gptc)); return 1;
+    case R_RUC: *v = sat32(XCHG0(&p->st.ruc)); return 1;
+    case R_ROC: *v = sat32(XCHG0(&p->st.roc)); return 1;
+    case R_TPR: *v = sat32(XCHG0(&p->st.tpr)); return 1;
+    case R_TPT: *v = sat32(XCHG0(&p->st.tpt)); return 1;
+    case R_GORCL: *v = stat_read64(&p->st.gorc, &p->gorc_hi, 0); return 1;
+    case R_GORCH: *v = stat_read64(&p->st.gorc, &p->gorc_hi, 1); return 1;
+    case R_GOTCL: *v = stat_read64(&p->st.gotc, &p->gotc_hi, 0); return 1;
+    case R_GOTCH: *v = stat_read64(&p->st.gotc, &p->gotc_hi, 1); return 1;
+    }
+    return 0;
+}
+
+/* EICR, EICS, EIMS, EIMC, EIAC, EIAM: one bit per MSI-X vector (l->vectors),
+ * the rest other causes, kept as written but never raised (l->other), or
+ * reserved (l->reserved). The same on both, at different offsets and widths
+ * (82599 8.2.3.5, 82576 8.8). Returns 0 if off is none of them. */
+static int eirq_read(struct ixsim_port *p, uint32_t off, uint32_t *v)
+{
+    const struct eirq_layout *l = &p->v->eirq;
+    if (off == l->eicr) {
+        pthread_mutex_lock(&p->irq_lock);
+        *v = (uint32_t)(p->eicr & l->vectors) | (reg(p, off) & ~l->vectors);
+        if (!(p->gpie & GPIE_MSIX_MODE)) {     /* read to clear outside MSI-X mode */
+            p->eicr &= ~(uint64_t)l->vectors;
+            p->pend &= ~(uint64_t)l->vectors;
+            reg_set(p, off, 0);
+        }
+        pthread_mutex_unlock(&p->irq_lock);
+    } else if (off == l->eims || off == l->eiam) {
+        pthread_mutex_lock(&p->irq_lock);
+        uint64_t m = off == l->eims ? p->eims : p->eiam;
+        pthread_mutex_unlock(&p->irq_lock);
+        *v = (uint32_t)(m & l->vectors) | (reg(p, off) & l->other);
+    } else if (off == l->eimc || off == l->eics) {
+        *v = 0;     /* write-only */
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+static void eirq_reserved(struct ixsim_port *p, const char *name, uint32_t v)
+{
+    const struct eirq_layout *l = &p->v->eirq;
+    if (v & l->reserved)
+        ERR(p, "%s %s reserved: write 0x%08x (mask all with 0x%08x)", name, l->reserved_name, v,
+            l->vectors | l->other);
+}
+
+static int eirq_write(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t now)
+{
+    const struct eirq_layout *l = &p->v->eirq;
+    uint32_t vec = v & l->vectors, other = v & l->other;
+    if (off == l->eims) {
+        eirq_reserved(p, "EIMS", v);
+        __atomic_fetch_or(&p->regs[off >> 2], other, __ATOMIC_RELAXED);
+        if (vec)
+            irq_unmask(p, vec, now, "EIMS");
+    } else if (off == l->eimc) {
+        eirq_reserved(p, "EIMC", v);
+        __atomic_fetch_and(&p->regs[l->eims >> 2], ~other, __ATOMIC_RELAXED);
+        irq_mask(p, vec);
+    } else if (off == l->eicr) {    /* write 1 to clear */
+        __atomic_fetch_and(&p->regs[off >> 2], ~(v & ~l->vectors), __ATOMIC_RELAXED);
+        pthread_mutex_lock(&p->irq_lock);
+        p->eicr &= ~(uint64_t)vec;
+        p->pend &= ~(uint64_t)vec;
+        pthread_mutex_unlock(&p->irq_lock);
+    } else if (off == l->eics) {    /* software-raised causes */
+        __atomic_fetch_or(&p->regs[l->eicr >> 2], other, __ATOMIC_RELAXED);
+        if (vec)
+            irq_raise(p, vec, now);
+    } else if (off == l->eiac) {
+        reg_set(p, off, vec);
+        pthread_mutex_lock(&p->irq_lock);
+        p->eiac = vec;
+        pthread_mutex_unlock(&p->irq_lock);
+    } else if (off == l->eiam) {
+        reg_set(p, off, other);
+        pthread_mutex_lock(&p->irq_lock);
+        p->eiam = (p->eiam & ~(uint64_t)l->vectors) | vec;
+        pthread_mutex_unlock(&p->irq_lock);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 uint32_t ixsim_read32(void *ctx, uint32_t off)
 {
     struct ixsim_port *p = ctx;
     if (bad_offset(p, off, "read"))
         return 0xFFFFFFFF;
+    struct qreg r;
+    if (p->v->queue_at(p, off, &r))
+        return queue_read(p, &r);
     int64_t now = now_ns();
     int in_reset = now < LD(&p->rst_until);
-    /* QPRDC(0..15) sits in the +0x30 slot of rx queues 16..31 */
-    /* per-queue registers */
-    /* QPRDC[0..15] sit at offset 0x30 of the rx queue 16..31 register
-     * blocks (8.2.3.23.74): decode them before the queue registers */
-    if (off >= 0x1430 && off < 0x1430 + 0x40 * NSTAT && (off - 0x1430) % 0x40 == 0)
-        return sat32(XCHG0(&p->st.qprdc[(off - 0x1430) / 0x40]));
-    if (off >= 0x1000 && off < 0x1000 + 0x40 * IXSIM_NUM_QUEUES) {
-        unsigned qi = (off - 0x1000) / 0x40;
-        switch ((off - 0x1000) % 0x40) {
-        case 0x10: return LDA(&p->rx[qi].head);
-        case 0x18: return LD(&p->rx[qi].tail);
-        case 0x30: if (qi < NSTAT) return sat32(XCHG0(&p->st.qprc[qi])); break;
-        case 0x34: if (qi < NSTAT) return stat_read64(&p->st.qbrc[qi], &p->qbrc_hi[qi], 0); break;
-        case 0x38: if (qi < NSTAT) return stat_read64(&p->st.qbrc[qi], &p->qbrc_hi[qi], 1); break;
-        }
-        return reg(p, off);
+    uint32_t v;
+    if (off == R_CTRL)      /* CTRL.RST (bit 26 on both) reads 1 until the reset is done */
+        return reg(p, R_CTRL) | (in_reset ? CTRL_RST : 0);
+    if (common_stat_read(p, off, &v) || eirq_read(p, off, &v))
+        return v;
+    return p->v->read(p, off, now, in_reset);
+}
+
+/* Under p->lock: a reset, or what the variant's register map makes of the write. */
+static void write_locked(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t now)
+{
+    if (off == R_CTRL && (v & p->v->ctrl_rst)) {
+        /* 82599 4.2.1.6, 82576 4.3.1 software reset: registers to defaults, RST self-clears */
+        EVT(p, "CTRL.RST");
+        port_reset(p, now);
+        ST(&p->rst_until, now + RESET_NS);
+        reg_set(p, R_CTRL, v & ~p->v->ctrl_rst);
+        return;
     }
-    if (off >= 0x6000 && off < 0x6000 + 0x40 * IXSIM_NUM_QUEUES) {
-        unsigned qi = (off - 0x6000) / 0x40;
-        switch ((off - 0x6000) % 0x40) {
-        case 0x10: return LDA(&p->tx[qi].head);
-        case 0x18: return LD(&p->tx[qi].tail);
-        }
-        return reg(p, off);
+    if (now < LD(&p->rst_until)) {
+        ERR(p, "write of 0x%x to BAR0 offset 0x%x while CTRL.RST is in progress (ignored)", v, off);
+        return;
     }
+    struct qreg r;
+    if (p->v->queue_at(p, off, &r))
+        queue_write(p, &r, v);
+    else if (!eirq_write(p, off, v, now))
+        p->v->write(p, off, v, now);
+}
+
+void ixsim_write32(void *ctx, uint32_t off, uint32_t v)
+{
+    struct ixsim_port *p = ctx;
+    if (bad_offset(p, off, "write"))
+        return;
+    struct qreg r;
+    if (p->v->queue_at(p, off, &r) && r.slot == Q_T) {   /* tails: the hot path, no lock */
+        tail_write(p, r.q, r.rx ? "RDT" : "TDT", r.qi, v);
+        return;
+    }
+    pthread_mutex_lock(&p->lock);
+    write_locked(p, off, v, now_ns());
+    pthread_mutex_unlock(&p->lock);
+}
+
+const struct ixy_reg_ops *ixsim_reg_ops(struct ixsim_port *port)
+{
+    return &port->ops;
+}
+
+/* ---- the 82599 register map (8.2.3) ------------------------------------------ */
+static int ixgbe_queue_at(struct ixsim_port *p, uint32_t off, struct qreg *r)
+{
+    if (off >= R_RDBAL(0) && off < R_RDBAL(IXSIM_NUM_QUEUES))
+        return queue_reg(p, r, 1, (off - R_RDBAL(0)) / 0x40, (off - R_RDBAL(0)) % 0x40, off);
+    if (off >= R_TDBAL(0) && off < R_TDBAL(IXSIM_NUM_QUEUES))
+        return queue_reg(p, r, 0, (off - R_TDBAL(0)) / 0x40, (off - R_TDBAL(0)) % 0x40, off);
+    return 0;
+}
+
+/* QPRC/QBRC of counters 0..15 in the rx blocks of queues 0..15; QPRDC
+ * (8.2.3.23.74) of counters 0..15 at offset 0x30 of the blocks of 16..31. */
+static uint32_t ixgbe_queue_stat_read(struct ixsim_port *p, const struct qreg *r)
+{
+    unsigned qi = r->qi;
+    if (r->rx && r->slot == 0x30 && qi >= NSTAT && qi < 2 * NSTAT)
+        return sat32(XCHG0(&p->st.qprdc[qi - NSTAT]));
+    if (r->rx && qi < NSTAT) {
+        switch (r->slot) {
+        case 0x30: return sat32(XCHG0(&p->st.qprc[qi]));
+        case 0x34: return stat_read64(&p->st.qbrc[qi], &p->qbrc_hi[qi], 0);
+        case 0x38: return stat_read64(&p->st.qbrc[qi], &p->qbrc_hi[qi], 1);
+        }
+    }
+    return reg(p, r->off);
+}
+
+/* RQSMR/TQSM: queue -> one of the 16 statistics counters */
+static uint32_t stat_index(struct ixsim_port *p, uint32_t base, unsigned qi)
+{
+    return (reg(p, base + 4 * (qi / 4)) >> (8 * (qi % 4))) & 0xF;
+}
+
+static uint32_t ixgbe_rx_stat(struct ixsim_port *p, unsigned qi) { return stat_index(p, R_RQSMR(0), qi); }
+static uint32_t ixgbe_tx_stat(struct ixsim_port *p, unsigned qi) { return stat_index(p, R_TQSM(0), qi); }
+
+static uint32_t ixgbe_read(struct ixsim_port *p, uint32_t off, int64_t now, int in_reset)
+{
     if (off >= R_SRRCTL_ALIAS(0) && off < R_SRRCTL_ALIAS(16))
-        return reg(p, R_SRRCTL((off - R_SRRCTL_ALIAS(0)) / 4));
+        return LD(&p->rx[(off - R_SRRCTL_ALIAS(0)) / 4].srrctl);
     if (off >= R_RXMPC(0) && off < R_RXMPC(8))
         return sat32(XCHG0(&p->st.rxmpc[(off - R_RXMPC(0)) / 4]));
     if (off >= R_QPTC(0) && off < R_QPTC(NSTAT))
@@ -1286,8 +1615,6 @@ uint32_t ixsim_read32(void *ctx, uint32_t off)
         return stat_read64(&p->st.qbtc[i], &p->qbtc_hi[i], off & 4);
     }
     switch (off) {
-    case R_CTRL:
-        return reg(p, R_CTRL) | (in_reset ? CTRL_RST : 0);
     case R_STATUS: {
         uint32_t v = (p->index & 1) << 2;                 /* LAN ID */
         if (link_is_up(p, now))
@@ -1296,12 +1623,8 @@ uint32_t ixsim_read32(void *ctx, uint32_t off)
             v |= 1u << 19;                                /* GIO master enable status */
         return v;
     }
-    case R_EEC: {
-        int done = !in_reset;
-        if (done && __atomic_exchange_n(&p->ev_ard, 0, __ATOMIC_RELAXED))
-            EVT(p, "EEC.ARD");
-        return EEC_PRES | (done ? EEC_ARD : 0);
-    }
+    case R_EEC:
+        return eeprom_status(p, in_reset, "EEC.ARD");
     case R_RDRXCTL: {
         int done = !in_reset;
         if (done && __atomic_exchange_n(&p->ev_dmaidone, 0, __ATOMIC_RELAXED))
@@ -1315,24 +1638,6 @@ uint32_t ixsim_read32(void *ctx, uint32_t off)
             EVT(p, "LINKS.LINK_UP");
         return LINKS_UP | LD(&p->link_speed) << 28 | LINKS_STATUS;
     }
-    case R_EICR: {
-        /* bits 15:0: the vectors' causes; the rest: other causes (only via EICS) */
-        pthread_mutex_lock(&p->irq_lock);
-        uint32_t v = (uint32_t)(p->eicr & 0xFFFF) | (reg(p, R_EICR) & 0xFFFF0000u);
-        if (!(p->gpie & GPIE_MSIX_MODE)) {     /* read to clear outside MSI-X mode */
-            p->eicr &= ~0xFFFFull;
-            p->pend &= ~0xFFFFull;
-            reg_set(p, R_EICR, 0);
-        }
-        pthread_mutex_unlock(&p->irq_lock);
-        return v;
-    }
-    case R_EIMS: case R_EIAM: {
-        pthread_mutex_lock(&p->irq_lock);
-        uint64_t m = off == R_EIMS ? p->eims : p->eiam;
-        pthread_mutex_unlock(&p->irq_lock);
-        return (uint32_t)(m & 0xFFFF) | (reg(p, off) & 0x7FFF0000u);
-    }
     case R_EIMS_EX(0): case R_EIMS_EX(1): case R_EIAM_EX(0): case R_EIAM_EX(1): {
         int ex = off >= R_EIAM_EX(0);
         unsigned n = (off - (ex ? R_EIAM_EX(0) : R_EIMS_EX(0))) / 4;
@@ -1341,70 +1646,54 @@ uint32_t ixsim_read32(void *ctx, uint32_t off)
         pthread_mutex_unlock(&p->irq_lock);
         return (uint32_t)(m >> (32 * n));
     }
-    case R_EIMC: case R_EIMC_EX(0): case R_EIMC_EX(1): case R_EICS: case R_EICS_EX(0): case R_EICS_EX(1):
+    case R_EIMC_EX(0): case R_EIMC_EX(1): case R_EICS_EX(0): case R_EICS_EX(1):
         return 0;   /* write-only */
-    case R_GPRC: return sat32(XCHG0(&p->st.gprc));
-    case R_BPRC: return sat32(XCHG0(&p->st.bprc));
-    case R_MPRC: return sat32(XCHG0(&p->st.mprc));
-    case R_GPTC: return sat32(XCHG0(&p->st.gptc));
-    case R_RUC: return sat32(XCHG0(&p->st.ruc));
-    case R_ROC: return sat32(XCHG0(&p->st.roc));
-    case R_TPR: return sat32(XCHG0(&p->st.tpr));
-    case R_TPT: return sat32(XCHG0(&p->st.tpt));
-    case R_GORCL: return stat_read64(&p->st.gorc, &p->gorc_hi, 0);
-    case R_GORCH: return stat_read64(&p->st.gorc, &p->gorc_hi, 1);
-    case R_GOTCL: return stat_read64(&p->st.gotc, &p->gotc_hi, 0);
-    case R_GOTCH: return stat_read64(&p->st.gotc, &p->gotc_hi, 1);
     }
     return reg(p, off);
 }
 
-static void write_locked(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t now)
+/* 8.2.3.5.x IVAR: per byte, bits 5:0 vector, bit 7 valid, bit 6 reserved;
+ * bytes: rx 2n, tx 2n, rx 2n+1, tx 2n+1 */
+static void ixgbe_ivar_write(struct ixsim_port *p, unsigned n, uint32_t v)
 {
-    if (off == R_CTRL && (v & (CTRL_RST | CTRL_LRST))) {
-        /* 4.2.1.6 software reset: registers to defaults, RST self-clears */
-        EVT(p, "CTRL.RST");
-        port_reset(p, now);
-        ST(&p->rst_until, now + RESET_NS);
-        reg_set(p, R_CTRL, v & ~(CTRL_RST | CTRL_LRST));
-        return;
+    if (v & 0x40404040u) {
+        ERR(p, "IVAR[%u]=0x%08x: bits 6, 14, 22 and 30 are reserved", n, v);
+        v &= ~0x40404040u;
     }
-    if (now < LD(&p->rst_until)) {
-        ERR(p, "write of 0x%x to BAR0 offset 0x%x while CTRL.RST is in progress (ignored)", v, off);
-        return;
-    }
-    if (off >= 0x1000 && off < 0x1000 + 0x40 * IXSIM_NUM_QUEUES) {
-        unsigned qi = (off - 0x1000) / 0x40;
-        switch ((off - 0x1000) % 0x40) {
-        case 0x10: head_write(p, &p->rx[qi], "RDH", qi, v); return;
-        case 0x28: rxdctl_write(p, qi, v); return;
-        }
-        reg_set(p, off, v);
-        return;
-    }
-    if (off >= 0x6000 && off < 0x6000 + 0x40 * IXSIM_NUM_QUEUES) {
-        unsigned qi = (off - 0x6000) / 0x40;
-        switch ((off - 0x6000) % 0x40) {
-        case 0x10: head_write(p, &p->tx[qi], "TDH", qi, v); return;
-        case 0x28: txdctl_write(p, qi, v); return;
-        }
-        reg_set(p, off, v);
-        return;
-    }
+    reg_set(p, R_IVAR(n), v);
+    if (2 * n + 1 < IXSIM_NUM_QUEUES)
+        ivar_latch(p, n, v, 2 * n, 2 * n + 1);
+}
+
+/* Register defaults after a reset (the rest reads 0). */
+static void ixgbe_reset(struct ixsim_port *p)
+{
+    reg_set(p, R_HLREG0, HLREG0_TXCRCEN | HLREG0_RXCRCSTRP | HLREG0_TXPADEN);
+    reg_set(p, R_MAXFRS, 1518u << 16);
+    reg_set(p, R_RDRXCTL, 0x8u << 17);        /* RSCFRSTSIZE defaults to nonzero */
+    reg_set(p, R_RXPBSIZE(0), 0x200u << 10);   /* 512 KiB */
+    reg_set(p, R_TXPBSIZE(0), 0xA0u << 10);    /* 160 KiB */
+    reg_set(p, R_DTXMXSZRQ, 0x10);
+    ST(&p->hlreg0, reg(p, R_HLREG0));
+    ST(&p->maxfrs, reg(p, R_MAXFRS));
+}
+
+static void ixgbe_write(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t now)
+{
     if (off >= R_SRRCTL_ALIAS(0) && off < R_SRRCTL_ALIAS(16)) {
-        reg_set(p, R_SRRCTL((off - R_SRRCTL_ALIAS(0)) / 4), v);
+        ST(&p->rx[(off - R_SRRCTL_ALIAS(0)) / 4].srrctl, v);
         return;
     }
     if (off >= R_EITR_LO(0) && off < R_EITR_LO(24)) {
-        eitr_write(p, (off - R_EITR_LO(0)) / 4, v, now);
+        eitr_write(p, (off - R_EITR_LO(0)) / 4, off, v, now);
         return;
     }
     if (off >= R_EITR_HI(24) && off < R_EITR_HI(IXSIM_MSIX_VECTORS)) {
-        eitr_write(p, 24 + (off - R_EITR_HI(24)) / 4, v, now);
+        eitr_write(p, 24 + (off - R_EITR_HI(24)) / 4, off, v, now);
         return;
     }
     if (off >= R_IVAR(0) && off < R_IVAR(64)) {
-        ivar_write(p, (off - R_IVAR(0)) / 4, v);
+        ixgbe_ivar_write(p, (off - R_IVAR(0)) / 4, v);
         return;
     }
     switch (off) {
@@ -1413,20 +1702,6 @@ static void write_locked(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t
         return;
     case R_STATUS: case R_EEC: case R_LINKS:
         return;  /* read-only */
-    case R_EIMS:
-        if (v & (1u << 31))
-            ERR(p, "EIMS bit 31 is reserved: write 0x%08x", v);
-        __atomic_fetch_or(&p->regs[R_EIMS >> 2], v & 0x7FFF0000u, __ATOMIC_RELAXED);
-        if (v & 0xFFFF)
-            irq_unmask(p, v & 0xFFFF, now, "EIMS");
-        return;
-    case R_EIMC:
-        /* 8.2.3.5.4 EIMC: bit 31 reserved */
-        if (v & (1u << 31))
-            ERR(p, "EIMC bit 31 is reserved: write 0x%08x (mask all with 0x7FFFFFFF)", v);
-        __atomic_fetch_and(&p->regs[R_EIMS >> 2], ~(v & 0x7FFF0000u), __ATOMIC_RELAXED);
-        irq_mask(p, v & 0xFFFF);
-        return;
     case R_EIMS_EX(0): case R_EIMS_EX(1):
         if (v)
             irq_unmask(p, (uint64_t)v << (32 * ((off - R_EIMS_EX(0)) / 4)), now, "EIMS_EX");
@@ -1434,33 +1709,9 @@ static void write_locked(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t
     case R_EIMC_EX(0): case R_EIMC_EX(1):
         irq_mask(p, (uint64_t)v << (32 * ((off - R_EIMC_EX(0)) / 4)));
         return;
-    case R_EICR:    /* write 1 to clear */
-        __atomic_fetch_and(&p->regs[R_EICR >> 2], ~(v & 0xFFFF0000u), __ATOMIC_RELAXED);
-        pthread_mutex_lock(&p->irq_lock);
-        p->eicr &= ~(uint64_t)(v & 0xFFFF);
-        p->pend &= ~(uint64_t)(v & 0xFFFF);
-        pthread_mutex_unlock(&p->irq_lock);
-        return;
-    case R_EICS:    /* software-raised causes */
-        __atomic_fetch_or(&p->regs[R_EICR >> 2], v & 0x7FFF0000u, __ATOMIC_RELAXED);
-        if (v & 0xFFFF)
-            irq_raise(p, v & 0xFFFF, now);
-        return;
     case R_EICS_EX(0): case R_EICS_EX(1):
         if (v)
             irq_raise(p, (uint64_t)v << (32 * ((off - R_EICS_EX(0)) / 4)), now);
-        return;
-    case R_EIAC:    /* 16 bits: vectors 0..15 (16..63 always auto-clear) */
-        reg_set(p, off, v & 0xFFFF);
-        pthread_mutex_lock(&p->irq_lock);
-        p->eiac = v & 0xFFFF;
-        pthread_mutex_unlock(&p->irq_lock);
-        return;
-    case R_EIAM:
-        reg_set(p, off, v & 0x7FFF0000u);
-        pthread_mutex_lock(&p->irq_lock);
-        p->eiam = (p->eiam & ~0xFFFFull) | (v & 0xFFFF);
-        pthread_mutex_unlock(&p->irq_lock);
         return;
     case R_EIAM_EX(0): case R_EIAM_EX(1): {
         unsigned sh = 32 * ((off - R_EIAM_EX(0)) / 4);
@@ -1470,7 +1721,7 @@ static void write_locked(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t
         return;
     }
     case R_GPIE:
-        gpie_write(p, v);
+        gpie_write(p, off, v);
         return;
     case R_AUTOC: {
         reg_set(p, off, v & ~AUTOC_RESTART_AN);
@@ -1479,8 +1730,7 @@ static void write_locked(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t
             EVT(p, "AUTOC.RESTART_AN");
             /* LMS 000/010/110: 1 GbE modes; the rest: 10 GbE */
             ST(&p->link_speed, (lms == 0 || lms == 2 || lms == 6) ? 2u : 3u);
-            int64_t d = LD(&p->link_delay_us);
-            ST(&p->link_up_at, d < 0 ? NEVER : now + d * 1000);
+            ST(&p->link_up_at, an_done_at(p, now));
             ST(&p->ev_link, 1);
         }
         return;
@@ -1501,9 +1751,7 @@ static void write_locked(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t
             return;
         }
         reg_set(p, off, v);
-        ST(&p->fctrl, v);
-        if ((v ^ old) & FCTRL_UPE)
-            EVT(p, (v & FCTRL_UPE) ? "FCTRL.UPE=1" : "FCTRL.UPE=0");
+        set_filter(p, v, "FCTRL.UPE");
         return;
     }
     case R_RDRXCTL:
@@ -1512,22 +1760,12 @@ static void write_locked(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t
             return;
         reg_set(p, off, v);
         return;
-    case R_RXCTRL: {
-        uint32_t was = LD(&p->rxen);
-        if ((v & RXCTRL_RXEN) && !was) {
-            if (!rdrxctl_ok(p, reg(p, R_RDRXCTL), "RXCTRL.RXEN set (refused)"))
-                v &= ~RXCTRL_RXEN;
-            else
-                EVT(p, "RXCTRL.RXEN");
-        }
+    case R_RXCTRL:
+        if ((v & RXCTRL_RXEN) && !LD(&p->rxen) && !rdrxctl_ok(p, reg(p, R_RDRXCTL), "RXCTRL.RXEN set (refused)"))
+            v &= ~RXCTRL_RXEN;
         reg_set(p, off, v);
-        ST(&p->rxen, v & RXCTRL_RXEN);
-        if (was && !(v & RXCTRL_RXEN)) {
-            rx_lock(p);   /* no rx in flight when this returns */
-            rx_unlock(p);
-        }
+        set_rxen(p, v & RXCTRL_RXEN, "RXCTRL.RXEN");
         return;
-    }
     case R_DTXMXSZRQ:
         if (v & 0xF000u) {
             ERR(p, "DTXMXSZRQ bits 15:12 are reserved: write 0x%x (use at most 0xFFF)", v);
@@ -1535,14 +1773,10 @@ static void write_locked(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t
         }
         reg_set(p, off, v);
         return;
-    case R_DMATXCTL: {
-        uint32_t was = LD(&p->te);
+    case R_DMATXCTL:
         reg_set(p, off, v);
-        ST(&p->te, v & DMATXCTL_TE);
-        if ((v & DMATXCTL_TE) && !was)
-            EVT(p, "DMATXCTL.TE");
+        set_te(p, v & DMATXCTL_TE, "DMATXCTL.TE");
         return;
-    }
     case R_RAL(0): case R_RAH(0):
         reg_set(p, off, v);
         set_own_mac(p);
@@ -1551,31 +1785,299 @@ static void write_locked(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t
     reg_set(p, off, v);
 }
 
-void ixsim_write32(void *ctx, uint32_t off, uint32_t v)
+
+/* ---- the 82576 register map (82576 datasheet, chapter 8) -------------------------- */
+#define I_STATUS      0x00008
+#define   I_STATUS_FD         (1u << 0)
+#define   I_STATUS_LU         (1u << 1)
+#define   I_STATUS_SPEED_1000 (2u << 6)
+#define   I_STATUS_GIO_MASTER (1u << 19)
+#define I_CTRL_SLU    (1u << 6)
+#define I_EECD        0x00010
+#define I_MDIC        0x00020
+#define   MDIC_DATA       0xFFFFu
+#define   MDIC_REGADD(v)  (((v) >> 16) & 0x1Fu)
+#define   MDIC_PHYADD(v)  (((v) >> 21) & 0x1Fu)
+#define   MDIC_OP(v)      (((v) >> 26) & 0x3u)      /* 01b write, 10b read */
+#define   MDIC_READY      (1u << 28)
+#define   MDIC_ERROR      (1u << 30)
+#define I_RCTL        0x00100
+#define   RCTL_EN     (1u << 1)
+#define   RCTL_UPE    (1u << 3)
+#define   RCTL_MPE    (1u << 4)
+#define   RCTL_LPE    (1u << 5)
+#define   RCTL_BAM    (1u << 15)
+#define   RCTL_SECRC  (1u << 26)
+#define I_TCTL        0x00400
+#define   TCTL_EN     (1u << 1)
+#define   TCTL_PSP    (1u << 3)
+#define I_GPIE        0x01514
+#define I_EICS        0x01520
+#define I_EIMS        0x01524
+#define I_EIMC        0x01528
+#define I_EIAC        0x0152C
+#define I_EIAM        0x01530
+#define I_EICR        0x01580
+#define I_EITR(n)     (0x01680 + 4 * (n))      /* 25 */
+#define I_IVAR(n)     (0x01700 + 4 * (n))      /* 8 */
+#define I_MPC         0x04010
+#define I_TORL        0x040C0
+#define I_TORH        0x040C4
+#define I_TOTL        0x040C8
+#define I_TOTH        0x040CC
+#define I_RLPML       0x05004
+#define I_RAL(n)      (0x05400 + 8 * (n))
+#define I_RAH(n)      (0x05404 + 8 * (n))
+#define I_RXQ(n)      (0x0C000 + 0x40 * (n))   /* 16 queue blocks: RDBAL ... RXDCTL, RQDPC */
+#define I_TXQ(n)      (0x0E000 + 0x40 * (n))
+#define I_RXQ_82575(n) (0x02800 + 0x100 * (n)) /* queues 0..3 also answer here */
+#define I_TXQ_82575(n) (0x03800 + 0x100 * (n))
+#define I_NUM_QUEUES  16
+#define I_MSIX_VECTORS 25
+#define I_SRRCTL_SLOT 0x0C
+#define   I_SRRCTL_BSIZEPKT 0x7Fu
+#define   I_SRRCTL_DROP_EN  (1u << 31)
+#define I_RQDPC_SLOT  0x30
+
+/* the internal copper PHY, through MDIC (IEEE 802.3 clause 22 registers) */
+#define PHY_ADDR      1
+#define PHY_BMCR      0
+#define   BMCR_RESET       (1u << 15)
+#define   BMCR_AN_ENABLE   (1u << 12)
+#define   BMCR_POWER_DOWN  (1u << 11)
+#define   BMCR_AN_RESTART  (1u << 9)
+#define   BMCR_DEFAULT     0x1140u   /* autonegotiation on, full duplex, 1000 Mb/s */
+#define PHY_BMSR      1
+#define   BMSR_CAPS        0x7949u   /* 10/100 half/full, extended status, can autonegotiate */
+#define   BMSR_AN_DONE     (1u << 5)
+#define   BMSR_LINK        (1u << 2)
+#define PHY_ID1       2
+#define PHY_ID2       3
+#define   PHY_ID           0x02A80390u   /* IGP3, as Linux's igb identifies the 82576's PHY */
+
+static int igb_block(struct ixsim_port *p, struct qreg *r, int rx, uint32_t off, uint32_t base,
+                     uint32_t stride, unsigned n)
 {
-    struct ixsim_port *p = ctx;
-    if (bad_offset(p, off, "write"))
-        return;
-    /* tails: the hot path, no lock */
-    if (off >= 0x1000 && off < 0x1000 + 0x40 * IXSIM_NUM_QUEUES && (off - 0x1000) % 0x40 == 0x18) {
-        unsigned qi = (off - 0x1000) / 0x40;
-        tail_write(p, &p->rx[qi], "RDT", qi, R_RDLEN(qi), v);
-        return;
-    }
-    if (off >= 0x6000 && off < 0x6000 + 0x40 * IXSIM_NUM_QUEUES && (off - 0x6000) % 0x40 == 0x18) {
-        unsigned qi = (off - 0x6000) / 0x40;
-        tail_write(p, &p->tx[qi], "TDT", qi, R_TDLEN(qi), v);
-        return;
-    }
-    pthread_mutex_lock(&p->lock);
-    write_locked(p, off, v, now_ns());
-    pthread_mutex_unlock(&p->lock);
+    if (off < base || off >= base + stride * n || (off - base) % stride >= 0x40)
+        return 0;
+    unsigned qi = (off - base) / stride, slot = (off - base) % stride;
+    return queue_reg(p, r, rx, qi, slot, (rx ? I_RXQ(qi) : I_TXQ(qi)) + slot);
 }
 
-const struct ixy_reg_ops *ixsim_reg_ops(struct ixsim_port *port)
+static int igb_queue_at(struct ixsim_port *p, uint32_t off, struct qreg *r)
 {
-    return &port->ops;
+    return igb_block(p, r, 1, off, I_RXQ_82575(0), 0x100, 4) || igb_block(p, r, 0, off, I_TXQ_82575(0), 0x100, 4) ||
+           igb_block(p, r, 1, off, I_RXQ(0), 0x40, I_NUM_QUEUES) || igb_block(p, r, 0, off, I_TXQ(0), 0x40, I_NUM_QUEUES);
 }
+
+/* RQDPC (8.10.x): frames queue n dropped for want of a descriptor with SRRCTL.DROP_EN */
+static uint32_t igb_queue_stat_read(struct ixsim_port *p, const struct qreg *r)
+{
+    if (r->rx && r->slot == I_RQDPC_SLOT)
+        return sat32(XCHG0(&p->st.qprdc[r->qi]));
+    return reg(p, r->off);
+}
+
+static uint32_t igb_rx_stat(struct ixsim_port *p, unsigned qi) { (void)p; return qi; }
+static uint32_t igb_tx_stat(struct ixsim_port *p, unsigned qi) { (void)p; (void)qi; return 0; }
+
+/* STATUS.LU: the PHY's link, passed on by the MAC while CTRL.SLU is set. */
+static void igb_link_update(struct ixsim_port *p)
+{
+    int64_t at = (reg(p, R_CTRL) & I_CTRL_SLU) ? LD(&p->phy_an_at) : NEVER;
+    if (at != NEVER && at != LD(&p->link_up_at))
+        ST(&p->ev_link, 1);
+    ST(&p->link_up_at, at);
+}
+
+/* The engines' view of RCTL/TCTL, in the 82599's terms (HLREG0, MAXFRS):
+ * CRC strip (RCTL.SECRC), long packets (RCTL.LPE, up to RLPML), padding
+ * (TCTL.PSP); the CRC is inserted per packet (TXD IFCS) with no global switch. */
+static void igb_sync_config(struct ixsim_port *p)
+{
+    uint32_t rctl = reg(p, I_RCTL), tctl = reg(p, I_TCTL);
+    ST(&p->hlreg0, HLREG0_TXCRCEN | (rctl & RCTL_SECRC ? HLREG0_RXCRCSTRP : 0) |
+                   (rctl & RCTL_LPE ? HLREG0_JUMBOEN : 0) | (tctl & TCTL_PSP ? HLREG0_TXPADEN : 0));
+    ST(&p->maxfrs, (reg(p, I_RLPML) & 0x3FFFu) << 16);
+}
+
+static uint32_t phy_read(struct ixsim_port *p, unsigned r, int64_t now)
+{
+    if (r == PHY_BMSR)
+        return BMSR_CAPS | (now >= LD(&p->phy_an_at) ? BMSR_AN_DONE | BMSR_LINK : 0);
+    return p->phy[r];
+}
+
+/* BMCR: a reset or an autonegotiation restart (or a power-up) starts
+ * autonegotiation; powered down or with autonegotiation off the link stays
+ * down (the model's link partner only autonegotiates). */
+static void phy_write(struct ixsim_port *p, unsigned r, uint16_t v, int64_t now)
+{
+    if (r == PHY_BMSR || r == PHY_ID1 || r == PHY_ID2)
+        return;     /* read-only */
+    if (r != PHY_BMCR) {
+        p->phy[r] = v;
+        return;
+    }
+    if (v & BMCR_RESET)
+        v = BMCR_DEFAULT | BMCR_AN_RESTART;
+    int restart = (v & BMCR_AN_RESTART) || ((p->phy[PHY_BMCR] & BMCR_POWER_DOWN) && !(v & BMCR_POWER_DOWN));
+    p->phy[PHY_BMCR] = v & ~(BMCR_RESET | BMCR_AN_RESTART);     /* self-clearing */
+    if (!(v & BMCR_AN_ENABLE) || (v & BMCR_POWER_DOWN)) {
+        ST(&p->phy_an_at, NEVER);
+    } else if (restart) {
+        EVT(p, "BMCR.RESTART_AN");
+        ST(&p->phy_an_at, an_done_at(p, now));
+    }
+    igb_link_update(p);
+}
+
+/* 8.2.4 MDIC: one PHY register read or written; the model completes it at once (READY). */
+static void mdic_write(struct ixsim_port *p, uint32_t v, int64_t now)
+{
+    uint32_t op = MDIC_OP(v), data = v & MDIC_DATA, r = MDIC_REGADD(v);
+    uint32_t done = v & ~(MDIC_DATA | MDIC_READY | MDIC_ERROR);
+    if (MDIC_PHYADD(v) != PHY_ADDR || op == 0 || op == 3) {
+        ERR(p, "MDIC=0x%08x: %s (MDIC.E set)", v,
+            MDIC_PHYADD(v) != PHY_ADDR ? "PHYADD is not 1, the internal PHY" : "OP 00b and 11b are reserved");
+        reg_set(p, I_MDIC, done | MDIC_READY | MDIC_ERROR);
+        return;
+    }
+    if (op == 2)
+        data = phy_read(p, r, now);
+    else
+        phy_write(p, r, (uint16_t)data, now);
+    reg_set(p, I_MDIC, done | data | MDIC_READY);
+}
+
+/* 8.10.1 RCTL. The 82576 datasheet sets no condition on changing the filter
+ * bits (UPE, MPE, BAM) while RCTL.EN is 1, so the model takes them at once. */
+static void rctl_write(struct ixsim_port *p, uint32_t v)
+{
+    reg_set(p, I_RCTL, v);
+    igb_sync_config(p);
+    set_filter(p, (v & RCTL_UPE ? FCTRL_UPE : 0) | (v & RCTL_MPE ? FCTRL_MPE : 0) | (v & RCTL_BAM ? FCTRL_BAM : 0),
+               "RCTL.UPE");
+    set_rxen(p, !!(v & RCTL_EN), "RCTL.EN");
+}
+
+/* 8.8.15 IVAR: bytes rx n, tx n, rx n+8, tx n+8; each bits 4:0 vector,
+ * bit 7 valid, bits 6:5 reserved */
+static void igb_ivar_write(struct ixsim_port *p, unsigned n, uint32_t v)
+{
+    if (v & 0x60606060u) {
+        ERR(p, "IVAR[%u]=0x%08x: bits 6:5 of each byte are reserved", n, v);
+        v &= ~0x60606060u;
+    }
+    reg_set(p, I_IVAR(n), v);
+    ivar_latch(p, n, v, n, n + 8);
+}
+
+static uint32_t igb_read(struct ixsim_port *p, uint32_t off, int64_t now, int in_reset)
+{
+    switch (off) {
+    case I_STATUS: {
+        uint32_t v = (p->index & 1) << 2;                  /* LAN ID */
+        if (link_is_up(p, now)) {
+            v |= I_STATUS_LU | I_STATUS_FD | I_STATUS_SPEED_1000;
+            if (__atomic_exchange_n(&p->ev_link, 0, __ATOMIC_RELAXED))
+                EVT(p, "STATUS.LU");
+        }
+        if (LD(&p->pci_command) & 4)
+            v |= I_STATUS_GIO_MASTER;
+        return v;
+    }
+    case I_EECD: return eeprom_status(p, in_reset, "EECD.AUTO_RD");
+    case I_MPC: return sat32(XCHG0(&p->st.rxmpc[0]));
+    case I_TORL: return stat_read64(&p->st.tor, &p->tor_hi, 0);
+    case I_TORH: return stat_read64(&p->st.tor, &p->tor_hi, 1);
+    case I_TOTL: return stat_read64(&p->st.tot, &p->tot_hi, 0);
+    case I_TOTH: return stat_read64(&p->st.tot, &p->tot_hi, 1);
+    }
+    return reg(p, off);
+}
+
+static void igb_write(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t now)
+{
+    if (off >= I_EITR(0) && off < I_EITR(I_MSIX_VECTORS)) {
+        eitr_write(p, (off - I_EITR(0)) / 4, off, v, now);
+        return;
+    }
+    if (off >= I_IVAR(0) && off < I_IVAR(8)) {
+        igb_ivar_write(p, (off - I_IVAR(0)) / 4, v);
+        return;
+    }
+    switch (off) {
+    case R_CTRL:
+        reg_set(p, off, v);
+        igb_link_update(p);
+        return;
+    case I_STATUS: case I_EECD:
+        return;     /* read-only */
+    case I_MDIC:
+        mdic_write(p, v, now);
+        return;
+    case I_RCTL:
+        rctl_write(p, v);
+        return;
+    case I_TCTL:
+        reg_set(p, off, v);
+        igb_sync_config(p);
+        set_te(p, !!(v & TCTL_EN), "TCTL.EN");
+        return;
+    case I_RLPML:
+        reg_set(p, off, v);
+        igb_sync_config(p);
+        return;
+    case I_GPIE:
+        gpie_write(p, off, v);
+        return;
+    case I_RAL(0): case I_RAH(0):
+        reg_set(p, off, v);
+        set_own_mac(p);
+        return;
+    }
+    reg_set(p, off, v);
+}
+
+/* Register defaults after a reset (the rest reads 0). CTRL.SLU, which the
+ * EEPROM may set, is 0: the driver sets it. CTRL.RST leaves the PHY as it is. */
+static void igb_reset(struct ixsim_port *p)
+{
+    igb_sync_config(p);
+}
+
+/* ---- the variants ---------------------------------------------------------------- */
+static const struct variant variants[] = {
+    [IXSIM_82599] = {
+        .device_id = 0x10FB, .nqueues = IXSIM_NUM_QUEUES, .msix_vectors = IXSIM_MSIX_VECTORS,
+        .ctrl_rst = CTRL_RST | CTRL_LRST, .ral0 = R_RAL(0),
+        .srrctl_slot = 0x14, .srrctl_bsizepkt = SRRCTL_BSIZEPKT_MASK, .srrctl_drop_en = SRRCTL_DROP_EN,
+        .te_before_queues = 1,
+        /* 8.2.3.5: bits 15:0 vectors 0..15 (the _EX registers reach 16..63), EIAC 16 bits */
+        .eirq = {R_EICR, R_EICS, R_EIMS, R_EIMC, R_EIAC, R_EIAM, 0x0000FFFFu, 0x7FFF0000u, 0x80000000u,
+                 "bit 31 is", ~0xFFFFull},
+        /* 8.2.3.5.12: interval bits 11:3 in 2.048 us units */
+        .eitr = {EITR_INTERVAL, 3, 2048, "bits 2:0 are reserved (the interval is bits 11:3)"},
+        .queue_at = ixgbe_queue_at, .queue_stat_read = ixgbe_queue_stat_read,
+        .rx_stat = ixgbe_rx_stat, .tx_stat = ixgbe_tx_stat,
+        .read = ixgbe_read, .write = ixgbe_write, .reset = ixgbe_reset,
+    },
+    [IXSIM_82576] = {
+        .device_id = 0x10C9, .nqueues = I_NUM_QUEUES, .msix_vectors = I_MSIX_VECTORS,
+        .ctrl_rst = CTRL_RST, .ral0 = I_RAL(0),
+        .srrctl_slot = I_SRRCTL_SLOT, .srrctl_bsizepkt = I_SRRCTL_BSIZEPKT, .srrctl_drop_en = I_SRRCTL_DROP_EN,
+        .te_before_queues = 0,
+        /* 8.8: bits 24:0 vectors, 30 TCP timer, 31 other causes; 29:25 reserved */
+        .eirq = {I_EICR, I_EICS, I_EIMS, I_EIMC, I_EIAC, I_EIAM, 0x01FFFFFFu, 0xC0000000u, 0x3E000000u,
+                 "bits 29:25 are", 0},
+        /* 8.8.12: interval bits 14:2 in 1 us units */
+        .eitr = {0x7FFCu, 2, 1000, "bits 1:0 are reserved (the interval is bits 14:2)"},
+        .queue_at = igb_queue_at, .queue_stat_read = igb_queue_stat_read,
+        .rx_stat = igb_rx_stat, .tx_stat = igb_tx_stat,
+        .read = igb_read, .write = igb_write, .reset = igb_reset,
+    },
+};
 
 /* ---- PCI configuration space --------------------------------------------------- */
 uint32_t ixsim_config_read(struct ixsim_port *p, uint32_t off, unsigned size)
@@ -1585,7 +2087,7 @@ uint32_t ixsim_config_read(struct ixsim_port *p, uint32_t off, unsigned size)
         return 0xFFFFFFFF;
     }
     uint8_t cs[256] = {0};
-    wr32(cs + 0x00, 0x10FB8086);                       /* device, vendor */
+    wr32(cs + 0x00, (uint32_t)p->v->device_id << 16 | 0x8086);   /* device, vendor */
     uint16_t cmd = LD(&p->pci_command);
     memcpy(cs + 0x04, &cmd, 2);
     cs[0x06] = 0;
@@ -1635,9 +2137,9 @@ static void port_free(struct ixsim_port *p)
     free(p);
 }
 
-struct ixsim *ixsim_create(unsigned nports, const uint8_t base_mac[6])
+struct ixsim *ixsim_create(unsigned nports, const uint8_t base_mac[6], enum ixsim_variant variant)
 {
-    if (nports == 0 || nports > IXSIM_MAX_PORTS)
+    if (nports == 0 || nports > IXSIM_MAX_PORTS || (unsigned)variant >= sizeof(variants) / sizeof(variants[0]))
         return NULL;
     pthread_once(&crc_once, crc_init);
     struct ixsim *sim = calloc(1, sizeof(*sim));
@@ -1652,6 +2154,7 @@ struct ixsim *ixsim_create(unsigned nports, const uint8_t base_mac[6])
             goto fail;
         sim->ports[i] = p;
         p->sim = sim;
+        p->v = &variants[variant];
         p->index = i;
         p->ops.read32 = ixsim_read32;
         p->ops.write32 = ixsim_write32;
@@ -1671,8 +2174,15 @@ struct ixsim *ixsim_create(unsigned nports, const uint8_t base_mac[6])
         p->link_delay_us = DEFAULT_LINK_DELAY_US;
         p->pci_command = 0;            /* MEM and BME off until the driver enables them */
         p->src_seq_off = -1;
-        port_reset(p, now_ns());       /* power-up: EEPROM already read, DMA init done */
+        int64_t now = now_ns();
+        port_reset(p, now);            /* power-up: EEPROM already read, DMA init done */
         p->ev_ard = p->ev_dmaidone = 0;
+        /* 82576: the PHY autonegotiated at power-up, before any driver came
+         * (the 82599 ignores these) */
+        p->phy[PHY_BMCR] = BMCR_DEFAULT;
+        p->phy[PHY_ID1] = PHY_ID >> 16;
+        p->phy[PHY_ID2] = PHY_ID & 0xFFFF;
+        p->phy_an_at = now;
     }
     return sim;
 fail:
@@ -1790,20 +2300,18 @@ int ixsim_dma_unmap(struct ixsim *sim, uint64_t dma_addr, uint64_t len)
     /* a queue whose ring is being unmapped faults (an IOMMU fault on real hardware) */
     for (unsigned pi = 0; pi < sim->nports; pi++) {
         struct ixsim_port *p = sim->ports[pi];
-        for (unsigned qi = 0; qi < IXSIM_NUM_QUEUES; qi++) {
+        for (unsigned qi = 0; qi < p->v->nqueues; qi++) {
             for (int rx = 0; rx < 2; rx++) {
                 struct ring *q = rx ? &p->rx[qi] : &p->tx[qi];
                 if (!LD(&q->enabled))
                     continue;
-                uint64_t base = (uint64_t)reg(p, rx ? R_RDBAH(qi) : R_TDBAH(qi)) << 32 |
-                                reg(p, rx ? R_RDBAL(qi) : R_TDBAL(qi));
+                uint64_t base = (uint64_t)LD(&q->bah) << 32 | LD(&q->bal);
                 if (base < dma_addr + len && dma_addr < base + (uint64_t)q->size * 16) {
                     ERR(p, "DMA unmap of 0x%llx+%llu while %s[%u] uses it for its ring (queue stopped)",
                         (unsigned long long)dma_addr, (unsigned long long)len, rx ? "RXDCTL" : "TXDCTL", qi);
                     ring_stop(p, q, rx ? &p->rxmask : &p->txmask, qi);
                     ST(&q->faulted, 1);
-                    reg_set(p, rx ? R_RXDCTL(qi) : R_TXDCTL(qi),
-                            reg(p, rx ? R_RXDCTL(qi) : R_TXDCTL(qi)) & ~RXDCTL_ENABLE);
+                    ST(&q->ctl, LD(&q->ctl) & ~RXDCTL_ENABLE);
                 }
             }
         }
@@ -1879,7 +2387,7 @@ int ixsim_inject(struct ixsim_port *p, const uint8_t *frame, uint32_t len)
 
 int ixsim_set_irq_eventfd(struct ixsim_port *p, unsigned vector, int fd)
 {
-    if (vector >= IXSIM_MSIX_VECTORS)
+    if (vector >= p->v->msix_vectors)
         return EINVAL;
     int nfd = -1;
     if (fd >= 0) {
@@ -1896,6 +2404,8 @@ int ixsim_set_irq_eventfd(struct ixsim_port *p, unsigned vector, int fd)
         close(old);
     return 0;
 }
+
+unsigned ixsim_msix_vectors(struct ixsim_port *p) { return p->v->msix_vectors; }
 
 uint64_t ixsim_irq_count(struct ixsim_port *p, unsigned vector)
 {

@@ -1,8 +1,15 @@
-/* A model of the Intel 82599 10 GbE controller (X520), written from the
- * 82599 datasheet, for ixypy's tests, benchmarks and its no-hardware "sim"
- * device. It models BAR0 (the register file), the PCI command register's bus
- * master enable, advanced rx/tx descriptor DMA, the statistics registers and a
- * "wire" per port. A worker thread plays the NIC's DMA engines.
+/* A model of the Intel 82599 10 GbE controller (X520) and of the Intel 82576
+ * 1 GbE controller, written from their datasheets, for ixypy's tests,
+ * benchmarks and its no-hardware "sim" device. It models BAR0 (the register
+ * file), the PCI command register's bus master enable, advanced rx/tx
+ * descriptor DMA, the statistics registers and a "wire" per port. A worker
+ * thread plays the NIC's DMA engines.
+ *
+ * Both controllers use the same advanced descriptors, so the DMA engines,
+ * the DMA map, the wire, the statistics and the MSI-X machinery are shared;
+ * each variant has its own register map (a decode front end onto that
+ * shared state) and its own link: the 82599's AUTOC/LINKS, the 82576's
+ * copper PHY behind MDIC.
  *
  * It is strict: what real hardware would not accept (a queue enabled before
  * its ring is set, a tail beyond the ring, a descriptor address outside the
@@ -27,12 +34,19 @@
 #define IXSIM_MSIX_VECTORS 64      /* MSI-X table size of an 82599 function */
 
 struct ixsim;        /* ports sharing one worker thread and one DMA map (IOMMU view) */
-struct ixsim_port;   /* one 82599 port: PCI config, BAR0, one end of a wire */
+struct ixsim_port;   /* one port: PCI config, BAR0, one end of a wire */
+
+/* Which controller every port of a model is. */
+enum ixsim_variant {
+    IXSIM_82599 = 0,   /* PCI 8086:10FB, 64 queues modelled */
+    IXSIM_82576 = 1,   /* PCI 8086:10C9, 16 queues, 25 MSI-X vectors */
+};
 
 /* ---- life cycle ------------------------------------------------------- */
-/* nports ports; port i gets MAC base_mac with i added to the last byte,
- * stored as the EEPROM would leave it in RAL(0)/RAH(0) after reset. */
-struct ixsim *ixsim_create(unsigned nports, const uint8_t base_mac[6]);
+/* nports ports of one variant; port i gets MAC base_mac with i added to the
+ * last byte, stored as the EEPROM would leave it in RAL(0)/RAH(0) after
+ * reset. NULL for a bad nports or variant. */
+struct ixsim *ixsim_create(unsigned nports, const uint8_t base_mac[6], enum ixsim_variant variant);
 void ixsim_destroy(struct ixsim *sim);            /* stops the worker first */
 struct ixsim_port *ixsim_port(struct ixsim *sim, unsigned index);
 unsigned ixsim_num_ports(const struct ixsim *sim);
@@ -56,7 +70,8 @@ int ixsim_dma_map(struct ixsim *sim, uint64_t dma_addr, void *vaddr, uint64_t le
 int ixsim_dma_unmap(struct ixsim *sim, uint64_t dma_addr, uint64_t len);
 
 /* ---- PCI configuration space (256 bytes: ids, command register) --------- */
-/* Vendor 0x8086, device 0x10FB (82599 SFI/SFP+), class 0x020000. DMA while
+/* Vendor 0x8086, device 0x10FB (82599 SFI/SFP+) or 0x10C9 (82576 copper),
+ * class 0x020000. DMA while
  * COMMAND.BME (bit 2) is clear is an error and the DMA does not happen. */
 uint32_t ixsim_config_read(struct ixsim_port *port, uint32_t offset, unsigned size);
 void ixsim_config_write(struct ixsim_port *port, uint32_t offset, unsigned size, uint32_t value);
@@ -87,14 +102,17 @@ int ixsim_inject(struct ixsim_port *port, const uint8_t *frame, uint32_t len);
 /* What VFIO_DEVICE_SET_IRQS (MSI-X, eventfd trigger) does for a real device:
  * vector's messages become 8-byte writes of 1 to fd. The model keeps its own
  * duplicate of fd (close yours whenever you like); fd < 0 detaches. Returns
- * 0 or an errno (EINVAL: vector >= IXSIM_MSIX_VECTORS). See ixgbe_model.c
+ * 0 or an errno (EINVAL: vector >= ixsim_msix_vectors). See ixgbe_model.c
  * for what raises, masks, clears and throttles a vector. */
 int ixsim_set_irq_eventfd(struct ixsim_port *port, unsigned vector, int fd);
+/* The port's MSI-X table size: 64 (82599 as modelled), 25 (82576). */
+unsigned ixsim_msix_vectors(struct ixsim_port *port);
 /* Messages vector has sent since the model was created (tests). */
 uint64_t ixsim_irq_count(struct ixsim_port *port, unsigned vector);
 
-/* Link: the time from an autonegotiation restart (AUTOC.RESTART_AN) until
- * LINKS.LINK_UP reads 1, in microseconds; < 0: the link never comes up. */
+/* Link: the time from an autonegotiation restart (82599: AUTOC.RESTART_AN;
+ * 82576: a restart through the PHY's BMCR) until the link is up
+ * (LINKS.LINK_UP, STATUS.LU), in microseconds; < 0: the link never comes up. */
 void ixsim_set_link_delay(struct ixsim_port *port, int64_t usec);
 
 /* What crossed this port's cable, counted by the model itself (not the
@@ -117,7 +135,8 @@ void ixsim_clear_errors(struct ixsim_port *port);
 /* Events: milestones of bring-up in the order the driver caused them, one
  * short name each (see ixgbe_model.c for the list, e.g. "CTRL.RST",
  * "EEC.ARD", "RDRXCTL.DMAIDONE", "AUTOC.RESTART_AN", "RXCTRL.RXEN",
- * "RXDCTL[0].ENABLE", "DMATXCTL.TE", "TXDCTL[0].ENABLE", "LINKS.LINK_UP"). */
+ * "RXDCTL[0].ENABLE", "DMATXCTL.TE", "TXDCTL[0].ENABLE", "LINKS.LINK_UP";
+ * 82576: "EECD.AUTO_RD", "BMCR.RESTART_AN", "STATUS.LU", "RCTL.EN", "TCTL.EN"). */
 unsigned ixsim_event_count(struct ixsim_port *port);
 const char *ixsim_event(struct ixsim_port *port, unsigned index);
 void ixsim_clear_events(struct ixsim_port *port);

@@ -23,9 +23,10 @@ def open(address: str, rx_queues: int = 1, tx_queues: int = 1, *, method: str = 
          mempool: Optional[Mempool] = None, promisc: bool = True, interrupts: bool = False,
          itr_us: Optional[float] = None) -> Device:
     """Open the NIC at a PCI address (e.g. "0000:03:00.0") or a sim device
-    ("sim:sink", "sim:source", "sim:loop", "sim:pair0", "sim:pair1"; on the
-    virtio-net model "sim:virtio-sink", "sim:virtio-source", "sim:virtio-loop"), bring it
-    up and start its queues. method: "auto", "uio" or "vfio" (PCI only).
+    ("sim:sink", "sim:source", "sim:loop", "sim:pair0", "sim:pair1"; an 82576
+    with an igb- prefix: "sim:igb-sink", ...; on the virtio-net model
+    "sim:virtio-sink", "sim:virtio-source", "sim:virtio-loop"), bring it up
+    and start its queues. method: "auto", "uio" or "vfio" (PCI only).
 
     interrupts=True: each rx queue gets an MSI-X vector, and
     ``dev.rx_batch(q, batch, timeout=...)`` sleeps on it once the queue is

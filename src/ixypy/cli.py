@@ -1,8 +1,9 @@
 """The `ixypy` command: pktgen, fwd, capture, devices, bind, unbind, hugepages.
 
 DEV is a PCI address (0000:03:00.0) or a sim device (sim:sink, sim:source,
-sim:loop, sim:pair0, sim:pair1). Ctrl-C or SIGTERM stops a running app
-cleanly: final stats, queues off, DMA stopped, memory released.
+sim:loop, sim:pair0, sim:pair1; sim:igb-sink ... for an 82576). Ctrl-C or
+SIGTERM stops a running app cleanly: final stats, queues off, DMA stopped,
+memory released.
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from ixypy.errors import InterruptsUnavailable
 from ixypy.packets import udp_frame
 from ixypy.sim import attach
 
-from .test_ixgbe_sim import model_errors
+from ..simdev import model_errors
 
 
 @pytest.fixture

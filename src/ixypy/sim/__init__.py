@@ -1,5 +1,5 @@
-"""The sim device: ixypy's ixgbe driver on the 82599 device model, no
-hardware, no root, no hugepages needed.
+"""The sim device: ixypy's ixgbe driver on the 82599 device model, or its
+igb driver on the 82576 model; no hardware, no root, no hugepages needed.
 
 Addresses name what is at the other end of the simulated cable:
 
@@ -10,6 +10,9 @@ Addresses name what is at the other end of the simulated cable:
 * ``sim:pair0`` / ``sim:pair1``: the two ends of one cable between two ports.
 * ``sim:virtio-sink``, ``sim:virtio-source``, ``sim:virtio-loop``: the same
   wires on the legacy virtio-net model (ixypy's virtio driver), see sim.virtio.
+
+With an ``igb-`` prefix (``sim:igb-sink``, ``sim:igb-source``,
+``sim:igb-loop``, ``sim:igb-pair0`` / ``sim:igb-pair1``) the port is an 82576.
 """
 from __future__ import annotations
 
@@ -21,13 +24,17 @@ from ..errors import DeviceBusy, DeviceNotFound
 from ..device import format_mac
 from ..memory import VirtualAllocator
 from ..packets import SEQ_OFFSET, udp_frame
-from ._model import MSIX_VECTORS, Sim, SimPort
+from ._model import Sim, SimPort
 
-WIRES = ("sink", "source", "loop", "pair0", "pair1", "virtio-sink", "virtio-source", "virtio-loop")
+INTEL_WIRES = ("sink", "source", "loop", "pair0", "pair1")
+# address prefix -> (model, its wires): "82599" and "82576" are Sim variants
+MODELS = {"": ("82599", INTEL_WIRES), "igb-": ("82576", INTEL_WIRES),
+          "virtio-": ("virtio", ("sink", "source", "loop"))}
 ALIASES = {"ixgbe": "sink"}
 BASE_MAC = bytes.fromhex("02a0c9000000")   # locally administered
 
-# the open pair: both ends (and every bus opened on them) share one model until all are closed
+# the open pairs, one per variant: both ends (and every bus opened on them)
+# share one model until all are closed
 _pairs: Dict[str, Tuple[Sim, List["SimBus"]]] = {}
 
 
@@ -37,14 +44,19 @@ def source_frame() -> bytes:
     return udp_frame(dst_mac=format_mac(BASE_MAC))
 
 
-def parse(address: str) -> str:
-    wire = address.split(":", 1)[1] if address.startswith("sim:") else ""
-    wire = ALIASES.get(wire, wire)
-    if wire not in WIRES:
+def parse(address: str) -> Tuple[str, str]:
+    """(model, wire) of a sim address: model "82599", "82576" or "virtio"."""
+    name = address.split(":", 1)[1] if address.startswith("sim:") else ""
+    name = ALIASES.get(name, name)
+    prefix = next((p for p in MODELS if p and name.startswith(p)), "")
+    model, wires = MODELS[prefix]
+    wire = name[len(prefix):]
+    if wire not in wires:
         raise DeviceNotFound(f"no sim device {address!r}",
-                             "sim devices are sim:sink (alias sim:ixgbe), sim:source, sim:loop, sim:pair0, sim:pair1, "
-                             "sim:virtio-sink, sim:virtio-source and sim:virtio-loop")
-    return wire
+                             "sim devices are sim:sink (alias sim:ixgbe), sim:source, sim:loop, sim:pair0 and sim:pair1 "
+                             "(82599), the same with an igb- prefix (82576, e.g. sim:igb-sink), "
+                             "and sim:virtio-sink, sim:virtio-source and sim:virtio-loop")
+    return model, wire
 
 
 # One IOMMU domain for every model in the process, as one VFIO container
@@ -54,13 +66,14 @@ _models: List[Sim] = []
 _dma_regions: Dict[int, int] = {}      # address -> length
 
 
-def new_model(nports: int, busy_poll: bool = False) -> Sim:
-    """A started model with nports ports that sees all of the process's sim DMA memory."""
-    return register_model(Sim(nports, BASE_MAC), busy_poll)
+def new_model(nports: int, busy_poll: bool = False, variant: str = "82599") -> Sim:
+    """A started model with nports ports of variant ("82599" or "82576")
+    that sees all of the process's sim DMA memory."""
+    return register_model(Sim(nports, BASE_MAC, variant), busy_poll)
 
 
 def register_model(sim, busy_poll: bool = False):
-    """Start a model (an 82599 Sim or a VirtioSim) in the process's DMA domain."""
+    """Start a model (an 82599/82576 Sim or a VirtioSim) in the process's DMA domain."""
     for address, length in _dma_regions.items():
         sim.dma_map(address, address, length)
     sim.set_busy_poll(busy_poll)
@@ -89,23 +102,23 @@ def _dma_unmap(address: int, length: int) -> None:
 def attach(address: str) -> "SimBus":
     """A Bus for the model port that address names (a new model, or the
     shared one of a pair)."""
-    wire = parse(address)
-    if wire.startswith("virtio-"):
+    model, wire = parse(address)
+    if model == "virtio":
         from . import virtio
 
-        return virtio.attach(address, wire[len("virtio-"):])
+        return virtio.attach(address, wire)
     if wire.startswith("pair"):
-        if "pair" not in _pairs:
-            sim = new_model(2)
+        if model not in _pairs:
+            sim = new_model(2, variant=model)
             sim.port(0).wire_pair(sim.port(1))
-            _pairs["pair"] = (sim, [])
-        sim, ends = _pairs["pair"]
+            _pairs[model] = (sim, [])
+        sim, ends = _pairs[model]
         if any(bus.wire == wire and not bus.closed for bus in ends):
             raise DeviceBusy(f"{address} is already open in this process", "close it first, or open the other end")
         bus = SimBus(address, sim, sim.port(int(wire[-1])), wire)
         ends.append(bus)
         return bus
-    sim = new_model(1)
+    sim = new_model(1, variant=model)
     port = sim.port(0)
     if wire == "source":
         port.wire_source(source_frame(), 0, SEQ_OFFSET)
@@ -140,14 +153,14 @@ class SimBus(Bus):
 
     def bar(self, index: int) -> Bar:
         if index != 0:
-            raise DeviceNotFound(f"the sim 82599 has no BAR{index} modelled")
+            raise DeviceNotFound(f"the sim {self.sim.variant} has no BAR{index} modelled")
         return Bar(ops=self.port.reg_ops(), keepalive=self.port)
 
     def ioport(self, index: int) -> PortIo:
-        raise DeviceNotFound("the sim 82599 has no I/O-port BAR")
+        raise DeviceNotFound(f"the sim {self.sim.variant} has no I/O-port BAR")
 
     def msix_vectors(self) -> int:
-        return MSIX_VECTORS
+        return self.port.msix_vectors()
 
     def attach_irqs(self, eventfds) -> None:
         for vector, fd in enumerate(eventfds):
@@ -172,10 +185,10 @@ class SimBus(Bus):
             return
         peers = [self]
         if self.wire.startswith("pair"):
-            _, ends = _pairs["pair"]
+            _, ends = _pairs[self.sim.variant]
             if not all(bus.closed for bus in ends):
                 return
-            del _pairs["pair"]
+            del _pairs[self.sim.variant]
             peers = ends
         for bus in peers:
             bus._final_errors = bus.port.errors()

@@ -1,5 +1,6 @@
 # cython: language_level=3
-"""Python wrapper of the 82599 device model (csrc/sim/ixgbe_model.c).
+"""Python wrapper of the device model (csrc/sim/ixgbe_model.c): the 82599 or
+the 82576.
 
 ``Sim`` owns the model (ports, worker thread, DMA map); ``SimPort`` is one
 port: its PCI config space, its BAR0 registers, its wire and its logs."""
@@ -23,10 +24,13 @@ cdef extern from "ixgbe_model.h" nogil:
         uint64_t tx_packets, tx_bytes, rx_packets, rx_bytes, rx_no_desc_drops, rx_filtered
     int IXSIM_MAX_PORTS
     int IXSIM_MAX_FRAME
-    int IXSIM_MSIX_VECTORS
+    enum ixsim_variant:
+        IXSIM_82599
+        IXSIM_82576
+    unsigned ixsim_msix_vectors(ixsim_port *port)
     int ixsim_set_irq_eventfd(ixsim_port *port, unsigned vector, int fd)
     uint64_t ixsim_irq_count(ixsim_port *port, unsigned vector)
-    ixsim *ixsim_create(unsigned nports, const uint8_t *base_mac)
+    ixsim *ixsim_create(unsigned nports, const uint8_t *base_mac, ixsim_variant variant)
     void ixsim_destroy(ixsim *sim)
     ixsim_port *ixsim_get_port "ixsim_port"(ixsim *sim, unsigned index)
     unsigned ixsim_num_ports(const ixsim *sim)
@@ -58,25 +62,30 @@ cdef extern from "ixgbe_model.h" nogil:
 import os as _os
 
 REG_OPS_CAPSULE = "ixypy.reg_ops"
-MSIX_VECTORS = IXSIM_MSIX_VECTORS
+VARIANTS = {"82599": IXSIM_82599, "82576": IXSIM_82576}
 cdef const char *_CAPSULE_NAME = "ixypy.reg_ops"
 
 
 cdef class Sim:
-    """An 82599 model with ``nports`` ports (MACs: ``mac`` + port index) and
-    one worker thread playing the DMA engines (see :meth:`start`)."""
+    """A model with ``nports`` ports of one ``variant``, "82599" or "82576"
+    (MACs: ``mac`` + port index), and one worker thread playing the DMA
+    engines (see :meth:`start`)."""
     cdef ixsim *sim
     cdef readonly int nports
+    cdef readonly str variant
     cdef list _ports
     cdef ixy_poll_hook hook
 
-    def __cinit__(self, int nports=1, bytes mac=b"\x02\x00\x00\x00\x00\x00"):
+    def __cinit__(self, int nports=1, bytes mac=b"\x02\x00\x00\x00\x00\x00", str variant="82599"):
         self.sim = NULL
         if len(mac) != 6:
             raise ValueError("mac must be 6 bytes")
         if nports < 1 or nports > IXSIM_MAX_PORTS:
             raise ValueError(f"nports must be 1..{IXSIM_MAX_PORTS}")
-        self.sim = ixsim_create(<unsigned> nports, <const uint8_t *> mac)
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
+        self.variant = variant
+        self.sim = ixsim_create(<unsigned> nports, <const uint8_t *> mac, <ixsim_variant> VARIANTS[variant])
         if self.sim == NULL:
             raise MemoryError("ixsim_create failed")
         self.nports = nports
@@ -169,7 +178,7 @@ cdef class Sim:
 
 
 cdef class SimPort:
-    """One 82599 port of a :class:`Sim`."""
+    """One port of a :class:`Sim`."""
     cdef readonly int index
     cdef readonly Sim sim
 
@@ -258,12 +267,18 @@ cdef class SimPort:
         if rc:
             raise OSError(rc, f"set_irq_eventfd(vector={vector}, fd={fd}): {_os.strerror(rc)}")
 
+    def msix_vectors(self) -> int:
+        """The size of the port's MSI-X table (64 on the 82599 model, 25 on the 82576)."""
+        return ixsim_msix_vectors(self._p())
+
     def irq_count(self, unsigned vector) -> int:
         """MSI-X messages ``vector`` has sent (whether or not an eventfd took them)."""
         return ixsim_irq_count(self._p(), vector)
 
     def set_link_delay(self, int64_t usec) -> None:
-        """Time from AUTOC.RESTART_AN to LINKS.LINK_UP; < 0: never up."""
+        """Time from an autonegotiation restart to link up (82599:
+        AUTOC.RESTART_AN to LINKS.LINK_UP; 82576: the PHY's BMCR restart to
+        STATUS.LU); < 0: never up."""
         ixsim_set_link_delay(self._p(), usec)
 
     def wire_stats(self) -> dict:

@@ -1,0 +1,61 @@
+"""What the rigs on the device model share (rig_ixgbe, rig_igb): two ports
+of one model, one wired to a sink (tx), one to a source filling rx at full
+speed (rx, and fwd's input), each opened by the driver under test."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, List, Optional
+
+from ixypy import Mempool
+from ixypy.device import Device
+from ixypy.packets import SEQ_OFFSET, udp_frame
+from ixypy.sim import SimBus, close_model, new_model, source_frame
+
+
+@dataclass
+class Rig:
+    """What a benchmark needs: the queues, a filled tx pool, and the model's
+    pass for the deterministic mode (poll: from Python; hook: from C)."""
+
+    txq: object
+    rxq: object
+    pool: Mempool
+    poll: Callable[[], object]
+    hook: Optional[object]
+    close: Callable[[], None]
+
+
+def nothing() -> None:
+    """poll() while the model runs on its own thread: just try again."""
+
+
+def open_model_rig(driver: Callable[..., Device], variant: str, threaded: bool, ring: int) -> Rig:
+    """driver's queues on two ports of a `variant` model ("82599", "82576").
+    threaded: the model's worker busy-polls on the other core (wall-clock
+    Mpps). Otherwise the worker is stopped after bring-up and the model runs
+    only when the driver stalls, in its thread (deterministic counts)."""
+    sim = new_model(2, busy_poll=threaded, variant=variant)
+    sink, source = sim.port(0), sim.port(1)
+    sink.wire_sink()
+    source.wire_source(source_frame(), 0, SEQ_OFFSET)
+    devices: List[Device] = []
+
+    def close() -> None:
+        for dev in devices:
+            dev.close()
+        close_model(sim)
+
+    try:
+        for port, wire in ((sink, "sink"), (source, "source")):
+            bus = SimBus(f"sim:bench-{wire}", sim, port, wire, owns_sim=False)
+            devices.append(driver(bus, num_rx_desc=ring, num_tx_desc=ring))
+    except BaseException:
+        close()
+        raise
+    tx, rx = devices
+    pool = tx.mempool(4096)
+    pool.fill(udp_frame())
+    if threaded:
+        return Rig(tx.tx_queue(0), rx.rx_queue(0), pool, nothing, None, close)
+    sim.stop()
+    return Rig(tx.tx_queue(0), rx.rx_queue(0), pool, sim.poll, sim.poll_hook(), close)
