@@ -12,7 +12,7 @@ from typing import Callable
 from ixypy import Mempool, PacketBatch
 from ixypy.packets import SEQ_OFFSET
 
-DRIVERS = ("ixgbe", "virtio")    # a rig each: benchmarks/rig_<driver>.py
+DRIVERS = ("ixgbe", "igb", "virtio")    # a rig each: benchmarks/rig_<driver>.py
 KINDS = ("tx", "rx", "fwd")
 # how each kind is driven: from Python as an app writes it, fwd also with the
 # one-call step (Queue.forward), and from C (the queues' bench_* methods)

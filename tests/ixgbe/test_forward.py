@@ -10,7 +10,7 @@ from ixypy import PacketBatch
 from ixypy.errors import QueueError
 from ixypy.packets import SEQ_OFFSET
 
-from .test_ixgbe_sim import Receiver, model_errors, wait_until
+from ..simdev import Receiver, model_errors, wait_until
 
 
 def test_forward_virtio_source_to_ixgbe_in_order():
