@@ -177,6 +177,15 @@ cdef class VirtioRxQueue(_Virtqueue):
         """Buffers the device can currently receive into."""
         return self.chains - self.empty_count
 
+    def rx(self, PacketBatch batch not None) -> int:
+        """Receive into the free slots of batch; returns the count added."""
+        return self._rx_entry(batch)
+
+    def forward(self, Queue txq not None, PacketBatch batch not None) -> int:
+        """Receive into batch, send it on txq; what txq cannot take stays in
+        batch (see Queue._forward_entry). Returns the count sent."""
+        return self._forward_entry(txq, batch)
+
     def fill(self) -> int:
         """Post a buffer on every chain (before DRIVER_OK)."""
         if self.pool.pool.free_count < self.empty_count:
@@ -286,6 +295,10 @@ cdef class VirtioTxQueue(_Virtqueue):
     def capacity(self) -> int:
         """Packets the queue holds at once (two descriptors each)."""
         return self.chains
+
+    def tx(self, PacketBatch batch not None) -> int:
+        """Send from the front of batch; sent buffers leave it. Returns the count sent."""
+        return self._tx_entry(batch)
 
     cdef void _clean(self) noexcept nogil:
         cdef uint16_t used_idx = ixy_vring_used_idx(self.used)
