@@ -144,6 +144,8 @@ cdef class VirtioRxQueue(_Virtqueue):
     cdef uint32_t empty_head
     cdef uint32_t empty_count
     cdef uint32_t chains
+    cdef uint32_t chain_mask      # chains is a power of two
+    cdef ixy_buf **fresh          # scratch: buffers taken from the pool for one refill
     cdef uint32_t data_len
     cdef readonly uint64_t errors     # used entries of impossible length (dropped)
 
@@ -153,10 +155,12 @@ cdef class VirtioRxQueue(_Virtqueue):
         self.is_rx = True
         self.pools.add(pool)
         self.chains = num // 2
+        self.chain_mask = self.chains - 1
         self.data_len = ixy_buf_capacity(&pool.pool)
         self.bufs = <ixy_buf **> calloc(self.chains, sizeof(ixy_buf *))
         self.empty = <uint16_t *> calloc(self.chains, sizeof(uint16_t))
-        if self.bufs == NULL or self.empty == NULL:
+        self.fresh = <ixy_buf **> calloc(self.chains, sizeof(ixy_buf *))
+        if self.bufs == NULL or self.empty == NULL or self.fresh == NULL:
             raise MemoryError()
         cdef uint32_t k
         for k in range(self.chains):
@@ -171,6 +175,7 @@ cdef class VirtioRxQueue(_Virtqueue):
     def __dealloc__(self):
         c_free(self.bufs)
         c_free(self.empty)
+        c_free(self.fresh)
 
     @property
     def chains_posted(self) -> int:
@@ -196,53 +201,59 @@ cdef class VirtioRxQueue(_Virtqueue):
         return n
 
     cdef uint32_t _refill(self) noexcept nogil:
-        """One refill pass: a fresh buffer for every empty chain the pool can
-        serve, one avail.idx update and at most one notify."""
-        cdef uint32_t n = 0, k
+        """One refill pass: a fresh buffer (taken from the pool at once) for
+        every empty chain the pool can serve, one avail.idx update and at
+        most one notify."""
+        cdef uint32_t n = ixy_mempool_alloc(&self.pool.pool, self.fresh, self.empty_count)
+        cdef uint32_t j, k, head = self.empty_head, cmask = self.chain_mask
+        cdef uint16_t avail_idx = self.avail_idx, mask = self.mask
+        cdef ixy_vring_desc *desc = self.desc
         cdef ixy_buf *b
-        while self.empty_count:
-            b = ixy_mempool_alloc1(&self.pool.pool)
-            if b == NULL:
-                break
-            k = self.empty[self.empty_head]
-            self.empty_head = (self.empty_head + 1) % self.chains
-            self.empty_count -= 1
+        for j in range(n):
+            k = self.empty[(head + j) & cmask]
+            b = self.fresh[j]
             self.bufs[k] = b
-            self.desc[2 * k].addr = b.data_dma - IXY_VIRTIO_NET_HDR_LEN
-            self.desc[2 * k + 1].addr = b.data_dma
-            self.avail.ring[<uint16_t> (self.avail_idx + n) & self.mask] = 2 * k
-            n += 1
+            desc[2 * k].addr = b.data_dma - IXY_VIRTIO_NET_HDR_LEN
+            desc[2 * k + 1].addr = b.data_dma
+            self.avail.ring[<uint16_t> (avail_idx + j) & mask] = 2 * k
         if n:
+            self.empty_head = (head + n) & cmask
+            self.empty_count -= n
             self._publish(n)
         return n
 
     cdef uint32_t _rx(self, ixy_buf **out, uint32_t n) noexcept nogil:
-        cdef uint32_t i = 0, k, length
-        cdef uint16_t used_idx = ixy_vring_used_idx(self.used)
+        cdef uint32_t i = 0, k, length, tail, cmask = self.chain_mask
+        cdef uint16_t used_idx = ixy_vring_used_idx(self.used), last = self.last_used
+        cdef uint64_t nbytes = 0
         cdef ixy_vring_used_elem *e
         cdef ixy_buf *b
         ixy_rmb()    # read the used entries only after used.idx
-        while i < n and self.last_used != used_idx:
-            e = &self.used.ring[self.last_used & self.mask]
-            self.last_used += 1
+        tail = self.empty_head + self.empty_count
+        while i < n and last != used_idx:
+            e = &self.used.ring[last & self.mask]
+            last += 1
             k = e.id >> 1
             if e.id & 1 or k >= self.chains or self.bufs[k] == NULL:
                 self.errors += 1      # not a head we posted: a device bug; skip it
                 continue
             b = self.bufs[k]
             self.bufs[k] = NULL
-            self.empty[(self.empty_head + self.empty_count) % self.chains] = k
-            self.empty_count += 1
+            self.empty[tail & cmask] = k
+            tail += 1
             length = e.len
             if length < IXY_VIRTIO_NET_HDR_LEN or length - IXY_VIRTIO_NET_HDR_LEN > self.data_len:
                 self.errors += 1
                 ixy_buf_free(b)
                 continue
             b.len = length - IXY_VIRTIO_NET_HDR_LEN
-            self.packets += 1
-            self.bytes += b.len
+            nbytes += b.len
             out[i] = b
             i += 1
+        self.last_used = last
+        self.empty_count = tail - self.empty_head
+        self.packets += i
+        self.bytes += nbytes
         self._refill()
         return i
 
@@ -252,7 +263,7 @@ cdef class VirtioRxQueue(_Virtqueue):
             if self.bufs[k] != NULL:
                 ixy_buf_free(self.bufs[k])
                 self.bufs[k] = NULL
-                self.empty[(self.empty_head + self.empty_count) % self.chains] = k
+                self.empty[(self.empty_head + self.empty_count) & self.chain_mask] = k
                 self.empty_count += 1
 
 
@@ -301,36 +312,45 @@ cdef class VirtioTxQueue(_Virtqueue):
         return self._tx_entry(batch)
 
     cdef void _clean(self) noexcept nogil:
-        cdef uint16_t used_idx = ixy_vring_used_idx(self.used)
-        cdef uint32_t k
+        cdef uint16_t used_idx = ixy_vring_used_idx(self.used), last = self.last_used
+        cdef uint32_t k, top = self.free_count
         ixy_rmb()
-        while self.last_used != used_idx:
-            k = self.used.ring[self.last_used & self.mask].id >> 1
-            self.last_used += 1
+        while last != used_idx:
+            k = self.used.ring[last & self.mask].id >> 1
+            last += 1
             if k < self.chains and self.bufs[k] != NULL:
                 ixy_buf_free(self.bufs[k])
                 self.bufs[k] = NULL
-                self.free_chains[self.free_count] = k
-                self.free_count += 1
+                self.free_chains[top] = k
+                top += 1
+        self.last_used = last
+        self.free_count = top
 
     cdef uint32_t _tx(self, ixy_buf **bufs, uint32_t n) noexcept nogil:
-        cdef uint32_t i = 0, k
+        cdef uint32_t i, k, top
+        cdef uint16_t avail_idx = self.avail_idx, mask = self.mask
+        cdef uint64_t nbytes = 0
+        cdef ixy_vring_desc *desc = self.desc
         cdef ixy_buf *b
         self._clean()
-        while i < n and self.free_count:
-            self.free_count -= 1
-            k = self.free_chains[self.free_count]
+        top = self.free_count
+        if n > top:
+            n = top
+        for i in range(n):
+            top -= 1
+            k = self.free_chains[top]
             b = bufs[i]
             self.bufs[k] = b
-            self.desc[2 * k + 1].addr = b.data_dma
-            self.desc[2 * k + 1].len = b.len
-            self.avail.ring[<uint16_t> (self.avail_idx + i) & self.mask] = 2 * k
-            self.bytes += b.len
-            i += 1
-        if i:
-            self.packets += i
-            self._publish(i)     # one avail.idx write and at most one notify per batch
-        return i
+            desc[2 * k + 1].addr = b.data_dma
+            desc[2 * k + 1].len = b.len
+            self.avail.ring[<uint16_t> (avail_idx + i) & mask] = 2 * k
+            nbytes += b.len
+        if n:
+            self.free_count = top
+            self.packets += n
+            self.bytes += nbytes
+            self._publish(n)     # one avail.idx write and at most one notify per batch
+        return n
 
     cdef int _check_tx(self, PacketBatch batch) except -1:
         """A packet longer than max_len or its buffer: PacketTooLarge, and
