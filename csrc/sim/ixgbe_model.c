@@ -90,6 +90,7 @@
  */
 #define _GNU_SOURCE
 #include "ixgbe_model.h"
+#include "sim_worker.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -100,13 +101,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define cpu_relax() _mm_pause()
-#else
-#define cpu_relax() __asm__ __volatile__("" ::: "memory")
-#endif
 
 /* ---- registers (8.2.3) ---------------------------------------------------- */
 #define R_CTRL        0x00000
@@ -385,13 +379,6 @@ struct ixsim {
 };
 
 /* ---- helpers ----------------------------------------------------------------- */
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void log_add(struct ixsim_port *p, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void log_add(struct ixsim_port *p, int err, const char *fmt, ...)

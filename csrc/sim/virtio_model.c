@@ -28,6 +28,7 @@
 #define _GNU_SOURCE
 #include "virtio_model.h"
 #include "sim_dma.h"
+#include "sim_worker.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -36,13 +37,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define cpu_relax() _mm_pause()
-#else
-#define cpu_relax() __asm__ __volatile__("" ::: "memory")
-#endif
 
 #define LD(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
 #define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
@@ -156,13 +150,6 @@ struct vnsim {
 };
 
 /* ---- helpers ---------------------------------------------------------------- */
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void err(struct vnsim_dev *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void err(struct vnsim_dev *d, const char *fmt, ...)
 {
