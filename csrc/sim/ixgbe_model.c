@@ -90,6 +90,7 @@
  */
 #define _GNU_SOURCE
 #include "ixgbe_model.h"
+#include "sim_dma.h"
 #include "sim_worker.h"
 
 #include <errno.h>
@@ -239,9 +240,6 @@
 
 enum { WIRE_SINK = 0, WIRE_PAIR = 1, WIRE_SOURCE = 2 };
 
-struct dma_ent { uint64_t dma, len; uint8_t *va; };
-struct dma_map { unsigned n; struct dma_ent e[]; };
-
 struct ring {                 /* one rx or tx queue */
     uint32_t enabled;         /* atomic: the worker may use the ring */
     uint32_t faulted;         /* worker-only once enabled: stopped after a DMA fault */
@@ -369,7 +367,7 @@ struct ixsim_port {
 struct ixsim {
     unsigned nports;
     struct ixsim_port *ports[IXSIM_MAX_PORTS];
-    struct dma_map *map;      /* atomic pointer, replaced as a whole */
+    struct sim_dma_map *map;  /* atomic pointer, replaced as a whole */
     pthread_mutex_t map_lock; /* map writers and the non-worker DMA users */
     pthread_t thread;
     int running;              /* atomic */
@@ -407,25 +405,6 @@ static inline void wr64(uint8_t *a, uint64_t v) { memcpy(a, &v, 8); }
 
 static inline uint32_t reg(struct ixsim_port *p, uint32_t off) { return LD(&p->regs[off >> 2]); }
 static inline void reg_set(struct ixsim_port *p, uint32_t off, uint32_t v) { ST(&p->regs[off >> 2], v); }
-
-/* DMA map lookup: the host address of [addr, addr+len), or NULL. */
-static inline uint8_t *dma_find(const struct dma_map *m, const struct dma_ent **hint,
-                                uint64_t addr, uint64_t len)
-{
-    const struct dma_ent *h = *hint;
-    if (h && addr - h->dma < h->len && len <= h->len - (addr - h->dma))
-        return h->va + (addr - h->dma);
-    if (!m)
-        return NULL;
-    for (unsigned i = 0; i < m->n; i++) {
-        const struct dma_ent *e = &m->e[i];
-        if (addr - e->dma < e->len && len <= e->len - (addr - e->dma)) {
-            *hint = e;
-            return e->va + (addr - e->dma);
-        }
-    }
-    return NULL;
-}
 
 /* Wait until the worker has finished any pass that started before now. */
 static void quiesce(struct ixsim *sim)
@@ -475,7 +454,7 @@ static inline int link_is_up(struct ixsim_port *p, int64_t now)
 /* A frame (without CRC: len bytes; crc = the 4 FCS bytes or NULL to compute)
  * arrives at port p. Caller holds p's rx lock. Returns 1 if written to
  * descriptors. Counters go to p->acc / p->wacc, flushed by rx_unlock. */
-static int rx_frame(struct ixsim_port *p, const struct dma_map *m, const struct dma_ent **hint,
+static int rx_frame(struct ixsim_port *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
                     const uint8_t *data, uint32_t len, const uint8_t *crc, int64_t now)
 {
     if (!LD(&p->rxen) || !link_is_up(p, now) || now < LD(&p->rst_until))
@@ -559,7 +538,7 @@ static int rx_frame(struct ixsim_port *p, const struct dma_map *m, const struct 
         uint8_t *d = q->ring + (size_t)head * 16;
         uint64_t addr = rd64(d);
         uint32_t chunk = dlen - done < q->bsize ? dlen - done : q->bsize;
-        uint8_t *buf = dma_find(m, hint, addr, chunk);
+        uint8_t *buf = sim_dma_find(m, hint, addr, chunk);
         if (!buf) {
             ERR(p, "RXD[%u] of queue 0: buffer 0x%llx+%u outside the DMA map (queue stopped)",
                 head, (unsigned long long)addr, chunk);
@@ -765,8 +744,8 @@ static void fault_tx(struct ixsim_port *p, struct ring *q)
 }
 
 /* Process one tx queue. Returns descriptors consumed. */
-static unsigned tx_queue(struct ixsim_port *p, unsigned qi, const struct dma_map *m,
-                         const struct dma_ent **hint, int64_t now)
+static unsigned tx_queue(struct ixsim_port *p, unsigned qi, const struct sim_dma_map *m,
+                         const struct sim_dma_ent **hint, int64_t now)
 {
     struct ring *q = &p->tx[qi];
     if (LD(&q->faulted))
@@ -817,7 +796,7 @@ static unsigned tx_queue(struct ixsim_port *p, unsigned qi, const struct dma_map
             }
             uint32_t len = cmd & 0xFFFF;
             uint64_t addr = rd64(d);
-            const uint8_t *buf = dma_find(m, hint, addr, len ? len : 1);
+            const uint8_t *buf = sim_dma_find(m, hint, addr, len ? len : 1);
             if (!buf) {
                 ERR(p, "TXD[%u] of queue %u: buffer 0x%llx+%u outside the DMA map (queue stopped)",
                     i, qi, (unsigned long long)addr, len);
@@ -942,8 +921,8 @@ static unsigned tx_queue(struct ixsim_port *p, unsigned qi, const struct dma_map
 }
 
 /* The traffic generator at the far end of a source wire. */
-static unsigned source_fill(struct ixsim_port *p, const struct dma_map *m,
-                            const struct dma_ent **hint, int64_t now)
+static unsigned source_fill(struct ixsim_port *p, const struct sim_dma_map *m,
+                            const struct sim_dma_ent **hint, int64_t now)
 {
     if (!LD(&p->rxen) || !link_is_up(p, now))
         return 0;
@@ -969,9 +948,9 @@ static unsigned source_fill(struct ixsim_port *p, const struct dma_map *m,
     return sent;
 }
 
-static unsigned port_pass(struct ixsim_port *p, const struct dma_map *m, int64_t now)
+static unsigned port_pass(struct ixsim_port *p, const struct sim_dma_map *m, int64_t now)
 {
-    const struct dma_ent *hint = NULL;
+    const struct sim_dma_ent *hint = NULL;
     unsigned work = 0;
     if (now < LD(&p->rst_until))
         return 0;
@@ -999,7 +978,7 @@ static unsigned port_pass(struct ixsim_port *p, const struct dma_map *m, int64_t
 static unsigned one_pass(struct ixsim *sim, int64_t now)
 {
     __atomic_fetch_add(&sim->round, 1, __ATOMIC_SEQ_CST);   /* odd: inside */
-    const struct dma_map *m = __atomic_load_n(&sim->map, __ATOMIC_SEQ_CST);
+    const struct sim_dma_map *m = __atomic_load_n(&sim->map, __ATOMIC_SEQ_CST);
     unsigned work = 0;
     for (unsigned i = 0; i < sim->nports; i++)
         work += port_pass(sim->ports[i], m, now);
@@ -1135,8 +1114,8 @@ static int ring_check(struct ixsim_port *p, const char *ctl, const char *pre, un
         return 0;
     }
     pthread_mutex_lock(&p->sim->map_lock);
-    const struct dma_ent *hint = NULL;
-    *va = dma_find(p->sim->map, &hint, base, len);
+    const struct sim_dma_ent *hint = NULL;
+    *va = sim_dma_find(p->sim->map, &hint, base, len);
     pthread_mutex_unlock(&p->sim->map_lock);
     if (!*va) {
         ERR(p, "%s[%u].ENABLE set while the ring %sBA[%u]=0x%llx+%sLEN %u is outside the DMA map",
@@ -2124,6 +2103,14 @@ static void port_free(struct ixsim_port *p)
     free(p);
 }
 
+static void map_free(struct sim_dma_map *m)
+{
+    if (!m)
+        return;
+    sim_dma_free(m);
+    free(m);
+}
+
 struct ixsim *ixsim_create(unsigned nports, const uint8_t base_mac[6], enum ixsim_variant variant)
 {
     if (nports == 0 || nports > IXSIM_MAX_PORTS || (unsigned)variant >= sizeof(variants) / sizeof(variants[0]))
@@ -2133,6 +2120,9 @@ struct ixsim *ixsim_create(unsigned nports, const uint8_t base_mac[6], enum ixsi
     if (!sim)
         return NULL;
     sim->nports = nports;
+    sim->map = calloc(1, sizeof(*sim->map));
+    if (!sim->map)
+        goto fail;
     pthread_mutex_init(&sim->map_lock, NULL);
     pthread_mutex_init(&sim->life_lock, NULL);
     for (unsigned i = 0; i < nports; i++) {
@@ -2175,6 +2165,7 @@ struct ixsim *ixsim_create(unsigned nports, const uint8_t base_mac[6], enum ixsi
 fail:
     for (unsigned i = 0; i < nports; i++)
         port_free(sim->ports[i]);
+    map_free(sim->map);
     free(sim);
     return NULL;
 }
@@ -2186,7 +2177,7 @@ void ixsim_destroy(struct ixsim *sim)
     ixsim_stop(sim);
     for (unsigned i = 0; i < sim->nports; i++)
         port_free(sim->ports[i]);
-    free(sim->map);
+    map_free(sim->map);
     pthread_mutex_destroy(&sim->map_lock);
     pthread_mutex_destroy(&sim->life_lock);
     free(sim);
@@ -2226,65 +2217,32 @@ void ixsim_stop(struct ixsim *sim)
 void ixsim_set_busy_poll(struct ixsim *sim, int busy) { ST(&sim->busy, !!busy); }
 
 /* ---- DMA map ---------------------------------------------------------------------- */
-static void map_replace(struct ixsim *sim, struct dma_map *nm)
+/* The worker reads the map without a lock: a change is made to a copy that
+ * then replaces the map as a whole. */
+static void map_replace(struct ixsim *sim, struct sim_dma_map *nm)
 {
-    struct dma_map *old = sim->map;
+    struct sim_dma_map *old = sim->map;
     __atomic_store_n(&sim->map, nm, __ATOMIC_SEQ_CST);
     quiesce(sim);
-    free(old);
+    map_free(old);
 }
 
 int ixsim_dma_map(struct ixsim *sim, uint64_t dma_addr, void *vaddr, uint64_t len)
 {
-    if (len == 0 || !vaddr || dma_addr + len < dma_addr)
-        return EINVAL;
     pthread_mutex_lock(&sim->map_lock);
-    struct dma_map *m = sim->map;
-    unsigned n = m ? m->n : 0;
-    for (unsigned i = 0; i < n; i++) {
-        const struct dma_ent *e = &m->e[i];
-        if (dma_addr < e->dma + e->len && e->dma < dma_addr + len) {
-            pthread_mutex_unlock(&sim->map_lock);
-            return EEXIST;
-        }
-    }
-    struct dma_map *nm = malloc(sizeof(*nm) + (n + 1) * sizeof(struct dma_ent));
-    if (!nm) {
-        pthread_mutex_unlock(&sim->map_lock);
-        return ENOMEM;
-    }
-    nm->n = n + 1;
-    if (n)
-        memcpy(nm->e, m->e, n * sizeof(struct dma_ent));
-    nm->e[n] = (struct dma_ent){dma_addr, len, vaddr};
-    map_replace(sim, nm);
+    struct sim_dma_map *nm = sim_dma_copy(sim->map);
+    int rc = nm ? sim_dma_add(nm, dma_addr, vaddr, len) : ENOMEM;
+    if (rc == 0)
+        map_replace(sim, nm);
+    else
+        map_free(nm);
     pthread_mutex_unlock(&sim->map_lock);
-    return 0;
+    return rc;
 }
 
-int ixsim_dma_unmap(struct ixsim *sim, uint64_t dma_addr, uint64_t len)
+/* A queue whose ring is being unmapped faults (an IOMMU fault on real hardware). */
+static void rings_unmapped(struct ixsim *sim, uint64_t dma_addr, uint64_t len)
 {
-    pthread_mutex_lock(&sim->map_lock);
-    struct dma_map *m = sim->map;
-    unsigned n = m ? m->n : 0, k = 0;
-    struct dma_map *nm = malloc(sizeof(*nm) + (n ? n : 1) * sizeof(struct dma_ent));
-    if (!nm) {
-        pthread_mutex_unlock(&sim->map_lock);
-        return ENOMEM;
-    }
-    for (unsigned i = 0; i < n; i++) {
-        const struct dma_ent *e = &m->e[i];
-        if (e->dma >= dma_addr && e->dma + e->len <= dma_addr + len)
-            continue;
-        nm->e[k++] = *e;
-    }
-    nm->n = k;
-    if (k == n) {
-        free(nm);
-        pthread_mutex_unlock(&sim->map_lock);
-        return ENOENT;
-    }
-    /* a queue whose ring is being unmapped faults (an IOMMU fault on real hardware) */
     for (unsigned pi = 0; pi < sim->nports; pi++) {
         struct ixsim_port *p = sim->ports[pi];
         for (unsigned qi = 0; qi < p->v->nqueues; qi++) {
@@ -2305,9 +2263,21 @@ int ixsim_dma_unmap(struct ixsim *sim, uint64_t dma_addr, uint64_t len)
         rx_lock(p);
         rx_unlock(p);
     }
-    map_replace(sim, nm);
+}
+
+int ixsim_dma_unmap(struct ixsim *sim, uint64_t dma_addr, uint64_t len)
+{
+    pthread_mutex_lock(&sim->map_lock);
+    struct sim_dma_map *nm = sim_dma_copy(sim->map);
+    int rc = nm ? sim_dma_remove(nm, dma_addr, len) : ENOMEM;
+    if (rc == 0) {
+        rings_unmapped(sim, dma_addr, len);
+        map_replace(sim, nm);
+    } else {
+        map_free(nm);
+    }
     pthread_mutex_unlock(&sim->map_lock);
-    return 0;
+    return rc;
 }
 
 /* ---- the wire ------------------------------------------------------------------------ */
@@ -2364,7 +2334,7 @@ int ixsim_inject(struct ixsim_port *p, const uint8_t *frame, uint32_t len)
         return 0;
     struct ixsim *sim = p->sim;
     pthread_mutex_lock(&sim->map_lock);
-    const struct dma_ent *hint = NULL;
+    const struct sim_dma_ent *hint = NULL;
     rx_lock(p);
     int r = rx_frame(p, sim->map, &hint, frame, len, NULL, now_ns());
     rx_unlock(p);
