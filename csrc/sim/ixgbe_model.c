@@ -2170,19 +2170,6 @@ fail:
     return NULL;
 }
 
-void ixsim_destroy(struct ixsim *sim)
-{
-    if (!sim)
-        return;
-    ixsim_stop(sim);
-    for (unsigned i = 0; i < sim->nports; i++)
-        port_free(sim->ports[i]);
-    map_free(sim->map);
-    pthread_mutex_destroy(&sim->map_lock);
-    pthread_mutex_destroy(&sim->life_lock);
-    free(sim);
-}
-
 struct ixsim_port *ixsim_port(struct ixsim *sim, unsigned index)
 {
     return index < sim->nports ? sim->ports[index] : NULL;
@@ -2190,8 +2177,9 @@ struct ixsim_port *ixsim_port(struct ixsim *sim, unsigned index)
 
 unsigned ixsim_num_ports(const struct ixsim *sim) { return sim->nports; }
 
-int ixsim_start(struct ixsim *sim)
+static int ixsim_start(void *ctx)
 {
+    struct ixsim *sim = ctx;
     int rc = 0;
     pthread_mutex_lock(&sim->life_lock);
     if (!LD(&sim->running)) {
@@ -2204,8 +2192,9 @@ int ixsim_start(struct ixsim *sim)
     return rc;
 }
 
-void ixsim_stop(struct ixsim *sim)
+static void ixsim_stop(void *ctx)
 {
+    struct ixsim *sim = ctx;
     pthread_mutex_lock(&sim->life_lock);
     if (LD(&sim->running)) {
         __atomic_store_n(&sim->running, 0, __ATOMIC_RELEASE);
@@ -2214,7 +2203,25 @@ void ixsim_stop(struct ixsim *sim)
     pthread_mutex_unlock(&sim->life_lock);
 }
 
-void ixsim_set_busy_poll(struct ixsim *sim, int busy) { ST(&sim->busy, !!busy); }
+static void ixsim_set_busy_poll(void *ctx, int busy)
+{
+    struct ixsim *sim = ctx;
+    ST(&sim->busy, !!busy);
+}
+
+static void ixsim_destroy(void *ctx)
+{
+    struct ixsim *sim = ctx;
+    if (!sim)
+        return;
+    ixsim_stop(sim);
+    for (unsigned i = 0; i < sim->nports; i++)
+        port_free(sim->ports[i]);
+    map_free(sim->map);
+    pthread_mutex_destroy(&sim->map_lock);
+    pthread_mutex_destroy(&sim->life_lock);
+    free(sim);
+}
 
 /* ---- DMA map ---------------------------------------------------------------------- */
 /* The worker reads the map without a lock: a change is made to a copy that
@@ -2227,8 +2234,9 @@ static void map_replace(struct ixsim *sim, struct sim_dma_map *nm)
     map_free(old);
 }
 
-int ixsim_dma_map(struct ixsim *sim, uint64_t dma_addr, void *vaddr, uint64_t len)
+static int ixsim_dma_map(void *ctx, uint64_t dma_addr, void *vaddr, uint64_t len)
 {
+    struct ixsim *sim = ctx;
     pthread_mutex_lock(&sim->map_lock);
     struct sim_dma_map *nm = sim_dma_copy(sim->map);
     int rc = nm ? sim_dma_add(nm, dma_addr, vaddr, len) : ENOMEM;
@@ -2265,8 +2273,9 @@ static void rings_unmapped(struct ixsim *sim, uint64_t dma_addr, uint64_t len)
     }
 }
 
-int ixsim_dma_unmap(struct ixsim *sim, uint64_t dma_addr, uint64_t len)
+static int ixsim_dma_unmap(void *ctx, uint64_t dma_addr, uint64_t len)
 {
+    struct ixsim *sim = ctx;
     pthread_mutex_lock(&sim->map_lock);
     struct sim_dma_map *nm = sim_dma_copy(sim->map);
     int rc = nm ? sim_dma_remove(nm, dma_addr, len) : ENOMEM;
@@ -2279,6 +2288,11 @@ int ixsim_dma_unmap(struct ixsim *sim, uint64_t dma_addr, uint64_t len)
     pthread_mutex_unlock(&sim->map_lock);
     return rc;
 }
+
+const struct sim_model_ops ixsim_ops = {
+    .start = ixsim_start, .stop = ixsim_stop, .destroy = ixsim_destroy, .poll = ixsim_poll,
+    .set_busy_poll = ixsim_set_busy_poll, .dma_map = ixsim_dma_map, .dma_unmap = ixsim_dma_unmap,
+};
 
 /* ---- the wire ------------------------------------------------------------------------ */
 static void wire_detach(struct ixsim_port *p)

@@ -624,8 +624,9 @@ static void *worker(void *arg)
     return NULL;
 }
 
-int vnsim_start(struct vnsim *s)
+static int vnsim_start(void *ctx)
 {
+    struct vnsim *s = ctx;
     int rc = 0;
     pthread_mutex_lock(&s->life_lock);
     if (!LD(&s->running)) {
@@ -638,8 +639,9 @@ int vnsim_start(struct vnsim *s)
     return rc;
 }
 
-void vnsim_stop(struct vnsim *s)
+static void vnsim_stop(void *ctx)
 {
+    struct vnsim *s = ctx;
     pthread_mutex_lock(&s->life_lock);
     if (LD(&s->running)) {
         ST(&s->running, 0);
@@ -649,7 +651,11 @@ void vnsim_stop(struct vnsim *s)
     pthread_mutex_unlock(&s->life_lock);
 }
 
-void vnsim_set_busy_poll(struct vnsim *s, int busy) { ST(&s->busy, !!busy); }
+static void vnsim_set_busy_poll(void *ctx, int busy)
+{
+    struct vnsim *s = ctx;
+    ST(&s->busy, !!busy);
+}
 
 /* ---- the legacy I/O BAR (4.1.4.8) ------------------------------------------------- */
 struct io_reg { uint8_t offset, width; const char *name; };
@@ -933,8 +939,9 @@ unsigned vnsim_rx_mode(struct vnsim_dev *d) { return d->rx_mode; }
 unsigned vnsim_isr_peek(struct vnsim_dev *d) { return LD(&d->isr); }
 
 /* ---- DMA map --------------------------------------------------------------------------------- */
-int vnsim_dma_map(struct vnsim *s, uint64_t dma_addr, void *vaddr, uint64_t len)
+static int vnsim_dma_map(void *ctx, uint64_t dma_addr, void *vaddr, uint64_t len)
 {
+    struct vnsim *s = ctx;
     ctl_lock(s);
     int rc = sim_dma_add(&s->map, dma_addr, vaddr, len);
     ctl_unlock(s);
@@ -942,8 +949,9 @@ int vnsim_dma_map(struct vnsim *s, uint64_t dma_addr, void *vaddr, uint64_t len)
 }
 
 /* A ring that loses its mapping faults the device (an IOMMU fault). */
-int vnsim_dma_unmap(struct vnsim *s, uint64_t dma_addr, uint64_t len)
+static int vnsim_dma_unmap(void *ctx, uint64_t dma_addr, uint64_t len)
 {
+    struct vnsim *s = ctx;
     ctl_lock(s);
     int rc = sim_dma_remove(&s->map, dma_addr, len);
     for (unsigned i = 0; i < s->ndevs && !rc; i++) {
@@ -1013,6 +1021,20 @@ static struct vnsim_dev *dev_new(struct vnsim *s, unsigned index, const uint8_t 
     return d;
 }
 
+static void vnsim_destroy(void *ctx)
+{
+    struct vnsim *s = ctx;
+    vnsim_stop(s);
+    for (unsigned i = 0; i < s->ndevs; i++)
+        dev_free(s->devs[i]);
+    sim_dma_free(&s->map);
+    pthread_cond_destroy(&s->wake);
+    pthread_mutex_destroy(&s->wake_lock);
+    pthread_mutex_destroy(&s->life_lock);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
 struct vnsim *vnsim_create(unsigned ndevs, const uint8_t base_mac[6], unsigned queue_num)
 {
     if (ndevs < 1 || ndevs > VNSIM_MAX_DEVS || queue_num < 2 || queue_num > 32768 || queue_num & (queue_num - 1))
@@ -1039,17 +1061,9 @@ struct vnsim *vnsim_create(unsigned ndevs, const uint8_t base_mac[6], unsigned q
     return s;
 }
 
-void vnsim_destroy(struct vnsim *s)
-{
-    vnsim_stop(s);
-    for (unsigned i = 0; i < s->ndevs; i++)
-        dev_free(s->devs[i]);
-    sim_dma_free(&s->map);
-    pthread_cond_destroy(&s->wake);
-    pthread_mutex_destroy(&s->wake_lock);
-    pthread_mutex_destroy(&s->life_lock);
-    pthread_mutex_destroy(&s->lock);
-    free(s);
-}
-
 struct vnsim_dev *vnsim_dev(struct vnsim *s, unsigned index) { return index < s->ndevs ? s->devs[index] : NULL; }
+
+const struct sim_model_ops vnsim_ops = {
+    .start = vnsim_start, .stop = vnsim_stop, .destroy = vnsim_destroy, .poll = vnsim_poll,
+    .set_busy_poll = vnsim_set_busy_poll, .dma_map = vnsim_dma_map, .dma_unmap = vnsim_dma_unmap,
+};

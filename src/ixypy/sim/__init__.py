@@ -24,7 +24,7 @@ from ..errors import DeviceBusy, DeviceNotFound
 from ..device import format_mac
 from ..memory import VirtualAllocator
 from ..packets import SEQ_OFFSET, udp_frame
-from ._model import Sim, SimPort
+from ._model import Model, Sim, SimPort
 
 INTEL_WIRES = ("sink", "source", "loop", "pair0", "pair1")
 # address prefix -> (model, its wires): "82599" and "82576" are Sim variants
@@ -62,7 +62,7 @@ def parse(address: str) -> Tuple[str, str]:
 # One IOMMU domain for every model in the process, as one VFIO container
 # serves every real NIC: a buffer received on one sim device can be sent on
 # another (forwarding).
-_models: List[Sim] = []
+_models: List[Model] = []
 _dma_regions: Dict[int, int] = {}      # address -> length
 
 
@@ -72,7 +72,7 @@ def new_model(nports: int, busy_poll: bool = False, variant: str = "82599") -> S
     return register_model(Sim(nports, BASE_MAC, variant), busy_poll)
 
 
-def register_model(sim, busy_poll: bool = False):
+def register_model(sim: Model, busy_poll: bool = False) -> Model:
     """Start a model (an 82599/82576 Sim or a VirtioSim) in the process's DMA domain."""
     for address, length in _dma_regions.items():
         sim.dma_map(address, address, length)
@@ -82,7 +82,7 @@ def register_model(sim, busy_poll: bool = False):
     return sim
 
 
-def close_model(sim: Sim) -> None:
+def close_model(sim: Model) -> None:
     _models.remove(sim)
     sim.close()
 

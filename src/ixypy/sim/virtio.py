@@ -13,7 +13,7 @@ from ..errors import DeviceNotFound
 from ..memory import VirtualAllocator
 from ..packets import SEQ_OFFSET
 from . import BASE_MAC, SimBus, _dma_map, _dma_unmap, register_model, source_frame
-from ._virtio_model import IO_SIZE, VirtioSim
+from ._model import IO_SIZE, VirtioSim
 
 QUEUE_NUM = 256        # QEMU's default virtqueue size
 LOW_MEMORY = 1 << 40   # where virtio sim memory is mapped: QUEUE_PFN reaches 44 bits of address (4.1.4.8)
