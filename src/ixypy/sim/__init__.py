@@ -119,14 +119,19 @@ def attach(address: str) -> "SimBus":
         ends.append(bus)
         return bus
     sim = new_model(1, variant=model)
-    port = sim.port(0)
+    connect(sim.port(0), wire)
+    return SimBus(address, sim, sim.port(0), wire)
+
+
+def connect(end, wire: str, *sink_args) -> None:
+    """Put `end` (a SimPort or a VirtioSimDevice) on the wire named `wire`:
+    "source", "loop", or else "sink" (its wire_sink(*sink_args))."""
     if wire == "source":
-        port.wire_source(source_frame(), 0, SEQ_OFFSET)
+        end.wire_source(source_frame(), 0, SEQ_OFFSET)
     elif wire == "loop":
-        port.wire_pair(port)
+        end.wire_pair(end)
     else:
-        port.wire_sink()
-    return SimBus(address, sim, port, wire)
+        end.wire_sink(*sink_args)
 
 
 class SimBus(Bus):
