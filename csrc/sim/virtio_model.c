@@ -292,6 +292,27 @@ static int chain_read(struct vnsim_dev *d, unsigned qi, uint16_t head, const str
     return (int)n;
 }
 
+/* What the device does with one chain, read into d->segs (device-readable
+ * up to writable_from): returns the bytes it wrote into it (used.len). */
+typedef uint32_t chain_fn(struct vnsim_dev *d, unsigned writable_from, const struct sim_dma_ent **hint);
+
+/* The chains the driver made available on queue qi (2.7.6), each served
+ * and returned in the used ring (2.7.8), until one is invalid. Returns the
+ * chains served. */
+static unsigned queue_serve(struct vnsim_dev *d, unsigned qi, const struct sim_dma_ent **hint, chain_fn *serve)
+{
+    struct vq *q = &d->vq[qi];
+    unsigned work = 0, writable_from;
+    int pending = avail_pending(d, qi, q);
+    for (; pending > 0; pending--, work++) {
+        uint16_t head = avail_ring(q, q->last_avail++);
+        if (chain_read(d, qi, head, hint, &writable_from) < 0)
+            break;
+        used_add(q, head, serve(d, writable_from, hint));
+    }
+    return work;
+}
+
 /* ---- the wire --------------------------------------------------------------- */
 static int rx_filter_pass(const struct vnsim_dev *d, const uint8_t *frame, uint32_t len)
 {
@@ -432,21 +453,13 @@ static int64_t tx_gather(struct vnsim_dev *d, unsigned writable_from)
     return (int64_t)(total - NET_HDR_LEN);
 }
 
-static unsigned tx_queue(struct vnsim_dev *d, const struct sim_dma_ent **hint)
+/* A transmitq chain: its frame goes on the wire; the device writes nothing. */
+static uint32_t tx_chain(struct vnsim_dev *d, unsigned writable_from, const struct sim_dma_ent **hint)
 {
-    struct vq *q = &d->vq[TXQ];
-    unsigned work = 0, writable_from;
-    int pending = avail_pending(d, TXQ, q);
-    for (; pending > 0; pending--, work++) {
-        uint16_t head = avail_ring(q, q->last_avail++);
-        if (chain_read(d, TXQ, head, hint, &writable_from) < 0)
-            break;
-        int64_t len = tx_gather(d, writable_from);
-        if (len >= 0)
-            wire_send(d, d->frame, (uint32_t)len, hint);
-        used_add(q, head, 0);
-    }
-    return work;
+    int64_t len = tx_gather(d, writable_from);
+    if (len >= 0)
+        wire_send(d, d->frame, (uint32_t)len, hint);
+    return 0;
 }
 
 /* ---- controlq (5.1.6.5) --------------------------------------------------------- */
@@ -464,7 +477,7 @@ static uint8_t ctrl_rx(struct vnsim_dev *d, uint8_t cmd, const uint8_t *data, ui
 }
 
 /* One command: class, command, data (device-readable), ack (writable). */
-static uint32_t ctrl_command(struct vnsim_dev *d, unsigned writable_from)
+static uint32_t ctrl_command(struct vnsim_dev *d, unsigned writable_from, const struct sim_dma_ent **hint)
 {
     uint8_t cmd[256];
     uint32_t len = 0;
@@ -486,20 +499,6 @@ static uint32_t ctrl_command(struct vnsim_dev *d, unsigned writable_from)
     }
     d->segs[writable_from].va[0] = cmd[0] == CTRL_RX ? ctrl_rx(d, cmd[1], cmd + 2, len - 2) : CTRL_ERR;
     return 1;
-}
-
-static unsigned ctrl_queue(struct vnsim_dev *d, const struct sim_dma_ent **hint)
-{
-    struct vq *q = &d->vq[CTRLQ];
-    unsigned work = 0, writable_from;
-    int pending = avail_pending(d, CTRLQ, q);
-    for (; pending > 0; pending--, work++) {
-        uint16_t head = avail_ring(q, q->last_avail++);
-        if (chain_read(d, CTRLQ, head, hint, &writable_from) < 0)
-            break;
-        used_add(q, head, ctrl_command(d, writable_from));
-    }
-    return work;
 }
 
 /* ---- the source: frames as fast as rx buffers come ---------------------------------- */
@@ -524,9 +523,9 @@ static unsigned dev_pass(struct vnsim_dev *d, const struct sim_dma_ent **hint)
     if (!live(d))
         return 0;
     if (LD(&d->vq[CTRLQ].pfn))
-        work += ctrl_queue(d, hint);
+        work += queue_serve(d, CTRLQ, hint, ctrl_command);
     if (LD(&d->vq[TXQ].pfn) && live(d))
-        work += tx_queue(d, hint);
+        work += queue_serve(d, TXQ, hint, tx_chain);
     if (d->wire == WIRE_SOURCE)
         work += source_fill(d, hint);
     return work;
