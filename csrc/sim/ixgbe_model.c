@@ -90,6 +90,8 @@
  */
 #define _GNU_SOURCE
 #include "ixgbe_model.h"
+#include "sim_dma.h"
+#include "sim_worker.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -100,13 +102,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define cpu_relax() _mm_pause()
-#else
-#define cpu_relax() __asm__ __volatile__("" ::: "memory")
-#endif
 
 /* ---- registers (8.2.3) ---------------------------------------------------- */
 #define R_CTRL        0x00000
@@ -245,9 +240,6 @@
 
 enum { WIRE_SINK = 0, WIRE_PAIR = 1, WIRE_SOURCE = 2 };
 
-struct dma_ent { uint64_t dma, len; uint8_t *va; };
-struct dma_map { unsigned n; struct dma_ent e[]; };
-
 struct ring {                 /* one rx or tx queue */
     uint32_t enabled;         /* atomic: the worker may use the ring */
     uint32_t faulted;         /* worker-only once enabled: stopped after a DMA fault */
@@ -375,7 +367,7 @@ struct ixsim_port {
 struct ixsim {
     unsigned nports;
     struct ixsim_port *ports[IXSIM_MAX_PORTS];
-    struct dma_map *map;      /* atomic pointer, replaced as a whole */
+    struct sim_dma_map *map;  /* atomic pointer, replaced as a whole */
     pthread_mutex_t map_lock; /* map writers and the non-worker DMA users */
     pthread_t thread;
     int running;              /* atomic */
@@ -385,13 +377,6 @@ struct ixsim {
 };
 
 /* ---- helpers ----------------------------------------------------------------- */
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void log_add(struct ixsim_port *p, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void log_add(struct ixsim_port *p, int err, const char *fmt, ...)
@@ -420,25 +405,6 @@ static inline void wr64(uint8_t *a, uint64_t v) { memcpy(a, &v, 8); }
 
 static inline uint32_t reg(struct ixsim_port *p, uint32_t off) { return LD(&p->regs[off >> 2]); }
 static inline void reg_set(struct ixsim_port *p, uint32_t off, uint32_t v) { ST(&p->regs[off >> 2], v); }
-
-/* DMA map lookup: the host address of [addr, addr+len), or NULL. */
-static inline uint8_t *dma_find(const struct dma_map *m, const struct dma_ent **hint,
-                                uint64_t addr, uint64_t len)
-{
-    const struct dma_ent *h = *hint;
-    if (h && addr - h->dma < h->len && len <= h->len - (addr - h->dma))
-        return h->va + (addr - h->dma);
-    if (!m)
-        return NULL;
-    for (unsigned i = 0; i < m->n; i++) {
-        const struct dma_ent *e = &m->e[i];
-        if (addr - e->dma < e->len && len <= e->len - (addr - e->dma)) {
-            *hint = e;
-            return e->va + (addr - e->dma);
-        }
-    }
-    return NULL;
-}
 
 /* Wait until the worker has finished any pass that started before now. */
 static void quiesce(struct ixsim *sim)
@@ -488,7 +454,7 @@ static inline int link_is_up(struct ixsim_port *p, int64_t now)
 /* A frame (without CRC: len bytes; crc = the 4 FCS bytes or NULL to compute)
  * arrives at port p. Caller holds p's rx lock. Returns 1 if written to
  * descriptors. Counters go to p->acc / p->wacc, flushed by rx_unlock. */
-static int rx_frame(struct ixsim_port *p, const struct dma_map *m, const struct dma_ent **hint,
+static int rx_frame(struct ixsim_port *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
                     const uint8_t *data, uint32_t len, const uint8_t *crc, int64_t now)
 {
     if (!LD(&p->rxen) || !link_is_up(p, now) || now < LD(&p->rst_until))
@@ -572,7 +538,7 @@ static int rx_frame(struct ixsim_port *p, const struct dma_map *m, const struct 
         uint8_t *d = q->ring + (size_t)head * 16;
         uint64_t addr = rd64(d);
         uint32_t chunk = dlen - done < q->bsize ? dlen - done : q->bsize;
-        uint8_t *buf = dma_find(m, hint, addr, chunk);
+        uint8_t *buf = sim_dma_find(m, hint, addr, chunk);
         if (!buf) {
             ERR(p, "RXD[%u] of queue 0: buffer 0x%llx+%u outside the DMA map (queue stopped)",
                 head, (unsigned long long)addr, chunk);
@@ -778,8 +744,8 @@ static void fault_tx(struct ixsim_port *p, struct ring *q)
 }
 
 /* Process one tx queue. Returns descriptors consumed. */
-static unsigned tx_queue(struct ixsim_port *p, unsigned qi, const struct dma_map *m,
-                         const struct dma_ent **hint, int64_t now)
+static unsigned tx_queue(struct ixsim_port *p, unsigned qi, const struct sim_dma_map *m,
+                         const struct sim_dma_ent **hint, int64_t now)
 {
     struct ring *q = &p->tx[qi];
     if (LD(&q->faulted))
@@ -830,7 +796,7 @@ static unsigned tx_queue(struct ixsim_port *p, unsigned qi, const struct dma_map
             }
             uint32_t len = cmd & 0xFFFF;
             uint64_t addr = rd64(d);
-            const uint8_t *buf = dma_find(m, hint, addr, len ? len : 1);
+            const uint8_t *buf = sim_dma_find(m, hint, addr, len ? len : 1);
             if (!buf) {
                 ERR(p, "TXD[%u] of queue %u: buffer 0x%llx+%u outside the DMA map (queue stopped)",
                     i, qi, (unsigned long long)addr, len);
@@ -955,8 +921,8 @@ static unsigned tx_queue(struct ixsim_port *p, unsigned qi, const struct dma_map
 }
 
 /* The traffic generator at the far end of a source wire. */
-static unsigned source_fill(struct ixsim_port *p, const struct dma_map *m,
-                            const struct dma_ent **hint, int64_t now)
+static unsigned source_fill(struct ixsim_port *p, const struct sim_dma_map *m,
+                            const struct sim_dma_ent **hint, int64_t now)
 {
     if (!LD(&p->rxen) || !link_is_up(p, now))
         return 0;
@@ -982,9 +948,9 @@ static unsigned source_fill(struct ixsim_port *p, const struct dma_map *m,
     return sent;
 }
 
-static unsigned port_pass(struct ixsim_port *p, const struct dma_map *m, int64_t now)
+static unsigned port_pass(struct ixsim_port *p, const struct sim_dma_map *m, int64_t now)
 {
-    const struct dma_ent *hint = NULL;
+    const struct sim_dma_ent *hint = NULL;
     unsigned work = 0;
     if (now < LD(&p->rst_until))
         return 0;
@@ -1012,7 +978,7 @@ static unsigned port_pass(struct ixsim_port *p, const struct dma_map *m, int64_t
 static unsigned one_pass(struct ixsim *sim, int64_t now)
 {
     __atomic_fetch_add(&sim->round, 1, __ATOMIC_SEQ_CST);   /* odd: inside */
-    const struct dma_map *m = __atomic_load_n(&sim->map, __ATOMIC_SEQ_CST);
+    const struct sim_dma_map *m = __atomic_load_n(&sim->map, __ATOMIC_SEQ_CST);
     unsigned work = 0;
     for (unsigned i = 0; i < sim->nports; i++)
         work += port_pass(sim->ports[i], m, now);
@@ -1148,8 +1114,8 @@ static int ring_check(struct ixsim_port *p, const char *ctl, const char *pre, un
         return 0;
     }
     pthread_mutex_lock(&p->sim->map_lock);
-    const struct dma_ent *hint = NULL;
-    *va = dma_find(p->sim->map, &hint, base, len);
+    const struct sim_dma_ent *hint = NULL;
+    *va = sim_dma_find(p->sim->map, &hint, base, len);
     pthread_mutex_unlock(&p->sim->map_lock);
     if (!*va) {
         ERR(p, "%s[%u].ENABLE set while the ring %sBA[%u]=0x%llx+%sLEN %u is outside the DMA map",
@@ -2137,6 +2103,14 @@ static void port_free(struct ixsim_port *p)
     free(p);
 }
 
+static void map_free(struct sim_dma_map *m)
+{
+    if (!m)
+        return;
+    sim_dma_free(m);
+    free(m);
+}
+
 struct ixsim *ixsim_create(unsigned nports, const uint8_t base_mac[6], enum ixsim_variant variant)
 {
     if (nports == 0 || nports > IXSIM_MAX_PORTS || (unsigned)variant >= sizeof(variants) / sizeof(variants[0]))
@@ -2146,6 +2120,9 @@ struct ixsim *ixsim_create(unsigned nports, const uint8_t base_mac[6], enum ixsi
     if (!sim)
         return NULL;
     sim->nports = nports;
+    sim->map = calloc(1, sizeof(*sim->map));
+    if (!sim->map)
+        goto fail;
     pthread_mutex_init(&sim->map_lock, NULL);
     pthread_mutex_init(&sim->life_lock, NULL);
     for (unsigned i = 0; i < nports; i++) {
@@ -2188,21 +2165,9 @@ struct ixsim *ixsim_create(unsigned nports, const uint8_t base_mac[6], enum ixsi
 fail:
     for (unsigned i = 0; i < nports; i++)
         port_free(sim->ports[i]);
+    map_free(sim->map);
     free(sim);
     return NULL;
-}
-
-void ixsim_destroy(struct ixsim *sim)
-{
-    if (!sim)
-        return;
-    ixsim_stop(sim);
-    for (unsigned i = 0; i < sim->nports; i++)
-        port_free(sim->ports[i]);
-    free(sim->map);
-    pthread_mutex_destroy(&sim->map_lock);
-    pthread_mutex_destroy(&sim->life_lock);
-    free(sim);
 }
 
 struct ixsim_port *ixsim_port(struct ixsim *sim, unsigned index)
@@ -2212,8 +2177,9 @@ struct ixsim_port *ixsim_port(struct ixsim *sim, unsigned index)
 
 unsigned ixsim_num_ports(const struct ixsim *sim) { return sim->nports; }
 
-int ixsim_start(struct ixsim *sim)
+static int ixsim_start(void *ctx)
 {
+    struct ixsim *sim = ctx;
     int rc = 0;
     pthread_mutex_lock(&sim->life_lock);
     if (!LD(&sim->running)) {
@@ -2226,8 +2192,9 @@ int ixsim_start(struct ixsim *sim)
     return rc;
 }
 
-void ixsim_stop(struct ixsim *sim)
+static void ixsim_stop(void *ctx)
 {
+    struct ixsim *sim = ctx;
     pthread_mutex_lock(&sim->life_lock);
     if (LD(&sim->running)) {
         __atomic_store_n(&sim->running, 0, __ATOMIC_RELEASE);
@@ -2236,68 +2203,54 @@ void ixsim_stop(struct ixsim *sim)
     pthread_mutex_unlock(&sim->life_lock);
 }
 
-void ixsim_set_busy_poll(struct ixsim *sim, int busy) { ST(&sim->busy, !!busy); }
+static void ixsim_set_busy_poll(void *ctx, int busy)
+{
+    struct ixsim *sim = ctx;
+    ST(&sim->busy, !!busy);
+}
+
+static void ixsim_destroy(void *ctx)
+{
+    struct ixsim *sim = ctx;
+    if (!sim)
+        return;
+    ixsim_stop(sim);
+    for (unsigned i = 0; i < sim->nports; i++)
+        port_free(sim->ports[i]);
+    map_free(sim->map);
+    pthread_mutex_destroy(&sim->map_lock);
+    pthread_mutex_destroy(&sim->life_lock);
+    free(sim);
+}
 
 /* ---- DMA map ---------------------------------------------------------------------- */
-static void map_replace(struct ixsim *sim, struct dma_map *nm)
+/* The worker reads the map without a lock: a change is made to a copy that
+ * then replaces the map as a whole. */
+static void map_replace(struct ixsim *sim, struct sim_dma_map *nm)
 {
-    struct dma_map *old = sim->map;
+    struct sim_dma_map *old = sim->map;
     __atomic_store_n(&sim->map, nm, __ATOMIC_SEQ_CST);
     quiesce(sim);
-    free(old);
+    map_free(old);
 }
 
-int ixsim_dma_map(struct ixsim *sim, uint64_t dma_addr, void *vaddr, uint64_t len)
+static int ixsim_dma_map(void *ctx, uint64_t dma_addr, void *vaddr, uint64_t len)
 {
-    if (len == 0 || !vaddr || dma_addr + len < dma_addr)
-        return EINVAL;
+    struct ixsim *sim = ctx;
     pthread_mutex_lock(&sim->map_lock);
-    struct dma_map *m = sim->map;
-    unsigned n = m ? m->n : 0;
-    for (unsigned i = 0; i < n; i++) {
-        const struct dma_ent *e = &m->e[i];
-        if (dma_addr < e->dma + e->len && e->dma < dma_addr + len) {
-            pthread_mutex_unlock(&sim->map_lock);
-            return EEXIST;
-        }
-    }
-    struct dma_map *nm = malloc(sizeof(*nm) + (n + 1) * sizeof(struct dma_ent));
-    if (!nm) {
-        pthread_mutex_unlock(&sim->map_lock);
-        return ENOMEM;
-    }
-    nm->n = n + 1;
-    if (n)
-        memcpy(nm->e, m->e, n * sizeof(struct dma_ent));
-    nm->e[n] = (struct dma_ent){dma_addr, len, vaddr};
-    map_replace(sim, nm);
+    struct sim_dma_map *nm = sim_dma_copy(sim->map);
+    int rc = nm ? sim_dma_add(nm, dma_addr, vaddr, len) : ENOMEM;
+    if (rc == 0)
+        map_replace(sim, nm);
+    else
+        map_free(nm);
     pthread_mutex_unlock(&sim->map_lock);
-    return 0;
+    return rc;
 }
 
-int ixsim_dma_unmap(struct ixsim *sim, uint64_t dma_addr, uint64_t len)
+/* A queue whose ring is being unmapped faults (an IOMMU fault on real hardware). */
+static void rings_unmapped(struct ixsim *sim, uint64_t dma_addr, uint64_t len)
 {
-    pthread_mutex_lock(&sim->map_lock);
-    struct dma_map *m = sim->map;
-    unsigned n = m ? m->n : 0, k = 0;
-    struct dma_map *nm = malloc(sizeof(*nm) + (n ? n : 1) * sizeof(struct dma_ent));
-    if (!nm) {
-        pthread_mutex_unlock(&sim->map_lock);
-        return ENOMEM;
-    }
-    for (unsigned i = 0; i < n; i++) {
-        const struct dma_ent *e = &m->e[i];
-        if (e->dma >= dma_addr && e->dma + e->len <= dma_addr + len)
-            continue;
-        nm->e[k++] = *e;
-    }
-    nm->n = k;
-    if (k == n) {
-        free(nm);
-        pthread_mutex_unlock(&sim->map_lock);
-        return ENOENT;
-    }
-    /* a queue whose ring is being unmapped faults (an IOMMU fault on real hardware) */
     for (unsigned pi = 0; pi < sim->nports; pi++) {
         struct ixsim_port *p = sim->ports[pi];
         for (unsigned qi = 0; qi < p->v->nqueues; qi++) {
@@ -2318,10 +2271,28 @@ int ixsim_dma_unmap(struct ixsim *sim, uint64_t dma_addr, uint64_t len)
         rx_lock(p);
         rx_unlock(p);
     }
-    map_replace(sim, nm);
-    pthread_mutex_unlock(&sim->map_lock);
-    return 0;
 }
+
+static int ixsim_dma_unmap(void *ctx, uint64_t dma_addr, uint64_t len)
+{
+    struct ixsim *sim = ctx;
+    pthread_mutex_lock(&sim->map_lock);
+    struct sim_dma_map *nm = sim_dma_copy(sim->map);
+    int rc = nm ? sim_dma_remove(nm, dma_addr, len) : ENOMEM;
+    if (rc == 0) {
+        rings_unmapped(sim, dma_addr, len);
+        map_replace(sim, nm);
+    } else {
+        map_free(nm);
+    }
+    pthread_mutex_unlock(&sim->map_lock);
+    return rc;
+}
+
+const struct sim_model_ops ixsim_ops = {
+    .start = ixsim_start, .stop = ixsim_stop, .destroy = ixsim_destroy, .poll = ixsim_poll,
+    .set_busy_poll = ixsim_set_busy_poll, .dma_map = ixsim_dma_map, .dma_unmap = ixsim_dma_unmap,
+};
 
 /* ---- the wire ------------------------------------------------------------------------ */
 static void wire_detach(struct ixsim_port *p)
@@ -2377,7 +2348,7 @@ int ixsim_inject(struct ixsim_port *p, const uint8_t *frame, uint32_t len)
         return 0;
     struct ixsim *sim = p->sim;
     pthread_mutex_lock(&sim->map_lock);
-    const struct dma_ent *hint = NULL;
+    const struct sim_dma_ent *hint = NULL;
     rx_lock(p);
     int r = rx_frame(p, sim->map, &hint, frame, len, NULL, now_ns());
     rx_unlock(p);

@@ -26,6 +26,7 @@
 
 #include <stdint.h>
 #include "ixy_regs.h"
+#include "sim_model.h"
 
 #define IXSIM_NUM_QUEUES 64        /* rx and tx queues modelled (of the 82599's 128) */
 #define IXSIM_MAX_PORTS 8
@@ -45,29 +46,18 @@ enum ixsim_variant {
 /* ---- life cycle ------------------------------------------------------- */
 /* nports ports of one variant; port i gets MAC base_mac with i added to the
  * last byte, stored as the EEPROM would leave it in RAL(0)/RAH(0) after
- * reset. NULL for a bad nports or variant. */
+ * reset. NULL for a bad nports or variant. The rest of the life cycle (the
+ * worker thread, the DMA map, destroy) is ixsim_ops, see sim_model.h: the
+ * worker runs the DMA engines of all ports; set_busy_poll(0) (default)
+ * spins briefly, then sleeps ~50 us per idle round; poll's work is
+ * descriptors and frames. */
 struct ixsim *ixsim_create(unsigned nports, const uint8_t base_mac[6], enum ixsim_variant variant);
-void ixsim_destroy(struct ixsim *sim);            /* stops the worker first */
+extern const struct sim_model_ops ixsim_ops;
+/* ixsim_ops.poll, by name: benchmarks/instructions.py counts what it runs
+ * as the model's work, not the driver's. */
+int ixsim_poll(void *sim);
 struct ixsim_port *ixsim_port(struct ixsim *sim, unsigned index);
 unsigned ixsim_num_ports(const struct ixsim *sim);
-
-/* The worker thread runs the DMA engines of all ports. Returns 0 or an errno. */
-int ixsim_start(struct ixsim *sim);
-void ixsim_stop(struct ixsim *sim);
-/* busy != 0: spin without sleeping (benchmarks, one core for the model);
- * busy == 0 (default): spin briefly, then sleep ~50 us per idle round. */
-void ixsim_set_busy_poll(struct ixsim *sim, int busy);
-/* With the worker stopped: one pass of the DMA engines in the caller's
- * thread (ctx is the struct ixsim). Returns the work done (descriptors,
- * frames), or -1 while the worker runs. For deterministic measurements:
- * no second thread, no spinning. */
-int ixsim_poll(void *ctx);
-
-/* ---- DMA map: what the device may touch --------------------------------- */
-/* Descriptors and buffers carry dma_addr; the model reaches that memory at
- * vaddr. Any DMA outside the mapped ranges is an error (an IOMMU fault). */
-int ixsim_dma_map(struct ixsim *sim, uint64_t dma_addr, void *vaddr, uint64_t len);
-int ixsim_dma_unmap(struct ixsim *sim, uint64_t dma_addr, uint64_t len);
 
 /* ---- PCI configuration space (256 bytes: ids, command register) --------- */
 /* Vendor 0x8086, device 0x10FB (82599 SFI/SFP+) or 0x10C9 (82576 copper),

@@ -1,6 +1,7 @@
 /* The DMA map of a device model: which bus addresses the device may reach
  * and where they are in this process (what an IOMMU's page table says).
- * A growable array; the caller serialises changes against lookups. */
+ * A growable array; the caller serialises changes against lookups (or, as
+ * ixgbe_model.c does, changes a copy and then replaces the map). */
 #ifndef SIM_DMA_H
 #define SIM_DMA_H
 
@@ -63,6 +64,24 @@ static inline int sim_dma_remove(struct sim_dma_map *m, uint64_t dma, uint64_t l
             m->e[k++] = m->e[i];
     m->n = k;
     return k == n ? ENOENT : 0;
+}
+
+/* A copy of m on the heap with room for one more entry, or NULL: for a map
+ * that is changed in a copy and replaced as a whole (ixgbe_model.c).
+ * Free it with sim_dma_free, then free. */
+static inline struct sim_dma_map *sim_dma_copy(const struct sim_dma_map *m)
+{
+    struct sim_dma_map *c = malloc(sizeof(*c));
+    struct sim_dma_ent *e = malloc((m->n + 1) * sizeof(*e));
+    if (!c || !e) {
+        free(c);
+        free(e);
+        return NULL;
+    }
+    for (unsigned i = 0; i < m->n; i++)
+        e[i] = m->e[i];
+    *c = (struct sim_dma_map){m->n, m->n + 1, e};
+    return c;
 }
 
 static inline void sim_dma_free(struct sim_dma_map *m)

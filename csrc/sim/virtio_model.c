@@ -28,6 +28,7 @@
 #define _GNU_SOURCE
 #include "virtio_model.h"
 #include "sim_dma.h"
+#include "sim_worker.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -36,13 +37,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define cpu_relax() _mm_pause()
-#else
-#define cpu_relax() __asm__ __volatile__("" ::: "memory")
-#endif
 
 #define LD(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
 #define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
@@ -156,13 +150,6 @@ struct vnsim {
 };
 
 /* ---- helpers ---------------------------------------------------------------- */
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void err(struct vnsim_dev *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void err(struct vnsim_dev *d, const char *fmt, ...)
 {
@@ -305,6 +292,27 @@ static int chain_read(struct vnsim_dev *d, unsigned qi, uint16_t head, const str
     return (int)n;
 }
 
+/* What the device does with one chain, read into d->segs (device-readable
+ * up to writable_from): returns the bytes it wrote into it (used.len). */
+typedef uint32_t chain_fn(struct vnsim_dev *d, unsigned writable_from, const struct sim_dma_ent **hint);
+
+/* The chains the driver made available on queue qi (2.7.6), each served
+ * and returned in the used ring (2.7.8), until one is invalid. Returns the
+ * chains served. */
+static unsigned queue_serve(struct vnsim_dev *d, unsigned qi, const struct sim_dma_ent **hint, chain_fn *serve)
+{
+    struct vq *q = &d->vq[qi];
+    unsigned work = 0, writable_from;
+    int pending = avail_pending(d, qi, q);
+    for (; pending > 0; pending--, work++) {
+        uint16_t head = avail_ring(q, q->last_avail++);
+        if (chain_read(d, qi, head, hint, &writable_from) < 0)
+            break;
+        used_add(q, head, serve(d, writable_from, hint));
+    }
+    return work;
+}
+
 /* ---- the wire --------------------------------------------------------------- */
 static int rx_filter_pass(const struct vnsim_dev *d, const uint8_t *frame, uint32_t len)
 {
@@ -445,21 +453,13 @@ static int64_t tx_gather(struct vnsim_dev *d, unsigned writable_from)
     return (int64_t)(total - NET_HDR_LEN);
 }
 
-static unsigned tx_queue(struct vnsim_dev *d, const struct sim_dma_ent **hint)
+/* A transmitq chain: its frame goes on the wire; the device writes nothing. */
+static uint32_t tx_chain(struct vnsim_dev *d, unsigned writable_from, const struct sim_dma_ent **hint)
 {
-    struct vq *q = &d->vq[TXQ];
-    unsigned work = 0, writable_from;
-    int pending = avail_pending(d, TXQ, q);
-    for (; pending > 0; pending--, work++) {
-        uint16_t head = avail_ring(q, q->last_avail++);
-        if (chain_read(d, TXQ, head, hint, &writable_from) < 0)
-            break;
-        int64_t len = tx_gather(d, writable_from);
-        if (len >= 0)
-            wire_send(d, d->frame, (uint32_t)len, hint);
-        used_add(q, head, 0);
-    }
-    return work;
+    int64_t len = tx_gather(d, writable_from);
+    if (len >= 0)
+        wire_send(d, d->frame, (uint32_t)len, hint);
+    return 0;
 }
 
 /* ---- controlq (5.1.6.5) --------------------------------------------------------- */
@@ -477,7 +477,7 @@ static uint8_t ctrl_rx(struct vnsim_dev *d, uint8_t cmd, const uint8_t *data, ui
 }
 
 /* One command: class, command, data (device-readable), ack (writable). */
-static uint32_t ctrl_command(struct vnsim_dev *d, unsigned writable_from)
+static uint32_t ctrl_command(struct vnsim_dev *d, unsigned writable_from, const struct sim_dma_ent **hint)
 {
     uint8_t cmd[256];
     uint32_t len = 0;
@@ -499,20 +499,6 @@ static uint32_t ctrl_command(struct vnsim_dev *d, unsigned writable_from)
     }
     d->segs[writable_from].va[0] = cmd[0] == CTRL_RX ? ctrl_rx(d, cmd[1], cmd + 2, len - 2) : CTRL_ERR;
     return 1;
-}
-
-static unsigned ctrl_queue(struct vnsim_dev *d, const struct sim_dma_ent **hint)
-{
-    struct vq *q = &d->vq[CTRLQ];
-    unsigned work = 0, writable_from;
-    int pending = avail_pending(d, CTRLQ, q);
-    for (; pending > 0; pending--, work++) {
-        uint16_t head = avail_ring(q, q->last_avail++);
-        if (chain_read(d, CTRLQ, head, hint, &writable_from) < 0)
-            break;
-        used_add(q, head, ctrl_command(d, writable_from));
-    }
-    return work;
 }
 
 /* ---- the source: frames as fast as rx buffers come ---------------------------------- */
@@ -537,9 +523,9 @@ static unsigned dev_pass(struct vnsim_dev *d, const struct sim_dma_ent **hint)
     if (!live(d))
         return 0;
     if (LD(&d->vq[CTRLQ].pfn))
-        work += ctrl_queue(d, hint);
+        work += queue_serve(d, CTRLQ, hint, ctrl_command);
     if (LD(&d->vq[TXQ].pfn) && live(d))
-        work += tx_queue(d, hint);
+        work += queue_serve(d, TXQ, hint, tx_chain);
     if (d->wire == WIRE_SOURCE)
         work += source_fill(d, hint);
     return work;
@@ -637,8 +623,9 @@ static void *worker(void *arg)
     return NULL;
 }
 
-int vnsim_start(struct vnsim *s)
+static int vnsim_start(void *ctx)
 {
+    struct vnsim *s = ctx;
     int rc = 0;
     pthread_mutex_lock(&s->life_lock);
     if (!LD(&s->running)) {
@@ -651,8 +638,9 @@ int vnsim_start(struct vnsim *s)
     return rc;
 }
 
-void vnsim_stop(struct vnsim *s)
+static void vnsim_stop(void *ctx)
 {
+    struct vnsim *s = ctx;
     pthread_mutex_lock(&s->life_lock);
     if (LD(&s->running)) {
         ST(&s->running, 0);
@@ -662,7 +650,11 @@ void vnsim_stop(struct vnsim *s)
     pthread_mutex_unlock(&s->life_lock);
 }
 
-void vnsim_set_busy_poll(struct vnsim *s, int busy) { ST(&s->busy, !!busy); }
+static void vnsim_set_busy_poll(void *ctx, int busy)
+{
+    struct vnsim *s = ctx;
+    ST(&s->busy, !!busy);
+}
 
 /* ---- the legacy I/O BAR (4.1.4.8) ------------------------------------------------- */
 struct io_reg { uint8_t offset, width; const char *name; };
@@ -946,8 +938,9 @@ unsigned vnsim_rx_mode(struct vnsim_dev *d) { return d->rx_mode; }
 unsigned vnsim_isr_peek(struct vnsim_dev *d) { return LD(&d->isr); }
 
 /* ---- DMA map --------------------------------------------------------------------------------- */
-int vnsim_dma_map(struct vnsim *s, uint64_t dma_addr, void *vaddr, uint64_t len)
+static int vnsim_dma_map(void *ctx, uint64_t dma_addr, void *vaddr, uint64_t len)
 {
+    struct vnsim *s = ctx;
     ctl_lock(s);
     int rc = sim_dma_add(&s->map, dma_addr, vaddr, len);
     ctl_unlock(s);
@@ -955,8 +948,9 @@ int vnsim_dma_map(struct vnsim *s, uint64_t dma_addr, void *vaddr, uint64_t len)
 }
 
 /* A ring that loses its mapping faults the device (an IOMMU fault). */
-int vnsim_dma_unmap(struct vnsim *s, uint64_t dma_addr, uint64_t len)
+static int vnsim_dma_unmap(void *ctx, uint64_t dma_addr, uint64_t len)
 {
+    struct vnsim *s = ctx;
     ctl_lock(s);
     int rc = sim_dma_remove(&s->map, dma_addr, len);
     for (unsigned i = 0; i < s->ndevs && !rc; i++) {
@@ -1026,6 +1020,20 @@ static struct vnsim_dev *dev_new(struct vnsim *s, unsigned index, const uint8_t 
     return d;
 }
 
+static void vnsim_destroy(void *ctx)
+{
+    struct vnsim *s = ctx;
+    vnsim_stop(s);
+    for (unsigned i = 0; i < s->ndevs; i++)
+        dev_free(s->devs[i]);
+    sim_dma_free(&s->map);
+    pthread_cond_destroy(&s->wake);
+    pthread_mutex_destroy(&s->wake_lock);
+    pthread_mutex_destroy(&s->life_lock);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
 struct vnsim *vnsim_create(unsigned ndevs, const uint8_t base_mac[6], unsigned queue_num)
 {
     if (ndevs < 1 || ndevs > VNSIM_MAX_DEVS || queue_num < 2 || queue_num > 32768 || queue_num & (queue_num - 1))
@@ -1052,17 +1060,9 @@ struct vnsim *vnsim_create(unsigned ndevs, const uint8_t base_mac[6], unsigned q
     return s;
 }
 
-void vnsim_destroy(struct vnsim *s)
-{
-    vnsim_stop(s);
-    for (unsigned i = 0; i < s->ndevs; i++)
-        dev_free(s->devs[i]);
-    sim_dma_free(&s->map);
-    pthread_cond_destroy(&s->wake);
-    pthread_mutex_destroy(&s->wake_lock);
-    pthread_mutex_destroy(&s->life_lock);
-    pthread_mutex_destroy(&s->lock);
-    free(s);
-}
-
 struct vnsim_dev *vnsim_dev(struct vnsim *s, unsigned index) { return index < s->ndevs ? s->devs[index] : NULL; }
+
+const struct sim_model_ops vnsim_ops = {
+    .start = vnsim_start, .stop = vnsim_stop, .destroy = vnsim_destroy, .poll = vnsim_poll,
+    .set_busy_poll = vnsim_set_busy_poll, .dma_map = vnsim_dma_map, .dma_unmap = vnsim_dma_unmap,
+};

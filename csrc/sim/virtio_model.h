@@ -19,6 +19,7 @@
 
 #include <stdint.h>
 #include "ixy_portio.h"
+#include "sim_model.h"
 
 #define VNSIM_MAX_DEVS 8
 #define VNSIM_IO_SIZE 32          /* legacy header (20 bytes) + net config (8), rounded up */
@@ -31,26 +32,18 @@ struct vnsim_dev;    /* one virtio-net function: PCI config, I/O BAR, a wire end
 
 /* ---- life cycle ------------------------------------------------------- */
 /* ndevs devices; device i gets MAC base_mac with i added to the last byte;
- * queue_num: the size of the rx and tx queues (a power of two, 2..32768). */
+ * queue_num: the size of the rx and tx queues (a power of two, 2..32768).
+ * The rest of the life cycle (the worker thread, the DMA map all the
+ * devices reach, destroy) is vnsim_ops, see sim_model.h: the worker plays
+ * every device; set_busy_poll(1) also sets VRING_USED_F_NO_NOTIFY (the
+ * device polls, 2.7.10), set_busy_poll(0) (default) sleeps when idle, woken
+ * by a notify or after 1 ms; poll's work is the chains consumed. */
 struct vnsim *vnsim_create(unsigned ndevs, const uint8_t base_mac[6], unsigned queue_num);
-void vnsim_destroy(struct vnsim *sim);           /* stops the worker first */
+extern const struct sim_model_ops vnsim_ops;
+/* vnsim_ops.poll, by name: benchmarks/instructions.py counts what it runs
+ * as the model's work, not the driver's. */
+int vnsim_poll(void *sim);
 struct vnsim_dev *vnsim_dev(struct vnsim *sim, unsigned index);
-
-/* The worker thread plays every device. Returns 0 or an errno. */
-int vnsim_start(struct vnsim *sim);
-void vnsim_stop(struct vnsim *sim);
-/* busy != 0: spin without sleeping and set VRING_USED_F_NO_NOTIFY (the
- * device polls, 2.7.10); busy == 0 (default): sleep when idle, woken by a
- * notify or after 1 ms. */
-void vnsim_set_busy_poll(struct vnsim *sim, int busy);
-/* With the worker stopped: one pass over every device in the caller's
- * thread (ctx is the struct vnsim). Returns the work done (chains
- * consumed), or -1 while the worker runs. */
-int vnsim_poll(void *ctx);
-
-/* ---- DMA map (IOMMU view): all the devices may reach ------------------- */
-int vnsim_dma_map(struct vnsim *sim, uint64_t dma_addr, void *vaddr, uint64_t len);
-int vnsim_dma_unmap(struct vnsim *sim, uint64_t dma_addr, uint64_t len);
 
 /* ---- PCI configuration space (256 bytes) ------------------------------- */
 /* Vendor 0x1AF4, device 0x1000, subsystem device 1 (network), class

@@ -16,7 +16,7 @@ from ixypy.drivers.igb import IgbDevice
 from ixypy.packets import SEQ_OFFSET, udp_frame
 from ixypy.sim import SimBus, close_model, new_model, source_frame
 
-from ..simdev import CRC, Receiver, model_errors, send, wait_until
+from ..simdev import CRC, Receiver, model_errors, opened_pair, send, wait_until
 
 N = 20_000
 OTHER_MAC = "02:00:00:00:99:99"
@@ -25,12 +25,7 @@ OTHER_MAC = "02:00:00:00:99:99"
 @pytest.fixture
 def pair():
     """Two 82576 ports cabled together: a sender and a receiver."""
-    a = ixypy.open("sim:igb-pair0", num_rx_desc=64, num_tx_desc=64)
-    b = ixypy.open("sim:igb-pair1", num_rx_desc=64, num_tx_desc=64)
-    yield a, b
-    a.close()
-    b.close()
-    assert model_errors(a, b) == []
+    yield from opened_pair("igb-")
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 
 from ixypy.sim._model import Sim
 
-from .conftest import DmaMem, frame, wait_until
+from .conftest import frame, wait_until
 
 CTRL, STATUS, EECD, MDIC = 0x0000, 0x0008, 0x0010, 0x0020
 CTRL_SLU, CTRL_RST = 1 << 6, 1 << 26
@@ -118,13 +118,6 @@ def sim():
     s.start()
     yield s
     s.close()
-
-
-@pytest.fixture
-def mem(sim):
-    m = DmaMem(sim)
-    yield m
-    sim.close()      # the worker must be gone before the memory is
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from ..errors import DeviceBusy, DeviceNotFound
 from ..device import format_mac
 from ..memory import VirtualAllocator
 from ..packets import SEQ_OFFSET, udp_frame
-from ._model import Sim, SimPort
+from ._model import Model, Sim, SimPort
 
 INTEL_WIRES = ("sink", "source", "loop", "pair0", "pair1")
 # address prefix -> (model, its wires): "82599" and "82576" are Sim variants
@@ -62,7 +62,7 @@ def parse(address: str) -> Tuple[str, str]:
 # One IOMMU domain for every model in the process, as one VFIO container
 # serves every real NIC: a buffer received on one sim device can be sent on
 # another (forwarding).
-_models: List[Sim] = []
+_models: List[Model] = []
 _dma_regions: Dict[int, int] = {}      # address -> length
 
 
@@ -72,7 +72,7 @@ def new_model(nports: int, busy_poll: bool = False, variant: str = "82599") -> S
     return register_model(Sim(nports, BASE_MAC, variant), busy_poll)
 
 
-def register_model(sim, busy_poll: bool = False):
+def register_model(sim: Model, busy_poll: bool = False) -> Model:
     """Start a model (an 82599/82576 Sim or a VirtioSim) in the process's DMA domain."""
     for address, length in _dma_regions.items():
         sim.dma_map(address, address, length)
@@ -82,7 +82,7 @@ def register_model(sim, busy_poll: bool = False):
     return sim
 
 
-def close_model(sim: Sim) -> None:
+def close_model(sim: Model) -> None:
     _models.remove(sim)
     sim.close()
 
@@ -119,14 +119,19 @@ def attach(address: str) -> "SimBus":
         ends.append(bus)
         return bus
     sim = new_model(1, variant=model)
-    port = sim.port(0)
+    connect(sim.port(0), wire)
+    return SimBus(address, sim, sim.port(0), wire)
+
+
+def connect(end, wire: str, *sink_args) -> None:
+    """Put `end` (a SimPort or a VirtioSimDevice) on the wire named `wire`:
+    "source", "loop", or else "sink" (its wire_sink(*sink_args))."""
     if wire == "source":
-        port.wire_source(source_frame(), 0, SEQ_OFFSET)
+        end.wire_source(source_frame(), 0, SEQ_OFFSET)
     elif wire == "loop":
-        port.wire_pair(port)
+        end.wire_pair(end)
     else:
-        port.wire_sink()
-    return SimBus(address, sim, port, wire)
+        end.wire_sink(*sink_args)
 
 
 class SimBus(Bus):

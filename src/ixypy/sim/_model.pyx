@@ -1,133 +1,82 @@
 # cython: language_level=3
-"""Python wrapper of the device model (csrc/sim/ixgbe_model.c): the 82599 or
-the 82576.
+"""Python wrappers of the device models (csrc/sim/): ``Sim``, the 82599 or
+the 82576 (ixgbe_model.c), and ``VirtioSim``, the legacy virtio-net
+(virtio_model.c).
 
-``Sim`` owns the model (ports, worker thread, DMA map); ``SimPort`` is one
-port: its PCI config space, its BAR0 registers, its wire and its logs."""
+``Model`` is what every model offers through its struct sim_model_ops
+(csrc/sim/sim_model.h): the worker thread and the DMA map. ``Function`` is
+one of its PCI functions: a ``SimPort`` (a port of a Sim) or a
+``VirtioSimDevice``."""
 from cpython.pycapsule cimport PyCapsule_New
-from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 
 cdef extern from "ixy_regs.h" nogil:
-    struct ixy_reg_ops:
-        pass
     struct ixy_poll_hook:
-        int (*poll)(void *ctx)
+        int (*poll)(void *ctx) noexcept nogil
         void *ctx
 
-cdef extern from "ixgbe_model.h" nogil:
-    struct ixsim:
-        pass
-    struct ixsim_port:
-        pass
-    struct ixsim_wire_stats:
-        uint64_t tx_packets, tx_bytes, rx_packets, rx_bytes, rx_no_desc_drops, rx_filtered
-    int IXSIM_MAX_PORTS
-    int IXSIM_MAX_FRAME
-    enum ixsim_variant:
-        IXSIM_82599
-        IXSIM_82576
-    unsigned ixsim_msix_vectors(ixsim_port *port)
-    int ixsim_set_irq_eventfd(ixsim_port *port, unsigned vector, int fd)
-    uint64_t ixsim_irq_count(ixsim_port *port, unsigned vector)
-    ixsim *ixsim_create(unsigned nports, const uint8_t *base_mac, ixsim_variant variant)
-    void ixsim_destroy(ixsim *sim)
-    ixsim_port *ixsim_get_port "ixsim_port"(ixsim *sim, unsigned index)
-    unsigned ixsim_num_ports(const ixsim *sim)
-    int ixsim_start(ixsim *sim)
-    void ixsim_stop(ixsim *sim)
-    void ixsim_set_busy_poll(ixsim *sim, int busy)
-    int ixsim_poll(void *ctx)
-    int ixsim_dma_map(ixsim *sim, uint64_t dma_addr, void *vaddr, uint64_t len)
-    int ixsim_dma_unmap(ixsim *sim, uint64_t dma_addr, uint64_t len)
-    uint32_t ixsim_config_read(ixsim_port *port, uint32_t offset, unsigned size)
-    void ixsim_config_write(ixsim_port *port, uint32_t offset, unsigned size, uint32_t value)
-    uint32_t ixsim_read32(void *port, uint32_t offset)
-    void ixsim_write32(void *port, uint32_t offset, uint32_t value)
-    const ixy_reg_ops *ixsim_reg_ops(ixsim_port *port)
-    void ixsim_wire_sink(ixsim_port *port)
-    void ixsim_wire_pair(ixsim_port *a, ixsim_port *b)
-    void ixsim_wire_source(ixsim_port *port, const uint8_t *frame, uint32_t len,
-                           uint64_t count, int seq_offset)
-    int ixsim_inject(ixsim_port *port, const uint8_t *frame, uint32_t len)
-    void ixsim_set_link_delay(ixsim_port *port, int64_t usec)
-    void ixsim_get_wire_stats(ixsim_port *port, ixsim_wire_stats *out)
-    unsigned ixsim_error_count(ixsim_port *port)
-    const char *ixsim_error(ixsim_port *port, unsigned index)
-    void ixsim_clear_errors(ixsim_port *port)
-    unsigned ixsim_event_count(ixsim_port *port)
-    const char *ixsim_event(ixsim_port *port, unsigned index)
-    void ixsim_clear_events(ixsim_port *port)
+cdef extern from "sim_model.h" nogil:
+    struct sim_model_ops:
+        int (*start)(void *sim) noexcept nogil
+        void (*stop)(void *sim) noexcept nogil
+        void (*destroy)(void *sim) noexcept nogil
+        int (*poll)(void *sim) noexcept nogil
+        void (*set_busy_poll)(void *sim, int busy) noexcept nogil
+        int (*dma_map)(void *sim, uint64_t dma_addr, void *vaddr, uint64_t len) noexcept nogil
+        int (*dma_unmap)(void *sim, uint64_t dma_addr, uint64_t len) noexcept nogil
 
 import os as _os
 
-REG_OPS_CAPSULE = "ixypy.reg_ops"
-VARIANTS = {"82599": IXSIM_82599, "82576": IXSIM_82576}
-cdef const char *_CAPSULE_NAME = "ixypy.reg_ops"
 
-
-cdef class Sim:
-    """A model with ``nports`` ports of one ``variant``, "82599" or "82576"
-    (MACs: ``mac`` + port index), and one worker thread playing the DMA
-    engines (see :meth:`start`)."""
-    cdef ixsim *sim
-    cdef readonly int nports
-    cdef readonly str variant
-    cdef list _ports
+cdef class Model:
+    """A device model: its functions, one worker thread playing their DMA
+    engines (see :meth:`start`) and one DMA map. A subclass's ``__cinit__``
+    creates the model and sets ``ops`` first, then ``sim``."""
+    cdef const sim_model_ops *ops
+    cdef void *sim
     cdef ixy_poll_hook hook
-
-    def __cinit__(self, int nports=1, bytes mac=b"\x02\x00\x00\x00\x00\x00", str variant="82599"):
-        self.sim = NULL
-        if len(mac) != 6:
-            raise ValueError("mac must be 6 bytes")
-        if nports < 1 or nports > IXSIM_MAX_PORTS:
-            raise ValueError(f"nports must be 1..{IXSIM_MAX_PORTS}")
-        if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
-        self.variant = variant
-        self.sim = ixsim_create(<unsigned> nports, <const uint8_t *> mac, <ixsim_variant> VARIANTS[variant])
-        if self.sim == NULL:
-            raise MemoryError("ixsim_create failed")
-        self.nports = nports
-        self._ports = [SimPort._new(self, i) for i in range(nports)]
+    cdef list _functions
 
     def __dealloc__(self):
-        if self.sim != NULL:
-            with nogil:
-                ixsim_destroy(self.sim)
-            self.sim = NULL
+        self._destroy()
 
-    cdef ixsim *_get(self) except NULL:
+    cdef void _destroy(self) noexcept:
+        cdef void *s = self.sim
+        cdef const sim_model_ops *ops = self.ops
+        self.sim = NULL
+        if s != NULL:
+            with nogil:
+                ops.destroy(s)
+
+    cdef void *_get(self) except NULL:
         if self.sim == NULL:
-            raise ValueError("Sim is closed")
+            raise ValueError(f"{type(self).__name__} is closed")
         return self.sim
 
-    def port(self, int i):
-        """Port ``i`` (0-based)."""
+    cdef object _function(self, int i, str kind):
+        """Function ``i`` (0-based), a ``kind`` ("port", "device")."""
         self._get()
-        if i < 0 or i >= self.nports:
-            raise IndexError(f"port {i} out of range 0..{self.nports - 1}")
-        return self._ports[i]
+        if i < 0 or i >= len(self._functions):
+            raise IndexError(f"{kind} {i} out of range 0..{len(self._functions) - 1}")
+        return self._functions[i]
 
     def start(self) -> None:
         """Start the worker thread (idempotent)."""
-        cdef int rc = ixsim_start(self._get())
+        cdef int rc = self.ops.start(self._get())
         if rc:
             raise OSError(rc, _os.strerror(rc))
 
     def stop(self) -> None:
         """Stop the worker thread; waits for it (idempotent)."""
-        cdef ixsim *s = self._get()
+        cdef void *s = self._get()
+        cdef const sim_model_ops *ops = self.ops
         with nogil:
-            ixsim_stop(s)
+            ops.stop(s)
 
     def close(self) -> None:
         """Stop the worker and free the model (idempotent)."""
-        cdef ixsim *s = self.sim
-        self.sim = NULL
-        if s != NULL:
-            with nogil:
-                ixsim_destroy(s)
+        self._destroy()
 
     @property
     def closed(self) -> bool:
@@ -135,38 +84,43 @@ cdef class Sim:
 
     def poll(self) -> int:
         """With the worker stopped: one pass of the DMA engines in this
-        thread (deterministic measurements). Returns the work done."""
-        cdef int work = ixsim_poll(self._get())
+        thread (deterministic measurements). Returns the work done: the
+        82599/82576 descriptors and frames, the virtio-net chains consumed."""
+        cdef int work = self.ops.poll(self._get())
         if work < 0:
-            raise RuntimeError("poll() needs the worker stopped (Sim.stop())")
+            raise RuntimeError(f"poll() needs the worker stopped ({type(self).__name__}.stop())")
         return work
 
     def poll_hook(self):
         """PyCapsule "ixypy.poll_hook": lets a C-driven benchmark loop run
-        poll() itself when it makes no progress (see _fastpath bench_*)."""
-        self.hook.poll = ixsim_poll
+        poll() itself when it makes no progress (see the bench_* loops of
+        _fastpath)."""
+        self.hook.poll = self.ops.poll
         self.hook.ctx = self._get()
         return PyCapsule_New(&self.hook, b"ixypy.poll_hook", NULL)
 
     def set_busy_poll(self, bint busy) -> None:
-        """Spin without sleeping when idle (benchmarks) or not (default)."""
-        ixsim_set_busy_poll(self._get(), busy)
+        """Spin without sleeping when idle (benchmarks) or not (default); the
+        virtio-net model also suppresses notifies while it spins."""
+        self.ops.set_busy_poll(self._get(), busy)
 
     def dma_map(self, uint64_t dma_addr, size_t vaddr, uint64_t length) -> None:
-        """Let the device reach ``length`` bytes at host ``vaddr`` as ``dma_addr``."""
-        cdef ixsim *s = self._get()
+        """Let the model's functions reach ``length`` bytes at host ``vaddr`` as ``dma_addr``."""
+        cdef void *s = self._get()
+        cdef const sim_model_ops *ops = self.ops
         cdef int rc
         with nogil:
-            rc = ixsim_dma_map(s, dma_addr, <void *> vaddr, length)
+            rc = ops.dma_map(s, dma_addr, <void *> vaddr, length)
         if rc:
             raise OSError(rc, f"dma_map({dma_addr:#x}, {length}): {_os.strerror(rc)}")
 
     def dma_unmap(self, uint64_t dma_addr, uint64_t length) -> None:
         """Remove the mappings inside [dma_addr, dma_addr + length)."""
-        cdef ixsim *s = self._get()
+        cdef void *s = self._get()
+        cdef const sim_model_ops *ops = self.ops
         cdef int rc
         with nogil:
-            rc = ixsim_dma_unmap(s, dma_addr, length)
+            rc = ops.dma_unmap(s, dma_addr, length)
         if rc:
             raise OSError(rc, f"dma_unmap({dma_addr:#x}, {length}): {_os.strerror(rc)}")
 
@@ -177,133 +131,30 @@ cdef class Sim:
         self.close()
 
 
-cdef class SimPort:
-    """One port of a :class:`Sim`."""
+cdef class Function:
+    """One function of a :class:`Model` (a port, a device): number ``index``
+    of model ``sim``, which makes it."""
     cdef readonly int index
-    cdef readonly Sim sim
-
-    @staticmethod
-    cdef SimPort _new(Sim sim, int index):
-        cdef SimPort p = SimPort.__new__(SimPort)
-        p.sim = sim
-        p.index = index
-        return p
+    cdef readonly Model sim
 
     def __init__(self):
-        raise TypeError("use Sim.port(i)")
-
-    cdef ixsim_port *_p(self) except NULL:
-        return ixsim_get_port(self.sim._get(), self.index)
-
-    def reg_ops(self):
-        """PyCapsule "ixypy.reg_ops" for ``ixypy._fastpath.Bar(ops=...)``.
-        Keep this port (or its Sim) alive while the capsule is used."""
-        return PyCapsule_New(<void *> ixsim_reg_ops(self._p()), _CAPSULE_NAME, NULL)
-
-    def read32(self, uint32_t off) -> int:
-        """Read a BAR0 register."""
-        cdef ixsim_port *p = self._p()
-        cdef uint32_t v
-        with nogil:
-            v = ixsim_read32(p, off)
-        return v
-
-    def write32(self, uint32_t off, uint32_t value) -> None:
-        """Write a BAR0 register."""
-        cdef ixsim_port *p = self._p()
-        with nogil:
-            ixsim_write32(p, off, value)
-
-    def config_read(self, uint32_t off, unsigned size=4) -> int:
-        """Read 1, 2 or 4 bytes of PCI configuration space."""
-        return ixsim_config_read(self._p(), off, size)
-
-    def config_write(self, uint32_t off, unsigned size, uint32_t value) -> None:
-        """Write 1, 2 or 4 bytes of PCI configuration space."""
-        cdef ixsim_port *p = self._p()
-        with nogil:
-            ixsim_config_write(p, off, size, value)
-
-    def wire_sink(self) -> None:
-        """tx is counted and discarded; nothing arrives (the default)."""
-        cdef ixsim_port *p = self._p()
-        with nogil:
-            ixsim_wire_sink(p)
-
-    def wire_pair(self, SimPort other) -> None:
-        """Cable this port to ``other`` (itself: loopback)."""
-        if other.sim is not self.sim:
-            raise ValueError("both ports must belong to the same Sim")
-        cdef ixsim_port *a = self._p()
-        cdef ixsim_port *b = other._p()
-        with nogil:
-            ixsim_wire_pair(a, b)
-
-    def wire_source(self, bytes frame, uint64_t count=0, int seq_offset=-1) -> None:
-        """A generator sends ``count`` copies of ``frame`` (0: forever) as fast
-        as rx descriptors free up; a 64-bit LE sequence number at ``seq_offset``."""
-        if len(frame) > IXSIM_MAX_FRAME:
-            raise ValueError(f"frame longer than {IXSIM_MAX_FRAME} bytes")
-        cdef ixsim_port *p = self._p()
-        cdef const uint8_t *f = frame
-        cdef uint32_t n = len(frame)
-        with nogil:
-            ixsim_wire_source(p, f, n, count, seq_offset)
-
-    def inject(self, bytes frame) -> bool:
-        """One frame arrives now; True if written to rx descriptors."""
-        cdef ixsim_port *p = self._p()
-        cdef const uint8_t *f = frame
-        cdef uint32_t n = len(frame)
-        cdef int r
-        with nogil:
-            r = ixsim_inject(p, f, n)
-        return r != 0
-
-    def set_irq_eventfd(self, unsigned vector, int fd) -> None:
-        """Signal MSI-X ``vector`` on eventfd ``fd`` (the model keeps a
-        duplicate, as VFIO_DEVICE_SET_IRQS keeps a reference); fd < 0 detaches."""
-        cdef int rc = ixsim_set_irq_eventfd(self._p(), vector, fd)
-        if rc:
-            raise OSError(rc, f"set_irq_eventfd(vector={vector}, fd={fd}): {_os.strerror(rc)}")
-
-    def msix_vectors(self) -> int:
-        """The size of the port's MSI-X table (64 on the 82599 model, 25 on the 82576)."""
-        return ixsim_msix_vectors(self._p())
-
-    def irq_count(self, unsigned vector) -> int:
-        """MSI-X messages ``vector`` has sent (whether or not an eventfd took them)."""
-        return ixsim_irq_count(self._p(), vector)
-
-    def set_link_delay(self, int64_t usec) -> None:
-        """Time from an autonegotiation restart to link up (82599:
-        AUTOC.RESTART_AN to LINKS.LINK_UP; 82576: the PHY's BMCR restart to
-        STATUS.LU); < 0: never up."""
-        ixsim_set_link_delay(self._p(), usec)
-
-    def wire_stats(self) -> dict:
-        """What crossed the cable (model's own counters, not clear-on-read)."""
-        cdef ixsim_wire_stats st
-        ixsim_get_wire_stats(self._p(), &st)
-        return st
-
-    def errors(self) -> list:
-        """Things real hardware would not accept, oldest first."""
-        cdef ixsim_port *p = self._p()
-        cdef unsigned i, n = ixsim_error_count(p)
-        return [ixsim_error(p, i).decode() for i in range(n)]
-
-    def clear_errors(self) -> None:
-        ixsim_clear_errors(self._p())
-
-    def events(self) -> list:
-        """Bring-up milestones in the order the driver caused them."""
-        cdef ixsim_port *p = self._p()
-        cdef unsigned i, n = ixsim_event_count(p)
-        return [ixsim_event(p, i).decode() for i in range(n)]
-
-    def clear_events(self) -> None:
-        ixsim_clear_events(self._p())
+        raise TypeError(f"{type(self).__name__}: use Sim.port(i) or VirtioSim.device(i)")
 
     def __repr__(self):
-        return f"<SimPort {self.index} of {self.sim.nports}>"
+        return f"<{type(self).__name__} {self.index} of {len(self.sim._functions)}>"
+
+
+cdef list functions_of(Model sim, type kind, int n):
+    """The ``n`` functions of ``sim``, of ``kind`` (a Function subclass)."""
+    cdef Function f
+    functions = []
+    for i in range(n):
+        f = <Function> kind.__new__(kind)
+        f.sim = sim
+        f.index = i
+        functions.append(f)
+    return functions
+
+
+include "_ixgbe_model.pxi"
+include "_virtio_model.pxi"

@@ -12,8 +12,8 @@ from ..bus import Bus
 from ..errors import DeviceNotFound
 from ..memory import VirtualAllocator
 from ..packets import SEQ_OFFSET
-from . import BASE_MAC, SimBus, _dma_map, _dma_unmap, register_model, source_frame
-from ._virtio_model import IO_SIZE, VirtioSim
+from . import BASE_MAC, SimBus, _dma_map, _dma_unmap, connect, register_model
+from ._model import IO_SIZE, VirtioSim
 
 QUEUE_NUM = 256        # QEMU's default virtqueue size
 LOW_MEMORY = 1 << 40   # where virtio sim memory is mapped: QUEUE_PFN reaches 44 bits of address (4.1.4.8)
@@ -27,14 +27,8 @@ def new_virtio_model(ndevs: int, queue_num: int = QUEUE_NUM, busy_poll: bool = F
 def attach(address: str, wire: str) -> "VirtioSimBus":
     """A Bus for a new one-device model wired as `wire` ("sink", "source", "loop")."""
     model = new_virtio_model(1)
-    dev = model.device(0)
-    if wire == "source":
-        dev.wire_source(source_frame(), 0, SEQ_OFFSET)
-    elif wire == "loop":
-        dev.wire_pair(dev)
-    else:
-        dev.wire_sink(SEQ_OFFSET)
-    return VirtioSimBus(address, model, dev, wire)
+    connect(model.device(0), wire, SEQ_OFFSET)     # the sink checks the sequence numbers
+    return VirtioSimBus(address, model, model.device(0), wire)
 
 
 class LowVirtualAllocator(VirtualAllocator):

@@ -1,21 +1,11 @@
-# cython: language_level=3
-"""Python wrapper of the legacy virtio-net device model (csrc/sim/virtio_model.c).
-
-``VirtioSim`` owns the model (devices, worker thread, DMA map);
-``VirtioSimDevice`` is one virtio-net function: its PCI config space, its
-legacy I/O BAR, its wire and its error log."""
-from cpython.pycapsule cimport PyCapsule_New
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-
+# The legacy virtio-net model (csrc/sim/virtio_model.c), included in
+# _model.pyx: ``VirtioSim`` owns the model (devices, worker thread, DMA map);
+# ``VirtioSimDevice`` is one virtio-net function: its PCI config space, its
+# legacy I/O BAR, its wire and its error log.
 
 cdef extern from "ixy_portio.h" nogil:
     struct ixy_port_ops:
         pass
-
-cdef extern from "ixy_regs.h" nogil:
-    struct ixy_poll_hook:
-        int (*poll)(void *ctx)
-        void *ctx
 
 cdef extern from "virtio_model.h" nogil:
     struct vnsim:
@@ -28,14 +18,8 @@ cdef extern from "virtio_model.h" nogil:
     int VNSIM_IO_SIZE
     int VNSIM_MAX_FRAME
     vnsim *vnsim_create(unsigned ndevs, const uint8_t *base_mac, unsigned queue_num)
-    void vnsim_destroy(vnsim *sim)
     vnsim_dev *vnsim_dev_at "vnsim_dev"(vnsim *sim, unsigned index)
-    int vnsim_start(vnsim *sim)
-    void vnsim_stop(vnsim *sim)
-    void vnsim_set_busy_poll(vnsim *sim, int busy)
-    int vnsim_poll(void *ctx)
-    int vnsim_dma_map(vnsim *sim, uint64_t dma_addr, void *vaddr, uint64_t len)
-    int vnsim_dma_unmap(vnsim *sim, uint64_t dma_addr, uint64_t len)
+    const sim_model_ops vnsim_ops
     uint32_t vnsim_config_read(vnsim_dev *dev, uint32_t offset, unsigned size)
     void vnsim_config_write(vnsim_dev *dev, uint32_t offset, unsigned size, uint32_t value)
     uint32_t vnsim_io_read(void *dev, uint32_t offset, unsigned width)
@@ -51,137 +35,39 @@ cdef extern from "virtio_model.h" nogil:
     const char *vnsim_error(vnsim_dev *dev, unsigned index)
     void vnsim_clear_errors(vnsim_dev *dev)
 
-import os as _os
-
 IO_SIZE = VNSIM_IO_SIZE
 PORT_OPS_CAPSULE = "ixypy.port_ops"
 
 
-cdef class VirtioSim:
+cdef class VirtioSim(Model):
     """A legacy virtio-net model with ``ndevs`` devices (MACs: ``mac`` + index),
-    rx and tx queues of ``queue_num`` entries, one worker thread."""
-    cdef vnsim *sim
+    rx and tx queues of ``queue_num`` entries."""
     cdef readonly int ndevs
-    cdef list _devs
-    cdef ixy_poll_hook hook
 
     def __cinit__(self, int ndevs=1, bytes mac=b"\x02\x00\x00\x00\x00\x00", unsigned queue_num=256):
-        self.sim = NULL
         if len(mac) != 6:
             raise ValueError("mac must be 6 bytes")
         if ndevs < 1 or ndevs > VNSIM_MAX_DEVS:
             raise ValueError(f"ndevs must be 1..{VNSIM_MAX_DEVS}")
         if queue_num < 2 or queue_num > 32768 or queue_num & (queue_num - 1):
             raise ValueError(f"queue_num {queue_num} must be a power of two from 2 to 32768")
+        self.ops = &vnsim_ops
         self.sim = vnsim_create(<unsigned> ndevs, <const uint8_t *> mac, queue_num)
         if self.sim == NULL:
             raise MemoryError("vnsim_create failed")
         self.ndevs = ndevs
-        self._devs = [VirtioSimDevice._new(self, i) for i in range(ndevs)]
-
-    def __dealloc__(self):
-        if self.sim != NULL:
-            with nogil:
-                vnsim_destroy(self.sim)
-            self.sim = NULL
-
-    cdef vnsim *_get(self) except NULL:
-        if self.sim == NULL:
-            raise ValueError("VirtioSim is closed")
-        return self.sim
+        self._functions = functions_of(self, VirtioSimDevice, ndevs)
 
     def device(self, int i):
         """Device ``i`` (0-based)."""
-        self._get()
-        if i < 0 or i >= self.ndevs:
-            raise IndexError(f"device {i} out of range 0..{self.ndevs - 1}")
-        return self._devs[i]
-
-    def start(self) -> None:
-        """Start the worker thread (idempotent)."""
-        cdef int rc = vnsim_start(self._get())
-        if rc:
-            raise OSError(rc, _os.strerror(rc))
-
-    def stop(self) -> None:
-        """Stop the worker thread; waits for it (idempotent)."""
-        cdef vnsim *s = self._get()
-        with nogil:
-            vnsim_stop(s)
-
-    def close(self) -> None:
-        """Stop the worker and free the model (idempotent)."""
-        cdef vnsim *s = self.sim
-        self.sim = NULL
-        if s != NULL:
-            with nogil:
-                vnsim_destroy(s)
-
-    @property
-    def closed(self) -> bool:
-        return self.sim == NULL
-
-    def poll(self) -> int:
-        """With the worker stopped: one pass over every device in this
-        thread (deterministic measurements). Returns the chains consumed."""
-        cdef int work = vnsim_poll(self._get())
-        if work < 0:
-            raise RuntimeError("poll() needs the worker stopped (VirtioSim.stop())")
-        return work
-
-    def poll_hook(self):
-        """PyCapsule "ixypy.poll_hook": lets a C-driven benchmark loop run
-        poll() itself when it makes no progress (see _virtio.pxi bench_*)."""
-        self.hook.poll = vnsim_poll
-        self.hook.ctx = self._get()
-        return PyCapsule_New(&self.hook, b"ixypy.poll_hook", NULL)
-
-    def set_busy_poll(self, bint busy) -> None:
-        """Spin without sleeping (and suppress notifies) when idle, or not (default)."""
-        vnsim_set_busy_poll(self._get(), busy)
-
-    def dma_map(self, uint64_t dma_addr, size_t vaddr, uint64_t length) -> None:
-        """Let the devices reach ``length`` bytes at host ``vaddr`` as ``dma_addr``."""
-        cdef vnsim *s = self._get()
-        cdef int rc
-        with nogil:
-            rc = vnsim_dma_map(s, dma_addr, <void *> vaddr, length)
-        if rc:
-            raise OSError(rc, f"dma_map({dma_addr:#x}, {length}): {_os.strerror(rc)}")
-
-    def dma_unmap(self, uint64_t dma_addr, uint64_t length) -> None:
-        """Remove the mappings inside [dma_addr, dma_addr + length)."""
-        cdef vnsim *s = self._get()
-        cdef int rc
-        with nogil:
-            rc = vnsim_dma_unmap(s, dma_addr, length)
-        if rc:
-            raise OSError(rc, f"dma_unmap({dma_addr:#x}, {length}): {_os.strerror(rc)}")
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        return self._function(i, "device")
 
 
-cdef class VirtioSimDevice:
+cdef class VirtioSimDevice(Function):
     """One virtio-net function of a :class:`VirtioSim`."""
-    cdef readonly int index
-    cdef readonly VirtioSim sim
-
-    @staticmethod
-    cdef VirtioSimDevice _new(VirtioSim sim, int index):
-        cdef VirtioSimDevice d = VirtioSimDevice.__new__(VirtioSimDevice)
-        d.sim = sim
-        d.index = index
-        return d
-
-    def __init__(self):
-        raise TypeError("use VirtioSim.device(i)")
 
     cdef vnsim_dev *_d(self) except NULL:
-        return vnsim_dev_at(self.sim._get(), self.index)
+        return vnsim_dev_at(<vnsim *> self.sim._get(), self.index)
 
     def port_ops(self):
         """PyCapsule "ixypy.port_ops" for ``ixypy._fastpath.PortIo(-1, 0, IO_SIZE, ops=...)``.
@@ -267,6 +153,3 @@ cdef class VirtioSimDevice:
 
     def clear_errors(self) -> None:
         vnsim_clear_errors(self._d())
-
-    def __repr__(self):
-        return f"<VirtioSimDevice {self.index} of {self.sim.ndevs}>"

@@ -1,0 +1,36 @@
+/* The life cycle every device model offers (ixgbe_model.h, virtio_model.h),
+ * as a table of functions: one Python wrapper (src/ixypy/sim/_model.pyx)
+ * drives any model through it. Each function takes the model (the struct
+ * its create function returned) as sim.
+ *
+ * A model holds its functions (ports, devices), one worker thread playing
+ * their DMA engines, and one DMA map (what an IOMMU's page table says). */
+#ifndef SIM_MODEL_H
+#define SIM_MODEL_H
+
+#include <stdint.h>
+
+struct sim_model_ops {
+    /* Start the worker thread (idempotent). Returns 0 or an errno. */
+    int (*start)(void *sim);
+    /* Stop the worker thread and wait for it (idempotent). */
+    void (*stop)(void *sim);
+    /* Stop the worker, then free the model. */
+    void (*destroy)(void *sim);
+    /* With the worker stopped: one pass of the DMA engines in the caller's
+     * thread (deterministic measurements: no second thread, no spinning).
+     * Returns the work done, or -1 while the worker runs. */
+    int (*poll)(void *sim);
+    /* busy != 0: the idle worker spins without sleeping (benchmarks, one
+     * core for the model); busy == 0 (default): it sleeps when idle. */
+    void (*set_busy_poll)(void *sim, int busy);
+    /* Descriptors and buffers carry dma_addr; the model reaches that memory
+     * at vaddr. DMA outside the mapped ranges is an error (an IOMMU fault).
+     * Returns 0, EINVAL (empty or wrapping), EEXIST (overlaps) or ENOMEM. */
+    int (*dma_map)(void *sim, uint64_t dma_addr, void *vaddr, uint64_t len);
+    /* Removes the mappings inside [dma_addr, dma_addr + len); a ring that
+     * loses its mapping faults. Returns 0, ENOENT or ENOMEM. */
+    int (*dma_unmap)(void *sim, uint64_t dma_addr, uint64_t len);
+};
+
+#endif
