@@ -2175,7 +2175,6 @@ struct ixsim_port *ixsim_port(struct ixsim *sim, unsigned index)
     return index < sim->nports ? sim->ports[index] : NULL;
 }
 
-unsigned ixsim_num_ports(const struct ixsim *sim) { return sim->nports; }
 
 static int ixsim_start(void *ctx)
 {

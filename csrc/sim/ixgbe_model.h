@@ -57,7 +57,6 @@ extern const struct sim_model_ops ixsim_ops;
  * as the model's work, not the driver's. */
 int ixsim_poll(void *sim);
 struct ixsim_port *ixsim_port(struct ixsim *sim, unsigned index);
-unsigned ixsim_num_ports(const struct ixsim *sim);
 
 /* ---- PCI configuration space (256 bytes: ids, command register) --------- */
 /* Vendor 0x8086, device 0x10FB (82599 SFI/SFP+) or 0x10C9 (82576 copper),
