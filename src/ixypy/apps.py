@@ -92,8 +92,10 @@ def _pace(ahead: float) -> None:
 
 
 def forward(pairs: Iterable[tuple], limits: Limits, batch_size: int = 32, tick: Optional[Tick] = None) -> int:
-    """Forward rx of each (src, dst) device pair to tx of dst, queue 0;
-    frames dst cannot take are dropped. Returns the packets forwarded."""
+    """Forward rx of each (src, dst) device pair to tx of dst, queue 0, one
+    call per batch (Queue.forward). Frames dst cannot take yet wait in the
+    leg's batch, so a slow dst holds frames back in src's rx ring, where the
+    NIC drops and counts what finds no room. Returns the packets forwarded."""
     pairs = list(pairs)
     legs = [(src.rx_queue(0), dst.tx_queue(0), PacketBatch(batch_size)) for src, dst in pairs]
     clock = _Clock(tick)
@@ -103,9 +105,7 @@ def forward(pairs: Iterable[tuple], limits: Limits, batch_size: int = 32, tick: 
         while not limits.reached(forwarded, clock.elapsed()):
             for _ in range(burst):
                 for rxq, txq, batch in legs:
-                    if rxq.rx(batch):
-                        forwarded += txq.tx(batch)
-                        batch.free()
+                    forwarded += rxq.forward(txq, batch)
         for _, dst in pairs:
             dst.flush_tx()
     finally:
