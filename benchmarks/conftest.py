@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))   # the rig_* modules
 from loops import open_rig  # noqa: E402
 
 BATCH_SIZES = [1, 8, 32, 64, 256]
-PACKETS = 2_000_000
+PACKETS = 1_000_000
 
 
 def nominal_hz() -> float:
@@ -54,7 +54,7 @@ def measure(benchmark, run: Callable[[], int], packets: int) -> None:
         moved = run()
         cpu.append((time.thread_time() - t0) / moved)
 
-    benchmark.pedantic(timed, rounds=5, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(timed, rounds=3, iterations=1, warmup_rounds=1)
     best = benchmark.stats.stats.min
     ns = min(cpu) * 1e9
     benchmark.extra_info.update({
