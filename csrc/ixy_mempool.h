@@ -114,4 +114,15 @@ static inline void ixy_buf_free_n(struct ixy_buf **bufs, uint32_t n)
     }
 }
 
+/* Return the buffers in a ring's slots (NULL: an empty slot) and empty them. */
+static inline void ixy_buf_free_slots(struct ixy_buf **slots, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (slots[i]) {
+            ixy_buf_free(slots[i]);
+            slots[i] = NULL;
+        }
+    }
+}
+
 #endif

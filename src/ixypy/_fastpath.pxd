@@ -47,6 +47,7 @@ cdef extern from "ixy_mempool.h" nogil:
     ixy_buf *ixy_mempool_alloc1(ixy_mempool *p)
     void ixy_buf_free(ixy_buf *b)
     void ixy_buf_free_n(ixy_buf **bufs, uint32_t n)
+    void ixy_buf_free_slots(ixy_buf **slots, uint32_t n)
 
 
 cdef extern from "ixy_desc.h" nogil:

@@ -797,12 +797,6 @@ cdef class _IntelQueue(Queue):
     def size(self) -> int:
         return self.num_descs
 
-    cdef void _release_buffers(self) noexcept:
-        cdef uint32_t i
-        for i in range(self.num_descs):
-            if self.bufs[i] != NULL:
-                ixy_buf_free(self.bufs[i])
-                self.bufs[i] = NULL
 
 
 @cython.no_gc_clear
@@ -842,6 +836,9 @@ cdef class IntelRxQueue(_IntelQueue):
         """Receive into batch, send it on txq; what txq cannot take stays in
         batch (see Queue._forward_entry). Returns the count sent."""
         return self._forward_entry(txq, batch)
+
+    cdef void _release_buffers(self) noexcept:
+        ixy_buf_free_slots(self.bufs, self.num_descs)
 
     cdef uint32_t _rx(self, ixy_buf **out, uint32_t n) noexcept nogil:
         """Up to n packets into out. Two passes: count the descriptors the

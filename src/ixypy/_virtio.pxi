@@ -258,13 +258,7 @@ cdef class VirtioRxQueue(_Virtqueue):
         return i
 
     cdef void _release_buffers(self) noexcept:
-        cdef uint32_t k
-        for k in range(self.chains):
-            if self.bufs[k] != NULL:
-                ixy_buf_free(self.bufs[k])
-                self.bufs[k] = NULL
-                self.empty[(self.empty_head + self.empty_count) & self.chain_mask] = k
-                self.empty_count += 1
+        ixy_buf_free_slots(self.bufs, self.chains)
 
 
 @cython.no_gc_clear
@@ -362,13 +356,7 @@ cdef class VirtioTxQueue(_Virtqueue):
         return 0
 
     cdef void _release_buffers(self) noexcept:
-        cdef uint32_t k
-        for k in range(self.chains):
-            if self.bufs[k] != NULL:
-                ixy_buf_free(self.bufs[k])
-                self.bufs[k] = NULL
-                self.free_chains[self.free_count] = k
-                self.free_count += 1
+        ixy_buf_free_slots(self.bufs, self.chains)
 
 
 cdef class VirtioCtrlQueue(_Virtqueue):
