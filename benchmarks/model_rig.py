@@ -1,6 +1,6 @@
-"""What the rigs on the device model share (rig_ixgbe, rig_igb): two ports
-of one model, one wired to a sink (tx), one to a source filling rx at full
-speed (rx, and fwd's input), each opened by the driver under test."""
+"""What the benchmark rigs share (rig_ixgbe, rig_igb, rig_virtio): two
+devices of one model, one wired to a sink (tx), one to a source filling rx
+at full speed (rx, and fwd's input), each opened by the driver under test."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,13 +29,13 @@ def nothing() -> None:
     """poll() while the model runs on its own thread: just try again."""
 
 
-def open_model_rig(driver: Callable[..., Device], variant: str, threaded: bool, ring: int) -> Rig:
-    """driver's queues on two ports of a `variant` model ("82599", "82576").
+def rig_on(model, ends: tuple, open_device: Callable[[object, str], Device], threaded: bool) -> Rig:
+    """A rig on `model` (any device model: Sim, VirtioSim): ends[0] wired
+    to a sink, ends[1] to a source, each opened by open_device(end, wire).
     threaded: the model's worker busy-polls on the other core (wall-clock
     Mpps). Otherwise the worker is stopped after bring-up and the model runs
     only when the driver stalls, in its thread (deterministic counts)."""
-    sim = new_model(2, busy_poll=threaded, variant=variant)
-    sink, source = sim.port(0), sim.port(1)
+    sink, source = ends
     sink.wire_sink()
     source.wire_source(source_frame(), 0, SEQ_OFFSET)
     devices: List[Device] = []
@@ -43,12 +43,11 @@ def open_model_rig(driver: Callable[..., Device], variant: str, threaded: bool, 
     def close() -> None:
         for dev in devices:
             dev.close()
-        close_model(sim)
+        close_model(model)
 
     try:
-        for port, wire in ((sink, "sink"), (source, "source")):
-            bus = SimBus(f"sim:bench-{wire}", sim, port, wire, owns_sim=False)
-            devices.append(driver(bus, num_rx_desc=ring, num_tx_desc=ring))
+        for end, wire in ((sink, "sink"), (source, "source")):
+            devices.append(open_device(end, wire))
     except BaseException:
         close()
         raise
@@ -57,5 +56,15 @@ def open_model_rig(driver: Callable[..., Device], variant: str, threaded: bool, 
     pool.fill(udp_frame())
     if threaded:
         return Rig(tx.tx_queue(0), rx.rx_queue(0), pool, nothing, None, close)
-    sim.stop()
-    return Rig(tx.tx_queue(0), rx.rx_queue(0), pool, sim.poll, sim.poll_hook(), close)
+    model.stop()
+    return Rig(tx.tx_queue(0), rx.rx_queue(0), pool, model.poll, model.poll_hook(), close)
+
+
+def open_model_rig(driver: Callable[..., Device], variant: str, threaded: bool, ring: int) -> Rig:
+    """driver's queues on two ports of a `variant` model ("82599", "82576")."""
+    sim = new_model(2, busy_poll=threaded, variant=variant)
+
+    def open_port(port, wire: str) -> Device:
+        return driver(SimBus(f"sim:bench-{wire}", sim, port, wire, owns_sim=False), num_rx_desc=ring, num_tx_desc=ring)
+
+    return rig_on(sim, (sim.port(0), sim.port(1)), open_port, threaded)

@@ -13,30 +13,16 @@ model runs only through `poll` / `hook` in the driver's thread
 from __future__ import annotations
 
 from ixypy.drivers.virtio import VirtioDevice
-from ixypy.packets import SEQ_OFFSET, udp_frame
-from ixypy.sim import close_model, source_frame
 from ixypy.sim.virtio import VirtioSimBus, new_virtio_model
-from model_rig import Rig, nothing
+from model_rig import Rig, rig_on
 
 
 def open_rig(threaded: bool, ring: int = 512) -> Rig:
     """ring: the size of the rx and tx virtqueues (QUEUE_NUM; each packet
     takes two descriptors, so a ring of 512 holds 256 packets)."""
     model = new_virtio_model(2, queue_num=ring, busy_poll=threaded)
-    sink, source = model.device(0), model.device(1)
-    sink.wire_sink()
-    source.wire_source(source_frame(), 0, SEQ_OFFSET)
-    tx = VirtioDevice(VirtioSimBus("sim:vbench-sink", model, sink, "sink", owns_sim=False))
-    rx = VirtioDevice(VirtioSimBus("sim:vbench-source", model, source, "source", owns_sim=False))
-    pool = tx.mempool(4096)
-    pool.fill(udp_frame())
 
-    def close() -> None:
-        tx.close()
-        rx.close()
-        close_model(model)
+    def open_device(dev, wire: str) -> VirtioDevice:
+        return VirtioDevice(VirtioSimBus(f"sim:vbench-{wire}", model, dev, wire, owns_sim=False))
 
-    if threaded:
-        return Rig(tx.tx_queue(0), rx.rx_queue(0), pool, nothing, None, close)
-    model.stop()
-    return Rig(tx.tx_queue(0), rx.rx_queue(0), pool, model.poll, model.poll_hook(), close)
+    return rig_on(model, (model.device(0), model.device(1)), open_device, threaded)
