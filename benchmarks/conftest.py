@@ -55,6 +55,8 @@ def measure(benchmark, run: Callable[[], int], packets: int) -> None:
         cpu.append((time.thread_time() - t0) / moved)
 
     benchmark.pedantic(timed, rounds=3, iterations=1, warmup_rounds=1)
+    if benchmark.stats is None:           # --benchmark-disable: the loop ran once, unmeasured
+        return
     best = benchmark.stats.stats.min
     ns = min(cpu) * 1e9
     benchmark.extra_info.update({
