@@ -515,7 +515,8 @@ cdef class PacketBatch:
                 short = i
             first += 1
         if short != self.count:
-            raise PacketTooLarge(f"packet {short} ({self.bufs[short].len} bytes) too short for a sequence number at {offset}")
+            raise PacketTooLarge(f"packet {short} ({self.bufs[short].len} bytes) too short for a sequence number at {offset}",
+                                 f"give packets at least {offset + 8} bytes (alloc(pool, length=...) or set_length), or stamp at a smaller offset")
         return first
 
     def check_seq_u64(self, uint32_t offset, uint64_t expected):
@@ -696,7 +697,8 @@ cdef class Queue:
         cdef const ixy_poll_hook *hook = _poll_hook(poll_hook)
         self._usable(False)
         if seq_offset + 8 > ixy_buf_capacity(&pool.pool):
-            raise PacketTooLarge(f"a sequence number at {seq_offset} does not fit the pool's buffers")
+            raise PacketTooLarge(f"a sequence number at {seq_offset} does not fit the pool's {ixy_buf_capacity(&pool.pool)}-byte buffers",
+                                 "use a smaller seq_offset or a pool of larger buffers")
         batch.pools.add(pool)
         with nogil:
             while done < packets:
