@@ -10,6 +10,7 @@ from ixypy import Mempool
 from ixypy.device import Device
 from ixypy.packets import SEQ_OFFSET, udp_frame
 from ixypy.sim import SimBus, close_model, new_model, source_frame
+from loops import nothing
 
 
 @dataclass
@@ -23,10 +24,6 @@ class Rig:
     poll: Callable[[], object]
     hook: Optional[object]
     close: Callable[[], None]
-
-
-def nothing() -> None:
-    """poll() while the model runs on its own thread: just try again."""
 
 
 def rig_on(model, ends: tuple, open_device: Callable[[object, str], Device], threaded: bool) -> Rig:
