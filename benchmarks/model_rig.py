@@ -8,8 +8,8 @@ from typing import Callable, List, Optional
 
 from ixypy import Mempool
 from ixypy.device import Device
-from ixypy.packets import SEQ_OFFSET, udp_frame
-from ixypy.sim import SimBus, close_model, new_model, source_frame
+from ixypy.packets import udp_frame
+from ixypy.sim import SimBus, close_model, connect, new_model
 from loops import nothing
 
 
@@ -33,8 +33,6 @@ def rig_on(model, ends: tuple, open_device: Callable[[object, str], Device], thr
     Mpps). Otherwise the worker is stopped after bring-up and the model runs
     only when the driver stalls, in its thread (deterministic counts)."""
     sink, source = ends
-    sink.wire_sink()
-    source.wire_source(source_frame(), 0, SEQ_OFFSET)
     devices: List[Device] = []
 
     def close() -> None:
@@ -44,6 +42,7 @@ def rig_on(model, ends: tuple, open_device: Callable[[object, str], Device], thr
 
     try:
         for end, wire in ((sink, "sink"), (source, "source")):
+            connect(end, wire)
             devices.append(open_device(end, wire))
     except BaseException:
         close()
