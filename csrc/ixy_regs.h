@@ -34,14 +34,6 @@ struct ixy_reg_ops {
     void *ctx;
 };
 
-/* A device model's DMA engines run in the caller's thread: a benchmark's
- * C-driven loop calls poll(ctx) when it makes no progress, instead of
- * spinning while another thread plays the NIC. */
-struct ixy_poll_hook {
-    int (*poll)(void *ctx);
-    void *ctx;
-};
-
 /* What the fast path knows about a BAR: a mapping, or a model's ops. */
 struct ixy_bar {
     volatile uint8_t *base;          /* mmap of the BAR, NULL for a model */
