@@ -12,7 +12,6 @@ cdef extern from "ixy_regs.h" nogil:
         const ixy_reg_ops *ops
         size_t len
     void ixy_rmb()
-    void ixy_wmb()
     void ixy_cpu_relax()
     uint32_t ixy_read32(const ixy_bar *bar, uint32_t off)
     void ixy_write32(const ixy_bar *bar, uint32_t off, uint32_t value)
