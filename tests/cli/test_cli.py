@@ -1,6 +1,7 @@
 """The `ixypy` command, run as a subprocess against sim devices."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -12,9 +13,14 @@ from typing import List
 
 import dpkt
 import pytest
+from click.testing import CliRunner
 
+from ixypy import pci
+from ixypy.cli import cli
 from ixypy.packets import SEQ_OFFSET
 from ixypy.sim import source_frame
+
+from ..unit.fakesysfs import FakeSysfs
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -133,8 +139,49 @@ def test_template_from_pcap(tmp_path: Path):
     assert out.returncode == 2 and "20-byte frame" in out.stderr
 
 
-def test_devices_json_lists_network_devices_read_only():
+def _tree(root: Path) -> dict:
+    """Every file's content and every symlink's target under root."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_symlink():
+            out[str(p)] = ("link", os.readlink(p))
+        elif p.is_file():
+            out[str(p)] = ("file", p.read_bytes())
+        else:
+            out[str(p)] = ("dir",)
+    return out
+
+
+def test_devices_json_lists_network_devices_read_only(tmp_path: Path, monkeypatch):
+    """On a fake sysfs: the network devices and only those, each with its
+    kernel driver, routed interfaces and ixypy driver; nothing written."""
+    fs = FakeSysfs(tmp_path)
+    fs.add_device("0000:03:00.0", net={"eth0": "down"})                          # 82599, ixgbe
+    fs.add_device("0000:04:00.0", device=0x10C9, driver="igb", iommu_group=8, net={"eth1": "up"})
+    fs.add_device("0000:05:00.0", vendor=0x10EC, device=0x8168, driver="r8169", iommu_group=9)
+    fs.add_device("0000:00:1f.0", device=0x8C4E, cls=0x060100, driver="lpc_ich", iommu_group=10)
+    fs.set_routes(["eth1"])
+    monkeypatch.setattr(pci, "list_devices", functools.partial(pci.list_devices, sysfs_root=fs.sys, proc_root=fs.proc))
+    before = _tree(tmp_path)
+    result = CliRunner().invoke(cli, ["devices", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [(r["address"], r["id"], r["driver"], r["interfaces"], r["busy"], r["ixypy"]) for r in rows] == [
+        ("0000:03:00.0", "8086:10fb", "ixgbe", ["eth0"], [], "ixgbe"),
+        ("0000:04:00.0", "8086:10c9", "igb", ["eth1"], ["eth1"], "igb"),
+        ("0000:05:00.0", "10ec:8168", "r8169", [], [], ""),
+    ]
+    assert _tree(tmp_path) == before                       # read-only: not a byte or link changed
+
+
+def test_devices_json_on_this_machine_matches_sysfs():
+    """On the real /sys: one row per network-class device (there may be
+    none), and no device changes driver."""
+    base = Path("/sys/bus/pci/devices")
+    network = sorted(d.name for d in base.iterdir() if (d / "class").read_text().startswith("0x02")) \
+        if base.is_dir() else []
+    drivers = {a: os.path.realpath(base / a / "driver") for a in network}
     out = ixypy("devices", "--json")
     assert out.returncode == 0, out.stderr
-    rows = json.loads(out.stdout)
-    assert all(set(r) >= {"address", "id", "driver", "ixypy"} for r in rows)
+    assert [r["address"] for r in json.loads(out.stdout)] == network
+    assert {a: os.path.realpath(base / a / "driver") for a in network} == drivers
