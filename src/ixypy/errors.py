@@ -81,13 +81,15 @@ class DmaMemoryError(IxyError, MemoryError):
 class MempoolExhausted(IxyError):
     """A mempool has no free buffer left where one was required."""
 
-    default_hint = "make the mempool larger (num_bufs), or free the buffers you hold with Mempool.free_batch / tx_batch"
+    default_hint = ("make the mempool larger (dev.mempool(num_bufs=N)), or give back the buffers you hold: "
+                    "PacketBatch.free() returns them, dev.tx_batch() sends them and frees them once sent")
 
 
 class DoubleFree(IxyError):
     """A buffer was returned to its mempool twice (caught in debug mode)."""
 
-    default_hint = "each buffer goes back once: either via tx_batch (the driver frees it after sending) or via free_batch, never both"
+    default_hint = ("each buffer goes back once: either via dev.tx_batch() (the driver frees it once sent) "
+                    "or via PacketBatch.free(), never both")
 
 
 class QueueError(IxyError, IndexError):
@@ -105,7 +107,7 @@ class PacketTooLarge(IxyError, ValueError):
 class BatchError(IxyError, ValueError):
     """A batch is too large for the ring or is otherwise unusable."""
 
-    default_hint = "use a batch no larger than the ring (num_rx_descriptors / num_tx_descriptors)"
+    default_hint = "use a batch no larger than the ring, whose size ixypy.open(..., num_rx_desc=N, num_tx_desc=M) sets"
 
 
 class DeviceTimeout(IxyError, TimeoutError):
@@ -141,4 +143,5 @@ class BindFailed(DeviceError):
 class BarError(IxyError, ValueError):
     """A BAR used the wrong way: an I/O-port BAR mapped as memory, a memory BAR opened as ports, or an empty BAR."""
 
-    default_hint = "map memory BARs with map_bar(n) and open I/O-port BARs with ioport(n); the sysfs `resource` file shows which is which (flags 0x100 = I/O, 0x200 = memory)"
+    default_hint = ("map memory BARs with Bus.bar(n) and open I/O-port BARs with Bus.ioport(n); the sysfs `resource` "
+                    "file shows which is which (flags 0x100 = I/O, 0x200 = memory)")
