@@ -98,6 +98,13 @@ class QueueError(IxyError, IndexError):
     default_hint = "queue ids run from 0 to the number of queues given to ixypy.open(..., rx_queues=N, tx_queues=M) minus one"
 
 
+class InvalidTemplate(IxyError, ValueError):
+    """A packet template file that cannot be used: not a capture, no packets, not Ethernet, a frame too long."""
+
+    default_hint = ("give a pcap or pcapng capture of Ethernet frames of at most 1514 bytes, "
+                    "e.g. one written by `ixypy capture DEV FILE` or saved by Wireshark or tcpdump")
+
+
 class PacketTooLarge(IxyError, ValueError):
     """A packet does not fit its buffer or the device's frame size."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,8 +16,9 @@ import dpkt
 import pytest
 from click.testing import CliRunner
 
+from ixypy import open as ixypy_open
 from ixypy import pci
-from ixypy.cli import cli
+from ixypy.cli import _pcap_frames, cli, sim_addresses
 from ixypy.packets import SEQ_OFFSET
 from ixypy.sim import source_frame
 
@@ -132,11 +134,73 @@ def test_template_from_pcap(tmp_path: Path):
     assert out.returncode == 0, out.stderr
     # both frames go out (each buffer keeps its template; recycling mixes the order)
     assert 1000 * (60 + 4) < summary(out.stdout)["tx_bytes"] < 1000 * (100 + 4)
-    bad = tmp_path / "bad.pcap"
-    with bad.open("wb") as f:
-        dpkt.pcap.Writer(f).writepkt(b"x" * 20, ts=0)
-    out = ixypy("pktgen", "sim:sink", "--template", str(bad), "--count", "1")
-    assert out.returncode == 2 and "20-byte frame" in out.stderr
+
+
+def _write_capture(path: Path, frames, writer=dpkt.pcap.Writer, **kw) -> Path:
+    with path.open("wb") as f:
+        w = writer(f, **kw)
+        for frame in frames:
+            w.writepkt(frame, ts=0)
+    return path
+
+
+ARP = bytes.fromhex("ffffffffffff02a0c90000fe0806") + bytes(28)         # 42 bytes, as scapy builds it
+
+
+def test_template_frames_shorter_than_60_bytes_are_padded_with_zeros(tmp_path: Path):
+    pcap = _write_capture(tmp_path / "arp.pcap", [ARP, b"x" * 20])
+    assert _pcap_frames(pcap) == [ARP + bytes(18), b"x" * 20 + bytes(40)]
+    out = ixypy("pktgen", "sim:sink", "--template", str(pcap), "--count", "1000", "--json")
+    assert out.returncode == 0, out.stderr
+    assert summary(out.stdout)["tx_bytes"] == 1000 * (60 + 4)              # every frame went out as 60 bytes
+
+
+def test_template_from_pcapng(tmp_path: Path):
+    frames = [source_frame(), source_frame()[:50] + bytes(50)]
+    pcapng = _write_capture(tmp_path / "t.pcapng", frames, dpkt.pcapng.Writer)
+    assert pcapng.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a"                  # a section header block: pcapng
+    assert _pcap_frames(pcapng) == frames
+    out = ixypy("pktgen", "sim:sink", "--template", str(pcapng), "--count", "1000", "--json")
+    assert out.returncode == 0, out.stderr
+    assert 1000 * (60 + 4) < summary(out.stdout)["tx_bytes"] < 1000 * (100 + 4)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("text.pcap", lambda p: p.write_text("not a capture at all\n" * 10), "not a pcap or pcapng file"),
+    ("empty.pcap", lambda p: p.write_bytes(b""), "not a pcap or pcapng file"),
+    ("none.pcap", lambda p: _write_capture(p, []), "holds no packets"),
+    ("raw.pcap", lambda p: _write_capture(p, [bytes(60)], linktype=dpkt.pcap.DLT_RAW), "not Ethernet"),
+    ("big.pcap", lambda p: _write_capture(p, [bytes(2000)]), "2000-byte frame"),
+])
+def test_a_bad_template_is_a_one_line_error_with_a_hint(tmp_path: Path, name, content, message):
+    path = tmp_path / name
+    content(path)
+    out = ixypy("pktgen", "sim:sink", "--template", str(path), "--count", "1")
+    assert out.returncode == 2
+    assert out.stderr.startswith("ixypy: error: --template ") and out.stderr.count("\n") == 1
+    assert message in out.stderr and "(hint: give a pcap or pcapng capture" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("command, args", [("pktgen", ["DEV"]), ("capture", ["DEV"]), ("fwd", ["DEV1", "DEV2"])])
+def test_help_says_what_dev_may_be(command, args):
+    """--help names the argument, a PCI address, and every sim device, each
+    of which opens."""
+    result = CliRunner().invoke(cli, [command, "--help"], terminal_width=1000)
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert f"{' and '.join(args)} {'is' if len(args) == 1 else 'are each'} the PCI address" in text
+    assert "0000:03:00.0" in text
+    named = set(re.findall(r"sim:[\w-]+\w", text))
+    assert named >= set(sim_addresses()) and len(sim_addresses()) >= 13
+    for address in sorted(named):
+        with ixypy_open(address):
+            pass
+
+
+def test_help_says_short_templates_are_padded():
+    text = " ".join(CliRunner().invoke(cli, ["pktgen", "--help"], terminal_width=1000).output.split())
+    assert "pcap or pcapng file" in text and "shorter than 60 bytes are padded with zeros to 60" in text
 
 
 def _tree(root: Path) -> dict:
