@@ -49,6 +49,8 @@ extensions = [
 ]
 
 setup(
+    # the extensions compile in parallel, one per core
+    options={"build_ext": {"parallel": os.cpu_count() or 1}},
     ext_modules=cythonize(
         extensions,
         language_level=3,
