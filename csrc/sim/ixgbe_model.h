@@ -91,7 +91,7 @@ int ixsim_inject(struct ixsim_port *port, const uint8_t *frame, uint32_t len);
 /* What VFIO_DEVICE_SET_IRQS (MSI-X, eventfd trigger) does for a real device:
  * vector's messages become 8-byte writes of 1 to fd. The model keeps its own
  * duplicate of fd (close yours whenever you like); fd < 0 detaches. Returns
- * 0 or an errno (EINVAL: vector >= ixsim_msix_vectors). See ixgbe_model.c
+ * 0 or an errno (EINVAL: vector >= ixsim_msix_vectors). See intel_msix.c
  * for what raises, masks, clears and throttles a vector. */
 int ixsim_set_irq_eventfd(struct ixsim_port *port, unsigned vector, int fd);
 /* The port's MSI-X table size: 64 (82599 as modelled), 25 (82576). */
@@ -122,7 +122,7 @@ const char *ixsim_error(struct ixsim_port *port, unsigned index);  /* NULL past 
 void ixsim_clear_errors(struct ixsim_port *port);
 
 /* Events: milestones of bring-up in the order the driver caused them, one
- * short name each (see ixgbe_model.c for the list, e.g. "CTRL.RST",
+ * short name each (see intel_82599.c and intel_82576.c for the lists, e.g. "CTRL.RST",
  * "EEC.ARD", "RDRXCTL.DMAIDONE", "AUTOC.RESTART_AN", "RXCTRL.RXEN",
  * "RXDCTL[0].ENABLE", "DMATXCTL.TE", "TXDCTL[0].ENABLE", "LINKS.LINK_UP";
  * 82576: "EECD.AUTO_RD", "BMCR.RESTART_AN", "STATUS.LU", "RCTL.EN", "TCTL.EN"). */

@@ -1,0 +1,448 @@
+/* The Intel model's DMA engines (shared by the 82599 and the 82576): the
+ * receive path (address filter, rx descriptor write-back, drops and
+ * statistics), the transmit path (tx descriptor fetch, the frame onto the
+ * wire, DD write-back) and the traffic generator of a source wire; one pass
+ * of every port. See intel_core.h for the design notes.
+ */
+#define _GNU_SOURCE
+#include "intel_core.h"
+
+#include <string.h>
+
+#define TX_BUDGET 512             /* descriptors per queue per pass */
+#define RX_BUDGET 256             /* source frames per port per pass */
+
+
+/* Ethernet FCS (CRC-32, reflected 0xEDB88320), only computed when a
+ * receiver keeps the CRC (HLREG0.RXCRCSTRP = 0). */
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+static void crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[i] = c;
+    }
+}
+void intel_fcs_init(void)
+{
+    pthread_once(&crc_once, crc_init);
+}
+
+static uint32_t eth_fcs(const uint8_t *d, uint32_t len)
+{
+    uint32_t c = 0xFFFFFFFFu;
+    for (uint32_t i = 0; i < len; i++)
+        c = crc_table[(c ^ d[i]) & 0xFF] ^ (c >> 8);
+    return ~c;
+}
+
+/* A frame (without CRC: len bytes; crc = the 4 FCS bytes or NULL to compute)
+ * arrives at port p. Caller holds p's rx lock. Returns 1 if written to
+ * descriptors. Counters go to p->acc / p->wacc, flushed by rx_unlock. */
+int intel_rx_frame(struct ixsim_port *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
+                    const uint8_t *data, uint32_t len, const uint8_t *crc, int64_t now)
+{
+    if (!LD(&p->rxen) || !link_is_up(p, now) || now < LD(&p->rst_until))
+        return 0;
+    p->rx_dirty = 1;
+    uint32_t wire_len = len + 4;
+    uint32_t fctrl = LD(&p->fctrl);
+    int bcast = 0, mcast = 0;
+    /* 7.1.1 destination address filter */
+    uint64_t da = 0;
+    for (int i = 0; i < 6; i++)
+        da |= (uint64_t)data[i] << (8 * i);
+    int pass = 0;
+    if (da == 0xFFFFFFFFFFFFull) {
+        bcast = 1;
+        pass = (fctrl & (FCTRL_BAM | FCTRL_UPE)) != 0;
+    } else if (data[0] & 1) {
+        mcast = 1;
+        pass = (fctrl & (FCTRL_MPE | FCTRL_UPE)) != 0;
+    } else {
+        uint64_t own = LD(&p->own_mac);
+        pass = (fctrl & FCTRL_UPE) || ((own >> 63) && (own & 0xFFFFFFFFFFFFull) == da);
+    }
+    if (!pass) {
+        p->wacc.rx_filtered++;
+        return 0;
+    }
+    p->acc.tpr++;
+    p->acc.tor += wire_len;
+    uint32_t hl = LD(&p->hlreg0);
+    uint32_t maxfs = (hl & HLREG0_JUMBOEN) ? (LD(&p->maxfrs) >> 16) : 1518;
+    if (wire_len > maxfs) {   /* 8.2.3.23.x ROC */
+        p->acc.roc++;
+        return 0;
+    }
+    if (wire_len < 64) {
+        p->acc.ruc++;
+        return 0;
+    }
+    p->acc.gprc++;
+    p->acc.gorc += wire_len;
+    p->acc.bprc += bcast;
+    p->acc.mprc += mcast;
+
+    struct ring *q = &p->rx[0];
+    uint32_t dlen = (hl & HLREG0_RXCRCSTRP) ? len : wire_len;
+    uint32_t size = 0, head = 0, ndesc = 0, avail = 0;
+    int ok = LDA(&q->enabled) && !LD(&q->faulted);
+    if (ok) {
+        size = q->size;
+        head = LD(&q->head);
+    }
+    if (ok && !(LD(&p->pci_command) & 4)) {
+        if (!q->bme_reported) {
+            q->bme_reported = 1;
+            ERR(p, "rx DMA for RXDCTL[0] queue while PCI COMMAND.BME is clear: frame dropped");
+        }
+        ok = 0;
+    }
+    if (ok) {
+        uint32_t tail = LDA(&q->tail);
+        avail = (tail + size - head) % size;
+        ndesc = (dlen + q->bsize - 1) / q->bsize;
+        ok = avail >= ndesc;
+    }
+    if (!ok) {
+        if (q->drop_en && LD(&q->enabled))
+            p->acc.qprdc[q->stat]++;
+        else
+            p->acc.rxmpc[0]++;
+        p->wacc.rx_no_desc_drops++;
+        return 0;
+    }
+    uint8_t fcs[4];
+    if (dlen > len) {
+        uint32_t c = crc ? rd32(crc) : eth_fcs(data, len);
+        memcpy(fcs, &c, 4);
+    }
+    uint32_t done = 0;
+    for (uint32_t k = 0; k < ndesc; k++) {
+        uint8_t *d = q->ring + (size_t)head * 16;
+        uint64_t addr = rd64(d);
+        uint32_t chunk = dlen - done < q->bsize ? dlen - done : q->bsize;
+        uint8_t *buf = sim_dma_find(m, hint, addr, chunk);
+        if (!buf) {
+            ERR(p, "RXD[%u] of queue 0: buffer 0x%llx+%u outside the DMA map (queue stopped)",
+                head, (unsigned long long)addr, chunk);
+            ST(&q->faulted, 1);
+            STR(&q->head, head);
+            return 0;
+        }
+        /* copy data bytes, then CRC bytes if kept */
+        uint32_t from_data = done < len ? (len - done < chunk ? len - done : chunk) : 0;
+        memcpy(buf, data + done, from_data);
+        if (from_data < chunk)
+            memcpy(buf + from_data, fcs + (done + from_data - len), chunk - from_data);
+        done += chunk;
+        wr64(d, 0);                     /* packet type, RSS: none */
+        wr32(d + 12, chunk);            /* PKT_LEN 15:0, VLAN tag 0 */
+        __atomic_store_n((uint32_t *)(d + 8), RXD_STAT_DD | (k == ndesc - 1 ? RXD_STAT_EOP : 0),
+                         __ATOMIC_RELEASE);
+        head = head + 1 == size ? 0 : head + 1;
+    }
+    STR(&q->head, head);
+    uint32_t iv = LD(&p->rx_ivar[0]);      /* 7.3.4: rx cause of queue 0 -> its vector */
+    if (iv & IVAR_VALID)
+        p->rx_cause |= 1ull << (iv & 63);
+    p->acc.qprc[q->stat]++;
+    p->acc.qbrc[q->stat] += dlen;
+    p->wacc.rx_packets++;
+    p->wacc.rx_bytes += len;
+    return 1;
+}
+
+static void flush_stats(struct dev_stats *dst, struct dev_stats *src)
+{
+    uint64_t *d = (uint64_t *)dst, *s = (uint64_t *)src;
+    for (size_t i = 0; i < sizeof(*src) / 8; i++)
+        if (s[i]) {
+            ADD(&d[i], s[i]);
+            s[i] = 0;
+        }
+}
+
+static void flush_wire(struct ixsim_wire_stats *dst, struct ixsim_wire_stats *src)
+{
+    uint64_t *d = (uint64_t *)dst, *s = (uint64_t *)src;
+    for (size_t i = 0; i < sizeof(*src) / 8; i++)
+        if (s[i]) {
+            ADD(&d[i], s[i]);
+            s[i] = 0;
+        }
+}
+
+void intel_rx_unlock(struct ixsim_port *p)
+{
+    if (p->rx_dirty) {
+        flush_stats(&p->st, &p->acc);
+        flush_wire(&p->wst, &p->wacc);
+        p->rx_dirty = 0;
+    }
+    uint64_t cause = p->rx_cause;
+    p->rx_cause = 0;
+    if (cause)     /* the descriptors are written: the message may follow */
+        intel_irq_raise(p, cause, now_ns());
+    __atomic_clear(&p->rxlock, __ATOMIC_RELEASE);
+}
+
+/* ---- transmit path --------------------------------------------------------- */
+static void fault_tx(struct ixsim_port *p, struct ring *q)
+{
+    ST(&q->faulted, 1);
+    (void)p;
+}
+
+/* Process one tx queue. Returns descriptors consumed. */
+static unsigned tx_queue(struct ixsim_port *p, unsigned qi, const struct sim_dma_map *m,
+                         const struct sim_dma_ent **hint, int64_t now)
+{
+    struct ring *q = &p->tx[qi];
+    if (LD(&q->faulted))
+        return 0;
+    uint32_t tail = LDA(&q->tail), head = LD(&q->head);
+    if (head == tail || !LD(&p->te) || !link_is_up(p, now))
+        return 0;
+    if (!(LD(&p->pci_command) & 4)) {
+        if (!q->bme_reported) {
+            q->bme_reported = 1;
+            ERR(p, "tx DMA for TXDCTL[%u] queue (TDT[%u]=%u) while PCI COMMAND.BME is clear: nothing fetched",
+                qi, qi, tail);
+        }
+        return 0;
+    }
+    const uint32_t size = q->size;
+    int mode = LDA(&p->wire);
+    struct ixsim_port *peer = mode == WIRE_PAIR ? LDA(&p->peer) : NULL;
+    int peer_locked = 0;
+    uint32_t hl = LD(&p->hlreg0);
+    uint64_t gptc = 0, gotc = 0, bytes = 0;
+    unsigned consumed = 0;
+    const uint8_t *seg_p[TX_MAX_SEGS];
+    uint32_t seg_l[TX_MAX_SEGS];
+
+    while (head != tail && consumed < TX_BUDGET) {
+        uint32_t i = head, n = 0, total = 0, paylen = 0;
+        int complete = 0, bad = 0;
+        for (;;) {
+            uint8_t *d = q->ring + (size_t)i * 16;
+            uint32_t cmd = rd32(d + 8);
+            uint32_t dtyp = (cmd >> 20) & 0xF;
+            if (!(cmd & TXD_CMD_DEXT) || (dtyp != TXD_DTYP_DATA && dtyp != TXD_DTYP_CTXT)) {
+                ERR(p, "TXD[%u] of queue %u: %s descriptor (DCMD.DEXT=%u DTYP=%u), only advanced data/context descriptors are supported (queue stopped)",
+                    i, qi, (cmd & TXD_CMD_DEXT) ? "unknown" : "legacy", !!(cmd & TXD_CMD_DEXT), dtyp);
+                bad = 1;
+                break;
+            }
+            if (dtyp == TXD_DTYP_CTXT) {
+                if (n) {
+                    ERR(p, "TXD[%u] of queue %u: context descriptor inside a packet (queue stopped)", i, qi);
+                    bad = 1;
+                    break;
+                }
+                /* a context descriptor alone: consumed, no data */
+                complete = 1;
+                break;
+            }
+            uint32_t len = cmd & 0xFFFF;
+            uint64_t addr = rd64(d);
+            const uint8_t *buf = sim_dma_find(m, hint, addr, len ? len : 1);
+            if (!buf) {
+                ERR(p, "TXD[%u] of queue %u: buffer 0x%llx+%u outside the DMA map (queue stopped)",
+                    i, qi, (unsigned long long)addr, len);
+                bad = 1;
+                break;
+            }
+            if (n == 0)
+                paylen = rd32(d + 12) >> 14;
+            if (n == TX_MAX_SEGS) {
+                ERR(p, "TXD[%u] of queue %u: packet uses more than %u descriptors (queue stopped)", i, qi, TX_MAX_SEGS);
+                bad = 1;
+                break;
+            }
+            seg_p[n] = buf;
+            seg_l[n] = len;
+            n++;
+            total += len;
+            if (cmd & TXD_CMD_EOP) {
+                complete = 1;
+                break;
+            }
+            i = i + 1 == size ? 0 : i + 1;
+            if (i == tail)
+                break;   /* rest of the packet not handed over yet */
+        }
+        if (bad) {
+            fault_tx(p, q);
+            break;
+        }
+        if (!complete)
+            break;
+        /* deliver the frame (n == 0: a lone context descriptor) */
+        if (n) {
+            uint32_t ifcs = rd32(q->ring + (size_t)head * 16 + 8) & TXD_CMD_IFCS;  /* first descriptor */
+            int send = 1;
+            if (paylen != total) {
+                if (!q->paylen_reported) {
+                    q->paylen_reported = 1;
+                    ERR(p, "TXD[%u] of queue %u: PAYLEN %u differs from the packet's DTALEN sum %u (frame dropped)",
+                        head, qi, paylen, total);
+                }
+                send = 0;
+            }
+            uint32_t len = total;
+            int crc_in_data = !(ifcs && (hl & HLREG0_TXCRCEN));
+            if (crc_in_data) {
+                if (total < 4)
+                    send = 0;
+                else
+                    len = total - 4;
+            }
+            if (send && total > IXSIM_MAX_FRAME) {
+                ERR(p, "queue %u: tx packet of %u bytes exceeds the largest frame %u (dropped)", qi, total, IXSIM_MAX_FRAME);
+                send = 0;
+            }
+            if (send) {
+                uint32_t wlen = len;
+                if ((hl & HLREG0_TXPADEN) && wlen < 60)
+                    wlen = 60;
+                gptc++;
+                gotc += wlen + 4;
+                bytes += wlen;
+                if (peer) {
+                    const uint8_t *data = seg_p[0];
+                    const uint8_t *crc = NULL;
+                    if (n > 1 || wlen != len) {
+                        uint8_t *s = p->scratch, *o = s;
+                        for (uint32_t k = 0; k < n; k++) {
+                            memcpy(o, seg_p[k], seg_l[k]);
+                            o += seg_l[k];
+                        }
+                        if (wlen != len) {      /* pad (before any software CRC) */
+                            memset(s + len, 0, wlen - len);
+                            crc_in_data = 0;
+                        }
+                        data = s;
+                    }
+                    if (crc_in_data)
+                        crc = data + len;
+                    if (!peer_locked) {
+                        rx_lock(peer);
+                        peer_locked = 1;
+                    }
+                    intel_rx_frame(peer, m, hint, data, wlen, crc, now);
+                }
+            }
+        }
+        /* write back DD on descriptors with RS (7.2.3.2.4 / 7.2.3.5) */
+        uint32_t j = head;
+        for (;;) {
+            uint8_t *d = q->ring + (size_t)j * 16;
+            if (rd32(d + 8) & TXD_CMD_RS) {
+                uint32_t sta = rd32(d + 12);
+                __atomic_store_n((uint32_t *)(d + 12), sta | TXD_STAT_DD, __ATOMIC_RELEASE);
+            }
+            consumed++;
+            if (j == i)
+                break;
+            j = j + 1 == size ? 0 : j + 1;
+        }
+        head = i + 1 == size ? 0 : i + 1;
+    }
+    if (peer_locked)
+        intel_rx_unlock(peer);
+    STR(&q->head, head);
+    if (consumed) {
+        uint32_t iv = LD(&p->tx_ivar[qi]);     /* 7.3.4: tx cause of queue qi */
+        if (iv & IVAR_VALID)
+            intel_irq_raise(p, 1ull << (iv & 63), now);
+    }
+    if (gptc) {
+        ADD(&p->st.gptc, gptc);
+        ADD(&p->st.tpt, gptc);
+        ADD(&p->st.gotc, gotc);
+        ADD(&p->st.tot, gotc);
+        ADD(&p->st.qptc[q->stat], gptc);
+        ADD(&p->st.qbtc[q->stat], gotc - 4 * gptc);
+        ADD(&p->wst.tx_packets, gptc);
+        ADD(&p->wst.tx_bytes, bytes);
+    }
+    return consumed;
+}
+
+/* The traffic generator at the far end of a source wire. */
+static unsigned source_fill(struct ixsim_port *p, const struct sim_dma_map *m,
+                            const struct sim_dma_ent **hint, int64_t now)
+{
+    if (!LD(&p->rxen) || !link_is_up(p, now))
+        return 0;
+    struct ring *q = &p->rx[0];
+    if (!LDA(&q->enabled) || LD(&q->faulted) || !(LD(&p->pci_command) & 4))
+        return 0;
+    unsigned sent = 0;
+    rx_lock(p);
+    uint32_t dlen = p->src_len + ((LD(&p->hlreg0) & HLREG0_RXCRCSTRP) ? 0 : 4);
+    uint32_t need = (dlen + q->bsize - 1) / q->bsize;
+    while (sent < RX_BUDGET && (p->src_count == 0 || p->src_sent < p->src_count)) {
+        uint32_t avail = (LDA(&q->tail) + q->size - LD(&q->head)) % q->size;
+        if (avail < need || LD(&q->faulted))
+            break;
+        if (p->src_seq_off >= 0)
+            wr64(p->src_frame + p->src_seq_off, p->src_seq);
+        p->src_seq++;
+        p->src_sent++;
+        intel_rx_frame(p, m, hint, p->src_frame, p->src_len, NULL, now);
+        sent++;
+    }
+    intel_rx_unlock(p);
+    return sent;
+}
+
+static unsigned port_pass(struct ixsim_port *p, const struct sim_dma_map *m, int64_t now)
+{
+    const struct sim_dma_ent *hint = NULL;
+    unsigned work = 0;
+    if (now < LD(&p->rst_until))
+        return 0;
+    if (LD(&p->irq_wait)) {        /* an EITR interval may have ended */
+        pthread_mutex_lock(&p->irq_lock);
+        intel_irq_eval(p, now);
+        pthread_mutex_unlock(&p->irq_lock);
+    }
+    uint64_t mask = LDA(&p->txmask);
+    while (mask) {
+        unsigned qi = __builtin_ctzll(mask);
+        mask &= mask - 1;
+        if (__atomic_load_n(&p->tx[qi].enabled, __ATOMIC_SEQ_CST))
+            work += tx_queue(p, qi, m, &hint, now);
+    }
+    if (LDA(&p->wire) == WIRE_SOURCE)
+        work += source_fill(p, m, &hint, now);
+    return work;
+}
+
+/* One pass of every port's DMA engines. The round counter is odd while the
+ * pass runs, so quiesce() can wait for it to end. */
+unsigned intel_one_pass(struct ixsim *sim, int64_t now)
+{
+    __atomic_fetch_add(&sim->round, 1, __ATOMIC_SEQ_CST);   /* odd: inside */
+    const struct sim_dma_map *m = __atomic_load_n(&sim->map, __ATOMIC_SEQ_CST);
+    unsigned work = 0;
+    for (unsigned i = 0; i < sim->nports; i++)
+        work += port_pass(sim->ports[i], m, now);
+    __atomic_fetch_add(&sim->round, 1, __ATOMIC_SEQ_CST);   /* even: outside */
+    return work;
+}
+
+int ixsim_poll(void *ctx)
+{
+    struct ixsim *sim = ctx;
+    if (LD(&sim->running))
+        return -1;
+    return (int)intel_one_pass(sim, now_ns());
+}

@@ -1,0 +1,300 @@
+/* The Intel model's life cycle: create (ports of one variant), the worker
+ * thread, destroy, the DMA map; the PCI configuration space; the logs.
+ */
+#define _GNU_SOURCE
+#include "intel_core.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define DEFAULT_LINK_DELAY_US 5000
+#define IDLE_SPIN_NS 1000000
+
+static const struct variant *const variants[] = {
+    [IXSIM_82599] = &intel_82599_variant,
+    [IXSIM_82576] = &intel_82576_variant,
+};
+
+/* ---- helpers ----------------------------------------------------------------- */
+void intel_log_add(struct ixsim_port *p, int err, const char *fmt, ...)
+{
+    va_list ap;
+    pthread_mutex_lock(&p->log_lock);
+    unsigned *n = err ? &p->nerr : &p->nev;
+    if (*n < LOG_ENTRIES) {
+        va_start(ap, fmt);
+        if (err)
+            vsnprintf(p->errs[*n], ERR_LEN, fmt, ap);
+        else
+            vsnprintf(p->evts[*n], EVT_LEN, fmt, ap);
+        va_end(ap);
+        __atomic_store_n(n, *n + 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&p->log_lock);
+}
+static void *worker(void *arg)
+{
+    struct ixsim *sim = arg;
+    int64_t idle_since = 0;   /* 0: busy in the last pass */
+    while (__atomic_load_n(&sim->running, __ATOMIC_ACQUIRE)) {
+        int64_t now = now_ns();
+        unsigned work = intel_one_pass(sim, now);
+        if (work) {
+            idle_since = 0;
+            continue;
+        }
+        if (!idle_since)
+            idle_since = now;
+        /* keep spinning through the short gaps of a driver that sends or
+         * receives continuously; sleep only after 1 ms without work */
+        if (LD(&sim->busy) || now - idle_since < IDLE_SPIN_NS) {
+            for (int k = 0; k < 16; k++)
+                cpu_relax();
+            continue;
+        }
+        struct timespec ts = {0, 50000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+/* ---- PCI configuration space --------------------------------------------------- */
+uint32_t ixsim_config_read(struct ixsim_port *p, uint32_t off, unsigned size)
+{
+    if (!(size == 1 || size == 2 || size == 4) || off % size || off + size > 256) {
+        ERR(p, "config read of %u bytes at 0x%x: bad size or alignment", size, off);
+        return 0xFFFFFFFF;
+    }
+    uint8_t cs[256] = {0};
+    wr32(cs + 0x00, (uint32_t)p->v->device_id << 16 | 0x8086);   /* device, vendor */
+    uint16_t cmd = LD(&p->pci_command);
+    memcpy(cs + 0x04, &cmd, 2);
+    cs[0x06] = 0;
+    wr32(cs + 0x08, 0x02000001);                       /* class 0x020000, revision 1 */
+    cs[0x0E] = 0x80;                                    /* header type 0, multi-function */
+    wr32(cs + 0x10, 0x0000000C);                       /* BAR0: 64-bit prefetchable memory */
+    wr32(cs + 0x2C, 0x00038086);                       /* subsystem */
+    cs[0x3D] = 1;                                       /* INTA */
+    uint32_t v = 0;
+    memcpy(&v, cs + off, size);
+    return v;
+}
+
+void ixsim_config_write(struct ixsim_port *p, uint32_t off, unsigned size, uint32_t value)
+{
+    if (!(size == 1 || size == 2 || size == 4) || off % size || off + size > 256) {
+        ERR(p, "config write of %u bytes at 0x%x: bad size or alignment", size, off);
+        return;
+    }
+    /* only COMMAND (offset 4, 16 bits) is writable in the model */
+    for (unsigned i = 0; i < size; i++) {
+        uint32_t o = off + i;
+        uint8_t b = (value >> (8 * i)) & 0xFF;
+        if (o == 4 || o == 5) {
+            uint16_t cmd = LD(&p->pci_command);
+            cmd = o == 4 ? (cmd & 0xFF00) | b : (cmd & 0x00FF) | (uint16_t)b << 8;
+            cmd &= 0x0547;   /* IO, MEM, BME, parity, SERR, INTx disable */
+            __atomic_store_n(&p->pci_command, cmd, __ATOMIC_SEQ_CST);
+        }
+    }
+}
+
+/* ---- life cycle ------------------------------------------------------------------ */
+static void port_free(struct ixsim_port *p)
+{
+    if (!p)
+        return;
+    free(p->regs);
+    free(p->src_frame);
+    free(p->scratch);
+    for (unsigned v = 0; v < IXSIM_MSIX_VECTORS; v++)
+        if (p->efd[v] >= 0)
+            close(p->efd[v]);
+    pthread_mutex_destroy(&p->lock);
+    pthread_mutex_destroy(&p->log_lock);
+    pthread_mutex_destroy(&p->irq_lock);
+    free(p);
+}
+
+static void map_free(struct sim_dma_map *m)
+{
+    if (!m)
+        return;
+    sim_dma_free(m);
+    free(m);
+}
+
+struct ixsim *ixsim_create(unsigned nports, const uint8_t base_mac[6], enum ixsim_variant variant)
+{
+    if (nports == 0 || nports > IXSIM_MAX_PORTS || (unsigned)variant >= sizeof(variants) / sizeof(variants[0]))
+        return NULL;
+    intel_fcs_init();
+    struct ixsim *sim = calloc(1, sizeof(*sim));
+    if (!sim)
+        return NULL;
+    sim->nports = nports;
+    sim->map = calloc(1, sizeof(*sim->map));
+    if (!sim->map)
+        goto fail;
+    pthread_mutex_init(&sim->map_lock, NULL);
+    pthread_mutex_init(&sim->life_lock, NULL);
+    for (unsigned i = 0; i < nports; i++) {
+        struct ixsim_port *p = calloc(1, sizeof(*p));
+        if (!p)
+            goto fail;
+        sim->ports[i] = p;
+        p->sim = sim;
+        p->v = variants[variant];
+        p->index = i;
+        p->ops.read32 = ixsim_read32;
+        p->ops.write32 = ixsim_write32;
+        p->ops.ctx = p;
+        pthread_mutex_init(&p->lock, NULL);
+        pthread_mutex_init(&p->log_lock, NULL);
+        pthread_mutex_init(&p->irq_lock, NULL);
+        for (unsigned v = 0; v < IXSIM_MSIX_VECTORS; v++)
+            p->efd[v] = -1;
+        p->regs = calloc(1, IXSIM_BAR0_SIZE);
+        p->src_frame = calloc(1, IXSIM_MAX_FRAME + 8);
+        p->scratch = calloc(1, IXSIM_MAX_FRAME + 64);
+        if (!p->regs || !p->src_frame || !p->scratch)
+            goto fail;
+        memcpy(p->mac, base_mac, 6);
+        p->mac[5] = (uint8_t)(base_mac[5] + i);
+        p->link_delay_us = DEFAULT_LINK_DELAY_US;
+        p->pci_command = 0;            /* MEM and BME off until the driver enables them */
+        p->src_seq_off = -1;
+        int64_t now = now_ns();
+        intel_port_reset(p, now);      /* power-up: EEPROM already read, DMA init done */
+        p->ev_ard = p->ev_dmaidone = 0;
+        if (p->v->power_up)
+            p->v->power_up(p, now);
+    }
+    return sim;
+fail:
+    for (unsigned i = 0; i < nports; i++)
+        port_free(sim->ports[i]);
+    map_free(sim->map);
+    free(sim);
+    return NULL;
+}
+
+struct ixsim_port *ixsim_port(struct ixsim *sim, unsigned index)
+{
+    return index < sim->nports ? sim->ports[index] : NULL;
+}
+
+
+static int ixsim_start(void *ctx)
+{
+    struct ixsim *sim = ctx;
+    int rc = 0;
+    pthread_mutex_lock(&sim->life_lock);
+    if (!LD(&sim->running)) {
+        __atomic_store_n(&sim->running, 1, __ATOMIC_RELEASE);
+        rc = pthread_create(&sim->thread, NULL, worker, sim);
+        if (rc)
+            __atomic_store_n(&sim->running, 0, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&sim->life_lock);
+    return rc;
+}
+
+static void ixsim_stop(void *ctx)
+{
+    struct ixsim *sim = ctx;
+    pthread_mutex_lock(&sim->life_lock);
+    if (LD(&sim->running)) {
+        __atomic_store_n(&sim->running, 0, __ATOMIC_RELEASE);
+        pthread_join(sim->thread, NULL);
+    }
+    pthread_mutex_unlock(&sim->life_lock);
+}
+
+static void ixsim_set_busy_poll(void *ctx, int busy)
+{
+    struct ixsim *sim = ctx;
+    ST(&sim->busy, !!busy);
+}
+
+static void ixsim_destroy(void *ctx)
+{
+    struct ixsim *sim = ctx;
+    if (!sim)
+        return;
+    ixsim_stop(sim);
+    for (unsigned i = 0; i < sim->nports; i++)
+        port_free(sim->ports[i]);
+    map_free(sim->map);
+    pthread_mutex_destroy(&sim->map_lock);
+    pthread_mutex_destroy(&sim->life_lock);
+    free(sim);
+}
+
+/* ---- DMA map ---------------------------------------------------------------------- */
+/* The worker reads the map without a lock: a change is made to a copy that
+ * then replaces the map as a whole. */
+static void map_replace(struct ixsim *sim, struct sim_dma_map *nm)
+{
+    struct sim_dma_map *old = sim->map;
+    __atomic_store_n(&sim->map, nm, __ATOMIC_SEQ_CST);
+    quiesce(sim);
+    map_free(old);
+}
+
+static int ixsim_dma_map(void *ctx, uint64_t dma_addr, void *vaddr, uint64_t len)
+{
+    struct ixsim *sim = ctx;
+    pthread_mutex_lock(&sim->map_lock);
+    struct sim_dma_map *nm = sim_dma_copy(sim->map);
+    int rc = nm ? sim_dma_add(nm, dma_addr, vaddr, len) : ENOMEM;
+    if (rc == 0)
+        map_replace(sim, nm);
+    else
+        map_free(nm);
+    pthread_mutex_unlock(&sim->map_lock);
+    return rc;
+}
+
+
+static int ixsim_dma_unmap(void *ctx, uint64_t dma_addr, uint64_t len)
+{
+    struct ixsim *sim = ctx;
+    pthread_mutex_lock(&sim->map_lock);
+    struct sim_dma_map *nm = sim_dma_copy(sim->map);
+    int rc = nm ? sim_dma_remove(nm, dma_addr, len) : ENOMEM;
+    if (rc == 0) {
+        intel_rings_unmapped(sim, dma_addr, len);
+        map_replace(sim, nm);
+    } else {
+        map_free(nm);
+    }
+    pthread_mutex_unlock(&sim->map_lock);
+    return rc;
+}
+
+const struct sim_model_ops ixsim_ops = {
+    .start = ixsim_start, .stop = ixsim_stop, .destroy = ixsim_destroy, .poll = ixsim_poll,
+    .set_busy_poll = ixsim_set_busy_poll, .dma_map = ixsim_dma_map, .dma_unmap = ixsim_dma_unmap,
+};
+
+/* ---- logs -------------------------------------------------------------------------------- */
+unsigned ixsim_error_count(struct ixsim_port *p) { return __atomic_load_n(&p->nerr, __ATOMIC_ACQUIRE); }
+const char *ixsim_error(struct ixsim_port *p, unsigned i) { return i < ixsim_error_count(p) ? p->errs[i] : NULL; }
+void ixsim_clear_errors(struct ixsim_port *p)
+{
+    pthread_mutex_lock(&p->log_lock);
+    __atomic_store_n(&p->nerr, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&p->log_lock);
+}
+unsigned ixsim_event_count(struct ixsim_port *p) { return __atomic_load_n(&p->nev, __ATOMIC_ACQUIRE); }
+const char *ixsim_event(struct ixsim_port *p, unsigned i) { return i < ixsim_event_count(p) ? p->evts[i] : NULL; }
+void ixsim_clear_events(struct ixsim_port *p)
+{
+    pthread_mutex_lock(&p->log_lock);
+    __atomic_store_n(&p->nev, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&p->log_lock);
+}
