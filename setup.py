@@ -29,7 +29,7 @@ extensions = [
     ),
     Extension(
         "ixypy.sim._model",
-        sources=["src/ixypy/sim/_model.pyx", "csrc/sim/virtio_model.c"] + INTEL_MODEL,
+        sources=["src/ixypy/sim/_model.pyx", "csrc/sim/sim_worker.c", "csrc/sim/virtio_model.c"] + INTEL_MODEL,
         include_dirs=["csrc", "csrc/sim"],
         depends=["src/ixypy/sim/_ixgbe_model.pxi", "src/ixypy/sim/_virtio_model.pxi",
                  "csrc/sim/sim_model.h", "csrc/sim/sim_dma.h", "csrc/sim/sim_worker.h",

@@ -289,11 +289,8 @@ struct ixsim {
     struct ixsim_port *ports[IXSIM_MAX_PORTS];
     struct sim_dma_map *map;  /* atomic pointer, replaced as a whole */
     pthread_mutex_t map_lock; /* map writers and the non-worker DMA users */
-    pthread_t thread;
-    int running;              /* atomic */
-    int busy;                 /* atomic */
+    struct sim_worker worker; /* plays the DMA engines: intel_one_pass */
     uint64_t round;           /* atomic: odd while the worker is inside a pass */
-    pthread_mutex_t life_lock;
 };
 
 /* The functions the files call in one another are not exported from the

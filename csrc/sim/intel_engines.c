@@ -438,11 +438,3 @@ unsigned intel_one_pass(struct ixsim *sim, int64_t now)
     __atomic_fetch_add(&sim->round, 1, __ATOMIC_SEQ_CST);   /* even: outside */
     return work;
 }
-
-int ixsim_poll(void *ctx)
-{
-    struct ixsim *sim = ctx;
-    if (LD(&sim->running))
-        return -1;
-    return (int)intel_one_pass(sim, now_ns());
-}

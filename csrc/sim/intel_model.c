@@ -11,7 +11,21 @@
 #include <unistd.h>
 
 #define DEFAULT_LINK_DELAY_US 5000
-#define IDLE_SPIN_NS 1000000
+#define IDLE_SLEEP_NS 50000      /* the idle worker's sleep: the driver's tail writes do not wake it */
+
+/* One pass of the worker (sim_worker.h). */
+static unsigned worker_pass(void *ctx)
+{
+    return intel_one_pass(ctx, now_ns());
+}
+
+int ixsim_poll(void *ctx)
+{
+    struct ixsim *sim = ctx;
+    if (sim_worker_running(&sim->worker))
+        return -1;
+    return (int)intel_one_pass(sim, now_ns());
+}
 
 static const struct variant *const variants[] = {
     [IXSIM_82599] = &intel_82599_variant,
@@ -35,32 +49,6 @@ void intel_log_add(struct ixsim_port *p, int err, const char *fmt, ...)
     }
     pthread_mutex_unlock(&p->log_lock);
 }
-static void *worker(void *arg)
-{
-    struct ixsim *sim = arg;
-    int64_t idle_since = 0;   /* 0: busy in the last pass */
-    while (__atomic_load_n(&sim->running, __ATOMIC_ACQUIRE)) {
-        int64_t now = now_ns();
-        unsigned work = intel_one_pass(sim, now);
-        if (work) {
-            idle_since = 0;
-            continue;
-        }
-        if (!idle_since)
-            idle_since = now;
-        /* keep spinning through the short gaps of a driver that sends or
-         * receives continuously; sleep only after 1 ms without work */
-        if (LD(&sim->busy) || now - idle_since < IDLE_SPIN_NS) {
-            for (int k = 0; k < 16; k++)
-                cpu_relax();
-            continue;
-        }
-        struct timespec ts = {0, 50000};
-        nanosleep(&ts, NULL);
-    }
-    return NULL;
-}
-
 /* ---- PCI configuration space --------------------------------------------------- */
 uint32_t ixsim_config_read(struct ixsim_port *p, uint32_t off, unsigned size)
 {
@@ -140,7 +128,7 @@ struct ixsim *ixsim_create(unsigned nports, const uint8_t base_mac[6], enum ixsi
     if (!sim->map)
         goto fail;
     pthread_mutex_init(&sim->map_lock, NULL);
-    pthread_mutex_init(&sim->life_lock, NULL);
+    sim_worker_init(&sim->worker, worker_pass, sim, 0, IDLE_SLEEP_NS);
     for (unsigned i = 0; i < nports; i++) {
         struct ixsim_port *p = calloc(1, sizeof(*p));
         if (!p)
@@ -191,33 +179,19 @@ struct ixsim_port *ixsim_port(struct ixsim *sim, unsigned index)
 static int ixsim_start(void *ctx)
 {
     struct ixsim *sim = ctx;
-    int rc = 0;
-    pthread_mutex_lock(&sim->life_lock);
-    if (!LD(&sim->running)) {
-        __atomic_store_n(&sim->running, 1, __ATOMIC_RELEASE);
-        rc = pthread_create(&sim->thread, NULL, worker, sim);
-        if (rc)
-            __atomic_store_n(&sim->running, 0, __ATOMIC_RELEASE);
-    }
-    pthread_mutex_unlock(&sim->life_lock);
-    return rc;
+    return sim_worker_start(&sim->worker);
 }
 
 static void ixsim_stop(void *ctx)
 {
     struct ixsim *sim = ctx;
-    pthread_mutex_lock(&sim->life_lock);
-    if (LD(&sim->running)) {
-        __atomic_store_n(&sim->running, 0, __ATOMIC_RELEASE);
-        pthread_join(sim->thread, NULL);
-    }
-    pthread_mutex_unlock(&sim->life_lock);
+    sim_worker_stop(&sim->worker);
 }
 
 static void ixsim_set_busy_poll(void *ctx, int busy)
 {
     struct ixsim *sim = ctx;
-    ST(&sim->busy, !!busy);
+    sim_worker_set_busy(&sim->worker, busy);
 }
 
 static void ixsim_destroy(void *ctx)
@@ -225,12 +199,11 @@ static void ixsim_destroy(void *ctx)
     struct ixsim *sim = ctx;
     if (!sim)
         return;
-    ixsim_stop(sim);
+    sim_worker_destroy(&sim->worker);
     for (unsigned i = 0; i < sim->nports; i++)
         port_free(sim->ports[i]);
     map_free(sim->map);
     pthread_mutex_destroy(&sim->map_lock);
-    pthread_mutex_destroy(&sim->life_lock);
     free(sim);
 }
 

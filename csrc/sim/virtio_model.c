@@ -32,7 +32,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,7 +90,7 @@ enum rx_result { RX_DELIVERED, RX_DROPPED, RX_NO_BUFFER };
 
 #define LOG_ENTRIES 64
 #define ERR_LEN 160
-#define IDLE_SPIN_NS 1000000
+#define IDLE_SLEEP_NS 1000000   /* the idle worker's sleep, unless a notify wakes it */
 
 /* ---- state ------------------------------------------------------------------ */
 struct vq {
@@ -141,12 +140,7 @@ struct vnsim {
     struct sim_dma_map map;
     pthread_mutex_t lock;         /* a pass, registers, the map */
     unsigned waiters;             /* atomic: threads waiting for lock */
-    pthread_t thread;
-    int running, busy;            /* atomic */
-    int sleeping, kicked;         /* atomic: worker asleep; a notify came */
-    pthread_mutex_t wake_lock;
-    pthread_cond_t wake;
-    pthread_mutex_t life_lock;
+    struct sim_worker worker;     /* plays every device: worker_pass; a notify kicks it */
 };
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -534,7 +528,7 @@ static unsigned dev_pass(struct vnsim_dev *d, const struct sim_dma_ent **hint)
 static unsigned sim_pass(struct vnsim *s)
 {
     const struct sim_dma_ent *hint = NULL;
-    int no_notify = LD(&s->running) && LD(&s->busy);
+    int no_notify = sim_worker_busy_polling(&s->worker);
     unsigned work = 0;
     for (unsigned i = 0; i < s->ndevs; i++) {
         struct vnsim_dev *d = s->devs[i];
@@ -556,7 +550,7 @@ static unsigned sim_pass(struct vnsim *s)
 int vnsim_poll(void *ctx)
 {
     struct vnsim *s = ctx;
-    if (LD(&s->running))
+    if (sim_worker_running(&s->worker))
         return -1;
     pthread_mutex_lock(&s->lock);
     int work = (int)sim_pass(s);
@@ -564,96 +558,35 @@ int vnsim_poll(void *ctx)
     return work;
 }
 
-/* Sleep until a notify (or 1 ms); not at all if one came since the last pass. */
-static void idle_sleep(struct vnsim *s)
+/* One pass of the worker (sim_worker.h): it lets register accesses waiting
+ * for the lock in first. */
+static unsigned worker_pass(void *ctx)
 {
-    pthread_mutex_lock(&s->wake_lock);
-    ST(&s->sleeping, 1);
-    if (!LD(&s->kicked) && LD(&s->running)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&s->wake, &s->wake_lock, &ts);
-    }
-    ST(&s->sleeping, 0);
-    pthread_mutex_unlock(&s->wake_lock);
-}
-
-static void wake(struct vnsim *s)
-{
-    ST(&s->kicked, 1);
-    if (!LD(&s->sleeping))
-        return;
-    pthread_mutex_lock(&s->wake_lock);
-    pthread_cond_signal(&s->wake);
-    pthread_mutex_unlock(&s->wake_lock);
-}
-
-static void *worker(void *arg)
-{
-    struct vnsim *s = arg;
-    int64_t idle_since = 0;
-    while (LD(&s->running)) {
-        while (LD(&s->waiters))
-            cpu_relax();
-        ST(&s->kicked, 0);
-        pthread_mutex_lock(&s->lock);
-        unsigned work = sim_pass(s);
-        pthread_mutex_unlock(&s->lock);
-        if (work) {
-            idle_since = 0;
-            continue;
-        }
-        int64_t now = now_ns();
-        if (!idle_since)
-            idle_since = now;
-        if (LD(&s->busy)) {
-            for (int k = 0; k < 16; k++)
-                cpu_relax();
-        } else if (now - idle_since < IDLE_SPIN_NS) {
-            sched_yield();     /* a driver sharing this core gets to run */
-        } else {
-            idle_sleep(s);
-        }
-    }
-    return NULL;
+    struct vnsim *s = ctx;
+    while (LD(&s->waiters))
+        cpu_relax();
+    pthread_mutex_lock(&s->lock);
+    unsigned work = sim_pass(s);
+    pthread_mutex_unlock(&s->lock);
+    return work;
 }
 
 static int vnsim_start(void *ctx)
 {
     struct vnsim *s = ctx;
-    int rc = 0;
-    pthread_mutex_lock(&s->life_lock);
-    if (!LD(&s->running)) {
-        ST(&s->running, 1);
-        rc = pthread_create(&s->thread, NULL, worker, s);
-        if (rc)
-            ST(&s->running, 0);
-    }
-    pthread_mutex_unlock(&s->life_lock);
-    return rc;
+    return sim_worker_start(&s->worker);
 }
 
 static void vnsim_stop(void *ctx)
 {
     struct vnsim *s = ctx;
-    pthread_mutex_lock(&s->life_lock);
-    if (LD(&s->running)) {
-        ST(&s->running, 0);
-        wake(s);
-        pthread_join(s->thread, NULL);
-    }
-    pthread_mutex_unlock(&s->life_lock);
+    sim_worker_stop(&s->worker);
 }
 
 static void vnsim_set_busy_poll(void *ctx, int busy)
 {
     struct vnsim *s = ctx;
-    ST(&s->busy, !!busy);
+    sim_worker_set_busy(&s->worker, busy);
 }
 
 /* ---- the legacy I/O BAR (4.1.4.8) ------------------------------------------------- */
@@ -814,7 +747,7 @@ static void notify(struct vnsim_dev *d, uint16_t qi)
     else if (!(command(d) & CMD_MASTER))
         err(d, "QUEUE_NOTIFY for queue %u while bus mastering is off: the device cannot DMA", qi);
     else
-        wake(d->sim);
+        sim_worker_kick(&d->sim->worker);
 }
 
 static void io_write_locked(struct vnsim_dev *d, const struct io_reg *r, uint32_t v)
@@ -1023,13 +956,10 @@ static struct vnsim_dev *dev_new(struct vnsim *s, unsigned index, const uint8_t 
 static void vnsim_destroy(void *ctx)
 {
     struct vnsim *s = ctx;
-    vnsim_stop(s);
+    sim_worker_destroy(&s->worker);
     for (unsigned i = 0; i < s->ndevs; i++)
         dev_free(s->devs[i]);
     sim_dma_free(&s->map);
-    pthread_cond_destroy(&s->wake);
-    pthread_mutex_destroy(&s->wake_lock);
-    pthread_mutex_destroy(&s->life_lock);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -1042,13 +972,7 @@ struct vnsim *vnsim_create(unsigned ndevs, const uint8_t base_mac[6], unsigned q
     if (!s)
         return NULL;
     pthread_mutex_init(&s->lock, NULL);
-    pthread_mutex_init(&s->wake_lock, NULL);
-    pthread_mutex_init(&s->life_lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    sim_worker_init(&s->worker, worker_pass, s, 1, IDLE_SLEEP_NS);
     for (unsigned i = 0; i < ndevs; i++) {
         s->devs[i] = dev_new(s, i, base_mac, queue_num);
         s->ndevs = i + 1;
