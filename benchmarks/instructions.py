@@ -65,7 +65,7 @@ def child(configs: list) -> None:
 
 # the models' functions the driver's thread calls (a pass of the DMA engines,
 # a register access: one MMIO instruction on real hardware); none calls another
-MODEL_ENTRY_POINTS = "ixsim_poll|ixsim_read32|ixsim_write32|vnsim_poll|vnsim_io_read|vnsim_io_write"
+MODEL_ENTRY_POINTS = "intel_model_poll|intel_model_read32|intel_model_write32|vnsim_poll|vnsim_io_read|vnsim_io_write"
 
 
 def driver_instructions(dump: str) -> int:

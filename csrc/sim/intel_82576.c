@@ -97,7 +97,7 @@
 #define PHY_ID2       3
 #define   PHY_ID           0x02A80390u   /* IGP3, as Linux's igb identifies the 82576's PHY */
 
-static int igb_block(struct ixsim_port *p, struct qreg *r, int rx, uint32_t off, uint32_t base,
+static int igb_block(struct intel_function *p, struct qreg *r, int rx, uint32_t off, uint32_t base,
                      uint32_t stride, unsigned n)
 {
     if (off < base || off >= base + stride * n || (off - base) % stride >= 0x40)
@@ -106,25 +106,25 @@ static int igb_block(struct ixsim_port *p, struct qreg *r, int rx, uint32_t off,
     return intel_queue_reg(p, r, rx, qi, slot, (rx ? I_RXQ(qi) : I_TXQ(qi)) + slot);
 }
 
-static int igb_queue_at(struct ixsim_port *p, uint32_t off, struct qreg *r)
+static int igb_queue_at(struct intel_function *p, uint32_t off, struct qreg *r)
 {
     return igb_block(p, r, 1, off, I_RXQ_82575(0), 0x100, 4) || igb_block(p, r, 0, off, I_TXQ_82575(0), 0x100, 4) ||
            igb_block(p, r, 1, off, I_RXQ(0), 0x40, I_NUM_QUEUES) || igb_block(p, r, 0, off, I_TXQ(0), 0x40, I_NUM_QUEUES);
 }
 
 /* RQDPC (8.10.x): frames queue n dropped for want of a descriptor with SRRCTL.DROP_EN */
-static uint32_t igb_queue_stat_read(struct ixsim_port *p, const struct qreg *r)
+static uint32_t igb_queue_stat_read(struct intel_function *p, const struct qreg *r)
 {
     if (r->rx && r->slot == I_RQDPC_SLOT)
         return sat32(XCHG0(&p->st.qprdc[r->qi]));
     return reg(p, r->off);
 }
 
-static uint32_t igb_rx_stat(struct ixsim_port *p, unsigned qi) { (void)p; return qi; }
-static uint32_t igb_tx_stat(struct ixsim_port *p, unsigned qi) { (void)p; (void)qi; return 0; }
+static uint32_t igb_rx_stat(struct intel_function *p, unsigned qi) { (void)p; return qi; }
+static uint32_t igb_tx_stat(struct intel_function *p, unsigned qi) { (void)p; (void)qi; return 0; }
 
 /* STATUS.LU: the PHY's link, passed on by the MAC while CTRL.SLU is set. */
-static void igb_link_update(struct ixsim_port *p)
+static void igb_link_update(struct intel_function *p)
 {
     int64_t at = (reg(p, R_CTRL) & I_CTRL_SLU) ? LD(&p->phy_an_at) : NEVER;
     if (at != NEVER && at != LD(&p->link_up_at))
@@ -135,7 +135,7 @@ static void igb_link_update(struct ixsim_port *p)
 /* The engines' view of RCTL/TCTL, in the 82599's terms (HLREG0, MAXFRS):
  * CRC strip (RCTL.SECRC), long packets (RCTL.LPE, up to RLPML), padding
  * (TCTL.PSP); the CRC is inserted per packet (TXD IFCS) with no global switch. */
-static void igb_sync_config(struct ixsim_port *p)
+static void igb_sync_config(struct intel_function *p)
 {
     uint32_t rctl = reg(p, I_RCTL), tctl = reg(p, I_TCTL);
     ST(&p->hlreg0, HLREG0_TXCRCEN | (rctl & RCTL_SECRC ? HLREG0_RXCRCSTRP : 0) |
@@ -143,7 +143,7 @@ static void igb_sync_config(struct ixsim_port *p)
     ST(&p->maxfrs, (reg(p, I_RLPML) & 0x3FFFu) << 16);
 }
 
-static uint32_t phy_read(struct ixsim_port *p, unsigned r, int64_t now)
+static uint32_t phy_read(struct intel_function *p, unsigned r, int64_t now)
 {
     if (r == PHY_BMSR)
         return BMSR_CAPS | (now >= LD(&p->phy_an_at) ? BMSR_AN_DONE | BMSR_LINK : 0);
@@ -153,7 +153,7 @@ static uint32_t phy_read(struct ixsim_port *p, unsigned r, int64_t now)
 /* BMCR: a reset or an autonegotiation restart (or a power-up) starts
  * autonegotiation; powered down or with autonegotiation off the link stays
  * down (the model's link partner only autonegotiates). */
-static void phy_write(struct ixsim_port *p, unsigned r, uint16_t v, int64_t now)
+static void phy_write(struct intel_function *p, unsigned r, uint16_t v, int64_t now)
 {
     if (r == PHY_BMSR || r == PHY_ID1 || r == PHY_ID2)
         return;     /* read-only */
@@ -175,7 +175,7 @@ static void phy_write(struct ixsim_port *p, unsigned r, uint16_t v, int64_t now)
 }
 
 /* 8.2.4 MDIC: one PHY register read or written; the model completes it at once (READY). */
-static void mdic_write(struct ixsim_port *p, uint32_t v, int64_t now)
+static void mdic_write(struct intel_function *p, uint32_t v, int64_t now)
 {
     uint32_t op = MDIC_OP(v), data = v & MDIC_DATA, r = MDIC_REGADD(v);
     uint32_t done = v & ~(MDIC_DATA | MDIC_READY | MDIC_ERROR);
@@ -194,7 +194,7 @@ static void mdic_write(struct ixsim_port *p, uint32_t v, int64_t now)
 
 /* 8.10.1 RCTL. The 82576 datasheet sets no condition on changing the filter
  * bits (UPE, MPE, BAM) while RCTL.EN is 1, so the model takes them at once. */
-static void rctl_write(struct ixsim_port *p, uint32_t v)
+static void rctl_write(struct intel_function *p, uint32_t v)
 {
     reg_set(p, I_RCTL, v);
     igb_sync_config(p);
@@ -205,7 +205,7 @@ static void rctl_write(struct ixsim_port *p, uint32_t v)
 
 /* 8.8.15 IVAR: bytes rx n, tx n, rx n+8, tx n+8; each bits 4:0 vector,
  * bit 7 valid, bits 6:5 reserved */
-static void igb_ivar_write(struct ixsim_port *p, unsigned n, uint32_t v)
+static void igb_ivar_write(struct intel_function *p, unsigned n, uint32_t v)
 {
     if (v & 0x60606060u) {
         ERR(p, "IVAR[%u]=0x%08x: bits 6:5 of each byte are reserved", n, v);
@@ -215,7 +215,7 @@ static void igb_ivar_write(struct ixsim_port *p, unsigned n, uint32_t v)
     intel_ivar_latch(p, n, v, n, n + 8);
 }
 
-static uint32_t igb_read(struct ixsim_port *p, uint32_t off, int64_t now, int in_reset)
+static uint32_t igb_read(struct intel_function *p, uint32_t off, int64_t now, int in_reset)
 {
     switch (off) {
     case I_STATUS: {
@@ -239,7 +239,7 @@ static uint32_t igb_read(struct ixsim_port *p, uint32_t off, int64_t now, int in
     return reg(p, off);
 }
 
-static void igb_write(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t now)
+static void igb_write(struct intel_function *p, uint32_t off, uint32_t v, int64_t now)
 {
     if (off >= I_EITR(0) && off < I_EITR(I_MSIX_VECTORS)) {
         intel_eitr_write(p, (off - I_EITR(0)) / 4, off, v, now);
@@ -284,13 +284,13 @@ static void igb_write(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t no
 
 /* Register defaults after a reset (the rest reads 0). CTRL.SLU, which the
  * EEPROM may set, is 0: the driver sets it. CTRL.RST leaves the PHY as it is. */
-static void igb_reset(struct ixsim_port *p)
+static void igb_reset(struct intel_function *p)
 {
     igb_sync_config(p);
 }
 
 /* Power-up: the PHY autonegotiated before any driver came. */
-static void igb_power_up(struct ixsim_port *p, int64_t now)
+static void igb_power_up(struct intel_function *p, int64_t now)
 {
     p->phy[PHY_BMCR] = BMCR_DEFAULT;
     p->phy[PHY_ID1] = PHY_ID >> 16;

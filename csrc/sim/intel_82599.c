@@ -2,7 +2,7 @@
  * comments refer to it): the decode front end that puts the 82599's
  * registers onto the Intel model's shared state (intel_core.h).
  *
- * Events (ixsim_event), recorded when the driver reaches a bring-up milestone:
+ * Events (intel_model_event), recorded when the driver reaches a bring-up milestone:
  *   "CTRL.RST"            CTRL.RST or CTRL.LRST written (device reset requested)
  *   "EEC.ARD"             first read of EEC with ARD (auto read done) set after a reset
  *   "RDRXCTL.DMAIDONE"    first read of RDRXCTL with DMAIDONE set after a reset
@@ -88,7 +88,7 @@
 #define R_RAH(n)      (0x0A204 + 8 * (n))
 #define R_TXPBSIZE(n) (0x0CC00 + 4 * (n))
 
-static int rdrxctl_ok(struct ixsim_port *p, uint32_t v, const char *why)
+static int rdrxctl_ok(struct intel_function *p, uint32_t v, const char *why)
 {
     /* 8.2.3.8.8 RDRXCTL: RSCFRSTSIZE must be 0, RSCACKC and FCOE_WRFIX must be 1,
      * CRCSTRIP must match HLREG0.RXCRCSTRP. */
@@ -113,18 +113,18 @@ static int rdrxctl_ok(struct ixsim_port *p, uint32_t v, const char *why)
 }
 
 /* ---- the 82599 register map (8.2.3) ------------------------------------------ */
-static int ixgbe_queue_at(struct ixsim_port *p, uint32_t off, struct qreg *r)
+static int ixgbe_queue_at(struct intel_function *p, uint32_t off, struct qreg *r)
 {
-    if (off >= R_RDBAL(0) && off < R_RDBAL(IXSIM_NUM_QUEUES))
+    if (off >= R_RDBAL(0) && off < R_RDBAL(INTEL_MODEL_NUM_QUEUES))
         return intel_queue_reg(p, r, 1, (off - R_RDBAL(0)) / 0x40, (off - R_RDBAL(0)) % 0x40, off);
-    if (off >= R_TDBAL(0) && off < R_TDBAL(IXSIM_NUM_QUEUES))
+    if (off >= R_TDBAL(0) && off < R_TDBAL(INTEL_MODEL_NUM_QUEUES))
         return intel_queue_reg(p, r, 0, (off - R_TDBAL(0)) / 0x40, (off - R_TDBAL(0)) % 0x40, off);
     return 0;
 }
 
 /* QPRC/QBRC of counters 0..15 in the rx blocks of queues 0..15; QPRDC
  * (8.2.3.23.74) of counters 0..15 at offset 0x30 of the blocks of 16..31. */
-static uint32_t ixgbe_queue_stat_read(struct ixsim_port *p, const struct qreg *r)
+static uint32_t ixgbe_queue_stat_read(struct intel_function *p, const struct qreg *r)
 {
     unsigned qi = r->qi;
     if (r->rx && r->slot == 0x30 && qi >= NSTAT && qi < 2 * NSTAT)
@@ -140,15 +140,15 @@ static uint32_t ixgbe_queue_stat_read(struct ixsim_port *p, const struct qreg *r
 }
 
 /* RQSMR/TQSM: queue -> one of the 16 statistics counters */
-static uint32_t stat_index(struct ixsim_port *p, uint32_t base, unsigned qi)
+static uint32_t stat_index(struct intel_function *p, uint32_t base, unsigned qi)
 {
     return (reg(p, base + 4 * (qi / 4)) >> (8 * (qi % 4))) & 0xF;
 }
 
-static uint32_t ixgbe_rx_stat(struct ixsim_port *p, unsigned qi) { return stat_index(p, R_RQSMR(0), qi); }
-static uint32_t ixgbe_tx_stat(struct ixsim_port *p, unsigned qi) { return stat_index(p, R_TQSM(0), qi); }
+static uint32_t ixgbe_rx_stat(struct intel_function *p, unsigned qi) { return stat_index(p, R_RQSMR(0), qi); }
+static uint32_t ixgbe_tx_stat(struct intel_function *p, unsigned qi) { return stat_index(p, R_TQSM(0), qi); }
 
-static uint32_t ixgbe_read(struct ixsim_port *p, uint32_t off, int64_t now, int in_reset)
+static uint32_t ixgbe_read(struct intel_function *p, uint32_t off, int64_t now, int in_reset)
 {
     if (off >= R_SRRCTL_ALIAS(0) && off < R_SRRCTL_ALIAS(16))
         return LD(&p->rx[(off - R_SRRCTL_ALIAS(0)) / 4].srrctl);
@@ -200,19 +200,19 @@ static uint32_t ixgbe_read(struct ixsim_port *p, uint32_t off, int64_t now, int 
 
 /* 8.2.3.5.x IVAR: per byte, bits 5:0 vector, bit 7 valid, bit 6 reserved;
  * bytes: rx 2n, tx 2n, rx 2n+1, tx 2n+1 */
-static void ixgbe_ivar_write(struct ixsim_port *p, unsigned n, uint32_t v)
+static void ixgbe_ivar_write(struct intel_function *p, unsigned n, uint32_t v)
 {
     if (v & 0x40404040u) {
         ERR(p, "IVAR[%u]=0x%08x: bits 6, 14, 22 and 30 are reserved", n, v);
         v &= ~0x40404040u;
     }
     reg_set(p, R_IVAR(n), v);
-    if (2 * n + 1 < IXSIM_NUM_QUEUES)
+    if (2 * n + 1 < INTEL_MODEL_NUM_QUEUES)
         intel_ivar_latch(p, n, v, 2 * n, 2 * n + 1);
 }
 
 /* Register defaults after a reset (the rest reads 0). */
-static void ixgbe_reset(struct ixsim_port *p)
+static void ixgbe_reset(struct intel_function *p)
 {
     reg_set(p, R_HLREG0, HLREG0_TXCRCEN | HLREG0_RXCRCSTRP | HLREG0_TXPADEN);
     reg_set(p, R_MAXFRS, 1518u << 16);
@@ -224,7 +224,7 @@ static void ixgbe_reset(struct ixsim_port *p)
     ST(&p->maxfrs, reg(p, R_MAXFRS));
 }
 
-static void ixgbe_write(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t now)
+static void ixgbe_write(struct intel_function *p, uint32_t off, uint32_t v, int64_t now)
 {
     if (off >= R_SRRCTL_ALIAS(0) && off < R_SRRCTL_ALIAS(16)) {
         ST(&p->rx[(off - R_SRRCTL_ALIAS(0)) / 4].srrctl, v);
@@ -234,7 +234,7 @@ static void ixgbe_write(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t 
         intel_eitr_write(p, (off - R_EITR_LO(0)) / 4, off, v, now);
         return;
     }
-    if (off >= R_EITR_HI(24) && off < R_EITR_HI(IXSIM_MSIX_VECTORS)) {
+    if (off >= R_EITR_HI(24) && off < R_EITR_HI(INTEL_MODEL_MSIX_VECTORS)) {
         intel_eitr_write(p, 24 + (off - R_EITR_HI(24)) / 4, off, v, now);
         return;
     }
@@ -333,7 +333,7 @@ static void ixgbe_write(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t 
 
 /* ---- the variant ---------------------------------------------------------------- */
 const struct variant intel_82599_variant = {
-    .device_id = 0x10FB, .nqueues = IXSIM_NUM_QUEUES, .msix_vectors = IXSIM_MSIX_VECTORS,
+    .device_id = 0x10FB, .nqueues = INTEL_MODEL_NUM_QUEUES, .msix_vectors = INTEL_MODEL_MSIX_VECTORS,
     .ctrl_rst = CTRL_RST | CTRL_LRST, .ral0 = R_RAL(0),
     .srrctl_slot = 0x14, .srrctl_bsizepkt = SRRCTL_BSIZEPKT_MASK, .srrctl_drop_en = SRRCTL_DROP_EN,
     .te_before_queues = 1,

@@ -1,6 +1,6 @@
-/* The Intel device model's shared core (82599 and 82576): see ixgbe_model.h
+/* The Intel device model's shared core (82599 and 82576): see intel_model.h
  * for the contract. What every file of the model shares: the state of a
- * port, its rings, statistics and MSI-X machinery, the variant table each
+ * function, its rings, statistics and MSI-X machinery, the variant table each
  * register map fills in, and the functions the files call in one another.
  *
  * The files, one concern each:
@@ -17,7 +17,7 @@
  * it) and the 82576 datasheet (the "82576 register map" section, and where
  * a comment names the 82576).
  *
- * Events (ixsim_event), recorded when the driver reaches a bring-up milestone:
+ * Events (intel_model_event), recorded when the driver reaches a bring-up milestone:
  *   "CTRL.RST"            CTRL.RST or CTRL.LRST written (device reset requested)
  *   "EEC.ARD"             first read of EEC with ARD (auto read done) set after a reset
  *   "RDRXCTL.DMAIDONE"    first read of RDRXCTL with DMAIDONE set after a reset
@@ -46,11 +46,11 @@
  *    queue-to-counter mapping (16 counters; default: every queue -> 0).
  *  - wire_stats bytes exclude the CRC (what the application sent/received).
  *  - Tx waits for link: while LINKS.LINK_UP is 0, tx descriptors stay pending
- *    (the frames would sit in the packet buffer). Frames reaching a port whose
+ *    (the frames would sit in the packet buffer). Frames reaching a function whose
  *    link is down or whose RXCTRL.RXEN is 0 are lost without counting.
  *  - A ring must lie inside one DMA mapping (one contiguous region).
  *  - Interrupts (7.3): MSI-X only. A vector is "attached" when an eventfd is
- *    set for it (ixsim_set_irq_eventfd, what VFIO_DEVICE_SET_IRQS does); the
+ *    set for it (intel_model_set_irq_eventfd, what VFIO_DEVICE_SET_IRQS does); the
  *    model dup()s the fd as VFIO takes a reference. IVAR maps each queue's rx
  *    and tx cause to one of 64 vectors (valid bit). A cause sets the vector's
  *    EICR bit and makes it pending; a pending, unmasked (EIMS) vector sends
@@ -67,23 +67,23 @@
  *    A write-back raises the cause once per engine pass (rx batch), not per
  *    descriptor: the same to the driver, since EICR is a sticky bit.
  *
- * The 82576 (variant IXSIM_82576) shares all of the above; intel_82576.c
+ * The 82576 (variant INTEL_MODEL_82576) shares all of the above; intel_82576.c
  * says how its register map differs.
  *
  * Threading: the driver's threads call the register functions; the worker
  * thread runs the DMA engines. Shared state is accessed with GCC __atomic
  * builtins only. The worker increments sim->round at the start and at the
  * end of every pass (odd = inside a pass); a driver thread that disables a
- * queue, resets the port or changes the DMA map clears the flag first, then
+ * queue, resets the function or changes the DMA map clears the flag first, then
  * waits until the pass it may have raced with has ended (quiesce()), so the
  * worker no longer touches the old ring or mapping when the call returns.
- * rx paths (worker and ixsim_inject) serialise per port on a spin lock.
+ * rx paths (worker and intel_model_inject) serialise per function on a spin lock.
  */
 #define _GNU_SOURCE
 #ifndef INTEL_CORE_H
 #define INTEL_CORE_H
 
-#include "ixgbe_model.h"
+#include "intel_model.h"
 #include "sim_dma.h"
 #include "sim_worker.h"
 
@@ -206,24 +206,24 @@ struct eitr_layout {
 struct variant {
     uint16_t device_id;
     unsigned nqueues, msix_vectors;
-    uint32_t ctrl_rst;                  /* CTRL bits that reset the port */
+    uint32_t ctrl_rst;                  /* CTRL bits that reset the function */
     uint32_t ral0;                      /* RAL(0); RAH(0) follows */
     uint32_t srrctl_slot, srrctl_bsizepkt, srrctl_drop_en;
     int te_before_queues;               /* TXDCTL.ENABLE needs tx on first */
     struct eirq_layout eirq;
     struct eitr_layout eitr;
-    int (*queue_at)(struct ixsim_port *p, uint32_t off, struct qreg *r);
-    uint32_t (*queue_stat_read)(struct ixsim_port *p, const struct qreg *r);
-    uint32_t (*rx_stat)(struct ixsim_port *p, unsigned qi);   /* a queue's counter index */
-    uint32_t (*tx_stat)(struct ixsim_port *p, unsigned qi);
-    uint32_t (*read)(struct ixsim_port *p, uint32_t off, int64_t now, int in_reset);
-    void (*write)(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t now);
-    void (*reset)(struct ixsim_port *p);
-    void (*power_up)(struct ixsim_port *p, int64_t now);  /* at create, after the reset; or NULL */
+    int (*queue_at)(struct intel_function *p, uint32_t off, struct qreg *r);
+    uint32_t (*queue_stat_read)(struct intel_function *p, const struct qreg *r);
+    uint32_t (*rx_stat)(struct intel_function *p, unsigned qi);   /* a queue's counter index */
+    uint32_t (*tx_stat)(struct intel_function *p, unsigned qi);
+    uint32_t (*read)(struct intel_function *p, uint32_t off, int64_t now, int in_reset);
+    void (*write)(struct intel_function *p, uint32_t off, uint32_t v, int64_t now);
+    void (*reset)(struct intel_function *p);
+    void (*power_up)(struct intel_function *p, int64_t now);  /* at create, after the reset; or NULL */
 };
 
-struct ixsim_port {
-    struct ixsim *sim;
+struct intel_function {
+    struct intel_model *sim;
     const struct variant *v;
     unsigned index;
     struct ixy_reg_ops ops;
@@ -243,11 +243,11 @@ struct ixsim_port {
     int64_t phy_an_at;        /* 82576: ns when the PHY's autonegotiation is complete; NEVER: off */
     uint32_t ev_ard, ev_dmaidone, ev_link;   /* event armed (driver side) */
     uint64_t txmask, rxmask;  /* atomic: enabled queues */
-    struct ring tx[IXSIM_NUM_QUEUES], rx[IXSIM_NUM_QUEUES];
+    struct ring tx[INTEL_MODEL_NUM_QUEUES], rx[INTEL_MODEL_NUM_QUEUES];
 
     /* wire */
     int wire;                 /* atomic WIRE_* */
-    struct ixsim_port *peer;  /* atomic */
+    struct intel_function *peer;  /* atomic */
     uint8_t *src_frame;       /* source frame (worker-owned while WIRE_SOURCE) */
     uint32_t src_len;
     int src_seq_off;
@@ -258,25 +258,25 @@ struct ixsim_port {
     uint8_t rxlock;
     uint8_t rx_dirty;
     struct dev_stats acc;
-    struct ixsim_wire_stats wacc;
+    struct intel_wire_stats wacc;
 
     /* MSI-X (7.3). The IVAR latches are read by the engines (atomic); the
      * rest is under irq_lock, the innermost lock (taken after p->lock or the
      * rx lock, never the other way round). */
-    uint8_t rx_ivar[IXSIM_NUM_QUEUES], tx_ivar[IXSIM_NUM_QUEUES];  /* vector | IVAR_VALID */
+    uint8_t rx_ivar[INTEL_MODEL_NUM_QUEUES], tx_ivar[INTEL_MODEL_NUM_QUEUES];  /* vector | IVAR_VALID */
     uint64_t rx_cause;        /* under the rx lock: vectors raised since rx_lock */
     pthread_mutex_t irq_lock;
     uint32_t gpie, eiac;
     uint64_t eicr, eims, eiam, pend;   /* one bit per vector */
     uint32_t irq_wait;        /* atomic: a pending unmasked vector waits for its EITR interval */
     uint64_t lost_reported;   /* vectors whose lost message was logged */
-    int efd[IXSIM_MSIX_VECTORS];       /* dup of the attached eventfd, -1: none */
-    int64_t itr_ns[IXSIM_MSIX_VECTORS], next_ok[IXSIM_MSIX_VECTORS];
-    uint64_t sent[IXSIM_MSIX_VECTORS]; /* atomic: messages sent */
+    int efd[INTEL_MODEL_MSIX_VECTORS];       /* dup of the attached eventfd, -1: none */
+    int64_t itr_ns[INTEL_MODEL_MSIX_VECTORS], next_ok[INTEL_MODEL_MSIX_VECTORS];
+    uint64_t sent[INTEL_MODEL_MSIX_VECTORS]; /* atomic: messages sent */
 
     struct dev_stats st;      /* atomic counters */
     uint32_t gorc_hi, gotc_hi, tor_hi, tot_hi, qbrc_hi[NSTAT], qbtc_hi[NSTAT]; /* latched high halves */
-    struct ixsim_wire_stats wst;   /* atomic */
+    struct intel_wire_stats wst;   /* atomic */
 
     pthread_mutex_t log_lock;
     unsigned nerr, nev;
@@ -284,9 +284,9 @@ struct ixsim_port {
     char evts[LOG_ENTRIES][EVT_LEN];
 };
 
-struct ixsim {
-    unsigned nports;
-    struct ixsim_port *ports[IXSIM_MAX_PORTS];
+struct intel_model {
+    unsigned nfunctions;
+    struct intel_function *functions[INTEL_MODEL_MAX_FUNCTIONS];
     struct sim_dma_map *map;  /* atomic pointer, replaced as a whole */
     pthread_mutex_t map_lock; /* map writers and the non-worker DMA users */
     struct sim_worker worker; /* plays the DMA engines: intel_one_pass */
@@ -298,7 +298,7 @@ struct ixsim {
 #pragma GCC visibility push(hidden)
 
 /* ---- helpers ----------------------------------------------------------------- */
-void intel_log_add(struct ixsim_port *p, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void intel_log_add(struct intel_function *p, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 #define ERR(p, ...) intel_log_add((p), 1, __VA_ARGS__)
 #define EVT(p, ...) intel_log_add((p), 0, __VA_ARGS__)
 
@@ -307,11 +307,11 @@ static inline uint64_t rd64(const uint8_t *a) { uint64_t v; memcpy(&v, a, 8); re
 static inline void wr32(uint8_t *a, uint32_t v) { memcpy(a, &v, 4); }
 static inline void wr64(uint8_t *a, uint64_t v) { memcpy(a, &v, 8); }
 
-static inline uint32_t reg(struct ixsim_port *p, uint32_t off) { return LD(&p->regs[off >> 2]); }
-static inline void reg_set(struct ixsim_port *p, uint32_t off, uint32_t v) { ST(&p->regs[off >> 2], v); }
+static inline uint32_t reg(struct intel_function *p, uint32_t off) { return LD(&p->regs[off >> 2]); }
+static inline void reg_set(struct intel_function *p, uint32_t off, uint32_t v) { ST(&p->regs[off >> 2], v); }
 
 /* Wait until the worker has finished any pass that started before now. */
-static inline void quiesce(struct ixsim *sim)
+static inline void quiesce(struct intel_model *sim)
 {
     uint64_t r = __atomic_load_n(&sim->round, __ATOMIC_SEQ_CST);
     if (!(r & 1))
@@ -320,13 +320,13 @@ static inline void quiesce(struct ixsim *sim)
         cpu_relax();
 }
 
-static inline void rx_lock(struct ixsim_port *p)
+static inline void rx_lock(struct intel_function *p)
 {
     while (__atomic_test_and_set(&p->rxlock, __ATOMIC_ACQUIRE))
         cpu_relax();
 }
 
-static inline int link_is_up(struct ixsim_port *p, int64_t now)
+static inline int link_is_up(struct intel_function *p, int64_t now)
 {
     return now >= LD(&p->link_up_at);
 }
@@ -336,37 +336,37 @@ static inline uint32_t sat32(uint64_t v) { return v > 0xFFFFFFFFu ? 0xFFFFFFFFu 
 /* ---- what the files call in one another ---------------------------------------- */
 /* intel_engines.c */
 void intel_fcs_init(void);
-int intel_rx_frame(struct ixsim_port *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
+int intel_rx_frame(struct intel_function *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
                    const uint8_t *data, uint32_t len, const uint8_t *crc, int64_t now);
-void intel_rx_unlock(struct ixsim_port *p);
-unsigned intel_one_pass(struct ixsim *sim, int64_t now);
+void intel_rx_unlock(struct intel_function *p);
+unsigned intel_one_pass(struct intel_model *sim, int64_t now);
 /* intel_msix.c */
-void intel_irq_eval(struct ixsim_port *p, int64_t now);
-void intel_irq_raise(struct ixsim_port *p, uint64_t vectors, int64_t now);
-void intel_irq_unmask(struct ixsim_port *p, uint64_t vectors, int64_t now, const char *reg);
-void intel_irq_mask(struct ixsim_port *p, uint64_t vectors);
-void intel_msix_reset(struct ixsim_port *p);
-void intel_eitr_write(struct ixsim_port *p, unsigned v, uint32_t off, uint32_t val, int64_t now);
-void intel_ivar_latch(struct ixsim_port *p, unsigned n, uint32_t v, unsigned q0, unsigned q1);
-void intel_gpie_write(struct ixsim_port *p, uint32_t off, uint32_t v);
-int intel_eirq_read(struct ixsim_port *p, uint32_t off, uint32_t *v);
-int intel_eirq_write(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t now);
+void intel_irq_eval(struct intel_function *p, int64_t now);
+void intel_irq_raise(struct intel_function *p, uint64_t vectors, int64_t now);
+void intel_irq_unmask(struct intel_function *p, uint64_t vectors, int64_t now, const char *reg);
+void intel_irq_mask(struct intel_function *p, uint64_t vectors);
+void intel_msix_reset(struct intel_function *p);
+void intel_eitr_write(struct intel_function *p, unsigned v, uint32_t off, uint32_t val, int64_t now);
+void intel_ivar_latch(struct intel_function *p, unsigned n, uint32_t v, unsigned q0, unsigned q1);
+void intel_gpie_write(struct intel_function *p, uint32_t off, uint32_t v);
+int intel_eirq_read(struct intel_function *p, uint32_t off, uint32_t *v);
+int intel_eirq_write(struct intel_function *p, uint32_t off, uint32_t v, int64_t now);
 /* intel_queues.c */
-void intel_ring_stop(struct ixsim_port *p, struct ring *q, uint64_t *mask, unsigned qi);
-void intel_tail_write(struct ixsim_port *p, struct ring *q, const char *name, unsigned qi, uint32_t v);
-int intel_queue_reg(struct ixsim_port *p, struct qreg *r, int rx, unsigned qi, uint32_t slot, uint32_t off);
-uint32_t intel_queue_read(struct ixsim_port *p, const struct qreg *r);
-void intel_queue_write(struct ixsim_port *p, const struct qreg *r, uint32_t v);
-void intel_rings_unmapped(struct ixsim *sim, uint64_t dma_addr, uint64_t len);
+void intel_ring_stop(struct intel_function *p, struct ring *q, uint64_t *mask, unsigned qi);
+void intel_tail_write(struct intel_function *p, struct ring *q, const char *name, unsigned qi, uint32_t v);
+int intel_queue_reg(struct intel_function *p, struct qreg *r, int rx, unsigned qi, uint32_t slot, uint32_t off);
+uint32_t intel_queue_read(struct intel_function *p, const struct qreg *r);
+void intel_queue_write(struct intel_function *p, const struct qreg *r, uint32_t v);
+void intel_rings_unmapped(struct intel_model *sim, uint64_t dma_addr, uint64_t len);
 /* intel_regs.c */
-void intel_port_reset(struct ixsim_port *p, int64_t now);
-void intel_set_own_mac(struct ixsim_port *p);
+void intel_function_reset(struct intel_function *p, int64_t now);
+void intel_set_own_mac(struct intel_function *p);
 uint32_t intel_stat_read64(uint64_t *ctr, uint32_t *hi, int high);
-int64_t intel_an_done_at(struct ixsim_port *p, int64_t now);
-void intel_set_rxen(struct ixsim_port *p, uint32_t on, const char *event);
-void intel_set_te(struct ixsim_port *p, uint32_t on, const char *event);
-void intel_set_filter(struct ixsim_port *p, uint32_t fctrl, const char *upe);
-uint32_t intel_eeprom_status(struct ixsim_port *p, int in_reset, const char *event);
+int64_t intel_an_done_at(struct intel_function *p, int64_t now);
+void intel_set_rxen(struct intel_function *p, uint32_t on, const char *event);
+void intel_set_te(struct intel_function *p, uint32_t on, const char *event);
+void intel_set_filter(struct intel_function *p, uint32_t fctrl, const char *upe);
+uint32_t intel_eeprom_status(struct intel_function *p, int in_reset, const char *event);
 /* the register maps: intel_82599.c, intel_82576.c */
 extern const struct variant intel_82599_variant, intel_82576_variant;
 #pragma GCC visibility pop

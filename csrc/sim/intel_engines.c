@@ -2,7 +2,7 @@
  * receive path (address filter, rx descriptor write-back, drops and
  * statistics), the transmit path (tx descriptor fetch, the frame onto the
  * wire, DD write-back) and the traffic generator of a source wire; one pass
- * of every port. See intel_core.h for the design notes.
+ * of every function. See intel_core.h for the design notes.
  */
 #define _GNU_SOURCE
 #include "intel_core.h"
@@ -10,7 +10,7 @@
 #include <string.h>
 
 #define TX_BUDGET 512             /* descriptors per queue per pass */
-#define RX_BUDGET 256             /* source frames per port per pass */
+#define RX_BUDGET 256             /* source frames per function per pass */
 
 
 /* Ethernet FCS (CRC-32, reflected 0xEDB88320), only computed when a
@@ -40,9 +40,9 @@ static uint32_t eth_fcs(const uint8_t *d, uint32_t len)
 }
 
 /* A frame (without CRC: len bytes; crc = the 4 FCS bytes or NULL to compute)
- * arrives at port p. Caller holds p's rx lock. Returns 1 if written to
+ * arrives at function p. Caller holds p's rx lock. Returns 1 if written to
  * descriptors. Counters go to p->acc / p->wacc, flushed by rx_unlock. */
-int intel_rx_frame(struct ixsim_port *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
+int intel_rx_frame(struct intel_function *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
                     const uint8_t *data, uint32_t len, const uint8_t *crc, int64_t now)
 {
     if (!LD(&p->rxen) || !link_is_up(p, now) || now < LD(&p->rst_until))
@@ -167,7 +167,7 @@ static void flush_stats(struct dev_stats *dst, struct dev_stats *src)
         }
 }
 
-static void flush_wire(struct ixsim_wire_stats *dst, struct ixsim_wire_stats *src)
+static void flush_wire(struct intel_wire_stats *dst, struct intel_wire_stats *src)
 {
     uint64_t *d = (uint64_t *)dst, *s = (uint64_t *)src;
     for (size_t i = 0; i < sizeof(*src) / 8; i++)
@@ -177,7 +177,7 @@ static void flush_wire(struct ixsim_wire_stats *dst, struct ixsim_wire_stats *sr
         }
 }
 
-void intel_rx_unlock(struct ixsim_port *p)
+void intel_rx_unlock(struct intel_function *p)
 {
     if (p->rx_dirty) {
         flush_stats(&p->st, &p->acc);
@@ -192,14 +192,14 @@ void intel_rx_unlock(struct ixsim_port *p)
 }
 
 /* ---- transmit path --------------------------------------------------------- */
-static void fault_tx(struct ixsim_port *p, struct ring *q)
+static void fault_tx(struct intel_function *p, struct ring *q)
 {
     ST(&q->faulted, 1);
     (void)p;
 }
 
 /* Process one tx queue. Returns descriptors consumed. */
-static unsigned tx_queue(struct ixsim_port *p, unsigned qi, const struct sim_dma_map *m,
+static unsigned tx_queue(struct intel_function *p, unsigned qi, const struct sim_dma_map *m,
                          const struct sim_dma_ent **hint, int64_t now)
 {
     struct ring *q = &p->tx[qi];
@@ -218,7 +218,7 @@ static unsigned tx_queue(struct ixsim_port *p, unsigned qi, const struct sim_dma
     }
     const uint32_t size = q->size;
     int mode = LDA(&p->wire);
-    struct ixsim_port *peer = mode == WIRE_PAIR ? LDA(&p->peer) : NULL;
+    struct intel_function *peer = mode == WIRE_PAIR ? LDA(&p->peer) : NULL;
     int peer_locked = 0;
     uint32_t hl = LD(&p->hlreg0);
     uint64_t gptc = 0, gotc = 0, bytes = 0;
@@ -303,8 +303,8 @@ static unsigned tx_queue(struct ixsim_port *p, unsigned qi, const struct sim_dma
                 else
                     len = total - 4;
             }
-            if (send && total > IXSIM_MAX_FRAME) {
-                ERR(p, "queue %u: tx packet of %u bytes exceeds the largest frame %u (dropped)", qi, total, IXSIM_MAX_FRAME);
+            if (send && total > INTEL_MODEL_MAX_FRAME) {
+                ERR(p, "queue %u: tx packet of %u bytes exceeds the largest frame %u (dropped)", qi, total, INTEL_MODEL_MAX_FRAME);
                 send = 0;
             }
             if (send) {
@@ -376,7 +376,7 @@ static unsigned tx_queue(struct ixsim_port *p, unsigned qi, const struct sim_dma
 }
 
 /* The traffic generator at the far end of a source wire. */
-static unsigned source_fill(struct ixsim_port *p, const struct sim_dma_map *m,
+static unsigned source_fill(struct intel_function *p, const struct sim_dma_map *m,
                             const struct sim_dma_ent **hint, int64_t now)
 {
     if (!LD(&p->rxen) || !link_is_up(p, now))
@@ -403,7 +403,7 @@ static unsigned source_fill(struct ixsim_port *p, const struct sim_dma_map *m,
     return sent;
 }
 
-static unsigned port_pass(struct ixsim_port *p, const struct sim_dma_map *m, int64_t now)
+static unsigned function_pass(struct intel_function *p, const struct sim_dma_map *m, int64_t now)
 {
     const struct sim_dma_ent *hint = NULL;
     unsigned work = 0;
@@ -426,15 +426,15 @@ static unsigned port_pass(struct ixsim_port *p, const struct sim_dma_map *m, int
     return work;
 }
 
-/* One pass of every port's DMA engines. The round counter is odd while the
+/* One pass of every function's DMA engines. The round counter is odd while the
  * pass runs, so quiesce() can wait for it to end. */
-unsigned intel_one_pass(struct ixsim *sim, int64_t now)
+unsigned intel_one_pass(struct intel_model *sim, int64_t now)
 {
     __atomic_fetch_add(&sim->round, 1, __ATOMIC_SEQ_CST);   /* odd: inside */
     const struct sim_dma_map *m = __atomic_load_n(&sim->map, __ATOMIC_SEQ_CST);
     unsigned work = 0;
-    for (unsigned i = 0; i < sim->nports; i++)
-        work += port_pass(sim->ports[i], m, now);
+    for (unsigned i = 0; i < sim->nfunctions; i++)
+        work += function_pass(sim->functions[i], m, now);
     __atomic_fetch_add(&sim->round, 1, __ATOMIC_SEQ_CST);   /* even: outside */
     return work;
 }

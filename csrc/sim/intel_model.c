@@ -1,4 +1,4 @@
-/* The Intel model's life cycle: create (ports of one variant), the worker
+/* The Intel model's life cycle: create (functions of one variant), the worker
  * thread, destroy, the DMA map; the PCI configuration space; the logs.
  */
 #define _GNU_SOURCE
@@ -19,21 +19,21 @@ static unsigned worker_pass(void *ctx)
     return intel_one_pass(ctx, now_ns());
 }
 
-int ixsim_poll(void *ctx)
+int intel_model_poll(void *ctx)
 {
-    struct ixsim *sim = ctx;
+    struct intel_model *sim = ctx;
     if (sim_worker_running(&sim->worker))
         return -1;
     return (int)intel_one_pass(sim, now_ns());
 }
 
 static const struct variant *const variants[] = {
-    [IXSIM_82599] = &intel_82599_variant,
-    [IXSIM_82576] = &intel_82576_variant,
+    [INTEL_MODEL_82599] = &intel_82599_variant,
+    [INTEL_MODEL_82576] = &intel_82576_variant,
 };
 
 /* ---- helpers ----------------------------------------------------------------- */
-void intel_log_add(struct ixsim_port *p, int err, const char *fmt, ...)
+void intel_log_add(struct intel_function *p, int err, const char *fmt, ...)
 {
     va_list ap;
     pthread_mutex_lock(&p->log_lock);
@@ -50,7 +50,7 @@ void intel_log_add(struct ixsim_port *p, int err, const char *fmt, ...)
     pthread_mutex_unlock(&p->log_lock);
 }
 /* ---- PCI configuration space --------------------------------------------------- */
-uint32_t ixsim_config_read(struct ixsim_port *p, uint32_t off, unsigned size)
+uint32_t intel_model_config_read(struct intel_function *p, uint32_t off, unsigned size)
 {
     if (!(size == 1 || size == 2 || size == 4) || off % size || off + size > 256) {
         ERR(p, "config read of %u bytes at 0x%x: bad size or alignment", size, off);
@@ -71,7 +71,7 @@ uint32_t ixsim_config_read(struct ixsim_port *p, uint32_t off, unsigned size)
     return v;
 }
 
-void ixsim_config_write(struct ixsim_port *p, uint32_t off, unsigned size, uint32_t value)
+void intel_model_config_write(struct intel_function *p, uint32_t off, unsigned size, uint32_t value)
 {
     if (!(size == 1 || size == 2 || size == 4) || off % size || off + size > 256) {
         ERR(p, "config write of %u bytes at 0x%x: bad size or alignment", size, off);
@@ -91,14 +91,14 @@ void ixsim_config_write(struct ixsim_port *p, uint32_t off, unsigned size, uint3
 }
 
 /* ---- life cycle ------------------------------------------------------------------ */
-static void port_free(struct ixsim_port *p)
+static void function_free(struct intel_function *p)
 {
     if (!p)
         return;
     free(p->regs);
     free(p->src_frame);
     free(p->scratch);
-    for (unsigned v = 0; v < IXSIM_MSIX_VECTORS; v++)
+    for (unsigned v = 0; v < INTEL_MODEL_MSIX_VECTORS; v++)
         if (p->efd[v] >= 0)
             close(p->efd[v]);
     pthread_mutex_destroy(&p->lock);
@@ -115,39 +115,39 @@ static void map_free(struct sim_dma_map *m)
     free(m);
 }
 
-struct ixsim *ixsim_create(unsigned nports, const uint8_t base_mac[6], enum ixsim_variant variant)
+struct intel_model *intel_model_create(unsigned nfunctions, const uint8_t base_mac[6], enum intel_model_variant variant)
 {
-    if (nports == 0 || nports > IXSIM_MAX_PORTS || (unsigned)variant >= sizeof(variants) / sizeof(variants[0]))
+    if (nfunctions == 0 || nfunctions > INTEL_MODEL_MAX_FUNCTIONS || (unsigned)variant >= sizeof(variants) / sizeof(variants[0]))
         return NULL;
     intel_fcs_init();
-    struct ixsim *sim = calloc(1, sizeof(*sim));
+    struct intel_model *sim = calloc(1, sizeof(*sim));
     if (!sim)
         return NULL;
-    sim->nports = nports;
+    sim->nfunctions = nfunctions;
     sim->map = calloc(1, sizeof(*sim->map));
     if (!sim->map)
         goto fail;
     pthread_mutex_init(&sim->map_lock, NULL);
     sim_worker_init(&sim->worker, worker_pass, sim, 0, IDLE_SLEEP_NS);
-    for (unsigned i = 0; i < nports; i++) {
-        struct ixsim_port *p = calloc(1, sizeof(*p));
+    for (unsigned i = 0; i < nfunctions; i++) {
+        struct intel_function *p = calloc(1, sizeof(*p));
         if (!p)
             goto fail;
-        sim->ports[i] = p;
+        sim->functions[i] = p;
         p->sim = sim;
         p->v = variants[variant];
         p->index = i;
-        p->ops.read32 = ixsim_read32;
-        p->ops.write32 = ixsim_write32;
+        p->ops.read32 = intel_model_read32;
+        p->ops.write32 = intel_model_write32;
         p->ops.ctx = p;
         pthread_mutex_init(&p->lock, NULL);
         pthread_mutex_init(&p->log_lock, NULL);
         pthread_mutex_init(&p->irq_lock, NULL);
-        for (unsigned v = 0; v < IXSIM_MSIX_VECTORS; v++)
+        for (unsigned v = 0; v < INTEL_MODEL_MSIX_VECTORS; v++)
             p->efd[v] = -1;
-        p->regs = calloc(1, IXSIM_BAR0_SIZE);
-        p->src_frame = calloc(1, IXSIM_MAX_FRAME + 8);
-        p->scratch = calloc(1, IXSIM_MAX_FRAME + 64);
+        p->regs = calloc(1, INTEL_MODEL_BAR0_SIZE);
+        p->src_frame = calloc(1, INTEL_MODEL_MAX_FRAME + 8);
+        p->scratch = calloc(1, INTEL_MODEL_MAX_FRAME + 64);
         if (!p->regs || !p->src_frame || !p->scratch)
             goto fail;
         memcpy(p->mac, base_mac, 6);
@@ -156,52 +156,52 @@ struct ixsim *ixsim_create(unsigned nports, const uint8_t base_mac[6], enum ixsi
         p->pci_command = 0;            /* MEM and BME off until the driver enables them */
         p->src_seq_off = -1;
         int64_t now = now_ns();
-        intel_port_reset(p, now);      /* power-up: EEPROM already read, DMA init done */
+        intel_function_reset(p, now);      /* power-up: EEPROM already read, DMA init done */
         p->ev_ard = p->ev_dmaidone = 0;
         if (p->v->power_up)
             p->v->power_up(p, now);
     }
     return sim;
 fail:
-    for (unsigned i = 0; i < nports; i++)
-        port_free(sim->ports[i]);
+    for (unsigned i = 0; i < nfunctions; i++)
+        function_free(sim->functions[i]);
     map_free(sim->map);
     free(sim);
     return NULL;
 }
 
-struct ixsim_port *ixsim_port(struct ixsim *sim, unsigned index)
+struct intel_function *intel_model_function(struct intel_model *sim, unsigned index)
 {
-    return index < sim->nports ? sim->ports[index] : NULL;
+    return index < sim->nfunctions ? sim->functions[index] : NULL;
 }
 
 
-static int ixsim_start(void *ctx)
+static int intel_model_start(void *ctx)
 {
-    struct ixsim *sim = ctx;
+    struct intel_model *sim = ctx;
     return sim_worker_start(&sim->worker);
 }
 
-static void ixsim_stop(void *ctx)
+static void intel_model_stop(void *ctx)
 {
-    struct ixsim *sim = ctx;
+    struct intel_model *sim = ctx;
     sim_worker_stop(&sim->worker);
 }
 
-static void ixsim_set_busy_poll(void *ctx, int busy)
+static void intel_model_set_busy_poll(void *ctx, int busy)
 {
-    struct ixsim *sim = ctx;
+    struct intel_model *sim = ctx;
     sim_worker_set_busy(&sim->worker, busy);
 }
 
-static void ixsim_destroy(void *ctx)
+static void intel_model_destroy(void *ctx)
 {
-    struct ixsim *sim = ctx;
+    struct intel_model *sim = ctx;
     if (!sim)
         return;
     sim_worker_destroy(&sim->worker);
-    for (unsigned i = 0; i < sim->nports; i++)
-        port_free(sim->ports[i]);
+    for (unsigned i = 0; i < sim->nfunctions; i++)
+        function_free(sim->functions[i]);
     map_free(sim->map);
     pthread_mutex_destroy(&sim->map_lock);
     free(sim);
@@ -210,7 +210,7 @@ static void ixsim_destroy(void *ctx)
 /* ---- DMA map ---------------------------------------------------------------------- */
 /* The worker reads the map without a lock: a change is made to a copy that
  * then replaces the map as a whole. */
-static void map_replace(struct ixsim *sim, struct sim_dma_map *nm)
+static void map_replace(struct intel_model *sim, struct sim_dma_map *nm)
 {
     struct sim_dma_map *old = sim->map;
     __atomic_store_n(&sim->map, nm, __ATOMIC_SEQ_CST);
@@ -218,9 +218,9 @@ static void map_replace(struct ixsim *sim, struct sim_dma_map *nm)
     map_free(old);
 }
 
-static int ixsim_dma_map(void *ctx, uint64_t dma_addr, void *vaddr, uint64_t len)
+static int intel_model_dma_map(void *ctx, uint64_t dma_addr, void *vaddr, uint64_t len)
 {
-    struct ixsim *sim = ctx;
+    struct intel_model *sim = ctx;
     pthread_mutex_lock(&sim->map_lock);
     struct sim_dma_map *nm = sim_dma_copy(sim->map);
     int rc = nm ? sim_dma_add(nm, dma_addr, vaddr, len) : ENOMEM;
@@ -233,9 +233,9 @@ static int ixsim_dma_map(void *ctx, uint64_t dma_addr, void *vaddr, uint64_t len
 }
 
 
-static int ixsim_dma_unmap(void *ctx, uint64_t dma_addr, uint64_t len)
+static int intel_model_dma_unmap(void *ctx, uint64_t dma_addr, uint64_t len)
 {
-    struct ixsim *sim = ctx;
+    struct intel_model *sim = ctx;
     pthread_mutex_lock(&sim->map_lock);
     struct sim_dma_map *nm = sim_dma_copy(sim->map);
     int rc = nm ? sim_dma_remove(nm, dma_addr, len) : ENOMEM;
@@ -249,23 +249,23 @@ static int ixsim_dma_unmap(void *ctx, uint64_t dma_addr, uint64_t len)
     return rc;
 }
 
-const struct sim_model_ops ixsim_ops = {
-    .start = ixsim_start, .stop = ixsim_stop, .destroy = ixsim_destroy, .poll = ixsim_poll,
-    .set_busy_poll = ixsim_set_busy_poll, .dma_map = ixsim_dma_map, .dma_unmap = ixsim_dma_unmap,
+const struct sim_model_ops intel_model_ops = {
+    .start = intel_model_start, .stop = intel_model_stop, .destroy = intel_model_destroy, .poll = intel_model_poll,
+    .set_busy_poll = intel_model_set_busy_poll, .dma_map = intel_model_dma_map, .dma_unmap = intel_model_dma_unmap,
 };
 
 /* ---- logs -------------------------------------------------------------------------------- */
-unsigned ixsim_error_count(struct ixsim_port *p) { return __atomic_load_n(&p->nerr, __ATOMIC_ACQUIRE); }
-const char *ixsim_error(struct ixsim_port *p, unsigned i) { return i < ixsim_error_count(p) ? p->errs[i] : NULL; }
-void ixsim_clear_errors(struct ixsim_port *p)
+unsigned intel_model_error_count(struct intel_function *p) { return __atomic_load_n(&p->nerr, __ATOMIC_ACQUIRE); }
+const char *intel_model_error(struct intel_function *p, unsigned i) { return i < intel_model_error_count(p) ? p->errs[i] : NULL; }
+void intel_model_clear_errors(struct intel_function *p)
 {
     pthread_mutex_lock(&p->log_lock);
     __atomic_store_n(&p->nerr, 0, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&p->log_lock);
 }
-unsigned ixsim_event_count(struct ixsim_port *p) { return __atomic_load_n(&p->nev, __ATOMIC_ACQUIRE); }
-const char *ixsim_event(struct ixsim_port *p, unsigned i) { return i < ixsim_event_count(p) ? p->evts[i] : NULL; }
-void ixsim_clear_events(struct ixsim_port *p)
+unsigned intel_model_event_count(struct intel_function *p) { return __atomic_load_n(&p->nev, __ATOMIC_ACQUIRE); }
+const char *intel_model_event(struct intel_function *p, unsigned i) { return i < intel_model_event_count(p) ? p->evts[i] : NULL; }
+void intel_model_clear_events(struct intel_function *p)
 {
     pthread_mutex_lock(&p->log_lock);
     __atomic_store_n(&p->nev, 0, __ATOMIC_RELEASE);

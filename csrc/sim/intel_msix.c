@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 /* Send vector v's message: an 8-byte write of 1 to its eventfd. irq_lock held. */
-static void msix_send(struct ixsim_port *p, unsigned v)
+static void msix_send(struct intel_function *p, unsigned v)
 {
     ADD(&p->sent[v], 1);
     if (p->efd[v] < 0) {
@@ -28,7 +28,7 @@ static void msix_send(struct ixsim_port *p, unsigned v)
 
 /* Send every pending, unmasked vector whose EITR interval has passed; the
  * others stay pending (the worker retries them every pass). irq_lock held. */
-void intel_irq_eval(struct ixsim_port *p, int64_t now)
+void intel_irq_eval(struct intel_function *p, int64_t now)
 {
     if (!(p->gpie & GPIE_MSIX_MODE)) {
         ST(&p->irq_wait, 0);
@@ -54,7 +54,7 @@ void intel_irq_eval(struct ixsim_port *p, int64_t now)
     ST(&p->irq_wait, waiting != 0);
 }
 
-void intel_irq_raise(struct ixsim_port *p, uint64_t vectors, int64_t now)
+void intel_irq_raise(struct intel_function *p, uint64_t vectors, int64_t now)
 {
     pthread_mutex_lock(&p->irq_lock);
     p->eicr |= vectors;
@@ -64,7 +64,7 @@ void intel_irq_raise(struct ixsim_port *p, uint64_t vectors, int64_t now)
 }
 
 /* Unmask vectors (EIMS, EIMS_EX): one whose cause was kept while masked fires. */
-void intel_irq_unmask(struct ixsim_port *p, uint64_t vectors, int64_t now, const char *reg)
+void intel_irq_unmask(struct intel_function *p, uint64_t vectors, int64_t now, const char *reg)
 {
     pthread_mutex_lock(&p->irq_lock);
     if (p->gpie & GPIE_MSIX_MODE) {
@@ -80,7 +80,7 @@ void intel_irq_unmask(struct ixsim_port *p, uint64_t vectors, int64_t now, const
     pthread_mutex_unlock(&p->irq_lock);
 }
 
-void intel_irq_mask(struct ixsim_port *p, uint64_t vectors)
+void intel_irq_mask(struct intel_function *p, uint64_t vectors)
 {
     pthread_mutex_lock(&p->irq_lock);
     p->eims &= ~vectors;
@@ -90,7 +90,7 @@ void intel_irq_mask(struct ixsim_port *p, uint64_t vectors)
 /* EITR of vector v at offset off: the interval field and its unit are the
  * variant's; bit 15 (82599 LLI_MOD, 82576 LLI_EN) is kept, bit 31 (82599
  * CNT_WDIS, 82576 CNT_INGR) keeps the write from loading the ITR counter. */
-void intel_eitr_write(struct ixsim_port *p, unsigned v, uint32_t off, uint32_t val, int64_t now)
+void intel_eitr_write(struct intel_function *p, unsigned v, uint32_t off, uint32_t val, int64_t now)
 {
     const struct eitr_layout *l = &p->v->eitr;
     uint32_t reserved = (l->interval & -l->interval) - 1;    /* the bits below the interval */
@@ -109,7 +109,7 @@ void intel_eitr_write(struct ixsim_port *p, unsigned v, uint32_t off, uint32_t v
 
 /* IVAR[n]'s four entries (reserved bits already cleared), a vector and
  * IVAR_VALID each: bytes 0..3 are rx q0, tx q0, rx q1, tx q1. */
-void intel_ivar_latch(struct ixsim_port *p, unsigned n, uint32_t v, unsigned q0, unsigned q1)
+void intel_ivar_latch(struct intel_function *p, unsigned n, uint32_t v, unsigned q0, unsigned q1)
 {
     for (unsigned b = 0; b < 4; b++) {
         uint8_t e = (uint8_t)(v >> (8 * b));
@@ -123,12 +123,12 @@ void intel_ivar_latch(struct ixsim_port *p, unsigned n, uint32_t v, unsigned q0,
     ST(&p->tx_ivar[q1], (uint8_t)(v >> 24));
 }
 
-void intel_gpie_write(struct ixsim_port *p, uint32_t off, uint32_t v)
+void intel_gpie_write(struct intel_function *p, uint32_t off, uint32_t v)
 {
     pthread_mutex_lock(&p->irq_lock);
     if ((v & GPIE_MSIX_MODE) && !(p->gpie & GPIE_MSIX_MODE)) {
         int any = 0;
-        for (unsigned i = 0; i < IXSIM_MSIX_VECTORS; i++)
+        for (unsigned i = 0; i < INTEL_MODEL_MSIX_VECTORS; i++)
             any |= p->efd[i] >= 0;
         if (!any)
             ERR(p, "GPIE.MSIX_MODE set while no MSI-X vector has an eventfd attached (MSI-X not enabled)");
@@ -144,7 +144,7 @@ void intel_gpie_write(struct ixsim_port *p, uint32_t off, uint32_t v)
  * the rest other causes, kept as written but never raised (l->other), or
  * reserved (l->reserved). The same on both, at different offsets and widths
  * (82599 8.2.3.5, 82576 8.8). Returns 0 if off is none of them. */
-int intel_eirq_read(struct ixsim_port *p, uint32_t off, uint32_t *v)
+int intel_eirq_read(struct intel_function *p, uint32_t off, uint32_t *v)
 {
     const struct eirq_layout *l = &p->v->eirq;
     if (off == l->eicr) {
@@ -169,7 +169,7 @@ int intel_eirq_read(struct ixsim_port *p, uint32_t off, uint32_t *v)
     return 1;
 }
 
-static void eirq_reserved(struct ixsim_port *p, const char *name, uint32_t v)
+static void eirq_reserved(struct intel_function *p, const char *name, uint32_t v)
 {
     const struct eirq_layout *l = &p->v->eirq;
     if (v & l->reserved)
@@ -177,7 +177,7 @@ static void eirq_reserved(struct ixsim_port *p, const char *name, uint32_t v)
             l->vectors | l->other);
 }
 
-int intel_eirq_write(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t now)
+int intel_eirq_write(struct intel_function *p, uint32_t off, uint32_t v, int64_t now)
 {
     const struct eirq_layout *l = &p->v->eirq;
     uint32_t vec = v & l->vectors, other = v & l->other;
@@ -216,7 +216,7 @@ int intel_eirq_write(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t now
     return 1;
 }
 
-int ixsim_set_irq_eventfd(struct ixsim_port *p, unsigned vector, int fd)
+int intel_model_set_irq_eventfd(struct intel_function *p, unsigned vector, int fd)
 {
     if (vector >= p->v->msix_vectors)
         return EINVAL;
@@ -236,21 +236,21 @@ int ixsim_set_irq_eventfd(struct ixsim_port *p, unsigned vector, int fd)
     return 0;
 }
 
-unsigned ixsim_msix_vectors(struct ixsim_port *p) { return p->v->msix_vectors; }
+unsigned intel_model_msix_vectors(struct intel_function *p) { return p->v->msix_vectors; }
 
-uint64_t ixsim_irq_count(struct ixsim_port *p, unsigned vector)
+uint64_t intel_model_irq_count(struct intel_function *p, unsigned vector)
 {
-    return vector < IXSIM_MSIX_VECTORS ? LD(&p->sent[vector]) : 0;
+    return vector < INTEL_MODEL_MSIX_VECTORS ? LD(&p->sent[vector]) : 0;
 }
 
-/* The interrupt registers to their defaults (a port reset); the attached
+/* The interrupt registers to their defaults (a function reset); the attached
  * eventfds stay: they belong to the PCI function's MSI-X set-up, not to BAR0. */
-void intel_msix_reset(struct ixsim_port *p)
+void intel_msix_reset(struct intel_function *p)
 {
     pthread_mutex_lock(&p->irq_lock);
     p->gpie = p->eiac = 0;
     p->eicr = p->eims = p->eiam = p->pend = 0;
-    for (unsigned i = 0; i < IXSIM_MSIX_VECTORS; i++)
+    for (unsigned i = 0; i < INTEL_MODEL_MSIX_VECTORS; i++)
         p->itr_ns[i] = p->next_ok[i] = 0;
     ST(&p->irq_wait, 0);
     pthread_mutex_unlock(&p->irq_lock);

@@ -6,7 +6,7 @@
 #define _GNU_SOURCE
 #include "intel_core.h"
 
-void intel_ring_stop(struct ixsim_port *p, struct ring *q, uint64_t *mask, unsigned qi)
+void intel_ring_stop(struct intel_function *p, struct ring *q, uint64_t *mask, unsigned qi)
 {
     __atomic_fetch_and(mask, ~(1ull << qi), __ATOMIC_SEQ_CST);
     __atomic_store_n(&q->enabled, 0, __ATOMIC_SEQ_CST);
@@ -15,7 +15,7 @@ void intel_ring_stop(struct ixsim_port *p, struct ring *q, uint64_t *mask, unsig
 
 /* ---- queue enable ------------------------------------------------------------ */
 /* Validate and latch a ring. Returns 1 if it may be enabled. */
-static int ring_check(struct ixsim_port *p, const char *ctl, const char *pre, unsigned qi,
+static int ring_check(struct intel_function *p, const char *ctl, const char *pre, unsigned qi,
                       uint32_t bal, uint32_t bah, uint32_t len, uint8_t **va)
 {
     uint64_t base = (uint64_t)bah << 32 | bal;
@@ -44,7 +44,7 @@ static int ring_check(struct ixsim_port *p, const char *ctl, const char *pre, un
     return 1;
 }
 
-static void rxdctl_write(struct ixsim_port *p, unsigned qi, uint32_t v)
+static void rxdctl_write(struct intel_function *p, unsigned qi, uint32_t v)
 {
     struct ring *q = &p->rx[qi];
     int was = LD(&q->enabled);
@@ -88,7 +88,7 @@ static void rxdctl_write(struct ixsim_port *p, unsigned qi, uint32_t v)
     ST(&q->ctl, v);
 }
 
-static void txdctl_write(struct ixsim_port *p, unsigned qi, uint32_t v)
+static void txdctl_write(struct intel_function *p, unsigned qi, uint32_t v)
 {
     struct ring *q = &p->tx[qi];
     int was = LD(&q->enabled);
@@ -124,7 +124,7 @@ static void txdctl_write(struct ixsim_port *p, unsigned qi, uint32_t v)
     ST(&q->ctl, v);
 }
 
-void intel_tail_write(struct ixsim_port *p, struct ring *q, const char *name, unsigned qi, uint32_t v)
+void intel_tail_write(struct intel_function *p, struct ring *q, const char *name, unsigned qi, uint32_t v)
 {
     uint32_t size = LD(&q->enabled) ? q->size : LD(&q->len) / 16;
     if (v != 0 && v >= size) {
@@ -134,7 +134,7 @@ void intel_tail_write(struct ixsim_port *p, struct ring *q, const char *name, un
     STR(&q->tail, v);
 }
 
-static void head_write(struct ixsim_port *p, struct ring *q, const char *name, unsigned qi, uint32_t v)
+static void head_write(struct intel_function *p, struct ring *q, const char *name, unsigned qi, uint32_t v)
 {
     if (LD(&q->enabled)) {
         ERR(p, "%s[%u] written while the queue is enabled (ignored)", name, qi);
@@ -150,7 +150,7 @@ static void head_write(struct ixsim_port *p, struct ring *q, const char *name, u
 /* A queue's registers: the ring, and the register's offset in the queue's
  * block; off is where an unmodelled register of the block is stored (one
  * place for a register that has two addresses). */
-int intel_queue_reg(struct ixsim_port *p, struct qreg *r, int rx, unsigned qi, uint32_t slot, uint32_t off)
+int intel_queue_reg(struct intel_function *p, struct qreg *r, int rx, unsigned qi, uint32_t slot, uint32_t off)
 {
     r->rx = rx;
     r->qi = qi;
@@ -160,7 +160,7 @@ int intel_queue_reg(struct ixsim_port *p, struct qreg *r, int rx, unsigned qi, u
     return 1;
 }
 
-uint32_t intel_queue_read(struct ixsim_port *p, const struct qreg *r)
+uint32_t intel_queue_read(struct intel_function *p, const struct qreg *r)
 {
     struct ring *q = r->q;
     switch (r->slot) {
@@ -176,8 +176,8 @@ uint32_t intel_queue_read(struct ixsim_port *p, const struct qreg *r)
     return p->v->queue_stat_read(p, r);
 }
 
-/* Under p->lock. The tails do not come here: ixsim_write32 takes them. */
-void intel_queue_write(struct ixsim_port *p, const struct qreg *r, uint32_t v)
+/* Under p->lock. The tails do not come here: intel_model_write32 takes them. */
+void intel_queue_write(struct intel_function *p, const struct qreg *r, uint32_t v)
 {
     struct ring *q = r->q;
     switch (r->slot) {
@@ -199,10 +199,10 @@ void intel_queue_write(struct ixsim_port *p, const struct qreg *r, uint32_t v)
 }
 
 /* A queue whose ring is being unmapped faults (an IOMMU fault on real hardware). */
-void intel_rings_unmapped(struct ixsim *sim, uint64_t dma_addr, uint64_t len)
+void intel_rings_unmapped(struct intel_model *sim, uint64_t dma_addr, uint64_t len)
 {
-    for (unsigned pi = 0; pi < sim->nports; pi++) {
-        struct ixsim_port *p = sim->ports[pi];
+    for (unsigned pi = 0; pi < sim->nfunctions; pi++) {
+        struct intel_function *p = sim->functions[pi];
         for (unsigned qi = 0; qi < p->v->nqueues; qi++) {
             for (int rx = 0; rx < 2; rx++) {
                 struct ring *q = rx ? &p->rx[qi] : &p->tx[qi];

@@ -11,7 +11,7 @@
 /* ---- reset ------------------------------------------------------------------ */
 /* Receive address 0 (82599 RAL(0)/RAH(0) 8.2.3.7.9, 82576 8.10.x): the
  * destination address filter's own MAC. */
-void intel_set_own_mac(struct ixsim_port *p)
+void intel_set_own_mac(struct intel_function *p)
 {
     uint32_t ral = reg(p, p->v->ral0), rah = reg(p, p->v->ral0 + 4);
     uint64_t v = (uint64_t)ral | ((uint64_t)(rah & 0xFFFF) << 32);
@@ -22,11 +22,11 @@ void intel_set_own_mac(struct ixsim_port *p)
 
 /* The registers, the rings and the rx path's accumulators to zero, once no
  * pass of the worker uses them. */
-static void rings_reset(struct ixsim_port *p)
+static void rings_reset(struct intel_function *p)
 {
     rx_lock(p);     /* an inject in flight finishes first */
-    memset(p->regs, 0, IXSIM_BAR0_SIZE);
-    for (unsigned i = 0; i < IXSIM_NUM_QUEUES; i++) {
+    memset(p->regs, 0, INTEL_MODEL_BAR0_SIZE);
+    for (unsigned i = 0; i < INTEL_MODEL_NUM_QUEUES; i++) {
         struct ring *t = &p->tx[i], *r = &p->rx[i];
         memset(t, 0, sizeof(*t));
         memset(r, 0, sizeof(*r));
@@ -41,7 +41,7 @@ static void rings_reset(struct ixsim_port *p)
 }
 
 /* Clear the device statistics. */
-static void stats_reset(struct ixsim_port *p)
+static void stats_reset(struct intel_function *p)
 {
     uint64_t *s = (uint64_t *)&p->st;
     for (size_t i = 0; i < sizeof(p->st) / 8; i++)
@@ -51,8 +51,8 @@ static void stats_reset(struct ixsim_port *p)
     memset(p->qbtc_hi, 0, sizeof(p->qbtc_hi));
 }
 
-/* RAL(0)/RAH(0) as the EEPROM leaves them: the port's MAC, address valid. */
-static void mac_reset(struct ixsim_port *p)
+/* RAL(0)/RAH(0) as the EEPROM leaves them: the function's MAC, address valid. */
+static void mac_reset(struct intel_function *p)
 {
     reg_set(p, p->v->ral0, (uint32_t)p->mac[0] | (uint32_t)p->mac[1] << 8 |
                            (uint32_t)p->mac[2] << 16 | (uint32_t)p->mac[3] << 24);
@@ -62,9 +62,9 @@ static void mac_reset(struct ixsim_port *p)
 
 /* Registers to their defaults (82599 8.2.3, 82576 chapter 8: "Init val"),
  * queues stopped. Caller holds p->lock. */
-void intel_port_reset(struct ixsim_port *p, int64_t now)
+void intel_function_reset(struct intel_function *p, int64_t now)
 {
-    for (unsigned i = 0; i < IXSIM_NUM_QUEUES; i++) {
+    for (unsigned i = 0; i < INTEL_MODEL_NUM_QUEUES; i++) {
         intel_ring_stop(p, &p->tx[i], &p->txmask, i);
         intel_ring_stop(p, &p->rx[i], &p->rxmask, i);
     }
@@ -85,9 +85,9 @@ void intel_port_reset(struct ixsim_port *p, int64_t now)
 }
 
 /* ---- BAR0: what both register maps share ------------------------------------ */
-static int bad_offset(struct ixsim_port *p, uint32_t off, const char *what)
+static int bad_offset(struct intel_function *p, uint32_t off, const char *what)
 {
-    if (off >= IXSIM_BAR0_SIZE || (off & 3)) {
+    if (off >= INTEL_MODEL_BAR0_SIZE || (off & 3)) {
         ERR(p, "%s at BAR0 offset 0x%x: outside the 128 KiB BAR or not 32-bit aligned", what, off);
         return 1;
     }
@@ -108,7 +108,7 @@ uint32_t intel_stat_read64(uint64_t *ctr, uint32_t *hi, int high)
 
 
 /* Autonegotiation (re)started now: when the link will be up. */
-int64_t intel_an_done_at(struct ixsim_port *p, int64_t now)
+int64_t intel_an_done_at(struct intel_function *p, int64_t now)
 {
     int64_t d = LD(&p->link_delay_us);
     return d < 0 ? NEVER : now + d * 1000;
@@ -116,7 +116,7 @@ int64_t intel_an_done_at(struct ixsim_port *p, int64_t now)
 
 /* Rx on or off (82599 RXCTRL.RXEN, 82576 RCTL.EN); when this turns it off,
  * no frame is being received any more. */
-void intel_set_rxen(struct ixsim_port *p, uint32_t on, const char *event)
+void intel_set_rxen(struct intel_function *p, uint32_t on, const char *event)
 {
     uint32_t was = LD(&p->rxen);
     ST(&p->rxen, on);
@@ -129,7 +129,7 @@ void intel_set_rxen(struct ixsim_port *p, uint32_t on, const char *event)
 }
 
 /* Tx on or off (82599 DMATXCTL.TE, 82576 TCTL.EN). */
-void intel_set_te(struct ixsim_port *p, uint32_t on, const char *event)
+void intel_set_te(struct intel_function *p, uint32_t on, const char *event)
 {
     uint32_t was = LD(&p->te);
     ST(&p->te, on);
@@ -139,7 +139,7 @@ void intel_set_te(struct ixsim_port *p, uint32_t on, const char *event)
 
 /* The address filter's switches, as the 82599's FCTRL bits UPE, MPE, BAM
  * (the 82576's are RCTL's); upe names the UPE bit in the events. */
-void intel_set_filter(struct ixsim_port *p, uint32_t fctrl, const char *upe)
+void intel_set_filter(struct intel_function *p, uint32_t fctrl, const char *upe)
 {
     uint32_t old = LD(&p->fctrl);
     ST(&p->fctrl, fctrl);
@@ -149,7 +149,7 @@ void intel_set_filter(struct ixsim_port *p, uint32_t fctrl, const char *upe)
 
 /* The EEPROM auto-read (82599 EEC.ARD, 82576 EECD.AUTO_RD: the same bits)
  * is done once the reset is. */
-uint32_t intel_eeprom_status(struct ixsim_port *p, int in_reset, const char *event)
+uint32_t intel_eeprom_status(struct intel_function *p, int in_reset, const char *event)
 {
     if (!in_reset && __atomic_exchange_n(&p->ev_ard, 0, __ATOMIC_RELAXED))
         EVT(p, "%s", event);
@@ -157,7 +157,7 @@ uint32_t intel_eeprom_status(struct ixsim_port *p, int in_reset, const char *eve
 }
 
 /* Statistics at the same offsets on both (82599 8.2.3.23, 82576 8.19). */
-static int common_stat_read(struct ixsim_port *p, uint32_t off, uint32_t *v)
+static int common_stat_read(struct intel_function *p, uint32_t off, uint32_t *v)
 {
     switch (off) {
     case R_GPRC: *v = sat32(XCHG0(&p->st.gprc)); return 1;
@@ -176,9 +176,9 @@ static int common_stat_read(struct ixsim_port *p, uint32_t off, uint32_t *v)
     return 0;
 }
 
-uint32_t ixsim_read32(void *ctx, uint32_t off)
+uint32_t intel_model_read32(void *ctx, uint32_t off)
 {
-    struct ixsim_port *p = ctx;
+    struct intel_function *p = ctx;
     if (bad_offset(p, off, "read"))
         return 0xFFFFFFFF;
     struct qreg r;
@@ -195,12 +195,12 @@ uint32_t ixsim_read32(void *ctx, uint32_t off)
 }
 
 /* Under p->lock: a reset, or what the variant's register map makes of the write. */
-static void write_locked(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t now)
+static void write_locked(struct intel_function *p, uint32_t off, uint32_t v, int64_t now)
 {
     if (off == R_CTRL && (v & p->v->ctrl_rst)) {
         /* 82599 4.2.1.6, 82576 4.3.1 software reset: registers to defaults, RST self-clears */
         EVT(p, "CTRL.RST");
-        intel_port_reset(p, now);
+        intel_function_reset(p, now);
         ST(&p->rst_until, now + RESET_NS);
         reg_set(p, R_CTRL, v & ~p->v->ctrl_rst);
         return;
@@ -216,9 +216,9 @@ static void write_locked(struct ixsim_port *p, uint32_t off, uint32_t v, int64_t
         p->v->write(p, off, v, now);
 }
 
-void ixsim_write32(void *ctx, uint32_t off, uint32_t v)
+void intel_model_write32(void *ctx, uint32_t off, uint32_t v)
 {
-    struct ixsim_port *p = ctx;
+    struct intel_function *p = ctx;
     if (bad_offset(p, off, "write"))
         return;
     struct qreg r;
@@ -231,7 +231,7 @@ void ixsim_write32(void *ctx, uint32_t off, uint32_t v)
     pthread_mutex_unlock(&p->lock);
 }
 
-const struct ixy_reg_ops *ixsim_reg_ops(struct ixsim_port *port)
+const struct ixy_reg_ops *intel_model_reg_ops(struct intel_function *fn)
 {
-    return &port->ops;
+    return &fn->ops;
 }

@@ -1,4 +1,4 @@
-/* The cable of each port of the Intel model: a sink, a pair (or loopback),
+/* The cable of each function of the Intel model: a sink, a pair (or loopback),
  * a traffic source, a frame injected now; the link delay and what crossed
  * the cable (wire statistics).
  */
@@ -6,7 +6,7 @@
 #include "intel_core.h"
 
 /* ---- the wire ------------------------------------------------------------------------ */
-static void wire_detach(struct ixsim_port *p)
+static void wire_detach(struct intel_function *p)
 {
     __atomic_store_n(&p->wire, WIRE_SINK, __ATOMIC_SEQ_CST);
     quiesce(p->sim);
@@ -14,9 +14,9 @@ static void wire_detach(struct ixsim_port *p)
     intel_rx_unlock(p);
 }
 
-void ixsim_wire_sink(struct ixsim_port *p)
+void intel_model_wire_sink(struct intel_function *p)
 {
-    struct ixsim_port *peer = LD(&p->peer);
+    struct intel_function *peer = LD(&p->peer);
     wire_detach(p);
     ST(&p->peer, NULL);
     if (peer && peer != p && LD(&peer->peer) == p) {
@@ -25,22 +25,22 @@ void ixsim_wire_sink(struct ixsim_port *p)
     }
 }
 
-void ixsim_wire_pair(struct ixsim_port *a, struct ixsim_port *b)
+void intel_model_wire_pair(struct intel_function *a, struct intel_function *b)
 {
-    ixsim_wire_sink(a);
-    ixsim_wire_sink(b);
+    intel_model_wire_sink(a);
+    intel_model_wire_sink(b);
     ST(&a->peer, b);
     ST(&b->peer, a);
     __atomic_store_n(&a->wire, WIRE_PAIR, __ATOMIC_RELEASE);
     __atomic_store_n(&b->wire, WIRE_PAIR, __ATOMIC_RELEASE);
 }
 
-void ixsim_wire_source(struct ixsim_port *p, const uint8_t *frame, uint32_t len,
+void intel_model_wire_source(struct intel_function *p, const uint8_t *frame, uint32_t len,
                        uint64_t count, int seq_offset)
 {
-    ixsim_wire_sink(p);
-    if (len > IXSIM_MAX_FRAME)
-        len = IXSIM_MAX_FRAME;
+    intel_model_wire_sink(p);
+    if (len > INTEL_MODEL_MAX_FRAME)
+        len = INTEL_MODEL_MAX_FRAME;
     memcpy(p->src_frame, frame, len);
     p->src_len = len;
     p->src_count = count;
@@ -53,11 +53,11 @@ void ixsim_wire_source(struct ixsim_port *p, const uint8_t *frame, uint32_t len,
     __atomic_store_n(&p->wire, WIRE_SOURCE, __ATOMIC_RELEASE);
 }
 
-int ixsim_inject(struct ixsim_port *p, const uint8_t *frame, uint32_t len)
+int intel_model_inject(struct intel_function *p, const uint8_t *frame, uint32_t len)
 {
-    if (len > IXSIM_MAX_FRAME)
+    if (len > INTEL_MODEL_MAX_FRAME)
         return 0;
-    struct ixsim *sim = p->sim;
+    struct intel_model *sim = p->sim;
     pthread_mutex_lock(&sim->map_lock);
     const struct sim_dma_ent *hint = NULL;
     rx_lock(p);
@@ -67,12 +67,12 @@ int ixsim_inject(struct ixsim_port *p, const uint8_t *frame, uint32_t len)
     return r;
 }
 
-void ixsim_set_link_delay(struct ixsim_port *p, int64_t usec)
+void intel_model_set_link_delay(struct intel_function *p, int64_t usec)
 {
     ST(&p->link_delay_us, usec);
 }
 
-void ixsim_get_wire_stats(struct ixsim_port *p, struct ixsim_wire_stats *out)
+void intel_model_get_wire_stats(struct intel_function *p, struct intel_wire_stats *out)
 {
     out->tx_packets = LD(&p->wst.tx_packets);
     out->tx_bytes = LD(&p->wst.tx_bytes);

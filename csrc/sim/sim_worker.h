@@ -1,4 +1,4 @@
-/* The worker thread every device model runs (ixgbe_model.h, virtio_model.h):
+/* The worker thread every device model runs (intel_model.h, virtio_model.h):
  * it plays the DMA engines of the model's functions, one pass after another,
  * and what it does between passes that found no work is the one policy
  * below, with two parameters. Also the clock and the pause of a spin-wait

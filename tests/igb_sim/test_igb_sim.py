@@ -1,7 +1,7 @@
 """The igb driver against the 82576 variant of the device model (no
 hardware needed).
 
-The model is strict (see csrc/sim/ixgbe_model.c): every test also checks
+The model is strict (see csrc/sim/intel_model.h): every test also checks
 that it logged no error, i.e. the driver did nothing real hardware refuses.
 """
 from __future__ import annotations

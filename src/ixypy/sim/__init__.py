@@ -153,7 +153,7 @@ class SimBus(Bus):
         self.closed = False
 
     def model_errors(self) -> list:
-        """What the model refused (see ixgbe_model.c), also after close."""
+        """What the model refused (see csrc/sim/intel_model.h), also after close."""
         return self.port.errors() if self._final_errors is None else self._final_errors
 
     def bar(self, index: int) -> Bar:

@@ -1,6 +1,6 @@
 # cython: language_level=3
 """Python wrappers of the device models (csrc/sim/): ``Sim``, the 82599 or
-the 82576 (ixgbe_model.c), and ``VirtioSim``, the legacy virtio-net
+the 82576 (intel_model.h), and ``VirtioSim``, the legacy virtio-net
 (virtio_model.c).
 
 ``Model`` is what every model offers through its struct sim_model_ops
@@ -156,5 +156,5 @@ cdef list functions_of(Model sim, type kind, int n):
     return functions
 
 
-include "_ixgbe_model.pxi"
+include "_intel_model.pxi"
 include "_virtio_model.pxi"
