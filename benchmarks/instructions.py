@@ -7,7 +7,7 @@ ixgbe, igb, virtio, default all.)
 
 Deterministic (the same count on a busy or an idle machine): the device
 model's worker thread is stopped and its DMA engines run in the driver's own
-thread only when the driver cannot make progress (Sim.poll / the poll hook),
+thread only when the driver cannot make progress (IntelModel.poll / the poll hook),
 so nothing spins. callgrind counts only inside ixy_measured_region (the
 measured loop); the model's own work (its entry points, inclusive) is
 subtracted, leaving the driver's instructions: the Python loop, the Cython

@@ -1,6 +1,7 @@
-# The 82599 or 82576 model (csrc/sim/intel_model.h), included in _model.pyx:
-# ``Sim`` owns the model (ports, worker thread, DMA map); ``SimPort`` is one
-# port: its PCI config space, its BAR0 registers, its wire and its logs.
+# The Intel model, 82599 or 82576 (csrc/sim/intel_model.h), included in
+# _model.pyx: ``IntelModel`` owns the model (PCI functions, worker thread, DMA
+# map); ``IntelFunction`` is one function, one of the NIC's network ports: its
+# PCI config space, its BAR0 registers, its wire and its logs.
 
 cdef extern from "ixy_regs.h" nogil:
     struct ixy_reg_ops:
@@ -21,7 +22,7 @@ cdef extern from "intel_model.h" nogil:
     unsigned intel_model_msix_vectors(intel_function *fn)
     int intel_model_set_irq_eventfd(intel_function *fn, unsigned vector, int fd)
     uint64_t intel_model_irq_count(intel_function *fn, unsigned vector)
-    intel_model *intel_model_create(unsigned nports, const uint8_t *base_mac, intel_model_variant variant)
+    intel_model *intel_model_create(unsigned nfunctions, const uint8_t *base_mac, intel_model_variant variant)
     intel_function *intel_model_function(intel_model *sim, unsigned index)
     const sim_model_ops intel_model_ops
     uint32_t intel_model_config_read(intel_function *fn, uint32_t offset, unsigned size)
@@ -48,79 +49,79 @@ VARIANTS = {"82599": INTEL_MODEL_82599, "82576": INTEL_MODEL_82576}
 cdef const char *_CAPSULE_NAME = "ixypy.reg_ops"
 
 
-cdef class Sim(Model):
-    """A model with ``nports`` ports of one ``variant``, "82599" or "82576"
-    (MACs: ``mac`` + port index)."""
-    cdef readonly int nports
+cdef class IntelModel(Model):
+    """A model with ``nfunctions`` PCI functions (ports) of one ``variant``,
+    "82599" or "82576" (MACs: ``mac`` + function index)."""
+    cdef readonly int nfunctions
     cdef readonly str variant
 
-    def __cinit__(self, int nports=1, bytes mac=b"\x02\x00\x00\x00\x00\x00", str variant="82599"):
+    def __cinit__(self, int nfunctions=1, bytes mac=b"\x02\x00\x00\x00\x00\x00", str variant="82599"):
         if len(mac) != 6:
             raise ValueError("mac must be 6 bytes")
-        if nports < 1 or nports > INTEL_MODEL_MAX_FUNCTIONS:
-            raise ValueError(f"nports must be 1..{INTEL_MODEL_MAX_FUNCTIONS}")
+        if nfunctions < 1 or nfunctions > INTEL_MODEL_MAX_FUNCTIONS:
+            raise ValueError(f"nfunctions must be 1..{INTEL_MODEL_MAX_FUNCTIONS}")
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
         self.variant = variant
         self.ops = &intel_model_ops
-        self.sim = intel_model_create(<unsigned> nports, <const uint8_t *> mac, <intel_model_variant> VARIANTS[variant])
+        self.sim = intel_model_create(<unsigned> nfunctions, <const uint8_t *> mac, <intel_model_variant> VARIANTS[variant])
         if self.sim == NULL:
             raise MemoryError("intel_model_create failed")
-        self.nports = nports
-        self._functions = functions_of(self, SimPort, nports)
+        self.nfunctions = nfunctions
+        self._functions = functions_of(self, IntelFunction, nfunctions)
 
-    def port(self, int i):
-        """Port ``i`` (0-based)."""
-        return self._function(i, "port")
+    def function(self, int i):
+        """Function ``i`` (0-based)."""
+        return self._function(i, "function")
 
 
-cdef class SimPort(Function):
-    """One port of a :class:`Sim`."""
+cdef class IntelFunction(Function):
+    """One PCI function (a network port) of an :class:`IntelModel`."""
 
-    cdef intel_function *_p(self) except NULL:
+    cdef intel_function *_fn(self) except NULL:
         return intel_model_function(<intel_model *> self.sim._get(), self.index)
 
     def reg_ops(self):
         """PyCapsule "ixypy.reg_ops" for ``ixypy._fastpath.Bar(ops=...)``.
-        Keep this port (or its Sim) alive while the capsule is used."""
-        return PyCapsule_New(<void *> intel_model_reg_ops(self._p()), _CAPSULE_NAME, NULL)
+        Keep this function (or its IntelModel) alive while the capsule is used."""
+        return PyCapsule_New(<void *> intel_model_reg_ops(self._fn()), _CAPSULE_NAME, NULL)
 
     def read32(self, uint32_t off) -> int:
         """Read a BAR0 register."""
-        cdef intel_function *p = self._p()
+        cdef intel_function *fn = self._fn()
         cdef uint32_t v
         with nogil:
-            v = intel_model_read32(p, off)
+            v = intel_model_read32(fn, off)
         return v
 
     def write32(self, uint32_t off, uint32_t value) -> None:
         """Write a BAR0 register."""
-        cdef intel_function *p = self._p()
+        cdef intel_function *fn = self._fn()
         with nogil:
-            intel_model_write32(p, off, value)
+            intel_model_write32(fn, off, value)
 
     def config_read(self, uint32_t off, unsigned size=4) -> int:
         """Read 1, 2 or 4 bytes of PCI configuration space."""
-        return intel_model_config_read(self._p(), off, size)
+        return intel_model_config_read(self._fn(), off, size)
 
     def config_write(self, uint32_t off, unsigned size, uint32_t value) -> None:
         """Write 1, 2 or 4 bytes of PCI configuration space."""
-        cdef intel_function *p = self._p()
+        cdef intel_function *fn = self._fn()
         with nogil:
-            intel_model_config_write(p, off, size, value)
+            intel_model_config_write(fn, off, size, value)
 
     def wire_sink(self) -> None:
         """tx is counted and discarded; nothing arrives (the default)."""
-        cdef intel_function *p = self._p()
+        cdef intel_function *fn = self._fn()
         with nogil:
-            intel_model_wire_sink(p)
+            intel_model_wire_sink(fn)
 
-    def wire_pair(self, SimPort other) -> None:
-        """Cable this port to ``other`` (itself: loopback)."""
+    def wire_pair(self, IntelFunction other) -> None:
+        """Cable this function to ``other`` (itself: loopback)."""
         if other.sim is not self.sim:
-            raise ValueError("both ports must belong to the same Sim")
-        cdef intel_function *a = self._p()
-        cdef intel_function *b = other._p()
+            raise ValueError("both functions must belong to the same IntelModel")
+        cdef intel_function *a = self._fn()
+        cdef intel_function *b = other._fn()
         with nogil:
             intel_model_wire_pair(a, b)
 
@@ -129,63 +130,63 @@ cdef class SimPort(Function):
         as rx descriptors free up; a 64-bit LE sequence number at ``seq_offset``."""
         if len(frame) > INTEL_MODEL_MAX_FRAME:
             raise ValueError(f"frame longer than {INTEL_MODEL_MAX_FRAME} bytes")
-        cdef intel_function *p = self._p()
+        cdef intel_function *fn = self._fn()
         cdef const uint8_t *f = frame
         cdef uint32_t n = len(frame)
         with nogil:
-            intel_model_wire_source(p, f, n, count, seq_offset)
+            intel_model_wire_source(fn, f, n, count, seq_offset)
 
     def inject(self, bytes frame) -> bool:
         """One frame arrives now; True if written to rx descriptors."""
-        cdef intel_function *p = self._p()
+        cdef intel_function *fn = self._fn()
         cdef const uint8_t *f = frame
         cdef uint32_t n = len(frame)
         cdef int r
         with nogil:
-            r = intel_model_inject(p, f, n)
+            r = intel_model_inject(fn, f, n)
         return r != 0
 
     def set_irq_eventfd(self, unsigned vector, int fd) -> None:
         """Signal MSI-X ``vector`` on eventfd ``fd`` (the model keeps a
         duplicate, as VFIO_DEVICE_SET_IRQS keeps a reference); fd < 0 detaches."""
-        cdef int rc = intel_model_set_irq_eventfd(self._p(), vector, fd)
+        cdef int rc = intel_model_set_irq_eventfd(self._fn(), vector, fd)
         if rc:
             raise OSError(rc, f"set_irq_eventfd(vector={vector}, fd={fd}): {_os.strerror(rc)}")
 
     def msix_vectors(self) -> int:
-        """The size of the port's MSI-X table (64 on the 82599 model, 25 on the 82576)."""
-        return intel_model_msix_vectors(self._p())
+        """The size of the function's MSI-X table (64 on the 82599 model, 25 on the 82576)."""
+        return intel_model_msix_vectors(self._fn())
 
     def irq_count(self, unsigned vector) -> int:
         """MSI-X messages ``vector`` has sent (whether or not an eventfd took them)."""
-        return intel_model_irq_count(self._p(), vector)
+        return intel_model_irq_count(self._fn(), vector)
 
     def set_link_delay(self, int64_t usec) -> None:
         """Time from an autonegotiation restart to link up (82599:
         AUTOC.RESTART_AN to LINKS.LINK_UP; 82576: the PHY's BMCR restart to
         STATUS.LU); < 0: never up."""
-        intel_model_set_link_delay(self._p(), usec)
+        intel_model_set_link_delay(self._fn(), usec)
 
     def wire_stats(self) -> dict:
         """What crossed the cable (model's own counters, not clear-on-read)."""
         cdef intel_wire_stats st
-        intel_model_get_wire_stats(self._p(), &st)
+        intel_model_get_wire_stats(self._fn(), &st)
         return st
 
     def errors(self) -> list:
         """Things real hardware would not accept, oldest first."""
-        cdef intel_function *p = self._p()
-        cdef unsigned i, n = intel_model_error_count(p)
-        return [intel_model_error(p, i).decode() for i in range(n)]
+        cdef intel_function *fn = self._fn()
+        cdef unsigned i, n = intel_model_error_count(fn)
+        return [intel_model_error(fn, i).decode() for i in range(n)]
 
     def clear_errors(self) -> None:
-        intel_model_clear_errors(self._p())
+        intel_model_clear_errors(self._fn())
 
     def events(self) -> list:
         """Bring-up milestones in the order the driver caused them."""
-        cdef intel_function *p = self._p()
-        cdef unsigned i, n = intel_model_event_count(p)
-        return [intel_model_event(p, i).decode() for i in range(n)]
+        cdef intel_function *fn = self._fn()
+        cdef unsigned i, n = intel_model_event_count(fn)
+        return [intel_model_event(fn, i).decode() for i in range(n)]
 
     def clear_events(self) -> None:
-        intel_model_clear_events(self._p())
+        intel_model_clear_events(self._fn())
