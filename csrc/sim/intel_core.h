@@ -285,11 +285,11 @@ struct intel_function {
 };
 
 struct intel_model {
+    struct sim_worker worker; /* first (sim_worker.h): plays the DMA engines, intel_one_pass */
     unsigned nfunctions;
     struct intel_function *functions[INTEL_MODEL_MAX_FUNCTIONS];
     struct sim_dma_map *map;  /* atomic pointer, replaced as a whole */
     pthread_mutex_t map_lock; /* map writers and the non-worker DMA users */
-    struct sim_worker worker; /* plays the DMA engines: intel_one_pass */
     uint64_t round;           /* atomic: odd while the worker is inside a pass */
 };
 

@@ -157,20 +157,11 @@ int intel_rx_frame(struct intel_function *p, const struct sim_dma_map *m, const 
     return 1;
 }
 
-static void flush_stats(struct dev_stats *dst, struct dev_stats *src)
+/* Adds the 64-bit counters of src to dst's (atomically) and zeroes them. */
+static void flush_counters(void *dst, void *src, size_t bytes)
 {
-    uint64_t *d = (uint64_t *)dst, *s = (uint64_t *)src;
-    for (size_t i = 0; i < sizeof(*src) / 8; i++)
-        if (s[i]) {
-            ADD(&d[i], s[i]);
-            s[i] = 0;
-        }
-}
-
-static void flush_wire(struct intel_wire_stats *dst, struct intel_wire_stats *src)
-{
-    uint64_t *d = (uint64_t *)dst, *s = (uint64_t *)src;
-    for (size_t i = 0; i < sizeof(*src) / 8; i++)
+    uint64_t *d = dst, *s = src;
+    for (size_t i = 0; i < bytes / 8; i++)
         if (s[i]) {
             ADD(&d[i], s[i]);
             s[i] = 0;
@@ -180,8 +171,8 @@ static void flush_wire(struct intel_wire_stats *dst, struct intel_wire_stats *sr
 void intel_rx_unlock(struct intel_function *p)
 {
     if (p->rx_dirty) {
-        flush_stats(&p->st, &p->acc);
-        flush_wire(&p->wst, &p->wacc);
+        flush_counters(&p->st, &p->acc, sizeof(p->acc));
+        flush_counters(&p->wst, &p->wacc, sizeof(p->wacc));
         p->rx_dirty = 0;
     }
     uint64_t cause = p->rx_cause;

@@ -5,6 +5,7 @@
 #include "intel_core.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,8 @@ int intel_model_poll(void *ctx)
         return -1;
     return (int)intel_one_pass(sim, now_ns());
 }
+
+_Static_assert(offsetof(struct intel_model, worker) == 0, "sim_worker_model_* need the worker first");
 
 static const struct variant *const variants[] = {
     [INTEL_MODEL_82599] = &intel_82599_variant,
@@ -176,24 +179,6 @@ struct intel_function *intel_model_function(struct intel_model *sim, unsigned in
 }
 
 
-static int intel_model_start(void *ctx)
-{
-    struct intel_model *sim = ctx;
-    return sim_worker_start(&sim->worker);
-}
-
-static void intel_model_stop(void *ctx)
-{
-    struct intel_model *sim = ctx;
-    sim_worker_stop(&sim->worker);
-}
-
-static void intel_model_set_busy_poll(void *ctx, int busy)
-{
-    struct intel_model *sim = ctx;
-    sim_worker_set_busy(&sim->worker, busy);
-}
-
 static void intel_model_destroy(void *ctx)
 {
     struct intel_model *sim = ctx;
@@ -250,24 +235,21 @@ static int intel_model_dma_unmap(void *ctx, uint64_t dma_addr, uint64_t len)
 }
 
 const struct sim_model_ops intel_model_ops = {
-    .start = intel_model_start, .stop = intel_model_stop, .destroy = intel_model_destroy, .poll = intel_model_poll,
-    .set_busy_poll = intel_model_set_busy_poll, .dma_map = intel_model_dma_map, .dma_unmap = intel_model_dma_unmap,
+    .start = sim_worker_model_start, .stop = sim_worker_model_stop, .destroy = intel_model_destroy,
+    .poll = intel_model_poll, .set_busy_poll = sim_worker_model_set_busy_poll, .dma_map = intel_model_dma_map, .dma_unmap = intel_model_dma_unmap,
 };
 
 /* ---- logs -------------------------------------------------------------------------------- */
+static void log_clear(struct intel_function *p, unsigned *n)
+{
+    pthread_mutex_lock(&p->log_lock);
+    __atomic_store_n(n, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&p->log_lock);
+}
+
 unsigned intel_model_error_count(struct intel_function *p) { return __atomic_load_n(&p->nerr, __ATOMIC_ACQUIRE); }
 const char *intel_model_error(struct intel_function *p, unsigned i) { return i < intel_model_error_count(p) ? p->errs[i] : NULL; }
-void intel_model_clear_errors(struct intel_function *p)
-{
-    pthread_mutex_lock(&p->log_lock);
-    __atomic_store_n(&p->nerr, 0, __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&p->log_lock);
-}
+void intel_model_clear_errors(struct intel_function *p) { log_clear(p, &p->nerr); }
 unsigned intel_model_event_count(struct intel_function *p) { return __atomic_load_n(&p->nev, __ATOMIC_ACQUIRE); }
 const char *intel_model_event(struct intel_function *p, unsigned i) { return i < intel_model_event_count(p) ? p->evts[i] : NULL; }
-void intel_model_clear_events(struct intel_function *p)
-{
-    pthread_mutex_lock(&p->log_lock);
-    __atomic_store_n(&p->nev, 0, __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&p->log_lock);
-}
+void intel_model_clear_events(struct intel_function *p) { log_clear(p, &p->nev); }

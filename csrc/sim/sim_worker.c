@@ -119,3 +119,8 @@ void sim_worker_set_busy(struct sim_worker *w, int busy)
 {
     ST(&w->busy, !!busy);
 }
+
+/* The model's struct begins with its worker: a pointer to it is one to the worker. */
+int sim_worker_model_start(void *model) { return sim_worker_start(model); }
+void sim_worker_model_stop(void *model) { sim_worker_stop(model); }
+void sim_worker_model_set_busy_poll(void *model, int busy) { sim_worker_set_busy(model, busy); }

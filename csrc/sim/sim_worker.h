@@ -64,6 +64,12 @@ void sim_worker_set_busy(struct sim_worker *w, int busy);
 /* Wake the worker if it sleeps; if it is in a pass, it does not sleep after it. */
 void sim_worker_kick(struct sim_worker *w);
 
+/* struct sim_model_ops entries (sim_model.h) for a model whose struct
+ * begins with its struct sim_worker: start, stop, set_busy_poll. */
+int sim_worker_model_start(void *model);
+void sim_worker_model_stop(void *model);
+void sim_worker_model_set_busy_poll(void *model, int busy);
+
 static inline int sim_worker_running(const struct sim_worker *w)
 {
     return __atomic_load_n(&w->running, __ATOMIC_SEQ_CST);

@@ -31,6 +31,7 @@
 #include "sim_worker.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -135,13 +136,14 @@ struct vnsim_dev {
 };
 
 struct vnsim {
+    struct sim_worker worker;     /* first (sim_worker.h): plays every device, worker_pass; a notify kicks it */
     unsigned ndevs;
     struct vnsim_dev *devs[VNSIM_MAX_DEVS];
     struct sim_dma_map map;
     pthread_mutex_t lock;         /* a pass, registers, the map */
     unsigned waiters;             /* atomic: threads waiting for lock */
-    struct sim_worker worker;     /* plays every device: worker_pass; a notify kicks it */
 };
+_Static_assert(offsetof(struct vnsim, worker) == 0, "sim_worker_model_* need the worker first");
 
 /* ---- helpers ---------------------------------------------------------------- */
 static void err(struct vnsim_dev *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -571,24 +573,6 @@ static unsigned worker_pass(void *ctx)
     return work;
 }
 
-static int vnsim_start(void *ctx)
-{
-    struct vnsim *s = ctx;
-    return sim_worker_start(&s->worker);
-}
-
-static void vnsim_stop(void *ctx)
-{
-    struct vnsim *s = ctx;
-    sim_worker_stop(&s->worker);
-}
-
-static void vnsim_set_busy_poll(void *ctx, int busy)
-{
-    struct vnsim *s = ctx;
-    sim_worker_set_busy(&s->worker, busy);
-}
-
 /* ---- the legacy I/O BAR (4.1.4.8) ------------------------------------------------- */
 struct io_reg { uint8_t offset, width; const char *name; };
 static const struct io_reg io_regs[] = {
@@ -987,6 +971,6 @@ struct vnsim *vnsim_create(unsigned ndevs, const uint8_t base_mac[6], unsigned q
 struct vnsim_dev *vnsim_dev(struct vnsim *s, unsigned index) { return index < s->ndevs ? s->devs[index] : NULL; }
 
 const struct sim_model_ops vnsim_ops = {
-    .start = vnsim_start, .stop = vnsim_stop, .destroy = vnsim_destroy, .poll = vnsim_poll,
-    .set_busy_poll = vnsim_set_busy_poll, .dma_map = vnsim_dma_map, .dma_unmap = vnsim_dma_unmap,
+    .start = sim_worker_model_start, .stop = sim_worker_model_stop, .destroy = vnsim_destroy,
+    .poll = vnsim_poll, .set_busy_poll = sim_worker_model_set_busy_poll, .dma_map = vnsim_dma_map, .dma_unmap = vnsim_dma_unmap,
 };
