@@ -39,19 +39,14 @@ static uint32_t eth_fcs(const uint8_t *d, uint32_t len)
     return ~c;
 }
 
-/* A frame (without CRC: len bytes; crc = the 4 FCS bytes or NULL to compute)
- * arrives at function p. Caller holds p's rx lock. Returns 1 if written to
- * descriptors. Counters go to p->acc / p->wacc, flushed by rx_unlock. */
-int intel_rx_frame(struct intel_function *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
-                    const uint8_t *data, uint32_t len, const uint8_t *crc, int64_t now)
+/* 7.1.1 destination address filter, then the length checks; counts what
+ * passes the filter. Returns 1 if the frame (len bytes without CRC) is to
+ * be received. */
+static int rx_accept(struct intel_function *p, const uint8_t *data, uint32_t len, uint32_t hl)
 {
-    if (!LD(&p->rxen) || !link_is_up(p, now) || now < LD(&p->rst_until))
-        return 0;
-    p->rx_dirty = 1;
     uint32_t wire_len = len + 4;
     uint32_t fctrl = LD(&p->fctrl);
     int bcast = 0, mcast = 0;
-    /* 7.1.1 destination address filter */
     uint64_t da = 0;
     for (int i = 0; i < 6; i++)
         da |= (uint64_t)data[i] << (8 * i);
@@ -72,7 +67,6 @@ int intel_rx_frame(struct intel_function *p, const struct sim_dma_map *m, const 
     }
     p->acc.tpr++;
     p->acc.tor += wire_len;
-    uint32_t hl = LD(&p->hlreg0);
     uint32_t maxfs = (hl & HLREG0_JUMBOEN) ? (LD(&p->maxfrs) >> 16) : 1518;
     if (wire_len > maxfs) {   /* 8.2.3.23.x ROC */
         p->acc.roc++;
@@ -86,15 +80,15 @@ int intel_rx_frame(struct intel_function *p, const struct sim_dma_map *m, const 
     p->acc.gorc += wire_len;
     p->acc.bprc += bcast;
     p->acc.mprc += mcast;
+    return 1;
+}
 
-    struct ring *q = &p->rx[0];
-    uint32_t dlen = (hl & HLREG0_RXCRCSTRP) ? len : wire_len;
-    uint32_t size = 0, head = 0, ndesc = 0, avail = 0;
+/* Whether rx queue q can take dlen bytes now: enabled, bus mastering on,
+ * enough free descriptors (*ndesc of them). If not, the frame is dropped
+ * and counted (QPRDC with SRRCTL.DROP_EN, else RXMPC). */
+static int rx_room(struct intel_function *p, struct ring *q, uint32_t dlen, uint32_t *ndesc)
+{
     int ok = LDA(&q->enabled) && !LD(&q->faulted);
-    if (ok) {
-        size = q->size;
-        head = LD(&q->head);
-    }
     if (ok && !(LD(&p->pci_command) & 4)) {
         if (!q->bme_reported) {
             q->bme_reported = 1;
@@ -103,10 +97,9 @@ int intel_rx_frame(struct intel_function *p, const struct sim_dma_map *m, const 
         ok = 0;
     }
     if (ok) {
-        uint32_t tail = LDA(&q->tail);
-        avail = (tail + size - head) % size;
-        ndesc = (dlen + q->bsize - 1) / q->bsize;
-        ok = avail >= ndesc;
+        uint32_t avail = (LDA(&q->tail) + q->size - LD(&q->head)) % q->size;
+        *ndesc = (dlen + q->bsize - 1) / q->bsize;
+        ok = avail >= *ndesc;
     }
     if (!ok) {
         if (q->drop_en && LD(&q->enabled))
@@ -114,14 +107,18 @@ int intel_rx_frame(struct intel_function *p, const struct sim_dma_map *m, const 
         else
             p->acc.rxmpc[0]++;
         p->wacc.rx_no_desc_drops++;
-        return 0;
     }
-    uint8_t fcs[4];
-    if (dlen > len) {
-        uint32_t c = crc ? rd32(crc) : eth_fcs(data, len);
-        memcpy(fcs, &c, 4);
-    }
-    uint32_t done = 0;
+    return ok;
+}
+
+/* Write dlen bytes (the frame's len bytes, then the CRC's if kept) into
+ * ndesc descriptors from the queue's head, with advanced write-back
+ * (7.1.6). Returns 0 if a buffer lies outside the DMA map (the queue stops). */
+static int rx_write(struct intel_function *p, struct ring *q, const struct sim_dma_map *m,
+                    const struct sim_dma_ent **hint, const uint8_t *data, uint32_t len,
+                    const uint8_t *fcs, uint32_t dlen, uint32_t ndesc)
+{
+    uint32_t head = LD(&q->head), done = 0;
     for (uint32_t k = 0; k < ndesc; k++) {
         uint8_t *d = q->ring + (size_t)head * 16;
         uint64_t addr = rd64(d);
@@ -144,9 +141,36 @@ int intel_rx_frame(struct intel_function *p, const struct sim_dma_map *m, const 
         wr32(d + 12, chunk);            /* PKT_LEN 15:0, VLAN tag 0 */
         __atomic_store_n((uint32_t *)(d + 8), RXD_STAT_DD | (k == ndesc - 1 ? RXD_STAT_EOP : 0),
                          __ATOMIC_RELEASE);
-        head = head + 1 == size ? 0 : head + 1;
+        head = head + 1 == q->size ? 0 : head + 1;
     }
     STR(&q->head, head);
+    return 1;
+}
+
+/* A frame (without CRC: len bytes; crc = the 4 FCS bytes or NULL to compute)
+ * arrives at function p. Caller holds p's rx lock. Returns 1 if written to
+ * descriptors. Counters go to p->acc / p->wacc, flushed by rx_unlock. All
+ * received traffic goes to rx queue 0. */
+int intel_rx_frame(struct intel_function *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
+                   const uint8_t *data, uint32_t len, const uint8_t *crc, int64_t now)
+{
+    if (!LD(&p->rxen) || !link_is_up(p, now) || now < LD(&p->rst_until))
+        return 0;
+    p->rx_dirty = 1;
+    uint32_t hl = LD(&p->hlreg0);
+    if (!rx_accept(p, data, len, hl))
+        return 0;
+    struct ring *q = &p->rx[0];
+    uint32_t dlen = (hl & HLREG0_RXCRCSTRP) ? len : len + 4, ndesc = 0;
+    if (!rx_room(p, q, dlen, &ndesc))
+        return 0;
+    uint8_t fcs[4];
+    if (dlen > len) {
+        uint32_t c = crc ? rd32(crc) : eth_fcs(data, len);
+        memcpy(fcs, &c, 4);
+    }
+    if (!rx_write(p, q, m, hint, data, len, fcs, dlen, ndesc))
+        return 0;
     uint32_t iv = LD(&p->rx_ivar[0]);      /* 7.3.4: rx cause of queue 0 -> its vector */
     if (iv & IVAR_VALID)
         p->rx_cause |= 1ull << (iv & 63);
@@ -183,10 +207,160 @@ void intel_rx_unlock(struct intel_function *p)
 }
 
 /* ---- transmit path --------------------------------------------------------- */
-static void fault_tx(struct intel_function *p, struct ring *q)
+/* One packet's descriptors, fetched from the ring: the first is at the
+ * queue's head, the last at last. */
+struct tx_packet {
+    uint32_t last;
+    uint32_t n;               /* data descriptors; 0: a lone context descriptor */
+    uint32_t total, paylen;   /* the DTALEN sum; PAYLEN of the first */
+    const uint8_t *seg_p[TX_MAX_SEGS];
+    uint32_t seg_l[TX_MAX_SEGS];
+};
+
+/* What a queue sent in one pass. */
+struct tx_sent { uint64_t packets, wire_bytes, bytes; };
+
+/* Fetch the packet that starts at head (7.2.3.2: advanced data descriptors
+ * up to EOP, or one context descriptor). Returns 1 (complete, in *pk), 0
+ * (the rest not handed over yet) or -1 (an invalid descriptor, logged). */
+static int tx_fetch(struct intel_function *p, struct ring *q, unsigned qi, const struct sim_dma_map *m,
+                    const struct sim_dma_ent **hint, uint32_t head, uint32_t tail, struct tx_packet *pk)
 {
-    ST(&q->faulted, 1);
-    (void)p;
+    uint32_t i = head;
+    pk->n = pk->total = pk->paylen = 0;
+    for (;;) {
+        pk->last = i;
+        const uint8_t *d = q->ring + (size_t)i * 16;
+        uint32_t cmd = rd32(d + 8);
+        uint32_t dtyp = (cmd >> 20) & 0xF;
+        if (!(cmd & TXD_CMD_DEXT) || (dtyp != TXD_DTYP_DATA && dtyp != TXD_DTYP_CTXT)) {
+            ERR(p, "TXD[%u] of queue %u: %s descriptor (DCMD.DEXT=%u DTYP=%u), only advanced data/context descriptors are supported (queue stopped)",
+                i, qi, (cmd & TXD_CMD_DEXT) ? "unknown" : "legacy", !!(cmd & TXD_CMD_DEXT), dtyp);
+            return -1;
+        }
+        if (dtyp == TXD_DTYP_CTXT) {
+            if (pk->n) {
+                ERR(p, "TXD[%u] of queue %u: context descriptor inside a packet (queue stopped)", i, qi);
+                return -1;
+            }
+            return 1;     /* a context descriptor alone: consumed, no data */
+        }
+        uint32_t len = cmd & 0xFFFF;
+        uint64_t addr = rd64(d);
+        const uint8_t *buf = sim_dma_find(m, hint, addr, len ? len : 1);
+        if (!buf) {
+            ERR(p, "TXD[%u] of queue %u: buffer 0x%llx+%u outside the DMA map (queue stopped)",
+                i, qi, (unsigned long long)addr, len);
+            return -1;
+        }
+        if (pk->n == 0)
+            pk->paylen = rd32(d + 12) >> 14;
+        if (pk->n == TX_MAX_SEGS) {
+            ERR(p, "TXD[%u] of queue %u: packet uses more than %u descriptors (queue stopped)", i, qi, TX_MAX_SEGS);
+            return -1;
+        }
+        pk->seg_p[pk->n] = buf;
+        pk->seg_l[pk->n] = len;
+        pk->n++;
+        pk->total += len;
+        if (cmd & TXD_CMD_EOP)
+            return 1;
+        i = i + 1 == q->size ? 0 : i + 1;
+        if (i == tail)
+            return 0;
+    }
+}
+
+/* Whether the hardware would send the packet (its first descriptor at
+ * head); if so, the frame's length without CRC (*len) and whether the CRC
+ * is in the data (*crc_in_data: not inserted, IFCS or HLREG0.TXCRCEN clear). */
+static int tx_frame_ok(struct intel_function *p, struct ring *q, unsigned qi, uint32_t head, uint32_t hl,
+                       const struct tx_packet *pk, uint32_t *len, int *crc_in_data)
+{
+    uint32_t ifcs = rd32(q->ring + (size_t)head * 16 + 8) & TXD_CMD_IFCS;  /* first descriptor */
+    int send = 1;
+    if (pk->paylen != pk->total) {
+        if (!q->paylen_reported) {
+            q->paylen_reported = 1;
+            ERR(p, "TXD[%u] of queue %u: PAYLEN %u differs from the packet's DTALEN sum %u (frame dropped)",
+                head, qi, pk->paylen, pk->total);
+        }
+        send = 0;
+    }
+    *len = pk->total;
+    *crc_in_data = !(ifcs && (hl & HLREG0_TXCRCEN));
+    if (*crc_in_data) {
+        if (pk->total < 4)
+            send = 0;
+        else
+            *len = pk->total - 4;
+    }
+    if (send && pk->total > INTEL_MODEL_MAX_FRAME) {
+        ERR(p, "queue %u: tx packet of %u bytes exceeds the largest frame %u (dropped)", qi, pk->total,
+            INTEL_MODEL_MAX_FRAME);
+        send = 0;
+    }
+    return send;
+}
+
+/* The frame (len bytes, padded to wlen) into the peer's receive path; the
+ * peer's rx lock is taken once per pass (*locked). */
+static void tx_to_peer(struct intel_function *p, struct intel_function *peer, int *locked,
+                       const struct sim_dma_map *m, const struct sim_dma_ent **hint, const struct tx_packet *pk,
+                       uint32_t len, uint32_t wlen, int crc_in_data, int64_t now)
+{
+    const uint8_t *data = pk->seg_p[0];
+    const uint8_t *crc = NULL;
+    if (pk->n > 1 || wlen != len) {
+        uint8_t *s = p->scratch, *o = s;
+        for (uint32_t k = 0; k < pk->n; k++) {
+            memcpy(o, pk->seg_p[k], pk->seg_l[k]);
+            o += pk->seg_l[k];
+        }
+        if (wlen != len) {      /* pad (before any software CRC) */
+            memset(s + len, 0, wlen - len);
+            crc_in_data = 0;
+        }
+        data = s;
+    }
+    if (crc_in_data)
+        crc = data + len;
+    if (!*locked) {
+        rx_lock(peer);
+        *locked = 1;
+    }
+    intel_rx_frame(peer, m, hint, data, wlen, crc, now);
+}
+
+/* Write back DD on the descriptors head..last with RS (7.2.3.2.4 /
+ * 7.2.3.5). Returns how many descriptors the packet used. */
+static unsigned tx_writeback(struct ring *q, uint32_t head, uint32_t last)
+{
+    unsigned n = 0;
+    for (uint32_t j = head;; j = j + 1 == q->size ? 0 : j + 1) {
+        uint8_t *d = q->ring + (size_t)j * 16;
+        if (rd32(d + 8) & TXD_CMD_RS) {
+            uint32_t sta = rd32(d + 12);
+            __atomic_store_n((uint32_t *)(d + 12), sta | TXD_STAT_DD, __ATOMIC_RELEASE);
+        }
+        n++;
+        if (j == last)
+            return n;
+    }
+}
+
+static void tx_account(struct intel_function *p, struct ring *q, const struct tx_sent *s)
+{
+    if (!s->packets)
+        return;
+    ADD(&p->st.gptc, s->packets);
+    ADD(&p->st.tpt, s->packets);
+    ADD(&p->st.gotc, s->wire_bytes);
+    ADD(&p->st.tot, s->wire_bytes);
+    ADD(&p->st.qptc[q->stat], s->packets);
+    ADD(&p->st.qbtc[q->stat], s->wire_bytes - 4 * s->packets);
+    ADD(&p->wst.tx_packets, s->packets);
+    ADD(&p->wst.tx_bytes, s->bytes);
 }
 
 /* Process one tx queue. Returns descriptors consumed. */
@@ -207,143 +381,33 @@ static unsigned tx_queue(struct intel_function *p, unsigned qi, const struct sim
         }
         return 0;
     }
-    const uint32_t size = q->size;
-    int mode = LDA(&p->wire);
-    struct intel_function *peer = mode == WIRE_PAIR ? LDA(&p->peer) : NULL;
+    struct intel_function *peer = LDA(&p->wire) == WIRE_PAIR ? LDA(&p->peer) : NULL;
     int peer_locked = 0;
     uint32_t hl = LD(&p->hlreg0);
-    uint64_t gptc = 0, gotc = 0, bytes = 0;
+    struct tx_sent sent = {0, 0, 0};
     unsigned consumed = 0;
-    const uint8_t *seg_p[TX_MAX_SEGS];
-    uint32_t seg_l[TX_MAX_SEGS];
+    struct tx_packet pk;
 
     while (head != tail && consumed < TX_BUDGET) {
-        uint32_t i = head, n = 0, total = 0, paylen = 0;
-        int complete = 0, bad = 0;
-        for (;;) {
-            uint8_t *d = q->ring + (size_t)i * 16;
-            uint32_t cmd = rd32(d + 8);
-            uint32_t dtyp = (cmd >> 20) & 0xF;
-            if (!(cmd & TXD_CMD_DEXT) || (dtyp != TXD_DTYP_DATA && dtyp != TXD_DTYP_CTXT)) {
-                ERR(p, "TXD[%u] of queue %u: %s descriptor (DCMD.DEXT=%u DTYP=%u), only advanced data/context descriptors are supported (queue stopped)",
-                    i, qi, (cmd & TXD_CMD_DEXT) ? "unknown" : "legacy", !!(cmd & TXD_CMD_DEXT), dtyp);
-                bad = 1;
-                break;
-            }
-            if (dtyp == TXD_DTYP_CTXT) {
-                if (n) {
-                    ERR(p, "TXD[%u] of queue %u: context descriptor inside a packet (queue stopped)", i, qi);
-                    bad = 1;
-                    break;
-                }
-                /* a context descriptor alone: consumed, no data */
-                complete = 1;
-                break;
-            }
-            uint32_t len = cmd & 0xFFFF;
-            uint64_t addr = rd64(d);
-            const uint8_t *buf = sim_dma_find(m, hint, addr, len ? len : 1);
-            if (!buf) {
-                ERR(p, "TXD[%u] of queue %u: buffer 0x%llx+%u outside the DMA map (queue stopped)",
-                    i, qi, (unsigned long long)addr, len);
-                bad = 1;
-                break;
-            }
-            if (n == 0)
-                paylen = rd32(d + 12) >> 14;
-            if (n == TX_MAX_SEGS) {
-                ERR(p, "TXD[%u] of queue %u: packet uses more than %u descriptors (queue stopped)", i, qi, TX_MAX_SEGS);
-                bad = 1;
-                break;
-            }
-            seg_p[n] = buf;
-            seg_l[n] = len;
-            n++;
-            total += len;
-            if (cmd & TXD_CMD_EOP) {
-                complete = 1;
-                break;
-            }
-            i = i + 1 == size ? 0 : i + 1;
-            if (i == tail)
-                break;   /* rest of the packet not handed over yet */
-        }
-        if (bad) {
-            fault_tx(p, q);
+        int fetched = tx_fetch(p, q, qi, m, hint, head, tail, &pk);
+        if (fetched < 0) {
+            ST(&q->faulted, 1);
             break;
         }
-        if (!complete)
+        if (!fetched)
             break;
-        /* deliver the frame (n == 0: a lone context descriptor) */
-        if (n) {
-            uint32_t ifcs = rd32(q->ring + (size_t)head * 16 + 8) & TXD_CMD_IFCS;  /* first descriptor */
-            int send = 1;
-            if (paylen != total) {
-                if (!q->paylen_reported) {
-                    q->paylen_reported = 1;
-                    ERR(p, "TXD[%u] of queue %u: PAYLEN %u differs from the packet's DTALEN sum %u (frame dropped)",
-                        head, qi, paylen, total);
-                }
-                send = 0;
-            }
-            uint32_t len = total;
-            int crc_in_data = !(ifcs && (hl & HLREG0_TXCRCEN));
-            if (crc_in_data) {
-                if (total < 4)
-                    send = 0;
-                else
-                    len = total - 4;
-            }
-            if (send && total > INTEL_MODEL_MAX_FRAME) {
-                ERR(p, "queue %u: tx packet of %u bytes exceeds the largest frame %u (dropped)", qi, total, INTEL_MODEL_MAX_FRAME);
-                send = 0;
-            }
-            if (send) {
-                uint32_t wlen = len;
-                if ((hl & HLREG0_TXPADEN) && wlen < 60)
-                    wlen = 60;
-                gptc++;
-                gotc += wlen + 4;
-                bytes += wlen;
-                if (peer) {
-                    const uint8_t *data = seg_p[0];
-                    const uint8_t *crc = NULL;
-                    if (n > 1 || wlen != len) {
-                        uint8_t *s = p->scratch, *o = s;
-                        for (uint32_t k = 0; k < n; k++) {
-                            memcpy(o, seg_p[k], seg_l[k]);
-                            o += seg_l[k];
-                        }
-                        if (wlen != len) {      /* pad (before any software CRC) */
-                            memset(s + len, 0, wlen - len);
-                            crc_in_data = 0;
-                        }
-                        data = s;
-                    }
-                    if (crc_in_data)
-                        crc = data + len;
-                    if (!peer_locked) {
-                        rx_lock(peer);
-                        peer_locked = 1;
-                    }
-                    intel_rx_frame(peer, m, hint, data, wlen, crc, now);
-                }
-            }
+        uint32_t len;
+        int crc_in_data;
+        if (pk.n && tx_frame_ok(p, q, qi, head, hl, &pk, &len, &crc_in_data)) {
+            uint32_t wlen = (hl & HLREG0_TXPADEN) && len < 60 ? 60 : len;
+            sent.packets++;
+            sent.wire_bytes += wlen + 4;
+            sent.bytes += wlen;
+            if (peer)
+                tx_to_peer(p, peer, &peer_locked, m, hint, &pk, len, wlen, crc_in_data, now);
         }
-        /* write back DD on descriptors with RS (7.2.3.2.4 / 7.2.3.5) */
-        uint32_t j = head;
-        for (;;) {
-            uint8_t *d = q->ring + (size_t)j * 16;
-            if (rd32(d + 8) & TXD_CMD_RS) {
-                uint32_t sta = rd32(d + 12);
-                __atomic_store_n((uint32_t *)(d + 12), sta | TXD_STAT_DD, __ATOMIC_RELEASE);
-            }
-            consumed++;
-            if (j == i)
-                break;
-            j = j + 1 == size ? 0 : j + 1;
-        }
-        head = i + 1 == size ? 0 : i + 1;
+        consumed += tx_writeback(q, head, pk.last);
+        head = pk.last + 1 == q->size ? 0 : pk.last + 1;
     }
     if (peer_locked)
         intel_rx_unlock(peer);
@@ -353,16 +417,7 @@ static unsigned tx_queue(struct intel_function *p, unsigned qi, const struct sim
         if (iv & IVAR_VALID)
             intel_irq_raise(p, 1ull << (iv & 63), now);
     }
-    if (gptc) {
-        ADD(&p->st.gptc, gptc);
-        ADD(&p->st.tpt, gptc);
-        ADD(&p->st.gotc, gotc);
-        ADD(&p->st.tot, gotc);
-        ADD(&p->st.qptc[q->stat], gptc);
-        ADD(&p->st.qbtc[q->stat], gotc - 4 * gptc);
-        ADD(&p->wst.tx_packets, gptc);
-        ADD(&p->wst.tx_bytes, bytes);
-    }
+    tx_account(p, q, &sent);
     return consumed;
 }
 
