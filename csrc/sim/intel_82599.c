@@ -224,93 +224,119 @@ static void ixgbe_reset(struct intel_function *p)
     ST(&p->maxfrs, reg(p, R_MAXFRS));
 }
 
-static void ixgbe_write(struct intel_function *p, uint32_t off, uint32_t v, int64_t now)
+/* The interrupt registers only the 82599 has (8.2.3.5): EITR, IVAR, GPIE
+ * and the _EX registers of vectors 16..63. Returns 0 if off is none. */
+static int ixgbe_irq_write(struct intel_function *p, uint32_t off, uint32_t v, int64_t now)
 {
-    if (off >= R_SRRCTL_ALIAS(0) && off < R_SRRCTL_ALIAS(16)) {
-        ST(&p->rx[(off - R_SRRCTL_ALIAS(0)) / 4].srrctl, v);
-        return;
-    }
     if (off >= R_EITR_LO(0) && off < R_EITR_LO(24)) {
         intel_eitr_write(p, (off - R_EITR_LO(0)) / 4, off, v, now);
-        return;
+        return 1;
     }
     if (off >= R_EITR_HI(24) && off < R_EITR_HI(INTEL_MODEL_MSIX_VECTORS)) {
         intel_eitr_write(p, 24 + (off - R_EITR_HI(24)) / 4, off, v, now);
-        return;
+        return 1;
     }
     if (off >= R_IVAR(0) && off < R_IVAR(64)) {
         ixgbe_ivar_write(p, (off - R_IVAR(0)) / 4, v);
-        return;
+        return 1;
     }
     switch (off) {
-    case R_CTRL:
-        reg_set(p, off, v);
-        return;
-    case R_STATUS: case R_EEC: case R_LINKS:
-        return;  /* read-only */
     case R_EIMS_EX(0): case R_EIMS_EX(1):
         if (v)
             intel_irq_unmask(p, (uint64_t)v << (32 * ((off - R_EIMS_EX(0)) / 4)), now, "EIMS_EX");
-        return;
+        return 1;
     case R_EIMC_EX(0): case R_EIMC_EX(1):
         intel_irq_mask(p, (uint64_t)v << (32 * ((off - R_EIMC_EX(0)) / 4)));
-        return;
+        return 1;
     case R_EICS_EX(0): case R_EICS_EX(1):
         if (v)
             intel_irq_raise(p, (uint64_t)v << (32 * ((off - R_EICS_EX(0)) / 4)), now);
-        return;
+        return 1;
     case R_EIAM_EX(0): case R_EIAM_EX(1): {
         unsigned sh = 32 * ((off - R_EIAM_EX(0)) / 4);
         pthread_mutex_lock(&p->irq_lock);
         p->eiam = (p->eiam & ~(0xFFFFFFFFull << sh)) | ((uint64_t)v << sh);
         pthread_mutex_unlock(&p->irq_lock);
-        return;
+        return 1;
     }
     case R_GPIE:
         intel_gpie_write(p, off, v);
-        return;
-    case R_AUTOC: {
-        reg_set(p, off, v & ~AUTOC_RESTART_AN);
-        if (v & AUTOC_RESTART_AN) {
-            uint32_t lms = AUTOC_LMS(v);
-            EVT(p, "AUTOC.RESTART_AN");
-            /* LMS 000/010/110: 1 GbE modes; the rest: 10 GbE */
-            ST(&p->link_speed, (lms == 0 || lms == 2 || lms == 6) ? 2u : 3u);
-            ST(&p->link_up_at, intel_an_done_at(p, now));
-            ST(&p->ev_link, 1);
-        }
-        return;
+        return 1;
     }
+    return 0;
+}
+
+/* The receive configuration (8.2.3.7, 8.2.3.8, 8.2.3.22): what may change
+ * only while rx is off, and what turns it on. Returns 0 if off is none. */
+static int ixgbe_rx_config_write(struct intel_function *p, uint32_t off, uint32_t v)
+{
+    if (off >= R_SRRCTL_ALIAS(0) && off < R_SRRCTL_ALIAS(16)) {
+        ST(&p->rx[(off - R_SRRCTL_ALIAS(0)) / 4].srrctl, v);
+        return 1;
+    }
+    switch (off) {
     case R_HLREG0:
         reg_set(p, off, v);
         ST(&p->hlreg0, v);
-        return;
+        return 1;
     case R_MAXFRS:
         reg_set(p, off, v);
         ST(&p->maxfrs, v);
-        return;
+        return 1;
     case R_FCTRL: {
         uint32_t old = reg(p, R_FCTRL);
         if (v != old && LD(&p->rxen)) {
             /* 8.2.3.7.1: FCTRL may change only while RXCTRL.RXEN is 0 */
             ERR(p, "FCTRL changed from 0x%x to 0x%x while RXCTRL.RXEN is 1 (ignored)", old, v);
-            return;
+            return 1;
         }
         reg_set(p, off, v);
         intel_set_filter(p, v, "FCTRL.UPE");
-        return;
+        return 1;
     }
     case R_RDRXCTL:
         v &= ~RDRXCTL_DMAIDONE;   /* read-only status */
         if (LD(&p->rxen) && !rdrxctl_ok(p, v, "RDRXCTL written while RXCTRL.RXEN is 1"))
-            return;
+            return 1;
         reg_set(p, off, v);
-        return;
+        return 1;
     case R_RXCTRL:
         if ((v & RXCTRL_RXEN) && !LD(&p->rxen) && !rdrxctl_ok(p, reg(p, R_RDRXCTL), "RXCTRL.RXEN set (refused)"))
             v &= ~RXCTRL_RXEN;
         reg_set(p, off, v);
         intel_set_rxen(p, v & RXCTRL_RXEN, "RXCTRL.RXEN");
+        return 1;
+    case R_RAL(0): case R_RAH(0):
+        reg_set(p, off, v);
+        intel_set_own_mac(p);
+        return 1;
+    }
+    return 0;
+}
+
+/* AUTOC.RESTART_AN (8.2.3.22.19): the link comes up after the link delay. */
+static void autoc_write(struct intel_function *p, uint32_t v, int64_t now)
+{
+    reg_set(p, R_AUTOC, v & ~AUTOC_RESTART_AN);
+    if (v & AUTOC_RESTART_AN) {
+        uint32_t lms = AUTOC_LMS(v);
+        EVT(p, "AUTOC.RESTART_AN");
+        /* LMS 000/010/110: 1 GbE modes; the rest: 10 GbE */
+        ST(&p->link_speed, (lms == 0 || lms == 2 || lms == 6) ? 2u : 3u);
+        ST(&p->link_up_at, intel_an_done_at(p, now));
+        ST(&p->ev_link, 1);
+    }
+}
+
+static void ixgbe_write(struct intel_function *p, uint32_t off, uint32_t v, int64_t now)
+{
+    if (ixgbe_irq_write(p, off, v, now) || ixgbe_rx_config_write(p, off, v))
+        return;
+    switch (off) {
+    case R_STATUS: case R_EEC: case R_LINKS:
+        return;  /* read-only */
+    case R_AUTOC:
+        autoc_write(p, v, now);
         return;
     case R_DTXMXSZRQ:
         if (v & 0xF000u) {
@@ -323,12 +349,8 @@ static void ixgbe_write(struct intel_function *p, uint32_t off, uint32_t v, int6
         reg_set(p, off, v);
         intel_set_te(p, v & DMATXCTL_TE, "DMATXCTL.TE");
         return;
-    case R_RAL(0): case R_RAH(0):
-        reg_set(p, off, v);
-        intel_set_own_mac(p);
-        return;
     }
-    reg_set(p, off, v);
+    reg_set(p, off, v);     /* CTRL and the plain registers */
 }
 
 /* ---- the variant ---------------------------------------------------------------- */

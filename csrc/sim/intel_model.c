@@ -118,6 +118,45 @@ static void map_free(struct sim_dma_map *m)
     free(m);
 }
 
+/* Function i of sim, as after power-up (EEPROM read, DMA init done); NULL
+ * if out of memory. */
+static struct intel_function *function_new(struct intel_model *sim, unsigned i, const uint8_t base_mac[6],
+                                           const struct variant *v)
+{
+    struct intel_function *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->sim = sim;
+    p->v = v;
+    p->index = i;
+    p->ops.read32 = intel_model_read32;
+    p->ops.write32 = intel_model_write32;
+    p->ops.ctx = p;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_mutex_init(&p->log_lock, NULL);
+    pthread_mutex_init(&p->irq_lock, NULL);
+    for (unsigned k = 0; k < INTEL_MODEL_MSIX_VECTORS; k++)
+        p->efd[k] = -1;
+    p->regs = calloc(1, INTEL_MODEL_BAR0_SIZE);
+    p->src_frame = calloc(1, INTEL_MODEL_MAX_FRAME + 8);
+    p->scratch = calloc(1, INTEL_MODEL_MAX_FRAME + 64);
+    if (!p->regs || !p->src_frame || !p->scratch) {
+        function_free(p);
+        return NULL;
+    }
+    memcpy(p->mac, base_mac, 6);
+    p->mac[5] = (uint8_t)(base_mac[5] + i);
+    p->link_delay_us = DEFAULT_LINK_DELAY_US;
+    p->pci_command = 0;            /* MEM and BME off until the driver enables them */
+    p->src_seq_off = -1;
+    int64_t now = now_ns();
+    intel_function_reset(p, now);
+    p->ev_ard = p->ev_dmaidone = 0;
+    if (p->v->power_up)
+        p->v->power_up(p, now);
+    return p;
+}
+
 struct intel_model *intel_model_create(unsigned nfunctions, const uint8_t base_mac[6], enum intel_model_variant variant)
 {
     if (nfunctions == 0 || nfunctions > INTEL_MODEL_MAX_FUNCTIONS || (unsigned)variant >= sizeof(variants) / sizeof(variants[0]))
@@ -133,36 +172,9 @@ struct intel_model *intel_model_create(unsigned nfunctions, const uint8_t base_m
     pthread_mutex_init(&sim->map_lock, NULL);
     sim_worker_init(&sim->worker, worker_pass, sim, 0, IDLE_SLEEP_NS);
     for (unsigned i = 0; i < nfunctions; i++) {
-        struct intel_function *p = calloc(1, sizeof(*p));
-        if (!p)
+        sim->functions[i] = function_new(sim, i, base_mac, variants[variant]);
+        if (!sim->functions[i])
             goto fail;
-        sim->functions[i] = p;
-        p->sim = sim;
-        p->v = variants[variant];
-        p->index = i;
-        p->ops.read32 = intel_model_read32;
-        p->ops.write32 = intel_model_write32;
-        p->ops.ctx = p;
-        pthread_mutex_init(&p->lock, NULL);
-        pthread_mutex_init(&p->log_lock, NULL);
-        pthread_mutex_init(&p->irq_lock, NULL);
-        for (unsigned v = 0; v < INTEL_MODEL_MSIX_VECTORS; v++)
-            p->efd[v] = -1;
-        p->regs = calloc(1, INTEL_MODEL_BAR0_SIZE);
-        p->src_frame = calloc(1, INTEL_MODEL_MAX_FRAME + 8);
-        p->scratch = calloc(1, INTEL_MODEL_MAX_FRAME + 64);
-        if (!p->regs || !p->src_frame || !p->scratch)
-            goto fail;
-        memcpy(p->mac, base_mac, 6);
-        p->mac[5] = (uint8_t)(base_mac[5] + i);
-        p->link_delay_us = DEFAULT_LINK_DELAY_US;
-        p->pci_command = 0;            /* MEM and BME off until the driver enables them */
-        p->src_seq_off = -1;
-        int64_t now = now_ns();
-        intel_function_reset(p, now);      /* power-up: EEPROM already read, DMA init done */
-        p->ev_ard = p->ev_dmaidone = 0;
-        if (p->v->power_up)
-            p->v->power_up(p, now);
     }
     return sim;
 fail:
