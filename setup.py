@@ -14,6 +14,18 @@ from setuptools import Extension, setup
 CFLAGS = ["-O3", "-std=gnu11", "-pthread", "-Wall", "-Wno-unused-function"]
 CFLAGS += shlex.split(os.environ.get("IXYPY_CFLAGS", ""))
 
+# The fast path: one extension module per concern, each with a .pxd that
+# declares its classes, so other Cython modules cimport them.
+FASTPATH_HEADERS = {
+    "regs": ["ixy_regs.h", "ixy_portio.h"],
+    "mempool": ["ixy_mempool.h"],
+    "batch": ["ixy_mempool.h"],
+    "queue": ["ixy_mempool.h"],
+    "intel": ["ixy_desc.h", "ixy_regs.h", "ixy_mempool.h"],
+    "virtio": ["ixy_virtio.h", "ixy_portio.h", "ixy_regs.h", "ixy_mempool.h"],
+    "bench": ["ixy_measure.h", "ixy_poll_hook.h", "ixy_regs.h", "ixy_mempool.h"],
+}
+
 # the Intel model (82599, 82576): its shared core, then one file per register map
 INTEL_MODEL = ["csrc/sim/intel_model.c", "csrc/sim/intel_engines.c", "csrc/sim/intel_queues.c",
                "csrc/sim/intel_msix.c", "csrc/sim/intel_regs.c", "csrc/sim/intel_wire.c",
@@ -21,12 +33,14 @@ INTEL_MODEL = ["csrc/sim/intel_model.c", "csrc/sim/intel_engines.c", "csrc/sim/i
 
 extensions = [
     Extension(
-        "ixypy._fastpath",
-        sources=["src/ixypy/_fastpath.pyx"],
+        f"ixypy.fastpath.{name}",
+        sources=[f"src/ixypy/fastpath/{name}.pyx"],
         include_dirs=["csrc"],
-        depends=["csrc/ixy_regs.h", "csrc/ixy_desc.h", "csrc/ixy_mempool.h", "csrc/ixy_virtio.h", "csrc/ixy_portio.h", "src/ixypy/_virtio.pxi"],
+        depends=[f"csrc/{h}" for h in headers],
         extra_compile_args=CFLAGS,
-    ),
+    )
+    for name, headers in FASTPATH_HEADERS.items()
+] + [
     Extension(
         "ixypy.sim._model",
         sources=["src/ixypy/sim/_model.pyx", "csrc/sim/sim_worker.c", "csrc/sim/virtio_model.c"] + INTEL_MODEL,

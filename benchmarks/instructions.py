@@ -43,7 +43,7 @@ WARMUP_CALLS = 10
 def child(configs: list) -> None:
     from loops import loop_for, open_rig
     from ixypy import PacketBatch
-    from ixypy._fastpath import measured
+    from ixypy.fastpath.bench import measured
 
     rigs = {}
     for driver, kind, mode, batch_size in configs:

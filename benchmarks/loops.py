@@ -1,6 +1,6 @@
 """The loops both benchmarks measure (throughput and instruction counts):
-Python-driven, written as an application would, and C-driven (the queues'
-bench_* methods: the same per-batch C functions with no Python between
+Python-driven, written as an application would, and C-driven
+(ixypy.fastpath.bench: the same per-batch C functions with no Python between
 batches). `stalled` is called when the loop cannot progress (tx ring full,
 nothing received): a no-op while the model runs on its own thread, the
 model's pass when it runs in this one."""
@@ -10,12 +10,13 @@ import importlib
 from typing import Callable
 
 from ixypy import Mempool, PacketBatch
+from ixypy.fastpath.bench import bench_fwd, bench_rx, bench_tx
 from ixypy.packets import SEQ_OFFSET
 
 DRIVERS = ("ixgbe", "igb", "virtio")    # a rig each: benchmarks/rig_<driver>.py
 KINDS = ("tx", "rx", "fwd")
 # how each kind is driven: from Python as an app writes it, fwd also with the
-# one-call step (Queue.forward), and from C (the queues' bench_* methods)
+# one-call step (Queue.forward), and from C (ixypy.fastpath.bench)
 MODES = {"tx": ("python", "c"), "rx": ("python", "c"), "fwd": ("python", "step", "c")}
 
 Loop = Callable[[PacketBatch, int], int]
@@ -34,9 +35,9 @@ def loop_for(rig, kind: str, mode: str) -> Loop:
         ("rx", "python"): lambda batch, n: python_rx(rxq, batch, n, poll),
         ("fwd", "python"): lambda batch, n: python_fwd(rxq, txq, batch, n, poll),
         ("fwd", "step"): lambda batch, n: step_fwd(rxq, txq, batch, n, poll),
-        ("tx", "c"): lambda batch, n: txq.bench_tx(pool, batch.capacity, n, SEQ_OFFSET, hook),
-        ("rx", "c"): lambda batch, n: n if rxq.bench_rx(batch, n, hook) >= 0 else 0,
-        ("fwd", "c"): lambda batch, n: n if rxq.bench_fwd(txq, batch, n, hook) >= 0 else 0,
+        ("tx", "c"): lambda batch, n: bench_tx(txq, pool, batch.capacity, n, SEQ_OFFSET, hook),
+        ("rx", "c"): lambda batch, n: bench_rx(rxq, batch, n, hook)[0],
+        ("fwd", "c"): lambda batch, n: bench_fwd(rxq, txq, batch, n, hook)[0],
     }[(kind, mode)]
 
 

@@ -2,10 +2,8 @@
  * model's read/write functions (the sim NIC), behind one inline interface.
  *
  * A real BAR is accessed with volatile 32-bit loads and stores framed by
- * compiler barriers, so the compiler neither reorders descriptor writes past
- * a tail write nor merges or splits the access. On x86 stores to uncached
- * MMIO are not reordered with earlier stores to write-back memory, so no
- * fence instruction is needed (as in the Linux writel on x86).
+ * barriers, so neither the compiler nor the CPU moves descriptor writes past
+ * a tail write, and no access is merged or split.
  */
 #ifndef IXY_REGS_H
 #define IXY_REGS_H
@@ -15,30 +13,24 @@
 
 #define ixy_compiler_barrier() __asm__ __volatile__("" ::: "memory")
 
-#if defined(__x86_64__) || defined(__i386__)
+/* Ordering, x86 only: loads are not reordered with other loads, and stores
+ * (to write-back memory or uncached MMIO) not with earlier stores, so a
+ * compiler barrier orders descriptor writes before the tail write that hands
+ * them to the NIC (as Linux's wmb/writel on x86). A weakly ordered CPU needs
+ * real device-memory barriers here, which nobody has written or tested yet. */
+#if !defined(__x86_64__) && !defined(__i386__)
+#error "ixypy's fast path is written for x86 memory ordering: ixy_wmb/ixy_rmb need device-memory barriers (as Linux's dma_wmb/wmb) on this architecture"
+#endif
 #define ixy_rmb() ixy_compiler_barrier()
 #define ixy_wmb() ixy_compiler_barrier()
 /* a spin-wait hint: an empty poll loop yields the core's pipeline (and the
  * descriptor's cache line) for a moment instead of hammering it */
 #define ixy_cpu_relax() __asm__ __volatile__("pause" ::: "memory")
-#else
-#define ixy_rmb() __atomic_thread_fence(__ATOMIC_ACQUIRE)
-#define ixy_wmb() __atomic_thread_fence(__ATOMIC_RELEASE)
-#define ixy_cpu_relax() ixy_compiler_barrier()
-#endif
 
 /* A device model's register file (csrc/sim). ctx is the model's port. */
 struct ixy_reg_ops {
     uint32_t (*read32)(void *ctx, uint32_t offset);
     void (*write32)(void *ctx, uint32_t offset, uint32_t value);
-    void *ctx;
-};
-
-/* A device model's DMA engines run in the caller's thread: a benchmark's
- * C-driven loop calls poll(ctx) when it makes no progress, instead of
- * spinning while another thread plays the NIC. */
-struct ixy_poll_hook {
-    int (*poll)(void *ctx);
     void *ctx;
 };
 
@@ -65,7 +57,7 @@ static inline void ixy_write32(const struct ixy_bar *bar, uint32_t off, uint32_t
         bar->ops->write32(bar->ops->ctx, off, value);
         return;
     }
-    ixy_compiler_barrier();
+    ixy_wmb();   /* descriptors (and everything else written) before the register */
     *(volatile uint32_t *)(bar->base + off) = value;
     ixy_compiler_barrier();
 }

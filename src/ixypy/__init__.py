@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ._fastpath import DmaMemory, Mempool, PacketBatch
+from .fastpath.batch import PacketBatch
+from .fastpath.mempool import DmaMemory, Mempool
 from .device import Device, DeviceStats
 from .errors import IxyError
 

@@ -9,7 +9,7 @@ from typing import BinaryIO, Callable, Iterable, Optional, Sequence
 
 import dpkt
 
-from ._fastpath import PacketBatch
+from .fastpath.batch import PacketBatch
 from .device import Device
 from .packets import SEQ_OFFSET
 

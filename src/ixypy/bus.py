@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Sequence, Tuple
 
-from ._fastpath import Bar, PortIo
+from .fastpath.regs import Bar, PortIo
 from .errors import InterruptsUnavailable
 from .memory import DmaAllocator, HugepageAllocator, VfioAllocator
 from . import pci

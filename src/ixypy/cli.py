@@ -1,9 +1,9 @@
 """The `ixypy` command: pktgen, fwd, capture, devices, bind, unbind, hugepages.
 
 DEV is a PCI address (0000:03:00.0) or a sim device (sim:sink, sim:source,
-sim:loop, sim:pair0, sim:pair1; sim:igb-sink ... for an 82576). Ctrl-C or
-SIGTERM stops a running app cleanly: final stats, queues off, DMA stopped,
-memory released.
+sim:loop, sim:pair0, sim:pair1; sim:igb-sink ... for an 82576; sim:virtio-sink
+... on the virtio-net model): see dev_help(). Ctrl-C or SIGTERM stops a running
+app cleanly: final stats, queues off, DMA stopped, memory released.
 """
 from __future__ import annotations
 
@@ -19,10 +19,31 @@ import click
 from . import apps
 from . import open as open_device
 from .device import Device, DeviceStats
-from .errors import InvalidAddress, IxyError
+from .errors import InvalidAddress, InvalidTemplate, IxyError
 from .packets import MAX_FRAME, MIN_FRAME, udp_flows
+from .sim import ALIASES as SIM_ALIASES, MODELS as SIM_MODELS
 
 WIRE_OVERHEAD = 24      # preamble 8 + CRC 4 + inter-frame gap 12 bytes
+
+
+def sim_addresses() -> List[str]:
+    """Every sim device address, from the sim module's table of models and wires."""
+    return [f"sim:{prefix}{wire}" for prefix, (_, wires) in SIM_MODELS.items() for wire in wires]
+
+
+def _sim_help() -> str:
+    by_model: Dict[str, List[str]] = {}
+    for prefix, (model, wires) in SIM_MODELS.items():
+        by_model.setdefault(model, []).extend(f"sim:{prefix}{wire}" for wire in wires)
+    aliases = "".join(f"; sim:{a} is an alias of sim:{b}" for a, b in SIM_ALIASES.items())
+    return "; ".join(f"{model}: {', '.join(names)}" for model, names in by_model.items()) + aliases
+
+
+def dev_help(*names: str) -> str:
+    """What a DEV argument may be, for a command's --help."""
+    subject = f"{names[0]} is" if len(names) == 1 else f"{' and '.join(names)} are each"
+    return (f"{subject} the PCI address of a NIC bound with `ixypy bind` (e.g. 0000:03:00.0, as `ixypy devices` "
+            f"lists them) or a sim device, no hardware needed ({_sim_help()}).")
 
 
 class Meter:
@@ -146,7 +167,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         _exit(err.format_message(), err.exit_code)
     except click.Abort:
         _exit("aborted", 1)
-    except InvalidAddress as err:
+    except (InvalidAddress, InvalidTemplate) as err:
         _exit(str(err), 2)
     except IxyError as err:
         _exit(str(err), 1)
@@ -170,7 +191,7 @@ batch_option = click.option("--batch", "batch_size", type=click.IntRange(1, 512)
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output: JSON lines.")
 
 
-@cli.command()
+@cli.command(help=f"Send UDP frames with a 64-bit sequence number at byte 42.\n\n{dev_help('DEV')}")
 @click.argument("dev")
 @click.option("--size", "-s", type=click.IntRange(MIN_FRAME, MAX_FRAME), default=MIN_FRAME, show_default=True,
               help="Frame size in bytes, CRC excluded.")
@@ -179,14 +200,15 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 @click.option("--flows", type=click.IntRange(1, 65536), default=1, show_default=True,
               help="Number of flows (source IPs 10.0.0.2 upward).")
 @click.option("--template", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Send the frames of this pcap file instead of UDP (each buffer keeps one frame; order is not kept).")
+              help=f"Send the frames of this pcap or pcapng file instead of UDP (each buffer keeps one frame; "
+                   f"order is not kept). Frames shorter than {MIN_FRAME} bytes are padded with zeros to {MIN_FRAME}, "
+                   f"as a NIC pads them; longer than {MAX_FRAME} are refused.")
 @limits_option
 @batch_option
 @json_option
 def pktgen(dev: str, size: int, rate_mpps: Optional[float], rate_gbps: Optional[float], flows: int,
            template: Optional[Path], count: Optional[int], duration: Optional[float], batch_size: int,
            as_json: bool) -> None:
-    """Send UDP frames with a 64-bit sequence number at byte 42."""
     if rate_mpps and rate_gbps:
         raise click.UsageError("give --rate or --gbps, not both")
     frames = _pcap_frames(template) if template else udp_flows(flows, size)
@@ -202,27 +224,42 @@ def pktgen(dev: str, size: int, rate_mpps: Optional[float], rate_gbps: Optional[
 
 
 def _pcap_frames(path: Path) -> List[bytes]:
+    """The frames of a pcap or pcapng file of Ethernet frames, short ones
+    padded with zeros to MIN_FRAME bytes."""
     import dpkt
 
     with path.open("rb") as f:
-        frames = [bytes(buf) for _, buf in dpkt.pcap.Reader(f)]
+        reader = None
+        for kind in (dpkt.pcap.Reader, dpkt.pcapng.Reader):
+            f.seek(0)
+            try:
+                reader = kind(f)
+                break
+            except (ValueError, dpkt.Error):
+                continue
+        if reader is None:
+            raise InvalidTemplate(f"--template {path}: not a pcap or pcapng file")
+        if reader.datalink() != dpkt.pcap.DLT_EN10MB:
+            raise InvalidTemplate(f"--template {path}: link type {reader.datalink()}, not Ethernet (1)")
+        try:
+            frames = [bytes(buf) for _, buf in reader]
+        except (ValueError, dpkt.Error) as err:
+            raise InvalidTemplate(f"--template {path}: unreadable after the header ({err})") from None
     if not frames:
-        raise click.BadParameter(f"{path} holds no packets", param_hint="--template")
+        raise InvalidTemplate(f"--template {path} holds no packets")
     for frame in frames:
-        if not MIN_FRAME <= len(frame) <= MAX_FRAME:
-            raise click.BadParameter(f"{path} has a {len(frame)}-byte frame; frames must be {MIN_FRAME}..{MAX_FRAME} bytes",
-                                     param_hint="--template")
-    return frames
+        if len(frame) > MAX_FRAME:
+            raise InvalidTemplate(f"--template {path} has a {len(frame)}-byte frame; frames must be at most {MAX_FRAME} bytes")
+    return [frame.ljust(MIN_FRAME, b"\0") for frame in frames]
 
 
-@cli.command()
+@cli.command(help=f"Forward between two devices in both directions.\n\n{dev_help('DEV1', 'DEV2')}")
 @click.argument("dev1")
 @click.argument("dev2")
 @limits_option
 @batch_option
 @json_option
 def fwd(dev1: str, dev2: str, count: Optional[int], duration: Optional[float], batch_size: int, as_json: bool) -> None:
-    """Forward between two devices in both directions."""
     with open_device(dev1) as a, open_device(dev2) as b:
         meter = Meter([a, b], as_json)
         with StopOnSignals() as stop:
@@ -230,7 +267,7 @@ def fwd(dev1: str, dev2: str, count: Optional[int], duration: Optional[float], b
         meter.summary(forwarded=forwarded)
 
 
-@cli.command()
+@cli.command(help=f"Write received frames to a pcap file.\n\n{dev_help('DEV')}")
 @click.argument("dev")
 @click.argument("file", type=click.File("wb", lazy=False))
 @limits_option
@@ -238,7 +275,6 @@ def fwd(dev1: str, dev2: str, count: Optional[int], duration: Optional[float], b
 @json_option
 def capture(dev: str, file: BinaryIO, count: Optional[int], duration: Optional[float], batch_size: int,
             as_json: bool) -> None:
-    """Write received frames to a pcap file."""
     with file as out, open_device(dev) as device:
         meter = Meter([device], as_json)
         with StopOnSignals() as stop:

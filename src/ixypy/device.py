@@ -14,7 +14,8 @@ import weakref
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, List, Optional
 
-from ._fastpath import Mempool, PacketBatch
+from .fastpath.batch import PacketBatch
+from .fastpath.mempool import Mempool
 from .errors import BatchError, QueueError
 
 if TYPE_CHECKING:

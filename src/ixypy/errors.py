@@ -81,19 +81,28 @@ class DmaMemoryError(IxyError, MemoryError):
 class MempoolExhausted(IxyError):
     """A mempool has no free buffer left where one was required."""
 
-    default_hint = "make the mempool larger (num_bufs), or free the buffers you hold with Mempool.free_batch / tx_batch"
+    default_hint = ("make the mempool larger (dev.mempool(num_bufs=N)), or give back the buffers you hold: "
+                    "PacketBatch.free() returns them, dev.tx_batch() sends them and frees them once sent")
 
 
 class DoubleFree(IxyError):
     """A buffer was returned to its mempool twice (caught in debug mode)."""
 
-    default_hint = "each buffer goes back once: either via tx_batch (the driver frees it after sending) or via free_batch, never both"
+    default_hint = ("each buffer goes back once: either via dev.tx_batch() (the driver frees it once sent) "
+                    "or via PacketBatch.free(), never both")
 
 
 class QueueError(IxyError, IndexError):
     """A queue id out of range, or a queue used before it was set up."""
 
     default_hint = "queue ids run from 0 to the number of queues given to ixypy.open(..., rx_queues=N, tx_queues=M) minus one"
+
+
+class InvalidTemplate(IxyError, ValueError):
+    """A packet template file that cannot be used: not a capture, no packets, not Ethernet, a frame too long."""
+
+    default_hint = ("give a pcap or pcapng capture of Ethernet frames of at most 1514 bytes, "
+                    "e.g. one written by `ixypy capture DEV FILE` or saved by Wireshark or tcpdump")
 
 
 class PacketTooLarge(IxyError, ValueError):
@@ -105,7 +114,7 @@ class PacketTooLarge(IxyError, ValueError):
 class BatchError(IxyError, ValueError):
     """A batch is too large for the ring or is otherwise unusable."""
 
-    default_hint = "use a batch no larger than the ring (num_rx_descriptors / num_tx_descriptors)"
+    default_hint = "use a batch no larger than the ring, whose size ixypy.open(..., num_rx_desc=N, num_tx_desc=M) sets"
 
 
 class DeviceTimeout(IxyError, TimeoutError):
@@ -141,4 +150,5 @@ class BindFailed(DeviceError):
 class BarError(IxyError, ValueError):
     """A BAR used the wrong way: an I/O-port BAR mapped as memory, a memory BAR opened as ports, or an empty BAR."""
 
-    default_hint = "map memory BARs with map_bar(n) and open I/O-port BARs with ioport(n); the sysfs `resource` file shows which is which (flags 0x100 = I/O, 0x200 = memory)"
+    default_hint = ("map memory BARs with Bus.bar(n) and open I/O-port BARs with Bus.ioport(n); the sysfs `resource` "
+                    "file shows which is which (flags 0x100 = I/O, 0x200 = memory)")

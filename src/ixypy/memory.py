@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional
 
-from ._fastpath import DmaMemory, Mempool
+from .fastpath.mempool import DmaMemory, Mempool
 from .errors import DmaMemoryError, HugepagesUnavailable, PermissionDenied
 
 HUGEPAGE_SIZE = 2 * 1024 * 1024

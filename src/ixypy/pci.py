@@ -214,7 +214,7 @@ class MappedBar(NamedTuple):
     length: int
 
     def bar(self):
-        from ._fastpath import Bar
+        from .fastpath.regs import Bar
         return Bar(address=self.address, length=self.length, keepalive=self.mmap)
 
 
@@ -603,7 +603,7 @@ class PciDevice:
     def open_ioport(self, index: int):
         """A fast-path ``PortIo`` on I/O-port BAR ``index`` (``resourceN``).
         Valid until this device is closed."""
-        from ._fastpath import PortIo
+        from .fastpath.regs import PortIo
         info = self.bar_info(index)
         if not info.is_io:
             raise BarError(f"{self.address}: BAR{index} is a memory BAR (flags {info.flags:#x}), not I/O ports; "

@@ -547,7 +547,7 @@ class VfioDevice:
     def ioport(self, index: int):
         """A fast-path PortIo on I/O-port BAR ``index`` (pread/pwrite on the
         device fd at the region's offset)."""
-        from ._fastpath import PortIo
+        from .fastpath.regs import PortIo
         r = self._bar_region(index)
         if not self.bar_is_io(index):
             raise BarError(f"{self.address}: BAR{index} is a memory BAR, not I/O ports; map it with map_bar({index})")

@@ -1,8 +1,10 @@
 """The `ixypy` command, run as a subprocess against sim devices."""
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,9 +14,15 @@ from typing import List
 
 import dpkt
 import pytest
+from click.testing import CliRunner
 
+from ixypy import open as ixypy_open
+from ixypy import pci
+from ixypy.cli import _pcap_frames, cli, sim_addresses
 from ixypy.packets import SEQ_OFFSET
 from ixypy.sim import source_frame
+
+from ..unit.fakesysfs import FakeSysfs
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -126,15 +134,118 @@ def test_template_from_pcap(tmp_path: Path):
     assert out.returncode == 0, out.stderr
     # both frames go out (each buffer keeps its template; recycling mixes the order)
     assert 1000 * (60 + 4) < summary(out.stdout)["tx_bytes"] < 1000 * (100 + 4)
-    bad = tmp_path / "bad.pcap"
-    with bad.open("wb") as f:
-        dpkt.pcap.Writer(f).writepkt(b"x" * 20, ts=0)
-    out = ixypy("pktgen", "sim:sink", "--template", str(bad), "--count", "1")
-    assert out.returncode == 2 and "20-byte frame" in out.stderr
 
 
-def test_devices_json_lists_network_devices_read_only():
+def _write_capture(path: Path, frames, writer=dpkt.pcap.Writer, **kw) -> Path:
+    with path.open("wb") as f:
+        w = writer(f, **kw)
+        for frame in frames:
+            w.writepkt(frame, ts=0)
+    return path
+
+
+ARP = bytes.fromhex("ffffffffffff02a0c90000fe0806") + bytes(28)         # 42 bytes, as scapy builds it
+
+
+def test_template_frames_shorter_than_60_bytes_are_padded_with_zeros(tmp_path: Path):
+    pcap = _write_capture(tmp_path / "arp.pcap", [ARP, b"x" * 20])
+    assert _pcap_frames(pcap) == [ARP + bytes(18), b"x" * 20 + bytes(40)]
+    out = ixypy("pktgen", "sim:sink", "--template", str(pcap), "--count", "1000", "--json")
+    assert out.returncode == 0, out.stderr
+    assert summary(out.stdout)["tx_bytes"] == 1000 * (60 + 4)              # every frame went out as 60 bytes
+
+
+def test_template_from_pcapng(tmp_path: Path):
+    frames = [source_frame(), source_frame()[:50] + bytes(50)]
+    pcapng = _write_capture(tmp_path / "t.pcapng", frames, dpkt.pcapng.Writer)
+    assert pcapng.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a"                  # a section header block: pcapng
+    assert _pcap_frames(pcapng) == frames
+    out = ixypy("pktgen", "sim:sink", "--template", str(pcapng), "--count", "1000", "--json")
+    assert out.returncode == 0, out.stderr
+    assert 1000 * (60 + 4) < summary(out.stdout)["tx_bytes"] < 1000 * (100 + 4)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("text.pcap", lambda p: p.write_text("not a capture at all\n" * 10), "not a pcap or pcapng file"),
+    ("empty.pcap", lambda p: p.write_bytes(b""), "not a pcap or pcapng file"),
+    ("none.pcap", lambda p: _write_capture(p, []), "holds no packets"),
+    ("raw.pcap", lambda p: _write_capture(p, [bytes(60)], linktype=dpkt.pcap.DLT_RAW), "not Ethernet"),
+    ("big.pcap", lambda p: _write_capture(p, [bytes(2000)]), "2000-byte frame"),
+])
+def test_a_bad_template_is_a_one_line_error_with_a_hint(tmp_path: Path, name, content, message):
+    path = tmp_path / name
+    content(path)
+    out = ixypy("pktgen", "sim:sink", "--template", str(path), "--count", "1")
+    assert out.returncode == 2
+    assert out.stderr.startswith("ixypy: error: --template ") and out.stderr.count("\n") == 1
+    assert message in out.stderr and "(hint: give a pcap or pcapng capture" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("command, args", [("pktgen", ["DEV"]), ("capture", ["DEV"]), ("fwd", ["DEV1", "DEV2"])])
+def test_help_says_what_dev_may_be(command, args):
+    """--help names the argument, a PCI address, and every sim device, each
+    of which opens."""
+    result = CliRunner().invoke(cli, [command, "--help"], terminal_width=1000)
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert f"{' and '.join(args)} {'is' if len(args) == 1 else 'are each'} the PCI address" in text
+    assert "0000:03:00.0" in text
+    named = set(re.findall(r"sim:[\w-]+\w", text))
+    assert named >= set(sim_addresses()) and len(sim_addresses()) >= 13
+    for address in sorted(named):
+        with ixypy_open(address):
+            pass
+
+
+def test_help_says_short_templates_are_padded():
+    text = " ".join(CliRunner().invoke(cli, ["pktgen", "--help"], terminal_width=1000).output.split())
+    assert "pcap or pcapng file" in text and "shorter than 60 bytes are padded with zeros to 60" in text
+
+
+def _tree(root: Path) -> dict:
+    """Every file's content and every symlink's target under root."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_symlink():
+            out[str(p)] = ("link", os.readlink(p))
+        elif p.is_file():
+            out[str(p)] = ("file", p.read_bytes())
+        else:
+            out[str(p)] = ("dir",)
+    return out
+
+
+def test_devices_json_lists_network_devices_read_only(tmp_path: Path, monkeypatch):
+    """On a fake sysfs: the network devices and only those, each with its
+    kernel driver, routed interfaces and ixypy driver; nothing written."""
+    fs = FakeSysfs(tmp_path)
+    fs.add_device("0000:03:00.0", net={"eth0": "down"})                          # 82599, ixgbe
+    fs.add_device("0000:04:00.0", device=0x10C9, driver="igb", iommu_group=8, net={"eth1": "up"})
+    fs.add_device("0000:05:00.0", vendor=0x10EC, device=0x8168, driver="r8169", iommu_group=9)
+    fs.add_device("0000:00:1f.0", device=0x8C4E, cls=0x060100, driver="lpc_ich", iommu_group=10)
+    fs.set_routes(["eth1"])
+    monkeypatch.setattr(pci, "list_devices", functools.partial(pci.list_devices, sysfs_root=fs.sys, proc_root=fs.proc))
+    before = _tree(tmp_path)
+    result = CliRunner().invoke(cli, ["devices", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [(r["address"], r["id"], r["driver"], r["interfaces"], r["busy"], r["ixypy"]) for r in rows] == [
+        ("0000:03:00.0", "8086:10fb", "ixgbe", ["eth0"], [], "ixgbe"),
+        ("0000:04:00.0", "8086:10c9", "igb", ["eth1"], ["eth1"], "igb"),
+        ("0000:05:00.0", "10ec:8168", "r8169", [], [], ""),
+    ]
+    assert _tree(tmp_path) == before                       # read-only: not a byte or link changed
+
+
+def test_devices_json_on_this_machine_matches_sysfs():
+    """On the real /sys: one row per network-class device (there may be
+    none), and no device changes driver."""
+    base = Path("/sys/bus/pci/devices")
+    network = sorted(d.name for d in base.iterdir() if (d / "class").read_text().startswith("0x02")) \
+        if base.is_dir() else []
+    drivers = {a: os.path.realpath(base / a / "driver") for a in network}
     out = ixypy("devices", "--json")
     assert out.returncode == 0, out.stderr
-    rows = json.loads(out.stdout)
-    assert all(set(r) >= {"address", "id", "driver", "ixypy"} for r in rows)
+    assert [r["address"] for r in json.loads(out.stdout)] == network
+    assert {a: os.path.realpath(base / a / "driver") for a in network} == drivers

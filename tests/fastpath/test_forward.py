@@ -8,6 +8,7 @@ import pytest
 import ixypy
 from ixypy import PacketBatch
 from ixypy.errors import QueueError
+from ixypy.fastpath.bench import bench_rx
 from ixypy.packets import SEQ_OFFSET
 
 from ..simdev import Receiver, model_errors, wait_until
@@ -55,7 +56,7 @@ def test_queue_direction_and_closed_queue_are_refused():
             with pytest.raises(QueueError, match="an rx queue"):
                 dev.rx_queue(0).forward(dev.rx_queue(0), batch)     # not a tx queue
             with pytest.raises(QueueError, match="a tx queue"):
-                dev.tx_queue(0).bench_rx(batch, 1)
+                bench_rx(dev.tx_queue(0), batch, 1)
         txq = x.tx_queue(0)
     with pytest.raises(QueueError, match="closed"):
         txq.tx(batch)

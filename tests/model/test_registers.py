@@ -234,7 +234,7 @@ def test_full_bring_up_has_no_errors_and_ordered_events(nic0):
 
 
 def test_reg_ops_capsule_with_fastpath_bar(sim):
-    from ixypy._fastpath import Bar
+    from ixypy.fastpath.regs import Bar
     fn = sim.function(0)
     bar = Bar(ops=fn.reg_ops(), keepalive=fn)
     assert bar.read32(RAH0) == fn.read32(RAH0)

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from ixypy import PacketBatch
-from ixypy.errors import HugepagesUnavailable, PermissionDenied
-from ixypy.memory import HUGEPAGE_SIZE, HUGEPAGES_SYSFS, HugepageAllocator, hugepage_counts, virt_to_phys
+from ixypy import DmaMemory
+from ixypy.errors import DmaMemoryError, HugepagesUnavailable, PermissionDenied
+from ixypy.memory import (HUGEPAGE_SIZE, HUGEPAGES_SYSFS, DmaAllocator, HugepageAllocator, hugepage_counts,
+                          virt_to_phys)
 
 from ..conftest import require
 
@@ -66,11 +68,37 @@ def test_mempool_in_hugepages_translates_every_buffer(hugepages):
     batch.free()
 
 
-def test_contiguous_request_checked(hugepages):
-    alloc = HugepageAllocator()
-    one = alloc.allocate(HUGEPAGE_SIZE, contiguous=True)
-    assert one.contiguous
-    alloc.release_all()
+class _FakeDma(DmaAllocator):
+    """Anonymous memory whose 4 KiB pages get the DMA addresses given."""
+
+    page_size = 4096
+
+    def __init__(self, dma) -> None:
+        super().__init__()
+        self.dma = dma
+        self.unmapped = []
+
+    def _map(self, size: int) -> DmaMemory:
+        return DmaMemory(size)
+
+    def _translate(self, memory: DmaMemory) -> list:
+        return self.dma[:memory.size // self.page_size]
+
+    def _unmap_dma(self, region) -> None:
+        self.unmapped.append(region)
+
+
+def test_contiguous_request_checked():
+    """A region asked for as contiguous is refused (and its mapping undone)
+    when its pages are not contiguous in DMA space; one whose pages are is
+    taken; without the request, any pages are."""
+    ok = _FakeDma([0x10000, 0x11000, 0x12000])
+    assert ok.allocate(3 * 4096, contiguous=True).page_dma == [0x10000, 0x11000, 0x12000]
+    bad = _FakeDma([0x10000, 0x12000, 0x13000])
+    with pytest.raises(DmaMemoryError, match="12288 bytes of DMA memory are not contiguous"):
+        bad.allocate(3 * 4096, contiguous=True)
+    assert len(bad.unmapped) == 1 and bad.regions == []
+    assert bad.allocate(3 * 4096).page_dma == [0x10000, 0x12000, 0x13000]
 
 
 def test_no_hugepages_reserved_gives_hint():

@@ -9,7 +9,8 @@ import struct
 import pytest
 
 from ixypy import DmaMemory, Mempool, PacketBatch
-from ixypy._fastpath import PortIo, VirtioRxQueue, VirtioTxQueue, vring_size
+from ixypy.fastpath.regs import PortIo
+from ixypy.fastpath.virtio import VirtioRxQueue, VirtioTxQueue, vring_size
 from ixypy.errors import PacketTooLarge
 
 N = 16                      # queue size: 8 chains

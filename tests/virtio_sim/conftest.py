@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from ixypy._fastpath import DmaMemory
+from ixypy.fastpath.mempool import DmaMemory
 from ixypy.drivers.virtio import VirtioDevice
 from ixypy.packets import SEQ_OFFSET
 from ixypy.sim import close_model, source_frame

@@ -7,6 +7,7 @@ import pytest
 
 import ixypy
 from ixypy import PacketBatch
+from ixypy.fastpath.bench import bench_fwd, bench_rx, bench_tx
 from ixypy.packets import SEQ_OFFSET, udp_frame
 
 
@@ -140,7 +141,7 @@ def test_bench_loops_move_what_they_report(model, pair, threaded):
     pool = tx.mempool(4096)
     pool.fill(udp_frame())
     txq, rxq = tx.tx_queue(0), rx.rx_queue(0)
-    sent = txq.bench_tx(pool, 32, 10_000, SEQ_OFFSET, hook)
+    sent = bench_tx(txq, pool, 32, 10_000, SEQ_OFFSET, hook)
     assert 10_000 <= sent < 10_000 + 32 and txq.packets == sent
     while txq.in_flight:
         if not threaded:
@@ -148,12 +149,12 @@ def test_bench_loops_move_what_they_report(model, pair, threaded):
         txq.reclaim()
     assert tx.bus.function.wire_stats()["tx_packets"] == sent
     assert tx.bus.function.wire_stats()["tx_seq_errors"] == 0
-    rxq.bench_rx(PacketBatch(32), 10_000, hook)
-    received = rxq.packets
+    received, _ = bench_rx(rxq, PacketBatch(32), 10_000, hook)
+    assert received == rxq.packets
     assert 10_000 <= received < 10_000 + 32
     held = PacketBatch(32)
-    rxq.bench_fwd(txq, held, 10_000, hook)
-    forwarded = txq.packets - sent
+    forwarded, _ = bench_fwd(rxq, txq, held, 10_000, hook)
+    assert forwarded == txq.packets - sent
     assert 10_000 <= forwarded < 10_000 + 32
     assert rxq.packets - received == forwarded + len(held)    # the rest waits in the batch
     held.free()

@@ -3,7 +3,7 @@ it in its error log and refuses (VirtIO 1.x, 4.1.4.8, 3.1.2, 2.7)."""
 import pytest
 
 import ixypy
-from ixypy._fastpath import DmaMemory
+from ixypy.fastpath.mempool import DmaMemory
 from ixypy.packets import udp_frame
 
 from .conftest import (ACKNOWLEDGE, CMD_IO, DESC_F_NEXT, DESC_F_WRITE, DEVICE_STATUS, DRIVER, DRIVER_OK,

@@ -32,7 +32,7 @@ def in_ci() -> bool:
 def guest_image() -> GuestImage:
     """Kernel + initramfs; skips (fails in CI) if a prerequisite is missing."""
     try:
-        if not list((SRC_DIR / "ixypy").glob("_fastpath*.so")):  # the guest imports the in-place build
+        if not list((SRC_DIR / "ixypy").glob("fastpath/*.so")):  # the guest imports the in-place build
             raise MissingPrerequisite(f"no built extension in {SRC_DIR}/ixypy")
         return prepare_image()
     except MissingPrerequisite as e:

@@ -54,7 +54,50 @@ GUEST_MODULES = (
 
 VIRTIO_FIRST_SLOT = 0x10  # virtio NIC i at 0000:00:(0x10+i).0
 ROOT_PORT_FIRST_SLOT = 0x18  # igb NIC j behind the root port at slot 0x18+j, on bus j+1
-NINEP_SLOTS = (0x08, 0x09, 0x0A)  # hostroot, work, project
+NINEP_SLOTS = (0x08, 0x09)  # hostroot, work
+# the checkout, then the interpreter's directories the guest would not see (guest_shares)
+SHARE_SLOTS = (0x0A, 0x0B, 0x0C, 0x0D, 0x0E)
+# the guest mounts its own file systems here, over the host root: a host path
+# under one of them is hidden in the guest unless it is shared on its own
+GUEST_OWN_MOUNTS = ("/tmp", "/dev", "/proc", "/sys")
+
+
+def hidden_in_guest(path: Path) -> bool:
+    """Whether the guest's own mounts (a tmpfs on /tmp...) hide this host path."""
+    return any(Path(path).is_relative_to(m) for m in GUEST_OWN_MOUNTS)
+
+
+def _link_chain(executable: str) -> List[Path]:
+    """The executable and every symlink target on the way to the real file
+    (a virtualenv's bin/python -> the base interpreter -> python3.x)."""
+    chain, path = [], Path(os.path.abspath(executable))
+    for _ in range(40):
+        chain.append(path)
+        if not path.is_symlink():
+            break
+        path = Path(os.path.abspath(path.parent / os.readlink(path)))
+    return chain
+
+
+def guest_shares(repo_root: Path = REPO_ROOT, executable: str = sys.executable,
+                 prefixes: Sequence[str] = (sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix)
+                 ) -> List[Path]:
+    """Host directories the guest mounts at the same path, read-only, each
+    with its own 9p share: the checkout (always), and the interpreter's
+    directories that the guest's own mounts would hide, so that tests run
+    from a virtualenv under /tmp (`python -m venv /tmp/v`) find its
+    interpreter and site-packages in the guest: sys.prefix (the venv),
+    sys.base_prefix, and the directory of each link from sys.executable to
+    the real interpreter. One inside another is shared once, as the outer."""
+    wanted = [Path(os.path.abspath(p)) for p in prefixes] + [p.parent for p in _link_chain(executable)]
+    shares = [Path(repo_root)]
+    for path in sorted({p for p in wanted if hidden_in_guest(p)}, key=lambda p: len(p.parts)):
+        if not any(path.is_relative_to(s) for s in shares):
+            shares.append(path)
+    if len(shares) > len(SHARE_SLOTS):
+        raise MissingPrerequisite(f"the guest can mount at most {len(SHARE_SLOTS)} host directories, "
+                                  f"this run needs {len(shares)}: {', '.join(map(str, shares))}")
+    return shares
 
 
 class MissingPrerequisite(Exception):
@@ -382,11 +425,13 @@ class Guest:
             "-device", f"virtio-9p-pci,fsdev=fs0,mount_tag=hostroot,addr={NINEP_SLOTS[0]:#x}",
             "-fsdev", f"local,id=fs1,path={self.share},security_model=none",
             "-device", f"virtio-9p-pci,fsdev=fs1,mount_tag=work,addr={NINEP_SLOTS[1]:#x}",
-            # the checkout itself: it may live where the guest's own mounts hide
-            # the host root (a clone under /tmp, which the guest mounts a tmpfs over)
-            "-fsdev", f"local,id=fs2,path={REPO_ROOT},security_model=none,readonly=on",
-            "-device", f"virtio-9p-pci,fsdev=fs2,mount_tag=project,addr={NINEP_SLOTS[2]:#x}",
         ]
+        # the checkout itself, and a virtualenv's interpreter: they may live where
+        # the guest's own mounts hide the host root (under /tmp, which the guest
+        # mounts a tmpfs over)
+        for i, path in enumerate(guest_shares()):
+            cmd += ["-fsdev", f"local,id=fs{2 + i},path={path},security_model=none,readonly=on",
+                    "-device", f"virtio-9p-pci,fsdev=fs{2 + i},mount_tag=share{i},addr={SHARE_SLOTS[i]:#x}"]
         for nic, placed in zip(self.nics, self.placed):
             cmd += nic_qemu_args(nic, placed)
         return cmd
@@ -394,9 +439,12 @@ class Guest:
     def guest_command(self) -> str:
         """The shell script /init runs in the chroot: the agent under the host's Python."""
         nics = json.dumps([{"address": n.address, "model": n.model, "mac": n.mac} for n in self.placed])
+        mounts = "".join(f"mkdir -p {path} && mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000 "
+                         f"share{i} {path}\n" for i, path in enumerate(guest_shares()))
         return (f"export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp PYTHONDONTWRITEBYTECODE=1\n"
-                f"mkdir -p {REPO_ROOT} && mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000 "
-                f"project {REPO_ROOT}\n"
+                + mounts +
+                f"[ -x {sys.executable} ] || {{ echo 'ixypy-guest: the host interpreter {sys.executable} is not "
+                f"visible in the guest (shared: {' '.join(map(str, guest_shares()))})'; exit 127; }}\n"
                 f"export PYTHONPATH={SRC_DIR}:{HARNESS_DIR} IXYPY_TEST_NICS='{nics}'\n"
                 f"cd {GUEST_WORK}\n"
                 f"exec {sys.executable} -u {AGENT} {GUEST_WORK}\n")
@@ -434,8 +482,10 @@ class Guest:
         while not path.exists():
             assert self._proc is not None
             if self._proc.poll() is not None:
+                said = [line.strip() for line in self.console().splitlines() if line.startswith("ixypy-guest:")]
                 raise GuestError(failure_message(
-                    f"QEMU exited with {self._proc.returncode} during {what}", "", "", self.console()))
+                    f"QEMU exited with {self._proc.returncode} during {what}" + "".join(f"; {x}" for x in said),
+                    "", "", self.console()))
             if time.monotonic() > deadline:
                 self.kill()
                 raise GuestError(failure_message(

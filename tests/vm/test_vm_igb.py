@@ -505,5 +505,7 @@ def test_pktgen_next_to_the_kernels_pktgen(results, guest):
     packets match the NIC's; the figures go to the output."""
     out = outcome(results, "pktgen")
     print(f"\nigb pktgen in the TCG guest, 60-byte frames: ixypy {out['ixypy']}, kernel {out['kernel']}")
+    assert list(out["ixypy"]) == ["batch 32", "batch 128"]
+    assert list(out["kernel"]) == ["clone_skb 0", "clone_skb 1000", "clone_skb 1000, burst 32"]
     assert all(r["packets"] > 0 for r in [*out["ixypy"].values(), *out["kernel"].values()])
     assert out["ixypy_tx_packets"] == sum(r["packets"] for r in out["ixypy"].values())

@@ -1,6 +1,6 @@
 """What the Intel NICs with advanced descriptors share (82599/X540/X550 and
 82576/I350): descriptor rings in DMA memory, queue enable with a timed wait,
-the rx/tx fast path (IntelRxQueue/IntelTxQueue in _fastpath), register
+the rx/tx fast path (IntelRxQueue/IntelTxQueue in ixypy.fastpath.intel), register
 helpers, the device life cycle (bring-up guarded by close, the stop
 sequence), link, MAC and clear-on-read statistics. A driver supplies its
 register offsets and bits as data (LinkRegs, StatsRegs, RAL0/RAH0, NAMES)
@@ -11,7 +11,10 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from .._fastpath import Bar, IntelRxQueue, IntelTxQueue, Mempool, PacketBatch
+from ..fastpath.batch import PacketBatch
+from ..fastpath.intel import IntelRxQueue, IntelTxQueue
+from ..fastpath.mempool import Mempool
+from ..fastpath.regs import Bar
 from ..device import Device, DeviceStats, format_mac
 from ..errors import DeviceTimeout, InterruptsUnavailable, LinkDown, PacketTooLarge, QueueError
 from ..interrupts import Interrupts, rx_wait

@@ -22,8 +22,10 @@ from __future__ import annotations
 import time
 from typing import List, Optional
 
-from .._fastpath import (Mempool, PacketBatch, PortIo, VirtioCtrlQueue, VirtioRxQueue, VirtioTxQueue,
-                         vring_size)
+from ..fastpath.batch import PacketBatch
+from ..fastpath.mempool import Mempool
+from ..fastpath.regs import PortIo
+from ..fastpath.virtio import VirtioCtrlQueue, VirtioRxQueue, VirtioTxQueue, vring_size
 from ..device import Device, DeviceStats, format_mac
 from ..memory import IdentityVfioAllocator, VfioAllocator
 from ..errors import BarError, DeviceError, DeviceTimeout, PacketTooLarge, QueueError, UnsupportedDevice

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Tuple
 
-from .._fastpath import Bar, PortIo
+from ..fastpath.regs import Bar, PortIo
 from ..bus import Bus
 from ..errors import DeviceBusy, DeviceNotFound
 from ..device import format_mac

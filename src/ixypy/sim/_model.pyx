@@ -11,7 +11,7 @@ from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 
-cdef extern from "ixy_regs.h" nogil:
+cdef extern from "ixy_poll_hook.h" nogil:
     struct ixy_poll_hook:
         int (*poll)(void *ctx) noexcept nogil
         void *ctx

@@ -7,7 +7,8 @@ domain, so a buffer from any sim device can be sent on any other.
 """
 from __future__ import annotations
 
-from .._fastpath import Bar, DmaMemory, PortIo
+from ..fastpath.mempool import DmaMemory
+from ..fastpath.regs import Bar, PortIo
 from ..bus import Bus
 from ..errors import DeviceNotFound
 from ..memory import VirtualAllocator

@@ -1,52 +1,30 @@
-# Legacy virtio-net virtqueues (VirtIO 1.x 2.7 split rings, 2.7.2 legacy
-# layout; 5.1.6 device operation). Included at the end of _fastpath.pyx, so
-# it sees PortIo, DmaMemory, Mempool and PacketBatch as C types.
-#
-# A packet is a chain of two descriptors: the 10-byte virtio_net_hdr, then
-# the data (5.1.6: without VIRTIO_NET_F_ANY_LAYOUT the header must be in its
-# own descriptor). Chain k always uses descriptors 2k and 2k+1, so the
-# `next` links are written once and only addresses and lengths change.
-# rx: the header goes into the buffer's headroom, just before data.
-# tx: every header is zero (no offloads negotiated): one shared, read-only
-# header in the ring memory serves every packet.
+# cython: language_level=3, binding=False, always_allow_keywords=False
+"""Legacy virtio-net virtqueues (VirtIO 1.x 2.7 split rings, 2.7.2 legacy
+layout; 5.1.6 device operation), notified through the I/O-port BAR.
 
-cdef extern from "ixy_virtio.h" nogil:
-    struct ixy_vring_desc:
-        uint64_t addr
-        uint32_t len
-        uint16_t flags
-        uint16_t next
-    struct ixy_vring_avail:
-        uint16_t flags
-        uint16_t idx
-        uint16_t ring[1]
-    struct ixy_vring_used_elem:
-        uint32_t id
-        uint32_t len
-    struct ixy_vring_used:
-        uint16_t flags
-        uint16_t idx
-        ixy_vring_used_elem ring[1]
-    enum:
-        IXY_VRING_DESC_F_NEXT
-        IXY_VRING_DESC_F_WRITE
-        IXY_VRING_AVAIL_F_NO_INTERRUPT
-        IXY_VRING_USED_F_NO_NOTIFY
-        IXY_VRING_ALIGN
-        IXY_VIRTIO_NET_HDR_LEN
-    size_t ixy_vring_avail_offset(uint32_t num)
-    size_t ixy_vring_used_offset(uint32_t num)
-    size_t ixy_vring_size(uint32_t num)
-    void ixy_mb()
-    uint16_t ixy_vring_used_idx(const ixy_vring_used *u)
-    uint16_t ixy_vring_used_flags(const ixy_vring_used *u)
-    void ixy_vring_publish(ixy_vring_avail *a, uint16_t idx)
-    int ixy_virtio_notify(const ixy_port_ops *ops, int fd, long notify_pos, uint16_t queue)
+A packet is a chain of two descriptors: the 10-byte virtio_net_hdr, then
+the data (5.1.6: without VIRTIO_NET_F_ANY_LAYOUT the header must be in its
+own descriptor). Chain k always uses descriptors 2k and 2k+1, so the
+`next` links are written once and only addresses and lengths change.
+rx: the header goes into the buffer's headroom, just before data.
+tx: every header is zero (no offloads negotiated): one shared, read-only
+header in the ring memory serves every packet."""
+cimport cython
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free as c_free
+from libc.string cimport memcpy, memset
 
-from .errors import DeviceError, DeviceTimeout
+from .batch cimport PacketBatch
+from .mempool cimport (DmaMemory, Mempool, ixy_buf, ixy_buf_capacity, ixy_buf_free, ixy_buf_free_slots,
+                       ixy_mempool_alloc)
+from .queue cimport Queue
+from .regs cimport PortIo, ixy_port_ops, ixy_rmb
+
+from ..errors import DeviceError, DeviceTimeout, MempoolExhausted, PacketTooLarge
 
 # legacy PCI header: QUEUE_NOTIFY (16 bits) at offset 16 (4.1.4.8)
-DEF VIRTIO_PCI_QUEUE_NOTIFY = 16
+cdef enum:
+    VIRTIO_PCI_QUEUE_NOTIFY = 16
 
 
 def vring_size(uint32_t num) -> int:
@@ -57,21 +35,6 @@ def vring_size(uint32_t num) -> int:
 @cython.no_gc_clear
 cdef class _Virtqueue(Queue):
     """One legacy split virtqueue in DMA memory, notified through the I/O port."""
-    cdef DmaMemory memory
-    cdef ixy_vring_desc *desc
-    cdef ixy_vring_avail *avail
-    cdef ixy_vring_used *used
-    cdef uint32_t num
-    cdef uint16_t mask
-    cdef uint16_t avail_idx       # our copy of avail.idx (free-running)
-    cdef uint16_t last_used       # next used entry to look at (free-running)
-    cdef PortIo port              # kept alive: a model's port ops live in it
-    cdef const ixy_port_ops *ops  # the model's port ops, or NULL: pwrite on fd
-    cdef int fd
-    cdef long notify_pos
-    cdef uint16_t queue_index
-    cdef readonly uint64_t notifies
-    cdef readonly uint64_t notify_errors
 
     def __cinit__(self, PortIo port not None, uint16_t queue_index, DmaMemory memory not None,
                   size_t offset, uint32_t num, *args, **kwargs):
@@ -100,17 +63,6 @@ cdef class _Virtqueue(Queue):
     def size(self) -> int:
         return self.num
 
-    cdef inline void _publish(self, uint16_t added) noexcept nogil:
-        """Make `added` new avail entries visible (write barrier inside), then
-        notify the device once unless it suppressed notifications."""
-        self.avail_idx += added
-        ixy_vring_publish(self.avail, self.avail_idx)
-        ixy_mb()     # avail.idx must be visible before used.flags is read (2.7.10)
-        if not (ixy_vring_used_flags(self.used) & IXY_VRING_USED_F_NO_NOTIFY):
-            self.notifies += 1
-            if ixy_virtio_notify(self.ops, self.fd, self.notify_pos, self.queue_index) != 0:
-                self.notify_errors += 1
-
     def set_interrupt(self, bint enabled) -> None:
         """Ask the device to signal used buffers on this queue's MSI-X vector
         (clear VRING_AVAIL_F_NO_INTERRUPT) or not (set it): 2.7.7 (legacy
@@ -138,16 +90,6 @@ cdef class _Virtqueue(Queue):
 @cython.no_gc_clear
 cdef class VirtioRxQueue(_Virtqueue):
     """Receive virtqueue: chains of (header in the headroom, data), both device-writable."""
-    cdef Mempool pool
-    cdef ixy_buf **bufs           # buffer behind chain k, or NULL
-    cdef uint16_t *empty          # FIFO of chains without a buffer (to refill)
-    cdef uint32_t empty_head
-    cdef uint32_t empty_count
-    cdef uint32_t chains
-    cdef uint32_t chain_mask      # chains is a power of two
-    cdef ixy_buf **fresh          # scratch: buffers taken from the pool for one refill
-    cdef uint32_t data_len
-    cdef readonly uint64_t errors     # used entries of impossible length (dropped)
 
     def __cinit__(self, PortIo port not None, uint16_t queue_index, DmaMemory memory not None,
                   size_t offset, uint32_t num, Mempool pool not None):
@@ -264,11 +206,6 @@ cdef class VirtioRxQueue(_Virtqueue):
 @cython.no_gc_clear
 cdef class VirtioTxQueue(_Virtqueue):
     """Transmit virtqueue: chains of (shared zero header, data), device-readable."""
-    cdef ixy_buf **bufs           # buffer behind chain k, or NULL
-    cdef uint16_t *free_chains    # stack of chains not in flight
-    cdef uint32_t free_count
-    cdef uint32_t chains
-    cdef readonly uint32_t max_len
 
     def __cinit__(self, PortIo port not None, uint16_t queue_index, DmaMemory memory not None,
                   size_t offset, uint32_t num, uint64_t header_dma, uint32_t max_len):
@@ -363,8 +300,6 @@ cdef class VirtioCtrlQueue(_Virtqueue):
     """The control virtqueue (5.1.6.5): one command at a time, polled.
     A command is a chain of three descriptors: class+command (device-readable),
     data (device-readable), ack (device-writable)."""
-    cdef uint8_t *buf
-    cdef uint64_t buf_dma
 
     def __cinit__(self, PortIo port not None, uint16_t queue_index, DmaMemory memory not None,
                   size_t offset, uint32_t num, size_t buf_offset, uint64_t buf_dma):

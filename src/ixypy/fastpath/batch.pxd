@@ -1,0 +1,45 @@
+# A batch of packet buffers (a C array of ixy_buf pointers), and the set of
+# pools whose buffers a batch or a ring holds.
+cimport cython
+from libc.stdint cimport uint32_t
+
+from .mempool cimport Mempool, ixy_buf
+
+
+@cython.final
+cdef class PoolRefs:
+    cdef list pools
+    cdef Mempool last             # the pool added or found last
+    cdef PoolRefs merged          # the set merged last, at size merged_size
+    cdef Py_ssize_t merged_size
+
+    # inline here, so the queue modules inline them too: a few instructions per batch
+    cdef inline int add(self, Mempool pool) except -1:
+        if pool is not self.last:
+            self._add(pool)
+        return 0
+
+    cdef inline int merge(self, PoolRefs other) except -1:
+        if other is not self.merged or len(other.pools) != self.merged_size:
+            self._merge(other)
+        return 0
+
+    cdef int _add(self, Mempool pool) except -1
+    cdef int _merge(self, PoolRefs other) except -1
+
+
+cdef class PacketBatch:
+    cdef ixy_buf **bufs
+    cdef uint32_t count
+    cdef readonly uint32_t capacity
+    cdef PoolRefs pools
+
+    cdef inline void _shift_out(self, uint32_t n) noexcept nogil:
+        """Drop the first n entries (handed to a driver), keeping the rest in order."""
+        cdef uint32_t i
+        for i in range(n, self.count):
+            self.bufs[i - n] = self.bufs[i]
+        self.count -= n
+
+    cdef ixy_buf *_buf(self, Py_ssize_t i) except NULL
+    cdef object _pool_of(self, ixy_buf *b)

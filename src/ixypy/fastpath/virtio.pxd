@@ -1,0 +1,95 @@
+# Legacy virtio-net split virtqueues (csrc/ixy_virtio.h): rx, tx and control.
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+
+from .mempool cimport DmaMemory, Mempool, ixy_buf
+from .queue cimport Queue
+from .regs cimport PortIo, ixy_port_ops
+
+cdef extern from "ixy_virtio.h" nogil:
+    struct ixy_vring_desc:
+        uint64_t addr
+        uint32_t len
+        uint16_t flags
+        uint16_t next
+    struct ixy_vring_avail:
+        uint16_t flags
+        uint16_t idx
+        uint16_t ring[1]
+    struct ixy_vring_used_elem:
+        uint32_t id
+        uint32_t len
+    struct ixy_vring_used:
+        uint16_t flags
+        uint16_t idx
+        ixy_vring_used_elem ring[1]
+    enum:
+        IXY_VRING_DESC_F_NEXT
+        IXY_VRING_DESC_F_WRITE
+        IXY_VRING_AVAIL_F_NO_INTERRUPT
+        IXY_VRING_USED_F_NO_NOTIFY
+        IXY_VRING_ALIGN
+        IXY_VIRTIO_NET_HDR_LEN
+    size_t ixy_vring_avail_offset(uint32_t num)
+    size_t ixy_vring_used_offset(uint32_t num)
+    size_t ixy_vring_size(uint32_t num)
+    void ixy_mb()
+    uint16_t ixy_vring_used_idx(const ixy_vring_used *u)
+    uint16_t ixy_vring_used_flags(const ixy_vring_used *u)
+    void ixy_vring_publish(ixy_vring_avail *a, uint16_t idx)
+    int ixy_virtio_notify(const ixy_port_ops *ops, int fd, long notify_pos, uint16_t queue)
+
+
+cdef class _Virtqueue(Queue):
+    cdef DmaMemory memory
+    cdef ixy_vring_desc *desc
+    cdef ixy_vring_avail *avail
+    cdef ixy_vring_used *used
+    cdef uint32_t num
+    cdef uint16_t mask
+    cdef uint16_t avail_idx       # our copy of avail.idx (free-running)
+    cdef uint16_t last_used       # next used entry to look at (free-running)
+    cdef PortIo port              # kept alive: a model's port ops live in it
+    cdef const ixy_port_ops *ops  # the model's port ops, or NULL: pwrite on fd
+    cdef int fd
+    cdef long notify_pos
+    cdef uint16_t queue_index
+    cdef readonly uint64_t notifies
+    cdef readonly uint64_t notify_errors
+
+    cdef inline void _publish(self, uint16_t added) noexcept nogil:
+        """Make `added` new avail entries visible (write barrier inside), then
+        notify the device once unless it suppressed notifications."""
+        self.avail_idx += added
+        ixy_vring_publish(self.avail, self.avail_idx)
+        ixy_mb()     # avail.idx must be visible before used.flags is read (2.7.10)
+        if not (ixy_vring_used_flags(self.used) & IXY_VRING_USED_F_NO_NOTIFY):
+            self.notifies += 1
+            if ixy_virtio_notify(self.ops, self.fd, self.notify_pos, self.queue_index) != 0:
+                self.notify_errors += 1
+
+
+cdef class VirtioRxQueue(_Virtqueue):
+    cdef Mempool pool
+    cdef ixy_buf **bufs           # buffer behind chain k, or NULL
+    cdef uint16_t *empty          # FIFO of chains without a buffer (to refill)
+    cdef uint32_t empty_head
+    cdef uint32_t empty_count
+    cdef uint32_t chains
+    cdef uint32_t chain_mask      # chains is a power of two
+    cdef ixy_buf **fresh          # scratch: buffers taken from the pool for one refill
+    cdef uint32_t data_len
+    cdef readonly uint64_t errors     # used entries of impossible length (dropped)
+    cdef uint32_t _refill(self) noexcept nogil
+
+
+cdef class VirtioTxQueue(_Virtqueue):
+    cdef ixy_buf **bufs           # buffer behind chain k, or NULL
+    cdef uint16_t *free_chains    # stack of chains not in flight
+    cdef uint32_t free_count
+    cdef uint32_t chains
+    cdef readonly uint32_t max_len
+
+
+cdef class VirtioCtrlQueue(_Virtqueue):
+    cdef uint8_t *buf
+    cdef uint64_t buf_dma
