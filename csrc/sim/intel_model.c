@@ -157,9 +157,11 @@ static struct intel_function *function_new(struct intel_model *sim, unsigned i, 
     return p;
 }
 
-struct intel_model *intel_model_create(unsigned nfunctions, const uint8_t base_mac[6], enum intel_model_variant variant)
+struct intel_model *intel_model_create(unsigned nfunctions, const uint8_t base_mac[6],
+                                       enum intel_model_variant variant)
 {
-    if (nfunctions == 0 || nfunctions > INTEL_MODEL_MAX_FUNCTIONS || (unsigned)variant >= sizeof(variants) / sizeof(variants[0]))
+    if (nfunctions == 0 || nfunctions > INTEL_MODEL_MAX_FUNCTIONS ||
+        (unsigned)variant >= sizeof(variants) / sizeof(variants[0]))
         return NULL;
     intel_fcs_init();
     struct intel_model *sim = calloc(1, sizeof(*sim));
@@ -248,7 +250,8 @@ static int intel_model_dma_unmap(void *ctx, uint64_t dma_addr, uint64_t len)
 
 const struct sim_model_ops intel_model_ops = {
     .start = sim_worker_model_start, .stop = sim_worker_model_stop, .destroy = intel_model_destroy,
-    .poll = intel_model_poll, .set_busy_poll = sim_worker_model_set_busy_poll, .dma_map = intel_model_dma_map, .dma_unmap = intel_model_dma_unmap,
+    .poll = intel_model_poll, .set_busy_poll = sim_worker_model_set_busy_poll,
+    .dma_map = intel_model_dma_map, .dma_unmap = intel_model_dma_unmap,
 };
 
 /* ---- logs -------------------------------------------------------------------------------- */
@@ -259,9 +262,26 @@ static void log_clear(struct intel_function *p, unsigned *n)
     pthread_mutex_unlock(&p->log_lock);
 }
 
-unsigned intel_model_error_count(struct intel_function *p) { return __atomic_load_n(&p->nerr, __ATOMIC_ACQUIRE); }
-const char *intel_model_error(struct intel_function *p, unsigned i) { return i < intel_model_error_count(p) ? p->errs[i] : NULL; }
+unsigned intel_model_error_count(struct intel_function *p)
+{
+    return __atomic_load_n(&p->nerr, __ATOMIC_ACQUIRE);
+}
+
+const char *intel_model_error(struct intel_function *p, unsigned i)
+{
+    return i < intel_model_error_count(p) ? p->errs[i] : NULL;
+}
+
 void intel_model_clear_errors(struct intel_function *p) { log_clear(p, &p->nerr); }
-unsigned intel_model_event_count(struct intel_function *p) { return __atomic_load_n(&p->nev, __ATOMIC_ACQUIRE); }
-const char *intel_model_event(struct intel_function *p, unsigned i) { return i < intel_model_event_count(p) ? p->evts[i] : NULL; }
+
+unsigned intel_model_event_count(struct intel_function *p)
+{
+    return __atomic_load_n(&p->nev, __ATOMIC_ACQUIRE);
+}
+
+const char *intel_model_event(struct intel_function *p, unsigned i)
+{
+    return i < intel_model_event_count(p) ? p->evts[i] : NULL;
+}
+
 void intel_model_clear_events(struct intel_function *p) { log_clear(p, &p->nev); }

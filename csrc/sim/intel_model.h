@@ -45,14 +45,15 @@ enum intel_model_variant {
 };
 
 /* ---- life cycle ------------------------------------------------------- */
-/* nfunctions functions of one variant; function i gets MAC base_mac with i added to the
- * last byte, stored as the EEPROM would leave it in RAL(0)/RAH(0) after
- * reset. NULL for a bad nfunctions or variant. The rest of the life cycle (the
- * worker thread, the DMA map, destroy) is intel_model_ops, see sim_model.h: the
- * worker runs the DMA engines of all functions; set_busy_poll(0) (default)
- * spins briefly, then sleeps ~50 us per idle round; poll's work is
- * descriptors and frames. */
-struct intel_model *intel_model_create(unsigned nfunctions, const uint8_t base_mac[6], enum intel_model_variant variant);
+/* nfunctions functions of one variant; function i gets MAC base_mac with i
+ * added to the last byte, stored as the EEPROM would leave it in
+ * RAL(0)/RAH(0) after reset. NULL for a bad nfunctions or variant. The rest
+ * of the life cycle (the worker thread, the DMA map, destroy) is
+ * intel_model_ops, see sim_model.h: the worker runs the DMA engines of all
+ * functions; set_busy_poll(0) (default) spins briefly, then sleeps ~50 us
+ * per idle round; poll's work is descriptors and frames. */
+struct intel_model *intel_model_create(unsigned nfunctions, const uint8_t base_mac[6],
+                                       enum intel_model_variant variant);
 extern const struct sim_model_ops intel_model_ops;
 /* intel_model_ops.poll, by name: benchmarks/instructions.py counts what it runs
  * as the model's work, not the driver's. */
