@@ -26,6 +26,11 @@ FASTPATH_HEADERS = {
     "bench": ["ixy_measure.h", "ixy_poll_hook.h", "ixy_regs.h", "ixy_mempool.h"],
 }
 
+# the Intel model (82599, 82576): its shared core, then one file per register map
+INTEL_MODEL = ["csrc/sim/intel_model.c", "csrc/sim/intel_engines.c", "csrc/sim/intel_queues.c",
+               "csrc/sim/intel_msix.c", "csrc/sim/intel_regs.c", "csrc/sim/intel_wire.c",
+               "csrc/sim/intel_82599.c", "csrc/sim/intel_82576.c"]
+
 extensions = [
     Extension(
         f"ixypy.fastpath.{name}",
@@ -38,11 +43,11 @@ extensions = [
 ] + [
     Extension(
         "ixypy.sim._model",
-        sources=["src/ixypy/sim/_model.pyx", "csrc/sim/ixgbe_model.c", "csrc/sim/virtio_model.c"],
+        sources=["src/ixypy/sim/_model.pyx", "csrc/sim/sim_worker.c", "csrc/sim/virtio_model.c"] + INTEL_MODEL,
         include_dirs=["csrc", "csrc/sim"],
-        depends=["src/ixypy/sim/_ixgbe_model.pxi", "src/ixypy/sim/_virtio_model.pxi",
+        depends=["src/ixypy/sim/_intel_model.pxi", "src/ixypy/sim/_virtio_model.pxi",
                  "csrc/sim/sim_model.h", "csrc/sim/sim_dma.h", "csrc/sim/sim_worker.h",
-                 "csrc/sim/ixgbe_model.h", "csrc/sim/virtio_model.h", "csrc/ixy_regs.h", "csrc/ixy_portio.h"],
+                 "csrc/sim/intel_model.h", "csrc/sim/intel_core.h", "csrc/sim/virtio_model.h", "csrc/ixy_regs.h", "csrc/ixy_portio.h"],
         extra_compile_args=CFLAGS,
         extra_link_args=["-pthread"],
     ),

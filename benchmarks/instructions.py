@@ -7,7 +7,7 @@ ixgbe, igb, virtio, default all.)
 
 Deterministic (the same count on a busy or an idle machine): the device
 model's worker thread is stopped and its DMA engines run in the driver's own
-thread only when the driver cannot make progress (Sim.poll / the poll hook),
+thread only when the driver cannot make progress (IntelModel.poll / the poll hook),
 so nothing spins. callgrind counts only inside ixy_measured_region (the
 measured loop); the model's own work (its entry points, inclusive) is
 subtracted, leaving the driver's instructions: the Python loop, the Cython
@@ -65,7 +65,7 @@ def child(configs: list) -> None:
 
 # the models' functions the driver's thread calls (a pass of the DMA engines,
 # a register access: one MMIO instruction on real hardware); none calls another
-MODEL_ENTRY_POINTS = "ixsim_poll|ixsim_read32|ixsim_write32|vnsim_poll|vnsim_io_read|vnsim_io_write"
+MODEL_ENTRY_POINTS = "intel_model_poll|intel_model_read32|intel_model_write32|vnsim_poll|vnsim_io_read|vnsim_io_write"
 
 
 def driver_instructions(dump: str) -> int:

@@ -16,7 +16,7 @@ def idle_cpu(interrupts, secs=2.0):
 
 def latency(interrupts, trials=40):
     with ixypy.open("sim:sink", interrupts=interrupts) as dev:
-        port, frame = dev.bus.port, udp_frame(dst_mac=dev.mac)
+        fn, frame = dev.bus.function, udp_frame(dst_mac=dev.mac)
         batch = PacketBatch(32)
         lat = []
         for i in range(trials):
@@ -24,7 +24,7 @@ def latency(interrupts, trials=40):
             stamp = []
             def inj():
                 time.sleep(0.01)
-                stamp.append(time.perf_counter()); port.inject(frame)
+                stamp.append(time.perf_counter()); fn.inject(frame)
             th = threading.Thread(target=inj); th.start()
             got = dev.rx_batch(0, batch, timeout=2.0)
             t = time.perf_counter(); th.join()

@@ -9,7 +9,7 @@ from typing import Callable, List, Optional
 from ixypy import Mempool
 from ixypy.device import Device
 from ixypy.packets import udp_frame
-from ixypy.sim import SimBus, close_model, connect, new_model
+from ixypy.sim import SimBus, close_model, connect, new_intel_model
 from loops import nothing
 
 
@@ -27,7 +27,7 @@ class Rig:
 
 
 def rig_on(model, ends: tuple, open_device: Callable[[object, str], Device], threaded: bool) -> Rig:
-    """A rig on `model` (any device model: Sim, VirtioSim): ends[0] wired
+    """A rig on `model` (any device model: IntelModel, VirtioSim): ends[0] wired
     to a sink, ends[1] to a source, each opened by open_device(end, wire).
     threaded: the model's worker busy-polls on the other core (wall-clock
     Mpps). Otherwise the worker is stopped after bring-up and the model runs
@@ -57,10 +57,11 @@ def rig_on(model, ends: tuple, open_device: Callable[[object, str], Device], thr
 
 
 def open_model_rig(driver: Callable[..., Device], variant: str, threaded: bool, ring: int) -> Rig:
-    """driver's queues on two ports of a `variant` model ("82599", "82576")."""
-    sim = new_model(2, busy_poll=threaded, variant=variant)
+    """driver's queues on two functions (ports) of a `variant` Intel model ("82599", "82576")."""
+    sim = new_intel_model(2, busy_poll=threaded, variant=variant)
 
-    def open_port(port, wire: str) -> Device:
-        return driver(SimBus(f"sim:bench-{wire}", sim, port, wire, owns_sim=False), num_rx_desc=ring, num_tx_desc=ring)
+    def open_function(function, wire: str) -> Device:
+        return driver(SimBus(f"sim:bench-{wire}", sim, function, wire, owns_sim=False),
+                      num_rx_desc=ring, num_tx_desc=ring)
 
-    return rig_on(sim, (sim.port(0), sim.port(1)), open_port, threaded)
+    return rig_on(sim, (sim.function(0), sim.function(1)), open_function, threaded)

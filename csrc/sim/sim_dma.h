@@ -1,7 +1,7 @@
 /* The DMA map of a device model: which bus addresses the device may reach
  * and where they are in this process (what an IOMMU's page table says).
  * A growable array; the caller serialises changes against lookups (or, as
- * ixgbe_model.c does, changes a copy and then replaces the map). */
+ * intel_model.c does, changes a copy and then replaces the map). */
 #ifndef SIM_DMA_H
 #define SIM_DMA_H
 
@@ -67,7 +67,7 @@ static inline int sim_dma_remove(struct sim_dma_map *m, uint64_t dma, uint64_t l
 }
 
 /* A copy of m on the heap with room for one more entry, or NULL: for a map
- * that is changed in a copy and replaced as a whole (ixgbe_model.c).
+ * that is changed in a copy and replaced as a whole (intel_model.c).
  * Free it with sim_dma_free, then free. */
 static inline struct sim_dma_map *sim_dma_copy(const struct sim_dma_map *m)
 {

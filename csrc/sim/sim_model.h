@@ -1,4 +1,4 @@
-/* The life cycle every device model offers (ixgbe_model.h, virtio_model.h),
+/* The life cycle every device model offers (intel_model.h, virtio_model.h),
  * as a table of functions: one Python wrapper (src/ixypy/sim/_model.pyx)
  * drives any model through it. Each function takes the model (the struct
  * its create function returned) as sim.

@@ -31,8 +31,8 @@
 #include "sim_worker.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,7 +91,7 @@ enum rx_result { RX_DELIVERED, RX_DROPPED, RX_NO_BUFFER };
 
 #define LOG_ENTRIES 64
 #define ERR_LEN 160
-#define IDLE_SPIN_NS 1000000
+#define IDLE_SLEEP_NS 1000000   /* the idle worker's sleep, unless a notify wakes it */
 
 /* ---- state ------------------------------------------------------------------ */
 struct vq {
@@ -136,18 +136,14 @@ struct vnsim_dev {
 };
 
 struct vnsim {
+    struct sim_worker worker;     /* first (sim_worker.h): plays every device, worker_pass; a notify kicks it */
     unsigned ndevs;
     struct vnsim_dev *devs[VNSIM_MAX_DEVS];
     struct sim_dma_map map;
     pthread_mutex_t lock;         /* a pass, registers, the map */
     unsigned waiters;             /* atomic: threads waiting for lock */
-    pthread_t thread;
-    int running, busy;            /* atomic */
-    int sleeping, kicked;         /* atomic: worker asleep; a notify came */
-    pthread_mutex_t wake_lock;
-    pthread_cond_t wake;
-    pthread_mutex_t life_lock;
 };
+_Static_assert(offsetof(struct vnsim, worker) == 0, "sim_worker_model_* need the worker first");
 
 /* ---- helpers ---------------------------------------------------------------- */
 static void err(struct vnsim_dev *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -534,7 +530,7 @@ static unsigned dev_pass(struct vnsim_dev *d, const struct sim_dma_ent **hint)
 static unsigned sim_pass(struct vnsim *s)
 {
     const struct sim_dma_ent *hint = NULL;
-    int no_notify = LD(&s->running) && LD(&s->busy);
+    int no_notify = sim_worker_busy_polling(&s->worker);
     unsigned work = 0;
     for (unsigned i = 0; i < s->ndevs; i++) {
         struct vnsim_dev *d = s->devs[i];
@@ -556,7 +552,7 @@ static unsigned sim_pass(struct vnsim *s)
 int vnsim_poll(void *ctx)
 {
     struct vnsim *s = ctx;
-    if (LD(&s->running))
+    if (sim_worker_running(&s->worker))
         return -1;
     pthread_mutex_lock(&s->lock);
     int work = (int)sim_pass(s);
@@ -564,96 +560,17 @@ int vnsim_poll(void *ctx)
     return work;
 }
 
-/* Sleep until a notify (or 1 ms); not at all if one came since the last pass. */
-static void idle_sleep(struct vnsim *s)
-{
-    pthread_mutex_lock(&s->wake_lock);
-    ST(&s->sleeping, 1);
-    if (!LD(&s->kicked) && LD(&s->running)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&s->wake, &s->wake_lock, &ts);
-    }
-    ST(&s->sleeping, 0);
-    pthread_mutex_unlock(&s->wake_lock);
-}
-
-static void wake(struct vnsim *s)
-{
-    ST(&s->kicked, 1);
-    if (!LD(&s->sleeping))
-        return;
-    pthread_mutex_lock(&s->wake_lock);
-    pthread_cond_signal(&s->wake);
-    pthread_mutex_unlock(&s->wake_lock);
-}
-
-static void *worker(void *arg)
-{
-    struct vnsim *s = arg;
-    int64_t idle_since = 0;
-    while (LD(&s->running)) {
-        while (LD(&s->waiters))
-            cpu_relax();
-        ST(&s->kicked, 0);
-        pthread_mutex_lock(&s->lock);
-        unsigned work = sim_pass(s);
-        pthread_mutex_unlock(&s->lock);
-        if (work) {
-            idle_since = 0;
-            continue;
-        }
-        int64_t now = now_ns();
-        if (!idle_since)
-            idle_since = now;
-        if (LD(&s->busy)) {
-            for (int k = 0; k < 16; k++)
-                cpu_relax();
-        } else if (now - idle_since < IDLE_SPIN_NS) {
-            sched_yield();     /* a driver sharing this core gets to run */
-        } else {
-            idle_sleep(s);
-        }
-    }
-    return NULL;
-}
-
-static int vnsim_start(void *ctx)
+/* One pass of the worker (sim_worker.h): it lets register accesses waiting
+ * for the lock in first. */
+static unsigned worker_pass(void *ctx)
 {
     struct vnsim *s = ctx;
-    int rc = 0;
-    pthread_mutex_lock(&s->life_lock);
-    if (!LD(&s->running)) {
-        ST(&s->running, 1);
-        rc = pthread_create(&s->thread, NULL, worker, s);
-        if (rc)
-            ST(&s->running, 0);
-    }
-    pthread_mutex_unlock(&s->life_lock);
-    return rc;
-}
-
-static void vnsim_stop(void *ctx)
-{
-    struct vnsim *s = ctx;
-    pthread_mutex_lock(&s->life_lock);
-    if (LD(&s->running)) {
-        ST(&s->running, 0);
-        wake(s);
-        pthread_join(s->thread, NULL);
-    }
-    pthread_mutex_unlock(&s->life_lock);
-}
-
-static void vnsim_set_busy_poll(void *ctx, int busy)
-{
-    struct vnsim *s = ctx;
-    ST(&s->busy, !!busy);
+    while (LD(&s->waiters))
+        cpu_relax();
+    pthread_mutex_lock(&s->lock);
+    unsigned work = sim_pass(s);
+    pthread_mutex_unlock(&s->lock);
+    return work;
 }
 
 /* ---- the legacy I/O BAR (4.1.4.8) ------------------------------------------------- */
@@ -814,7 +731,7 @@ static void notify(struct vnsim_dev *d, uint16_t qi)
     else if (!(command(d) & CMD_MASTER))
         err(d, "QUEUE_NOTIFY for queue %u while bus mastering is off: the device cannot DMA", qi);
     else
-        wake(d->sim);
+        sim_worker_kick(&d->sim->worker);
 }
 
 static void io_write_locked(struct vnsim_dev *d, const struct io_reg *r, uint32_t v)
@@ -1023,13 +940,10 @@ static struct vnsim_dev *dev_new(struct vnsim *s, unsigned index, const uint8_t 
 static void vnsim_destroy(void *ctx)
 {
     struct vnsim *s = ctx;
-    vnsim_stop(s);
+    sim_worker_destroy(&s->worker);
     for (unsigned i = 0; i < s->ndevs; i++)
         dev_free(s->devs[i]);
     sim_dma_free(&s->map);
-    pthread_cond_destroy(&s->wake);
-    pthread_mutex_destroy(&s->wake_lock);
-    pthread_mutex_destroy(&s->life_lock);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -1042,13 +956,7 @@ struct vnsim *vnsim_create(unsigned ndevs, const uint8_t base_mac[6], unsigned q
     if (!s)
         return NULL;
     pthread_mutex_init(&s->lock, NULL);
-    pthread_mutex_init(&s->wake_lock, NULL);
-    pthread_mutex_init(&s->life_lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    sim_worker_init(&s->worker, worker_pass, s, 1, IDLE_SLEEP_NS);
     for (unsigned i = 0; i < ndevs; i++) {
         s->devs[i] = dev_new(s, i, base_mac, queue_num);
         s->ndevs = i + 1;
@@ -1063,6 +971,6 @@ struct vnsim *vnsim_create(unsigned ndevs, const uint8_t base_mac[6], unsigned q
 struct vnsim_dev *vnsim_dev(struct vnsim *s, unsigned index) { return index < s->ndevs ? s->devs[index] : NULL; }
 
 const struct sim_model_ops vnsim_ops = {
-    .start = vnsim_start, .stop = vnsim_stop, .destroy = vnsim_destroy, .poll = vnsim_poll,
-    .set_busy_poll = vnsim_set_busy_poll, .dma_map = vnsim_dma_map, .dma_unmap = vnsim_dma_unmap,
+    .start = sim_worker_model_start, .stop = sim_worker_model_stop, .destroy = vnsim_destroy,
+    .poll = vnsim_poll, .set_busy_poll = sim_worker_model_set_busy_poll, .dma_map = vnsim_dma_map, .dma_unmap = vnsim_dma_unmap,
 };

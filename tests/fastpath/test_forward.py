@@ -39,7 +39,7 @@ def test_forward_holds_back_what_the_tx_ring_cannot_take():
     with ixypy.open("sim:source", num_rx_desc=64) as src, ixypy.open("sim:pair0", num_tx_desc=64) as a:
         a.bus.sim.stop()                                   # a's DMA engines pause: its tx ring fills
         rxq, txq, batch = src.rx_queue(0), a.tx_queue(0), PacketBatch(32)
-        assert wait_until(lambda: src.bus.port.wire_stats()["rx_packets"] >= 63)
+        assert wait_until(lambda: src.bus.function.wire_stats()["rx_packets"] >= 63)
         assert wait_until(lambda: rxq.forward(txq, batch) == 0 and len(batch) == 32)
         assert txq.packets == 63                           # the ring holds 63; a full batch waits
         assert rxq.forward(txq, batch) == 0 and len(batch) == 32

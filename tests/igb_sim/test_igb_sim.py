@@ -1,7 +1,7 @@
 """The igb driver against the 82576 variant of the device model (no
 hardware needed).
 
-The model is strict (see csrc/sim/ixgbe_model.c): every test also checks
+The model is strict (see csrc/sim/intel_model.h): every test also checks
 that it logged no error, i.e. the driver did nothing real hardware refuses.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import ixypy
 from ixypy import PacketBatch
 from ixypy.drivers.igb import IgbDevice
 from ixypy.packets import SEQ_OFFSET, udp_frame
-from ixypy.sim import SimBus, close_model, new_model, source_frame
+from ixypy.sim import SimBus, close_model, new_intel_model, source_frame
 
 from ..simdev import CRC, Receiver, model_errors, opened_pair, send, wait_until
 
@@ -30,15 +30,15 @@ def pair():
 
 @pytest.fixture
 def model():
-    """A one-port 82576 model, to wire and open by hand."""
-    sim = new_model(1, variant="82576")
+    """A one-function (one-port) 82576 model, to wire and open by hand."""
+    sim = new_intel_model(1, variant="82576")
     devs = []
 
-    def open_port(**kw) -> IgbDevice:
-        devs.append(IgbDevice(SimBus("sim:igb-test", sim, sim.port(0), "test", owns_sim=False), **kw))
+    def open_device(**kw) -> IgbDevice:
+        devs.append(IgbDevice(SimBus("sim:igb-test", sim, sim.function(0), "test", owns_sim=False), **kw))
         return devs[-1]
 
-    yield sim.port(0), open_port
+    yield sim.function(0), open_device
     for d in devs:
         d.close()
     assert model_errors(*devs) == []
@@ -49,23 +49,23 @@ def test_bring_up_follows_the_datasheet_sequence():
     with ixypy.open("sim:igb-sink") as dev:
         assert isinstance(dev, IgbDevice)
         assert dev.bus.ids == (0x8086, 0x10C9)
-        assert dev.bus.port.events() == [
+        assert dev.bus.function.events() == [
             "CTRL.RST", "EECD.AUTO_RD", "RCTL.UPE=1", "RXDCTL[0].ENABLE", "RCTL.EN",
             "TXDCTL[0].ENABLE", "TCTL.EN", "STATUS.LU",
         ]
-        assert dev.bus.port.errors() == []
+        assert dev.bus.function.errors() == []
         assert dev.link_speed() == 1000
         assert dev.mac == "02:a0:c9:00:00:00"
         assert dev.bus.config_read(4, 2) & 0x4            # bus mastering on
 
 
 def test_a_powered_down_phy_is_restarted_and_the_link_waited_for(model):
-    port, open_port = model
-    port.write32(0x20, 0x04000000 | 1 << 21 | 0 << 16 | 0x1940)    # MDIC: BMCR = power down
-    port.set_link_delay(50_000)
-    dev = open_port()
-    assert "BMCR.RESTART_AN" in port.events()
-    assert port.events()[-1] == "STATUS.LU"
+    fn, open_device = model
+    fn.write32(0x20, 0x04000000 | 1 << 21 | 0 << 16 | 0x1940)    # MDIC: BMCR = power down
+    fn.set_link_delay(50_000)
+    dev = open_device()
+    assert "BMCR.RESTART_AN" in fn.events()
+    assert fn.events()[-1] == "STATUS.LU"
     assert dev.link_speed() == 1000
 
 
@@ -75,17 +75,17 @@ def test_tx_to_the_sink_counts_every_packet():
         pool.fill(udp_frame())
         assert send(dev, pool, N, 32) == N                 # sequence numbers 0 .. N-1
         dev.flush_tx()
-        wire = dev.bus.port.wire_stats()
+        wire = dev.bus.function.wire_stats()
         assert (wire["tx_packets"], wire["tx_bytes"]) == (N, 60 * N)
         stats = dev.stats()
         assert (stats.tx_packets, stats.tx_bytes) == (N, (60 + CRC) * N)     # GOTC counts the CRC
-        assert dev.bus.port.errors() == []
+        assert dev.bus.function.errors() == []
 
 
 def test_rx_from_the_source_gets_every_packet_in_order(model):
-    port, open_port = model
-    port.wire_source(source_frame(), N, SEQ_OFFSET)         # exactly N frames, numbered
-    dev = open_port()
+    fn, open_device = model
+    fn.wire_source(source_frame(), N, SEQ_OFFSET)         # exactly N frames, numbered
+    dev = open_device()
     rx = Receiver(dev)
     rx.drain(N)
     assert (rx.count, rx.out_of_order, rx.expected, rx.bytes) == (N, 0, N, 60 * N)
@@ -93,7 +93,7 @@ def test_rx_from_the_source_gets_every_packet_in_order(model):
     stats = dev.stats()
     assert (stats.rx_packets, stats.rx_bytes) == (N, (60 + CRC) * N)
     assert stats.rx_dropped == 0 and stats.rx_errors == 0
-    assert port.wire_stats()["rx_packets"] == N
+    assert fn.wire_stats()["rx_packets"] == N
 
 
 def test_pair_every_packet_in_order_and_stats_agree(pair):
@@ -122,14 +122,14 @@ def test_promiscuous_mode_switches_the_unicast_filter_while_rx_runs(pair):
     b.set_promisc(False)
     assert not b.promisc
     send(a, other, 10, 10, seq=10)
-    assert wait_until(lambda: b.bus.port.wire_stats()["rx_filtered"] == 10)
+    assert wait_until(lambda: b.bus.function.wire_stats()["rx_filtered"] == 10)
     send(a, own, 10, 10, seq=20)
     rx.drain(20)
     b.set_promisc(True)
     send(a, other, 10, 10, seq=30)
     rx.drain(30)
     assert (rx.count, rx.out_of_order) == (30, 1)           # 10..19 were filtered
-    assert b.bus.port.events()[-2:] == ["RCTL.UPE=0", "RCTL.UPE=1"]
+    assert b.bus.function.events()[-2:] == ["RCTL.UPE=0", "RCTL.UPE=1"]
 
 
 def test_rx_overflow_is_dropped_and_counted_in_rqdpc(pair):
@@ -137,7 +137,7 @@ def test_rx_overflow_is_dropped_and_counted_in_rqdpc(pair):
     pool = a.mempool(512)
     pool.fill(udp_frame(dst_mac=b.mac))
     send(a, pool, 200, 50)                                 # nobody receives on b meanwhile
-    assert wait_until(lambda: b.bus.port.wire_stats()["rx_no_desc_drops"] == 200 - 63)
+    assert wait_until(lambda: b.bus.function.wire_stats()["rx_no_desc_drops"] == 200 - 63)
     assert b.stats().rx_dropped == 200 - 63                # SRRCTL.DROP_EN is set
     rx = Receiver(b, 64)
     rx.poll()
@@ -156,7 +156,7 @@ def test_msix_wakes_a_receiver_sleeping_on_an_idle_queue():
         timer.start()
         got = b.rx_batch(0, batch, timeout=5.0)
         timer.join()
-        assert got > 0 and b.bus.port.irq_count(0) >= 1
+        assert got > 0 and b.bus.function.irq_count(0) >= 1
         batch.free()
     finally:
         a.close()

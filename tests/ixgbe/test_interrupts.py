@@ -164,7 +164,7 @@ def count_signals(itr_us, n=200):
     """n frames injected one by one (each its own write-back) into a receiver
     with the vector unmasked and auto-masking off: how many messages?"""
     with ixypy.open("sim:sink", interrupts=True, itr_us=itr_us) as dev:
-        port, q = dev.bus.port, dev.interrupts.queues[0]
+        port, q = dev.bus.function, dev.interrupts.queues[0]
         dev.regs.write(ixgbe_irq.EIAM, 0)
         dev.interrupts.control.unmask(0)
         frame = udp_frame(dst_mac=dev.mac)

@@ -1,6 +1,6 @@
 """The ixgbe driver against the 82599 device model (no hardware needed).
 
-The model is strict (see csrc/sim/ixgbe_model.c): every test also checks
+The model is strict (see csrc/sim/intel_model.h): every test also checks
 that it logged no error, i.e. the driver did nothing real hardware refuses.
 """
 from __future__ import annotations
@@ -31,11 +31,11 @@ def pair():
 
 def test_bring_up_follows_the_datasheet_sequence():
     with ixypy.open("sim:sink") as dev:
-        assert dev.bus.port.events() == [
+        assert dev.bus.function.events() == [
             "CTRL.RST", "EEC.ARD", "RDRXCTL.DMAIDONE", "AUTOC.RESTART_AN", "FCTRL.UPE=1",
             "DMATXCTL.TE", "RXDCTL[0].ENABLE", "RXCTRL.RXEN", "TXDCTL[0].ENABLE", "LINKS.LINK_UP",
         ]
-        assert dev.bus.port.errors() == []
+        assert dev.bus.function.errors() == []
         assert dev.link_speed() == 10000
         assert dev.mac == "02:a0:c9:00:00:00"
         assert dev.bus.config_read(4, 2) & 0x4            # bus mastering on
@@ -46,11 +46,11 @@ def test_close_stops_dma_and_returns_every_buffer(pair):
     pool = a.mempool(256)
     pool.fill(udp_frame(dst_mac=b.mac))
     send(a, pool, 40, 20)
-    assert wait_until(lambda: b.bus.port.wire_stats()["rx_packets"] == 40)
+    assert wait_until(lambda: b.bus.function.wire_stats()["rx_packets"] == 40)
     b_pool = b.rx_mempool
     b.close()
     assert b_pool.free_count == b_pool.num_bufs          # the ring's buffers came back
-    port = b.bus.port                                      # the cable's other end keeps the model alive
+    port = b.bus.function                                      # the cable's other end keeps the model alive
     assert not port.config_read(4, 2) & 0x4                # bus mastering off
     send(a, pool, 40, 20)
     time.sleep(0.05)
@@ -130,7 +130,7 @@ def test_rx_overflow_is_dropped_and_counted(pair):
     pool = a.mempool(512)
     pool.fill(udp_frame(dst_mac=b.mac))
     send(a, pool, 200, 50)                                 # nobody receives on b meanwhile
-    assert wait_until(lambda: b.bus.port.wire_stats()["rx_no_desc_drops"] == 200 - 63)
+    assert wait_until(lambda: b.bus.function.wire_stats()["rx_no_desc_drops"] == 200 - 63)
     stats = b.stats()
     assert stats.rx_dropped == 200 - 63                    # QPRDC: SRRCTL.DROP_EN is set
     rx = Receiver(b, 64)
@@ -189,10 +189,10 @@ def _hold(dev, held: list) -> bool:
 def test_multiple_queues_each_transmit(pair):
     a, b = pair
     a.close()
-    a.bus.port.clear_events()
+    a.bus.function.clear_events()
     a = ixypy.open("sim:pair0", rx_queues=4, tx_queues=4, num_rx_desc=64, num_tx_desc=64)
     try:
-        assert [e for e in a.bus.port.events() if "DCTL" in e] == \
+        assert [e for e in a.bus.function.events() if "DCTL" in e] == \
             [f"RXDCTL[{i}].ENABLE" for i in range(4)] + [f"TXDCTL[{i}].ENABLE" for i in range(4)]
         pool = a.mempool(256)
         pool.fill(udp_frame(dst_mac=b.mac))
@@ -213,13 +213,13 @@ def test_multiple_queues_each_transmit(pair):
 def test_promiscuous_mode_decides_foreign_frames(pair):
     a, b = pair
     assert b.promisc                                   # bring-up turns it on (test above)
-    seen = len(b.bus.port.events())
+    seen = len(b.bus.function.events())
     b.set_promisc(False)
     assert not b.promisc
     pool = a.mempool(256)
     pool.fill(udp_frame(dst_mac="02:11:22:33:44:55"))  # nobody's MAC
     send(a, pool, 32, 32)
-    assert wait_until(lambda: b.bus.port.wire_stats()["rx_filtered"] == 32)
+    assert wait_until(lambda: b.bus.function.wire_stats()["rx_filtered"] == 32)
     rx = Receiver(b)
     time.sleep(0.01)
     rx.poll()
@@ -229,10 +229,10 @@ def test_promiscuous_mode_decides_foreign_frames(pair):
     rx.drain(32)
     assert rx.count == 32
     assert b.promisc
-    assert b.bus.port.wire_stats()["rx_filtered"] == 32  # none of the second 32
+    assert b.bus.function.wire_stats()["rx_filtered"] == 32  # none of the second 32
     # each switch happened once, while rx was off (the model ignores and logs
     # an FCTRL change with RXCTRL.RXEN set; the fixture checks the log)
-    assert b.bus.port.events()[seen:] == ["FCTRL.UPE=0", "RXCTRL.RXEN", "FCTRL.UPE=1", "RXCTRL.RXEN"]
+    assert b.bus.function.events()[seen:] == ["FCTRL.UPE=0", "RXCTRL.RXEN", "FCTRL.UPE=1", "RXCTRL.RXEN"]
 
 
 def test_bad_queue_ids_and_batches():
@@ -259,7 +259,7 @@ def test_unsupported_pci_id_names_it():
 
 def test_link_that_never_comes_up_times_out_naming_links():
     bus = attach("sim:sink")
-    bus.port.set_link_delay(-1)
+    bus.function.set_link_delay(-1)
     with pytest.raises(LinkDown, match=r"LINKS \(offset 0x42a4\)"):
         IxgbeDevice(bus, link_timeout=0.2)
     assert bus.model_errors() == []
@@ -322,7 +322,7 @@ dev = ixypy.open("sim:source")
 stop = dev._stop
 def stop_and_mark():
     stop()
-    open({str(marker)!r}, "w").write(str(dev.bus.port.config_read(4, 2) & 4))
+    open({str(marker)!r}, "w").write(str(dev.bus.function.config_read(4, 2) & 4))
 dev._stop = stop_and_mark
 print("ready", flush=True)
 if {how!r} != "exit":

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from ixypy.sim._model import Sim
+from ixypy.sim._model import IntelModel
 
 # registers (82599 datasheet 8.2.3)
 CTRL, STATUS, EEC = 0x0000, 0x0008, 0x10010
@@ -113,20 +113,20 @@ class DmaMem:
 
 
 class Nic:
-    """A minimal register-level driver of one model port (for tests only)."""
+    """A minimal register-level driver of one model function (for tests only)."""
 
-    def __init__(self, port, mem):
-        self.port, self.mem = port, mem
+    def __init__(self, function, mem):
+        self.function, self.mem = function, mem
         self.rx_ring = self.tx_ring = None
 
     def r(self, off):
-        return self.port.read32(off)
+        return self.function.read32(off)
 
     def w(self, off, v):
-        self.port.write32(off, v)
+        self.function.write32(off, v)
 
     def bus_master(self, on=True):
-        self.port.config_write(4, 2, 0x6 if on else 0x2)
+        self.function.config_write(4, 2, 0x6 if on else 0x2)
 
     def reset(self):
         self.w(CTRL, CTRL_RST | CTRL_LRST)
@@ -135,7 +135,7 @@ class Nic:
         wait_until(lambda: self.r(RDRXCTL) & RDRXCTL_DMAIDONE, what="RDRXCTL.DMAIDONE")
 
     def link_up(self, delay_us=0):
-        self.port.set_link_delay(delay_us)
+        self.function.set_link_delay(delay_us)
         self.w(AUTOC, AUTOC_LMS_10G_SERIAL | AUTOC_RESTART_AN)
         wait_until(lambda: self.r(LINKS) & LINKS_UP, what="LINKS.LINK_UP")
 
@@ -240,7 +240,7 @@ class Nic:
 
 @pytest.fixture
 def sim():
-    s = Sim(2, mac=b"\x02\x00\x00\x00\x00\x10")
+    s = IntelModel(2, mac=b"\x02\x00\x00\x00\x00\x10")
     s.start()
     yield s
     s.close()
@@ -255,12 +255,12 @@ def mem(sim):
 
 @pytest.fixture
 def nic0(sim, mem):
-    return Nic(sim.port(0), mem)
+    return Nic(sim.function(0), mem)
 
 
 @pytest.fixture
 def nic1(sim, mem):
-    return Nic(sim.port(1), mem)
+    return Nic(sim.function(1), mem)
 
 
 MAC0 = b"\x02\x00\x00\x00\x00\x10"

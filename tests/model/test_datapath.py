@@ -8,11 +8,11 @@ from .conftest import (BAM, BCAST, DCMD_EOP, DCMD_IFCS, DCMD_RS, DMATXCTL, ENABL
                       GORCL, GOTCH, GOTCL, GPRC, GPTC, MAC0, MAC1, MPE, QPRC, QPRDC, RDH, RDT,
                       ROC, RXCTRL, RXDCTL, RXMPC0, TDH, TDT, TXDCTL, UPE, DmaMem, Nic, frame,
                       wait_until)
-from ixypy.sim._model import Sim
+from ixypy.sim._model import IntelModel
 
 
 def pair_up(sim, nic0, nic1, **rx_kw):
-    sim.port(0).wire_pair(sim.port(1))
+    sim.function(0).wire_pair(sim.function(1))
     nic0.up(rx=False)
     nic1.up(tx=False, **rx_kw)
 
@@ -28,10 +28,10 @@ def test_pair_tx_delivers_to_peer_rx(sim, nic0, nic1):
         assert nic0.mem.u32(nic0.tx_ring + 16 * i + 12) & 1
         # rx write-back: DD|EOP at offset 8, length at offset 12
     assert nic1.rx_next == 3
-    ws0, ws1 = sim.port(0).wire_stats(), sim.port(1).wire_stats()
+    ws0, ws1 = sim.function(0).wire_stats(), sim.function(1).wire_stats()
     assert ws0["tx_packets"] == 3 and ws0["tx_bytes"] == sum(map(len, frames))
     assert ws1["rx_packets"] == 3 and ws1["rx_bytes"] == sum(map(len, frames))
-    assert sim.port(0).errors() == [] and sim.port(1).errors() == []
+    assert sim.function(0).errors() == [] and sim.function(1).errors() == []
 
 
 def test_rx_write_back_format(sim, nic0, nic1):
@@ -47,7 +47,7 @@ def test_rx_write_back_format(sim, nic0, nic1):
 
 def test_stats_clear_on_read_bytes_include_crc(sim, nic0, nic1):
     pair_up(sim, nic0, nic1)
-    p0, p1 = sim.port(0), sim.port(1)
+    p0, p1 = sim.function(0), sim.function(1)
     for r in (GPTC, GOTCL, GOTCH):
         p0.read32(r)
     frames = [frame(MAC1, size=100)] * 5
@@ -69,9 +69,9 @@ def test_tx_holds_until_bus_master(sim, nic0, nic1):
     pair_up(sim, nic0, nic1)
     nic0.bus_master(False)
     nic0.send([frame(MAC1)])
-    wait_until(lambda: any("BME is clear" in e for e in sim.port(0).errors()), what="BME error")
-    assert sim.port(0).read32(TDH(0)) == 0
-    assert sim.port(1).wire_stats()["rx_packets"] == 0
+    wait_until(lambda: any("BME is clear" in e for e in sim.function(0).errors()), what="BME error")
+    assert sim.function(0).read32(TDH(0)) == 0
+    assert sim.function(1).wire_stats()["rx_packets"] == 0
     nic0.bus_master(True)
     assert len(nic1.recv(want=1)) == 1
 
@@ -79,39 +79,39 @@ def test_tx_holds_until_bus_master(sim, nic0, nic1):
 def test_rx_needs_bus_master(sim, nic0):
     nic0.up(tx=False)
     nic0.bus_master(False)
-    assert not sim.port(0).inject(frame(MAC0))
-    assert any("BME is clear" in e for e in sim.port(0).errors())
+    assert not sim.function(0).inject(frame(MAC0))
+    assert any("BME is clear" in e for e in sim.function(0).errors())
     assert nic0.rx_status(0) == 0
     nic0.bus_master(True)
-    assert sim.port(0).inject(frame(MAC0))
+    assert sim.function(0).inject(frame(MAC0))
 
 
 def test_tx_buffer_outside_dma_map_stops_queue(sim, nic0, nic1):
     pair_up(sim, nic0, nic1)
     nic0.tx_desc(0, 0x1000, 60)              # unmapped address
     nic0.w(TDT(0), 1)
-    wait_until(lambda: any("outside the DMA map" in e for e in sim.port(0).errors()), what="error")
-    assert "TXD[0] of queue 0: buffer 0x1000+60 outside the DMA map (queue stopped)" in sim.port(0).errors()
+    wait_until(lambda: any("outside the DMA map" in e for e in sim.function(0).errors()), what="error")
+    assert "TXD[0] of queue 0: buffer 0x1000+60 outside the DMA map (queue stopped)" in sim.function(0).errors()
     nic0.tx_tail = 1
     nic0.send([frame(MAC1)])                 # the queue is stopped: nothing more goes out
     time.sleep(0.01)
-    assert sim.port(0).read32(TDH(0)) == 0
-    assert sim.port(1).wire_stats()["rx_packets"] == 0
+    assert sim.function(0).read32(TDH(0)) == 0
+    assert sim.function(1).wire_stats()["rx_packets"] == 0
 
 
 def test_rx_buffer_outside_dma_map(sim, nic0):
     nic0.up(tx=False)
     nic0.mem.put("<QQ", nic0.rx_ring, 0x2000, 0)
-    assert not sim.port(0).inject(frame(MAC0))
-    assert any(e.startswith("RXD[0] of queue 0: buffer 0x2000") for e in sim.port(0).errors())
+    assert not sim.function(0).inject(frame(MAC0))
+    assert any(e.startswith("RXD[0] of queue 0: buffer 0x2000") for e in sim.function(0).errors())
 
 
 def test_legacy_tx_descriptor_is_an_error(sim, nic0, nic1):
     pair_up(sim, nic0, nic1)
     nic0.mem.put("<QII", nic0.tx_ring, nic0.tx_bufs[0], 60 | DCMD_EOP | DCMD_RS, 0)
     nic0.w(TDT(0), 1)
-    wait_until(lambda: any("legacy descriptor" in e for e in sim.port(0).errors()), what="error")
-    assert sim.port(1).wire_stats()["rx_packets"] == 0
+    wait_until(lambda: any("legacy descriptor" in e for e in sim.function(0).errors()), what="error")
+    assert sim.function(1).wire_stats()["rx_packets"] == 0
 
 
 def test_paylen_mismatch_is_an_error(sim, nic0, nic1):
@@ -119,8 +119,8 @@ def test_paylen_mismatch_is_an_error(sim, nic0, nic1):
     nic0.mem.write(nic0.tx_bufs[0], frame(MAC1))
     nic0.tx_desc(0, nic0.tx_bufs[0], 60, paylen=0)
     nic0.w(TDT(0), 1)
-    wait_until(lambda: any("PAYLEN 0 differs" in e for e in sim.port(0).errors()), what="error")
-    assert sim.port(1).wire_stats()["rx_packets"] == 0
+    wait_until(lambda: any("PAYLEN 0 differs" in e for e in sim.function(0).errors()), what="error")
+    assert sim.function(1).wire_stats()["rx_packets"] == 0
 
 
 def test_multi_descriptor_tx_packet(sim, nic0, nic1):
@@ -133,13 +133,13 @@ def test_multi_descriptor_tx_packet(sim, nic0, nic1):
         nic0.tx_desc(i, nic0.tx_bufs[i], len(part), cmd=cmd, paylen=300 if i == 0 else 0)
     nic0.w(TDT(0), 2)                        # EOP not handed over yet: nothing sent
     time.sleep(0.005)
-    assert sim.port(0).read32(TDH(0)) == 0
+    assert sim.function(0).read32(TDH(0)) == 0
     nic0.w(TDT(0), 3)
     assert nic1.recv(want=1) == [f]
-    wait_until(lambda: sim.port(0).read32(TDH(0)) == 3)
+    wait_until(lambda: sim.function(0).read32(TDH(0)) == 3)
     assert nic0.mem.u32(nic0.tx_ring + 16 * 2 + 12) & 1     # DD on the RS descriptor
     assert not nic0.mem.u32(nic0.tx_ring + 12) & 1
-    assert sim.port(0).errors() == []
+    assert sim.function(0).errors() == []
 
 
 def test_rx_split_across_descriptors(sim, nic0, nic1):
@@ -156,14 +156,14 @@ def test_rx_split_across_descriptors(sim, nic0, nic1):
 def test_jumbo_split_three_descriptors(sim, nic0):
     nic0.up(tx=False, bsize_kb=1, jumbo=9018)
     f = frame(MAC0, size=3000)
-    assert sim.port(0).inject(f)
+    assert sim.function(0).inject(f)
     assert nic0.recv() == [f]
     assert nic0.rx_next == 3
 
 
 def test_oversize_dropped_and_counted(sim, nic0):
     nic0.up(tx=False)
-    p = sim.port(0)
+    p = sim.function(0)
     p.read32(ROC)
     assert p.inject(frame(MAC0, size=1514))           # 1518 with CRC: fits
     assert not p.inject(frame(MAC0, size=1515))
@@ -173,7 +173,7 @@ def test_oversize_dropped_and_counted(sim, nic0):
 
 def test_rx_drop_no_descriptor_drop_en(sim, nic0):
     nic0.up(tx=False, n=8, drop_en=True)
-    p = sim.port(0)
+    p = sim.function(0)
     results = [p.inject(frame(MAC0)) for _ in range(10)]
     assert results == [True] * 7 + [False] * 3        # RDT = n-1: 7 free
     assert p.read32(QPRDC(0)) == 3 and p.read32(QPRDC(0)) == 0
@@ -184,7 +184,7 @@ def test_rx_drop_no_descriptor_drop_en(sim, nic0):
 
 def test_rx_drop_no_descriptor_without_drop_en(sim, nic0):
     nic0.up(tx=False, n=8, drop_en=False)
-    p = sim.port(0)
+    p = sim.function(0)
     results = [p.inject(frame(MAC0)) for _ in range(9)]
     assert results == [True] * 7 + [False] * 2
     assert p.read32(RXMPC0) == 2 and p.read32(RXMPC0) == 0
@@ -195,7 +195,7 @@ def test_rx_drop_no_descriptor_without_drop_en(sim, nic0):
 
 def test_mac_filter(sim, nic0):
     nic0.up(tx=False, fctrl=0)
-    p = sim.port(0)
+    p = sim.function(0)
     other = b"\x02\x99\x99\x99\x99\x99"
     mcast = b"\x01\x00\x5e\x00\x00\x01"
     assert p.inject(frame(MAC0))
@@ -220,7 +220,7 @@ def test_mac_filter(sim, nic0):
 
 def test_rx_queue_disable_quiesces_source(sim, nic0):
     nic0.up(tx=False, n=32)
-    p = sim.port(0)
+    p = sim.function(0)
     p.wire_source(frame(MAC0), count=0)
     nic0.recv(want=40)
     p.write32(RXDCTL(0), 0)
@@ -237,7 +237,7 @@ def test_rx_queue_disable_quiesces_source(sim, nic0):
 
 def test_source_with_sequence_numbers(sim, nic0):
     nic0.up(tx=False, n=64)
-    p = sim.port(0)
+    p = sim.function(0)
     p.wire_source(frame(MAC0, size=64), count=500, seq_offset=14)
     got = nic0.recv(want=500)
     seqs = [struct.unpack_from("<Q", f, 14)[0] for f in got]
@@ -253,10 +253,10 @@ def test_sink_counts_tx(sim, nic0):
     nic0.up(rx=False)
     nic0.send([frame(BCAST, size=60)] * 10)
     wait_until(nic0.tx_done)
-    ws = sim.port(0).wire_stats()
+    ws = sim.function(0).wire_stats()
     assert ws["tx_packets"] == 10 and ws["tx_bytes"] == 600
-    assert sim.port(0).read32(GPTC) == 10
-    assert sim.port(0).read32(GOTCL) == 640
+    assert sim.function(0).read32(GPTC) == 10
+    assert sim.function(0).read32(GOTCL) == 640
 
 
 def test_stop_start_and_destroy_while_running(sim, nic0, nic1):
@@ -269,13 +269,13 @@ def test_stop_start_and_destroy_while_running(sim, nic0, nic1):
     assert nic1.recv() == []                          # no engine, no DMA
     sim.start()
     assert len(nic1.recv(want=1)) == 1
-    sim.port(1).wire_source(frame(MAC1), count=0)     # keep the worker busy
+    sim.function(1).wire_source(frame(MAC1), count=0)     # keep the worker busy
     sim.close()                                       # stops the worker first
 
 
 def test_reset_while_traffic_quiesces(sim, nic0):
     nic0.up(tx=False, n=32)
-    p = sim.port(0)
+    p = sim.function(0)
     p.wire_source(frame(MAC0), count=0)
     nic0.recv(want=10)
     nic0.reset()
@@ -288,7 +288,7 @@ def test_reset_while_traffic_quiesces(sim, nic0):
 
 def test_loopback_and_busy_poll(sim, nic0):
     sim.set_busy_poll(True)
-    p = sim.port(0)
+    p = sim.function(0)
     p.wire_pair(p)
     nic0.up()
     frames = [frame(MAC0, size=60 + i) for i in range(40)]
@@ -300,12 +300,12 @@ def test_loopback_and_busy_poll(sim, nic0):
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=12))
 def test_pair_batches_arrive_once_in_order(batches):
-    s = Sim(2, mac=MAC0)
+    s = IntelModel(2, mac=MAC0)
     try:
         mem = DmaMem(s)
         s.start()
-        a, b = Nic(s.port(0), mem), Nic(s.port(1), mem)
-        s.port(0).wire_pair(s.port(1))
+        a, b = Nic(s.function(0), mem), Nic(s.function(1), mem)
+        s.function(0).wire_pair(s.function(1))
         a.up(rx=False)
         b.up(tx=False, n=256)
         seq, got = 0, []
@@ -321,14 +321,14 @@ def test_pair_batches_arrive_once_in_order(batches):
         got += b.recv(want=seq - len(got)) if seq > len(got) else []
         nums = [int.from_bytes(f[-4:], "little") for f in got]
         assert nums == list(range(seq))
-        assert s.port(0).errors() == [] and s.port(1).errors() == []
+        assert s.function(0).errors() == [] and s.function(1).errors() == []
     finally:
         s.close()
 
 
 def test_unmap_under_enabled_ring_stops_queue(sim, nic0):
     nic0.up(tx=False)
-    p = sim.port(0)
+    p = sim.function(0)
     sim.dma_unmap(nic0.mem.base, nic0.mem.size)
     assert not p.read32(RXDCTL(0)) & ENABLE
     assert any("DMA unmap" in e and "RXDCTL[0]" in e for e in p.errors())
@@ -337,7 +337,7 @@ def test_unmap_under_enabled_ring_stops_queue(sim, nic0):
 
 def test_head_write_while_enabled_is_an_error(sim, nic0):
     nic0.up()
-    p = sim.port(0)
+    p = sim.function(0)
     p.write32(RDH(0), 3)
     p.write32(TDH(0), 3)
     assert p.read32(RDH(0)) == 0 and p.read32(TDH(0)) == 0

@@ -5,7 +5,7 @@ through RCTL/TCTL, statistics, MSI-X registers, and the strictness rules,
 each recorded in the error log."""
 import pytest
 
-from ixypy.sim._model import Sim
+from ixypy.sim._model import IntelModel
 
 from .conftest import frame, wait_until
 
@@ -37,11 +37,11 @@ def txq_82575(n): return 0x03800 + 0x100 * n
 
 
 class Igb:
-    """A minimal register-level 82576 driver of one model port (tests only)."""
+    """A minimal register-level 82576 driver of one model function (tests only)."""
 
-    def __init__(self, port, mem):
-        self.port, self.mem = port, mem
-        self.r, self.w = port.read32, port.write32
+    def __init__(self, function, mem):
+        self.function, self.mem = function, mem
+        self.r, self.w = function.read32, function.write32
 
     def phy(self, reg, value=None, phy=1):
         op = MDIC_READ if value is None else MDIC_WRITE | value
@@ -51,7 +51,7 @@ class Igb:
         return v
 
     def up(self, rctl=RCTL_BAM | RCTL_SECRC, n=64):
-        self.port.config_write(4, 2, 0x6)
+        self.function.config_write(4, 2, 0x6)
         self.w(CTRL, CTRL_RST)
         wait_until(lambda: not self.r(CTRL) & CTRL_RST, what="CTRL.RST self-clear")
         wait_until(lambda: self.r(EECD) & EECD_AUTO_RD, what="EECD.AUTO_RD")
@@ -114,7 +114,7 @@ class Igb:
 
 @pytest.fixture
 def sim():
-    s = Sim(2, mac=MAC0, variant="82576")
+    s = IntelModel(2, mac=MAC0, variant="82576")
     s.start()
     yield s
     s.close()
@@ -122,23 +122,23 @@ def sim():
 
 @pytest.fixture
 def pair(sim, mem):
-    sim.port(0).wire_pair(sim.port(1))
-    return Igb(sim.port(0), mem), Igb(sim.port(1), mem)
+    sim.function(0).wire_pair(sim.function(1))
+    return Igb(sim.function(0), mem), Igb(sim.function(1), mem)
 
 
 def test_pci_id_msix_table_and_mac(sim):
-    p = sim.port(0)
+    p = sim.function(0)
     assert (p.config_read(0, 2), p.config_read(2, 2)) == (0x8086, 0x10C9)
     assert p.msix_vectors() == 25
     assert p.read32(RAL0) == int.from_bytes(MAC0[:4], "little")
     assert p.read32(RAH0) == 1 << 31 | int.from_bytes(MAC0[4:], "little")
     assert p.read32(0xA200) == 0                                # the 82599's RAL(0) is nothing here
     with pytest.raises(ValueError, match="variant"):
-        Sim(1, variant="82598")
+        IntelModel(1, variant="82598")
 
 
 def test_reset_then_auto_read(sim):
-    p = sim.port(0)
+    p = sim.function(0)
     p.write32(CTRL, CTRL_RST)
     assert p.read32(CTRL) & CTRL_RST and not p.read32(EECD) & EECD_AUTO_RD
     wait_until(lambda: not p.read32(CTRL) & CTRL_RST)
@@ -147,8 +147,8 @@ def test_reset_then_auto_read(sim):
 
 
 def test_link_is_the_phys_passed_on_by_ctrl_slu(sim, mem):
-    nic = Igb(sim.port(0), mem)
-    p = nic.port
+    nic = Igb(sim.function(0), mem)
+    p = nic.function
     assert nic.phy(BMSR) & (BMSR_AN_DONE | BMSR_LINK) == BMSR_AN_DONE | BMSR_LINK     # since power-up
     assert not p.read32(STATUS) & STATUS_LU
     assert nic.phy(PHYID1) & 0xFFFF == 0x02A8
@@ -165,9 +165,9 @@ def test_link_is_the_phys_passed_on_by_ctrl_slu(sim, mem):
 
 
 def test_mdic_to_another_phy_address_sets_the_error_bit(sim, mem):
-    nic = Igb(sim.port(0), mem)
+    nic = Igb(sim.function(0), mem)
     assert nic.phy(BMSR, phy=2) & MDIC_ERROR
-    assert any("PHYADD is not 1" in e for e in nic.port.errors())
+    assert any("PHYADD is not 1" in e for e in nic.function.errors())
 
 
 def test_frames_cross_the_cable_crc_stripped_or_kept(pair):
@@ -178,13 +178,13 @@ def test_frames_cross_the_cable_crc_stripped_or_kept(pair):
     a.send(frames)
     got = b.recv(4)
     assert [g[:-4] for g in got] == frames and all(len(g) == len(f) + 4 for g, f in zip(got, frames))
-    b.port.clear_events()
-    b.port.write32(RCTL, RCTL_EN | RCTL_SECRC)                  # BAM off while rx runs: allowed on the 82576
+    b.function.clear_events()
+    b.function.write32(RCTL, RCTL_EN | RCTL_SECRC)                  # BAM off while rx runs: allowed on the 82576
     a.send([frame(BCAST), frame(MAC0[:5] + b"\x21")])
     assert b.recv(1) == [frame(MAC0[:5] + b"\x21")]
-    assert b.port.wire_stats()["rx_filtered"] == 1
-    assert b.port.read32(GPRC) == 5 and a.port.read32(GPTC) == 6
-    assert a.port.errors() == [] and b.port.errors() == []
+    assert b.function.wire_stats()["rx_filtered"] == 1
+    assert b.function.read32(GPRC) == 5 and a.function.read32(GPTC) == 6
+    assert a.function.errors() == [] and b.function.errors() == []
 
 
 def test_statistics_clear_on_read_and_rqdpc_counts_drops(pair):
@@ -192,16 +192,16 @@ def test_statistics_clear_on_read_and_rqdpc_counts_drops(pair):
     a.up()
     b.up(n=8)
     a.send([frame(MAC0[:5] + b"\x21")] * 12)                    # 7 free descriptors
-    wait_until(lambda: b.port.wire_stats()["rx_no_desc_drops"] == 5)
-    assert b.port.read32(rxq(0) + 0x30) == 5                    # RQDPC[0]
-    assert b.port.read32(rxq_82575(0) + 0x30) == 0              # the same register: cleared by the read
-    assert b.port.read32(MPC) == 0
-    assert (b.port.read32(GORCL), b.port.read32(GORCH)) == (12 * 64, 0)
-    assert b.port.read32(GORCL) == 0
+    wait_until(lambda: b.function.wire_stats()["rx_no_desc_drops"] == 5)
+    assert b.function.read32(rxq(0) + 0x30) == 5                    # RQDPC[0]
+    assert b.function.read32(rxq_82575(0) + 0x30) == 0              # the same register: cleared by the read
+    assert b.function.read32(MPC) == 0
+    assert (b.function.read32(GORCL), b.function.read32(GORCH)) == (12 * 64, 0)
+    assert b.function.read32(GORCL) == 0
 
 
 def test_queue_registers_answer_at_both_addresses(sim):
-    p = sim.port(0)
+    p = sim.function(0)
     p.write32(rxq_82575(2), 0x1000)
     p.write32(txq_82575(3) + 8, 1024)
     assert p.read32(rxq(2)) == 0x1000 and p.read32(txq(3) + 8) == 1024
@@ -212,7 +212,7 @@ def test_queue_registers_answer_at_both_addresses(sim):
 
 
 def test_queue_enable_refused_before_its_ring_is_set(sim):
-    p = sim.port(0)
+    p = sim.function(0)
     p.write32(rxq(0) + 0xC, SRRCTL_ADV_ONEBUF | 2)
     p.write32(rxq(0) + 0x28, ENABLE)
     p.write32(txq(5) + 0x28, ENABLE)
@@ -221,7 +221,7 @@ def test_queue_enable_refused_before_its_ring_is_set(sim):
 
 
 def test_legacy_rx_descriptors_refused(sim, mem):
-    p = sim.port(0)
+    p = sim.function(0)
     ring = mem.alloc(1024)
     p.write32(rxq(0), ring & 0xFFFFFFFF)
     p.write32(rxq(0) + 4, ring >> 32)
@@ -234,9 +234,9 @@ def test_legacy_rx_descriptors_refused(sim, mem):
 def test_tail_beyond_the_ring_and_head_while_enabled(pair):
     a, _ = pair
     a.up()
-    a.port.write32(rxq_82575(0) + 0x18, 64)
-    a.port.write32(rxq(0) + 0x10, 3)
-    assert a.port.errors() == ["RDT[0]=64 written beyond the ring of 64 descriptors (ignored)",
+    a.function.write32(rxq_82575(0) + 0x18, 64)
+    a.function.write32(rxq(0) + 0x10, 3)
+    assert a.function.errors() == ["RDT[0]=64 written beyond the ring of 64 descriptors (ignored)",
                                "RDH[0] written while the queue is enabled (ignored)"]
 
 
@@ -244,15 +244,15 @@ def test_dma_without_bus_mastering_is_refused(pair):
     a, b = pair
     a.up()
     b.up()
-    a.port.config_write(4, 2, 0x2)                              # BME off
+    a.function.config_write(4, 2, 0x2)                              # BME off
     a.send([frame(MAC0[:5] + b"\x21")])
-    wait_until(lambda: a.port.errors())
-    assert "while PCI COMMAND.BME is clear" in a.port.errors()[0]
-    assert b.port.wire_stats()["rx_packets"] == 0
+    wait_until(lambda: a.function.errors())
+    assert "while PCI COMMAND.BME is clear" in a.function.errors()[0]
+    assert b.function.wire_stats()["rx_packets"] == 0
 
 
 def test_msix_registers_reserved_bits_and_vectors(sim):
-    p = sim.port(0)
+    p = sim.function(0)
     p.write32(EIMC, 0xFFFFFFFF)
     p.write32(EITR0 + 4 * 3, 0x1F3)
     p.write32(IVAR0 + 4 * 2, 0x80 | 25)                          # rx queue 2 -> vector 25: none such

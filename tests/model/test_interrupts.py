@@ -58,7 +58,7 @@ def efds():
 
 def irq_up(nic, efd, vector=0, eiac=True, eiam=False, eitr=0):
     """rx queue 0 -> vector, MSI-X mode, eventfd attached; the vector masked."""
-    nic.port.set_irq_eventfd(vector, efd.fd)
+    nic.function.set_irq_eventfd(vector, efd.fd)
     nic.up(tx=False)
     nic.w(GPIE, GPIE_ON | (GPIE_EIAME if eiam else 0))
     nic.w(IVAR(0), vector | IVAR_VALID)
@@ -77,58 +77,58 @@ def unmask(nic, v):
 
 def test_rx_write_back_signals_the_mapped_vector(sim, nic0, efds):
     e3, e0 = efds(), efds()
-    nic0.port.set_irq_eventfd(0, e0.fd)
+    nic0.function.set_irq_eventfd(0, e0.fd)
     irq_up(nic0, e3, vector=3)
     unmask(nic0, 3)
-    assert nic0.port.inject(frame(BCAST))
+    assert nic0.function.inject(frame(BCAST))
     assert e3.read() == 1                     # sent at write-back, from the injecting thread
-    assert e0.read() == 0 and nic0.port.irq_count(0) == 0
+    assert e0.read() == 0 and nic0.function.irq_count(0) == 0
     assert nic0.r(EICR) & (1 << 3) == 0       # EIAC: auto-cleared when sent
-    assert nic0.recv() and nic0.port.errors() == []
+    assert nic0.recv() and nic0.function.errors() == []
 
 
 def test_masked_vector_keeps_its_cause_and_fires_on_unmask(sim, nic0, efds):
     e = efds()
     irq_up(nic0, e, vector=2)
-    nic0.port.inject(frame(BCAST))
+    nic0.function.inject(frame(BCAST))
     assert e.read() == 0
     assert nic0.r(EICR) & (1 << 2)            # cause kept; MSI-X mode: the read does not clear
     assert nic0.r(EICR) & (1 << 2)
     unmask(nic0, 2)
     assert e.read() == 1
     nic0.w(EIMC, 1 << 2)
-    nic0.port.inject(frame(BCAST))
+    nic0.function.inject(frame(BCAST))
     assert e.read() == 0
     nic0.w(EICR, 1 << 2)                      # write 1 to clear: unmasking now sends nothing
     unmask(nic0, 2)
     assert e.read() == 0
-    assert nic0.port.errors() == []
+    assert nic0.function.errors() == []
 
 
 def test_auto_mask_with_eiame(sim, nic0, efds):
     e = efds()
     irq_up(nic0, e, vector=1, eiam=True)
     unmask(nic0, 1)
-    nic0.port.inject(frame(BCAST))
+    nic0.function.inject(frame(BCAST))
     assert e.read() == 1
     assert nic0.r(EIMS) & (1 << 1) == 0       # EIAM + GPIE.EIAME: masked when sent
-    nic0.port.inject(frame(BCAST))
+    nic0.function.inject(frame(BCAST))
     assert e.read() == 0
     unmask(nic0, 1)                           # the second cause was kept
     assert e.read() == 1
-    assert nic0.port.errors() == []
+    assert nic0.function.errors() == []
 
 
 def test_without_auto_clear_the_cause_stays_until_written(sim, nic0, efds):
     e = efds()
     irq_up(nic0, e, vector=4, eiac=False)
     unmask(nic0, 4)
-    nic0.port.inject(frame(BCAST))
+    nic0.function.inject(frame(BCAST))
     assert e.read() == 1
     assert nic0.r(EICR) & (1 << 4)
     nic0.w(EICR, 1 << 4)
     assert nic0.r(EICR) & (1 << 4) == 0
-    assert nic0.port.errors() == []
+    assert nic0.function.errors() == []
 
 
 def test_eics_and_extended_vectors(sim, nic0, efds):
@@ -138,18 +138,18 @@ def test_eics_and_extended_vectors(sim, nic0, efds):
     assert e.read() == 0
     unmask(nic0, 40)
     assert e.read() == 1
-    nic0.port.inject(frame(BCAST))            # rx -> vector 40 (always auto-clear above 15)
+    nic0.function.inject(frame(BCAST))            # rx -> vector 40 (always auto-clear above 15)
     assert e.read() == 1
     nic0.w(EIMC_EX(1), 1 << 8)
-    nic0.port.inject(frame(BCAST))
+    nic0.function.inject(frame(BCAST))
     assert e.read() == 0
-    assert nic0.port.errors() == []
+    assert nic0.function.errors() == []
 
 
 def test_tx_cause(sim, nic0, nic1, efds):
     e = efds()
-    sim.port(0).wire_pair(sim.port(1))
-    nic0.port.set_irq_eventfd(5, e.fd)
+    sim.function(0).wire_pair(sim.function(1))
+    nic0.function.set_irq_eventfd(5, e.fd)
     nic0.up(rx=False)
     nic1.up(tx=False)
     nic0.w(GPIE, GPIE_ON)
@@ -157,9 +157,9 @@ def test_tx_cause(sim, nic0, nic1, efds):
     nic0.w(EIAC, 1 << 5)
     nic0.w(EIMS, 1 << 5)
     nic0.send([frame(MAC1)])
-    wait_until(lambda: nic0.port.irq_count(5) >= 1, 2.0, "tx interrupt")
+    wait_until(lambda: nic0.function.irq_count(5) >= 1, 2.0, "tx interrupt")
     assert e.read() >= 1
-    assert nic0.port.errors() == [] and nic1.port.errors() == []
+    assert nic0.function.errors() == [] and nic1.function.errors() == []
 
 
 def test_no_interrupt_without_msix_mode_or_mapping(sim, nic0, efds):
@@ -167,19 +167,19 @@ def test_no_interrupt_without_msix_mode_or_mapping(sim, nic0, efds):
     irq_up(nic0, e, vector=0)
     unmask(nic0, 0)
     nic0.w(IVAR(0), 0)                        # valid bit clear: no cause
-    nic0.port.inject(frame(BCAST))
+    nic0.function.inject(frame(BCAST))
     assert e.read() == 0
     nic0.w(IVAR(0), IVAR_VALID)
     nic0.w(GPIE, 0)                           # not in MSI-X mode: nothing is sent
-    nic0.port.inject(frame(BCAST))
+    nic0.function.inject(frame(BCAST))
     assert e.read() == 0
-    assert nic0.port.errors() == []
+    assert nic0.function.errors() == []
 
 
 def burst(nic, n):
     t = time.monotonic()
     for _ in range(n):
-        nic.port.inject(frame(BCAST))
+        nic.function.inject(frame(BCAST))
         nic.recv()
     return time.monotonic() - t
 
@@ -198,60 +198,60 @@ def test_eitr_throttles_and_fires_the_pending_cause_when_the_interval_ends(sim, 
     nic0.w(EITR(0), 0)
     burst(nic0, 50)
     assert e.read() == 50
-    assert nic0.port.errors() == []
+    assert nic0.function.errors() == []
 
 
 def test_eitr_write_restarts_the_interval_unless_cnt_wdis(sim, nic0, efds):
     e = efds()
     irq_up(nic0, e, vector=0, eitr=eitr_us(1100))
     unmask(nic0, 0)
-    nic0.port.inject(frame(BCAST))
+    nic0.function.inject(frame(BCAST))
     assert e.read() == 1
     nic0.w(EITR(0), eitr_us(1100) | EITR_CNT_WDIS)   # counter kept: still throttled
-    nic0.port.inject(frame(BCAST))
+    nic0.function.inject(frame(BCAST))
     assert e.read() == 0
     nic0.w(EITR(0), eitr_us(1100))                   # counter loaded with 0: expires now
     assert e.read() == 1
-    assert nic0.port.errors() == []
+    assert nic0.function.errors() == []
 
 
 def test_strictness(sim, nic0, efds):
     nic0.up(tx=False)
     nic0.w(GPIE, GPIE_ON)
-    assert any("GPIE.MSIX_MODE set while no MSI-X vector has an eventfd" in x for x in nic0.port.errors())
-    nic0.port.clear_errors()
+    assert any("GPIE.MSIX_MODE set while no MSI-X vector has an eventfd" in x for x in nic0.function.errors())
+    nic0.function.clear_errors()
     e = efds()
-    nic0.port.set_irq_eventfd(0, e.fd)
+    nic0.function.set_irq_eventfd(0, e.fd)
     nic0.w(GPIE, 0)
     nic0.w(GPIE, GPIE_MSIX_MODE)
-    assert any("PBA_SUPPORT" in x for x in nic0.port.errors())
-    nic0.port.clear_errors()
+    assert any("PBA_SUPPORT" in x for x in nic0.function.errors())
+    nic0.function.clear_errors()
     nic0.w(IVAR(0), 0x40 | IVAR_VALID)
     nic0.w(EITR(0), 0x7)
-    errs = nic0.port.errors()
+    errs = nic0.function.errors()
     assert any("IVAR[0]" in x and "reserved" in x for x in errs)
     assert any("EITR[0]" in x and "reserved" in x for x in errs)
-    nic0.port.clear_errors()
+    nic0.function.clear_errors()
     nic0.w(EIMS, 1 << 1)                      # vector 1 has no eventfd
-    assert any("unmasks MSI-X vector 1" in x for x in nic0.port.errors())
-    nic0.port.clear_errors()
+    assert any("unmasks MSI-X vector 1" in x for x in nic0.function.errors())
+    nic0.function.clear_errors()
     nic0.w(IVAR(0), 1 | IVAR_VALID)
-    nic0.port.inject(frame(BCAST))
-    assert any("vector 1 fired with no eventfd attached" in x for x in nic0.port.errors())
-    nic0.port.clear_errors()
+    nic0.function.inject(frame(BCAST))
+    assert any("vector 1 fired with no eventfd attached" in x for x in nic0.function.errors())
+    nic0.function.clear_errors()
     nic0.w(EIMC, 0x7FFFFFFF)
-    assert nic0.port.errors() == []
+    assert nic0.function.errors() == []
 
 
 def test_detach_and_reset(sim, nic0, efds):
     e = efds()
     irq_up(nic0, e, vector=0)
     unmask(nic0, 0)
-    nic0.port.inject(frame(BCAST))
+    nic0.function.inject(frame(BCAST))
     assert e.read() == 1
     nic0.reset()                               # registers to defaults: no mapping, masked
     assert nic0.r(EIMS) == 0 and nic0.r(GPIE) == 0 and nic0.r(IVAR(0)) == 0
-    nic0.port.set_irq_eventfd(0, -1)
+    nic0.function.set_irq_eventfd(0, -1)
     with pytest.raises(OSError):
-        nic0.port.set_irq_eventfd(64, e.fd)
-    assert nic0.port.errors() == []
+        nic0.function.set_irq_eventfd(64, e.fd)
+    assert nic0.function.errors() == []

@@ -7,11 +7,11 @@ from .conftest import (AUTOC, AUTOC_LMS_10G_SERIAL, AUTOC_RESTART_AN, BAM, CTRL,
                       RDBAL, RDLEN, RDRXCTL, RDRXCTL_DMAIDONE, RDRXCTL_GOOD, RDT, RXCTRL,
                       RXDCTL, RXEN, SRRCTL, SRRCTL_DESCTYPE_ADV_ONEBUF, TDBAL, TDLEN, TDT, TE,
                       TXDCTL, UPE, Nic, wait_until)
-from ixypy.sim._model import Sim
+from ixypy.sim._model import IntelModel
 
 
 def test_pci_ids_and_bus_master(sim):
-    p = sim.port(0)
+    p = sim.function(0)
     assert p.config_read(0, 2) == 0x8086
     assert p.config_read(2, 2) == 0x10FB
     assert p.config_read(8, 4) >> 8 == 0x020000
@@ -22,7 +22,7 @@ def test_pci_ids_and_bus_master(sim):
 
 
 def test_mac_in_ral_rah_and_second_port(sim):
-    p0, p1 = sim.port(0), sim.port(1)
+    p0, p1 = sim.function(0), sim.function(1)
     assert p0.read32(RAL0) == int.from_bytes(MAC0[:4], "little")
     rah = p0.read32(RAH0)
     assert rah >> 31 == 1 and rah & 0xFFFF == int.from_bytes(MAC0[4:], "little")
@@ -30,7 +30,7 @@ def test_mac_in_ral_rah_and_second_port(sim):
 
 
 def test_reset_self_clears_and_reports_done(nic0):
-    p = nic0.port
+    p = nic0.function
     p.write32(FCTRL, BAM)
     p.clear_events()
     t0 = time.monotonic()
@@ -51,7 +51,7 @@ def test_reset_self_clears_and_reports_done(nic0):
 
 
 def test_write_during_reset_is_an_error(sim):
-    p = sim.port(0)
+    p = sim.function(0)
     p.write32(CTRL, CTRL_RST)
     t0 = time.monotonic()
     p.write32(FCTRL, BAM)
@@ -62,7 +62,7 @@ def test_write_during_reset_is_an_error(sim):
 
 
 def test_link_comes_up_after_delay(sim):
-    p = sim.port(0)
+    p = sim.function(0)
     p.set_link_delay(30000)
     assert not p.read32(LINKS) & LINKS_UP
     t0 = time.monotonic()
@@ -78,7 +78,7 @@ def test_link_comes_up_after_delay(sim):
 
 
 def test_link_never_up(sim):
-    p = sim.port(0)
+    p = sim.function(0)
     p.set_link_delay(-1)
     p.write32(AUTOC, AUTOC_LMS_10G_SERIAL | AUTOC_RESTART_AN)
     end = time.monotonic() + 0.05
@@ -88,7 +88,7 @@ def test_link_never_up(sim):
 
 
 def test_eimc_bit31_reserved(sim):
-    p = sim.port(0)
+    p = sim.function(0)
     p.write32(EIMS, 0x7FFFFFFF)
     p.write32(EIMC, 0x7FFFFFFF)
     assert p.errors() == []
@@ -98,7 +98,7 @@ def test_eimc_bit31_reserved(sim):
 
 
 def test_dtxmxszrq_reserved_bits(sim):
-    p = sim.port(0)
+    p = sim.function(0)
     p.write32(DTXMXSZRQ, 0xFFF)
     assert p.errors() == [] and p.read32(DTXMXSZRQ) == 0xFFF
     p.write32(DTXMXSZRQ, 0xFFFF)
@@ -106,7 +106,7 @@ def test_dtxmxszrq_reserved_bits(sim):
 
 
 def test_rxen_refused_with_default_rdrxctl(sim):
-    p = sim.port(0)
+    p = sim.function(0)
     p.write32(RXCTRL, RXEN)
     assert not p.read32(RXCTRL) & RXEN
     assert any("RSCFRSTSIZE" in e for e in p.errors())
@@ -127,7 +127,7 @@ def test_rxen_refused_with_default_rdrxctl(sim):
 
 
 def test_fctrl_change_only_while_rx_disabled(sim):
-    p = sim.port(0)
+    p = sim.function(0)
     p.write32(RDRXCTL, RDRXCTL_GOOD)
     p.write32(FCTRL, BAM | UPE)                     # rx off: fine
     assert p.read32(FCTRL) == BAM | UPE
@@ -146,7 +146,7 @@ def test_fctrl_change_only_while_rx_disabled(sim):
 
 
 def test_rx_queue_enable_refused_without_ring(nic0):
-    p = nic0.port
+    p = nic0.function
     p.write32(SRRCTL(0), SRRCTL_DESCTYPE_ADV_ONEBUF | 2)
     p.write32(RXDCTL(0), ENABLE)
     assert not p.read32(RXDCTL(0)) & ENABLE
@@ -154,7 +154,7 @@ def test_rx_queue_enable_refused_without_ring(nic0):
 
 
 def test_rx_queue_enable_refused_ring_not_mapped(nic0):
-    p = nic0.port
+    p = nic0.function
     p.write32(SRRCTL(3), SRRCTL_DESCTYPE_ADV_ONEBUF | 2)
     p.write32(RDBAL(3), 0x1000)                     # nothing mapped there
     p.write32(RDLEN(3), 1024)
@@ -164,7 +164,7 @@ def test_rx_queue_enable_refused_ring_not_mapped(nic0):
 
 
 def test_rx_queue_enable_refused_bad_len_align_desctype(nic0, mem):
-    p = nic0.port
+    p = nic0.function
     ring = mem.alloc(4096)
     p.write32(RDBAL(0), ring & 0xFFFFFFFF)
     p.write32(RDBAL(0) + 4, ring >> 32)
@@ -187,7 +187,7 @@ def test_rx_queue_enable_refused_bad_len_align_desctype(nic0, mem):
 
 
 def test_tx_queue_enable_needs_te_first(nic0, mem):
-    p = nic0.port
+    p = nic0.function
     ring = mem.alloc(1024)
     p.write32(TDBAL(0), ring & 0xFFFFFFFF)
     p.write32(TDBAL(0) + 4, ring >> 32)
@@ -204,7 +204,7 @@ def test_tx_queue_enable_needs_te_first(nic0, mem):
 
 
 def test_tx_queue_enable_refused_without_ring(nic0):
-    p = nic0.port
+    p = nic0.function
     p.write32(DMATXCTL, TE)
     p.write32(TXDCTL(5), ENABLE)
     assert not p.read32(TXDCTL(5)) & ENABLE
@@ -213,7 +213,7 @@ def test_tx_queue_enable_refused_without_ring(nic0):
 
 def test_tail_beyond_ring(nic0):
     nic0.up()
-    p = nic0.port
+    p = nic0.function
     p.clear_errors()
     rdt = p.read32(RDT(0))
     p.write32(RDT(0), 64)
@@ -226,7 +226,7 @@ def test_tail_beyond_ring(nic0):
 
 def test_full_bring_up_has_no_errors_and_ordered_events(nic0):
     nic0.up()
-    p = nic0.port
+    p = nic0.function
     assert p.errors() == []
     assert p.events() == ["CTRL.RST", "EEC.ARD", "RDRXCTL.DMAIDONE", "AUTOC.RESTART_AN",
                           "LINKS.LINK_UP", "RXDCTL[0].ENABLE", "RXCTRL.RXEN", "DMATXCTL.TE",
@@ -235,18 +235,18 @@ def test_full_bring_up_has_no_errors_and_ordered_events(nic0):
 
 def test_reg_ops_capsule_with_fastpath_bar(sim):
     from ixypy.fastpath.regs import Bar
-    port = sim.port(0)
-    bar = Bar(ops=port.reg_ops(), keepalive=port)
-    assert bar.read32(RAH0) == port.read32(RAH0)
+    fn = sim.function(0)
+    bar = Bar(ops=fn.reg_ops(), keepalive=fn)
+    assert bar.read32(RAH0) == fn.read32(RAH0)
     bar.write32(FCTRL, BAM)
-    assert port.read32(FCTRL) == BAM
+    assert fn.read32(FCTRL) == BAM
 
 
 def test_close_is_idempotent_and_dealloc_while_running():
-    s = Sim(1)
+    s = IntelModel(1)
     s.start()
     s.close()
     s.close()
-    s2 = Sim(2)
+    s2 = IntelModel(2)
     s2.start()
     del s2

@@ -42,7 +42,7 @@ def test_bring_up_leaves_no_model_errors():
         assert dev.driver_name == "virtio"
         assert dev.mac == "02:a0:c9:00:00:00"
         assert dev.link_up()
-        assert dev.promisc is True and dev.bus.port.promisc
+        assert dev.promisc is True and dev.bus.function.promisc
         assert dev.rx_queue(0).chains_posted == dev.rx_queue(0).size // 2
         assert dev.bus.model_errors() == []
     assert dev.bus.model_errors() == []      # the reset at close is clean too
@@ -54,7 +54,7 @@ def test_20000_packets_each_way_with_sequence_numbers(pair):
     pool.fill(udp_frame())
     assert send(tx.tx_queue(0), pool, 20_000) == 20_000
     tx.flush_tx()
-    wire = tx.bus.port.wire_stats()
+    wire = tx.bus.function.wire_stats()
     assert wire["tx_packets"] == 20_000 and wire["tx_bytes"] == 20_000 * 60
     assert wire["tx_seq_errors"] == 0
     assert pool.free_count == 4096
@@ -69,11 +69,11 @@ def test_free_running_indices_wrap_past_16_bits(pair):
     pool.fill(udp_frame())
     assert send(tx.tx_queue(0), pool, 70_000, batch_size=64) == 70_000
     tx.flush_tx()
-    assert tx.bus.port.wire_stats()["tx_packets"] == 70_000
-    assert tx.bus.port.wire_stats()["tx_seq_errors"] == 0
+    assert tx.bus.function.wire_stats()["tx_packets"] == 70_000
+    assert tx.bus.function.wire_stats()["tx_seq_errors"] == 0
     assert receive(rx.rx_queue(0), 70_000) == (70_000, 0)
     assert receive(rx.rx_queue(0), 1, timeout=0.2) == (0, 0)     # the source sent 70,000
-    assert rx.bus.port.wire_stats()["rx_packets"] == 70_000
+    assert rx.bus.function.wire_stats()["rx_packets"] == 70_000
     assert tx.bus.model_errors() == [] and rx.bus.model_errors() == []
 
 
@@ -96,7 +96,7 @@ def test_loopback_returns_the_bytes_sent():
 def test_promiscuous_off_filters_other_destinations():
     with ixypy.open("sim:virtio-loop") as dev:
         dev.set_promisc(False)
-        assert not dev.bus.port.promisc
+        assert not dev.bus.function.promisc
         pool = dev.mempool(64)
         batch = PacketBatch(2)
         batch.alloc(pool, 2)
@@ -109,23 +109,23 @@ def test_promiscuous_off_filters_other_destinations():
             dev.rx_batch(0, got)
         assert len(got) == 1 and bytes(got[0])[:6] == bytes.fromhex(dev.mac.replace(":", ""))
         got.free()
-        assert dev.bus.port.wire_stats()["rx_filtered"] == 1
+        assert dev.bus.function.wire_stats()["rx_filtered"] == 1
         dev.set_promisc(True)
-        assert dev.bus.port.promisc
+        assert dev.bus.function.promisc
         assert dev.bus.model_errors() == []
 
 
 def test_used_buffer_notification_only_when_asked(pair):
     """2.7.7: ISR bit 0 is raised only while VRING_AVAIL_F_NO_INTERRUPT is clear."""
     _, rx = pair
-    rxq, port = rx.rx_queue(0), rx.bus.port
+    rxq, model_dev = rx.rx_queue(0), rx.bus.function
     receive(rxq, 100)
     rx.port.read8(19)                           # ISR_STATUS: read clears
-    assert not port.isr_pending
+    assert not model_dev.isr_pending
     rxq.set_interrupt(True)
     receive(rxq, 100)
-    assert port.isr_pending
-    assert rx.port.read8(19) & 1 and not port.isr_pending
+    assert model_dev.isr_pending
+    assert rx.port.read8(19) & 1 and not model_dev.isr_pending
     rxq.set_interrupt(False)
 
 
@@ -147,8 +147,8 @@ def test_bench_loops_move_what_they_report(model, pair, threaded):
         if not threaded:
             model.poll()
         txq.reclaim()
-    assert tx.bus.port.wire_stats()["tx_packets"] == sent
-    assert tx.bus.port.wire_stats()["tx_seq_errors"] == 0
+    assert tx.bus.function.wire_stats()["tx_packets"] == sent
+    assert tx.bus.function.wire_stats()["tx_seq_errors"] == 0
     received, _ = bench_rx(rxq, PacketBatch(32), 10_000, hook)
     assert received == rxq.packets
     assert 10_000 <= received < 10_000 + 32

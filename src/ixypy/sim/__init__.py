@@ -24,10 +24,10 @@ from ..errors import DeviceBusy, DeviceNotFound
 from ..device import format_mac
 from ..memory import VirtualAllocator
 from ..packets import SEQ_OFFSET, udp_frame
-from ._model import Model, Sim, SimPort
+from ._model import IntelFunction, IntelModel, Model
 
 INTEL_WIRES = ("sink", "source", "loop", "pair0", "pair1")
-# address prefix -> (model, its wires): "82599" and "82576" are Sim variants
+# address prefix -> (model, its wires): "82599" and "82576" are IntelModel variants
 MODELS = {"": ("82599", INTEL_WIRES), "igb-": ("82576", INTEL_WIRES),
           "virtio-": ("virtio", ("sink", "source", "loop"))}
 ALIASES = {"ixgbe": "sink"}
@@ -35,7 +35,7 @@ BASE_MAC = bytes.fromhex("02a0c9000000")   # locally administered
 
 # the open pairs, one per variant: both ends (and every bus opened on them)
 # share one model until all are closed
-_pairs: Dict[str, Tuple[Sim, List["SimBus"]]] = {}
+_pairs: Dict[str, Tuple[IntelModel, List["SimBus"]]] = {}
 
 
 def source_frame() -> bytes:
@@ -66,14 +66,14 @@ _models: List[Model] = []
 _dma_regions: Dict[int, int] = {}      # address -> length
 
 
-def new_model(nports: int, busy_poll: bool = False, variant: str = "82599") -> Sim:
-    """A started model with nports ports of variant ("82599" or "82576")
-    that sees all of the process's sim DMA memory."""
-    return register_model(Sim(nports, BASE_MAC, variant), busy_poll)
+def new_intel_model(nfunctions: int, busy_poll: bool = False, variant: str = "82599") -> IntelModel:
+    """A started Intel model with nfunctions PCI functions (ports) of variant
+    ("82599" or "82576") that sees all of the process's sim DMA memory."""
+    return register_model(IntelModel(nfunctions, BASE_MAC, variant), busy_poll)
 
 
 def register_model(sim: Model, busy_poll: bool = False) -> Model:
-    """Start a model (an 82599/82576 Sim or a VirtioSim) in the process's DMA domain."""
+    """Start a model (an 82599/82576 IntelModel or a VirtioSim) in the process's DMA domain."""
     for address, length in _dma_regions.items():
         sim.dma_map(address, address, length)
     sim.set_busy_poll(busy_poll)
@@ -100,7 +100,7 @@ def _dma_unmap(address: int, length: int) -> None:
 
 
 def attach(address: str) -> "SimBus":
-    """A Bus for the model port that address names (a new model, or the
+    """A Bus for the model function that address names (a new model, or the
     shared one of a pair)."""
     model, wire = parse(address)
     if model == "virtio":
@@ -109,22 +109,22 @@ def attach(address: str) -> "SimBus":
         return virtio.attach(address, wire)
     if wire.startswith("pair"):
         if model not in _pairs:
-            sim = new_model(2, variant=model)
-            sim.port(0).wire_pair(sim.port(1))
+            sim = new_intel_model(2, variant=model)
+            sim.function(0).wire_pair(sim.function(1))
             _pairs[model] = (sim, [])
         sim, ends = _pairs[model]
         if any(bus.wire == wire and not bus.closed for bus in ends):
             raise DeviceBusy(f"{address} is already open in this process", "close it first, or open the other end")
-        bus = SimBus(address, sim, sim.port(int(wire[-1])), wire)
+        bus = SimBus(address, sim, sim.function(int(wire[-1])), wire)
         ends.append(bus)
         return bus
-    sim = new_model(1, variant=model)
-    connect(sim.port(0), wire)
-    return SimBus(address, sim, sim.port(0), wire)
+    sim = new_intel_model(1, variant=model)
+    connect(sim.function(0), wire)
+    return SimBus(address, sim, sim.function(0), wire)
 
 
 def connect(end, wire: str, *sink_args) -> None:
-    """Put `end` (a SimPort or a VirtioSimDevice) on the wire named `wire`:
+    """Put `end` (an IntelFunction or a VirtioSimDevice) on the wire named `wire`:
     "source", "loop", or else "sink" (its wire_sink(*sink_args))."""
     if wire == "source":
         end.wire_source(source_frame(), 0, SEQ_OFFSET)
@@ -135,53 +135,53 @@ def connect(end, wire: str, *sink_args) -> None:
 
 
 class SimBus(Bus):
-    """A model port as a driver sees a PCI function: BAR0, config space,
-    DMA memory whose DMA address is its virtual address, and MSI-X vectors
-    signalled on eventfds (as vfio-pci does)."""
+    """A model's PCI function (``function``) as a driver sees it: BAR0,
+    config space, DMA memory whose DMA address is its virtual address, and
+    MSI-X vectors signalled on eventfds (as vfio-pci does)."""
 
     supports_interrupts = True
 
-    def __init__(self, address: str, sim: Sim, port: SimPort, wire: str, owns_sim: bool = True) -> None:
+    def __init__(self, address: str, sim: IntelModel, function: IntelFunction, wire: str, owns_sim: bool = True) -> None:
         self.address = address
         self.owns_sim = owns_sim
         self.sim = sim
-        self.port = port
+        self.function = function
         self.wire = wire
-        self.ids = (self.port.config_read(0, 2), self.port.config_read(2, 2))
+        self.ids = (self.function.config_read(0, 2), self.function.config_read(2, 2))
         self.dma = VirtualAllocator(_dma_map, _dma_unmap)
         self._final_errors = None
         self.closed = False
 
     def model_errors(self) -> list:
-        """What the model refused (see ixgbe_model.c), also after close."""
-        return self.port.errors() if self._final_errors is None else self._final_errors
+        """What the model refused (see csrc/sim/intel_model.h), also after close."""
+        return self.function.errors() if self._final_errors is None else self._final_errors
 
     def bar(self, index: int) -> Bar:
         if index != 0:
             raise DeviceNotFound(f"the sim {self.sim.variant} has no BAR{index} modelled")
-        return Bar(ops=self.port.reg_ops(), keepalive=self.port)
+        return Bar(ops=self.function.reg_ops(), keepalive=self.function)
 
     def ioport(self, index: int) -> PortIo:
         raise DeviceNotFound(f"the sim {self.sim.variant} has no I/O-port BAR")
 
     def msix_vectors(self) -> int:
-        return self.port.msix_vectors()
+        return self.function.msix_vectors()
 
     def attach_irqs(self, eventfds) -> None:
         for vector, fd in enumerate(eventfds):
-            self.port.set_irq_eventfd(vector, fd)
+            self.function.set_irq_eventfd(vector, fd)
         self._irq_count = len(eventfds)
 
     def detach_irqs(self) -> None:
         for vector in range(getattr(self, "_irq_count", 0)):
-            self.port.set_irq_eventfd(vector, -1)
+            self.function.set_irq_eventfd(vector, -1)
         self._irq_count = 0
 
     def config_read(self, offset: int, size: int) -> int:
-        return self.port.config_read(offset, size)
+        return self.function.config_read(offset, size)
 
     def config_write(self, offset: int, size: int, value: int) -> None:
-        self.port.config_write(offset, size, value)
+        self.function.config_write(offset, size, value)
 
     def close(self) -> None:
         super().close()
@@ -196,5 +196,5 @@ class SimBus(Bus):
             del _pairs[self.sim.variant]
             peers = ends
         for bus in peers:
-            bus._final_errors = bus.port.errors()
+            bus._final_errors = bus.function.errors()
         close_model(self.sim)

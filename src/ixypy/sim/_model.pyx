@@ -1,12 +1,12 @@
 # cython: language_level=3
-"""Python wrappers of the device models (csrc/sim/): ``Sim``, the 82599 or
-the 82576 (ixgbe_model.c), and ``VirtioSim``, the legacy virtio-net
+"""Python wrappers of the device models (csrc/sim/): ``IntelModel``, the 82599
+or the 82576 (intel_model.h), and ``VirtioSim``, the legacy virtio-net
 (virtio_model.c).
 
 ``Model`` is what every model offers through its struct sim_model_ops
 (csrc/sim/sim_model.h): the worker thread and the DMA map. ``Function`` is
-one of its PCI functions: a ``SimPort`` (a port of a Sim) or a
-``VirtioSimDevice``."""
+one of its PCI functions: an ``IntelFunction`` (a network port of an
+IntelModel) or a ``VirtioSimDevice``."""
 from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
@@ -55,7 +55,7 @@ cdef class Model:
         return self.sim
 
     cdef object _function(self, int i, str kind):
-        """Function ``i`` (0-based), a ``kind`` ("port", "device")."""
+        """Function ``i`` (0-based), a ``kind`` ("function", "device")."""
         self._get()
         if i < 0 or i >= len(self._functions):
             raise IndexError(f"{kind} {i} out of range 0..{len(self._functions) - 1}")
@@ -132,13 +132,13 @@ cdef class Model:
 
 
 cdef class Function:
-    """One function of a :class:`Model` (a port, a device): number ``index``
+    """One PCI function of a :class:`Model` (a NIC port, a device): number ``index``
     of model ``sim``, which makes it."""
     cdef readonly int index
     cdef readonly Model sim
 
     def __init__(self):
-        raise TypeError(f"{type(self).__name__}: use Sim.port(i) or VirtioSim.device(i)")
+        raise TypeError(f"{type(self).__name__}: use IntelModel.function(i) or VirtioSim.device(i)")
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.index} of {len(self.sim._functions)}>"
@@ -156,5 +156,5 @@ cdef list functions_of(Model sim, type kind, int n):
     return functions
 
 
-include "_ixgbe_model.pxi"
+include "_intel_model.pxi"
 include "_virtio_model.pxi"

@@ -50,7 +50,7 @@ class LowVirtualAllocator(VirtualAllocator):
 class VirtioSimBus(SimBus):
     """A model device as the virtio driver sees a PCI function: I/O BAR0,
     config space (no MSI-X capability), DMA memory whose DMA address is its
-    virtual address. No interrupts. ``port`` is the VirtioSimDevice."""
+    virtual address. No interrupts. ``function`` is the VirtioSimDevice."""
 
     supports_interrupts = False
 
@@ -64,7 +64,7 @@ class VirtioSimBus(SimBus):
     def ioport(self, index: int) -> PortIo:
         if index != 0:
             raise DeviceNotFound(f"the sim virtio-net has no BAR{index}")
-        return PortIo(-1, 0, IO_SIZE, ops=self.port.port_ops(), keepalive=self.port)
+        return PortIo(-1, 0, IO_SIZE, ops=self.function.port_ops(), keepalive=self.function)
 
     def msix_vectors(self) -> int:
         return 0

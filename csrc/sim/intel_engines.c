@@ -1,0 +1,486 @@
+/* The Intel model's DMA engines (shared by the 82599 and the 82576): the
+ * receive path (address filter, rx descriptor write-back, drops and
+ * statistics), the transmit path (tx descriptor fetch, the frame onto the
+ * wire, DD write-back) and the traffic generator of a source wire; one pass
+ * of every function. See intel_core.h for the design notes.
+ */
+#define _GNU_SOURCE
+#include "intel_core.h"
+
+#include <string.h>
+
+#define TX_BUDGET 512             /* descriptors per queue per pass */
+#define RX_BUDGET 256             /* source frames per function per pass */
+
+
+/* Ethernet FCS (CRC-32, reflected 0xEDB88320), only computed when a
+ * receiver keeps the CRC (HLREG0.RXCRCSTRP = 0). */
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+static void crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[i] = c;
+    }
+}
+void intel_fcs_init(void)
+{
+    pthread_once(&crc_once, crc_init);
+}
+
+static uint32_t eth_fcs(const uint8_t *d, uint32_t len)
+{
+    uint32_t c = 0xFFFFFFFFu;
+    for (uint32_t i = 0; i < len; i++)
+        c = crc_table[(c ^ d[i]) & 0xFF] ^ (c >> 8);
+    return ~c;
+}
+
+/* 7.1.1 destination address filter, then the length checks; counts what
+ * passes the filter. Returns 1 if the frame (len bytes without CRC) is to
+ * be received. */
+static int rx_accept(struct intel_function *p, const uint8_t *data, uint32_t len, uint32_t hl)
+{
+    uint32_t wire_len = len + 4;
+    uint32_t fctrl = LD(&p->fctrl);
+    int bcast = 0, mcast = 0;
+    uint64_t da = 0;
+    for (int i = 0; i < 6; i++)
+        da |= (uint64_t)data[i] << (8 * i);
+    int pass = 0;
+    if (da == 0xFFFFFFFFFFFFull) {
+        bcast = 1;
+        pass = (fctrl & (FCTRL_BAM | FCTRL_UPE)) != 0;
+    } else if (data[0] & 1) {
+        mcast = 1;
+        pass = (fctrl & (FCTRL_MPE | FCTRL_UPE)) != 0;
+    } else {
+        uint64_t own = LD(&p->own_mac);
+        pass = (fctrl & FCTRL_UPE) || ((own >> 63) && (own & 0xFFFFFFFFFFFFull) == da);
+    }
+    if (!pass) {
+        p->wacc.rx_filtered++;
+        return 0;
+    }
+    p->acc.tpr++;
+    p->acc.tor += wire_len;
+    uint32_t maxfs = (hl & HLREG0_JUMBOEN) ? (LD(&p->maxfrs) >> 16) : 1518;
+    if (wire_len > maxfs) {   /* 8.2.3.23.x ROC */
+        p->acc.roc++;
+        return 0;
+    }
+    if (wire_len < 64) {
+        p->acc.ruc++;
+        return 0;
+    }
+    p->acc.gprc++;
+    p->acc.gorc += wire_len;
+    p->acc.bprc += bcast;
+    p->acc.mprc += mcast;
+    return 1;
+}
+
+/* Whether rx queue q can take dlen bytes now: enabled, bus mastering on,
+ * enough free descriptors (*ndesc of them). If not, the frame is dropped
+ * and counted (QPRDC with SRRCTL.DROP_EN, else RXMPC). */
+static int rx_room(struct intel_function *p, struct ring *q, uint32_t dlen, uint32_t *ndesc)
+{
+    int ok = LDA(&q->enabled) && !LD(&q->faulted);
+    if (ok && !(LD(&p->pci_command) & 4)) {
+        if (!q->bme_reported) {
+            q->bme_reported = 1;
+            ERR(p, "rx DMA for RXDCTL[0] queue while PCI COMMAND.BME is clear: frame dropped");
+        }
+        ok = 0;
+    }
+    if (ok) {
+        uint32_t avail = (LDA(&q->tail) + q->size - LD(&q->head)) % q->size;
+        *ndesc = (dlen + q->bsize - 1) / q->bsize;
+        ok = avail >= *ndesc;
+    }
+    if (!ok) {
+        if (q->drop_en && LD(&q->enabled))
+            p->acc.qprdc[q->stat]++;
+        else
+            p->acc.rxmpc[0]++;
+        p->wacc.rx_no_desc_drops++;
+    }
+    return ok;
+}
+
+/* Write dlen bytes (the frame's len bytes, then the CRC's if kept) into
+ * ndesc descriptors from the queue's head, with advanced write-back
+ * (7.1.6). Returns 0 if a buffer lies outside the DMA map (the queue stops). */
+static int rx_write(struct intel_function *p, struct ring *q, const struct sim_dma_map *m,
+                    const struct sim_dma_ent **hint, const uint8_t *data, uint32_t len,
+                    const uint8_t *fcs, uint32_t dlen, uint32_t ndesc)
+{
+    uint32_t head = LD(&q->head), done = 0;
+    for (uint32_t k = 0; k < ndesc; k++) {
+        uint8_t *d = q->ring + (size_t)head * 16;
+        uint64_t addr = rd64(d);
+        uint32_t chunk = dlen - done < q->bsize ? dlen - done : q->bsize;
+        uint8_t *buf = sim_dma_find(m, hint, addr, chunk);
+        if (!buf) {
+            ERR(p, "RXD[%u] of queue 0: buffer 0x%llx+%u outside the DMA map (queue stopped)",
+                head, (unsigned long long)addr, chunk);
+            ST(&q->faulted, 1);
+            STR(&q->head, head);
+            return 0;
+        }
+        /* copy data bytes, then CRC bytes if kept */
+        uint32_t from_data = done < len ? (len - done < chunk ? len - done : chunk) : 0;
+        memcpy(buf, data + done, from_data);
+        if (from_data < chunk)
+            memcpy(buf + from_data, fcs + (done + from_data - len), chunk - from_data);
+        done += chunk;
+        wr64(d, 0);                     /* packet type, RSS: none */
+        wr32(d + 12, chunk);            /* PKT_LEN 15:0, VLAN tag 0 */
+        __atomic_store_n((uint32_t *)(d + 8), RXD_STAT_DD | (k == ndesc - 1 ? RXD_STAT_EOP : 0),
+                         __ATOMIC_RELEASE);
+        head = head + 1 == q->size ? 0 : head + 1;
+    }
+    STR(&q->head, head);
+    return 1;
+}
+
+/* A frame (without CRC: len bytes; crc = the 4 FCS bytes or NULL to compute)
+ * arrives at function p. Caller holds p's rx lock. Returns 1 if written to
+ * descriptors. Counters go to p->acc / p->wacc, flushed by rx_unlock. All
+ * received traffic goes to rx queue 0. */
+int intel_rx_frame(struct intel_function *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
+                   const uint8_t *data, uint32_t len, const uint8_t *crc, int64_t now)
+{
+    if (!LD(&p->rxen) || !link_is_up(p, now) || now < LD(&p->rst_until))
+        return 0;
+    p->rx_dirty = 1;
+    uint32_t hl = LD(&p->hlreg0);
+    if (!rx_accept(p, data, len, hl))
+        return 0;
+    struct ring *q = &p->rx[0];
+    uint32_t dlen = (hl & HLREG0_RXCRCSTRP) ? len : len + 4, ndesc = 0;
+    if (!rx_room(p, q, dlen, &ndesc))
+        return 0;
+    uint8_t fcs[4];
+    if (dlen > len) {
+        uint32_t c = crc ? rd32(crc) : eth_fcs(data, len);
+        memcpy(fcs, &c, 4);
+    }
+    if (!rx_write(p, q, m, hint, data, len, fcs, dlen, ndesc))
+        return 0;
+    uint32_t iv = LD(&p->rx_ivar[0]);      /* 7.3.4: rx cause of queue 0 -> its vector */
+    if (iv & IVAR_VALID)
+        p->rx_cause |= 1ull << (iv & 63);
+    p->acc.qprc[q->stat]++;
+    p->acc.qbrc[q->stat] += dlen;
+    p->wacc.rx_packets++;
+    p->wacc.rx_bytes += len;
+    return 1;
+}
+
+/* Adds the 64-bit counters of src to dst's (atomically) and zeroes them. */
+static void flush_counters(void *dst, void *src, size_t bytes)
+{
+    uint64_t *d = dst, *s = src;
+    for (size_t i = 0; i < bytes / 8; i++)
+        if (s[i]) {
+            ADD(&d[i], s[i]);
+            s[i] = 0;
+        }
+}
+
+void intel_rx_unlock(struct intel_function *p)
+{
+    if (p->rx_dirty) {
+        flush_counters(&p->st, &p->acc, sizeof(p->acc));
+        flush_counters(&p->wst, &p->wacc, sizeof(p->wacc));
+        p->rx_dirty = 0;
+    }
+    uint64_t cause = p->rx_cause;
+    p->rx_cause = 0;
+    if (cause)     /* the descriptors are written: the message may follow */
+        intel_irq_raise(p, cause, now_ns());
+    __atomic_clear(&p->rxlock, __ATOMIC_RELEASE);
+}
+
+/* ---- transmit path --------------------------------------------------------- */
+/* One packet's descriptors, fetched from the ring: the first is at the
+ * queue's head, the last at last. */
+struct tx_packet {
+    uint32_t last;
+    uint32_t n;               /* data descriptors; 0: a lone context descriptor */
+    uint32_t total, paylen;   /* the DTALEN sum; PAYLEN of the first */
+    const uint8_t *seg_p[TX_MAX_SEGS];
+    uint32_t seg_l[TX_MAX_SEGS];
+};
+
+/* What a queue sent in one pass. */
+struct tx_sent { uint64_t packets, wire_bytes, bytes; };
+
+/* Fetch the packet that starts at head (7.2.3.2: advanced data descriptors
+ * up to EOP, or one context descriptor). Returns 1 (complete, in *pk), 0
+ * (the rest not handed over yet) or -1 (an invalid descriptor, logged). */
+static int tx_fetch(struct intel_function *p, struct ring *q, unsigned qi, const struct sim_dma_map *m,
+                    const struct sim_dma_ent **hint, uint32_t head, uint32_t tail, struct tx_packet *pk)
+{
+    uint32_t i = head;
+    pk->n = pk->total = pk->paylen = 0;
+    for (;;) {
+        pk->last = i;
+        const uint8_t *d = q->ring + (size_t)i * 16;
+        uint32_t cmd = rd32(d + 8);
+        uint32_t dtyp = (cmd >> 20) & 0xF;
+        if (!(cmd & TXD_CMD_DEXT) || (dtyp != TXD_DTYP_DATA && dtyp != TXD_DTYP_CTXT)) {
+            ERR(p, "TXD[%u] of queue %u: %s descriptor (DCMD.DEXT=%u DTYP=%u), only advanced data/context descriptors are supported (queue stopped)",
+                i, qi, (cmd & TXD_CMD_DEXT) ? "unknown" : "legacy", !!(cmd & TXD_CMD_DEXT), dtyp);
+            return -1;
+        }
+        if (dtyp == TXD_DTYP_CTXT) {
+            if (pk->n) {
+                ERR(p, "TXD[%u] of queue %u: context descriptor inside a packet (queue stopped)", i, qi);
+                return -1;
+            }
+            return 1;     /* a context descriptor alone: consumed, no data */
+        }
+        uint32_t len = cmd & 0xFFFF;
+        uint64_t addr = rd64(d);
+        const uint8_t *buf = sim_dma_find(m, hint, addr, len ? len : 1);
+        if (!buf) {
+            ERR(p, "TXD[%u] of queue %u: buffer 0x%llx+%u outside the DMA map (queue stopped)",
+                i, qi, (unsigned long long)addr, len);
+            return -1;
+        }
+        if (pk->n == 0)
+            pk->paylen = rd32(d + 12) >> 14;
+        if (pk->n == TX_MAX_SEGS) {
+            ERR(p, "TXD[%u] of queue %u: packet uses more than %u descriptors (queue stopped)", i, qi, TX_MAX_SEGS);
+            return -1;
+        }
+        pk->seg_p[pk->n] = buf;
+        pk->seg_l[pk->n] = len;
+        pk->n++;
+        pk->total += len;
+        if (cmd & TXD_CMD_EOP)
+            return 1;
+        i = i + 1 == q->size ? 0 : i + 1;
+        if (i == tail)
+            return 0;
+    }
+}
+
+/* Whether the hardware would send the packet (its first descriptor at
+ * head); if so, the frame's length without CRC (*len) and whether the CRC
+ * is in the data (*crc_in_data: not inserted, IFCS or HLREG0.TXCRCEN clear). */
+static int tx_frame_ok(struct intel_function *p, struct ring *q, unsigned qi, uint32_t head, uint32_t hl,
+                       const struct tx_packet *pk, uint32_t *len, int *crc_in_data)
+{
+    uint32_t ifcs = rd32(q->ring + (size_t)head * 16 + 8) & TXD_CMD_IFCS;  /* first descriptor */
+    int send = 1;
+    if (pk->paylen != pk->total) {
+        if (!q->paylen_reported) {
+            q->paylen_reported = 1;
+            ERR(p, "TXD[%u] of queue %u: PAYLEN %u differs from the packet's DTALEN sum %u (frame dropped)",
+                head, qi, pk->paylen, pk->total);
+        }
+        send = 0;
+    }
+    *len = pk->total;
+    *crc_in_data = !(ifcs && (hl & HLREG0_TXCRCEN));
+    if (*crc_in_data) {
+        if (pk->total < 4)
+            send = 0;
+        else
+            *len = pk->total - 4;
+    }
+    if (send && pk->total > INTEL_MODEL_MAX_FRAME) {
+        ERR(p, "queue %u: tx packet of %u bytes exceeds the largest frame %u (dropped)", qi, pk->total,
+            INTEL_MODEL_MAX_FRAME);
+        send = 0;
+    }
+    return send;
+}
+
+/* The frame (len bytes, padded to wlen) into the peer's receive path; the
+ * peer's rx lock is taken once per pass (*locked). */
+static void tx_to_peer(struct intel_function *p, struct intel_function *peer, int *locked,
+                       const struct sim_dma_map *m, const struct sim_dma_ent **hint, const struct tx_packet *pk,
+                       uint32_t len, uint32_t wlen, int crc_in_data, int64_t now)
+{
+    const uint8_t *data = pk->seg_p[0];
+    const uint8_t *crc = NULL;
+    if (pk->n > 1 || wlen != len) {
+        uint8_t *s = p->scratch, *o = s;
+        for (uint32_t k = 0; k < pk->n; k++) {
+            memcpy(o, pk->seg_p[k], pk->seg_l[k]);
+            o += pk->seg_l[k];
+        }
+        if (wlen != len) {      /* pad (before any software CRC) */
+            memset(s + len, 0, wlen - len);
+            crc_in_data = 0;
+        }
+        data = s;
+    }
+    if (crc_in_data)
+        crc = data + len;
+    if (!*locked) {
+        rx_lock(peer);
+        *locked = 1;
+    }
+    intel_rx_frame(peer, m, hint, data, wlen, crc, now);
+}
+
+/* Write back DD on the descriptors head..last with RS (7.2.3.2.4 /
+ * 7.2.3.5). Returns how many descriptors the packet used. */
+static unsigned tx_writeback(struct ring *q, uint32_t head, uint32_t last)
+{
+    unsigned n = 0;
+    for (uint32_t j = head;; j = j + 1 == q->size ? 0 : j + 1) {
+        uint8_t *d = q->ring + (size_t)j * 16;
+        if (rd32(d + 8) & TXD_CMD_RS) {
+            uint32_t sta = rd32(d + 12);
+            __atomic_store_n((uint32_t *)(d + 12), sta | TXD_STAT_DD, __ATOMIC_RELEASE);
+        }
+        n++;
+        if (j == last)
+            return n;
+    }
+}
+
+static void tx_account(struct intel_function *p, struct ring *q, const struct tx_sent *s)
+{
+    if (!s->packets)
+        return;
+    ADD(&p->st.gptc, s->packets);
+    ADD(&p->st.tpt, s->packets);
+    ADD(&p->st.gotc, s->wire_bytes);
+    ADD(&p->st.tot, s->wire_bytes);
+    ADD(&p->st.qptc[q->stat], s->packets);
+    ADD(&p->st.qbtc[q->stat], s->wire_bytes - 4 * s->packets);
+    ADD(&p->wst.tx_packets, s->packets);
+    ADD(&p->wst.tx_bytes, s->bytes);
+}
+
+/* Process one tx queue. Returns descriptors consumed. */
+static unsigned tx_queue(struct intel_function *p, unsigned qi, const struct sim_dma_map *m,
+                         const struct sim_dma_ent **hint, int64_t now)
+{
+    struct ring *q = &p->tx[qi];
+    if (LD(&q->faulted))
+        return 0;
+    uint32_t tail = LDA(&q->tail), head = LD(&q->head);
+    if (head == tail || !LD(&p->te) || !link_is_up(p, now))
+        return 0;
+    if (!(LD(&p->pci_command) & 4)) {
+        if (!q->bme_reported) {
+            q->bme_reported = 1;
+            ERR(p, "tx DMA for TXDCTL[%u] queue (TDT[%u]=%u) while PCI COMMAND.BME is clear: nothing fetched",
+                qi, qi, tail);
+        }
+        return 0;
+    }
+    struct intel_function *peer = LDA(&p->wire) == WIRE_PAIR ? LDA(&p->peer) : NULL;
+    int peer_locked = 0;
+    uint32_t hl = LD(&p->hlreg0);
+    struct tx_sent sent = {0, 0, 0};
+    unsigned consumed = 0;
+    struct tx_packet pk;
+
+    while (head != tail && consumed < TX_BUDGET) {
+        int fetched = tx_fetch(p, q, qi, m, hint, head, tail, &pk);
+        if (fetched < 0) {
+            ST(&q->faulted, 1);
+            break;
+        }
+        if (!fetched)
+            break;
+        uint32_t len;
+        int crc_in_data;
+        if (pk.n && tx_frame_ok(p, q, qi, head, hl, &pk, &len, &crc_in_data)) {
+            uint32_t wlen = (hl & HLREG0_TXPADEN) && len < 60 ? 60 : len;
+            sent.packets++;
+            sent.wire_bytes += wlen + 4;
+            sent.bytes += wlen;
+            if (peer)
+                tx_to_peer(p, peer, &peer_locked, m, hint, &pk, len, wlen, crc_in_data, now);
+        }
+        consumed += tx_writeback(q, head, pk.last);
+        head = pk.last + 1 == q->size ? 0 : pk.last + 1;
+    }
+    if (peer_locked)
+        intel_rx_unlock(peer);
+    STR(&q->head, head);
+    if (consumed) {
+        uint32_t iv = LD(&p->tx_ivar[qi]);     /* 7.3.4: tx cause of queue qi */
+        if (iv & IVAR_VALID)
+            intel_irq_raise(p, 1ull << (iv & 63), now);
+    }
+    tx_account(p, q, &sent);
+    return consumed;
+}
+
+/* The traffic generator at the far end of a source wire. */
+static unsigned source_fill(struct intel_function *p, const struct sim_dma_map *m,
+                            const struct sim_dma_ent **hint, int64_t now)
+{
+    if (!LD(&p->rxen) || !link_is_up(p, now))
+        return 0;
+    struct ring *q = &p->rx[0];
+    if (!LDA(&q->enabled) || LD(&q->faulted) || !(LD(&p->pci_command) & 4))
+        return 0;
+    unsigned sent = 0;
+    rx_lock(p);
+    uint32_t dlen = p->src_len + ((LD(&p->hlreg0) & HLREG0_RXCRCSTRP) ? 0 : 4);
+    uint32_t need = (dlen + q->bsize - 1) / q->bsize;
+    while (sent < RX_BUDGET && (p->src_count == 0 || p->src_sent < p->src_count)) {
+        uint32_t avail = (LDA(&q->tail) + q->size - LD(&q->head)) % q->size;
+        if (avail < need || LD(&q->faulted))
+            break;
+        if (p->src_seq_off >= 0)
+            wr64(p->src_frame + p->src_seq_off, p->src_seq);
+        p->src_seq++;
+        p->src_sent++;
+        intel_rx_frame(p, m, hint, p->src_frame, p->src_len, NULL, now);
+        sent++;
+    }
+    intel_rx_unlock(p);
+    return sent;
+}
+
+static unsigned function_pass(struct intel_function *p, const struct sim_dma_map *m, int64_t now)
+{
+    const struct sim_dma_ent *hint = NULL;
+    unsigned work = 0;
+    if (now < LD(&p->rst_until))
+        return 0;
+    if (LD(&p->irq_wait)) {        /* an EITR interval may have ended */
+        pthread_mutex_lock(&p->irq_lock);
+        intel_irq_eval(p, now);
+        pthread_mutex_unlock(&p->irq_lock);
+    }
+    uint64_t mask = LDA(&p->txmask);
+    while (mask) {
+        unsigned qi = __builtin_ctzll(mask);
+        mask &= mask - 1;
+        if (__atomic_load_n(&p->tx[qi].enabled, __ATOMIC_SEQ_CST))
+            work += tx_queue(p, qi, m, &hint, now);
+    }
+    if (LDA(&p->wire) == WIRE_SOURCE)
+        work += source_fill(p, m, &hint, now);
+    return work;
+}
+
+/* One pass of every function's DMA engines. The round counter is odd while the
+ * pass runs, so quiesce() can wait for it to end. */
+unsigned intel_one_pass(struct intel_model *sim, int64_t now)
+{
+    __atomic_fetch_add(&sim->round, 1, __ATOMIC_SEQ_CST);   /* odd: inside */
+    const struct sim_dma_map *m = __atomic_load_n(&sim->map, __ATOMIC_SEQ_CST);
+    unsigned work = 0;
+    for (unsigned i = 0; i < sim->nfunctions; i++)
+        work += function_pass(sim->functions[i], m, now);
+    __atomic_fetch_add(&sim->round, 1, __ATOMIC_SEQ_CST);   /* even: outside */
+    return work;
+}

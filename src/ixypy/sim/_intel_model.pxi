@@ -1,0 +1,192 @@
+# The Intel model, 82599 or 82576 (csrc/sim/intel_model.h), included in
+# _model.pyx: ``IntelModel`` owns the model (PCI functions, worker thread, DMA
+# map); ``IntelFunction`` is one function, one of the NIC's network ports: its
+# PCI config space, its BAR0 registers, its wire and its logs.
+
+cdef extern from "ixy_regs.h" nogil:
+    struct ixy_reg_ops:
+        pass
+
+cdef extern from "intel_model.h" nogil:
+    struct intel_model:
+        pass
+    struct intel_function:
+        pass
+    struct intel_wire_stats:
+        uint64_t tx_packets, tx_bytes, rx_packets, rx_bytes, rx_no_desc_drops, rx_filtered
+    int INTEL_MODEL_MAX_FUNCTIONS
+    int INTEL_MODEL_MAX_FRAME
+    enum intel_model_variant:
+        INTEL_MODEL_82599
+        INTEL_MODEL_82576
+    unsigned intel_model_msix_vectors(intel_function *fn)
+    int intel_model_set_irq_eventfd(intel_function *fn, unsigned vector, int fd)
+    uint64_t intel_model_irq_count(intel_function *fn, unsigned vector)
+    intel_model *intel_model_create(unsigned nfunctions, const uint8_t *base_mac, intel_model_variant variant)
+    intel_function *intel_model_function(intel_model *sim, unsigned index)
+    const sim_model_ops intel_model_ops
+    uint32_t intel_model_config_read(intel_function *fn, uint32_t offset, unsigned size)
+    void intel_model_config_write(intel_function *fn, uint32_t offset, unsigned size, uint32_t value)
+    uint32_t intel_model_read32(void *fn, uint32_t offset)
+    void intel_model_write32(void *fn, uint32_t offset, uint32_t value)
+    const ixy_reg_ops *intel_model_reg_ops(intel_function *fn)
+    void intel_model_wire_sink(intel_function *fn)
+    void intel_model_wire_pair(intel_function *a, intel_function *b)
+    void intel_model_wire_source(intel_function *fn, const uint8_t *frame, uint32_t len,
+                                 uint64_t count, int seq_offset)
+    int intel_model_inject(intel_function *fn, const uint8_t *frame, uint32_t len)
+    void intel_model_set_link_delay(intel_function *fn, int64_t usec)
+    void intel_model_get_wire_stats(intel_function *fn, intel_wire_stats *out)
+    unsigned intel_model_error_count(intel_function *fn)
+    const char *intel_model_error(intel_function *fn, unsigned index)
+    void intel_model_clear_errors(intel_function *fn)
+    unsigned intel_model_event_count(intel_function *fn)
+    const char *intel_model_event(intel_function *fn, unsigned index)
+    void intel_model_clear_events(intel_function *fn)
+
+REG_OPS_CAPSULE = "ixypy.reg_ops"
+VARIANTS = {"82599": INTEL_MODEL_82599, "82576": INTEL_MODEL_82576}
+cdef const char *_CAPSULE_NAME = "ixypy.reg_ops"
+
+
+cdef class IntelModel(Model):
+    """A model with ``nfunctions`` PCI functions (ports) of one ``variant``,
+    "82599" or "82576" (MACs: ``mac`` + function index)."""
+    cdef readonly int nfunctions
+    cdef readonly str variant
+
+    def __cinit__(self, int nfunctions=1, bytes mac=b"\x02\x00\x00\x00\x00\x00", str variant="82599"):
+        if len(mac) != 6:
+            raise ValueError("mac must be 6 bytes")
+        if nfunctions < 1 or nfunctions > INTEL_MODEL_MAX_FUNCTIONS:
+            raise ValueError(f"nfunctions must be 1..{INTEL_MODEL_MAX_FUNCTIONS}")
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
+        self.variant = variant
+        self.ops = &intel_model_ops
+        self.sim = intel_model_create(<unsigned> nfunctions, <const uint8_t *> mac, <intel_model_variant> VARIANTS[variant])
+        if self.sim == NULL:
+            raise MemoryError("intel_model_create failed")
+        self.nfunctions = nfunctions
+        self._functions = functions_of(self, IntelFunction, nfunctions)
+
+    def function(self, int i):
+        """Function ``i`` (0-based)."""
+        return self._function(i, "function")
+
+
+cdef class IntelFunction(Function):
+    """One PCI function (a network port) of an :class:`IntelModel`."""
+
+    cdef intel_function *_fn(self) except NULL:
+        return intel_model_function(<intel_model *> self.sim._get(), self.index)
+
+    def reg_ops(self):
+        """PyCapsule "ixypy.reg_ops" for ``ixypy._fastpath.Bar(ops=...)``.
+        Keep this function (or its IntelModel) alive while the capsule is used."""
+        return PyCapsule_New(<void *> intel_model_reg_ops(self._fn()), _CAPSULE_NAME, NULL)
+
+    def read32(self, uint32_t off) -> int:
+        """Read a BAR0 register."""
+        cdef intel_function *fn = self._fn()
+        cdef uint32_t v
+        with nogil:
+            v = intel_model_read32(fn, off)
+        return v
+
+    def write32(self, uint32_t off, uint32_t value) -> None:
+        """Write a BAR0 register."""
+        cdef intel_function *fn = self._fn()
+        with nogil:
+            intel_model_write32(fn, off, value)
+
+    def config_read(self, uint32_t off, unsigned size=4) -> int:
+        """Read 1, 2 or 4 bytes of PCI configuration space."""
+        return intel_model_config_read(self._fn(), off, size)
+
+    def config_write(self, uint32_t off, unsigned size, uint32_t value) -> None:
+        """Write 1, 2 or 4 bytes of PCI configuration space."""
+        cdef intel_function *fn = self._fn()
+        with nogil:
+            intel_model_config_write(fn, off, size, value)
+
+    def wire_sink(self) -> None:
+        """tx is counted and discarded; nothing arrives (the default)."""
+        cdef intel_function *fn = self._fn()
+        with nogil:
+            intel_model_wire_sink(fn)
+
+    def wire_pair(self, IntelFunction other) -> None:
+        """Cable this function to ``other`` (itself: loopback)."""
+        if other.sim is not self.sim:
+            raise ValueError("both functions must belong to the same IntelModel")
+        cdef intel_function *a = self._fn()
+        cdef intel_function *b = other._fn()
+        with nogil:
+            intel_model_wire_pair(a, b)
+
+    def wire_source(self, bytes frame, uint64_t count=0, int seq_offset=-1) -> None:
+        """A generator sends ``count`` copies of ``frame`` (0: forever) as fast
+        as rx descriptors free up; a 64-bit LE sequence number at ``seq_offset``."""
+        if len(frame) > INTEL_MODEL_MAX_FRAME:
+            raise ValueError(f"frame longer than {INTEL_MODEL_MAX_FRAME} bytes")
+        cdef intel_function *fn = self._fn()
+        cdef const uint8_t *f = frame
+        cdef uint32_t n = len(frame)
+        with nogil:
+            intel_model_wire_source(fn, f, n, count, seq_offset)
+
+    def inject(self, bytes frame) -> bool:
+        """One frame arrives now; True if written to rx descriptors."""
+        cdef intel_function *fn = self._fn()
+        cdef const uint8_t *f = frame
+        cdef uint32_t n = len(frame)
+        cdef int r
+        with nogil:
+            r = intel_model_inject(fn, f, n)
+        return r != 0
+
+    def set_irq_eventfd(self, unsigned vector, int fd) -> None:
+        """Signal MSI-X ``vector`` on eventfd ``fd`` (the model keeps a
+        duplicate, as VFIO_DEVICE_SET_IRQS keeps a reference); fd < 0 detaches."""
+        cdef int rc = intel_model_set_irq_eventfd(self._fn(), vector, fd)
+        if rc:
+            raise OSError(rc, f"set_irq_eventfd(vector={vector}, fd={fd}): {_os.strerror(rc)}")
+
+    def msix_vectors(self) -> int:
+        """The size of the function's MSI-X table (64 on the 82599 model, 25 on the 82576)."""
+        return intel_model_msix_vectors(self._fn())
+
+    def irq_count(self, unsigned vector) -> int:
+        """MSI-X messages ``vector`` has sent (whether or not an eventfd took them)."""
+        return intel_model_irq_count(self._fn(), vector)
+
+    def set_link_delay(self, int64_t usec) -> None:
+        """Time from an autonegotiation restart to link up (82599:
+        AUTOC.RESTART_AN to LINKS.LINK_UP; 82576: the PHY's BMCR restart to
+        STATUS.LU); < 0: never up."""
+        intel_model_set_link_delay(self._fn(), usec)
+
+    def wire_stats(self) -> dict:
+        """What crossed the cable (model's own counters, not clear-on-read)."""
+        cdef intel_wire_stats st
+        intel_model_get_wire_stats(self._fn(), &st)
+        return st
+
+    def errors(self) -> list:
+        """Things real hardware would not accept, oldest first."""
+        cdef intel_function *fn = self._fn()
+        cdef unsigned i, n = intel_model_error_count(fn)
+        return [intel_model_error(fn, i).decode() for i in range(n)]
+
+    def clear_errors(self) -> None:
+        intel_model_clear_errors(self._fn())
+
+    def events(self) -> list:
+        """Bring-up milestones in the order the driver caused them."""
+        cdef intel_function *fn = self._fn()
+        cdef unsigned i, n = intel_model_event_count(fn)
+        return [intel_model_event(fn, i).decode() for i in range(n)]
+
+    def clear_events(self) -> None:
+        intel_model_clear_events(self._fn())
