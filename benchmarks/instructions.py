@@ -97,8 +97,8 @@ def run(configs: list) -> dict:
     results = {}
     for i, config in enumerate(configs):
         low, high = counts[2 * i], counts[2 * i + 1]
-        counts = APP_COUNTS if config[2] == "app" else COUNTS
-        results[config] = (high - low) / (counts[1] - counts[0])
+        n_low, n_high = APP_COUNTS if config[2] == "app" else COUNTS
+        results[config] = (high - low) / (n_high - n_low)
     return results
 
 
