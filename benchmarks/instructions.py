@@ -31,10 +31,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
 sys.path[:0] = [str(HERE), str(SRC)]
-from loops import DRIVERS, KINDS, MODES  # noqa: E402
+from loops import APP_KINDS, DRIVERS, KINDS, MODES  # noqa: E402
 
 BATCHES = (1, 8, 32, 64, 256)
 COUNTS = (40_000, 120_000)
+APP_COUNTS = (5_120, 15_360)      # the per-packet Python loops are slow under valgrind
 WARMUP_CALLS = 10
 
 
@@ -45,16 +46,19 @@ def child(configs: list) -> None:
     from ixypy import PacketBatch
     from ixypy.fastpath.bench import measured
 
+    from loops import app_loop_for
+
     rigs = {}
     for driver, kind, mode, batch_size in configs:
         if driver not in rigs:
             rigs[driver] = open_rig(driver, threaded=False)   # the model runs only in poll()
-        loop = loop_for(rigs[driver], kind, mode)
+        loop = app_loop_for(rigs[driver], kind, batch_size) if mode == "app" else loop_for(rigs[driver], kind, mode)
         batch = PacketBatch(batch_size)
+        counts = APP_COUNTS if mode == "app" else COUNTS
         for _ in range(WARMUP_CALLS):            # warm up: CPython 3.11 specialises a function's
-            loop(batch, 2_000)                   # bytecode only after 8 calls (a while-loop's back
+            loop(batch, counts[0] // 20)         # bytecode only after 8 calls (a while-loop's back
                                                  # edge does not count), so one long call is not enough
-        for n in COUNTS:
+        for n in counts:
             measured(lambda: loop(batch, n))
         batch.free()
     for rig in rigs.values():
@@ -93,7 +97,8 @@ def run(configs: list) -> dict:
     results = {}
     for i, config in enumerate(configs):
         low, high = counts[2 * i], counts[2 * i + 1]
-        results[config] = (high - low) / (COUNTS[1] - COUNTS[0])
+        n_low, n_high = APP_COUNTS if config[2] == "app" else COUNTS
+        results[config] = (high - low) / (n_high - n_low)
     return results
 
 
@@ -116,7 +121,26 @@ def table(results: dict) -> str:
             f"Python {sys.version.split()[0]}; command: `python benchmarks/instructions.py`.\n\n" + "\n".join(lines) + "\n")
 
 
+def app_table(results: dict, batches) -> str:
+    """The vector apps (rows: what each loop does) per received packet."""
+    lines = ["| loop | what it does | " + " | ".join(f"batch {b}" for b in batches) + " | " +
+             " | ".join(f"/ step at {b}" for b in batches) + " |",
+             "|" + "---|" * (2 + 2 * len(batches))]
+    for kind, what in APP_KINDS.items():
+        cells = [f"{results[('ixgbe', kind, 'app', b)]:.0f}" for b in batches]
+        cells += [f"{results[('ixgbe', kind, 'app', b)] / results[('ixgbe', 'step', 'app', b)]:.2f}x" for b in batches]
+        lines.append(f"| {kind} | {what} | " + " | ".join(cells) + " |")
+    return (f"Instructions per received packet on the driver side (callgrind), ixgbe model, "
+            f"{datetime.date.today().isoformat()}, Python {sys.version.split()[0]}; command: "
+            f"`python benchmarks/instructions.py --apps`.\n\n" + "\n".join(lines) + "\n")
+
+
 def main() -> None:
+    if "--apps" in sys.argv:
+        batches = (32, 256)
+        results = run([("ixgbe", k, "app", b) for k in APP_KINDS for b in batches])
+        print(app_table(results, batches))
+        return
     batches = (32,) if "--quick" in sys.argv else BATCHES
     drivers = [a for a in sys.argv[1:] if not a.startswith("--")] or DRIVERS
     configs = [(d, k, m, b) for d in drivers for k in KINDS for m in MODES[k] for b in batches]

@@ -94,3 +94,151 @@ def step_fwd(rxq, txq, batch: PacketBatch, packets: int, stalled: Callable[[], N
         if not n:
             stalled()
     return sent
+
+
+# --- the vector apps (ixypy.vapps) next to the bare forward step and the same
+# logic per packet in Python with memoryviews. Each loop counts packets
+# received and processed (the firewall may drop), up to `packets`.
+
+APP_KINDS = {
+    "step": "bare forward step (rxq.forward), no packet touched",
+    "touch-vector": "forward + increment byte 1 of each packet (ops.inc_byte)",
+    "touch-python": "forward + increment byte 1 per packet in Python (memoryview)",
+    "fw-vector": "firewall, 10 rules, all checked (Firewall: parse, match, bincount, keep)",
+    "fw-python": "the same firewall per packet in Python (memoryview, struct)",
+    "nat-vector": "1:1 NAT 10/8 -> 198/8 + dport map, checksums updated (Nat)",
+    "nat-python": "the same NAT per packet in Python (memoryview, RFC 1624 in Python)",
+}
+
+# nine rules the rig's source frame (UDP 10.0.0.2:1234 -> 10.0.0.1:5678) misses, a tenth it matches
+BENCH_RULES = """
+drop   udp  192.168.0.0/16 any any 53
+drop   tcp  any any 10.0.0.0/8 80-443
+drop   udp  any 0-1000 any any
+drop   any  8.8.8.8/32 any any any
+drop   udp  10.0.0.0/8 any any 6000-7000
+drop   icmp any any any any
+drop   udp  172.16.0.0/12 any 10.0.0.0/8 any
+drop   17   any 2000-3000 any any
+drop   tcp  any any any any
+accept udp  10.0.0.0/8 any 10.0.0.0/8 any
+default drop
+"""
+
+
+def _app_loop(rxq, txq, step, batch: PacketBatch, packets: int, stalled) -> int:
+    got = 0
+    while got < packets:
+        if not len(batch):
+            n = rxq.rx(batch)
+            if not n:
+                stalled()
+                continue
+            got += n
+            step(batch)
+        if not txq.tx(batch) and len(batch):
+            stalled()
+    return got
+
+
+def touch_python(batch: PacketBatch) -> None:
+    for i in range(len(batch)):
+        mv = batch[i]
+        mv[1] = (mv[1] + 1) & 0xFF
+
+
+class FirewallPython:
+    """The firewall's logic per packet: parse with struct, scan the rules."""
+
+    def __init__(self, text: str) -> None:
+        import numpy as np
+        from ixypy import vector as vec
+        from ixypy.vapps.firewall import parse_rules
+
+        entries, actions, default = parse_rules(text)
+        self.rules = [(None if r["proto"] == vec.ANY_PROTO else int(r["proto"]), int(r["src_net"]), int(r["src_mask"]),
+                       int(r["dst_net"]), int(r["dst_mask"]), int(r["sport_lo"]), int(r["sport_hi"]),
+                       int(r["dport_lo"]), int(r["dport_hi"])) for r in vec.rules(entries)]
+        self.actions = actions + [default]
+        self.keep = bytearray(1024)
+        self.np = np
+
+    def __call__(self, batch: PacketBatch) -> None:
+        from ixypy.fastpath.ops import keep
+        import struct
+        unpack = struct.unpack_from
+        for i in range(len(batch)):
+            mv = batch[i]
+            verdict = self.actions[-1]
+            if len(mv) >= 34 and mv[12] == 8 and mv[13] == 0 and mv[14] >> 4 == 4:
+                ihl = (mv[14] & 15) * 4
+                proto = mv[23]
+                src, dst = unpack(">II", mv, 26)
+                sport = dport = -1
+                if proto in (6, 17) and not unpack(">H", mv, 20)[0] & 0x1FFF and len(mv) >= 14 + ihl + 4:
+                    sport, dport = unpack(">HH", mv, 14 + ihl)
+                for r, (p, sn, sm, dn, dm, slo, shi, dlo, dhi) in enumerate(self.rules):
+                    if p is not None and p != proto:
+                        continue
+                    if src & sm != sn or dst & dm != dn:
+                        continue
+                    if (slo, shi) != (0, 0xFFFF) and not slo <= sport <= shi:
+                        continue
+                    if (dlo, dhi) != (0, 0xFFFF) and not dlo <= dport <= dhi:
+                        continue
+                    verdict = self.actions[r]
+                    break
+            self.keep[i] = verdict
+        keep(batch, self.keep)
+
+
+def _csum_update32(hc: int, old: int, new: int) -> int:
+    s = (~hc & 0xFFFF) + (~(old >> 16) & 0xFFFF) + (~old & 0xFFFF) + (new >> 16) + (new & 0xFFFF)
+    s = (s & 0xFFFF) + (s >> 16)
+    s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def nat_python(batch: PacketBatch) -> None:
+    """The NAT's logic per packet (untagged IPv4, as the rig sends)."""
+    import struct
+    for i in range(len(batch)):
+        mv = batch[i]
+        if len(mv) < 34 or mv[12] != 8 or mv[13] != 0:
+            continue
+        src = struct.unpack_from(">I", mv, 26)[0]
+        if src >> 24 != 10:
+            continue
+        new = (src & 0x00FFFFFF) | (198 << 24)
+        struct.pack_into(">I", mv, 26, new)
+        struct.pack_into(">H", mv, 24, _csum_update32(struct.unpack_from(">H", mv, 24)[0], src, new))
+        if mv[23] in (6, 17):
+            l4 = 14 + (mv[14] & 15) * 4
+            at = l4 + (6 if mv[23] == 17 else 16)
+            cs = struct.unpack_from(">H", mv, at)[0]
+            dport = struct.unpack_from(">H", mv, l4 + 2)[0]
+            if dport == 5678:
+                struct.pack_into(">H", mv, l4 + 2, 80)
+                cs = cs and (_csum_update32(cs, dport, 80) or 0xFFFF)
+            if cs:
+                struct.pack_into(">H", mv, at, _csum_update32(cs, src, new) or 0xFFFF)
+
+
+def app_loop_for(rig, kind: str, capacity: int) -> Loop:
+    from ixypy import vector as vec
+    from ixypy.fastpath.ops import inc_byte
+    from ixypy.vapps.firewall import Firewall
+    from ixypy.vapps.nat import Nat
+
+    rxq, txq, poll = rig.rxq, rig.txq, rig.poll
+    if kind == "step":
+        return lambda batch, n: step_fwd(rxq, txq, batch, n, poll)
+    step = {
+        "touch-vector": lambda: (lambda b: inc_byte(b, 1)),
+        "touch-python": lambda: touch_python,
+        "fw-vector": lambda: Firewall(BENCH_RULES, capacity),
+        "fw-python": lambda: FirewallPython(BENCH_RULES),
+        "nat-vector": lambda: Nat("10.0.0.0/8", "198.0.0.0/8", {5678: 80}, capacity),
+        "nat-python": lambda: nat_python,
+    }[kind]()
+    return lambda batch, n: _app_loop(rxq, txq, step, batch, n, poll)

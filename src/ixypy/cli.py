@@ -154,6 +154,10 @@ def cli() -> None:
     capture, and device binding."""
 
 
+from .vapps.commands import COMMANDS as _VECTOR_COMMANDS  # noqa: E402
+for _command in _VECTOR_COMMANDS: cli.add_command(_command)  # noqa: E701
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """The entry point: errors are one line on stderr, never a traceback.
     Exit codes: 0 done, 1 the device or system said no, 2 bad arguments."""

@@ -47,7 +47,7 @@ def runtime_names(module: str) -> dict:
 
 def test_every_module_has_a_stub():
     assert MODULES == sorted(p.stem for p in FASTPATH.glob("*.pyi"))
-    assert {"batch", "queue", "intel", "virtio"} <= set(MODULES)
+    assert {"batch", "queue", "intel", "virtio", "ops"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("module", MODULES)

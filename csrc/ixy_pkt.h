@@ -1,0 +1,308 @@
+/* Per-packet header work for the vectorised batch layer (ixypy.fastpath.ops):
+ * parsing a frame into the 5-tuple columns, the 5-tuple flow hash, IPv4 and
+ * UDP/TCP checksums (full and RFC 1624 incremental), a first-match rule scan.
+ *
+ * Everything here reads one frame (data, len) and never reads past len: a
+ * short or malformed frame is flagged IXY_PKT_BAD, never trusted.
+ */
+#ifndef IXY_PKT_H
+#define IXY_PKT_H
+
+#include <stdint.h>
+#include <string.h>
+
+/* flags column */
+#define IXY_PKT_IPV4 0x01   /* a well-formed IPv4 header (version, IHL, total length within the frame) */
+#define IXY_PKT_IPV6 0x02   /* a well-formed IPv6 fixed header (payload length within the frame) */
+#define IXY_PKT_L4   0x04   /* UDP or TCP header present: sport, dport and the checksum are valid */
+#define IXY_PKT_FRAG 0x08   /* an IP fragment (IPv4 MF or offset; an IPv6 fragment header) */
+#define IXY_PKT_VLAN 0x10   /* one or two 802.1Q / 802.1ad tags (vlan: the outer tag's VID) */
+#define IXY_PKT_BAD  0x20   /* shorter than its headers say, or a header field out of range */
+
+#define IXY_ETH_IPV4 0x0800
+#define IXY_ETH_IPV6 0x86DD
+#define IXY_ETH_VLAN 0x8100
+#define IXY_ETH_QINQ 0x88A8
+#define IXY_PROTO_TCP 6
+#define IXY_PROTO_UDP 17
+#define IXY_PROTO_IPV6_FRAG 44
+
+/* what parse fills, one entry per packet (the columns of ixypy.fastpath.ops.Fields) */
+struct ixy_cols {
+    uint32_t *index, *length, *src, *dst, *hash;
+    int32_t *label;
+    uint16_t *l3, *l4, *ethertype, *vlan, *sport, *dport;
+    uint8_t *proto, *flags, *src6, *dst6;
+};
+
+static inline uint16_t ixy_be16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
+static inline uint32_t ixy_be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static inline void ixy_put16(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = (uint8_t)v; }
+static inline void ixy_put32(uint8_t *p, uint32_t v)
+{
+    p[0] = v >> 24; p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+
+/* Parse one frame into entry i of the columns. */
+static inline void ixy_parse(const uint8_t *d, uint32_t len, struct ixy_cols *c, uint32_t i)
+{
+    uint32_t l3 = 14, l4 = 0, src = 0, dst = 0;
+    uint16_t et = 0, vlan = 0, sport = 0, dport = 0;
+    uint8_t proto = 0, flags = 0;
+    memset(c->src6 + 16 * i, 0, 16);
+    memset(c->dst6 + 16 * i, 0, 16);
+    if (len < 14) {
+        flags = IXY_PKT_BAD;
+        l3 = 0;
+        goto out;
+    }
+    et = ixy_be16(d + 12);
+    for (int tags = 0; tags < 2 && (et == IXY_ETH_VLAN || et == IXY_ETH_QINQ); tags++) {
+        if (len < l3 + 4) {
+            flags |= IXY_PKT_BAD;
+            goto out;
+        }
+        if (!tags)
+            vlan = ixy_be16(d + l3) & 0x0FFF;
+        flags |= IXY_PKT_VLAN;
+        et = ixy_be16(d + l3 + 2);
+        l3 += 4;
+    }
+    if (et == IXY_ETH_IPV4) {
+        const uint8_t *ip = d + l3;
+        uint32_t ihl, tot, end;
+        if (len < l3 + 20 || (ip[0] >> 4) != 4 || (ihl = (ip[0] & 15) * 4u) < 20 ||
+            (tot = ixy_be16(ip + 2)) < ihl || len < l3 + tot) {
+            flags |= IXY_PKT_BAD;
+            goto out;
+        }
+        flags |= IXY_PKT_IPV4;
+        proto = ip[9];
+        src = ixy_be32(ip + 12);
+        dst = ixy_be32(ip + 16);
+        uint16_t frag = ixy_be16(ip + 6);
+        if (frag & 0x3FFF)
+            flags |= IXY_PKT_FRAG;
+        if (frag & 0x1FFF)            /* not the first fragment: no L4 header */
+            goto out;
+        l4 = l3 + ihl;
+        end = l3 + tot;
+        if (proto == IXY_PROTO_UDP || proto == IXY_PROTO_TCP) {
+            if (end < l4 + (proto == IXY_PROTO_UDP ? 8u : 20u)) {
+                flags |= IXY_PKT_BAD;
+                goto out;
+            }
+            flags |= IXY_PKT_L4;
+            sport = ixy_be16(d + l4);
+            dport = ixy_be16(d + l4 + 2);
+        }
+    } else if (et == IXY_ETH_IPV6) {
+        const uint8_t *ip = d + l3;
+        uint32_t end;
+        if (len < l3 + 40 || (ip[0] >> 4) != 6 || len < (end = l3 + 40 + ixy_be16(ip + 4))) {
+            flags |= IXY_PKT_BAD;
+            goto out;
+        }
+        flags |= IXY_PKT_IPV6;
+        memcpy(c->src6 + 16 * i, ip + 8, 16);
+        memcpy(c->dst6 + 16 * i, ip + 24, 16);
+        proto = ip[6];
+        l4 = l3 + 40;
+        if (proto == IXY_PROTO_IPV6_FRAG) {
+            if (end < l4 + 8) {
+                flags |= IXY_PKT_BAD;
+                goto out;
+            }
+            flags |= IXY_PKT_FRAG;
+            proto = d[l4];
+            uint16_t off = ixy_be16(d + l4 + 2) & 0xFFF8;
+            l4 += 8;
+            if (off) {
+                l4 = 0;
+                goto out;
+            }
+        }
+        if (proto == IXY_PROTO_UDP || proto == IXY_PROTO_TCP) {
+            if (end < l4 + (proto == IXY_PROTO_UDP ? 8u : 20u)) {
+                flags |= IXY_PKT_BAD;
+                goto out;
+            }
+            flags |= IXY_PKT_L4;
+            sport = ixy_be16(d + l4);
+            dport = ixy_be16(d + l4 + 2);
+        }
+    }
+out:
+    if (flags & IXY_PKT_BAD)
+        l4 = 0;
+    c->length[i] = len;
+    c->l3[i] = (uint16_t)l3;
+    c->l4[i] = (uint16_t)l4;
+    c->ethertype[i] = et;
+    c->vlan[i] = vlan;
+    c->proto[i] = (flags & (IXY_PKT_IPV4 | IXY_PKT_IPV6)) ? proto : 0;
+    c->flags[i] = flags;
+    c->src[i] = src;
+    c->dst[i] = dst;
+    c->sport[i] = sport;
+    c->dport[i] = dport;
+}
+
+/* --- the 5-tuple flow hash: MurmurHash3's 32-bit block and finaliser over
+ * (src, dst, sport << 16 | dport, proto); an IPv6 address enters as the XOR
+ * of its four big-endian 32-bit words. */
+static inline uint32_t ixy_rotl32(uint32_t x, int r) { return (x << r) | (x >> (32 - r)); }
+
+static inline uint32_t ixy_mix32(uint32_t h, uint32_t k)
+{
+    k *= 0xCC9E2D51u;
+    k = ixy_rotl32(k, 15);
+    k *= 0x1B873593u;
+    h ^= k;
+    h = ixy_rotl32(h, 13);
+    return h * 5 + 0xE6546B64u;
+}
+
+static inline uint32_t ixy_fmix32(uint32_t h)
+{
+    h ^= h >> 16;
+    h *= 0x85EBCA6Bu;
+    h ^= h >> 13;
+    h *= 0xC2B2AE35u;
+    h ^= h >> 16;
+    return h;
+}
+
+static inline uint32_t ixy_fold6(const uint8_t *a)
+{
+    return ixy_be32(a) ^ ixy_be32(a + 4) ^ ixy_be32(a + 8) ^ ixy_be32(a + 12);
+}
+
+static inline uint32_t ixy_flow_hash(const struct ixy_cols *c, uint32_t i)
+{
+    uint32_t s = c->src[i], d = c->dst[i];
+    if (c->flags[i] & IXY_PKT_IPV6) {
+        s = ixy_fold6(c->src6 + 16 * i);
+        d = ixy_fold6(c->dst6 + 16 * i);
+    }
+    uint32_t h = 0x811C9DC5u;
+    h = ixy_mix32(h, s);
+    h = ixy_mix32(h, d);
+    h = ixy_mix32(h, ((uint32_t)c->sport[i] << 16) | c->dport[i]);
+    h = ixy_mix32(h, c->proto[i]);
+    return ixy_fmix32(h);
+}
+
+/* --- checksums (RFC 1071 sums, RFC 1624 incremental updates) */
+static inline uint32_t ixy_sum16(const uint8_t *p, uint32_t n, uint32_t sum)
+{
+    while (n > 1) {
+        sum += ixy_be16(p);
+        p += 2;
+        n -= 2;
+    }
+    if (n)
+        sum += (uint32_t)p[0] << 8;
+    return sum;
+}
+
+static inline uint16_t ixy_fold(uint32_t sum)
+{
+    sum = (sum & 0xFFFF) + (sum >> 16);
+    sum = (sum & 0xFFFF) + (sum >> 16);
+    return (uint16_t)sum;
+}
+
+/* RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') for a 16-bit field changed from m to m2 */
+static inline uint16_t ixy_csum_update16(uint16_t hc, uint16_t m, uint16_t m2)
+{
+    return (uint16_t)~ixy_fold((uint32_t)(uint16_t)~hc + (uint16_t)~m + m2);
+}
+
+static inline uint16_t ixy_csum_update32(uint16_t hc, uint32_t m, uint32_t m2)
+{
+    uint32_t s = (uint32_t)(uint16_t)~hc + (uint16_t)~(m >> 16) + (uint16_t)~(m & 0xFFFF) + (m2 >> 16) + (m2 & 0xFFFF);
+    return (uint16_t)~ixy_fold(s);
+}
+
+/* Offset of the UDP/TCP checksum from the L4 header. */
+static inline uint32_t ixy_l4_csum_at(uint8_t proto) { return proto == IXY_PROTO_UDP ? 6 : 16; }
+
+/* Update the L4 checksum of packet i after a change of a 16-bit or 32-bit
+ * word it covers (a port, or an address in the pseudo header). A UDP
+ * checksum of 0 (none, IPv4) stays 0; a result of 0 is sent as 0xFFFF. */
+static inline void ixy_l4_update(uint8_t *d, const struct ixy_cols *c, uint32_t i, uint32_t m, uint32_t m2, int wide)
+{
+    uint8_t *p = d + c->l4[i] + ixy_l4_csum_at(c->proto[i]);
+    uint16_t hc = ixy_be16(p);
+    if (c->proto[i] == IXY_PROTO_UDP && hc == 0)
+        return;
+    hc = wide ? ixy_csum_update32(hc, m, m2) : ixy_csum_update16(hc, (uint16_t)m, (uint16_t)m2);
+    if (c->proto[i] == IXY_PROTO_UDP && hc == 0)
+        hc = 0xFFFF;
+    ixy_put16(p, hc);
+}
+
+/* Recompute the IPv4 header checksum of packet i (flags IPV4). */
+static inline void ixy_ipv4_csum(uint8_t *d, const struct ixy_cols *c, uint32_t i)
+{
+    uint8_t *ip = d + c->l3[i];
+    uint32_t ihl = (ip[0] & 15) * 4u;
+    ip[10] = ip[11] = 0;
+    ixy_put16(ip + 10, (uint16_t)~ixy_fold(ixy_sum16(ip, ihl, 0)));
+}
+
+/* Recompute the UDP/TCP checksum of an unfragmented packet i (flags L4, not FRAG). */
+static inline void ixy_l4_csum(uint8_t *d, const struct ixy_cols *c, uint32_t i)
+{
+    const uint8_t *ip = d + c->l3[i];
+    uint8_t *l4 = d + c->l4[i];
+    uint32_t n, sum = c->proto[i];
+    if (c->flags[i] & IXY_PKT_IPV4) {
+        n = c->l3[i] + ixy_be16(ip + 2) - c->l4[i];
+        sum = ixy_sum16(ip + 12, 8, sum);
+    } else {
+        n = c->l3[i] + 40 + ixy_be16(ip + 4) - c->l4[i];
+        sum = ixy_sum16(ip + 8, 32, sum);
+    }
+    sum += n;
+    uint8_t *p = l4 + ixy_l4_csum_at(c->proto[i]);
+    p[0] = p[1] = 0;
+    uint16_t cs = (uint16_t)~ixy_fold(ixy_sum16(l4, n, sum));
+    if (c->proto[i] == IXY_PROTO_UDP && cs == 0)
+        cs = 0xFFFF;
+    ixy_put16(p, cs);
+}
+
+/* --- a first-match rule table over the 5-tuple. */
+struct ixy_rule {
+    uint32_t src_net, src_mask, dst_net, dst_mask;   /* IPv4, host order; mask 0: any address (any family) */
+    uint16_t sport_lo, sport_hi, dport_lo, dport_hi; /* inclusive; 0..65535: any, also without ports */
+    uint16_t proto;                                  /* IP protocol, or 256: any */
+    uint16_t pad;
+};
+
+static inline int ixy_rule_matches(const struct ixy_rule *r, const struct ixy_cols *c, uint32_t i)
+{
+    uint8_t f = c->flags[i];
+    if (!(f & (IXY_PKT_IPV4 | IXY_PKT_IPV6)) || (f & IXY_PKT_BAD))
+        return 0;
+    if (r->proto != 256 && r->proto != c->proto[i])
+        return 0;
+    if (r->src_mask && (!(f & IXY_PKT_IPV4) || (c->src[i] & r->src_mask) != r->src_net))
+        return 0;
+    if (r->dst_mask && (!(f & IXY_PKT_IPV4) || (c->dst[i] & r->dst_mask) != r->dst_net))
+        return 0;
+    if (r->sport_lo != 0 || r->sport_hi != 0xFFFF)
+        if (!(f & IXY_PKT_L4) || c->sport[i] < r->sport_lo || c->sport[i] > r->sport_hi)
+            return 0;
+    if (r->dport_lo != 0 || r->dport_hi != 0xFFFF)
+        if (!(f & IXY_PKT_L4) || c->dport[i] < r->dport_lo || c->dport[i] > r->dport_hi)
+            return 0;
+    return 1;
+}
+
+#endif

@@ -1,0 +1,78 @@
+"""A stateless firewall: first-match 5-tuple rules (protocol, source and
+destination IPv4 prefixes, port ranges) read from a file, applied to whole
+batches: parse (C), match (C), verdicts and counters (NumPy), keep (C).
+
+Rules file, one rule a line (``#`` starts a comment)::
+
+    # action  proto  src            sport       dst             dport
+    drop      udp    10.0.0.0/8     any         any             53
+    accept    tcp    any            1024-65535  192.168.0.0/16  80-443
+    default   accept
+
+proto: tcp, udp, icmp, any or a number; an address prefix matches IPv4
+packets only, ``any`` matches every family; a port range other than ``any``
+needs a UDP/TCP header (not a non-first fragment). Frames that are not IP,
+or malformed (``ixypy.vector.BAD``), match no rule: the default applies.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Tuple, Union
+
+import numpy as np
+
+from .. import vector as vec
+from ..fastpath.batch import PacketBatch
+
+ACTIONS = {"accept": True, "drop": False}
+
+
+def parse_rules(text: str) -> Tuple[List[Tuple[str, str, str, str, str]], List[bool], bool]:
+    """(rules as vec.rules() entries, their actions, the default action)."""
+    entries, actions, default = [], [], True
+    for lineno, line in enumerate(text.splitlines(), 1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        try:
+            if words[0] == "default":
+                (action,) = words[1:]
+                default = ACTIONS[action]
+                continue
+            action, proto, src, sport, dst, dport = words
+            actions.append(ACTIONS[action])
+            entries.append((proto, src, sport, dst, dport))
+            vec.rules([entries[-1]])            # check it now, with its line number
+        except (ValueError, KeyError) as err:
+            raise ValueError(f"rules line {lineno}: {line.strip()!r}: expected 'accept|drop proto src sport dst dport' "
+                             f"or 'default accept|drop' ({err})") from None
+    return entries, actions, default
+
+
+class Firewall:
+    """Filters batches in place. counters: packets per rule, the last entry
+    for the default (numpy int64 array)."""
+
+    def __init__(self, rules: Union[str, Path], capacity: int = 256) -> None:
+        text = Path(rules).read_text() if isinstance(rules, Path) else rules
+        entries, actions, default = parse_rules(text)
+        self.rules = vec.rules(entries)
+        # verdict per label: label -1 (no rule) indexes the last entry, the default
+        self.verdict = np.array(actions + [default], dtype=bool)
+        self.counters = np.zeros(len(entries) + 1, np.int64)
+        self.packets = vec.Packets(capacity)
+        self.passed = self.dropped = 0
+
+    def __call__(self, batch: PacketBatch) -> int:
+        """Drop what the rules refuse; returns the count kept."""
+        pk = self.packets
+        n = pk.load(batch)
+        pk.match(self.rules)
+        label = pk.label
+        counts = np.bincount(label + 1, minlength=len(self.verdict))
+        self.counters[:-1] += counts[1:]
+        self.counters[-1] += counts[0]
+        kept = vec.keep(batch, self.verdict[label])
+        self.passed += kept
+        self.dropped += n - kept
+        return kept
