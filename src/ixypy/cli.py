@@ -22,6 +22,7 @@ from .device import Device, DeviceStats
 from .errors import InvalidAddress, InvalidTemplate, IxyError
 from .packets import MAX_FRAME, MIN_FRAME, udp_flows
 from .sim import ALIASES as SIM_ALIASES, MODELS as SIM_MODELS
+from .vapps.commands import COMMANDS as VECTOR_COMMANDS
 
 WIRE_OVERHEAD = 24      # preamble 8 + CRC 4 + inter-frame gap 12 bytes
 
@@ -154,8 +155,8 @@ def cli() -> None:
     capture, and device binding."""
 
 
-from .vapps.commands import COMMANDS as _VECTOR_COMMANDS  # noqa: E402
-for _command in _VECTOR_COMMANDS: cli.add_command(_command)  # noqa: E701
+for command in VECTOR_COMMANDS:
+    cli.add_command(command)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
