@@ -46,8 +46,8 @@ Rules: one coroutine receives from an :class:`RxQueue` at a time (a second
 raises RuntimeError), and do not mix it with the synchronous
 ``dev.rx_batch(q, batch, timeout=...)`` on the same queue. Use the queues in
 the thread of their event loop, and close the device from that thread too:
-``dev.close()`` wakes a sleeping receiver, which then raises QueueError (the
-queue was closed with its device). Cancelling a receiver (``task.cancel()``,
+``dev.close()`` wakes a sleeping receiver: ``recv`` then raises QueueError
+(the queue was closed with its device), ``async for`` ends. Cancelling a receiver (``task.cancel()``,
 ``asyncio.timeout``, Ctrl-C under ``asyncio.run``) masks the vector again
 and removes its reader: the queue stays usable, the device closable.
 """
@@ -58,7 +58,7 @@ import os
 from time import monotonic
 from typing import TYPE_CHECKING, AsyncIterator, Callable, Dict, Optional, Tuple
 
-from .errors import BatchError
+from .errors import BatchError, QueueError
 from .fastpath.batch import PacketBatch
 from .interrupts import IDLE_POLLS
 
@@ -247,7 +247,8 @@ class RxQueue:
 
     async def __anext__(self) -> PacketBatch:
         """The next batch of received packets (one PacketBatch, reused): send
-        or free its packets before asking for the next."""
+        or free its packets before asking for the next. The iteration ends
+        when the device is closed (also while the receiver sleeps)."""
         if self._batch is None:
             self._batch = PacketBatch(self.batch_size)
         elif len(self._batch):
@@ -255,7 +256,12 @@ class RxQueue:
                              "send them or free them (batch.free()) before the next iteration")
         if self.dev.closed:
             raise StopAsyncIteration
-        await self.recv(self._batch)
+        try:
+            await self.recv(self._batch)
+        except QueueError:
+            if self.dev.closed:
+                raise StopAsyncIteration from None
+            raise
         return self._batch
 
     def stats(self) -> Dict[str, int]:

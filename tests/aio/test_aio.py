@@ -332,6 +332,32 @@ def test_closing_the_device_wakes_a_sleeping_receiver(pair):
     assert run(main()) is False
 
 
+def test_closing_the_device_ends_async_for():
+    """The same close under a sleeping ``async for``: the loop ends, no
+    error. (Mutation shown to fail: __anext__ without the QueueError to
+    StopAsyncIteration conversion.)"""
+    dev = ixypy.open("sim:sink", interrupts=True)
+
+    async def main():
+        rxq = aio.RxQueue(dev)
+        batches = 0
+
+        async def consume():
+            nonlocal batches
+            async for batch in rxq:
+                batches += 1
+                batch.free()
+            return "ended"
+
+        task = asyncio.create_task(consume())
+        await until(lambda: sleeping(rxq))
+        dev.close()
+        return await asyncio.wait_for(task, 10), batches
+
+    assert run(main()) == ("ended", 0)
+    assert model_errors(dev) == []
+
+
 def test_one_receiver_per_queue_and_a_full_batch_is_refused(pair):
     """A second concurrent recv on one queue raises RuntimeError (two
     sleepers on one eventfd would steal each other's wake-ups); a batch with
