@@ -90,6 +90,7 @@ class Interrupts:
         self._by_fd = {}
         self.epoll = select.epoll()
         self.closed = False
+        self._on_close: List[Callable[[], None]] = []
         try:
             for n in range(num_queues):
                 fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
@@ -198,12 +199,20 @@ class Interrupts:
         self.queues = []
         self._by_fd = {}
 
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call callback() when close() begins, before the eventfds are
+        closed (ixypy.aio wakes a receiver sleeping on one in an event loop)."""
+        self._on_close.append(callback)
+
     def close(self) -> None:
         """Detach the eventfds from the device (after it stopped), close them."""
         if self.closed:
             return
         self.closed = True
         try:
+            for callback in self._on_close:
+                callback()
+            self._on_close = []
             self.bus.detach_irqs()
         finally:
             self._release()
