@@ -346,6 +346,8 @@ def test_open_device_binds_and_opens(fake, fv):
 
 
 def test_describe(vdev):
-    text = vfio.describe(vdev)
+    from ..vm.guest_vfio import describe
+
+    text = describe(vdev)
     assert "region 0: io size=0x20" in text and "region 1: mem size=0x1000" in text
     assert "region 7: config" in text and "msix vectors: 4" in text and "iova width: 39" in text
