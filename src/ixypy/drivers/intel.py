@@ -7,6 +7,7 @@ register offsets and bits as data (LinkRegs, StatsRegs, RAL0/RAH0, NAMES)
 and its bring-up steps."""
 from __future__ import annotations
 
+import abc
 import time
 from dataclasses import dataclass, replace
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -154,12 +155,14 @@ class IntelDevice(Device):
 
     # per-family register layout: where queue n's block of registers starts
     @staticmethod
+    @abc.abstractmethod
     def rx_queue_block(n: int) -> int:
-        raise NotImplementedError
+        """Offset of rx queue n's register block."""
 
     @staticmethod
+    @abc.abstractmethod
     def tx_queue_block(n: int) -> int:
-        raise NotImplementedError
+        """Offset of tx queue n's register block."""
 
     def rx_queue_regs(self, n: int) -> QueueRegs:
         return QueueRegs.block(self.rx_queue_block(n))
@@ -189,39 +192,46 @@ class IntelDevice(Device):
         self.wait_for_link(link_timeout)
 
     # the steps a family implements
+    @abc.abstractmethod
     def _disable_interrupts(self) -> None:
-        raise NotImplementedError
+        """Mask every interrupt cause."""
 
     def _enable_interrupts(self, itr_us: Optional[float]) -> Interrupts:
         """MSI-X per rx queue, at most one interrupt per itr_us (None: the family's default)."""
         raise InterruptsUnavailable(f"interrupts are not implemented for {self.driver_name} yet",
                                     "open it with interrupts=False (the default) and poll")
 
+    @abc.abstractmethod
     def _global_reset(self) -> None:
-        raise NotImplementedError
+        """Reset the whole device (registers to their defaults)."""
 
+    @abc.abstractmethod
     def _wait_reset_done(self) -> None:
         """Wait for what the NIC does after a reset (EEPROM auto-read, ...)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _setup_link(self) -> None:
-        raise NotImplementedError
+        """Start link establishment (autonegotiation or the fixed mode)."""
 
+    @abc.abstractmethod
     def _init_rx(self) -> None:
         """Rx with rx disabled: filters, CRC stripping, one ring per queue."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _init_tx(self) -> None:
-        raise NotImplementedError
+        """Tx with tx disabled: one ring per queue, thresholds."""
 
+    @abc.abstractmethod
     def _enable_rx(self) -> None:
-        raise NotImplementedError
+        """Turn the receive unit on (after every rx queue is set)."""
 
+    @abc.abstractmethod
     def _disable_rx(self) -> None:
-        raise NotImplementedError
+        """Turn the receive unit off."""
 
+    @abc.abstractmethod
     def _enable_tx(self) -> None:
-        raise NotImplementedError
+        """Turn the transmit unit on."""
 
     def register_name(self, offset: int) -> str:
         for n in range(self.MAX_QUEUES):
