@@ -47,7 +47,7 @@ def open(address: str, rx_queues: int = 1, tx_queues: int = 1, *, method: str = 
 
         dev = PciDevice(address).require_network()
         driver = driver_for(*dev.ids)      # refuse before touching its binding
-        bus = attach_pci(dev.address, method)
+        bus = attach_pci(dev.address, driver, method)
     if interrupts:
         from .interrupts import require
 

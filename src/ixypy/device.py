@@ -14,7 +14,7 @@ import signal
 import threading
 import weakref
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, ClassVar, List, Optional
 
 from .fastpath.batch import PacketBatch
 from .fastpath.mempool import Mempool
@@ -71,6 +71,10 @@ class Device(abc.ABC):
     one cannot be instantiated."""
 
     driver_name = "?"
+    #: whether the device's DMA bypasses the IOMMU, so that its DMA addresses
+    #: must be physical even under VFIO; the bus then maps IOVA = physical
+    #: (see PciBus, memory.IdentityVfioAllocator)
+    dma_bypasses_iommu: ClassVar[bool] = False
 
     def __init__(self, bus: "Bus", rx_queues: int, tx_queues: int) -> None:
         if rx_queues < 0 or tx_queues < 0 or rx_queues + tx_queues == 0:

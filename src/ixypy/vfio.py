@@ -25,7 +25,7 @@ import errno as _errno
 import os
 import struct
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from . import pci
 from .errors import (
@@ -37,6 +37,9 @@ from .errors import (
     IommuError,
     PermissionDenied,
 )
+
+if TYPE_CHECKING:
+    from .memory import DmaAllocator
 
 DEV = Path("/dev")
 
@@ -466,7 +469,11 @@ class VfioDevice:
     """A PCI device opened through VFIO. Same access API as
     :class:`ixypy.pci.PciDevice`: ``config_read/config_write``,
     ``enable_bus_master()``, ``map_bar(n)`` -> MappedBar, ``ioport(n)`` -> PortIo.
-    Mappings and ports are valid until :meth:`close`."""
+    Mappings and ports are valid until :meth:`close`. What a driver's PciBus
+    uses (see ixypy.bus.PciFunction)."""
+
+    #: MSI-X vectors signal eventfds (VFIO_DEVICE_SET_IRQS)
+    supports_interrupts = True
 
     def __init__(self, address: object, container: Optional[VfioContainer] = None,
                  sysfs_root: Path = pci.SYSFS, dev_root: Path = DEV) -> None:
@@ -490,6 +497,17 @@ class VfioDevice:
         self.flags = info.flags
         self.num_regions = info.num_regions
         self.num_irqs = info.num_irqs
+
+    @property
+    def ids(self) -> Tuple[int, int]:
+        return self.pci.ids
+
+    def dma_allocator(self, bypasses_iommu: bool) -> "DmaAllocator":
+        """Hugepages mapped into this device's container: at IOVAs chosen
+        by VfioAllocator, or at IOVA = physical address for a device whose
+        DMA bypasses the IOMMU (IdentityVfioAllocator; needs root)."""
+        from .memory import IdentityVfioAllocator, VfioAllocator
+        return IdentityVfioAllocator(self.container) if bypasses_iommu else VfioAllocator(self.container)
 
     def __repr__(self) -> str:
         return f"VfioDevice({self.address!r}, group={self.group.number}, regions={self.num_regions}, irqs={self.num_irqs})"
@@ -560,6 +578,9 @@ class VfioDevice:
         info = vfio_irq_info(index=index)
         ioctl(self.fd, VFIO_DEVICE_GET_IRQ_INFO, info)
         return IrqInfo(index, info.flags, info.count)
+
+    def msix_vectors(self) -> int:
+        return self.irq_info(VFIO_PCI_MSIX_IRQ_INDEX).count
 
     def enable_msix(self, eventfds: Sequence[int], start: int = 0) -> None:
         """Signal MSI-X vectors ``start .. start+len(eventfds)-1`` on the

@@ -27,7 +27,6 @@ from ..fastpath.mempool import Mempool
 from ..fastpath.regs import PortIo
 from ..fastpath.virtio import VirtioCtrlQueue, VirtioRxQueue, VirtioTxQueue, vring_size
 from ..device import Device, DeviceStats, format_mac
-from ..memory import IdentityVfioAllocator, VfioAllocator
 from ..errors import BarError, DeviceError, DeviceTimeout, PacketTooLarge, QueueError, UnsupportedDevice
 from ..interrupts import rx_wait
 from ..pci import msix_enabled
@@ -96,6 +95,10 @@ class VirtioDevice(Device):
     """A legacy virtio-net NIC. Opened by ixypy.open(); do not construct directly."""
 
     driver_name = "virtio"
+    # a legacy device cannot negotiate VIRTIO_F_ACCESS_PLATFORM (6.1), so it
+    # bypasses the IOMMU and uses physical addresses (QEMU does): under VFIO
+    # the bus maps IOVA = physical, so its accesses are right either way
+    dma_bypasses_iommu = True
 
     def __init__(self, bus, rx_queues: int = 1, tx_queues: int = 1, num_rx_desc: int = 0, num_tx_desc: int = 0,
                  mempool: Optional[Mempool] = None, promisc: bool = True, interrupts: bool = False,
@@ -106,11 +109,6 @@ class VirtioDevice(Device):
                              f"VIRTIO_NET_F_MQ has exactly one of each",
                              "open it with rx_queues=1, tx_queues=1")
         super().__init__(bus, rx_queues, tx_queues)
-        if isinstance(bus.dma, VfioAllocator) and not bus.dma.regions:
-            # a legacy device cannot negotiate VIRTIO_F_ACCESS_PLATFORM (6.1), so
-            # it bypasses the IOMMU and uses physical addresses (QEMU does): map
-            # IOVA = physical so its accesses are right either way
-            bus.dma = IdentityVfioAllocator(bus.dma.container, bus.dma.mount)
         self.port: Optional[PortIo] = None
         self.rx_queues: List[VirtioRxQueue] = []
         self.tx_queues: List[VirtioTxQueue] = []

@@ -7,9 +7,10 @@ from __future__ import annotations
 import mmap
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, List, Optional, Sequence, Set, Tuple
 
-from ..errors import BarError, DeviceBusy, DeviceError, DeviceNotFound, PermissionDenied, UnsupportedDevice
+from ..errors import (BarError, DeviceBusy, DeviceError, DeviceNotFound, InterruptsUnavailable, PermissionDenied,
+                      UnsupportedDevice)
 from . import binding
 from .address import normalize_address
 from .bars import BarInfo, MappedBar, map_fd
@@ -18,14 +19,19 @@ from .sysfs import PROC, SYSFS, permission_denied, read_sysfs
 
 if TYPE_CHECKING:
     from ..fastpath.regs import PortIo
+    from ..memory import DmaAllocator
 
 
 class PciDevice:
     """A PCI device seen through sysfs (``/sys/bus/pci/devices/ADDR``).
 
     Opened ports and mappings are owned by the device object: ``close()``
-    (or leaving a ``with`` block) closes them.
+    (or leaving a ``with`` block) closes them. Bound to uio_pci_generic, it
+    is what a driver's PciBus uses (see ixypy.bus.PciFunction).
     """
+
+    #: UIO cannot deliver MSI-X to user space
+    supports_interrupts = False
 
     def __init__(self, address: object, sysfs_root: Path = SYSFS, proc_root: Path = PROC) -> None:
         self.address = normalize_address(address)
@@ -238,6 +244,23 @@ class PciDevice:
         return PortIo(fd, 0, info.size)
 
     ioport = open_ioport
+
+    # ---- what a driver's bus asks of a UIO device
+    def dma_allocator(self, bypasses_iommu: bool) -> "DmaAllocator":
+        """Hugepages with physical DMA addresses: without VFIO nothing maps
+        them for the device, so every device gets physical addresses."""
+        from ..memory import HugepageAllocator
+        return HugepageAllocator()
+
+    def msix_vectors(self) -> int:
+        return 0
+
+    def enable_msix(self, eventfds: Sequence[int], start: int = 0) -> None:
+        raise InterruptsUnavailable(f"{self.address}: UIO cannot deliver MSI-X interrupts to user space",
+                                    hint="bind the NIC to vfio-pci for interrupts")
+
+    def disable_msix(self) -> None:
+        """Nothing to undo: enable_msix never succeeds under UIO."""
 
     def close(self) -> None:
         for mm in self._maps:
