@@ -6,7 +6,7 @@ bus mastering, and for DMA memory, and closes the Bus when done.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, Sequence, Tuple, Type
+from typing import TYPE_CHECKING, Protocol, Sequence, Tuple
 
 from .fastpath.regs import Bar, PortIo
 from .errors import InterruptsUnavailable
@@ -14,7 +14,7 @@ from .memory import DmaAllocator
 from . import pci
 
 if TYPE_CHECKING:
-    from .device import Device
+    from .drivers import Driver
 
 
 class Bus:
@@ -98,7 +98,7 @@ class PciBus(Bus):
     DMA allocator is the function's answer to what the driver declares
     (Device.dma_bypasses_iommu)."""
 
-    def __init__(self, dev: PciFunction, driver: "Type[Device]") -> None:
+    def __init__(self, dev: PciFunction, driver: "Driver") -> None:
         self.dev = dev
         self.address = dev.address
         self.ids = dev.ids
@@ -140,7 +140,7 @@ class PciBus(Bus):
             self.dev.close()
 
 
-def attach_pci(address: str, driver: "Type[Device]", method: str = "auto", force: bool = False) -> PciBus:
+def attach_pci(address: str, driver: "Driver", method: str = "auto", force: bool = False) -> PciBus:
     """Bind the NIC for user-space access (method "auto", "uio" or "vfio"; a
     NIC already bound to one of them stays so) and open it for driver."""
     from .vfio import open_device

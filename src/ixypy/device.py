@@ -14,7 +14,7 @@ import signal
 import threading
 import weakref
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, ClassVar, List, Optional
+from typing import TYPE_CHECKING, ClassVar, Optional, Protocol, Sequence, TypeVar
 
 from .fastpath.batch import PacketBatch
 from .fastpath.mempool import Mempool
@@ -23,6 +23,7 @@ from .errors import BatchError, QueueError
 
 if TYPE_CHECKING:
     from .bus import Bus
+    from .interrupts import Interrupts
 
 
 @dataclass
@@ -42,6 +43,22 @@ class DeviceStats:
     def __add__(self, other: "DeviceStats") -> "DeviceStats":
         return DeviceStats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
+
+class RxQueue(Protocol):
+    """What Device.rx_queue returns: a driver's rx queue of the fast path."""
+
+    def rx(self, batch: PacketBatch) -> int: ...
+
+    def forward(self, txq: Queue, batch: PacketBatch) -> int: ...
+
+
+class TxQueue(Protocol):
+    """What Device.tx_queue returns: a driver's tx queue of the fast path."""
+
+    def tx(self, batch: PacketBatch) -> int: ...
+
+
+Q = TypeVar("Q")
 
 _open_devices: "weakref.WeakSet[Device]" = weakref.WeakSet()
 
@@ -85,7 +102,7 @@ class Device(abc.ABC):
         self.num_rx_queues = rx_queues
         self.num_tx_queues = tx_queues
         self.closed = False
-        self.interrupts = None       # ixypy.interrupts.Interrupts when opened with interrupts=True
+        self.interrupts: Optional[Interrupts] = None    # when opened with interrupts=True
         _open_devices.add(self)
         _route_sigterm_through_exit()
 
@@ -110,12 +127,12 @@ class Device(abc.ABC):
         (so the statistics that follow count them all)."""
 
     @abc.abstractmethod
-    def rx_queue(self, queue_id: int) -> Queue:
+    def rx_queue(self, queue_id: int) -> RxQueue:
         """Rx queue queue_id itself, for loops that skip the per-call checks
         (``q.rx(batch)``, ``q.forward(txq, batch)``)."""
 
     @abc.abstractmethod
-    def tx_queue(self, queue_id: int) -> Queue:
+    def tx_queue(self, queue_id: int) -> TxQueue:
         """Tx queue queue_id itself (``q.tx(batch)``)."""
 
     def mempool(self, num_bufs: int = 4096, entry_size: int = 2048, debug: bool = False) -> Mempool:
@@ -177,7 +194,7 @@ class Device(abc.ABC):
     # --- helpers for drivers -----------------------------------------------
 
     @staticmethod
-    def _queue(queues: List, queue_id: int, kind: str):
+    def _queue(queues: Sequence[Q], queue_id: int, kind: str) -> Q:
         if not 0 <= queue_id < len(queues):
             raise QueueError(f"{kind} queue {queue_id} out of range: this device has {len(queues)} {kind} queue(s)")
         return queues[queue_id]

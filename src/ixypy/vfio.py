@@ -39,6 +39,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from .fastpath.regs import PortIo
     from .memory import DmaAllocator
 
 DEV = Path("/dev")
@@ -113,7 +114,7 @@ VFIO_PCI_MSIX_IRQ_INDEX = 2
 # --------------------------------------------------------------------------- structs
 
 class _Struct(ctypes.Structure):
-    def __init__(self, **kw) -> None:
+    def __init__(self, **kw: int) -> None:
         super().__init__(argsz=ctypes.sizeof(self), **kw)
 
 
@@ -168,7 +169,7 @@ _libc_ioctl = _libc.ioctl
 _libc_ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
 _libc_ioctl.restype = ctypes.c_int
 
-IoctlArg = Union[int, bytes, ctypes.Structure, ctypes.Array]
+IoctlArg = Union[int, bytes, ctypes.Structure, ctypes.Array, ctypes.c_int]
 
 
 def ioctl(fd: int, request: int, arg: IoctlArg = 0) -> int:
@@ -189,7 +190,8 @@ def ioctl(fd: int, request: int, arg: IoctlArg = 0) -> int:
     return ret
 
 
-def irq_set_buffer(index: int, flags: int, start: int, fds: Sequence[int] = (), count: Optional[int] = None):
+def irq_set_buffer(index: int, flags: int, start: int, fds: Sequence[int] = (),
+                   count: Optional[int] = None) -> "ctypes.Array[ctypes.c_char]":
     """A struct vfio_irq_set with ``fds`` as its s32 data[] (ctypes buffer)."""
     n = len(fds) if count is None else count
     head = ctypes.sizeof(vfio_irq_set)
@@ -354,7 +356,7 @@ class VfioContainer:
     def __enter__(self) -> "VfioContainer":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -372,7 +374,7 @@ def get_container(dev_root: Path = DEV, sysfs_root: Path = pci.SYSFS) -> VfioCon
 
 # --------------------------------------------------------------------------- group
 
-def group_blockers(number: int, sysfs_root: Path = pci.SYSFS) -> List[Tuple[str, Optional[str]]]:
+def group_blockers(number: int, sysfs_root: Path = pci.SYSFS) -> List[Tuple[str, str]]:
     """Devices of IOMMU group ``number`` bound to a driver other than
     vfio-pci: (address, driver). These make the group not viable."""
     base = Path(sysfs_root) / "kernel/iommu_groups" / str(number) / "devices"
@@ -449,7 +451,7 @@ class VfioGroup:
 # --------------------------------------------------------------------------- device
 
 class RegionInfo(NamedTuple):
-    index: int
+    index: int      # type: ignore[assignment]  # the field shadows tuple.index, as meant
     flags: int
     size: int
     offset: int
@@ -460,9 +462,9 @@ class RegionInfo(NamedTuple):
 
 
 class IrqInfo(NamedTuple):
-    index: int
+    index: int      # type: ignore[assignment]  # the fields shadow tuple.index and tuple.count, as meant
     flags: int
-    count: int
+    count: int      # type: ignore[assignment]
 
 
 class VfioDevice:
@@ -562,7 +564,7 @@ class VfioDevice:
 
     map_bar = map_region
 
-    def ioport(self, index: int):
+    def ioport(self, index: int) -> "PortIo":
         """A fast-path PortIo on I/O-port BAR ``index`` (pread/pwrite on the
         device fd at the region's offset)."""
         from .fastpath.regs import PortIo
@@ -629,7 +631,7 @@ class VfioDevice:
     def __enter__(self) -> "VfioDevice":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

@@ -10,15 +10,19 @@ from __future__ import annotations
 import abc
 import time
 from dataclasses import dataclass, replace
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple, Type
 
 from ..fastpath.batch import PacketBatch
 from ..fastpath.intel import IntelRxQueue, IntelTxQueue
 from ..fastpath.mempool import Mempool
 from ..fastpath.regs import Bar
 from ..device import Device, DeviceStats, format_mac
-from ..errors import DeviceTimeout, InterruptsUnavailable, LinkDown, PacketTooLarge, QueueError
+from ..errors import DeviceTimeout, InterruptsUnavailable, IxyError, LinkDown, PacketTooLarge, QueueError
 from ..interrupts import Interrupts, rx_wait
+from ..memory import DmaRegion
+
+if TYPE_CHECKING:
+    from ..bus import Bus
 
 DESC_SIZE = 16
 RING_ALIGN = 128     # descriptor rings: 128-byte aligned, length a multiple of 128
@@ -43,7 +47,7 @@ class Registers:
     def update(self, reg: int, clear: int, set_: int) -> None:
         self.write(reg, (self.read(reg) & ~clear & 0xFFFFFFFF) | set_)
 
-    def wait(self, reg: int, mask: int, value: int, timeout: float, error=DeviceTimeout) -> float:
+    def wait(self, reg: int, mask: int, value: int, timeout: float, error: Type[IxyError] = DeviceTimeout) -> float:
         """Poll until reg & mask == value; returns seconds waited."""
         start = time.monotonic()
         delay = 1e-5
@@ -56,10 +60,10 @@ class Registers:
             delay = min(delay * 2, 0.01)
         return time.monotonic() - start
 
-    def wait_set(self, reg: int, mask: int, timeout: float, error=DeviceTimeout) -> float:
+    def wait_set(self, reg: int, mask: int, timeout: float, error: Type[IxyError] = DeviceTimeout) -> float:
         return self.wait(reg, mask, mask, timeout, error)
 
-    def wait_clear(self, reg: int, mask: int, timeout: float, error=DeviceTimeout) -> float:
+    def wait_clear(self, reg: int, mask: int, timeout: float, error: Type[IxyError] = DeviceTimeout) -> float:
         return self.wait(reg, mask, 0, timeout, error)
 
 
@@ -123,8 +127,9 @@ class IntelDevice(Device):
     RAH0: int
     MAX_FRAME = 1522            # without jumbo frames: 1518 + a VLAN tag
     NAMES: Dict[int, str] = {}
+    _ring_memory: DmaRegion       # every ring, allocated at bring-up (_allocate_rings)
 
-    def __init__(self, bus, rx_queues: int = 1, tx_queues: int = 1, num_rx_desc: int = 512,
+    def __init__(self, bus: "Bus", rx_queues: int = 1, tx_queues: int = 1, num_rx_desc: int = 512,
                  num_tx_desc: int = 512, mempool: Optional[Mempool] = None, promisc: bool = True,
                  link_timeout: Optional[float] = None, interrupts: bool = False,
                  itr_us: Optional[float] = None) -> None:
@@ -139,7 +144,6 @@ class IntelDevice(Device):
         self.num_tx_desc = num_tx_desc
         self.rx_queues: List[IntelRxQueue] = []
         self.tx_queues: List[IntelTxQueue] = []
-        self._ring_memory = None
         self._totals = DeviceStats()
         self._promisc = promisc
         try:
@@ -255,7 +259,7 @@ class IntelDevice(Device):
         """One contiguous DMA region holding every ring, each 128-byte aligned."""
         sizes = [self.num_rx_desc * DESC_SIZE] * self.num_rx_queues + [self.num_tx_desc * DESC_SIZE] * self.num_tx_queues
         self._ring_memory = self.bus.dma.allocate(sum(sizes), contiguous=True)
-        self._ring_offsets = []
+        self._ring_offsets: List[int] = []
         offset = 0
         for size in sizes:
             self._ring_offsets.append(offset)

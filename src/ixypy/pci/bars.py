@@ -22,7 +22,7 @@ IORESOURCE_MEM = 0x200
 
 
 class BarInfo(NamedTuple):
-    index: int
+    index: int      # type: ignore[assignment]  # the field shadows tuple.index, as meant
     start: int
     size: int
     flags: int
