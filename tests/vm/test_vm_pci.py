@@ -88,11 +88,8 @@ def test_virtio_bar0_through_uio_and_vfio_then_back_to_kernel(guest):
 def test_vfio_smoke_entry_point_describes_then_releases(guest):
     nic = guest.nic(1)
     result = guest.run(guest_script("""
-        import subprocess, sys
-        r = subprocess.run([sys.executable, "-m", "guest_vfio", ADDR, "--release"], capture_output=True, text=True)
-        print(r.stdout, end="")
-        print(r.stderr, end="", file=sys.stderr)
-        sys.exit(r.returncode)
+        import guest_vfio
+        raise SystemExit(guest_vfio.main([ADDR, "--release"]))   # as `python -m guest_vfio ADDR --release`
     """, ADDR=nic.address))
     out = result.stdout
     assert f"VfioDevice({nic.address!r}" in out
