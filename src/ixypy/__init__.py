@@ -34,8 +34,10 @@ def open(address: str, rx_queues: int = 1, tx_queues: int = 1, *, method: str = 
     idle instead of spinning (needs VFIO or the sim device; UIO raises
     InterruptsUnavailable). itr_us: the least time between two interrupts of
     a queue (the driver's default if None)."""
+    from .bus import Bus
     from .drivers import driver_for
 
+    bus: Bus
     if address.startswith("sim:"):
         from . import sim
 
@@ -47,7 +49,7 @@ def open(address: str, rx_queues: int = 1, tx_queues: int = 1, *, method: str = 
 
         dev = PciDevice(address).require_network()
         driver = driver_for(*dev.ids)      # refuse before touching its binding
-        bus = attach_pci(dev.address, method)
+        bus = attach_pci(dev.address, driver, method)
     if interrupts:
         from .interrupts import require
 

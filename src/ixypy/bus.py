@@ -6,12 +6,15 @@ bus mastering, and for DMA memory, and closes the Bus when done.
 """
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import TYPE_CHECKING, Protocol, Sequence, Tuple
 
 from .fastpath.regs import Bar, PortIo
 from .errors import InterruptsUnavailable
-from .memory import DmaAllocator, HugepageAllocator, VfioAllocator
+from .memory import DmaAllocator
 from . import pci
+
+if TYPE_CHECKING:
+    from .drivers import Driver
 
 
 class Bus:
@@ -58,18 +61,50 @@ class Bus:
         """Undo attach_irqs (after the device's interrupts are masked)."""
 
 
+class PciFunction(Protocol):
+    """An opened PCI function, as PciBus uses it: ixypy.pci.PciDevice (UIO)
+    and ixypy.vfio.VfioDevice both are one."""
+
+    address: str
+    supports_interrupts: bool    # whether MSI-X can reach this process (VFIO: yes, UIO: no)
+
+    @property
+    def ids(self) -> Tuple[int, int]: ...
+
+    def dma_allocator(self, bypasses_iommu: bool) -> DmaAllocator:
+        """DMA memory the device reaches; bypasses_iommu: its DMA addresses must be physical."""
+        ...
+
+    def map_bar(self, index: int) -> pci.MappedBar: ...
+
+    def ioport(self, index: int) -> PortIo: ...
+
+    def config_read(self, offset: int, size: int) -> int: ...
+
+    def config_write(self, offset: int, size: int, value: int) -> None: ...
+
+    def msix_vectors(self) -> int: ...
+
+    def enable_msix(self, eventfds: Sequence[int], start: int = 0) -> None: ...
+
+    def disable_msix(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class PciBus(Bus):
     """A real PCI function, bound to uio_pci_generic (physical DMA addresses
-    from pagemap) or vfio-pci (IOVAs in the process's VFIO container)."""
+    from pagemap) or vfio-pci (IOVAs in the process's VFIO container). The
+    DMA allocator is the function's answer to what the driver declares
+    (Device.dma_bypasses_iommu)."""
 
-    def __init__(self, dev) -> None:
-        from .vfio import VfioDevice
-
+    def __init__(self, dev: PciFunction, driver: "Driver") -> None:
         self.dev = dev
         self.address = dev.address
-        self.ids = (dev.pci if isinstance(dev, VfioDevice) else dev).ids
-        self.supports_interrupts = isinstance(dev, VfioDevice)
-        self.dma = VfioAllocator(dev.container) if self.supports_interrupts else HugepageAllocator()
+        self.ids = dev.ids
+        self.supports_interrupts = dev.supports_interrupts
+        self.dma = dev.dma_allocator(driver.dma_bypasses_iommu)
+        self._msix = False
 
     def bar(self, index: int) -> Bar:
         return self.dev.map_bar(index).bar()
@@ -84,19 +119,17 @@ class PciBus(Bus):
         self.dev.config_write(offset, size, value)
 
     def msix_vectors(self) -> int:
-        return self.dev.irq_info().count if self.supports_interrupts else 0
+        return self.dev.msix_vectors()
 
     def attach_irqs(self, eventfds: Sequence[int]) -> None:
         """One VFIO_DEVICE_SET_IRQS for vectors 0..n-1 (vfio-pci sizes the
         MSI-X set at its first enable; rebinding one vector later must use
         start = that vector, count = 1)."""
-        if not self.supports_interrupts:
-            super().attach_irqs(eventfds)
         self.dev.enable_msix(list(eventfds), start=0)
         self._msix = True
 
     def detach_irqs(self) -> None:
-        if getattr(self, "_msix", False):
+        if self._msix:
             self._msix = False
             self.dev.disable_msix()
 
@@ -107,9 +140,9 @@ class PciBus(Bus):
             self.dev.close()
 
 
-def attach_pci(address: str, method: str = "auto", force: bool = False) -> PciBus:
+def attach_pci(address: str, driver: "Driver", method: str = "auto", force: bool = False) -> PciBus:
     """Bind the NIC for user-space access (method "auto", "uio" or "vfio"; a
-    NIC already bound to one of them stays so) and open it."""
+    NIC already bound to one of them stays so) and open it for driver."""
     from .vfio import open_device
 
-    return PciBus(open_device(address, method, force=force))
+    return PciBus(open_device(address, method, force=force), driver)

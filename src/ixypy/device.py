@@ -1,4 +1,5 @@
-"""The Device base class: what every driver offers, and its life cycle.
+"""The Device base class: the interface every driver implements (its
+abstract methods), and the life cycle they share.
 
 A device is opened (bring-up, queues set up and started), used (rx_batch,
 tx_batch, stats, promiscuous mode, link) and closed (DMA stopped first, then
@@ -7,19 +8,22 @@ closed by an atexit hook, so a NIC is never left writing into freed memory.
 """
 from __future__ import annotations
 
+import abc
 import atexit
 import signal
 import threading
 import weakref
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, ClassVar, Optional, Protocol, Sequence, TypeVar
 
 from .fastpath.batch import PacketBatch
 from .fastpath.mempool import Mempool
+from .fastpath.queue import Queue
 from .errors import BatchError, QueueError
 
 if TYPE_CHECKING:
     from .bus import Bus
+    from .interrupts import Interrupts
 
 
 @dataclass
@@ -39,6 +43,22 @@ class DeviceStats:
     def __add__(self, other: "DeviceStats") -> "DeviceStats":
         return DeviceStats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
+
+class RxQueue(Protocol):
+    """What Device.rx_queue returns: a driver's rx queue of the fast path."""
+
+    def rx(self, batch: PacketBatch) -> int: ...
+
+    def forward(self, txq: Queue, batch: PacketBatch) -> int: ...
+
+
+class TxQueue(Protocol):
+    """What Device.tx_queue returns: a driver's tx queue of the fast path."""
+
+    def tx(self, batch: PacketBatch) -> int: ...
+
+
+Q = TypeVar("Q")
 
 _open_devices: "weakref.WeakSet[Device]" = weakref.WeakSet()
 
@@ -61,10 +81,17 @@ def _route_sigterm_through_exit() -> None:
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
 
-class Device:
-    """A NIC driven by ixypy. Use as a context manager, or call close()."""
+class Device(abc.ABC):
+    """A NIC driven by ixypy. Use as a context manager, or call close().
+
+    A driver implements every abstract method below; a class that misses
+    one cannot be instantiated."""
 
     driver_name = "?"
+    #: whether the device's DMA bypasses the IOMMU, so that its DMA addresses
+    #: must be physical even under VFIO; the bus then maps IOVA = physical
+    #: (see PciBus, memory.IdentityVfioAllocator)
+    dma_bypasses_iommu: ClassVar[bool] = False
 
     def __init__(self, bus: "Bus", rx_queues: int, tx_queues: int) -> None:
         if rx_queues < 0 or tx_queues < 0 or rx_queues + tx_queues == 0:
@@ -75,29 +102,38 @@ class Device:
         self.num_rx_queues = rx_queues
         self.num_tx_queues = tx_queues
         self.closed = False
-        self.interrupts = None       # ixypy.interrupts.Interrupts when opened with interrupts=True
+        self.interrupts: Optional[Interrupts] = None    # when opened with interrupts=True
         _open_devices.add(self)
         _route_sigterm_through_exit()
 
     # --- the data path --------------------------------------------------
 
+    @abc.abstractmethod
     def rx_batch(self, queue_id: int, batch: PacketBatch, timeout: Optional[float] = None) -> int:
         """Receive into batch's free slots from rx queue queue_id; returns the
         number of packets added (0 when none are waiting). With a timeout (s):
         wait for packets that long, sleeping on the queue's interrupt once the
         queue is idle if the device was opened with interrupts=True."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def tx_batch(self, queue_id: int, batch: PacketBatch) -> int:
         """Send packets from the front of batch on tx queue queue_id. Sent
         packets leave the batch (the driver frees their buffers once the NIC
         is done); returns how many were sent, fewer when the ring is full."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def flush_tx(self, timeout: float = 1.0) -> None:
         """Wait until the device has taken every packet handed to tx_batch
         (so the statistics that follow count them all)."""
-        raise NotImplementedError
+
+    @abc.abstractmethod
+    def rx_queue(self, queue_id: int) -> RxQueue:
+        """Rx queue queue_id itself, for loops that skip the per-call checks
+        (``q.rx(batch)``, ``q.forward(txq, batch)``)."""
+
+    @abc.abstractmethod
+    def tx_queue(self, queue_id: int) -> TxQueue:
+        """Tx queue queue_id itself (``q.tx(batch)``)."""
 
     def mempool(self, num_bufs: int = 4096, entry_size: int = 2048, debug: bool = False) -> Mempool:
         """A new pool of packet buffers in DMA memory this device can reach."""
@@ -105,21 +141,28 @@ class Device:
 
     # --- control ---------------------------------------------------------
 
+    @abc.abstractmethod
     def stats(self) -> DeviceStats:
         """Counters since open, read from the device (or kept in software)."""
-        raise NotImplementedError
 
     @property
+    @abc.abstractmethod
     def mac(self) -> str:
         """The MAC address as aa:bb:cc:dd:ee:ff."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def link_speed(self) -> int:
         """Link speed in Mbit/s; 0 while the link is down."""
-        raise NotImplementedError
 
+    @property
+    @abc.abstractmethod
+    def promisc(self) -> Optional[bool]:
+        """The receive filter last set: True accepts frames for any address
+        (None: the device's own filter applies, the driver cannot set it)."""
+
+    @abc.abstractmethod
     def set_promisc(self, enabled: bool) -> None:
-        raise NotImplementedError
+        """Accept frames for any destination address, or only this NIC's."""
 
     def close(self) -> None:
         """Stop DMA, give the NIC's buffers back, release DMA memory."""
@@ -134,9 +177,9 @@ class Device:
             self.bus.close()
             _open_devices.discard(self)
 
+    @abc.abstractmethod
     def _stop(self) -> None:
         """Stop every DMA engine of the device (driver-specific)."""
-        raise NotImplementedError
 
     def __enter__(self) -> "Device":
         return self
@@ -151,7 +194,7 @@ class Device:
     # --- helpers for drivers -----------------------------------------------
 
     @staticmethod
-    def _queue(queues: List, queue_id: int, kind: str):
+    def _queue(queues: Sequence[Q], queue_id: int, kind: str) -> Q:
         if not 0 <= queue_id < len(queues):
             raise QueueError(f"{kind} queue {queue_id} out of range: this device has {len(queues)} {kind} queue(s)")
         return queues[queue_id]

@@ -24,13 +24,18 @@ from __future__ import annotations
 import os
 import select
 from time import monotonic
-from typing import Callable, List, Optional
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
 from .errors import InterruptsUnavailable
 
+if TYPE_CHECKING:
+    from .fastpath.batch import PacketBatch
+    from .bus import Bus
+    from .device import Device, RxQueue
+
 IDLE_POLLS = 64          # consecutive empty polls before a queue goes to sleep
 
-RxFn = Callable[[object], int]
+RxFn = Callable[["PacketBatch"], int]
 
 
 class IrqControl:
@@ -48,7 +53,7 @@ class IrqControl:
         raise NotImplementedError
 
 
-def require(bus, num_queues: int) -> int:
+def require(bus: "Bus", num_queues: int) -> int:
     """Check that bus can deliver one MSI-X vector per rx queue; returns the
     number of vectors the device has."""
     if not getattr(bus, "supports_interrupts", False):
@@ -81,13 +86,13 @@ class QueueIrq:
 class Interrupts:
     """The eventfds of one device's rx queues in one epoll, queue n on vector n."""
 
-    def __init__(self, bus, num_queues: int, control: IrqControl, idle_polls: int = IDLE_POLLS) -> None:
+    def __init__(self, bus: "Bus", num_queues: int, control: IrqControl, idle_polls: int = IDLE_POLLS) -> None:
         require(bus, num_queues)
         self.bus = bus
         self.control = control
         self.idle_polls = idle_polls
         self.queues: List[QueueIrq] = []
-        self._by_fd = {}
+        self._by_fd: Dict[int, QueueIrq] = {}
         self.epoll = select.epoll()
         self.closed = False
         self._on_close: List[Callable[[], None]] = []
@@ -141,7 +146,7 @@ class Interrupts:
 
     # --- the adaptive policy ------------------------------------------------------
 
-    def receive(self, queue: int, rx: RxFn, batch, timeout: float) -> int:
+    def receive(self, queue: int, rx: RxFn, batch: "PacketBatch", timeout: float) -> int:
         """rx(batch) until it returns packets; poll while the queue is busy,
         sleep on the interrupt once it is idle. Returns 0 after timeout s."""
         q = self.queues[queue]
@@ -218,7 +223,7 @@ class Interrupts:
             self._release()
 
 
-def poll_until(rx: RxFn, batch, timeout: float) -> int:
+def poll_until(rx: RxFn, batch: "PacketBatch", timeout: float) -> int:
     """Without interrupts: spin on rx(batch) until packets arrive or timeout s pass."""
     got = rx(batch)
     if got or timeout <= 0:
@@ -229,7 +234,7 @@ def poll_until(rx: RxFn, batch, timeout: float) -> int:
     return got
 
 
-def rx_wait(dev, queue, queue_id: int, batch, timeout: float) -> int:
+def rx_wait(dev: "Device", queue: "RxQueue", queue_id: int, batch: "PacketBatch", timeout: float) -> int:
     """Device.rx_batch with a timeout: sleep on the queue's interrupt when the
     device has them, else poll until the timeout."""
     irq: Optional[Interrupts] = getattr(dev, "interrupts", None)

@@ -22,10 +22,13 @@ import struct
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, List, Optional, Tuple
 
 from .fastpath.mempool import DmaMemory, Mempool
 from .errors import DmaMemoryError, HugepagesUnavailable, PermissionDenied
+
+if TYPE_CHECKING:
+    from .vfio import VfioContainer
 
 HUGEPAGE_SIZE = 2 * 1024 * 1024
 HUGEPAGES_SYSFS = Path("/sys/kernel/mm/hugepages/hugepages-2048kB")
@@ -193,7 +196,7 @@ class HugepageAllocator(DmaAllocator):
         try:
             if self.mount is None:
                 return DmaMemory(size, hugetlb=True, lock=True)
-            fd = self._open_backing_file()
+            fd = self._open_backing_file(self.mount)
             try:
                 os.ftruncate(fd, size)
                 return DmaMemory(size, fd=fd, lock=True)
@@ -202,13 +205,13 @@ class HugepageAllocator(DmaAllocator):
         except OSError as err:
             raise _hugepage_error(size, err) from err
 
-    def _open_backing_file(self) -> int:
+    def _open_backing_file(self, mount: Path) -> int:
         # an unlinked file: the pages go back to the pool when the mapping goes
-        path = self.mount / f"ixypy-{os.getpid()}-{len(self.regions)}-{id(self)}"
+        path = mount / f"ixypy-{os.getpid()}-{len(self.regions)}-{id(self)}"
         try:
             fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_EXCL, 0o600)
         except PermissionError as err:
-            raise PermissionDenied(f"cannot create a file in the hugetlbfs mount {self.mount}: {err.strerror}") from err
+            raise PermissionDenied(f"cannot create a file in the hugetlbfs mount {mount}: {err.strerror}") from err
         os.unlink(path)
         return fd
 
@@ -259,7 +262,8 @@ def physical_ram_end(iomem: Path = Path("/proc/iomem")) -> int:
     return end
 
 
-def free_iova(size: int, taken, windows, lowest: int, align: int) -> Optional[int]:
+def free_iova(size: int, taken: Iterable[Tuple[int, int]], windows: Iterable[Tuple[int, int]], lowest: int,
+              align: int) -> Optional[int]:
     """The lowest IOVA >= lowest, aligned, where size bytes fit inside one of
     windows ((start, end inclusive) ranges) without touching any (iova, size)
     in taken; None if there is none."""
@@ -292,7 +296,7 @@ class VfioAllocator(HugepageAllocator):
     IOVA_BASE = 0x1000_0000
     ALIGN = HUGEPAGE_SIZE
 
-    def __init__(self, container, mount: Optional[Path] = None, ram_end: Optional[int] = None) -> None:
+    def __init__(self, container: "VfioContainer", mount: Optional[Path] = None, ram_end: Optional[int] = None) -> None:
         super().__init__(mount)
         self.container = container
         self.ram_end = physical_ram_end() if ram_end is None else ram_end
@@ -343,7 +347,7 @@ class IdentityVfioAllocator(HugepageAllocator):
     translated ones land on the same pages. Needs physical addresses, so
     root (pagemap); each hugepage is mapped on its own."""
 
-    def __init__(self, container, mount: Optional[Path] = None) -> None:
+    def __init__(self, container: "VfioContainer", mount: Optional[Path] = None) -> None:
         super().__init__(mount)
         self.container = container
 

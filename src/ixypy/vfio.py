@@ -25,7 +25,7 @@ import errno as _errno
 import os
 import struct
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from . import pci
 from .errors import (
@@ -37,6 +37,10 @@ from .errors import (
     IommuError,
     PermissionDenied,
 )
+
+if TYPE_CHECKING:
+    from .fastpath.regs import PortIo
+    from .memory import DmaAllocator
 
 DEV = Path("/dev")
 
@@ -110,7 +114,7 @@ VFIO_PCI_MSIX_IRQ_INDEX = 2
 # --------------------------------------------------------------------------- structs
 
 class _Struct(ctypes.Structure):
-    def __init__(self, **kw) -> None:
+    def __init__(self, **kw: int) -> None:
         super().__init__(argsz=ctypes.sizeof(self), **kw)
 
 
@@ -165,7 +169,7 @@ _libc_ioctl = _libc.ioctl
 _libc_ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
 _libc_ioctl.restype = ctypes.c_int
 
-IoctlArg = Union[int, bytes, ctypes.Structure, ctypes.Array]
+IoctlArg = Union[int, bytes, ctypes.Structure, ctypes.Array, ctypes.c_int]
 
 
 def ioctl(fd: int, request: int, arg: IoctlArg = 0) -> int:
@@ -186,7 +190,8 @@ def ioctl(fd: int, request: int, arg: IoctlArg = 0) -> int:
     return ret
 
 
-def irq_set_buffer(index: int, flags: int, start: int, fds: Sequence[int] = (), count: Optional[int] = None):
+def irq_set_buffer(index: int, flags: int, start: int, fds: Sequence[int] = (),
+                   count: Optional[int] = None) -> "ctypes.Array[ctypes.c_char]":
     """A struct vfio_irq_set with ``fds`` as its s32 data[] (ctypes buffer)."""
     n = len(fds) if count is None else count
     head = ctypes.sizeof(vfio_irq_set)
@@ -351,7 +356,7 @@ class VfioContainer:
     def __enter__(self) -> "VfioContainer":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -369,7 +374,7 @@ def get_container(dev_root: Path = DEV, sysfs_root: Path = pci.SYSFS) -> VfioCon
 
 # --------------------------------------------------------------------------- group
 
-def group_blockers(number: int, sysfs_root: Path = pci.SYSFS) -> List[Tuple[str, Optional[str]]]:
+def group_blockers(number: int, sysfs_root: Path = pci.SYSFS) -> List[Tuple[str, str]]:
     """Devices of IOMMU group ``number`` bound to a driver other than
     vfio-pci: (address, driver). These make the group not viable."""
     base = Path(sysfs_root) / "kernel/iommu_groups" / str(number) / "devices"
@@ -446,7 +451,7 @@ class VfioGroup:
 # --------------------------------------------------------------------------- device
 
 class RegionInfo(NamedTuple):
-    index: int
+    index: int      # type: ignore[assignment]  # the field shadows tuple.index, as meant
     flags: int
     size: int
     offset: int
@@ -457,16 +462,20 @@ class RegionInfo(NamedTuple):
 
 
 class IrqInfo(NamedTuple):
-    index: int
+    index: int      # type: ignore[assignment]  # the fields shadow tuple.index and tuple.count, as meant
     flags: int
-    count: int
+    count: int      # type: ignore[assignment]
 
 
 class VfioDevice:
     """A PCI device opened through VFIO. Same access API as
     :class:`ixypy.pci.PciDevice`: ``config_read/config_write``,
     ``enable_bus_master()``, ``map_bar(n)`` -> MappedBar, ``ioport(n)`` -> PortIo.
-    Mappings and ports are valid until :meth:`close`."""
+    Mappings and ports are valid until :meth:`close`. What a driver's PciBus
+    uses (see ixypy.bus.PciFunction)."""
+
+    #: MSI-X vectors signal eventfds (VFIO_DEVICE_SET_IRQS)
+    supports_interrupts = True
 
     def __init__(self, address: object, container: Optional[VfioContainer] = None,
                  sysfs_root: Path = pci.SYSFS, dev_root: Path = DEV) -> None:
@@ -490,6 +499,17 @@ class VfioDevice:
         self.flags = info.flags
         self.num_regions = info.num_regions
         self.num_irqs = info.num_irqs
+
+    @property
+    def ids(self) -> Tuple[int, int]:
+        return self.pci.ids
+
+    def dma_allocator(self, bypasses_iommu: bool) -> "DmaAllocator":
+        """Hugepages mapped into this device's container: at IOVAs chosen
+        by VfioAllocator, or at IOVA = physical address for a device whose
+        DMA bypasses the IOMMU (IdentityVfioAllocator; needs root)."""
+        from .memory import IdentityVfioAllocator, VfioAllocator
+        return IdentityVfioAllocator(self.container) if bypasses_iommu else VfioAllocator(self.container)
 
     def __repr__(self) -> str:
         return f"VfioDevice({self.address!r}, group={self.group.number}, regions={self.num_regions}, irqs={self.num_irqs})"
@@ -544,7 +564,7 @@ class VfioDevice:
 
     map_bar = map_region
 
-    def ioport(self, index: int):
+    def ioport(self, index: int) -> "PortIo":
         """A fast-path PortIo on I/O-port BAR ``index`` (pread/pwrite on the
         device fd at the region's offset)."""
         from .fastpath.regs import PortIo
@@ -560,6 +580,9 @@ class VfioDevice:
         info = vfio_irq_info(index=index)
         ioctl(self.fd, VFIO_DEVICE_GET_IRQ_INFO, info)
         return IrqInfo(index, info.flags, info.count)
+
+    def msix_vectors(self) -> int:
+        return self.irq_info(VFIO_PCI_MSIX_IRQ_INDEX).count
 
     def enable_msix(self, eventfds: Sequence[int], start: int = 0) -> None:
         """Signal MSI-X vectors ``start .. start+len(eventfds)-1`` on the
@@ -608,7 +631,7 @@ class VfioDevice:
     def __enter__(self) -> "VfioDevice":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -623,42 +646,3 @@ def open_device(address: object, method: str = "auto", *, force: bool = False,
         return VfioDevice(dev.address, sysfs_root=sysfs_root, dev_root=dev_root)
     dev.bind_uio(force=force)
     return dev
-
-
-def describe(dev: VfioDevice) -> str:
-    """A few lines about an open VFIO device (regions, MSI-X, IOVA width):
-    what a guest smoke test prints."""
-    lines = [repr(dev)]
-    for i in list(range(6)) + [VFIO_PCI_CONFIG_REGION_INDEX]:
-        r = dev.region_info(i)
-        if r.size:
-            kind = "config" if i == VFIO_PCI_CONFIG_REGION_INDEX else ("io" if dev.bar_is_io(i) else "mem")
-            lines.append(f"  region {i}: {kind} size={r.size:#x} offset={r.offset:#x} flags={r.flags:#x}")
-    lines.append(f"  msix vectors: {dev.irq_info(VFIO_PCI_MSIX_IRQ_INDEX).count}")
-    lines.append(f"  iova width: {dev.container.iova_width}")
-    return "\n".join(lines)
-
-
-def _main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m ixypy.vfio ADDR [--release]``: bind ADDR to vfio-pci, open
-    it, print what VFIO reports; with --release hand it back to its kernel
-    driver afterwards. For the guest tests; needs root and an IOMMU."""
-    import sys
-    args = list(sys.argv[1:] if argv is None else argv)
-    release = "--release" in args
-    args = [a for a in args if a != "--release"]
-    if len(args) != 1:
-        print("usage: python -m ixypy.vfio ADDR [--release]", file=sys.stderr)
-        return 2
-    dev = open_device(args[0], "vfio")
-    assert isinstance(dev, VfioDevice)
-    print(describe(dev), flush=True)
-    dev.close()
-    get_container().close()
-    if release:
-        print(f"released to: {pci.PciDevice(args[0]).release()}", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())

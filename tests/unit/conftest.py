@@ -8,11 +8,12 @@ import pytest
 
 
 from .fakesysfs import FakeSysfs  # noqa: E402
+import ixypy  # noqa: E402
 from ixypy import pci  # noqa: E402
 
 ADDR = "0000:03:00.0"
 #: the directory holding the ixypy package, for subprocesses
-SRC = str(Path(pci.__file__).resolve().parents[1])
+SRC = str(Path(ixypy.__file__).resolve().parents[1])
 
 
 @pytest.fixture
@@ -22,14 +23,14 @@ def fake(tmp_path, monkeypatch):
     fs = FakeSysfs(tmp_path)
     fs.add_driver("vfio-pci")
     fs.add_driver("uio_pci_generic")
-    real_write = pci._write_sysfs
+    real_write = pci.sysfs.write_sysfs
 
     def write(path, text):
         real_write(path, text)
         fs.react(path, text)
 
-    monkeypatch.setattr(pci, "_write_sysfs", write)
-    monkeypatch.setattr(pci, "BIND_TIMEOUT", 0.05)
+    monkeypatch.setattr(pci.sysfs, "write_sysfs", write)
+    monkeypatch.setattr(pci.binding, "BIND_TIMEOUT", 0.05)
     return fs
 
 

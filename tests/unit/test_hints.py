@@ -262,7 +262,7 @@ def problems(hint: str) -> List[str]:
 def test_hints_are_collected_from_every_kind_of_source():
     hints = collected()
     where = {site.split(":")[0] for site, _ in hints}
-    assert {"errors.py", "pci.py", "vfio.py", "memory.py"} <= where, where
+    assert {"errors.py", "pci/binding.py", "vfio.py", "memory.py"} <= where, where
     assert any(w.endswith(".pyx") for w in where), where                  # the Cython fast path's hints
     assert sum(site.startswith("errors.py") for site, _ in hints) == \
         sum(1 for c in vars(errors).values() if isinstance(c, type) and vars(c).get("default_hint"))

@@ -5,7 +5,6 @@ import pytest
 from ixypy.bus import Bus, PciBus
 from ixypy.errors import InterruptsUnavailable
 from ixypy.interrupts import Interrupts, IrqControl, require
-from ixypy.vfio import IrqInfo
 
 
 class FakeVfio:
@@ -14,8 +13,8 @@ class FakeVfio:
     def __init__(self, vectors):
         self.vectors, self.calls = vectors, []
 
-    def irq_info(self, index=2):
-        return IrqInfo(index, 0, self.vectors)
+    def msix_vectors(self):
+        return self.vectors
 
     def enable_msix(self, fds, start=0):
         self.calls.append(("enable", list(fds), start))
@@ -26,7 +25,7 @@ class FakeVfio:
 
 def pci_bus(vectors, vfio=True):
     bus = PciBus.__new__(PciBus)
-    bus.dev, bus.address, bus.supports_interrupts = FakeVfio(vectors), "0000:00:00.0", vfio
+    bus.dev, bus.address, bus.supports_interrupts, bus._msix = FakeVfio(vectors), "0000:00:00.0", vfio, False
     return bus
 
 

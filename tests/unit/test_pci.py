@@ -223,14 +223,14 @@ def test_failed_bind_of_unbound_device_leaves_it_unbound(fake):
 
 
 def test_failed_bind_write_error_restores(fake, nic, monkeypatch):
-    inner = pci._write_sysfs
+    inner = pci.sysfs.write_sysfs
 
     def write(path, text):
         if str(path).endswith("drivers_probe") and text == ADDR and "vfio-pci" in fake.override(ADDR):
             raise OSError(22, "Invalid argument")
         inner(path, text)
 
-    monkeypatch.setattr(pci, "_write_sysfs", write)
+    monkeypatch.setattr(pci.sysfs, "write_sysfs", write)
     with pytest.raises(BindFailed, match="Invalid argument"):
         nic.bind_vfio()
     assert nic.driver == "ixgbe"
@@ -255,15 +255,15 @@ def test_loadable_driver_module_is_loaded(fake, nic, monkeypatch):
         fake.add_driver(name)
         return True
 
-    monkeypatch.setattr(pci, "load_module", load)
+    monkeypatch.setattr(pci.sysfs, "load_module", load)
     nic.bind_vfio()
     assert loaded == ["vfio-pci"] and nic.driver == "vfio-pci"
 
 
 def test_fake_root_never_runs_modprobe(fake):
-    assert pci.load_module("surely-not-a-driver", fake.sys) is False
-    assert pci.module_available("surely-not-a-driver", fake.sys) is False
-    assert pci.module_available("vfio-pci", fake.sys) is True
+    assert pci.sysfs.load_module("surely-not-a-driver", fake.sys) is False
+    assert pci.sysfs.module_available("surely-not-a-driver", fake.sys) is False
+    assert pci.sysfs.module_available("vfio-pci", fake.sys) is True
 
 
 def test_vfio_without_iommu_group(fake):
@@ -322,13 +322,13 @@ def test_choose_method(fake, monkeypatch):
     with pytest.raises(ValueError):
         pci.choose_method(with_group, "dpdk")
     # vfio-pci neither loaded nor loadable -> UIO
-    monkeypatch.setattr(pci, "module_available", lambda name, root: False)
+    monkeypatch.setattr(pci.sysfs, "module_available", lambda name, root: False)
     assert pci.choose_method(with_group, "auto") == "uio"
     # a device already bound keeps its method
     with_group.bind_vfio()
     assert pci.choose_method(with_group, "auto") == "vfio"
     with_group.bind_uio()
-    monkeypatch.setattr(pci, "module_available", lambda name, root: True)
+    monkeypatch.setattr(pci.sysfs, "module_available", lambda name, root: True)
     assert pci.choose_method(with_group, "auto") == "uio"
 
 

@@ -13,6 +13,11 @@ import pytest
 from .conftest import ADDR, SRC
 from .fakevfio import REGION_SHIFT, FakeVfio
 from ixypy import pci, vfio
+from ixypy.bus import PciBus
+from ixypy.drivers.igb import IgbDevice
+from ixypy.drivers.ixgbe import IxgbeDevice
+from ixypy.drivers.virtio import VirtioDevice
+from ixypy.memory import HugepageAllocator, IdentityVfioAllocator, VfioAllocator
 from ixypy.errors import (
     BarError,
     DeviceBusy,
@@ -346,6 +351,29 @@ def test_open_device_binds_and_opens(fake, fv):
 
 
 def test_describe(vdev):
-    text = vfio.describe(vdev)
+    from ..vm.guest_vfio import describe
+
+    text = describe(vdev)
     assert "region 0: io size=0x20" in text and "region 1: mem size=0x1000" in text
     assert "region 7: config" in text and "msix vectors: 4" in text and "iova width: 39" in text
+
+
+# ---------------------------------------------------------------- the bus a driver gets
+
+@pytest.mark.parametrize("driver, allocator", [(VirtioDevice, IdentityVfioAllocator), (IxgbeDevice, VfioAllocator),
+                                               (IgbDevice, VfioAllocator)])
+def test_vfio_bus_takes_the_allocator_the_driver_declares(vdev, driver, allocator):
+    """Legacy virtio bypasses the IOMMU (IOVA must equal physical); the Intel NICs get IOVAs."""
+    bus = PciBus(vdev, driver)
+    assert type(bus.dma) is allocator and bus.dma.container is vdev.container
+    assert bus.ids == (0x1AF4, 0x1000) and bus.supports_interrupts and bus.msix_vectors() == 4
+
+
+@pytest.mark.parametrize("driver", [VirtioDevice, IxgbeDevice])
+def test_uio_bus_has_physical_addresses_and_no_interrupts(nic, driver):
+    bus = PciBus(nic, driver)
+    assert type(bus.dma) is HugepageAllocator
+    assert bus.ids == (0x8086, 0x10FB) and not bus.supports_interrupts and bus.msix_vectors() == 0
+    with pytest.raises(InterruptsUnavailable, match="UIO"):
+        bus.attach_irqs([0])
+    bus.close()

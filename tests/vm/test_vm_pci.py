@@ -85,6 +85,22 @@ def test_virtio_bar0_through_uio_and_vfio_then_back_to_kernel(guest):
     assert out["released"] == ["virtio-pci", "virtio-pci"]
 
 
+def test_vfio_smoke_entry_point_describes_then_releases(guest):
+    nic = guest.nic(1)
+    result = guest.run(guest_script("""
+        import guest_vfio
+        raise SystemExit(guest_vfio.main([ADDR, "--release"]))   # as `python -m guest_vfio ADDR --release`
+    """, ADDR=nic.address))
+    out = result.stdout
+    assert f"VfioDevice({nic.address!r}" in out
+    assert "region 0: io size=" in out, out              # legacy virtio-net: I/O-port BAR0
+    assert "region 7: config" in out, out
+    vectors = int(out.split("msix vectors: ")[1].split()[0])
+    width = int(out.split("iova width: ")[1].split()[0])
+    assert vectors >= 1 and width >= 32, out
+    assert out.strip().splitlines()[-1] == "released to: virtio-pci"
+
+
 def test_igb_registers_through_vfio(guest):
     igb = guest.nic(2)
     result = guest.run(guest_script("""

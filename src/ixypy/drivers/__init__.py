@@ -1,22 +1,38 @@
 """Driver lookup by PCI id."""
 from __future__ import annotations
 
-from typing import Dict, Tuple, Type
+from typing import TYPE_CHECKING, Dict, Optional, Protocol, Tuple
 
+from ..fastpath.mempool import Mempool
 from ..device import Device
 from ..errors import UnsupportedDevice
 from . import igb, ixgbe, virtio
 
 
-def supported_ids() -> Dict[Tuple[int, int], Tuple[Type[Device], str]]:
+if TYPE_CHECKING:
+    from ..bus import Bus
+
+
+class Driver(Protocol):
+    """A driver class, as ixypy.open uses it: it declares its DMA needs (for
+    the bus) and brings a device up when called."""
+
+    driver_name: str
+    dma_bypasses_iommu: bool
+
+    def __call__(self, bus: "Bus", rx_queues: int, tx_queues: int, *, num_rx_desc: int, num_tx_desc: int,
+                 mempool: Optional[Mempool], promisc: bool, interrupts: bool, itr_us: Optional[float]) -> Device: ...
+
+
+def supported_ids() -> Dict[Tuple[int, int], Tuple[Driver, str]]:
     """(vendor, device) -> (driver class, model name)."""
-    ids = {(ixgbe.INTEL, dev): (ixgbe.IxgbeDevice, name) for dev, name in ixgbe.DEVICE_IDS.items()}
+    ids: Dict[Tuple[int, int], Tuple[Driver, str]] = {(ixgbe.INTEL, dev): (ixgbe.IxgbeDevice, name) for dev, name in ixgbe.DEVICE_IDS.items()}
     ids[(virtio.VIRTIO_VENDOR, virtio.LEGACY_NET_DEVICE)] = (virtio.VirtioDevice, "legacy virtio-net")
     ids.update({(igb.INTEL, dev): (igb.IgbDevice, name) for dev, name in igb.DEVICE_IDS.items()})
     return ids
 
 
-def driver_for(vendor: int, device: int) -> Type[Device]:
+def driver_for(vendor: int, device: int) -> Driver:
     try:
         return supported_ids()[(vendor, device)][0]
     except KeyError:

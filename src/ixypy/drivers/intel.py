@@ -7,17 +7,22 @@ register offsets and bits as data (LinkRegs, StatsRegs, RAL0/RAH0, NAMES)
 and its bring-up steps."""
 from __future__ import annotations
 
+import abc
 import time
 from dataclasses import dataclass, replace
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple, Type
 
 from ..fastpath.batch import PacketBatch
 from ..fastpath.intel import IntelRxQueue, IntelTxQueue
 from ..fastpath.mempool import Mempool
 from ..fastpath.regs import Bar
 from ..device import Device, DeviceStats, format_mac
-from ..errors import DeviceTimeout, InterruptsUnavailable, LinkDown, PacketTooLarge, QueueError
+from ..errors import DeviceTimeout, InterruptsUnavailable, IxyError, LinkDown, PacketTooLarge, QueueError
 from ..interrupts import Interrupts, rx_wait
+from ..memory import DmaRegion
+
+if TYPE_CHECKING:
+    from ..bus import Bus
 
 DESC_SIZE = 16
 RING_ALIGN = 128     # descriptor rings: 128-byte aligned, length a multiple of 128
@@ -42,7 +47,7 @@ class Registers:
     def update(self, reg: int, clear: int, set_: int) -> None:
         self.write(reg, (self.read(reg) & ~clear & 0xFFFFFFFF) | set_)
 
-    def wait(self, reg: int, mask: int, value: int, timeout: float, error=DeviceTimeout) -> float:
+    def wait(self, reg: int, mask: int, value: int, timeout: float, error: Type[IxyError] = DeviceTimeout) -> float:
         """Poll until reg & mask == value; returns seconds waited."""
         start = time.monotonic()
         delay = 1e-5
@@ -55,10 +60,10 @@ class Registers:
             delay = min(delay * 2, 0.01)
         return time.monotonic() - start
 
-    def wait_set(self, reg: int, mask: int, timeout: float, error=DeviceTimeout) -> float:
+    def wait_set(self, reg: int, mask: int, timeout: float, error: Type[IxyError] = DeviceTimeout) -> float:
         return self.wait(reg, mask, mask, timeout, error)
 
-    def wait_clear(self, reg: int, mask: int, timeout: float, error=DeviceTimeout) -> float:
+    def wait_clear(self, reg: int, mask: int, timeout: float, error: Type[IxyError] = DeviceTimeout) -> float:
         return self.wait(reg, mask, 0, timeout, error)
 
 
@@ -122,8 +127,9 @@ class IntelDevice(Device):
     RAH0: int
     MAX_FRAME = 1522            # without jumbo frames: 1518 + a VLAN tag
     NAMES: Dict[int, str] = {}
+    _ring_memory: DmaRegion       # every ring, allocated at bring-up (_allocate_rings)
 
-    def __init__(self, bus, rx_queues: int = 1, tx_queues: int = 1, num_rx_desc: int = 512,
+    def __init__(self, bus: "Bus", rx_queues: int = 1, tx_queues: int = 1, num_rx_desc: int = 512,
                  num_tx_desc: int = 512, mempool: Optional[Mempool] = None, promisc: bool = True,
                  link_timeout: Optional[float] = None, interrupts: bool = False,
                  itr_us: Optional[float] = None) -> None:
@@ -138,7 +144,6 @@ class IntelDevice(Device):
         self.num_tx_desc = num_tx_desc
         self.rx_queues: List[IntelRxQueue] = []
         self.tx_queues: List[IntelTxQueue] = []
-        self._ring_memory = None
         self._totals = DeviceStats()
         self._promisc = promisc
         try:
@@ -154,12 +159,14 @@ class IntelDevice(Device):
 
     # per-family register layout: where queue n's block of registers starts
     @staticmethod
+    @abc.abstractmethod
     def rx_queue_block(n: int) -> int:
-        raise NotImplementedError
+        """Offset of rx queue n's register block."""
 
     @staticmethod
+    @abc.abstractmethod
     def tx_queue_block(n: int) -> int:
-        raise NotImplementedError
+        """Offset of tx queue n's register block."""
 
     def rx_queue_regs(self, n: int) -> QueueRegs:
         return QueueRegs.block(self.rx_queue_block(n))
@@ -189,39 +196,46 @@ class IntelDevice(Device):
         self.wait_for_link(link_timeout)
 
     # the steps a family implements
+    @abc.abstractmethod
     def _disable_interrupts(self) -> None:
-        raise NotImplementedError
+        """Mask every interrupt cause."""
 
     def _enable_interrupts(self, itr_us: Optional[float]) -> Interrupts:
         """MSI-X per rx queue, at most one interrupt per itr_us (None: the family's default)."""
         raise InterruptsUnavailable(f"interrupts are not implemented for {self.driver_name} yet",
                                     "open it with interrupts=False (the default) and poll")
 
+    @abc.abstractmethod
     def _global_reset(self) -> None:
-        raise NotImplementedError
+        """Reset the whole device (registers to their defaults)."""
 
+    @abc.abstractmethod
     def _wait_reset_done(self) -> None:
         """Wait for what the NIC does after a reset (EEPROM auto-read, ...)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _setup_link(self) -> None:
-        raise NotImplementedError
+        """Start link establishment (autonegotiation or the fixed mode)."""
 
+    @abc.abstractmethod
     def _init_rx(self) -> None:
         """Rx with rx disabled: filters, CRC stripping, one ring per queue."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _init_tx(self) -> None:
-        raise NotImplementedError
+        """Tx with tx disabled: one ring per queue, thresholds."""
 
+    @abc.abstractmethod
     def _enable_rx(self) -> None:
-        raise NotImplementedError
+        """Turn the receive unit on (after every rx queue is set)."""
 
+    @abc.abstractmethod
     def _disable_rx(self) -> None:
-        raise NotImplementedError
+        """Turn the receive unit off."""
 
+    @abc.abstractmethod
     def _enable_tx(self) -> None:
-        raise NotImplementedError
+        """Turn the transmit unit on."""
 
     def register_name(self, offset: int) -> str:
         for n in range(self.MAX_QUEUES):
@@ -245,7 +259,7 @@ class IntelDevice(Device):
         """One contiguous DMA region holding every ring, each 128-byte aligned."""
         sizes = [self.num_rx_desc * DESC_SIZE] * self.num_rx_queues + [self.num_tx_desc * DESC_SIZE] * self.num_tx_queues
         self._ring_memory = self.bus.dma.allocate(sum(sizes), contiguous=True)
-        self._ring_offsets = []
+        self._ring_offsets: List[int] = []
         offset = 0
         for size in sizes:
             self._ring_offsets.append(offset)

@@ -20,18 +20,20 @@ are ignored; each packet takes two descriptors (header + data), so a
 from __future__ import annotations
 
 import time
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 from ..fastpath.batch import PacketBatch
 from ..fastpath.mempool import Mempool
 from ..fastpath.regs import PortIo
 from ..fastpath.virtio import VirtioCtrlQueue, VirtioRxQueue, VirtioTxQueue, vring_size
 from ..device import Device, DeviceStats, format_mac
-from ..memory import IdentityVfioAllocator, VfioAllocator
 from ..errors import BarError, DeviceError, DeviceTimeout, PacketTooLarge, QueueError, UnsupportedDevice
 from ..interrupts import rx_wait
 from ..pci import msix_enabled
 from . import virtio_irq
+
+if TYPE_CHECKING:
+    from ..bus import Bus
 
 VIRTIO_VENDOR = 0x1AF4
 LEGACY_NET_DEVICE = 0x1000      # transitional / legacy network device (4.1.2.3)
@@ -96,8 +98,13 @@ class VirtioDevice(Device):
     """A legacy virtio-net NIC. Opened by ixypy.open(); do not construct directly."""
 
     driver_name = "virtio"
+    # a legacy device cannot negotiate VIRTIO_F_ACCESS_PLATFORM (6.1), so it
+    # bypasses the IOMMU and uses physical addresses (QEMU does): under VFIO
+    # the bus maps IOVA = physical, so its accesses are right either way
+    dma_bypasses_iommu = True
+    port: PortIo              # I/O-port BAR0, opened at bring-up
 
-    def __init__(self, bus, rx_queues: int = 1, tx_queues: int = 1, num_rx_desc: int = 0, num_tx_desc: int = 0,
+    def __init__(self, bus: "Bus", rx_queues: int = 1, tx_queues: int = 1, num_rx_desc: int = 0, num_tx_desc: int = 0,
                  mempool: Optional[Mempool] = None, promisc: bool = True, interrupts: bool = False,
                  itr_us: Optional[float] = None) -> None:
         if rx_queues != 1 or tx_queues != 1:
@@ -106,12 +113,6 @@ class VirtioDevice(Device):
                              f"VIRTIO_NET_F_MQ has exactly one of each",
                              "open it with rx_queues=1, tx_queues=1")
         super().__init__(bus, rx_queues, tx_queues)
-        if isinstance(bus.dma, VfioAllocator) and not bus.dma.regions:
-            # a legacy device cannot negotiate VIRTIO_F_ACCESS_PLATFORM (6.1), so
-            # it bypasses the IOMMU and uses physical addresses (QEMU does): map
-            # IOVA = physical so its accesses are right either way
-            bus.dma = IdentityVfioAllocator(bus.dma.container, bus.dma.mount)
-        self.port: Optional[PortIo] = None
         self.rx_queues: List[VirtioRxQueue] = []
         self.tx_queues: List[VirtioTxQueue] = []
         self.ctrl: Optional[VirtioCtrlQueue] = None
@@ -299,7 +300,7 @@ class VirtioDevice(Device):
         MSI-X vectors return to NO_VECTOR), bus mastering off, then the
         buffers in the rings go back to their pools. Device.close then
         disables MSI-X and closes the eventfds."""
-        if self.port is None:
+        if getattr(self, "port", None) is None:
             return      # BAR0 never opened: the device was not touched
         try:
             self.port.write8(DEVICE_STATUS, 0)

@@ -1,0 +1,84 @@
+"""PCI config space: exact-width access on a file descriptor, and the two
+things ixypy does with it, bus mastering and the MSI-X enable bit. The
+helpers work on anything with ``config_read``/``config_write``: a
+PciDevice (sysfs ``config``), a VfioDevice (VFIO config region) or a
+driver's Bus."""
+from __future__ import annotations
+
+import os
+from typing import Protocol
+
+from ..errors import DeviceError
+
+# config space layout (PCI Local Bus 3.0, 6.2 and 6.7; MSI-X: 6.8.2;
+# include/uapi/linux/pci_regs.h)
+PCI_COMMAND = 0x04
+PCI_COMMAND_MASTER = 0x4
+PCI_STATUS = 0x06
+PCI_STATUS_CAP_LIST = 0x10
+PCI_CAP_PTR = 0x34
+PCI_CAP_ID_MSIX = 0x11
+MSIX_ENABLE = 1 << 15            # in the MSI-X Message Control word
+PCI_CLASS_NETWORK = 0x02
+
+
+class ConfigSpace(Protocol):
+    """What the helpers below need of a device."""
+
+    address: str
+
+    def config_read(self, offset: int, size: int) -> int: ...
+
+    def config_write(self, offset: int, size: int, value: int) -> None: ...
+
+
+def _check_width(size: int) -> None:
+    if size not in (1, 2, 4):
+        raise ValueError(f"config space access width must be 1, 2 or 4 bytes, not {size}")
+
+
+def pread_exact(fd: int, size: int, offset: int, what: str) -> int:
+    """Read an exact-width little-endian value (1, 2 or 4 bytes)."""
+    _check_width(size)
+    data = os.pread(fd, size, offset)
+    if len(data) != size:
+        raise DeviceError(f"short read of {what}: {len(data)} of {size} bytes at {offset:#x}",
+                          hint="config space beyond 64 bytes is readable by root only")
+    return int.from_bytes(data, "little")
+
+
+def pwrite_exact(fd: int, size: int, offset: int, value: int, what: str) -> None:
+    _check_width(size)
+    if not 0 <= value < 1 << (8 * size):
+        raise ValueError(f"value {value:#x} does not fit {size} bytes")
+    n = os.pwrite(fd, value.to_bytes(size, "little"), offset)
+    if n != size:
+        raise DeviceError(f"short write of {what}: {n} of {size} bytes at {offset:#x}")
+
+
+def set_bus_master(dev: ConfigSpace, enabled: bool) -> None:
+    """Set or clear COMMAND bit 2 (bus master: the device may DMA) and read
+    it back."""
+    cmd = dev.config_read(PCI_COMMAND, 2)
+    want = cmd | PCI_COMMAND_MASTER if enabled else cmd & ~PCI_COMMAND_MASTER
+    if want != cmd:
+        dev.config_write(PCI_COMMAND, 2, want)
+    if bool(dev.config_read(PCI_COMMAND, 2) & PCI_COMMAND_MASTER) != enabled:
+        raise DeviceError(f"{dev.address}: bus master bit did not {'stick' if enabled else 'clear'} "
+                          f"in the COMMAND register",
+                          hint="the device may be held by another driver; rebind it and retry")
+
+
+def msix_enabled(dev: ConfigSpace) -> bool:
+    """Whether the MSI-X Enable bit of the function's MSI-X capability is
+    set, walking the capability list."""
+    if not dev.config_read(PCI_STATUS, 2) & PCI_STATUS_CAP_LIST:
+        return False
+    ptr = dev.config_read(PCI_CAP_PTR, 1) & 0xFC
+    for _ in range(48):              # at most 48 capabilities fit; a loop in the list must end
+        if ptr == 0:
+            break
+        if dev.config_read(ptr, 1) == PCI_CAP_ID_MSIX:
+            return bool(dev.config_read(ptr + 2, 2) & MSIX_ENABLE)
+        ptr = dev.config_read(ptr + 1, 1) & 0xFC
+    return False
