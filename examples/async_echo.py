@@ -60,6 +60,7 @@ async def main(count: int = 10_000, server_addr: str = "sim:pair1", client_addr:
             finally:                    # also on Ctrl-C: asyncio.run cancels main()
                 server_task.cancel()
                 await asyncio.gather(server_task, return_exceptions=True)
+                assert server.interrupts is not None          # opened with interrupts=True
                 irq = server.interrupts.stats(0)
                 print(f"echoed {totals['echoed']} packets in {totals['bursts']} bursts, "
                       f"{totals['out_of_order']} out of order")

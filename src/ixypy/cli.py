@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import BinaryIO, Dict, List, Optional
+from typing import Any, BinaryIO, Dict, List, Optional
 
 import click
 
@@ -295,7 +295,7 @@ def devices(as_json: bool) -> None:
     from .pci import list_devices
 
     known = supported_ids()
-    rows = []
+    rows: List[Dict[str, Any]] = []
     for dev in list_devices():
         driver_cls, model = known.get(dev.ids, (None, ""))
         rows.append({"address": dev.address, "id": f"{dev.vendor_id:04x}:{dev.device_id:04x}", "name": model,

@@ -66,7 +66,7 @@ def frames(pool: Mempool) -> np.ndarray:
     """The pool's packet buffers as one writable (num_bufs, buf_capacity)
     uint8 array over its DMA memory (no copy): row i is buffer i's frame
     (its first len bytes are the packet). Index it with Packets.index."""
-    return np.ndarray((pool.num_bufs, pool.buf_capacity), np.uint8, buffer=pool.memory, offset=DATA_OFFSET,
+    return np.ndarray((pool.num_bufs, pool.buf_capacity), np.uint8, buffer=memoryview(pool.memory), offset=DATA_OFFSET,
                       strides=(pool.entry_size, 1))
 
 
@@ -78,7 +78,7 @@ def column(pool: Mempool, offset: int, dtype) -> np.ndarray:
     dtype = np.dtype(dtype)
     if offset < 0 or offset + dtype.itemsize > pool.buf_capacity:
         raise ValueError(f"a {dtype.itemsize}-byte field at {offset} does not fit {pool.buf_capacity}-byte buffers")
-    return np.ndarray((pool.num_bufs,), dtype, buffer=pool.memory, offset=DATA_OFFSET + offset,
+    return np.ndarray((pool.num_bufs,), dtype, buffer=memoryview(pool.memory), offset=DATA_OFFSET + offset,
                       strides=(pool.entry_size,))
 
 
@@ -87,6 +87,17 @@ def headers(pool: Mempool, dtype=ETHER_IPV4_UDP, at: int = 0) -> np.ndarray:
     (stride entry_size): ``headers(pool)["ip"]["ttl"][pk.index]``. Fixed
     offsets: for frames of that layout only (check pk.flags / pk.l3 first)."""
     return column(pool, at, dtype)
+
+
+class _Column:
+    """A column of the loaded batch: its first len(batch) entries, no copy."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.__doc__ = f"the {name} column of the loaded batch"
+
+    def __get__(self, packets: "Packets", owner: Optional[type] = None) -> np.ndarray:
+        return packets._cols[self.name][:packets.count]
 
 
 class Packets(Fields):
@@ -104,10 +115,27 @@ class Packets(Fields):
     def __init__(self, capacity: int, pool: Optional[Mempool] = None) -> None:
         cols = {}
         for name, (offset, fmt, items) in self.layout.items():
-            a = np.frombuffer(self, dtype=np.dtype(fmt), count=capacity * items, offset=offset)
+            a = np.frombuffer(memoryview(self), dtype=np.dtype(fmt), count=capacity * items, offset=offset)
             cols[name] = a.reshape(capacity, items) if items > 1 else a
         self._cols = cols
         self._frames = frames(pool) if pool is not None else None
+
+    index = _Column()
+    length = _Column()
+    flags = _Column()
+    ethertype = _Column()
+    vlan = _Column()
+    l3 = _Column()
+    l4 = _Column()
+    proto = _Column()
+    src = _Column()
+    dst = _Column()
+    src6 = _Column()
+    dst6 = _Column()
+    sport = _Column()
+    dport = _Column()
+    hash = _Column()
+    label = _Column()
 
     @property
     def frames(self) -> np.ndarray:
@@ -119,18 +147,6 @@ class Packets(Fields):
     def column(self, name: str) -> np.ndarray:
         """The whole column (capacity long), e.g. for an out= argument."""
         return self._cols[name]
-
-
-def _column_property(name: str) -> property:
-    def get(self) -> np.ndarray:
-        return self._cols[name][:self.count]
-    get.__name__ = name
-    return property(get, doc=f"the {name} column of the loaded batch")
-
-
-for _name in ("index", "length", "src", "dst", "hash", "label", "l3", "l4", "ethertype", "vlan", "sport", "dport",
-              "proto", "flags", "src6", "dst6"):
-    setattr(Packets, _name, _column_property(_name))
 
 
 # --- rules for Fields.match ---------------------------------------------------------
@@ -147,8 +163,8 @@ def port_range(text: str) -> Tuple[int, int]:
     """'80', '1024-65535' or 'any' -> (lo, hi)."""
     if text in ("any", "*"):
         return 0, 0xFFFF
-    lo, _, hi = text.partition("-")
-    lo, hi = int(lo), int(hi or lo)
+    first, _, last = text.partition("-")
+    lo, hi = int(first), int(last or first)
     if not 0 <= lo <= hi <= 0xFFFF:
         raise ValueError(f"port range {text!r} outside 0-65535")
     return lo, hi

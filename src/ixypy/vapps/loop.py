@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Sequence, Tuple
 
+from ..device import RxQueue, TxQueue
 from ..fastpath.batch import PacketBatch
 
 Step = Callable[[PacketBatch], object]
 
 
-def forward(pairs: Sequence[Tuple[object, object, Step]], batch_size: int = 256,
+def forward(pairs: Sequence[Tuple[RxQueue, TxQueue, Step]], batch_size: int = 256,
             stop: Callable[[], bool] = lambda: False, count: Optional[int] = None) -> int:
     """pairs: (rx queue, tx queue, process) per direction. Returns packets sent."""
     lanes = [(rxq, txq, step, PacketBatch(batch_size)) for rxq, txq, step in pairs]

@@ -9,7 +9,7 @@ and the UDP/TCP checksums are updated, a UDP checksum of 0 (none) stays 0.
 """
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -20,7 +20,7 @@ _OK4 = vec.IPV4 | vec.BAD
 
 
 class Nat:
-    def __init__(self, inside: str, outside: str, ports: Dict[int, int] = None, capacity: int = 256,
+    def __init__(self, inside: str, outside: str, ports: Optional[Dict[int, int]] = None, capacity: int = 256,
                  outbound: bool = True) -> None:
         in_net, in_mask = vec.prefix(inside)
         out_net, out_mask = vec.prefix(outside)
