@@ -81,6 +81,9 @@ def driver_instructions(dump: str) -> int:
     # one line per function with its object file: "N (p%)  file:function [object]"
     model = sum(int(m.group(1).replace(",", ""))
                 for m in re.finditer(rf"^\s*([\d,]+) \([^)]*\)\s+\S+:(?:{MODEL_ENTRY_POINTS}) \[", out, re.M))
+    if model == 0:      # the patterns match no model function: the figure would include the model's work
+        raise SystemExit(f"instructions.py: no model entry point ({MODEL_ENTRY_POINTS}) found in {dump}; "
+                         "update MODEL_ENTRY_POINTS to the models' function names")
     return total - model
 
 

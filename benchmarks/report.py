@@ -18,7 +18,6 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "src")]
 from loops import DRIVERS, KINDS, MODES  # noqa: E402
 README = HERE / "README.md"
-LINE_RATE_MPPS = 14.88
 
 
 def run(args: list) -> dict:
@@ -52,7 +51,9 @@ def table(data: dict) -> str:
     return (f"Machine: {cpu}, {data['machine_info'].get('cpu', {}).get('count', '?')} cores, "
             f"Python {platform.python_version()}; {when}; command: `python benchmarks/report.py`.\n"
             f"Each cell: Mpps, cycles per packet (driver thread CPU time at the nominal clock); "
-            f"ratios are of cycles per packet. 10GbE line rate for 64-byte frames: {LINE_RATE_MPPS} Mpps.\n\n"
+            f"ratios are of cycles per packet. tx is measured against a sink model that reads no frame data: "
+            f"its Mpps are descriptor turnover, not what a wire would carry, and are not comparable with a "
+            f"line rate.\n\n"
             + "\n".join(lines) + "\n")
 
 
