@@ -78,9 +78,14 @@ def driver_instructions(dump: str) -> int:
     out = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", dump],
                          capture_output=True, text=True, check=True).stdout
     total = int(re.search(r"^\s*([\d,]+) \S+\s+PROGRAM TOTALS", out, re.M).group(1).replace(",", ""))
-    # one line per function with its object file: "N (p%)  file:function [object]"
-    model = sum(int(m.group(1).replace(",", ""))
-                for m in re.finditer(rf"^\s*([\d,]+) \([^)]*\)\s+\S+:(?:{MODEL_ENTRY_POINTS}) \[", out, re.M))
+    # "N (p%)  file:function [object]": one line per function and source file
+    # its code comes from (a function with code inlined from a header gets a
+    # line per file, each inclusive of the callees of its part, only the
+    # first with [object]); the function's whole cost is the largest of them
+    per_function: dict = {}
+    for m in re.finditer(rf"^\s*([\d,]+) \([^)]*\)\s+\S+:({MODEL_ENTRY_POINTS})\b(?! \()", out, re.M):
+        per_function[m.group(2)] = max(per_function.get(m.group(2), 0), int(m.group(1).replace(",", "")))
+    model = sum(per_function.values())
     if model == 0:      # the patterns match no model function: the figure would include the model's work
         raise SystemExit(f"instructions.py: no model entry point ({MODEL_ENTRY_POINTS}) found in {dump}; "
                          "update MODEL_ENTRY_POINTS to the models' function names")
