@@ -571,3 +571,26 @@ def test_interrupts_vfio_sleep_wake_no_loss_and_uio_refused(guest):
     assert out["sender"] == "closed"
     assert out["uio"] is not None and "VFIO" in out["uio"], out["uio"]
     assert out["driver_after_uio"] == "uio_pci_generic"
+
+
+def test_killed_sender_stops_dma_uio_guard_and_vfio_reset(guest):
+    """A process sending on NIC 0 dies without closing it: by SIGKILL or a
+    segfault under UIO (the DMA guard clears Bus Master Enable), by SIGKILL
+    under VFIO (the kernel resets the device when its file closes). Within
+    1 s COMMAND.BME reads 0, and NIC 1 receives nothing over the next 2 s."""
+    a, b = guest.nic(0), guest.nic(1)
+    out = run(guest, """
+        import guest_dma
+        rx = ixypy.open(B, method="vfio")
+        res = {f"{m} {d}": guest_dma.kill_sender(A, rx, m, d)
+               for m, d in (("uio", "SIGKILL"), ("uio", "segfault"), ("vfio", "SIGKILL"))}
+        rx.close()
+        for addr in (A, B):
+            PciDevice(addr).release()
+        report(**res)
+    """, A=a.address, B=b.address, timeout=300)
+    for case, res in out.items():
+        assert res["started"] == "sending" and res["before"] > 0 and res["bme_while_sending"], (case, res)
+        assert res["returncode"] == (-11 if "segfault" in case else -9), (case, res)
+        assert res["bme_cleared_after"] is not None and res["bme_cleared_after"] <= 1.0, (case, res)
+        assert res["after"] == 0, (case, res)
