@@ -6,10 +6,11 @@ bus mastering, and for DMA memory, and closes the Bus when done.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, Sequence, Tuple
+from typing import TYPE_CHECKING, Optional, Protocol, Sequence, Tuple
 
 from .fastpath.regs import Bar, PortIo
 from .errors import InterruptsUnavailable
+from .guard import DmaGuard
 from .memory import DmaAllocator
 from . import pci
 
@@ -75,6 +76,11 @@ class PciFunction(Protocol):
         """DMA memory the device reaches; bypasses_iommu: its DMA addresses must be physical."""
         ...
 
+    def dma_guard(self) -> Optional[DmaGuard]:
+        """What stops the device's DMA if this process dies without closing
+        it (None: the kernel does)."""
+        ...
+
     def map_bar(self, index: int) -> pci.MappedBar: ...
 
     def ioport(self, index: int) -> PortIo: ...
@@ -104,6 +110,7 @@ class PciBus(Bus):
         self.ids = dev.ids
         self.supports_interrupts = dev.supports_interrupts
         self.dma = dev.dma_allocator(driver.dma_bypasses_iommu)
+        self.guard = dev.dma_guard()
         self._msix = False
 
     def bar(self, index: int) -> Bar:
@@ -137,6 +144,8 @@ class PciBus(Bus):
         try:
             super().close()
         finally:
+            if self.guard is not None:
+                self.guard.release()    # DMA has stopped: the device may go back to the kernel
             self.dev.close()
 
 

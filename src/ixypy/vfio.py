@@ -511,6 +511,12 @@ class VfioDevice:
         from .memory import IdentityVfioAllocator, VfioAllocator
         return IdentityVfioAllocator(self.container) if bypasses_iommu else VfioAllocator(self.container)
 
+    def dma_guard(self) -> None:
+        """None needed: when this process dies, however it dies, its device
+        file closes and the kernel resets the device (vfio-pci), which stops
+        its DMA."""
+        return None
+
     def __repr__(self) -> str:
         return f"VfioDevice({self.address!r}, group={self.group.number}, regions={self.num_regions}, irqs={self.num_irqs})"
 

@@ -367,6 +367,7 @@ def test_vfio_bus_takes_the_allocator_the_driver_declares(vdev, driver, allocato
     bus = PciBus(vdev, driver)
     assert type(bus.dma) is allocator and bus.dma.container is vdev.container
     assert bus.ids == (0x1AF4, 0x1000) and bus.supports_interrupts and bus.msix_vectors() == 4
+    assert bus.guard is None       # the kernel resets a VFIO device when its file closes
 
 
 @pytest.mark.parametrize("driver", [VirtioDevice, IxgbeDevice])
@@ -376,4 +377,7 @@ def test_uio_bus_has_physical_addresses_and_no_interrupts(nic, driver):
     assert bus.ids == (0x8086, 0x10FB) and not bus.supports_interrupts and bus.msix_vectors() == 0
     with pytest.raises(InterruptsUnavailable, match="UIO"):
         bus.attach_irqs([0])
+    command = nic.config_read(4, 2)
+    assert bus.guard.active        # nothing else would stop the NIC if this process died
     bus.close()
+    assert not bus.guard.active and nic.config_read(4, 2) == command   # released, device untouched

@@ -18,6 +18,7 @@ from .config import PCI_CLASS_NETWORK, pread_exact, pwrite_exact, set_bus_master
 from .sysfs import PROC, SYSFS, permission_denied, read_sysfs
 
 if TYPE_CHECKING:
+    from ..guard import DmaGuard
     from ..fastpath.regs import PortIo
     from ..memory import DmaAllocator
 
@@ -251,6 +252,12 @@ class PciDevice:
         them for the device, so every device gets physical addresses."""
         from ..memory import HugepageAllocator
         return HugepageAllocator()
+
+    def dma_guard(self) -> Optional["DmaGuard"]:
+        """Under UIO nothing stops the NIC when this process dies: a guard
+        process (ixypy.guard) clears Bus Master Enable then."""
+        from ..guard import DmaGuard
+        return DmaGuard(self.path / "config")
 
     def msix_vectors(self) -> int:
         return 0
