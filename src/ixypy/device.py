@@ -3,8 +3,14 @@ abstract methods), and the life cycle they share.
 
 A device is opened (bring-up, queues set up and started), used (rx_batch,
 tx_batch, stats, promiscuous mode, link) and closed (DMA stopped first, then
-its memory released). Devices still open when the interpreter exits are
-closed by an atexit hook, so a NIC is never left writing into freed memory.
+its memory released). A NIC is never left writing into freed memory:
+- devices still open when the interpreter exits are closed by an atexit hook
+  (SIGTERM is routed through a normal exit);
+- a device that loses its last reference without close() is stopped by its
+  finaliser: Bus Master Enable off, the one control every PCI function obeys
+  whatever its driver, then its bus (DMA memory, device files) released;
+- a process killed outright (SIGKILL, a segfault) leaves its NIC to the
+  kernel's reset under VFIO and to the DMA guard under UIO (ixypy.guard).
 """
 from __future__ import annotations
 
@@ -69,6 +75,27 @@ def _close_open_devices() -> None:
         dev.close()
 
 
+class _Held:
+    """What a device's finaliser needs to stop its DMA without the device
+    object (which is gone by then): its bus and its interrupts."""
+
+    def __init__(self, bus: "Bus") -> None:
+        self.bus = bus
+        self.interrupts: Optional[Interrupts] = None
+
+
+def _stop_abandoned(held: _Held) -> None:
+    """A device was garbage-collected without close(): its driver's stop
+    sequence needs the device, so stop DMA at the bus (COMMAND.BME = 0),
+    then release what it held, so the NIC can be opened again."""
+    try:
+        held.bus.set_bus_master(False)
+    finally:
+        if held.interrupts is not None:
+            held.interrupts.close()
+        held.bus.close()
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -102,9 +129,20 @@ class Device(abc.ABC):
         self.num_rx_queues = rx_queues
         self.num_tx_queues = tx_queues
         self.closed = False
-        self.interrupts: Optional[Interrupts] = None    # when opened with interrupts=True
+        self._held = _Held(bus)
+        self._finalizer = weakref.finalize(self, _stop_abandoned, self._held)
+        self._finalizer.atexit = False      # at exit the atexit hook closes it properly
         _open_devices.add(self)
         _route_sigterm_through_exit()
+
+    @property
+    def interrupts(self) -> Optional[Interrupts]:
+        """ixypy.interrupts.Interrupts when opened with interrupts=True."""
+        return self._held.interrupts
+
+    @interrupts.setter
+    def interrupts(self, value: Optional[Interrupts]) -> None:
+        self._held.interrupts = value
 
     # --- the data path --------------------------------------------------
 
@@ -169,6 +207,7 @@ class Device(abc.ABC):
         if self.closed:
             return
         self.closed = True
+        self._finalizer.detach()
         try:
             self._stop()
         finally:
