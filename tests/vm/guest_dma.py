@@ -7,7 +7,11 @@ which this process receives on. Once frames arrive, the sender dies (SIGKILL,
 or a segfault in the middle of sending); then NIC a's COMMAND register is
 read until Bus Master Enable is 0 (the UIO guard's work, or the kernel's
 reset of a VFIO device whose last file closed), and b counts what still
-arrives after that."""
+arrives after that (past 0.2 s for frames that left a before BME cleared:
+under TCG a frame takes that long from one NIC of the hub to the other).
+
+Clearing BME stops both models: QEMU's igb refuses DMA without it, and
+virtio-pci disables a device whose BME is cleared (it drops DRIVER_OK)."""
 from __future__ import annotations
 
 import signal
@@ -61,8 +65,10 @@ def kill_sender(a: str, rx, method: str, death: str) -> dict:
     """death: "SIGKILL" or "segfault". Returns what happened, for the host
     to assert on: frames before the death, seconds until BME read 0 (None
     if it did not within 5 s), frames b received in the 2 s after that."""
-    subprocess.run([sys.executable, "-m", "ixypy.cli", "bind", a, f"--{method}"], check=True,
-                   capture_output=True, timeout=60)
+    bind = subprocess.run([sys.executable, "-m", "ixypy.cli", "bind", a, f"--{method}"],
+                          capture_output=True, text=True, timeout=60)
+    if bind.returncode:
+        return {"bind": bind.stdout + bind.stderr}
     drain(rx)
     sender = subprocess.Popen([sys.executable, "-c", SENDER, a, death], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
@@ -84,6 +90,6 @@ def kill_sender(a: str, rx, method: str, death: str) -> dict:
             out["bme_cleared_after"] = round(time.monotonic() - died, 3)
             break
         time.sleep(0.01)
-    drain(rx)
+    out["in_flight"] = count_for(rx, 0.2)     # left NIC a before BME cleared, still on their way
     out["after"] = count_for(rx, 2.0)
     return out

@@ -455,6 +455,29 @@ def test_mixed_igb_and_virtio_in_one_process(results, guest):
     assert out["stats"]["b"]["rx_packets"] == 3000
 
 
+scenario("killed", """
+    # a process sending on A dies without closing it; B receives (see guest_dma)
+    import guest_dma
+    with ixypy.open(B, method="vfio") as rx:
+        out = {f"{m} {d}": guest_dma.kill_sender(A, rx, m, d)
+               for m, d in (("uio", "SIGKILL"), ("uio", "segfault"), ("vfio", "SIGKILL"))}
+""")
+
+
+def test_killed_sender_stops_dma_uio_guard_and_vfio_reset(results, guest):
+    """SIGKILL or a segfault of a process sending on an igb NIC under UIO:
+    the DMA guard clears Bus Master Enable within 1 s; under VFIO the
+    kernel's reset does. Nothing more reaches the other end for 2 s."""
+    out = outcome(results, "killed")
+    for case in ("uio SIGKILL", "uio segfault", "vfio SIGKILL"):
+        res = out[case]
+        assert "bind" not in res, (case, res)
+        assert res["started"] == "sending" and res["before"] > 0 and res["bme_while_sending"], (case, res)
+        assert res["returncode"] == (-11 if "segfault" in case else -9), (case, res)
+        assert res["bme_cleared_after"] is not None and res["bme_cleared_after"] <= 1.0, (case, res)
+        assert res["after"] == 0, (case, res)
+
+
 scenario("pktgen", """
     # ixypy's pktgen loop, then the kernel's pktgen on the same emulated NIC
     # (A, bound back to Linux's igb); B, idle behind vfio-pci, is the hub's
