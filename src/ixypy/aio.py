@@ -54,13 +54,12 @@ and removes its reader: the queue stays usable, the device closable.
 from __future__ import annotations
 
 import asyncio
-import os
 from time import monotonic
 from typing import TYPE_CHECKING, AsyncIterator, Callable, Dict, Optional, Tuple
 
 from .errors import BatchError, QueueError
 from .fastpath.batch import PacketBatch
-from .interrupts import IDLE_POLLS
+from .interrupts import IDLE_POLLS, drain
 
 if TYPE_CHECKING:
     from .device import Device
@@ -180,7 +179,7 @@ class RxQueue:
         if irq.closed:
             return self._rx(batch), False                 # raises QueueError: the device is closed
         control, fd = irq.control, q.fd
-        self._drain(q)                                    # a message from the polling phase is stale
+        drain(q)                                    # a message from the polling phase is stale
         q.signalled = False
         control.unmask(q.vector)
         self.polls += 1
@@ -198,7 +197,7 @@ class RxQueue:
                 fut.set_result(why)
 
         def readable() -> None:
-            if self._drain(q):
+            if drain(q):
                 wake("signal")
 
         timer = loop.call_later(remaining, wake, "timeout") if remaining is not None else None
@@ -224,15 +223,6 @@ class RxQueue:
             q.timeouts += 1
         self.polls += 1
         return self._rx(batch), why == "signal"           # after "closed": raises QueueError
-
-    @staticmethod
-    def _drain(q: "QueueIrq") -> int:
-        try:
-            n = os.eventfd_read(q.fd)
-        except BlockingIOError:
-            return 0
-        q.signals += n
-        return n
 
     def _device_closing(self) -> None:
         """Interrupts.close(), before the eventfds are closed: a sleeping

@@ -83,6 +83,16 @@ class QueueIrq:
         self.signals = 0           # eventfd counts read (messages the device sent)
 
 
+
+def drain(q: QueueIrq) -> int:
+    """Read (and so reset) the queue's eventfd; returns the signals it held."""
+    try:
+        n = os.eventfd_read(q.fd)
+    except BlockingIOError:
+        return 0
+    q.signals += n
+    return n
+
 class Interrupts:
     """The eventfds of one device's rx queues in one epoll, queue n on vector n."""
 
@@ -110,14 +120,6 @@ class Interrupts:
 
     # --- waiting ----------------------------------------------------------------
 
-    def _drain(self, q: QueueIrq) -> int:
-        try:
-            n = os.eventfd_read(q.fd)
-        except BlockingIOError:
-            return 0
-        q.signals += n
-        return n
-
     def wait(self, queue: int, timeout: float) -> bool:
         """Sleep until queue's vector signals (True) or timeout seconds pass
         (False). Events of other queues seen meanwhile are kept for them."""
@@ -133,7 +135,7 @@ class Interrupts:
                 other = self._by_fd.get(fd)
                 if other is None:
                     continue
-                if self._drain(other):
+                if drain(other):
                     if other is q:
                         hit = True
                     else:
@@ -166,7 +168,7 @@ class Interrupts:
             remaining = deadline - monotonic()
             if remaining <= 0:
                 return 0
-            self._drain(q)                        # a message from before is stale now
+            drain(q)                        # a message from before is stale now
             q.signalled = False
             control.unmask(q.vector)
             got = rx(batch)                       # re-check after the unmask: no lost wake-up

@@ -43,11 +43,13 @@ def per_batch(batch: PacketBatch) -> tuple:
 
 def test_the_counter_sees_transient_objects(count_allocations):
     """Calibration: an empty call counts nothing; an object made and freed
-    at once counts, even of a type with a free list (tuple, float)."""
+    at once counts, even of a type with a free list (a tuple). Not a float:
+    the float free list is refilled between gc.collect() and the window
+    often enough that a single float reused its memory (seen once in a
+    full run), and a test must not flake."""
     assert count_allocations(lambda: None) == 0
     assert count_allocations(lambda: bytes(100)[42:50]) >= 2
     assert count_allocations(lambda x: (x, x), 1) >= 1
-    assert count_allocations(lambda x: x * 0.5, 3) >= 1
 
 
 @pytest.mark.parametrize("batch_size", [32, 256])

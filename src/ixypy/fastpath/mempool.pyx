@@ -4,6 +4,7 @@ and :class:`Mempool`, fixed-size packet buffers in it. The buffer layout and
 the alloc/free functions are C (csrc/ixy_mempool.h), inline in every loop."""
 cimport cython
 from libc.errno cimport errno
+from cpython.buffer cimport PyBuffer_FillInfo
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free as c_free
 from libc.string cimport memcpy
@@ -52,20 +53,7 @@ cdef class DmaMemory:
             munmap(<void *> self.address, self.size)
 
     def __getbuffer__(self, Py_buffer *view, int flags):
-        view.buf = <void *> self.address
-        view.len = self.size
-        view.readonly = 0
-        view.itemsize = 1
-        view.format = "B"
-        view.ndim = 1
-        view.shape = &view.len
-        view.strides = &view.itemsize
-        view.suboffsets = NULL
-        view.internal = NULL
-        view.obj = self
-
-    def __releasebuffer__(self, Py_buffer *view):
-        pass
+        PyBuffer_FillInfo(view, self, <void *> self.address, self.size, 0, flags)
 
 
 # --------------------------------------------------------------------------

@@ -11,7 +11,7 @@ Every per-packet loop is a ``noexcept nogil`` C function: no Python object,
 allocation or GIL operation per packet. Like the queues' rx and tx, a call
 keeps the GIL held (a batch takes less time than releasing it would)."""
 cimport cython
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_ND, PyBUF_WRITABLE
+from cpython.buffer cimport PyBUF_ND, PyBUF_WRITABLE, PyBuffer_FillInfo, PyBuffer_Release, PyObject_GetBuffer
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, uint64_t
 from libc.stdlib cimport calloc, free as c_free
 from libc.string cimport memcpy
@@ -100,20 +100,7 @@ cdef class Fields:
         return self.count
 
     def __getbuffer__(self, Py_buffer *view, int flags):
-        view.buf = self.block
-        view.len = self.block_size
-        view.readonly = 0
-        view.itemsize = 1
-        view.format = "B"
-        view.ndim = 1
-        view.shape = &self.block_size
-        view.strides = &view.itemsize
-        view.suboffsets = NULL
-        view.internal = NULL
-        view.obj = self
-
-    def __releasebuffer__(self, Py_buffer *view):
-        pass
+        PyBuffer_FillInfo(view, self, self.block, self.block_size, 0, flags)
 
     def load(self, PacketBatch batch not None) -> int:
         """Parse every packet of batch into the columns; returns the count.
