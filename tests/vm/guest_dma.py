@@ -73,7 +73,7 @@ def kill_sender(a: str, rx, method: str, death: str) -> dict:
     sender = subprocess.Popen([sys.executable, "-c", SENDER, a, death], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     out = {"started": sender.stdout.readline().strip()}
-    before, deadline = 0, time.monotonic() + 60
+    before, deadline = 0, time.monotonic() + 30
     while before == 0 and time.monotonic() < deadline:
         before += count_for(rx, 0.2)
     out["bme_while_sending"] = bus_master(a)
