@@ -50,6 +50,11 @@ class Bus:
 
     # --- MSI-X (see ixypy.interrupts) ---------------------------------------
 
+    def no_interrupts(self) -> InterruptsUnavailable:
+        """The error for interrupts=True on this bus (supports_interrupts False)."""
+        return InterruptsUnavailable(f"{self.address}: interrupts need MSI-X through eventfds; this device is "
+                                     "not bound to vfio-pci (UIO cannot deliver MSI-X to user space)")
+
     def msix_vectors(self) -> int:
         """How many MSI-X vectors the device can signal (0: none)."""
         return 0

@@ -56,9 +56,8 @@ class IrqControl:
 def require(bus: "Bus", num_queues: int) -> int:
     """Check that bus can deliver one MSI-X vector per rx queue; returns the
     number of vectors the device has."""
-    if not getattr(bus, "supports_interrupts", False):
-        raise InterruptsUnavailable(f"{bus.address}: interrupts need VFIO (MSI-X through eventfds); "
-                                    "this device is not bound to vfio-pci (UIO cannot deliver MSI-X to user space)")
+    if not bus.supports_interrupts:
+        raise bus.no_interrupts()
     vectors = bus.msix_vectors()
     if vectors < num_queues:
         raise InterruptsUnavailable(f"{bus.address} has {vectors} MSI-X vector(s), {num_queues} rx queues need one each",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..fastpath.mempool import DmaMemory
 from ..fastpath.regs import Bar, PortIo
 from ..bus import Bus
-from ..errors import DeviceNotFound
+from ..errors import DeviceNotFound, InterruptsUnavailable
 from ..memory import VirtualAllocator
 from ..packets import SEQ_OFFSET
 from . import BASE_MAC, SimBus, _dma_map, _dma_unmap, connect, register_model
@@ -53,6 +53,11 @@ class VirtioSimBus(SimBus):
     virtual address. No interrupts. ``function`` is the VirtioSimDevice."""
 
     supports_interrupts = False
+
+    def no_interrupts(self) -> InterruptsUnavailable:
+        return InterruptsUnavailable(f"{self.address}: the legacy virtio-net model has no MSI-X",
+                                     hint="poll it (interrupts=False), or use interrupts on an Intel sim device "
+                                          "such as sim:pair0 or sim:igb-pair0")
 
     def __init__(self, address: str, sim: VirtioSim, dev, wire: str, owns_sim: bool = True) -> None:
         super().__init__(address, sim, dev, wire, owns_sim)
