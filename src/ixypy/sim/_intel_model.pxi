@@ -82,7 +82,7 @@ cdef class IntelFunction(Function):
         return intel_model_function(<intel_model *> self.sim._get(), self.index)
 
     def reg_ops(self):
-        """PyCapsule "ixypy.reg_ops" for ``ixypy._fastpath.Bar(ops=...)``.
+        """PyCapsule "ixypy.reg_ops" for ``ixypy.fastpath.regs.Bar(ops=...)``.
         Keep this function (or its IntelModel) alive while the capsule is used."""
         return PyCapsule_New(<void *> intel_model_reg_ops(self._fn()), _CAPSULE_NAME, NULL)
 

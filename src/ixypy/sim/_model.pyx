@@ -93,8 +93,8 @@ cdef class Model:
 
     def poll_hook(self):
         """PyCapsule "ixypy.poll_hook": lets a C-driven benchmark loop run
-        poll() itself when it makes no progress (see the bench_* loops of
-        _fastpath)."""
+        poll() itself when it makes no progress (see the loops of
+        ixypy.fastpath.bench)."""
         self.hook.poll = self.ops.poll
         self.hook.ctx = self._get()
         return PyCapsule_New(&self.hook, b"ixypy.poll_hook", NULL)

@@ -70,7 +70,7 @@ cdef class VirtioSimDevice(Function):
         return vnsim_dev_at(<vnsim *> self.sim._get(), self.index)
 
     def port_ops(self):
-        """PyCapsule "ixypy.port_ops" for ``ixypy._fastpath.PortIo(-1, 0, IO_SIZE, ops=...)``.
+        """PyCapsule "ixypy.port_ops" for ``ixypy.fastpath.regs.PortIo(-1, 0, IO_SIZE, ops=...)``.
         Keep this device (or its VirtioSim) alive while the capsule is used."""
         return PyCapsule_New(<void *> vnsim_port_ops(self._d()), b"ixypy.port_ops", NULL)
 
