@@ -122,9 +122,36 @@ def _literal(token: str) -> str:
     return body
 
 
+FSTRING_START = getattr(tokenize, "FSTRING_START", None)     # Python 3.12+: f-strings come in pieces
+
+
+def _tokens(text: str) -> List[tokenize.TokenInfo]:
+    """The tokens of text, each f-string one STRING token as before 3.12."""
+    lines = text.splitlines(keepends=True)
+
+    def span(a: Tuple[int, int], b: Tuple[int, int]) -> str:
+        if a[0] == b[0]:
+            return lines[a[0] - 1][a[1]:b[1]]
+        return lines[a[0] - 1][a[1]:] + "".join(lines[a[0]:b[0] - 1]) + lines[b[0] - 1][:b[1]]
+
+    out: List[tokenize.TokenInfo] = []
+    depth, start = 0, None
+    for t in tokenize.generate_tokens(io.StringIO(text).readline):
+        if FSTRING_START is not None and t.type == FSTRING_START:
+            depth += 1
+            start = t if depth == 1 else start
+        elif depth and t.type == tokenize.FSTRING_END:
+            depth -= 1
+            if depth == 0 and start is not None:
+                out.append(tokenize.TokenInfo(tokenize.STRING, span(start.start, t.end), start.start, t.end, start.line))
+        elif not depth:
+            out.append(t)
+    return out
+
+
 def _cython_hints(path: Path) -> List[Tuple[str, Optional[str]]]:
     skip = (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT)
-    toks = [t for t in tokenize.generate_tokens(io.StringIO(path.read_text()).readline) if t.type not in skip]
+    toks = [t for t in _tokens(path.read_text()) if t.type not in skip]
     out = []
     for i, t in enumerate(toks):
         if not (t.type == tokenize.NAME and t.string in ERROR_CLASSES and toks[i + 1].string == "("):
