@@ -49,7 +49,7 @@ static inline void ixy_put32(uint8_t *p, uint32_t v)
 /* Parse one frame into entry i of the columns. */
 static inline void ixy_parse(const uint8_t *d, uint32_t len, struct ixy_cols *c, uint32_t i)
 {
-    uint32_t l3 = 14, l4 = 0, src = 0, dst = 0;
+    uint32_t l3 = 14, l4 = 0, end = 0, src = 0, dst = 0;   /* end: where the IP payload ends */
     uint16_t et = 0, vlan = 0, sport = 0, dport = 0;
     uint8_t proto = 0, flags = 0;
     memset(c->src6 + 16 * i, 0, 16);
@@ -73,7 +73,7 @@ static inline void ixy_parse(const uint8_t *d, uint32_t len, struct ixy_cols *c,
     }
     if (et == IXY_ETH_IPV4) {
         const uint8_t *ip = d + l3;
-        uint32_t ihl, tot, end;
+        uint32_t ihl, tot;
         if (len < l3 + 20 || (ip[0] >> 4) != 4 || (ihl = (ip[0] & 15) * 4u) < 20 ||
             (tot = ixy_be16(ip + 2)) < ihl || len < l3 + tot) {
             flags |= IXY_PKT_BAD;
@@ -90,18 +90,8 @@ static inline void ixy_parse(const uint8_t *d, uint32_t len, struct ixy_cols *c,
             goto out;
         l4 = l3 + ihl;
         end = l3 + tot;
-        if (proto == IXY_PROTO_UDP || proto == IXY_PROTO_TCP) {
-            if (end < l4 + (proto == IXY_PROTO_UDP ? 8u : 20u)) {
-                flags |= IXY_PKT_BAD;
-                goto out;
-            }
-            flags |= IXY_PKT_L4;
-            sport = ixy_be16(d + l4);
-            dport = ixy_be16(d + l4 + 2);
-        }
     } else if (et == IXY_ETH_IPV6) {
         const uint8_t *ip = d + l3;
-        uint32_t end;
         if (len < l3 + 40 || (ip[0] >> 4) != 6 || len < (end = l3 + 40 + ixy_be16(ip + 4))) {
             flags |= IXY_PKT_BAD;
             goto out;
@@ -125,15 +115,16 @@ static inline void ixy_parse(const uint8_t *d, uint32_t len, struct ixy_cols *c,
                 goto out;
             }
         }
-        if (proto == IXY_PROTO_UDP || proto == IXY_PROTO_TCP) {
-            if (end < l4 + (proto == IXY_PROTO_UDP ? 8u : 20u)) {
-                flags |= IXY_PKT_BAD;
-                goto out;
-            }
-            flags |= IXY_PKT_L4;
-            sport = ixy_be16(d + l4);
-            dport = ixy_be16(d + l4 + 2);
+    }
+    /* the UDP/TCP ports, for IPv4 and IPv6 alike (proto is 0 for anything else) */
+    if (proto == IXY_PROTO_UDP || proto == IXY_PROTO_TCP) {
+        if (end < l4 + (proto == IXY_PROTO_UDP ? 8u : 20u)) {
+            flags |= IXY_PKT_BAD;
+            goto out;
         }
+        flags |= IXY_PKT_L4;
+        sport = ixy_be16(d + l4);
+        dport = ixy_be16(d + l4 + 2);
     }
 out:
     if (flags & IXY_PKT_BAD)
