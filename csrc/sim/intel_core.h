@@ -70,8 +70,8 @@
  * The 82576 (variant INTEL_MODEL_82576) shares all of the above; intel_82576.c
  * says how its register map differs.
  *
- * Threading: the driver's threads call the register functions; the worker
- * thread runs the DMA engines. Shared state is accessed with GCC __atomic
+ * Threading: the driver's threads call the register functions; the engine
+ * thread (the worker, sim_worker.h) runs the DMA engines. Shared state is accessed with GCC __atomic
  * builtins only. The worker increments sim->round at the start and at the
  * end of every pass (odd = inside a pass); a driver thread that disables a
  * queue, resets the function or changes the DMA map clears the flag first, then
@@ -285,7 +285,7 @@ struct intel_function {
 };
 
 struct intel_model {
-    struct sim_worker worker; /* first (sim_worker.h): plays the DMA engines, intel_one_pass */
+    struct sim_worker worker; /* first (sim_worker.h): the engine plays the DMA engines, intel_one_pass */
     unsigned nfunctions;
     struct intel_function *functions[INTEL_MODEL_MAX_FUNCTIONS];
     struct sim_dma_map *map;  /* atomic pointer, replaced as a whole */

@@ -3,8 +3,8 @@
  * benchmarks and its no-hardware "sim" device. It models BAR0 (the register
  * file), the PCI command register's bus master enable, advanced rx/tx
  * descriptor DMA, the statistics registers and a "wire" per function
- * (each PCI function is one of the NIC's network ports). A worker
- * thread plays the NIC's DMA engines.
+ * (each PCI function is one of the NIC's network ports). The process's
+ * engine thread (sim_worker.h) plays the NIC's DMA engines.
  *
  * Both controllers use the same advanced descriptors, so the DMA engines,
  * the DMA map, the wire, the statistics and the MSI-X machinery are shared;
@@ -35,7 +35,7 @@
 #define INTEL_MODEL_MAX_FRAME 16384      /* largest frame the wire carries (jumbo) */
 #define INTEL_MODEL_MSIX_VECTORS 64      /* MSI-X table size of an 82599 function */
 
-struct intel_model;      /* functions sharing one worker thread and one DMA map (IOMMU view) */
+struct intel_model;      /* functions sharing one membership of the engine and one DMA map (IOMMU view) */
 struct intel_function;   /* one PCI function (a port of the NIC): PCI config, BAR0, one end of a wire */
 
 /* Which controller every function of a model is. */
@@ -48,10 +48,10 @@ enum intel_model_variant {
 /* nfunctions functions of one variant; function i gets MAC base_mac with i
  * added to the last byte, stored as the EEPROM would leave it in
  * RAL(0)/RAH(0) after reset. NULL for a bad nfunctions or variant. The rest
- * of the life cycle (the worker thread, the DMA map, destroy) is
- * intel_model_ops, see sim_model.h: the worker runs the DMA engines of all
- * functions; set_busy_poll(0) (default) spins briefly, then sleeps ~50 us
- * per idle round; poll's work is descriptors and frames. */
+ * of the life cycle (joining the engine, the DMA map, destroy) is
+ * intel_model_ops, see sim_model.h: the engine runs the DMA engines of all
+ * functions; set_busy_poll(0) (default) lets it spin briefly, then sleep
+ * ~50 us per idle round; poll's work is descriptors and frames. */
 struct intel_model *intel_model_create(unsigned nfunctions, const uint8_t base_mac[6],
                                        enum intel_model_variant variant);
 extern const struct sim_model_ops intel_model_ops;

@@ -3,26 +3,28 @@
  * drives any model through it. Each function takes the model (the struct
  * its create function returned) as sim.
  *
- * A model holds its functions (ports, devices), one worker thread playing
- * their DMA engines, and one DMA map (what an IOMMU's page table says). */
+ * A model holds its functions (ports, devices), its membership of the
+ * process's engine (sim_worker.h: one thread playing the DMA engines of
+ * every started model), and one DMA map (what an IOMMU's page table says). */
 #ifndef SIM_MODEL_H
 #define SIM_MODEL_H
 
 #include <stdint.h>
 
 struct sim_model_ops {
-    /* Start the worker thread (idempotent). Returns 0 or an errno. */
+    /* Join the engine: its thread runs the model's passes (idempotent).
+     * Returns 0 or an errno. */
     int (*start)(void *sim);
-    /* Stop the worker thread and wait for it (idempotent). */
+    /* Leave the engine; on return it runs none of the model (idempotent). */
     void (*stop)(void *sim);
-    /* Stop the worker, then free the model. */
+    /* Leave the engine, then free the model. */
     void (*destroy)(void *sim);
-    /* With the worker stopped: one pass of the DMA engines in the caller's
+    /* Out of the engine (stopped): one pass of the DMA engines in the caller's
      * thread (deterministic measurements: no second thread, no spinning).
-     * Returns the work done, or -1 while the worker runs. */
+     * Returns the work done, or -1 while the model is in the engine. */
     int (*poll)(void *sim);
-    /* busy != 0: the idle worker spins without sleeping (benchmarks, one
-     * core for the model); busy == 0 (default): it sleeps when idle. */
+    /* busy != 0: the idle engine spins without sleeping (benchmarks, one
+     * core for the models); busy == 0 (default): it sleeps when idle. */
     void (*set_busy_poll)(void *sim, int busy);
     /* Descriptors and buffers carry dma_addr; the model reaches that memory
      * at vaddr. DMA outside the mapped ranges is an error (an IOMMU fault).

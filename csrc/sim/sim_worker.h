@@ -1,26 +1,41 @@
-/* The worker thread every device model runs (intel_model.h, virtio_model.h):
- * it plays the DMA engines of the model's functions, one pass after another,
- * and what it does between passes that found no work is the one policy
- * below, with two parameters. Also the clock and the pause of a spin-wait
- * the models share.
+/* The engine that plays the device models' DMA engines: one thread per
+ * process, shared by every started model (intel_model.h, virtio_model.h).
+ * Each model holds a struct sim_worker, its membership: its pass (one pass
+ * of its DMA engines) and its idle policy. A sweep of the engine runs the
+ * pass of every member; models opened in one process (sim:source and
+ * sim:sink in `ixypy fwd`) thus share one thread instead of one each, and
+ * a process with a driver thread needs two cores, not one per model.
+ * Also the clock and the pause of a spin-wait the models share.
  *
- * Idle policy: after a pass without work the worker
- *   - spins briefly (16 pauses) while busy polling is on (benchmarks: one
- *     core for the model), and for the first IDLE_SPIN_NS of an idle spell
- *     unless yield_when_idle is set, in which case it yields its core
- *     instead (a driver sharing it gets to run);
- *   - after that sleeps up to sleep_ns at a time, or until
- *     sim_worker_kick() (a notify: the virtio-net model) wakes it.
+ * Idle policy: after a sweep without work the engine
+ *   - spins briefly (16 pauses) while any member busy-polls (benchmarks:
+ *     one core for the models), and for the first IDLE_SPIN_NS of an idle
+ *     spell unless a member sets yield_when_idle, in which case it yields
+ *     its core instead (a driver sharing it gets to run);
+ *   - after that sleeps up to the smallest sleep_ns of its members at a
+ *     time, or until sim_worker_kick() (a notify: the virtio-net model)
+ *     wakes it.
  *
- * Memory order: running, busy, sleeping and kicked are sequentially
- * consistent: kick stores kicked and then loads sleeping, the worker stores
- * sleeping and then loads kicked, and one of them must see the other's
- * store (on x86 the loads are plain moves; the stores are in start, stop,
- * set_busy and kick only). */
+ * Help: a driver whose call found no work runs a sweep itself
+ * (sim_engine_help, through the queues' idle hook: ixy_poll_hook.h) unless
+ * the engine is in one. On a machine whose cores are busy, the models then
+ * progress while the driver has a core, not only when the engine's thread
+ * gets one; sweeps never overlap.
+ *
+ * Membership: sim_worker_start() adds a model to the engine (starting the
+ * thread for the first), sim_worker_stop() removes it and returns once the
+ * engine no longer runs its pass (stopping the thread with the last). The
+ * engine reads the member list without a lock: a change publishes a new
+ * list and waits until the sweep that may hold the old one has ended.
+ *
+ * Memory order: the engine's flags are sequentially consistent: kick
+ * stores kicked and then loads sleeping, the engine stores sleeping and
+ * then loads kicked, and one of them must see the other's store; a sweep
+ * makes its counter odd before it loads the member list, a change stores
+ * the list before it loads the counter. */
 #ifndef SIM_WORKER_H
 #define SIM_WORKER_H
 
-#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -30,7 +45,7 @@
 #define cpu_relax() __asm__ __volatile__("" ::: "memory")
 #endif
 
-#define IDLE_SPIN_NS 1000000       /* how long an idle worker keeps spinning or yielding */
+#define IDLE_SPIN_NS 1000000       /* how long an idle engine keeps spinning or yielding */
 
 static inline int64_t now_ns(void)
 {
@@ -39,30 +54,33 @@ static inline int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* A model's membership of the engine. */
 struct sim_worker {
     unsigned (*pass)(void *model);  /* one pass of the model's DMA engines: the work done */
     void *model;
     int yield_when_idle;            /* early in an idle spell: yield the core rather than spin */
-    int64_t sleep_ns;               /* then: sleep this long at a time (or until a kick) */
-    pthread_t thread;
-    int running, busy;              /* atomic */
-    int sleeping, kicked;           /* atomic: the worker sleeps; a kick came since the last pass */
-    pthread_mutex_t life_lock;      /* start and stop */
-    pthread_mutex_t wake_lock;
-    pthread_cond_t wake;
+    int64_t sleep_ns;               /* then: sleep at most this long at a time (or until a kick) */
+    int running, busy;              /* atomic: a member of the engine; busy polling */
 };
 
 void sim_worker_init(struct sim_worker *w, unsigned (*pass)(void *model), void *model,
                      int yield_when_idle, int64_t sleep_ns);
-/* Stops the worker, then frees what init made. */
+/* The same as sim_worker_stop: a model calls it before it frees itself. */
 void sim_worker_destroy(struct sim_worker *w);
-/* Start the thread (idempotent). Returns 0 or an errno. */
+/* Join the engine, starting its thread if this is the first member
+ * (idempotent). Returns 0 or an errno. */
 int sim_worker_start(struct sim_worker *w);
-/* Stop the thread and wait for it (idempotent). */
+/* Leave the engine; on return it no longer runs w's pass (idempotent). */
 void sim_worker_stop(struct sim_worker *w);
 void sim_worker_set_busy(struct sim_worker *w, int busy);
-/* Wake the worker if it sleeps; if it is in a pass, it does not sleep after it. */
+/* Wake the engine if it sleeps; if it is in a sweep, it does not sleep after it. */
 void sim_worker_kick(struct sim_worker *w);
+
+/* One sweep in the caller's thread, unless another thread is in one or no
+ * model is started: the work done (an ixy_poll_hook's poll; unused: NULL). */
+int sim_engine_help(void *unused);
+/* How many sweeps sim_engine_help has run in this process. */
+uint64_t sim_engine_helped(void);
 
 /* struct sim_model_ops entries (sim_model.h) for a model whose struct
  * begins with its struct sim_worker: start, stop, set_busy_poll. */
@@ -75,7 +93,7 @@ static inline int sim_worker_running(const struct sim_worker *w)
     return __atomic_load_n(&w->running, __ATOMIC_SEQ_CST);
 }
 
-/* The worker runs and spins instead of sleeping. */
+/* The model is in the engine and asked it to spin instead of sleeping. */
 static inline int sim_worker_busy_polling(const struct sim_worker *w)
 {
     return sim_worker_running(w) && __atomic_load_n(&w->busy, __ATOMIC_SEQ_CST);

@@ -136,7 +136,7 @@ struct vnsim_dev {
 };
 
 struct vnsim {
-    struct sim_worker worker;     /* first (sim_worker.h): plays every device, worker_pass; a notify kicks it */
+    struct sim_worker worker;     /* first (sim_worker.h): the engine plays every device, worker_pass; a notify kicks it */
     unsigned ndevs;
     struct vnsim_dev *devs[VNSIM_MAX_DEVS];
     struct sim_dma_map map;

@@ -27,14 +27,14 @@
 #define VNSIM_CTRL_QUEUE_NUM 64
 #define VNSIM_MAX_FRAME 65535     /* the longest frame the wire carries */
 
-struct vnsim;        /* devices sharing one worker thread and one DMA map */
+struct vnsim;        /* devices sharing one membership of the engine and one DMA map */
 struct vnsim_dev;    /* one virtio-net function: PCI config, I/O BAR, a wire end */
 
 /* ---- life cycle ------------------------------------------------------- */
 /* ndevs devices; device i gets MAC base_mac with i added to the last byte;
  * queue_num: the size of the rx and tx queues (a power of two, 2..32768).
- * The rest of the life cycle (the worker thread, the DMA map all the
- * devices reach, destroy) is vnsim_ops, see sim_model.h: the worker plays
+ * The rest of the life cycle (joining the engine, the DMA map all the
+ * devices reach, destroy) is vnsim_ops, see sim_model.h: the engine plays
  * every device; set_busy_poll(1) also sets VRING_USED_F_NO_NOTIFY (the
  * device polls, 2.7.10), set_busy_poll(0) (default) sleeps when idle, woken
  * by a notify or after 1 ms; poll's work is the chains consumed. */

@@ -2,12 +2,33 @@
 """The queue base of every driver: rx, tx, forward, reclaim and close are
 written once here on top of the driver's per-batch C functions."""
 cimport cython
+from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.stdint cimport uint32_t
 
 from .batch cimport PacketBatch, PoolRefs
 from .mempool cimport ixy_buf
+from .poll_hook cimport ixy_poll_hook
 
 from ..errors import QueueError
+
+# What rx, tx and forward run when a call finds no work: ixypy.sim sets the
+# device models' engine here, so a driver that waits on a model helps it
+# along (csrc/sim/sim_worker.h, "Help") instead of only spinning.
+cdef ixy_poll_hook *_idle_hook = NULL
+cdef object _idle_hook_capsule = None
+
+
+def set_idle_hook(hook) -> None:
+    """hook: a PyCapsule "ixypy.poll_hook" that every queue's rx, tx and
+    forward run when they find no work, or None for nothing."""
+    global _idle_hook, _idle_hook_capsule
+    _idle_hook = NULL if hook is None else <ixy_poll_hook *> PyCapsule_GetPointer(hook, b"ixypy.poll_hook")
+    _idle_hook_capsule = hook
+
+
+cdef inline void _idle() noexcept nogil:
+    if _idle_hook != NULL:
+        _idle_hook.poll(_idle_hook.ctx)
 
 
 @cython.no_gc_clear
@@ -55,14 +76,20 @@ cdef class Queue:
         The GIL stays held: a batch takes about a microsecond, less than
         releasing and retaking the GIL would cost (~1000 instructions)."""
         self._usable(True)
-        return self._rx_into(batch)
+        cdef uint32_t got = self._rx_into(batch)
+        if not got:
+            _idle()
+        return got
 
     cdef uint32_t _tx_entry(self, PacketBatch batch) except? 0xFFFFFFFF:
         """tx: send from the front of batch; sent buffers leave the batch (the
         driver frees them once the NIC is done). Returns the count sent."""
         self._usable(False)
         self._check_tx(batch)
-        return self._tx_from(batch)
+        cdef uint32_t sent = self._tx_from(batch)
+        if not sent and batch.count:
+            _idle()
+        return sent
 
     cdef uint32_t _forward_entry(self, Queue txq, PacketBatch batch) except? 0xFFFFFFFF:
         """forward: one forwarding step, for a loop that forwards without
@@ -75,7 +102,10 @@ cdef class Queue:
         txq._usable(False)
         self._rx_into(batch)
         txq._check_tx(batch)
-        return txq._tx_from(batch)
+        cdef uint32_t sent = txq._tx_from(batch)
+        if not sent:
+            _idle()
+        return sent
 
     def reclaim(self) -> None:
         """Free the buffers the device is done with, without sending (tx)."""

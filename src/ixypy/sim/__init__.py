@@ -24,7 +24,11 @@ from ..errors import DeviceBusy, DeviceNotFound
 from ..device import format_mac
 from ..memory import VirtualAllocator
 from ..packets import SEQ_OFFSET, udp_frame
-from ._model import IntelFunction, IntelModel, Model
+from ..fastpath.queue import set_idle_hook
+from ._model import IntelFunction, IntelModel, Model, engine_help_hook
+
+# a queue that finds no work runs a sweep of the models itself (sim_worker.h)
+set_idle_hook(engine_help_hook())
 
 INTEL_WIRES = ("sink", "source", "loop", "pair0", "pair1")
 # address prefix -> (model, its wires): "82599" and "82576" are IntelModel variants

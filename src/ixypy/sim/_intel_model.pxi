@@ -1,5 +1,5 @@
 # The Intel model, 82599 or 82576 (csrc/sim/intel_model.h), included in
-# _model.pyx: ``IntelModel`` owns the model (PCI functions, worker thread, DMA
+# _model.pyx: ``IntelModel`` owns the model (PCI functions, membership of the engine, DMA
 # map); ``IntelFunction`` is one function, one of the NIC's network ports: its
 # PCI config space, its BAR0 registers, its wire and its logs.
 

@@ -4,17 +4,19 @@ or the 82576 (intel_model.h), and ``VirtioSim``, the legacy virtio-net
 (virtio_model.c).
 
 ``Model`` is what every model offers through its struct sim_model_ops
-(csrc/sim/sim_model.h): the worker thread and the DMA map. ``Function`` is
+(csrc/sim/sim_model.h): its place in the process's engine (one thread
+playing every started model, csrc/sim/sim_worker.h) and the DMA map. ``Function`` is
 one of its PCI functions: an ``IntelFunction`` (a network port of an
 IntelModel) or a ``VirtioSimDevice``."""
 from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 
-cdef extern from "ixy_poll_hook.h" nogil:
-    struct ixy_poll_hook:
-        int (*poll)(void *ctx) noexcept nogil
-        void *ctx
+from ixypy.fastpath.poll_hook cimport ixy_poll_hook
+
+cdef extern from "sim_worker.h" nogil:
+    int sim_engine_help(void *unused) noexcept
+    uint64_t sim_engine_helped() noexcept
 
 cdef extern from "sim_model.h" nogil:
     struct sim_model_ops:
@@ -28,10 +30,27 @@ cdef extern from "sim_model.h" nogil:
 
 import os as _os
 
+cdef ixy_poll_hook _engine_help
+
+
+def engine_help_hook():
+    """PyCapsule "ixypy.poll_hook": one sweep of the process's engine in the
+    caller's thread, unless the engine's thread is in one (sim_worker.h,
+    "Help"); what the queues run when a call finds no work."""
+    _engine_help.poll = sim_engine_help
+    _engine_help.ctx = NULL
+    return PyCapsule_New(&_engine_help, b"ixypy.poll_hook", NULL)
+
+
+def engine_helped_sweeps() -> int:
+    """How many sweeps of the engine callers of engine_help_hook()'s hook
+    (the queues) have run in this process."""
+    return sim_engine_helped()
+
 
 cdef class Model:
-    """A device model: its functions, one worker thread playing their DMA
-    engines (see :meth:`start`) and one DMA map. A subclass's ``__cinit__``
+    """A device model: its functions, their DMA engines played by the
+    process's engine thread once started (see :meth:`start`), and one DMA map. A subclass's ``__cinit__``
     creates the model and sets ``ops`` first, then ``sim``."""
     cdef const sim_model_ops *ops
     cdef void *sim
@@ -62,20 +81,21 @@ cdef class Model:
         return self._functions[i]
 
     def start(self) -> None:
-        """Start the worker thread (idempotent)."""
+        """Join the process's engine: its one thread plays this model with
+        every other started model (idempotent)."""
         cdef int rc = self.ops.start(self._get())
         if rc:
             raise OSError(rc, _os.strerror(rc))
 
     def stop(self) -> None:
-        """Stop the worker thread; waits for it (idempotent)."""
+        """Leave the engine; on return it runs none of this model (idempotent)."""
         cdef void *s = self._get()
         cdef const sim_model_ops *ops = self.ops
         with nogil:
             ops.stop(s)
 
     def close(self) -> None:
-        """Stop the worker and free the model (idempotent)."""
+        """Leave the engine and free the model (idempotent)."""
         self._destroy()
 
     @property
@@ -83,12 +103,12 @@ cdef class Model:
         return self.sim == NULL
 
     def poll(self) -> int:
-        """With the worker stopped: one pass of the DMA engines in this
+        """Stopped (out of the engine): one pass of the DMA engines in this
         thread (deterministic measurements). Returns the work done: the
         82599/82576 descriptors and frames, the virtio-net chains consumed."""
         cdef int work = self.ops.poll(self._get())
         if work < 0:
-            raise RuntimeError(f"poll() needs the worker stopped ({type(self).__name__}.stop())")
+            raise RuntimeError(f"poll() needs the model stopped ({type(self).__name__}.stop())")
         return work
 
     def poll_hook(self):
@@ -100,7 +120,7 @@ cdef class Model:
         return PyCapsule_New(&self.hook, b"ixypy.poll_hook", NULL)
 
     def set_busy_poll(self, bint busy) -> None:
-        """Spin without sleeping when idle (benchmarks) or not (default); the
+        """Let the engine spin without sleeping when idle (benchmarks) or not (default); the
         virtio-net model also suppresses notifies while it spins."""
         self.ops.set_busy_poll(self._get(), busy)
 

@@ -1,5 +1,5 @@
 # The legacy virtio-net model (csrc/sim/virtio_model.c), included in
-# _model.pyx: ``VirtioSim`` owns the model (devices, worker thread, DMA map);
+# _model.pyx: ``VirtioSim`` owns the model (devices, membership of the engine, DMA map);
 # ``VirtioSimDevice`` is one virtio-net function: its PCI config space, its
 # legacy I/O BAR, its wire and its error log.
 
