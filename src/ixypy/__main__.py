@@ -1,0 +1,4 @@
+"""`python -m ixypy`: the `ixypy` command."""
+from .cli import cli
+
+cli()
