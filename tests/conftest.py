@@ -8,6 +8,10 @@ import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# the plugin users get (ixypy_pair, ixypy_sim, faults...): loaded here too
+# when ixypy is not installed (a checkout run with pythonpath=src)
+pytest_plugins = ["ixypy.testing"]
+
 
 def require(condition: bool, reason: str) -> None:
     """Skip (outside CI) or fail (in CI) when a prerequisite is missing."""

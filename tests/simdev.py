@@ -1,12 +1,11 @@
 """Helpers for tests that drive a sim device through a driver: the model's
-errors, an opened pair, a receiver checking sequence numbers, a sender that
+errors, a receiver checking sequence numbers, a sender that
 never overruns the receiver's ring."""
 from __future__ import annotations
 
 import time
 from typing import List
 
-import ixypy
 from ixypy import PacketBatch
 from ixypy.packets import SEQ_OFFSET
 
@@ -15,18 +14,6 @@ CRC = 4
 
 def model_errors(*devs) -> List[str]:
     return [e for d in devs for e in d.bus.model_errors()]
-
-
-def opened_pair(prefix: str = ""):
-    """For a fixture: both ends of the sim pair cable (sim:{prefix}pair0 and
-    sim:{prefix}pair1) with 64-descriptor rings; then closed, checking that
-    the model logged no error."""
-    a = ixypy.open(f"sim:{prefix}pair0", num_rx_desc=64, num_tx_desc=64)
-    b = ixypy.open(f"sim:{prefix}pair1", num_rx_desc=64, num_tx_desc=64)
-    yield a, b
-    a.close()
-    b.close()
-    assert model_errors(a, b) == []
 
 
 def wait_until(predicate, timeout: float = 5.0) -> bool:

@@ -5,6 +5,7 @@
  *
  * The files, one concern each:
  *   intel_model.c    life cycle, worker, DMA map, PCI config space, logs
+ *   intel_faults.c   what a test does to a port: cable out, rx drops, a stalled DMA engine, removal
  *   intel_engines.c  the DMA engines: receive, transmit, the source wire
  *   intel_queues.c   rings: enable checks, head/tail, the queue registers
  *   intel_msix.c     MSI-X (7.3): causes, masks, throttling, eventfds
@@ -237,6 +238,10 @@ struct intel_function {
     uint64_t own_mac;         /* RAR(0) as 48-bit value, bit 63 = AV */
     int64_t rst_until;        /* ns: CTRL.RST reads 1 until then */
     int64_t link_up_at;       /* ns; NEVER = down */
+    uint32_t unplugged;       /* atomic, faults: the cable is out (link down) */
+    uint32_t stalled;         /* atomic, faults: the DMA engines do nothing */
+    uint32_t removed;         /* atomic, faults: gone from the bus (reads all ones, no DMA) */
+    uint64_t drop_rx;         /* atomic, faults: frames still to drop on arrival */
     int64_t link_delay_us;
     uint32_t link_speed;      /* LINKS bits 29:28 when up */
     uint16_t phy[32];         /* 82576: the PHY's registers (under p->lock) */
@@ -328,12 +333,20 @@ static inline void rx_lock(struct intel_function *p)
 
 static inline int link_is_up(struct intel_function *p, int64_t now)
 {
-    return now >= LD(&p->link_up_at);
+    return now >= LD(&p->link_up_at) && !LD(&p->unplugged);
+}
+
+/* The function's DMA engines may run (intel_faults.c: not stalled or removed). */
+static inline int dma_runs(struct intel_function *p)
+{
+    return !LD(&p->stalled) && !LD(&p->removed);
 }
 
 static inline uint32_t sat32(uint64_t v) { return v > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)v; }
 
 /* ---- what the files call in one another ---------------------------------------- */
+/* intel_faults.c: 1 if the frame arriving now is one of a burst to drop (counted) */
+int intel_fault_drop(struct intel_function *p);
 /* intel_engines.c */
 void intel_fcs_init(void);
 int intel_rx_frame(struct intel_function *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,

@@ -88,7 +88,7 @@ static int rx_accept(struct intel_function *p, const uint8_t *data, uint32_t len
  * and counted (QPRDC with SRRCTL.DROP_EN, else RXMPC). */
 static int rx_room(struct intel_function *p, struct ring *q, uint32_t dlen, uint32_t *ndesc)
 {
-    int ok = LDA(&q->enabled) && !LD(&q->faulted);
+    int ok = LDA(&q->enabled) && !LD(&q->faulted) && dma_runs(p);
     if (ok && !(LD(&p->pci_command) & 4)) {
         if (!q->bme_reported) {
             q->bme_reported = 1;
@@ -159,6 +159,8 @@ int intel_rx_frame(struct intel_function *p, const struct sim_dma_map *m, const 
     p->rx_dirty = 1;
     uint32_t hl = LD(&p->hlreg0);
     if (!rx_accept(p, data, len, hl))
+        return 0;
+    if (LD(&p->drop_rx) && intel_fault_drop(p))
         return 0;
     struct ring *q = &p->rx[0];
     uint32_t dlen = (hl & HLREG0_RXCRCSTRP) ? len : len + 4, ndesc = 0;
@@ -453,7 +455,7 @@ static unsigned function_pass(struct intel_function *p, const struct sim_dma_map
 {
     const struct sim_dma_ent *hint = NULL;
     unsigned work = 0;
-    if (now < LD(&p->rst_until))
+    if (now < LD(&p->rst_until) || !dma_runs(p))
         return 0;
     if (LD(&p->irq_wait)) {        /* an EITR interval may have ended */
         pthread_mutex_lock(&p->irq_lock);

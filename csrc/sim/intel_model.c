@@ -59,6 +59,8 @@ uint32_t intel_model_config_read(struct intel_function *p, uint32_t off, unsigne
         ERR(p, "config read of %u bytes at 0x%x: bad size or alignment", size, off);
         return 0xFFFFFFFF;
     }
+    if (LD(&p->removed))
+        return size == 4 ? 0xFFFFFFFF : (1u << (8 * size)) - 1;
     uint8_t cs[256] = {0};
     wr32(cs + 0x00, (uint32_t)p->v->device_id << 16 | 0x8086);   /* device, vendor */
     uint16_t cmd = LD(&p->pci_command);
@@ -80,6 +82,8 @@ void intel_model_config_write(struct intel_function *p, uint32_t off, unsigned s
         ERR(p, "config write of %u bytes at 0x%x: bad size or alignment", size, off);
         return;
     }
+    if (LD(&p->removed))
+        return;
     /* only COMMAND (offset 4, 16 bits) is writable in the model */
     for (unsigned i = 0; i < size; i++) {
         uint32_t o = off + i;

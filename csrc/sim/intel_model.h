@@ -106,6 +106,23 @@ uint64_t intel_model_irq_count(struct intel_function *fn, unsigned vector);
  * (LINKS.LINK_UP, STATUS.LU), in microseconds; < 0: the link never comes up. */
 void intel_model_set_link_delay(struct intel_function *fn, int64_t usec);
 
+/* ---- faults (what a test does to a port) ---------------------------------- */
+/* The cable pulled out (plugged = 0): the link is down (LINKS, STATUS.LU),
+ * nothing is sent or received; plugged back in (plugged != 0): the link is
+ * as the driver last set it up. */
+void intel_model_fault_plug(struct intel_function *fn, int plugged);
+/* The next n frames that arrive and pass the address filter are dropped as
+ * if the rx ring had no room (counted as such: RXMPC, the wire's
+ * rx_no_desc_drops). */
+void intel_model_fault_drop_rx(struct intel_function *fn, uint64_t n);
+/* stalled != 0: the DMA engines stop (no descriptor fetched or written, no
+ * interrupt; arriving frames are dropped as without room) until called
+ * with 0. */
+void intel_model_fault_stall(struct intel_function *fn, int stalled);
+/* Surprise removal, for good: register and configuration reads return all
+ * ones, writes are ignored, no DMA, no interrupt. */
+void intel_model_fault_remove(struct intel_function *fn);
+
 /* What crossed this function's cable, counted by the model itself (not the
  * clear-on-read device statistics the driver reads). */
 struct intel_wire_stats {

@@ -198,12 +198,13 @@ void intel_queue_write(struct intel_function *p, const struct qreg *r, uint32_t 
         reg_set(p, r->off, v);
 }
 
-/* A queue whose ring is being unmapped faults (an IOMMU fault on real hardware). */
+/* A queue whose ring is being unmapped faults (an IOMMU fault on real
+ * hardware); a removed function does no DMA, its rings are not used. */
 void intel_rings_unmapped(struct intel_model *sim, uint64_t dma_addr, uint64_t len)
 {
     for (unsigned pi = 0; pi < sim->nfunctions; pi++) {
         struct intel_function *p = sim->functions[pi];
-        for (unsigned qi = 0; qi < p->v->nqueues; qi++) {
+        for (unsigned qi = 0; !LD(&p->removed) && qi < p->v->nqueues; qi++) {
             for (int rx = 0; rx < 2; rx++) {
                 struct ring *q = rx ? &p->rx[qi] : &p->tx[qi];
                 if (!LD(&q->enabled))

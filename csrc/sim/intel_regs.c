@@ -179,7 +179,7 @@ static int common_stat_read(struct intel_function *p, uint32_t off, uint32_t *v)
 uint32_t intel_model_read32(void *ctx, uint32_t off)
 {
     struct intel_function *p = ctx;
-    if (bad_offset(p, off, "read"))
+    if (LD(&p->removed) || bad_offset(p, off, "read"))
         return 0xFFFFFFFF;
     struct qreg r;
     if (p->v->queue_at(p, off, &r))
@@ -219,7 +219,7 @@ static void write_locked(struct intel_function *p, uint32_t off, uint32_t v, int
 void intel_model_write32(void *ctx, uint32_t off, uint32_t v)
 {
     struct intel_function *p = ctx;
-    if (bad_offset(p, off, "write"))
+    if (LD(&p->removed) || bad_offset(p, off, "write"))
         return;
     struct qreg r;
     if (p->v->queue_at(p, off, &r) && r.slot == Q_T) {   /* tails: the hot path, no lock */

@@ -36,17 +36,22 @@ class Limits:
 
 
 class _Clock:
-    """Elapsed time and the once-a-second tick."""
+    """Elapsed time and the once-a-second look at the devices: each must
+    still be there (DeviceGone otherwise: rx and tx on a gone device find
+    no work, they do not fail), then the tick."""
 
-    def __init__(self, tick: Optional[Tick]) -> None:
+    def __init__(self, tick: Optional[Tick], devices: Sequence[Device]) -> None:
         self.start = time.perf_counter()
         self.next_tick = 1.0
         self.tick = tick
+        self.devices = devices
 
     def elapsed(self) -> float:
         now = time.perf_counter() - self.start
         if now >= self.next_tick:
             self.next_tick += 1.0
+            for dev in self.devices:
+                dev.ensure_present()
             if self.tick:
                 self.tick(now)
         return now
@@ -61,7 +66,7 @@ def pktgen(dev: Device, frames: Sequence[bytes], limits: Limits, batch_size: int
     pool.fill(list(frames))
     batch = PacketBatch(batch_size)
     txq = dev.tx_queue(queue)
-    clock = _Clock(tick)
+    clock = _Clock(tick, [dev])
     seq = sent = 0
     count = limits.count
     burst = 1 if rate_pps is not None else BURST     # paced: check the clock every batch
@@ -98,7 +103,7 @@ def forward(pairs: Iterable[tuple], limits: Limits, batch_size: int = 32, tick: 
     NIC drops and counts what finds no room. Returns the packets forwarded."""
     pairs = list(pairs)
     legs = [(src.rx_queue(0), dst.tx_queue(0), PacketBatch(batch_size)) for src, dst in pairs]
-    clock = _Clock(tick)
+    clock = _Clock(tick, list({id(d): d for pair in pairs for d in pair}.values()))
     forwarded = 0
     burst = BURST if limits.count is None else 1     # with a count: stop within a batch of it
     try:
@@ -120,7 +125,7 @@ def capture(dev: Device, out: BinaryIO, limits: Limits, batch_size: int = 32, qu
     writer = dpkt.pcap.Writer(out, snaplen=snaplen)
     batch = PacketBatch(batch_size)
     rxq = dev.rx_queue(queue)
-    clock = _Clock(tick)
+    clock = _Clock(tick, [dev])
     written = 0
     try:
         while not limits.reached(written, clock.elapsed()):

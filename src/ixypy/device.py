@@ -192,6 +192,13 @@ class Device(abc.ABC):
     def link_speed(self) -> int:
         """Link speed in Mbit/s; 0 while the link is down."""
 
+    @abc.abstractmethod
+    def ensure_present(self) -> None:
+        """Raise DeviceGone if the device no longer answers (its registers
+        read all ones: removed, powered off, reset behind the driver). The
+        app loops call it once a second: rx and tx on a gone device find no
+        work rather than fail."""
+
     @property
     @abc.abstractmethod
     def promisc(self) -> Optional[bool]:

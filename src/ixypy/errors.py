@@ -135,6 +135,14 @@ class DeviceError(IxyError):
     default_hint = "reset the NIC (`ixypy unbind ADDR` then bind again) and retry"
 
 
+class DeviceGone(DeviceError):
+    """The device stopped answering: its registers read all ones, as a PCIe
+    device's do once it is removed, powered off or reset behind the driver."""
+
+    default_hint = ("nothing more can be done with it: close it (dev.close() frees its memory), check with "
+                    "`ixypy devices` that it is back, then ixypy.open() it again")
+
+
 class InterruptsUnavailable(IxyError):
     """Interrupts were asked for where they cannot work (UIO, no MSI-X, too few vectors)."""
 

@@ -16,16 +16,21 @@ from ixypy.drivers.igb import IgbDevice
 from ixypy.packets import SEQ_OFFSET, udp_frame
 from ixypy.sim import SimBus, close_model, new_intel_model, source_frame
 
-from ..simdev import CRC, Receiver, model_errors, opened_pair, send, wait_until
+from ..simdev import CRC, Receiver, model_errors, send, wait_until
 
 N = 20_000
 OTHER_MAC = "02:00:00:00:99:99"
 
 
 @pytest.fixture
-def pair():
-    """Two 82576 ports cabled together: a sender and a receiver."""
-    yield from opened_pair("igb-")
+def ixypy_sim_kind():
+    return "igb"
+
+
+@pytest.fixture
+def pair(ixypy_sim):
+    """Two 82576 ports cabled together, 64-descriptor rings: a sender and a receiver."""
+    return ixypy_sim.pair(num_rx_desc=64, num_tx_desc=64)
 
 
 @pytest.fixture

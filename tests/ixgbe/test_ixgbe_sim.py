@@ -20,13 +20,13 @@ from ixypy.errors import BatchError, DeviceError, LinkDown, QueueError, Unsuppor
 from ixypy.packets import SEQ_OFFSET, udp_frame
 from ixypy.sim import attach
 
-from ..simdev import CRC, Receiver, model_errors, opened_pair, send, wait_until
+from ..simdev import CRC, Receiver, model_errors, send, wait_until
 
 
 @pytest.fixture
-def pair():
-    """Two ports cabled together: a sender and a receiver."""
-    yield from opened_pair()
+def pair(ixypy_sim):
+    """Two ports cabled together, 64-descriptor rings: a sender and a receiver."""
+    return ixypy_sim.pair(num_rx_desc=64, num_tx_desc=64)
 
 
 def test_bring_up_follows_the_datasheet_sequence():

@@ -9,10 +9,10 @@ from ixypy.device import Device, DeviceStats
 from ixypy.drivers import supported_ids
 from ixypy.drivers.intel import IntelDevice
 
-#: what apps.py, cli.py, the README and the examples call on a device, and
+#: what apps.py (ensure_present), cli.py, the README and the examples call on a device, and
 #: what Device.close() needs of a driver
 INTERFACE = {"rx_batch", "tx_batch", "flush_tx", "rx_queue", "tx_queue", "stats", "mac", "link_speed",
-             "promisc", "set_promisc", "_stop"}
+             "promisc", "set_promisc", "ensure_present", "_stop"}
 
 
 class StubBus:

@@ -17,7 +17,7 @@ from ..fastpath.intel import IntelRxQueue, IntelTxQueue
 from ..fastpath.mempool import Mempool
 from ..fastpath.regs import Bar
 from ..device import Device, DeviceStats, format_mac
-from ..errors import DeviceTimeout, InterruptsUnavailable, IxyError, LinkDown, PacketTooLarge, QueueError
+from ..errors import DeviceGone, DeviceTimeout, InterruptsUnavailable, IxyError, LinkDown, PacketTooLarge, QueueError
 from ..interrupts import Interrupts, rx_wait
 from ..memory import DmaRegion
 
@@ -28,15 +28,32 @@ DESC_SIZE = 16
 RING_ALIGN = 128     # descriptor rings: 128-byte aligned, length a multiple of 128
 
 
+ALL_ONES = 0xFFFFFFFF
+
+
 class Registers:
     """32-bit register access with the read-modify-write and wait helpers
-    bring-up needs. Every wait has a timeout and names the register."""
+    bring-up needs. Every wait has a timeout and names the register. A read
+    of all ones, what a PCIe read of a device that is gone returns, raises
+    DeviceGone if the presence register (one that never reads all ones on a
+    live device) reads so too."""
 
-    def __init__(self, bar: Bar, names: Callable[[int], str]) -> None:
+    def __init__(self, bar: Bar, names: Callable[[int], str], presence: int) -> None:
         self.bar = bar
-        self.read = bar.read32
+        self._read32 = bar.read32
         self.write = bar.write32
         self.name_of = names
+        self.presence = presence
+
+    def read(self, reg: int) -> int:
+        value = self._read32(reg)
+        if value == ALL_ONES:
+            self.ensure_present()
+        return value
+
+    def ensure_present(self) -> None:
+        if self._read32(self.presence) == ALL_ONES:
+            raise DeviceGone(f"the NIC stopped answering: {self.name_of(self.presence)} reads {ALL_ONES:#x}")
 
     def set_flags(self, reg: int, flags: int) -> None:
         self.write(reg, self.read(reg) | flags)
@@ -86,6 +103,13 @@ class QueueRegs:
         return cls(bal=base, bah=base + 0x04, len=base + 0x08, head=base + 0x10, tail=base + 0x18, ctl=base + 0x28)
 
 
+#: the datasheets' names of the QueueRegs fields
+QUEUE_REG_NAMES = {
+    "rx": {"bal": "RDBAL", "bah": "RDBAH", "len": "RDLEN", "head": "RDH", "tail": "RDT", "ctl": "RXDCTL"},
+    "tx": {"bal": "TDBAL", "bah": "TDBAH", "len": "TDLEN", "head": "TDH", "tail": "TDT", "ctl": "TXDCTL"},
+}
+
+
 @dataclass(frozen=True)
 class LinkRegs:
     """Where a family reports its link: register, link-up bit, speed field."""
@@ -126,6 +150,7 @@ class IntelDevice(Device):
     RAL0: int
     RAH0: int
     MAX_FRAME = 1522            # without jumbo frames: 1518 + a VLAN tag
+    STATUS = 0x00008            # device status, never all ones (82599 8.2.3.1.2, 82576 8.2.2)
     NAMES: Dict[int, str] = {}
     _ring_memory: DmaRegion       # every ring, allocated at bring-up (_allocate_rings)
 
@@ -147,7 +172,7 @@ class IntelDevice(Device):
         self._totals = DeviceStats()
         self._promisc = promisc
         try:
-            self.regs = Registers(bus.bar(0), self.register_name)
+            self.regs = Registers(bus.bar(0), self.register_name, self.STATUS)
             # one rx mempool shared by the rx queues, big enough to refill every ring twice over
             self.rx_mempool = mempool if mempool is not None else self.mempool(max(4096, 2 * rx_queues * num_rx_desc))
             self._bring_up(self.LINK_TIMEOUT if link_timeout is None else link_timeout)
@@ -239,10 +264,10 @@ class IntelDevice(Device):
 
     def register_name(self, offset: int) -> str:
         for n in range(self.MAX_QUEUES):
-            if self.rx_queue_regs(n).ctl == offset:
-                return f"RXDCTL[{n}]"
-            if self.tx_queue_regs(n).ctl == offset:
-                return f"TXDCTL[{n}]"
+            for kind, regs in (("rx", self.rx_queue_regs(n)), ("tx", self.tx_queue_regs(n))):
+                for field, name in QUEUE_REG_NAMES[kind].items():
+                    if getattr(regs, field) == offset:
+                        return f"{name}[{n}]"
         return self.NAMES.get(offset, f"register {offset:#x}")
 
     def _rx_buffer_kib(self) -> int:
@@ -345,6 +370,9 @@ class IntelDevice(Device):
 
     # --- control ----------------------------------------------------------------
 
+    def ensure_present(self) -> None:
+        self.regs.ensure_present()
+
     def link_speed(self) -> int:
         value = self.regs.read(self.LINK.reg)
         if not value & self.LINK.up:
@@ -393,10 +421,14 @@ class IntelDevice(Device):
         if getattr(self, "regs", None) is None:
             return      # failed before the BAR was mapped: the device was never touched
         try:
-            self._disable_rx()
-            self._disable_queues()
+            try:
+                self._disable_rx()
+                self._disable_queues()
+            finally:
+                self._disable_interrupts()
+                self._global_reset()
+        except DeviceGone:
+            pass        # nothing answers, nothing to stop on the device: the memory is released below
         finally:
-            self._disable_interrupts()
-            self._global_reset()
             self.bus.set_bus_master(False)
             self._close_queues()

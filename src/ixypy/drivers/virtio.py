@@ -27,7 +27,7 @@ from ..fastpath.mempool import Mempool
 from ..fastpath.regs import PortIo
 from ..fastpath.virtio import VirtioCtrlQueue, VirtioRxQueue, VirtioTxQueue, vring_size
 from ..device import Device, DeviceStats, format_mac
-from ..errors import BarError, DeviceError, DeviceTimeout, PacketTooLarge, QueueError, UnsupportedDevice
+from ..errors import BarError, DeviceError, DeviceGone, DeviceTimeout, PacketTooLarge, QueueError, UnsupportedDevice
 from ..interrupts import rx_wait
 from ..pci import msix_enabled
 from . import virtio_irq
@@ -241,6 +241,7 @@ class VirtioDevice(Device):
             q.reclaim()
             while q.in_flight:
                 if time.monotonic() > deadline:
+                    self.ensure_present()
                     raise DeviceTimeout(f"{self.address}: {q.in_flight} tx packets still not used by the device "
                                         f"after {timeout:g} s")
                 time.sleep(0.0001)
@@ -264,6 +265,11 @@ class VirtioDevice(Device):
         if not self.features & F_STATUS:
             return True
         return bool(self.port.read16(self.config + CONFIG_STATUS) & S_LINK_UP)
+
+    def ensure_present(self) -> None:
+        """A live device's status never has every bit set (2.1)."""
+        if self.port.read8(DEVICE_STATUS) == 0xFF:
+            raise DeviceGone(f"{self.address}: the virtio device stopped answering: its status reads 0xff")
 
     def link_speed(self) -> int:
         """LINK_SPEED (nominal 1000 Mbit/s: legacy virtio has no speed field) while up, else 0."""

@@ -58,8 +58,11 @@ def pwrite_exact(fd: int, size: int, offset: int, value: int, what: str) -> None
 
 def set_bus_master(dev: ConfigSpace, enabled: bool) -> None:
     """Set or clear COMMAND bit 2 (bus master: the device may DMA) and read
-    it back."""
+    it back. Clearing it on a device that is gone (its configuration space
+    reads all ones) is done: it does no DMA."""
     cmd = dev.config_read(PCI_COMMAND, 2)
+    if cmd == 0xFFFF and not enabled:
+        return
     want = cmd | PCI_COMMAND_MASTER if enabled else cmd & ~PCI_COMMAND_MASTER
     if want != cmd:
         dev.config_write(PCI_COMMAND, 2, want)

@@ -36,6 +36,10 @@ cdef extern from "intel_model.h" nogil:
                                  uint64_t count, int seq_offset)
     int intel_model_inject(intel_function *fn, const uint8_t *frame, uint32_t len)
     void intel_model_set_link_delay(intel_function *fn, int64_t usec)
+    void intel_model_fault_plug(intel_function *fn, int plugged)
+    void intel_model_fault_drop_rx(intel_function *fn, uint64_t n)
+    void intel_model_fault_stall(intel_function *fn, int stalled)
+    void intel_model_fault_remove(intel_function *fn)
     void intel_model_get_wire_stats(intel_function *fn, intel_wire_stats *out)
     unsigned intel_model_error_count(intel_function *fn)
     const char *intel_model_error(intel_function *fn, unsigned index)
@@ -166,6 +170,28 @@ cdef class IntelFunction(Function):
         AUTOC.RESTART_AN to LINKS.LINK_UP; 82576: the PHY's BMCR restart to
         STATUS.LU); < 0: never up."""
         intel_model_set_link_delay(self._fn(), usec)
+
+    # --- faults (csrc/sim/intel_model.h): the names ixypy.testing.Faults uses
+
+    def plug(self, bint plugged) -> None:
+        """Pull the cable out (False: link down, nothing crosses) or plug it back in."""
+        intel_model_fault_plug(self._fn(), plugged)
+
+    def drop_rx(self, uint64_t n) -> None:
+        """Drop the next n frames that arrive, as a full rx ring would (counted)."""
+        intel_model_fault_drop_rx(self._fn(), n)
+
+    def stall(self, bint stalled) -> None:
+        """Stop the DMA engines (True) or let them go on (False)."""
+        cdef intel_function *fn = self._fn()
+        with nogil:
+            intel_model_fault_stall(fn, stalled)
+
+    def remove(self) -> None:
+        """Surprise removal: reads return all ones, writes vanish, no DMA."""
+        cdef intel_function *fn = self._fn()
+        with nogil:
+            intel_model_fault_remove(fn)
 
     def wire_stats(self) -> dict:
         """What crossed the cable (model's own counters, not clear-on-read)."""

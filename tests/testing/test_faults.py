@@ -1,0 +1,93 @@
+"""ixypy.testing's faults on the Intel sim ports, through the plugin's
+fixtures, and what every driver makes of them: a link that goes, drops that
+are counted, a stalled DMA engine that gives a timeout naming the register,
+and a removed device that gives DeviceGone instead of a spin or a hang."""
+import pytest
+
+from ixypy import PacketBatch, apps
+from ixypy.errors import DeviceGone, DeviceTimeout
+from ixypy.packets import udp_frame
+from ixypy.testing import faults
+
+from ..simdev import wait_until
+
+pytestmark = pytest.mark.parametrize("ixypy_sim_kind", ["ixgbe", "igb"])
+
+
+def send(dev, n: int) -> int:
+    """Hand n frames addressed to the pair's other end to tx; returns how many the ring took."""
+    pool = dev.mempool(1024)
+    pool.fill(udp_frame())
+    batch = PacketBatch(n)
+    batch.alloc(pool, n)
+    sent = dev.tx_batch(0, batch)
+    batch.free()
+    return sent
+
+
+def received(dev, within: float = 2.0) -> int:
+    """Frames dev receives until none has come for `within` seconds."""
+    total, batch = 0, PacketBatch(32)
+
+    def more() -> bool:
+        nonlocal total
+        got = dev.rx_batch(0, batch)
+        batch.free()
+        total += got
+        return got > 0
+
+    while wait_until(more, within):
+        pass
+    return total
+
+
+def test_unplugged_cable_takes_the_link_and_nothing_arrives(ixypy_pair):
+    a, b = ixypy_pair
+    faults(b).unplug()
+    assert b.link_speed() == 0
+    send(a, 20)
+    a.flush_tx()
+    assert received(b, 0.5) == 0
+    faults(b).plug()
+    assert b.wait_for_link(2.0) > 0
+    send(a, 20)
+    assert received(b) == 20
+
+
+def test_a_burst_of_rx_drops_is_counted(ixypy_pair):
+    a, b = ixypy_pair
+    faults(b).drop_rx(10)
+    assert send(a, 30) == 30
+    assert received(b) == 20
+    assert b.stats().rx_dropped == 10
+
+
+def test_a_stalled_dma_engine_times_out_naming_the_register_then_resumes(ixypy_pair):
+    a, b = ixypy_pair
+    faults(a).stall()
+    assert send(a, 20) == 20
+    with pytest.raises(DeviceTimeout, match="TDH"):
+        a.flush_tx(timeout=0.2)
+    assert received(b, 0.5) == 0
+    faults(a).resume()
+    a.flush_tx()
+    assert received(b) == 20
+
+
+def test_a_removed_device_raises_device_gone_and_closes(ixypy_sim, ixypy_pair):
+    """Tried: Registers.read without its all-ones check (stats returns
+    garbage: DID NOT RAISE), and the app loop's clock without
+    ensure_present (pktgen ticks for 30 s and raises only at its final
+    flush): each fails this test."""
+    a, b = ixypy_pair
+    faults(a).remove()
+    with pytest.raises(DeviceGone, match="stopped answering"):
+        a.stats()
+    with pytest.raises(DeviceGone):
+        a.flush_tx()
+    ticks = []
+    with pytest.raises(DeviceGone):
+        apps.pktgen(a, [udp_frame()], apps.Limits(duration=30), tick=ticks.append)
+    assert ticks == []          # raised at the loop's first look at the clock, not by the flush at its end
+    a.close()
+    assert a.closed
