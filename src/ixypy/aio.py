@@ -1,4 +1,5 @@
 """asyncio for ixypy: await packets on an rx queue, await room on a tx queue.
+For example, an echo server::
 
     import asyncio
     import ixypy

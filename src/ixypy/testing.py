@@ -67,21 +67,27 @@ class Faults:
         self._function = function
 
     def unplug(self) -> None:
+        """Pull the cable out: the link goes down and nothing crosses."""
         self._function.plug(False)
 
     def plug(self) -> None:
+        """Plug the cable back in: the link is as the driver set it up."""
         self._function.plug(True)
 
     def drop_rx(self, n: int) -> None:
+        """Drop the next n frames that arrive (counted in rx_dropped)."""
         self._function.drop_rx(n)
 
     def stall(self) -> None:
+        """Stop the DMA engines: no descriptor is fetched or written back."""
         self._function.stall(True)
 
     def resume(self) -> None:
+        """Let stalled DMA engines go on."""
         self._function.stall(False)
 
     def remove(self) -> None:
+        """Surprise removal, for good: reads return all ones, no DMA."""
         self._function.remove()
 
 

@@ -1,7 +1,7 @@
 """NumPy at the packet: a batch's header fields as NumPy columns and its
 frames as rows of one zero-copy array, with the per-batch operations NumPy
 does badly done in C (ixypy.fastpath.ops). Needs NumPy (``pip install
-ixypy[vector]``).
+ixypy[vector]``). For example::
 
     from ixypy import vector as vec
 

@@ -93,8 +93,8 @@ def test_my_sink(ixypy_sink, ixypy_source):
 
 def test_the_pytest_plugin_serves_a_users_suite(dists, tmp_path):
     """The wheel's pytest11 entry point: a user's tests, in a directory with
-    no conftest, get the sim fixtures and faults. Tried: without the entry
-    point in pyproject.toml, pytest reports "fixture 'ixypy_pair' not found"."""
+    no conftest, get the sim fixtures and faults. The negative control: the
+    same suite with the plugin disabled finds no fixture."""
     bin_dir = fresh_venv(tmp_path / "venv")
     run(bin_dir / "python", "-m", "pip", "install", "-q", dists[1], "pytest")
     suite = tmp_path / "users_suite"
@@ -102,3 +102,7 @@ def test_the_pytest_plugin_serves_a_users_suite(dists, tmp_path):
     (suite / "test_users_app.py").write_text(USERS_TESTS)
     done = run(bin_dir / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", suite, cwd=suite)
     assert "3 passed" in done.stdout
+    without = subprocess.run([bin_dir / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                              "-p", "no:ixypy.testing", suite], cwd=suite, env=CLEAN_ENV, capture_output=True, text=True)
+    # pytest stops at the first test: its parametrized fixture ixypy_sim_kind is nowhere
+    assert without.returncode != 0 and "uses no argument 'ixypy_sim_kind'" in without.stdout
