@@ -1,5 +1,7 @@
 """The guest rig itself: a failing script is reported with its traceback;
 stdout written before a crash is kept; a runaway script is killed."""
+import re
+
 import pytest
 
 from .guest import GuestError
@@ -34,4 +36,8 @@ def test_script_timeout_kills_script_not_guest(guest):
     result = guest.run("import time\nprint('started')\ntime.sleep(60)\n", timeout=15, check=False)
     assert result.timed_out and result.exit_code != 0
     assert "started" in result.stdout  # unbuffered: kept although the script was killed
+    # what the kernel said of the script before the kill (without report_stuck: absent)
+    assert "kernel state of the script's tasks" in result.stderr
+    assert re.search(r"pid \d+ tid \d+ python\S* State:\s+S \(sleeping\)", result.stderr), result.stderr
+    assert "blocked tasks (sysrq w)" in result.stderr
     assert guest.run("print(6 * 7)").stdout.strip() == "42"  # the guest still answers
