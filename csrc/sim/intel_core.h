@@ -86,6 +86,7 @@
 
 #include "intel_model.h"
 #include "sim_dma.h"
+#include "sim_msix.h"
 #include "sim_worker.h"
 
 #include <pthread.h>
@@ -274,10 +275,8 @@ struct intel_function {
     uint32_t gpie, eiac;
     uint64_t eicr, eims, eiam, pend;   /* one bit per vector */
     uint32_t irq_wait;        /* atomic: a pending unmasked vector waits for its EITR interval */
-    uint64_t lost_reported;   /* vectors whose lost message was logged */
-    int efd[INTEL_MODEL_MSIX_VECTORS];       /* dup of the attached eventfd, -1: none */
+    struct sim_msix msix;     /* the messages' delivery: eventfds, counts (sim_msix.h) */
     int64_t itr_ns[INTEL_MODEL_MSIX_VECTORS], next_ok[INTEL_MODEL_MSIX_VECTORS];
-    uint64_t sent[INTEL_MODEL_MSIX_VECTORS]; /* atomic: messages sent */
 
     struct dev_stats st;      /* atomic counters */
     uint32_t gorc_hi, gotc_hi, tor_hi, tot_hi, qbrc_hi[NSTAT], qbtc_hi[NSTAT]; /* latched high halves */
@@ -358,6 +357,7 @@ void intel_irq_eval(struct intel_function *p, int64_t now);
 void intel_irq_raise(struct intel_function *p, uint64_t vectors, int64_t now);
 void intel_irq_unmask(struct intel_function *p, uint64_t vectors, int64_t now, const char *reg);
 void intel_irq_mask(struct intel_function *p, uint64_t vectors);
+void intel_msix_init(struct intel_function *p);
 void intel_msix_reset(struct intel_function *p);
 void intel_eitr_write(struct intel_function *p, unsigned v, uint32_t off, uint32_t val, int64_t now);
 void intel_ivar_latch(struct intel_function *p, unsigned n, uint32_t v, unsigned q0, unsigned q1);

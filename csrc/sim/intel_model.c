@@ -105,9 +105,7 @@ static void function_free(struct intel_function *p)
     free(p->regs);
     free(p->src_frame);
     free(p->scratch);
-    for (unsigned v = 0; v < INTEL_MODEL_MSIX_VECTORS; v++)
-        if (p->efd[v] >= 0)
-            close(p->efd[v]);
+    sim_msix_free(&p->msix);
     pthread_mutex_destroy(&p->lock);
     pthread_mutex_destroy(&p->log_lock);
     pthread_mutex_destroy(&p->irq_lock);
@@ -139,8 +137,7 @@ static struct intel_function *function_new(struct intel_model *sim, unsigned i, 
     pthread_mutex_init(&p->lock, NULL);
     pthread_mutex_init(&p->log_lock, NULL);
     pthread_mutex_init(&p->irq_lock, NULL);
-    for (unsigned k = 0; k < INTEL_MODEL_MSIX_VECTORS; k++)
-        p->efd[k] = -1;
+    intel_msix_init(p);
     p->regs = calloc(1, INTEL_MODEL_BAR0_SIZE);
     p->src_frame = calloc(1, INTEL_MODEL_MAX_FRAME + 8);
     p->scratch = calloc(1, INTEL_MODEL_MAX_FRAME + 64);

@@ -1,30 +1,18 @@
 /* MSI-X of the Intel model (82599 7.3, 82576 7.3): causes raise vectors,
  * EIMS/EIMC mask them, EITR throttles them, a message is an 8-byte write to
- * the vector's eventfd. The interrupt registers' layouts are the variant's
- * (struct eirq_layout, struct eitr_layout). See intel_core.h.
+ * the vector's eventfd (the delivery every model shares: sim_msix.h; the
+ * PCI MSI-X table and its masks are not modelled, EIMS/EIMC are the masks).
+ * The interrupt registers' layouts are the variant's (struct eirq_layout,
+ * struct eitr_layout). See intel_core.h.
  */
 #define _GNU_SOURCE
 #include "intel_core.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <unistd.h>
+_Static_assert(INTEL_MODEL_MSIX_VECTORS <= SIM_MSIX_MAX_VECTORS, "struct sim_msix holds every vector");
 
-/* Send vector v's message: an 8-byte write of 1 to its eventfd. irq_lock held. */
-static void msix_send(struct intel_function *p, unsigned v)
-{
-    ADD(&p->sent[v], 1);
-    if (p->efd[v] < 0) {
-        if (!(p->lost_reported & (1ull << v))) {
-            p->lost_reported |= 1ull << v;
-            ERR(p, "MSI-X vector %u fired with no eventfd attached (interrupt lost)", v);
-        }
-        return;
-    }
-    uint64_t one = 1;
-    ssize_t r = write(p->efd[v], &one, sizeof(one));
-    (void)r;    /* EAGAIN only if the counter would overflow: the reader is woken anyway */
-}
+static void msix_log(void *ctx, const char *msg) { ERR((struct intel_function *)ctx, "%s", msg); }
+
+void intel_msix_init(struct intel_function *p) { sim_msix_init(&p->msix, p->v->msix_vectors, msix_log, p); }
 
 /* Send every pending, unmasked vector whose EITR interval has passed; the
  * others stay pending (the worker retries them every pass). irq_lock held. */
@@ -49,7 +37,7 @@ void intel_irq_eval(struct intel_function *p, int64_t now)
             p->eicr &= ~b;
         if ((p->gpie & GPIE_EIAME) && (p->eiam & b))   /* auto-mask */
             p->eims &= ~b;
-        msix_send(p, v);
+        sim_msix_send(&p->msix, v);   /* irq_lock held: it serialises p->msix */
     }
     ST(&p->irq_wait, waiting != 0);
 }
@@ -70,7 +58,7 @@ void intel_irq_unmask(struct intel_function *p, uint64_t vectors, int64_t now, c
     if (p->gpie & GPIE_MSIX_MODE) {
         for (uint64_t m = vectors & ~p->eims; m; m &= m - 1) {
             unsigned v = __builtin_ctzll(m);
-            if (p->efd[v] < 0)
+            if (!sim_msix_attached(&p->msix, v))
                 ERR(p, "%s unmasks MSI-X vector %u, which has no eventfd attached", reg, v);
         }
     }
@@ -129,7 +117,7 @@ void intel_gpie_write(struct intel_function *p, uint32_t off, uint32_t v)
     if ((v & GPIE_MSIX_MODE) && !(p->gpie & GPIE_MSIX_MODE)) {
         int any = 0;
         for (unsigned i = 0; i < INTEL_MODEL_MSIX_VECTORS; i++)
-            any |= p->efd[i] >= 0;
+            any |= sim_msix_attached(&p->msix, i);
         if (!any)
             ERR(p, "GPIE.MSIX_MODE set while no MSI-X vector has an eventfd attached (MSI-X not enabled)");
         if (!(v & GPIE_PBA_SUPPORT))
@@ -218,29 +206,17 @@ int intel_eirq_write(struct intel_function *p, uint32_t off, uint32_t v, int64_t
 
 int intel_model_set_irq_eventfd(struct intel_function *p, unsigned vector, int fd)
 {
-    if (vector >= p->v->msix_vectors)
-        return EINVAL;
-    int nfd = -1;
-    if (fd >= 0) {
-        nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);    /* a reference, as VFIO takes one */
-        if (nfd < 0)
-            return errno;
-    }
     pthread_mutex_lock(&p->irq_lock);
-    int old = p->efd[vector];
-    p->efd[vector] = nfd;
-    p->lost_reported &= ~(1ull << vector);
+    int rc = sim_msix_set_eventfd(&p->msix, vector, fd);
     pthread_mutex_unlock(&p->irq_lock);
-    if (old >= 0)
-        close(old);
-    return 0;
+    return rc;
 }
 
 unsigned intel_model_msix_vectors(struct intel_function *p) { return p->v->msix_vectors; }
 
 uint64_t intel_model_irq_count(struct intel_function *p, unsigned vector)
 {
-    return vector < INTEL_MODEL_MSIX_VECTORS ? LD(&p->sent[vector]) : 0;
+    return sim_msix_sent(&p->msix, vector);
 }
 
 /* The interrupt registers to their defaults (a function reset); the attached

@@ -9,9 +9,18 @@
  *    ANY_LAYOUT negotiated, the virtio_net_hdr must fill a descriptor of its
  *    own on transmit and receive (legacy message framing, 2.7.4.3 and
  *    5.1.6), else the chain is refused.
- *  - No MSI-X capability (device config at offset 20) and no interrupt
- *    line: a used-buffer notification only sets ISR bit 0 (4.1.4.5), and
- *    only while the driver has VRING_AVAIL_F_NO_INTERRUPT clear (2.7.7).
+ *  - Interrupts are MSI-X, as QEMU's virtio-net-pci offers them: the
+ *    capability at 0x40, the table (one vector per queue and one for
+ *    configuration changes) at 0 and the PBA at 0x800 of memory BAR1; the
+ *    table, the masks and the pending bits are sim_msix.c's. While MSI-X
+ *    is enabled the I/O BAR has config_msix_vector at 20 and
+ *    queue_msix_vector at 22, and the device config moves to 24 (4.1.4.8);
+ *    a used-buffer notification is the queue's vector's message, none for
+ *    NO_VECTOR, and the ISR is not used (4.1.5.1.2). While it is disabled a
+ *    notification only sets ISR bit 0 (4.1.4.5): there is no INTx line.
+ *    Either way, only while the driver has VRING_AVAIL_F_NO_INTERRUPT
+ *    clear (2.7.7). The configuration never changes (the link stays up):
+ *    config_msix_vector is kept, never signalled.
  *  - The device consumes buffers only after DRIVER_OK (3.1.1), with bus
  *    mastering on, and stops on its first invalid chain: it sets
  *    DEVICE_NEEDS_RESET (2.1.1) and does nothing more until a reset.
@@ -28,6 +37,7 @@
 #define _GNU_SOURCE
 #include "virtio_model.h"
 #include "sim_dma.h"
+#include "sim_msix.h"
 #include "sim_worker.h"
 
 #include <errno.h>
@@ -42,13 +52,17 @@
 #define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
 
 /* ---- the specification's numbers ------------------------------------------ */
-/* 4.1.4.8 legacy I/O BAR, without MSI-X */
+/* 4.1.4.8 legacy I/O BAR: the common header, then while MSI-X is enabled
+ * the two vector registers, then the device config */
 enum {
     HOST_FEATURES = 0, GUEST_FEATURES = 4, QUEUE_PFN = 8, QUEUE_NUM = 12,
     QUEUE_SEL = 14, QUEUE_NOTIFY = 16, DEVICE_STATUS = 18, ISR_STATUS = 19,
-    NET_CONFIG = 20,                /* 5.1.4: mac[6], then status (16 bits) */
-    NET_MAC = NET_CONFIG, NET_STATUS = NET_CONFIG + 6,
+    MSI_CONFIG_VECTOR = 20, MSI_QUEUE_VECTOR = 22,
+    NET_CONFIG = 20, NET_CONFIG_MSIX = 24,
 };
+/* 5.1.4 device config, offsets in it: mac[6], then status (16 bits) */
+enum { NET_MAC = 0, NET_STATUS = 6 };
+#define NO_VECTOR 0xFFFFu          /* VIRTIO_MSI_NO_VECTOR (4.1.5.1.2) */
 /* 2.1 device status */
 #define S_ACKNOWLEDGE 1u
 #define S_DRIVER 2u
@@ -79,11 +93,19 @@ enum {
 #define CTRL_RX_ALLMULTI 1
 #define CTRL_OK 0
 #define CTRL_ERR 1
-/* PCI: COMMAND register bits the model implements */
+/* PCI: COMMAND register bits the model implements; the capability list */
 #define PCI_COMMAND 4
 #define CMD_IO 0x0001u
+#define CMD_MEM 0x0002u
 #define CMD_MASTER 0x0004u
 #define CMD_INTX_DISABLE 0x0400u
+#define PCI_STATUS 6
+#define STATUS_CAP_LIST 0x0010u
+#define PCI_CAP_PTR 0x34
+#define MSIX_CAP 0x40               /* where QEMU puts it */
+#define MSIX_BAR 1
+#define MSIX_TABLE 0x000            /* in BAR1, as QEMU's msix_init_exclusive_bar */
+#define MSIX_PBA 0x800
 
 enum { RXQ = 0, TXQ = 1, CTRLQ = 2 };
 enum wire { WIRE_SINK, WIRE_SOURCE, WIRE_PAIR };
@@ -102,6 +124,7 @@ struct vq {
     uint16_t used_idx;            /* next used entry the device fills */
     uint16_t published;           /* used.idx as last stored */
     uint16_t used_flags;          /* used.flags as last stored */
+    uint16_t vector;              /* queue_msix_vector */
 };
 
 struct seg { uint8_t *va; uint32_t len; };
@@ -111,6 +134,9 @@ struct vnsim_dev {
     unsigned index;
     struct ixy_port_ops ops;
     uint8_t cfg[256];             /* PCI configuration space */
+    struct sim_msix msix;         /* its capability, BAR1's table and PBA, the eventfds */
+    struct ixy_reg_ops msix_ops;  /* BAR1 */
+    uint16_t config_vector;       /* config_msix_vector */
     uint32_t guest_features;
     int features_written;         /* GUEST_FEATURES written since reset */
     uint16_t queue_sel;
@@ -221,6 +247,17 @@ static void used_add(struct vq *q, uint16_t head, uint32_t len)
     q->used_idx++;
 }
 
+/* A used buffer notification: with MSI-X enabled the queue's vector's
+ * message, none for NO_VECTOR, and the ISR is unused (4.1.5.1.2); without,
+ * ISR bit 0 (4.1.4.5). */
+static void used_notify(struct vnsim_dev *d, const struct vq *q)
+{
+    if (!sim_msix_enabled(&d->msix))
+        __atomic_or_fetch(&d->isr, 1, __ATOMIC_SEQ_CST);
+    else if (q->vector != NO_VECTOR)
+        sim_msix_notify(&d->msix, q->vector);
+}
+
 /* 2.7.8 + 2.7.7: publish the used entries, then notify unless suppressed. */
 static void used_flush(struct vnsim_dev *d, struct vq *q)
 {
@@ -230,7 +267,7 @@ static void used_flush(struct vnsim_dev *d, struct vq *q)
     q->published = q->used_idx;
     __atomic_thread_fence(__ATOMIC_SEQ_CST);   /* used.idx visible before avail.flags is read */
     if (!(*(volatile uint16_t *)q->avail & AVAIL_F_NO_INTERRUPT))
-        __atomic_or_fetch(&d->isr, 1, __ATOMIC_SEQ_CST);
+        used_notify(d, q);
 }
 
 static void set_no_notify(struct vq *q, int on)
@@ -574,30 +611,46 @@ static unsigned worker_pass(void *ctx)
 }
 
 /* ---- the legacy I/O BAR (4.1.4.8) ------------------------------------------------- */
-struct io_reg { uint8_t offset, width; const char *name; };
+/* Three parts: the common header; while MSI-X is enabled the vector
+ * registers; the device config (5.1.4), its offsets relative to its start. */
+enum part { HEADER, MSIX_VECTORS, NET };
+struct io_reg { uint8_t offset, width; enum part part; const char *name; };
 static const struct io_reg io_regs[] = {
-    {HOST_FEATURES, 4, "HOST_FEATURES"}, {GUEST_FEATURES, 4, "GUEST_FEATURES"},
-    {QUEUE_PFN, 4, "QUEUE_PFN"}, {QUEUE_NUM, 2, "QUEUE_NUM"}, {QUEUE_SEL, 2, "QUEUE_SEL"},
-    {QUEUE_NOTIFY, 2, "QUEUE_NOTIFY"}, {DEVICE_STATUS, 1, "DEVICE_STATUS"}, {ISR_STATUS, 1, "ISR_STATUS"},
-    {NET_MAC, 1, "mac[0]"}, {NET_MAC + 1, 1, "mac[1]"}, {NET_MAC + 2, 1, "mac[2]"},
-    {NET_MAC + 3, 1, "mac[3]"}, {NET_MAC + 4, 1, "mac[4]"}, {NET_MAC + 5, 1, "mac[5]"},
-    {NET_STATUS, 2, "status"},
+    {HOST_FEATURES, 4, HEADER, "HOST_FEATURES"}, {GUEST_FEATURES, 4, HEADER, "GUEST_FEATURES"},
+    {QUEUE_PFN, 4, HEADER, "QUEUE_PFN"}, {QUEUE_NUM, 2, HEADER, "QUEUE_NUM"}, {QUEUE_SEL, 2, HEADER, "QUEUE_SEL"},
+    {QUEUE_NOTIFY, 2, HEADER, "QUEUE_NOTIFY"}, {DEVICE_STATUS, 1, HEADER, "DEVICE_STATUS"},
+    {ISR_STATUS, 1, HEADER, "ISR_STATUS"},
+    {MSI_CONFIG_VECTOR, 2, MSIX_VECTORS, "config_msix_vector"}, {MSI_QUEUE_VECTOR, 2, MSIX_VECTORS, "queue_msix_vector"},
+    {NET_MAC, 1, NET, "mac[0]"}, {NET_MAC + 1, 1, NET, "mac[1]"}, {NET_MAC + 2, 1, NET, "mac[2]"},
+    {NET_MAC + 3, 1, NET, "mac[3]"}, {NET_MAC + 4, 1, NET, "mac[4]"}, {NET_MAC + 5, 1, NET, "mac[5]"},
+    {NET_STATUS, 2, NET, "status"},
 };
 
+/* Where the device config starts: 24 while MSI-X is enabled, else 20 (4.1.4.8). */
+static unsigned net_config(const struct vnsim_dev *d)
+{
+    return sim_msix_enabled(&d->msix) ? NET_CONFIG_MSIX : NET_CONFIG;
+}
+
 /* The register an access of width at offset reaches; NULL (logged) if the
- * access is not exactly one register (4.1.4.8; device config: 4.1.3.1). */
+ * access is not exactly one register (4.1.4.8; device config: 4.1.3.1).
+ * With MSI-X enabled, offsets 20 to 23 are the vector registers, whatever
+ * the driver meant. */
 static const struct io_reg *io_access(struct vnsim_dev *d, uint32_t offset, unsigned width, const char *what)
 {
     if (!(command(d) & CMD_IO)) {
         err(d, "I/O %s at %#x while COMMAND.IO is clear", what, offset);
         return NULL;
     }
+    unsigned cfg = net_config(d);
+    enum part part = offset < MSI_CONFIG_VECTOR ? HEADER : offset < cfg ? MSIX_VECTORS : NET;
+    uint32_t rel = part == NET ? offset - cfg : offset;
     for (size_t i = 0; i < sizeof(io_regs) / sizeof(io_regs[0]); i++) {
-        if (io_regs[i].offset == offset) {
-            if (io_regs[i].width == width)
-                return &io_regs[i];
-            err(d, "%u-byte %s of %s at %#x: the register is %u bytes", width, what, io_regs[i].name, offset,
-                io_regs[i].width);
+        const struct io_reg *r = &io_regs[i];
+        if (r->part == part && r->offset == rel) {
+            if (r->width == width)
+                return r;
+            err(d, "%u-byte %s of %s at %#x: the register is %u bytes", width, what, r->name, offset, r->width);
             return NULL;
         }
     }
@@ -605,10 +658,12 @@ static const struct io_reg *io_access(struct vnsim_dev *d, uint32_t offset, unsi
     return NULL;
 }
 
-static uint32_t io_read_locked(struct vnsim_dev *d, uint32_t offset)
+static uint32_t io_read_locked(struct vnsim_dev *d, const struct io_reg *r)
 {
     struct vq *q = d->queue_sel < VNSIM_NUM_QUEUES ? &d->vq[d->queue_sel] : NULL;
-    switch (offset) {
+    if (r->part == NET)
+        return r->offset == NET_STATUS ? NET_S_LINK_UP : d->mac[r->offset - NET_MAC];
+    switch (r->offset) {
     case HOST_FEATURES: return OFFERED;
     case GUEST_FEATURES: return d->guest_features;
     case QUEUE_PFN: return q ? LD(&q->pfn) : 0;
@@ -617,8 +672,8 @@ static uint32_t io_read_locked(struct vnsim_dev *d, uint32_t offset)
     case QUEUE_NOTIFY: return 0;
     case DEVICE_STATUS: return LD(&d->status);
     case ISR_STATUS: return __atomic_exchange_n(&d->isr, 0, __ATOMIC_SEQ_CST);   /* read clears (4.1.4.5) */
-    case NET_STATUS: return NET_S_LINK_UP;
-    default: return d->mac[offset - NET_MAC];
+    case MSI_CONFIG_VECTOR: return d->config_vector;
+    default: return q ? q->vector : NO_VECTOR;                                   /* MSI_QUEUE_VECTOR */
     }
 }
 
@@ -628,7 +683,7 @@ uint32_t vnsim_io_read(void *ctx, uint32_t offset, unsigned width)
     uint32_t ones = width >= 4 ? 0xFFFFFFFFu : (1u << (8 * width)) - 1;
     ctl_lock(d->sim);
     const struct io_reg *r = io_access(d, offset, width, "read");
-    uint32_t v = r ? io_read_locked(d, offset) : ones;
+    uint32_t v = r ? io_read_locked(d, r) : ones;
     ctl_unlock(d->sim);
     return v;
 }
@@ -640,7 +695,10 @@ static void device_reset(struct vnsim_dev *d)
         ST(&q->pfn, 0);
         q->desc = q->avail = q->used = NULL;
         q->last_avail = q->used_idx = q->published = q->used_flags = 0;
+        q->vector = NO_VECTOR;
     }
+    d->config_vector = NO_VECTOR;     /* every event unmapped (4.1.5.1.2.1) */
+    sim_msix_clear_pending(&d->msix); /* the queues they were for are gone */
     d->guest_features = 0;
     d->features_written = 0;
     d->queue_sel = 0;
@@ -734,17 +792,41 @@ static void notify(struct vnsim_dev *d, uint16_t qi)
         sim_worker_kick(&d->sim->worker);
 }
 
+/* 4.1.5.1.2: an event mapped to vector v, or unmapped (NO_VECTOR). A
+ * vector beyond the table is refused: the register reads back NO_VECTOR
+ * (4.1.5.1.2.1), and the driver must not ask for it (4.1.5.1.2.2). */
+static uint16_t vector_checked(struct vnsim_dev *d, const struct io_reg *r, uint16_t v)
+{
+    if (v == NO_VECTOR || v < d->msix.nvec)
+        return v;
+    err(d, "%s %u: the MSI-X table has %u entries (reads back NO_VECTOR)", r->name, v, d->msix.nvec);
+    return NO_VECTOR;
+}
+
 static void io_write_locked(struct vnsim_dev *d, const struct io_reg *r, uint32_t v)
 {
+    if (r->part == NET) {
+        if (r->offset == NET_STATUS)
+            err(d, "write of %#x to read-only %s", v, r->name);
+        else
+            d->mac[r->offset - NET_MAC] = (uint8_t)v;    /* legacy: the mac is writable (5.1.4) */
+        return;
+    }
     switch (r->offset) {
     case GUEST_FEATURES: features_write(d, v); break;
     case QUEUE_PFN: pfn_write(d, v); break;
     case QUEUE_SEL: d->queue_sel = (uint16_t)v; break;
     case DEVICE_STATUS: status_write(d, (uint8_t)v); break;
-    case NET_STATUS: case HOST_FEATURES: case QUEUE_NUM: case ISR_STATUS:
+    case MSI_CONFIG_VECTOR: d->config_vector = vector_checked(d, r, (uint16_t)v); break;
+    case MSI_QUEUE_VECTOR:
+        if (d->queue_sel >= VNSIM_NUM_QUEUES)
+            err(d, "queue_msix_vector for queue %u: the device has %u", d->queue_sel, VNSIM_NUM_QUEUES);
+        else
+            d->vq[d->queue_sel].vector = vector_checked(d, r, (uint16_t)v);
+        break;
+    default:        /* HOST_FEATURES, QUEUE_NUM, ISR_STATUS */
         err(d, "write of %#x to read-only %s", v, r->name);
         break;
-    default: d->mac[r->offset - NET_MAC] = (uint8_t)v; break;   /* legacy: the mac is writable (5.1.4) */
     }
 }
 
@@ -764,18 +846,62 @@ void vnsim_io_write(void *ctx, uint32_t offset, unsigned width, uint32_t value)
 
 const struct ixy_port_ops *vnsim_port_ops(struct vnsim_dev *d) { return &d->ops; }
 
+/* ---- BAR1: the MSI-X table and PBA -------------------------------------------------- */
+uint32_t vnsim_msix_read32(void *ctx, uint32_t offset)
+{
+    struct vnsim_dev *d = ctx;
+    uint32_t v = 0xFFFFFFFFu;
+    ctl_lock(d->sim);
+    if (!(command(d) & CMD_MEM))
+        err(d, "BAR1 read at %#x while COMMAND.MEM is clear", offset);
+    else
+        v = sim_msix_bar_read(&d->msix, offset);
+    ctl_unlock(d->sim);
+    return v;
+}
+
+void vnsim_msix_write32(void *ctx, uint32_t offset, uint32_t value)
+{
+    struct vnsim_dev *d = ctx;
+    ctl_lock(d->sim);
+    if (!(command(d) & CMD_MEM))
+        err(d, "BAR1 write of %#x at %#x while COMMAND.MEM is clear", value, offset);
+    else
+        sim_msix_bar_write(&d->msix, offset, value);
+    ctl_unlock(d->sim);
+}
+
+const struct ixy_reg_ops *vnsim_msix_reg_ops(struct vnsim_dev *d) { return &d->msix_ops; }
+
+int vnsim_set_irq_eventfd(struct vnsim_dev *d, unsigned vector, int fd)
+{
+    ctl_lock(d->sim);
+    int rc = sim_msix_set_eventfd(&d->msix, vector, fd);
+    ctl_unlock(d->sim);
+    return rc;
+}
+
+unsigned vnsim_msix_vectors(struct vnsim_dev *d) { return d->msix.nvec; }
+uint64_t vnsim_irq_count(struct vnsim_dev *d, unsigned vector) { return sim_msix_sent(&d->msix, vector); }
+
+static void msix_log(void *ctx, const char *msg) { err(ctx, "%s", msg); }
+
 /* ---- PCI configuration space ------------------------------------------------------- */
 static void config_init(struct vnsim_dev *d)
 {
     memset(d->cfg, 0, sizeof(d->cfg));
     st16(d->cfg + 0x00, 0x1AF4);       /* vendor */
     st16(d->cfg + 0x02, 0x1000);       /* legacy virtio-net (4.1.2.3) */
-    st16(d->cfg + PCI_COMMAND, CMD_IO);
+    st16(d->cfg + PCI_COMMAND, CMD_IO | CMD_MEM);    /* as the firmware leaves it */
+    st16(d->cfg + PCI_STATUS, STATUS_CAP_LIST);
     d->cfg[0x0B] = 0x02;               /* class: network controller, Ethernet */
     st32(d->cfg + 0x10, 0xC000 | 1);   /* BAR0: I/O space */
+    st32(d->cfg + 0x14, 0xFEBF1000);   /* BAR1: 32-bit memory, VNSIM_MSIX_BAR_SIZE bytes */
     st16(d->cfg + 0x2C, 0x1AF4);       /* subsystem vendor */
     st16(d->cfg + 0x2E, 1);            /* subsystem device: network (4.1.2.3 legacy) */
+    d->cfg[PCI_CAP_PTR] = MSIX_CAP;
     d->cfg[0x3D] = 1;                  /* interrupt pin INTA# */
+    sim_msix_pci_init(&d->msix, d->cfg, MSIX_CAP, 0, MSIX_BAR, MSIX_TABLE, MSIX_PBA);
 }
 
 static int config_ok(uint32_t offset, unsigned size)
@@ -794,10 +920,11 @@ uint32_t vnsim_config_read(struct vnsim_dev *d, uint32_t offset, unsigned size)
     return v;
 }
 
-/* Only COMMAND's I/O space, bus master and INTx disable bits are writable. */
+/* Only COMMAND's I/O space, memory space, bus master and INTx disable bits
+ * and the MSI-X capability's Function Mask and Enable are writable. */
 void vnsim_config_write(struct vnsim_dev *d, uint32_t offset, unsigned size, uint32_t value)
 {
-    const uint16_t writable = CMD_IO | CMD_MASTER | CMD_INTX_DISABLE;
+    const uint16_t writable = CMD_IO | CMD_MEM | CMD_MASTER | CMD_INTX_DISABLE;
     if (!config_ok(offset, size))
         return;
     ctl_lock(d->sim);
@@ -808,6 +935,7 @@ void vnsim_config_write(struct vnsim_dev *d, uint32_t offset, unsigned size, uin
             d->cfg[at] = (uint8_t)((d->cfg[at] & ~mask) | ((value >> (8 * i)) & mask));
         }
     }
+    sim_msix_config_write(&d->msix, offset, size, value);
     ctl_unlock(d->sim);
 }
 
@@ -907,6 +1035,7 @@ static void dev_free(struct vnsim_dev *d)
     free(d->segs);
     free(d->frame);
     free(d->src_frame);
+    sim_msix_free(&d->msix);
     pthread_mutex_destroy(&d->log_lock);
     free(d);
 }
@@ -917,6 +1046,7 @@ static struct vnsim_dev *dev_new(struct vnsim *s, unsigned index, const uint8_t 
     if (!d)
         return NULL;
     pthread_mutex_init(&d->log_lock, NULL);
+    sim_msix_init(&d->msix, VNSIM_MSIX_VECTORS, msix_log, d);
     d->segs = calloc(queue_num > VNSIM_CTRL_QUEUE_NUM ? queue_num : VNSIM_CTRL_QUEUE_NUM, sizeof(struct seg));
     d->frame = malloc(VNSIM_MAX_FRAME);
     d->src_frame = malloc(VNSIM_MAX_FRAME);
@@ -927,6 +1057,7 @@ static struct vnsim_dev *dev_new(struct vnsim *s, unsigned index, const uint8_t 
     d->sim = s;
     d->index = index;
     d->ops = (struct ixy_port_ops){vnsim_io_read, vnsim_io_write, d};
+    d->msix_ops = (struct ixy_reg_ops){vnsim_msix_read32, vnsim_msix_write32, d};
     memcpy(d->mac, base_mac, 6);
     d->mac[5] += index;
     d->vq[RXQ].num = d->vq[TXQ].num = queue_num;

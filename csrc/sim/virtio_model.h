@@ -2,7 +2,9 @@
  * device QEMU offers with disable-modern=on), written from the VirtIO 1.x
  * specification: the legacy I/O BAR of 4.1.4.8, split virtqueues in the
  * legacy layout (2.7, 2.7.2), the network device of 5.1 (virtio_net_hdr,
- * control queue VIRTIO_NET_CTRL_RX). For ixypy's tests and benchmarks.
+ * control queue VIRTIO_NET_CTRL_RX), with MSI-X as QEMU's virtio-net-pci
+ * offers it (4.1.5.1.2; the PCI part: sim_msix.h). For ixypy's tests and
+ * benchmarks.
  *
  * It is strict: what a real device would not accept (a register accessed
  * with the wrong width, the status bits set out of order, features the
@@ -19,11 +21,14 @@
 
 #include <stdint.h>
 #include "ixy_portio.h"
+#include "ixy_regs.h"
 #include "sim_model.h"
 
 #define VNSIM_MAX_DEVS 8
-#define VNSIM_IO_SIZE 32          /* legacy header (20 bytes) + net config (8), rounded up */
+#define VNSIM_IO_SIZE 32          /* legacy header (20 bytes), MSI-X vectors (4), net config (8) */
 #define VNSIM_NUM_QUEUES 3        /* 0 receiveq, 1 transmitq, 2 controlq (5.1.2) */
+#define VNSIM_MSIX_VECTORS (VNSIM_NUM_QUEUES + 1)   /* one per queue, one for config changes (as QEMU) */
+#define VNSIM_MSIX_BAR_SIZE 4096  /* BAR1: the MSI-X table at 0, the PBA at 0x800 */
 #define VNSIM_CTRL_QUEUE_NUM 64
 #define VNSIM_MAX_FRAME 65535     /* the longest frame the wire carries */
 
@@ -47,18 +52,38 @@ struct vnsim_dev *vnsim_dev(struct vnsim *sim, unsigned index);
 
 /* ---- PCI configuration space (256 bytes) ------------------------------- */
 /* Vendor 0x1AF4, device 0x1000, subsystem device 1 (network), class
- * 0x020000, no capabilities (no MSI-X: the device config is at offset 20).
- * COMMAND: I/O space enabled; bus master (bit 2) clear until the driver
- * sets it. */
+ * 0x020000; BAR0 I/O, BAR1 32-bit memory (the MSI-X table and PBA); one
+ * capability, MSI-X at 0x40 (Table Size VNSIM_MSIX_VECTORS; Enable and
+ * Function Mask writable, both clear after creation).
+ * COMMAND: I/O and memory space enabled; bus master (bit 2) clear until the
+ * driver sets it. */
 uint32_t vnsim_config_read(struct vnsim_dev *dev, uint32_t offset, unsigned size);
 void vnsim_config_write(struct vnsim_dev *dev, uint32_t offset, unsigned size, uint32_t value);
 
 /* ---- the legacy I/O BAR (4.1.4.8), VNSIM_IO_SIZE bytes ----------------- */
 /* width 1, 2 or 4 and exactly the register's: otherwise an error is logged,
- * a read returns all ones and a write is ignored. ctx is the vnsim_dev. */
+ * a read returns all ones and a write is ignored. ctx is the vnsim_dev.
+ * While MSI-X is enabled, config_msix_vector (20) and queue_msix_vector
+ * (22, of the queue QUEUE_SEL names) come before the device config, which
+ * moves from 20 to 24; a vector beyond the table is logged and reads back
+ * NO_VECTOR (0xFFFF), as do all of them after a reset. */
 uint32_t vnsim_io_read(void *ctx, uint32_t offset, unsigned width);
 void vnsim_io_write(void *ctx, uint32_t offset, unsigned width, uint32_t value);
 const struct ixy_port_ops *vnsim_port_ops(struct vnsim_dev *dev);
+
+/* ---- MSI-X: BAR1 and the eventfds --------------------------------------- */
+/* BAR1's 32-bit accesses (ctx is the vnsim_dev): the table and the PBA, see
+ * sim_msix.h; with COMMAND.MEM clear an error is logged (reads: all ones). */
+uint32_t vnsim_msix_read32(void *ctx, uint32_t offset);
+void vnsim_msix_write32(void *ctx, uint32_t offset, uint32_t value);
+const struct ixy_reg_ops *vnsim_msix_reg_ops(struct vnsim_dev *dev);
+/* What VFIO_DEVICE_SET_IRQS does for a real device: vector's messages
+ * become 8-byte writes of 1 to (a duplicate of) fd; fd < 0 detaches.
+ * Returns 0 or an errno (EINVAL: vector >= VNSIM_MSIX_VECTORS). */
+int vnsim_set_irq_eventfd(struct vnsim_dev *dev, unsigned vector, int fd);
+unsigned vnsim_msix_vectors(struct vnsim_dev *dev);
+/* Messages vector has sent since the model was created (tests). */
+uint64_t vnsim_irq_count(struct vnsim_dev *dev, unsigned vector);
 
 /* ---- the wire ----------------------------------------------------------- */
 /* Default: tx is counted and dropped, nothing arrives. With seq_offset >= 0
@@ -82,8 +107,8 @@ void vnsim_get_wire_stats(struct vnsim_dev *dev, struct vnsim_wire_stats *out);
 /* The rx filter as the control queue set it (5.1.6.5.1): bit 0 promiscuous,
  * bit 1 all-multicast. Promiscuous after reset, as QEMU's device is. */
 unsigned vnsim_rx_mode(struct vnsim_dev *dev);
-/* ISR status bit 0 (a used-buffer notification, 4.1.4.5) without reading it
- * (a read of the register clears it). */
+/* ISR status bit 0 (a used-buffer notification while MSI-X is disabled,
+ * 4.1.4.5) without reading it (a read of the register clears it). */
 unsigned vnsim_isr_peek(struct vnsim_dev *dev);
 
 /* ---- what the tests assert on ------------------------------------------- */

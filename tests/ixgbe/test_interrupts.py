@@ -202,11 +202,3 @@ def test_too_few_vectors(monkeypatch):
     monkeypatch.setattr(SimBus, "msix_vectors", lambda self: 2)
     with pytest.raises(InterruptsUnavailable, match="2 MSI-X vector"):
         ixypy.open("sim:sink", rx_queues=3, interrupts=True)
-
-
-def test_virtio_model_refuses_interrupts_with_its_own_reason():
-    """The virtio-net model has no MSI-X: the error says so and points to
-    what works, instead of telling the user to bind a sim device to vfio-pci."""
-    with pytest.raises(InterruptsUnavailable, match="virtio-net model has no MSI-X") as err:
-        ixypy.open("sim:virtio-loop", interrupts=True)
-    assert "vfio-pci" not in str(err.value) and "sim:pair0" in str(err.value)

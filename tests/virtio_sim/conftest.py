@@ -15,8 +15,9 @@ from ixypy.sim.virtio import VirtioSimBus, new_virtio_model
 HOST_FEATURES, GUEST_FEATURES, QUEUE_PFN, QUEUE_NUM = 0, 4, 8, 12
 QUEUE_SEL, QUEUE_NOTIFY, DEVICE_STATUS, ISR_STATUS = 14, 16, 18, 19
 ACKNOWLEDGE, DRIVER, DRIVER_OK, NEEDS_RESET = 1, 2, 4, 64
-PCI_COMMAND, CMD_IO, CMD_MASTER = 4, 1, 4
+PCI_COMMAND, CMD_IO, CMD_MEM, CMD_MASTER = 4, 1, 2, 4
 DESC_F_NEXT, DESC_F_WRITE = 1, 2
+AVAIL_F_NO_INTERRUPT = 1
 SOURCE_FRAMES = 70_000
 
 
@@ -65,6 +66,22 @@ class Ring:
     def used_idx(self) -> int:
         return struct.unpack_from("<H", self.view, self.used_offset + 2)[0]
 
+    def set_avail_flags(self, flags: int) -> None:
+        """avail.flags: VRING_AVAIL_F_NO_INTERRUPT or 0 (2.7.7)."""
+        struct.pack_into("<H", self.view, 16 * self.num, flags)
+
+
+def buffer(sim, data: bytes) -> int:
+    """data in DMA memory the model maps; its DMA address."""
+    mem = DmaMemory(4096)
+    sim.dma_map(mem.address, mem.address, mem.size)
+    memoryview(mem)[:len(data)] = data
+    buffer.keep.append(mem)
+    return mem.address
+
+
+buffer.keep = []
+
 
 class RawDriver:
     """Register-level access to one model device, worker stopped (poll())."""
@@ -76,7 +93,7 @@ class RawDriver:
 
     def init(self, features: int = 0, bus_master: bool = True) -> None:
         """3.1.2 legacy: reset, ACKNOWLEDGE, DRIVER, features."""
-        self.dev.config_write(PCI_COMMAND, 2, CMD_IO | (CMD_MASTER if bus_master else 0))
+        self.dev.config_write(PCI_COMMAND, 2, CMD_IO | CMD_MEM | (CMD_MASTER if bus_master else 0))
         self.dev.io_write(DEVICE_STATUS, 1, 0)
         self.dev.io_write(DEVICE_STATUS, 1, ACKNOWLEDGE)
         self.dev.io_write(DEVICE_STATUS, 1, ACKNOWLEDGE | DRIVER)

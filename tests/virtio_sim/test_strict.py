@@ -3,12 +3,11 @@ it in its error log and refuses (VirtIO 1.x, 4.1.4.8, 3.1.2, 2.7)."""
 import pytest
 
 import ixypy
-from ixypy.fastpath.mempool import DmaMemory
 from ixypy.packets import udp_frame
 
 from .conftest import (ACKNOWLEDGE, CMD_IO, DESC_F_NEXT, DESC_F_WRITE, DEVICE_STATUS, DRIVER, DRIVER_OK,
                        GUEST_FEATURES, ISR_STATUS, NEEDS_RESET, PCI_COMMAND, QUEUE_NOTIFY, QUEUE_PFN, QUEUE_SEL,
-                       RawDriver)
+                       RawDriver, buffer)
 
 TX = 1
 
@@ -16,18 +15,6 @@ TX = 1
 @pytest.fixture
 def raw(model):
     return RawDriver(model)
-
-
-def buffer(sim, data: bytes) -> int:
-    """data in DMA memory the model maps; its DMA address."""
-    mem = DmaMemory(4096)
-    sim.dma_map(mem.address, mem.address, mem.size)
-    memoryview(mem)[:len(data)] = data
-    buffer.keep.append(mem)
-    return mem.address
-
-
-buffer.keep = []
 
 
 def one_frame_tx(raw):

@@ -1,7 +1,7 @@
 """ixypy.aio over VFIO in the guest: QEMU's legacy virtio-net with its
 MSI-X vector delivered by vfio-pci to an eventfd, awaited in an asyncio
-event loop (the sim virtio model has no interrupts: only here does the
-virtio driver's interrupt path meet the event loop).
+event loop (on the host, tests/aio runs the same path on the sim virtio
+model; here it meets QEMU's device and the kernel's vfio-pci).
 
 One guest, NICs 0 and 1 on hub 0; a sender process on NIC 0 (guest_virtio's
 start_sender), the async receiver on NIC 1 opened with interrupts=True."""

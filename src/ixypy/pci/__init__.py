@@ -5,7 +5,7 @@ One module per job:
 
 - :mod:`.address`: PCI addresses (``DDDD:BB:DD.F``);
 - :mod:`.sysfs`: reading and writing sysfs attributes, loading driver modules;
-- :mod:`.config`: config space access, bus mastering, the MSI-X enable bit;
+- :mod:`.config`: config space access, bus mastering, the MSI-X capability;
 - :mod:`.bars`: BAR descriptions and mapped memory BARs;
 - :mod:`.device`: :class:`PciDevice`, one function as sysfs shows it;
 - :mod:`.binding`: the bind/unbind/release state machine, UIO or VFIO;
@@ -20,8 +20,8 @@ from .address import PciAddress, normalize_address
 from .bars import IORESOURCE_IO, IORESOURCE_MEM, BarInfo, MappedBar, map_fd
 from .binding import METHODS, UIO_DRIVER, VFIO_DRIVER, choose_method
 from .config import (MSIX_ENABLE, PCI_CAP_ID_MSIX, PCI_CAP_PTR, PCI_CLASS_NETWORK, PCI_COMMAND,
-                     PCI_COMMAND_MASTER, PCI_STATUS, PCI_STATUS_CAP_LIST, msix_enabled, pread_exact,
-                     pwrite_exact, set_bus_master)
+                     PCI_COMMAND_MASTER, PCI_STATUS, PCI_STATUS_CAP_LIST, msix_capability, msix_enabled,
+                     pread_exact, pwrite_exact, set_bus_master)
 from .device import PciDevice
 from .listing import list_devices
 from .sysfs import PROC, SYSFS
@@ -31,6 +31,6 @@ __all__ = [
     "IORESOURCE_IO", "IORESOURCE_MEM", "BarInfo", "MappedBar", "map_fd",
     "METHODS", "UIO_DRIVER", "VFIO_DRIVER", "choose_method",
     "MSIX_ENABLE", "PCI_CAP_ID_MSIX", "PCI_CAP_PTR", "PCI_CLASS_NETWORK", "PCI_COMMAND", "PCI_COMMAND_MASTER",
-    "PCI_STATUS", "PCI_STATUS_CAP_LIST", "msix_enabled", "pread_exact", "pwrite_exact", "set_bus_master",
+    "PCI_STATUS", "PCI_STATUS_CAP_LIST", "msix_capability", "msix_enabled", "pread_exact", "pwrite_exact", "set_bus_master",
     "PciDevice", "list_devices", "PROC", "SYSFS",
 ]

@@ -18,7 +18,19 @@ PCI_STATUS = 0x06
 PCI_STATUS_CAP_LIST = 0x10
 PCI_CAP_PTR = 0x34
 PCI_CAP_ID_MSIX = 0x11
+# the MSI-X capability: Message Control at +2, Table Offset/BIR at +4, PBA
+# Offset/BIR at +8 (BIR in bits 2:0)
+PCI_MSIX_FLAGS = 2
+PCI_MSIX_TABLE = 4
+PCI_MSIX_PBA = 8
+PCI_MSIX_BIR = 0x7
 MSIX_ENABLE = 1 << 15            # in the MSI-X Message Control word
+MSIX_MASKALL = 1 << 14           # Function Mask
+MSIX_TABLE_SIZE = 0x7FF          # N - 1
+# an MSI-X table entry: Message Address, Upper Address, Data, Vector Control
+PCI_MSIX_ENTRY_SIZE = 16
+PCI_MSIX_ENTRY_VECTOR_CTRL = 12
+PCI_MSIX_ENTRY_CTRL_MASKBIT = 1
 PCI_CLASS_NETWORK = 0x02
 
 
@@ -72,16 +84,22 @@ def set_bus_master(dev: ConfigSpace, enabled: bool) -> None:
                           hint="the device may be held by another driver; rebind it and retry")
 
 
-def msix_enabled(dev: ConfigSpace) -> bool:
-    """Whether the MSI-X Enable bit of the function's MSI-X capability is
-    set, walking the capability list."""
+def msix_capability(dev: ConfigSpace) -> int:
+    """The offset of the function's MSI-X capability, walking the capability
+    list; 0 if it has none."""
     if not dev.config_read(PCI_STATUS, 2) & PCI_STATUS_CAP_LIST:
-        return False
+        return 0
     ptr = dev.config_read(PCI_CAP_PTR, 1) & 0xFC
     for _ in range(48):              # at most 48 capabilities fit; a loop in the list must end
         if ptr == 0:
             break
         if dev.config_read(ptr, 1) == PCI_CAP_ID_MSIX:
-            return bool(dev.config_read(ptr + 2, 2) & MSIX_ENABLE)
+            return ptr
         ptr = dev.config_read(ptr + 1, 1) & 0xFC
-    return False
+    return 0
+
+
+def msix_enabled(dev: ConfigSpace) -> bool:
+    """Whether the MSI-X Enable bit of the function's MSI-X capability is set."""
+    cap = msix_capability(dev)
+    return bool(cap) and bool(dev.config_read(cap + PCI_MSIX_FLAGS, 2) & MSIX_ENABLE)

@@ -20,6 +20,9 @@ from typing import Dict, List, Tuple
 
 from ..fastpath.regs import Bar, PortIo
 from ..bus import Bus
+from .. import pci
+from ..pci.config import (MSIX_ENABLE, MSIX_MASKALL, PCI_MSIX_BIR, PCI_MSIX_ENTRY_CTRL_MASKBIT, PCI_MSIX_ENTRY_SIZE,
+                          PCI_MSIX_ENTRY_VECTOR_CTRL, PCI_MSIX_FLAGS, PCI_MSIX_TABLE)
 from ..errors import DeviceBusy, DeviceNotFound
 from ..device import format_mac
 from ..memory import VirtualAllocator
@@ -138,10 +141,15 @@ def connect(end, wire: str, *sink_args) -> None:
         end.wire_sink(*sink_args)
 
 
+# where the kernel points MSI-X messages on x86 (the local APICs' window);
+# the models deliver to eventfds, this only fills the table as Linux would
+MSI_ADDRESS = 0xFEE00000
+
+
 class SimBus(Bus):
     """A model's PCI function (``function``) as a driver sees it: BAR0,
     config space, DMA memory whose DMA address is its virtual address, and
-    MSI-X vectors signalled on eventfds (as vfio-pci does)."""
+    MSI-X vectors signalled on eventfds (as vfio-pci does: attach_irqs)."""
 
     supports_interrupts = True
 
@@ -172,14 +180,49 @@ class SimBus(Bus):
         return self.function.msix_vectors()
 
     def attach_irqs(self, eventfds) -> None:
+        """What VFIO_DEVICE_SET_IRQS does for vectors 0..n-1: each signals its
+        eventfd, and on a function with an MSI-X capability (the virtio-net
+        model's; the Intel model has none) MSI-X is enabled as the kernel
+        does it (Linux msix_capability_init): Enable with the Function Mask
+        set, the vectors' table entries written and unmasked, the Function
+        Mask cleared."""
         for vector, fd in enumerate(eventfds):
             self.function.set_irq_eventfd(vector, fd)
         self._irq_count = len(eventfds)
+        cap = pci.msix_capability(self)
+        if cap:
+            control = self.config_read(cap + PCI_MSIX_FLAGS, 2)
+            self.config_write(cap + PCI_MSIX_FLAGS, 2, control | MSIX_ENABLE | MSIX_MASKALL)
+            table, offset = self._msix_table(cap)
+            for vector in range(len(eventfds)):
+                at = offset + PCI_MSIX_ENTRY_SIZE * vector
+                table.write32(at, MSI_ADDRESS)
+                table.write32(at + 4, 0)
+                table.write32(at + 8, vector)
+                table.write32(at + PCI_MSIX_ENTRY_VECTOR_CTRL, 0)
+            self.config_write(cap + PCI_MSIX_FLAGS, 2, (control | MSIX_ENABLE) & ~MSIX_MASKALL)
 
     def detach_irqs(self) -> None:
-        for vector in range(getattr(self, "_irq_count", 0)):
+        """What VFIO_DEVICE_SET_IRQS with count 0 does: the vectors masked and
+        MSI-X disabled (where the function has the capability), the eventfds
+        detached."""
+        count = getattr(self, "_irq_count", 0)
+        cap = pci.msix_capability(self) if count else 0
+        if cap and pci.msix_enabled(self):
+            table, offset = self._msix_table(cap)
+            for vector in range(count):
+                table.write32(offset + PCI_MSIX_ENTRY_SIZE * vector + PCI_MSIX_ENTRY_VECTOR_CTRL,
+                              PCI_MSIX_ENTRY_CTRL_MASKBIT)
+            control = self.config_read(cap + PCI_MSIX_FLAGS, 2)
+            self.config_write(cap + PCI_MSIX_FLAGS, 2, control & ~(MSIX_ENABLE | MSIX_MASKALL))
+        for vector in range(count):
             self.function.set_irq_eventfd(vector, -1)
         self._irq_count = 0
+
+    def _msix_table(self, cap: int) -> Tuple[Bar, int]:
+        """The BAR holding the MSI-X table and the table's offset in it."""
+        where = self.config_read(cap + PCI_MSIX_TABLE, 4)
+        return self.bar(where & PCI_MSIX_BIR), where & ~PCI_MSIX_BIR
 
     def config_read(self, offset: int, size: int) -> int:
         return self.function.config_read(offset, size)

@@ -150,19 +150,13 @@ cdef class IntelFunction(Function):
             r = intel_model_inject(fn, f, n)
         return r != 0
 
-    def set_irq_eventfd(self, unsigned vector, int fd) -> None:
-        """Signal MSI-X ``vector`` on eventfd ``fd`` (the model keeps a
-        duplicate, as VFIO_DEVICE_SET_IRQS keeps a reference); fd < 0 detaches."""
-        cdef int rc = intel_model_set_irq_eventfd(self._fn(), vector, fd)
-        if rc:
-            raise OSError(rc, f"set_irq_eventfd(vector={vector}, fd={fd}): {_os.strerror(rc)}")
+    cdef int _set_irq_eventfd(self, unsigned vector, int fd) except -1:
+        return intel_model_set_irq_eventfd(self._fn(), vector, fd)
 
-    def msix_vectors(self) -> int:
-        """The size of the function's MSI-X table (64 on the 82599 model, 25 on the 82576)."""
+    cdef unsigned _msix_vectors(self) except? 0:
         return intel_model_msix_vectors(self._fn())
 
-    def irq_count(self, unsigned vector) -> int:
-        """MSI-X messages ``vector`` has sent (whether or not an eventfd took them)."""
+    cdef uint64_t _irq_count(self, unsigned vector) except? 0:
         return intel_model_irq_count(self._fn(), vector)
 
     def set_link_delay(self, int64_t usec) -> None:

@@ -153,12 +153,38 @@ cdef class Model:
 
 cdef class Function:
     """One PCI function of a :class:`Model` (a NIC port, a device): number ``index``
-    of model ``sim``, which makes it."""
+    of model ``sim``, which makes it. Its MSI-X messages go to eventfds, as
+    vfio-pci delivers a real function's (csrc/sim/sim_msix.h); a subclass
+    gives the model's three functions for that."""
     cdef readonly int index
     cdef readonly Model sim
 
     def __init__(self):
         raise TypeError(f"{type(self).__name__}: use IntelModel.function(i) or VirtioSim.device(i)")
+
+    cdef int _set_irq_eventfd(self, unsigned vector, int fd) except -1:
+        raise NotImplementedError
+
+    cdef unsigned _msix_vectors(self) except? 0:
+        raise NotImplementedError
+
+    cdef uint64_t _irq_count(self, unsigned vector) except? 0:
+        raise NotImplementedError
+
+    def set_irq_eventfd(self, unsigned vector, int fd) -> None:
+        """Signal MSI-X ``vector`` on eventfd ``fd`` (the model keeps a
+        duplicate, as VFIO_DEVICE_SET_IRQS keeps a reference); fd < 0 detaches."""
+        cdef int rc = self._set_irq_eventfd(vector, fd)
+        if rc:
+            raise OSError(rc, f"set_irq_eventfd(vector={vector}, fd={fd}): {_os.strerror(rc)}")
+
+    def msix_vectors(self) -> int:
+        """The size of the function's MSI-X table (82599: 64, 82576: 25, virtio-net: 4)."""
+        return self._msix_vectors()
+
+    def irq_count(self, unsigned vector) -> int:
+        """MSI-X messages ``vector`` has sent (whether or not an eventfd took them)."""
+        return self._irq_count(vector)
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.index} of {len(self.sim._functions)}>"

@@ -1,7 +1,7 @@
 # The legacy virtio-net model (csrc/sim/virtio_model.c), included in
 # _model.pyx: ``VirtioSim`` owns the model (devices, membership of the engine, DMA map);
 # ``VirtioSimDevice`` is one virtio-net function: its PCI config space, its
-# legacy I/O BAR, its wire and its error log.
+# legacy I/O BAR, its MSI-X (BAR1 and the eventfds), its wire and its error log.
 
 cdef extern from "ixy_portio.h" nogil:
     struct ixy_port_ops:
@@ -17,6 +17,7 @@ cdef extern from "virtio_model.h" nogil:
     int VNSIM_MAX_DEVS
     int VNSIM_IO_SIZE
     int VNSIM_MAX_FRAME
+    int VNSIM_MSIX_BAR_SIZE
     vnsim *vnsim_create(unsigned ndevs, const uint8_t *base_mac, unsigned queue_num)
     vnsim_dev *vnsim_dev_at "vnsim_dev"(vnsim *sim, unsigned index)
     const sim_model_ops vnsim_ops
@@ -25,6 +26,12 @@ cdef extern from "virtio_model.h" nogil:
     uint32_t vnsim_io_read(void *dev, uint32_t offset, unsigned width)
     void vnsim_io_write(void *dev, uint32_t offset, unsigned width, uint32_t value)
     const ixy_port_ops *vnsim_port_ops(vnsim_dev *dev)
+    uint32_t vnsim_msix_read32(void *dev, uint32_t offset)
+    void vnsim_msix_write32(void *dev, uint32_t offset, uint32_t value)
+    const ixy_reg_ops *vnsim_msix_reg_ops(vnsim_dev *dev)
+    int vnsim_set_irq_eventfd(vnsim_dev *dev, unsigned vector, int fd)
+    unsigned vnsim_msix_vectors(vnsim_dev *dev)
+    uint64_t vnsim_irq_count(vnsim_dev *dev, unsigned vector)
     void vnsim_wire_sink(vnsim_dev *dev, int seq_offset)
     void vnsim_wire_pair(vnsim_dev *a, vnsim_dev *b)
     void vnsim_wire_source(vnsim_dev *dev, const uint8_t *frame, uint32_t len, uint64_t count, int seq_offset)
@@ -36,6 +43,7 @@ cdef extern from "virtio_model.h" nogil:
     void vnsim_clear_errors(vnsim_dev *dev)
 
 IO_SIZE = VNSIM_IO_SIZE
+MSIX_BAR_SIZE = VNSIM_MSIX_BAR_SIZE
 PORT_OPS_CAPSULE = "ixypy.port_ops"
 
 
@@ -73,6 +81,21 @@ cdef class VirtioSimDevice(Function):
         """PyCapsule "ixypy.port_ops" for ``ixypy.fastpath.regs.PortIo(-1, 0, IO_SIZE, ops=...)``.
         Keep this device (or its VirtioSim) alive while the capsule is used."""
         return PyCapsule_New(<void *> vnsim_port_ops(self._d()), b"ixypy.port_ops", NULL)
+
+    def msix_reg_ops(self):
+        """PyCapsule "ixypy.reg_ops" of BAR1 (the MSI-X table at 0, the PBA at
+        0x800) for ``ixypy.fastpath.regs.Bar(ops=...)``. Keep this device (or
+        its VirtioSim) alive while the capsule is used."""
+        return PyCapsule_New(<void *> vnsim_msix_reg_ops(self._d()), _CAPSULE_NAME, NULL)
+
+    cdef int _set_irq_eventfd(self, unsigned vector, int fd) except -1:
+        return vnsim_set_irq_eventfd(self._d(), vector, fd)
+
+    cdef unsigned _msix_vectors(self) except? 0:
+        return vnsim_msix_vectors(self._d())
+
+    cdef uint64_t _irq_count(self, unsigned vector) except? 0:
+        return vnsim_irq_count(self._d(), vector)
 
     def io_read(self, uint32_t offset, unsigned width) -> int:
         """Read the I/O BAR with a 1-, 2- or 4-byte access."""
@@ -142,7 +165,7 @@ cdef class VirtioSimDevice(Function):
 
     @property
     def isr_pending(self) -> bool:
-        """ISR bit 0 (used-buffer notification), without clearing it."""
+        """ISR bit 0 (used-buffer notification while MSI-X is disabled), without clearing it."""
         return bool(vnsim_isr_peek(self._d()) & 1)
 
     def errors(self) -> list:

@@ -3,14 +3,15 @@ model (csrc/sim/virtio_model.c), no VM needed.
 
 ``sim:virtio-sink``, ``sim:virtio-source`` and ``sim:virtio-loop`` name the
 same wires as the 82599 sim devices; the model shares the process's sim DMA
-domain, so a buffer from any sim device can be sent on any other.
+domain, so a buffer from any sim device can be sent on any other. Opened
+with interrupts=True, the device's MSI-X is enabled as vfio-pci enables a
+real one (SimBus.attach_irqs), and the driver sleeps on its rx vector.
 """
 from __future__ import annotations
 
 from ..fastpath.mempool import DmaMemory
 from ..fastpath.regs import Bar, PortIo
-from ..bus import Bus
-from ..errors import DeviceNotFound, InterruptsUnavailable
+from ..errors import DeviceNotFound
 from ..memory import VirtualAllocator
 from ..packets import SEQ_OFFSET
 from . import BASE_MAC, SimBus, _dma_map, _dma_unmap, connect, register_model
@@ -49,29 +50,22 @@ class LowVirtualAllocator(VirtualAllocator):
 
 class VirtioSimBus(SimBus):
     """A model device as the virtio driver sees a PCI function: I/O BAR0,
-    config space (no MSI-X capability), DMA memory whose DMA address is its
-    virtual address. No interrupts. ``function`` is the VirtioSimDevice."""
-
-    supports_interrupts = False
-
-    def no_interrupts(self) -> InterruptsUnavailable:
-        return InterruptsUnavailable(f"{self.address}: the legacy virtio-net model has no MSI-X",
-                                     hint="poll it (interrupts=False), or use interrupts on an Intel sim device "
-                                          "such as sim:pair0 or sim:igb-pair0")
+    memory BAR1 (the MSI-X table and PBA), config space with the MSI-X
+    capability, DMA memory whose DMA address is its virtual address, and
+    MSI-X vectors signalled on eventfds (SimBus). ``function`` is the
+    VirtioSimDevice."""
 
     def __init__(self, address: str, sim: VirtioSim, dev, wire: str, owns_sim: bool = True) -> None:
         super().__init__(address, sim, dev, wire, owns_sim)
         self.dma = LowVirtualAllocator(_dma_map, _dma_unmap)
 
     def bar(self, index: int) -> Bar:
-        raise DeviceNotFound("the sim virtio-net has only the I/O-port BAR0")
+        if index != 1:
+            raise DeviceNotFound(f"the sim virtio-net has no memory BAR{index}: BAR0 is I/O ports (ioport(0)), "
+                                 f"BAR1 holds the MSI-X table")
+        return Bar(ops=self.function.msix_reg_ops(), keepalive=self.function)
 
     def ioport(self, index: int) -> PortIo:
         if index != 0:
-            raise DeviceNotFound(f"the sim virtio-net has no BAR{index}")
+            raise DeviceNotFound(f"the sim virtio-net has no I/O-port BAR{index}")
         return PortIo(-1, 0, IO_SIZE, ops=self.function.port_ops(), keepalive=self.function)
-
-    def msix_vectors(self) -> int:
-        return 0
-
-    attach_irqs = Bus.attach_irqs
