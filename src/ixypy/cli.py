@@ -18,13 +18,18 @@ import click
 
 from . import apps
 from . import open as open_device
-from .device import Device, DeviceStats
+from .device import FCS_BYTES, L1_OVERHEAD_BYTES, Device, DeviceStats
 from .errors import InvalidAddress, InvalidTemplate, IxyError
 from .packets import MAX_FRAME, MIN_FRAME, udp_flows
 from .sim import ALIASES as SIM_ALIASES, MODELS as SIM_MODELS
 from .vapps.commands import COMMANDS as VECTOR_COMMANDS
 
-WIRE_OVERHEAD = 24      # preamble 8 + CRC 4 + inter-frame gap 12 bytes
+
+def l1_bytes(packets: float, l2_bytes: float) -> float:
+    """What the wire carries for `packets` frames of `l2_bytes` in all (frame
+    bytes with their FCS, as DeviceStats counts them): each frame plus its
+    preamble, SFD and inter-frame gap."""
+    return l2_bytes + packets * L1_OVERHEAD_BYTES
 
 
 def sim_addresses() -> List[str]:
@@ -49,7 +54,14 @@ def dev_help(*names: str) -> str:
 
 class Meter:
     """Per-second and total rates of a set of devices, printed as a live
-    table (rich) on a terminal, as plain lines otherwise, or as JSON lines."""
+    table (rich) on a terminal, as plain lines otherwise, or as JSON lines.
+
+    Two bit rates each way, as TRex reports them: L2 (rx_l2_gbps,
+    tx_l2_gbps) counts the frames with their 4-byte FCS, DeviceStats' bytes;
+    L1 (rx_l1_gbps, tx_l1_gbps) is what the wire carries, 20 bytes more per
+    frame (preamble, SFD, inter-frame gap): 10 Gbit/s L1 is a 10GbE link's
+    line rate, 14.88 Mpps of 60-byte frames. Rates count from the app
+    loop's start (its tick(0.0)), not from its set-up."""
 
     def __init__(self, devices: List[Device], as_json: bool) -> None:
         self.devices = devices
@@ -65,12 +77,13 @@ class Meter:
             self.live.start()
 
     @staticmethod
-    def rates(delta: DeviceStats, seconds: float) -> dict:
-        def gbps(packets: int, nbytes: int) -> float:
-            return (nbytes + packets * WIRE_OVERHEAD) * 8 / seconds / 1e9
+    def rates(delta: DeviceStats, seconds: float) -> Dict[str, float]:
+        def gbps(nbytes: float) -> float:
+            return nbytes * 8 / seconds / 1e9
 
         return {"rx_mpps": delta.rx_packets / seconds / 1e6, "tx_mpps": delta.tx_packets / seconds / 1e6,
-                "rx_gbps": gbps(delta.rx_packets, delta.rx_bytes), "tx_gbps": gbps(delta.tx_packets, delta.tx_bytes),
+                "rx_l1_gbps": gbps(l1_bytes(delta.rx_packets, delta.rx_bytes)), "rx_l2_gbps": gbps(delta.rx_bytes),
+                "tx_l1_gbps": gbps(l1_bytes(delta.tx_packets, delta.tx_bytes)), "tx_l2_gbps": gbps(delta.tx_bytes),
                 "rx_dropped": delta.rx_dropped}
 
     def _rows(self) -> List[dict]:
@@ -87,17 +100,27 @@ class Meter:
 
     @staticmethod
     def _table(rows: List[dict]):
+        """Two lines a device, rx and tx: Mpps, L1 and L2 Gbit/s (and rx's drops)."""
         from rich.table import Table
 
-        table = Table(title="ixypy")
-        for col in ("device", "rx Mpps", "rx Gbit/s", "tx Mpps", "tx Gbit/s", "rx dropped"):
-            table.add_column(col, justify="right")
+        table = Table(title="ixypy", caption="L1: on the wire; L2: the frames with their FCS")
+        table.add_column("device", no_wrap=True)
+        table.add_column("")
+        for col in ("Mpps", "L1 Gbit/s", "L2 Gbit/s", "dropped"):
+            table.add_column(col, justify="right", no_wrap=True)
         for r in rows:
-            table.add_row(r["device"], f"{r['rx_mpps']:.3f}", f"{r['rx_gbps']:.3f}", f"{r['tx_mpps']:.3f}",
-                          f"{r['tx_gbps']:.3f}", str(r["rx_dropped"]))
+            for way in ("rx", "tx"):
+                table.add_row(r["device"] if way == "rx" else "", way,
+                              *(f"{r[f'{way}_{k}']:.3f}" for k in ("mpps", "l1_gbps", "l2_gbps")),
+                              str(r["rx_dropped"]) if way == "rx" else "", end_section=way == "tx")
         return table
 
-    def tick(self, _elapsed: float = 0.0) -> None:
+    def tick(self, elapsed: float) -> None:
+        """An app loop's tick: 0.0 as it starts (rates count from here), then
+        about once a second."""
+        if elapsed == 0.0:
+            self.start = self.last_time = time.perf_counter()
+            return
         rows = self._rows()
         if self.live is not None:
             self.live.update(self._table(rows))
@@ -106,8 +129,9 @@ class Meter:
             if self.as_json:
                 print(json.dumps(r), flush=True)
             else:
-                print(f"[{r['device']}] rx {r['rx_mpps']:.3f} Mpps {r['rx_gbps']:.3f} Gbit/s | "
-                      f"tx {r['tx_mpps']:.3f} Mpps {r['tx_gbps']:.3f} Gbit/s | rx dropped {r['rx_dropped']}", flush=True)
+                print(f"[{r['device']}] rx {r['rx_mpps']:.3f} Mpps {r['rx_l1_gbps']:.3f} Gbit/s L1 "
+                      f"{r['rx_l2_gbps']:.3f} L2 | tx {r['tx_mpps']:.3f} Mpps {r['tx_l1_gbps']:.3f} Gbit/s L1 "
+                      f"{r['tx_l2_gbps']:.3f} L2 | rx dropped {r['rx_dropped']}", flush=True)
 
     def summary(self, **extra: object) -> None:
         if self.live is not None:
@@ -122,7 +146,9 @@ class Meter:
             else:
                 print(f"[{dev.address}] total: rx {total.rx_packets} packets {total.rx_bytes} bytes, "
                       f"tx {total.tx_packets} packets {total.tx_bytes} bytes, rx dropped {total.rx_dropped}; "
-                      f"{seconds:.2f} s, rx {out['rx_mpps']:.3f} Mpps, tx {out['tx_mpps']:.3f} Mpps"
+                      f"{seconds:.2f} s, rx {out['rx_mpps']:.3f} Mpps {out['rx_l1_gbps']:.3f} Gbit/s L1 "
+                      f"{out['rx_l2_gbps']:.3f} L2, tx {out['tx_mpps']:.3f} Mpps {out['tx_l1_gbps']:.3f} Gbit/s L1 "
+                      f"{out['tx_l2_gbps']:.3f} L2"
                       + "".join(f", {k} {v}" for k, v in extra.items()), flush=True)
 
 
@@ -199,9 +225,12 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 @cli.command(help=f"Send UDP frames with a 64-bit sequence number at byte 42.\n\n{dev_help('DEV')}")
 @click.argument("dev")
 @click.option("--size", "-s", type=click.IntRange(MIN_FRAME, MAX_FRAME), default=MIN_FRAME, show_default=True,
-              help="Frame size in bytes, CRC excluded.")
+              help="Frame size in bytes, without the 4-byte FCS (CRC) the NIC appends.")
 @click.option("--rate", "rate_mpps", type=click.FloatRange(min=0, min_open=True), help="Rate limit in Mpps.")
-@click.option("--gbps", "rate_gbps", type=click.FloatRange(min=0, min_open=True), help="Rate limit in Gbit/s on the wire.")
+@click.option("--gbps", "rate_gbps", type=click.FloatRange(min=0, min_open=True),
+              help=f"Rate limit in Gbit/s on the wire (L1, as reported): each frame counts with its {FCS_BYTES}-byte "
+                   f"FCS and {L1_OVERHEAD_BYTES} bytes of preamble, SFD and inter-frame gap, e.g. 84 bytes for "
+                   f"--size 60; 10 is 10GbE line rate.")
 @click.option("--flows", type=click.IntRange(1, 65536), default=1, show_default=True,
               help="Number of flows (source IPs 10.0.0.2 upward).")
 @click.option("--template", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -219,8 +248,8 @@ def pktgen(dev: str, size: int, rate_mpps: Optional[float], rate_gbps: Optional[
     frames = _pcap_frames(template) if template else udp_flows(flows, size)
     rate_pps = rate_mpps * 1e6 if rate_mpps else None
     if rate_gbps:
-        avg = sum(len(f) for f in frames) / len(frames)
-        rate_pps = rate_gbps * 1e9 / 8 / (avg + WIRE_OVERHEAD)
+        mean_frame = sum(len(f) for f in frames) / len(frames) + FCS_BYTES     # as DeviceStats counts it
+        rate_pps = rate_gbps * 1e9 / 8 / l1_bytes(1, mean_frame)
     with open_device(dev) as device:
         meter = Meter([device], as_json)
         with StopOnSignals() as stop:
