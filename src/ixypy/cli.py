@@ -334,15 +334,27 @@ def devices(as_json: bool) -> None:
         print(json.dumps(rows))
         return
     from rich.console import Console
+
+    Console().print(devices_table(rows))
+
+
+def devices_table(rows: List[Dict[str, Any]]):
+    """The rich table `ixypy devices` prints, from its JSON rows. Addresses,
+    ids and kernel drivers are never cut or wrapped; on a narrow terminal
+    the interfaces and the ixypy driver with its model name wrap (80 columns
+    fit), and narrower still they fold, never cut."""
     from rich.table import Table
 
     table = Table(title="PCI network devices")
-    for col in ("address", "vendor:device", "name", "kernel driver", "interfaces", "ixypy driver"):
-        table.add_column(col)
+    for col in ("address", "vendor:\ndevice", "kernel\ndriver"):
+        table.add_column(col, no_wrap=True)
+    for col in ("interfaces", "ixypy driver: model"):
+        table.add_column(col, overflow="fold")
     for r in rows:
         ifaces = ", ".join(f"{i} (in use)" if i in r["busy"] else i for i in r["interfaces"])
-        table.add_row(r["address"], r["id"], r["name"], r["driver"], ifaces, r["ixypy"] or "unsupported")
-    Console().print(table)
+        ixypy = f"{r['ixypy']}: {r['name']}" if r["ixypy"] else "unsupported"
+        table.add_row(r["address"], r["id"], r["driver"], ifaces, ixypy)
+    return table
 
 
 @cli.command()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 import re
@@ -18,7 +19,7 @@ from click.testing import CliRunner
 
 from ixypy import open as ixypy_open
 from ixypy import pci
-from ixypy.cli import _pcap_frames, cli, sim_addresses
+from ixypy.cli import _pcap_frames, cli, devices_table, sim_addresses
 from ixypy.packets import SEQ_OFFSET
 from ixypy.sim import source_frame
 
@@ -275,6 +276,41 @@ def test_devices_json_lists_network_devices_read_only(tmp_path: Path, monkeypatc
         ("0000:05:00.0", "10ec:8168", "r8169", [], [], ""),
     ]
     assert _tree(tmp_path) == before                       # read-only: not a byte or link changed
+
+
+# what `ixypy devices --json` gives on a server with an X520 for ixypy, an I350
+# port and a modern virtio NIC still with the kernel, a legacy virtio NIC on UIO
+DEVICE_ROWS = [
+    {"address": "0000:03:00.0", "id": "8086:10fb", "name": "82599 SFP+ (X520)", "driver": "vfio-pci",
+     "interfaces": [], "busy": [], "ixypy": "ixgbe"},
+    {"address": "0000:03:00.1", "id": "8086:10fb", "name": "82599 SFP+ (X520)", "driver": "ixgbe",
+     "interfaces": ["enp3s0f1"], "busy": [], "ixypy": "ixgbe"},
+    {"address": "0000:81:00.0", "id": "8086:1521", "name": "I350 copper", "driver": "igb",
+     "interfaces": ["enp129s0f0", "enp129s0f0v1"], "busy": ["enp129s0f0"], "ixypy": "igb"},
+    {"address": "0000:00:03.0", "id": "1af4:1041", "name": "", "driver": "virtio-pci",
+     "interfaces": ["eth0"], "busy": ["eth0"], "ixypy": ""},
+    {"address": "0000:00:10.0", "id": "1af4:1000", "name": "legacy virtio-net", "driver": "uio_pci_generic",
+     "interfaces": [], "busy": [], "ixypy": "virtio"},
+]
+
+
+def test_devices_table_at_80_columns_keeps_addresses_ids_and_drivers_whole():
+    """An 80-column terminal: the table fits, and every address, PCI id and
+    driver name is on one line, whole; model names and interfaces may wrap."""
+    from rich.console import Console
+
+    console = Console(width=80, file=io.StringIO(), color_system=None)
+    console.print(devices_table(DEVICE_ROWS))
+    text = console.file.getvalue()
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= 80 and "…" not in text, text
+    for r in DEVICE_ROWS:
+        row_lines = [line for line in lines if f" {r['address']} " in line]
+        assert len(row_lines) == 1, text                        # the address, whole, starts the row
+        for value in (r["id"], r["driver"], f"{r['ixypy']}:" if r["ixypy"] else "unsupported"):
+            assert f" {value} " in row_lines[0], text
+    for word in ("enp129s0f0v1", "(in use)", "legacy", "(X520)"):   # wrapped, not cut
+        assert word in text, text
 
 
 def test_devices_json_on_this_machine_matches_sysfs():
