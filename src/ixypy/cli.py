@@ -152,6 +152,48 @@ class Meter:
                       + "".join(f", {k} {v}" for k, v in extra.items()), flush=True)
 
 
+IDLE_HINT_SECONDS = 3.0
+
+
+class IdleHint:
+    """A forwarder's hint: when none of its devices has received a frame for
+    `after` seconds, say so once, with each device's link and what to do (a
+    line on stderr; with --json, a JSON line with a "hint" key on stdout).
+    Fed each tick's totals."""
+
+    def __init__(self, devices: List[Device], as_json: bool, after: float = IDLE_HINT_SECONDS) -> None:
+        self.devices = devices
+        self.as_json = as_json
+        self.after = after
+        self.arrived = 0            # frames received, dropped or refused, all devices, at the last change
+        self.arrived_at = 0.0       # the loop's elapsed seconds then
+        self.given = False
+
+    def check(self, elapsed: float, totals: Dict[str, DeviceStats]) -> None:
+        if self.given:
+            return
+        arrived = sum(t.rx_packets + t.rx_dropped + t.rx_errors for t in totals.values())
+        if arrived != self.arrived:
+            self.arrived, self.arrived_at = arrived, elapsed
+        elif elapsed - self.arrived_at >= self.after:
+            self.given = True
+            self._give()
+
+    def _give(self) -> None:
+        links = {dev.address: dev.link_speed() for dev in self.devices}
+        sides = " or ".join(f"{address} ({f'link up, {mbits} Mbit/s' if mbits else 'link down'})"
+                            for address, mbits in links.items())
+        if all(links.values()):
+            what_to_do = "is anything sending to them? e.g. `ixypy pktgen DEV` on a port cabled to one of them"
+        else:
+            what_to_do = "a link is down: check its cable and the port at the other end"
+        hint = f"nothing received on {sides} for {self.after:g} s; {what_to_do}"
+        if self.as_json:
+            print(json.dumps({"hint": hint, "links": links}), flush=True)
+        else:
+            print(f"ixypy: hint: {hint}", file=sys.stderr, flush=True)
+
+
 class StopOnSignals:
     """Ctrl-C (SIGINT) and SIGTERM ask the running app loop to stop at its
     next batch, so it returns its count and the device is closed cleanly."""
@@ -287,7 +329,9 @@ def _pcap_frames(path: Path) -> List[bytes]:
     return [frame.ljust(MIN_FRAME, b"\0") for frame in frames]
 
 
-@cli.command(help=f"Forward between two devices in both directions.\n\n{dev_help('DEV1', 'DEV2')}")
+@cli.command(help=f"Forward between two devices in both directions. When nothing arrives on either for "
+                  f"{IDLE_HINT_SECONDS:g} s, a hint says so once (on stderr; with --json, a JSON line with a "
+                  f"\"hint\" key).\n\n{dev_help('DEV1', 'DEV2')}")
 @click.argument("dev1")
 @click.argument("dev2")
 @limits_option
@@ -296,8 +340,14 @@ def _pcap_frames(path: Path) -> List[bytes]:
 def fwd(dev1: str, dev2: str, count: Optional[int], duration: Optional[float], batch_size: int, as_json: bool) -> None:
     with open_device(dev1) as a, open_device(dev2) as b:
         meter = Meter([a, b], as_json)
+        idle = IdleHint([a, b], as_json)
+
+        def tick(elapsed: float) -> None:
+            meter.tick(elapsed)
+            idle.check(elapsed, meter.last)
+
         with StopOnSignals() as stop:
-            forwarded = apps.forward([(a, b), (b, a)], apps.Limits(count, duration, stop), batch_size, tick=meter.tick)
+            forwarded = apps.forward([(a, b), (b, a)], apps.Limits(count, duration, stop), batch_size, tick=tick)
         meter.summary(forwarded=forwarded)
 
 

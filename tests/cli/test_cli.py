@@ -123,6 +123,37 @@ def test_fwd_forwards_between_two_devices():
     assert rows[1]["tx_packets"] == rows[0]["forwarded"]      # the sink side sent all that was forwarded
 
 
+IDLE_HINT = "nothing received on sim:pair0 (link up, 10000 Mbit/s) or sim:pair1 (link up, 10000 Mbit/s) for 3 s"
+
+
+def test_fwd_with_nothing_arriving_says_so_once_on_stderr():
+    """Two ports cabled to each other, nothing sending: after 3 s a hint,
+    once, names both sides and their links and what to run."""
+    out = ixypy("fwd", "sim:pair0", "sim:pair1", "--duration", "4.5")
+    assert out.returncode == 0, out.stderr
+    (hint,) = out.stderr.splitlines()
+    assert hint.startswith(f"ixypy: hint: {IDLE_HINT}; ") and "`ixypy pktgen" in hint, hint
+    assert "hint" not in out.stdout
+
+
+def test_fwd_with_nothing_arriving_says_so_once_as_json():
+    out = ixypy("fwd", "sim:pair0", "sim:pair1", "--duration", "4.5", "--json")
+    assert out.returncode == 0, out.stderr
+    (hint,) = [r for r in json_lines(out.stdout) if "hint" in r]
+    assert hint["hint"].startswith(f"{IDLE_HINT}; ") and "`ixypy pktgen" in hint["hint"], hint
+    assert hint["links"] == {"sim:pair0": 10000, "sim:pair1": 10000}
+    assert out.stderr == ""
+
+
+@pytest.mark.parametrize("as_json", [[], ["--json"]])
+def test_fwd_with_traffic_gives_no_idle_hint(as_json):
+    """The negative control: a source keeps rx busy, no hint."""
+    out = ixypy("fwd", "sim:source", "sim:sink", "--duration", "4.5", *as_json)
+    assert out.returncode == 0, out.stderr
+    assert "hint" not in out.stdout and out.stderr == ""
+    assert re.search(r"forwarded\W+[1-9]", out.stdout), out.stdout          # it did forward
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signals_stop_cleanly_with_final_stats(sig):
     proc = subprocess.Popen([sys.executable, "-m", "ixypy.cli", "pktgen", "sim:sink", "--json"],
