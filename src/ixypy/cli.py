@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, BinaryIO, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, BinaryIO, Dict, List, Optional
 
 import click
 
@@ -23,6 +23,9 @@ from .errors import InvalidAddress, InvalidTemplate, IxyError
 from .packets import MAX_FRAME, MIN_FRAME, udp_flows
 from .sim import ALIASES as SIM_ALIASES, MODELS as SIM_MODELS
 from .vapps.commands import COMMANDS as VECTOR_COMMANDS
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 def l1_bytes(packets: float, l2_bytes: float) -> float:
@@ -99,7 +102,7 @@ class Meter:
         return rows
 
     @staticmethod
-    def _table(rows: List[dict]):
+    def _table(rows: List[dict]) -> "Table":
         """Two lines a device, rx and tx: Mpps, L1 and L2 Gbit/s (and rx's drops)."""
         from rich.table import Table
 
@@ -388,7 +391,7 @@ def devices(as_json: bool) -> None:
     Console().print(devices_table(rows))
 
 
-def devices_table(rows: List[Dict[str, Any]]):
+def devices_table(rows: List[Dict[str, Any]]) -> "Table":
     """The rich table `ixypy devices` prints, from its JSON rows. Addresses,
     ids and kernel drivers are never cut or wrapped; on a narrow terminal
     the interfaces and the ixypy driver with its model name wrap (80 columns
