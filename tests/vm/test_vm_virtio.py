@@ -346,8 +346,10 @@ def test_pktgen_gbps_is_the_reported_l1_rate_on_virtio(guest):
         out = run(guest, """
             from guest_pktgen import GUEST_GBPS, run_at_gbps
             PciDevice(C).bind_uio()
-            runs = [run_at_gbps(C, size, gbps) for size, gbps in GUEST_GBPS]
-            PciDevice(C).release()
+            try:
+                runs = [run_at_gbps(C, size, gbps) for size, gbps in GUEST_GBPS]
+            finally:
+                PciDevice(C).release()
             report(runs=runs)
         """, C=c.address, timeout=300)
     finally:
