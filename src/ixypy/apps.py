@@ -1,6 +1,7 @@
 """The application loops behind the `ixypy` command: packet generator,
 forwarder, capture. Each touches Python once per batch; the caller gets a
-tick callback about once a second (for live stats) and a way to stop."""
+tick callback (for live stats) with 0.0 as the loop starts, after its set-up,
+then about once a second with the seconds elapsed, and a way to stop."""
 from __future__ import annotations
 
 import time
@@ -36,15 +37,17 @@ class Limits:
 
 
 class _Clock:
-    """Elapsed time and the once-a-second look at the devices: each must
-    still be there (DeviceGone otherwise: rx and tx on a gone device find
-    no work, they do not fail), then the tick."""
+    """Elapsed time and the ticks: 0.0 at the start, then once a second
+    after a look at the devices: they must still be there (DeviceGone
+    otherwise: rx and tx on a gone device find no work, they do not fail)."""
 
     def __init__(self, tick: Optional[Tick], devices: Sequence[Device]) -> None:
         self.start = time.perf_counter()
         self.next_tick = 1.0
         self.tick = tick
         self.devices = devices
+        if tick:
+            tick(0.0)
 
     def elapsed(self) -> float:
         now = time.perf_counter() - self.start

@@ -12,19 +12,27 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, BinaryIO, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, BinaryIO, Dict, List, Optional
 
 import click
 
 from . import apps
 from . import open as open_device
-from .device import Device, DeviceStats
+from .device import FCS_BYTES, L1_OVERHEAD_BYTES, Device, DeviceStats
 from .errors import InvalidAddress, InvalidTemplate, IxyError
 from .packets import MAX_FRAME, MIN_FRAME, udp_flows
 from .sim import ALIASES as SIM_ALIASES, MODELS as SIM_MODELS
 from .vapps.commands import COMMANDS as VECTOR_COMMANDS
 
-WIRE_OVERHEAD = 24      # preamble 8 + CRC 4 + inter-frame gap 12 bytes
+if TYPE_CHECKING:
+    from rich.table import Table
+
+
+def l1_bytes(packets: float, l2_bytes: float) -> float:
+    """What the wire carries for `packets` frames of `l2_bytes` in all (frame
+    bytes with their FCS, as DeviceStats counts them): each frame plus its
+    preamble, SFD and inter-frame gap."""
+    return l2_bytes + packets * L1_OVERHEAD_BYTES
 
 
 def sim_addresses() -> List[str]:
@@ -49,7 +57,14 @@ def dev_help(*names: str) -> str:
 
 class Meter:
     """Per-second and total rates of a set of devices, printed as a live
-    table (rich) on a terminal, as plain lines otherwise, or as JSON lines."""
+    table (rich) on a terminal, as plain lines otherwise, or as JSON lines.
+
+    Two bit rates each way, as TRex reports them: L2 (rx_l2_gbps,
+    tx_l2_gbps) counts the frames with their 4-byte FCS, DeviceStats' bytes;
+    L1 (rx_l1_gbps, tx_l1_gbps) is what the wire carries, 20 bytes more per
+    frame (preamble, SFD, inter-frame gap): 10 Gbit/s L1 is a 10GbE link's
+    line rate, 14.88 Mpps of 60-byte frames. Rates count from the app
+    loop's start (its tick(0.0)), not from its set-up."""
 
     def __init__(self, devices: List[Device], as_json: bool) -> None:
         self.devices = devices
@@ -65,12 +80,13 @@ class Meter:
             self.live.start()
 
     @staticmethod
-    def rates(delta: DeviceStats, seconds: float) -> dict:
-        def gbps(packets: int, nbytes: int) -> float:
-            return (nbytes + packets * WIRE_OVERHEAD) * 8 / seconds / 1e9
+    def rates(delta: DeviceStats, seconds: float) -> Dict[str, float]:
+        def gbps(nbytes: float) -> float:
+            return nbytes * 8 / seconds / 1e9
 
         return {"rx_mpps": delta.rx_packets / seconds / 1e6, "tx_mpps": delta.tx_packets / seconds / 1e6,
-                "rx_gbps": gbps(delta.rx_packets, delta.rx_bytes), "tx_gbps": gbps(delta.tx_packets, delta.tx_bytes),
+                "rx_l1_gbps": gbps(l1_bytes(delta.rx_packets, delta.rx_bytes)), "rx_l2_gbps": gbps(delta.rx_bytes),
+                "tx_l1_gbps": gbps(l1_bytes(delta.tx_packets, delta.tx_bytes)), "tx_l2_gbps": gbps(delta.tx_bytes),
                 "rx_dropped": delta.rx_dropped}
 
     def _rows(self) -> List[dict]:
@@ -86,18 +102,28 @@ class Meter:
         return rows
 
     @staticmethod
-    def _table(rows: List[dict]):
+    def _table(rows: List[dict]) -> "Table":
+        """Two lines a device, rx and tx: Mpps, L1 and L2 Gbit/s (and rx's drops)."""
         from rich.table import Table
 
-        table = Table(title="ixypy")
-        for col in ("device", "rx Mpps", "rx Gbit/s", "tx Mpps", "tx Gbit/s", "rx dropped"):
-            table.add_column(col, justify="right")
+        table = Table(title="ixypy", caption="L1: on the wire; L2: the frames with their FCS")
+        table.add_column("device", no_wrap=True)
+        table.add_column("")
+        for col in ("Mpps", "L1 Gbit/s", "L2 Gbit/s", "dropped"):
+            table.add_column(col, justify="right", no_wrap=True)
         for r in rows:
-            table.add_row(r["device"], f"{r['rx_mpps']:.3f}", f"{r['rx_gbps']:.3f}", f"{r['tx_mpps']:.3f}",
-                          f"{r['tx_gbps']:.3f}", str(r["rx_dropped"]))
+            for way in ("rx", "tx"):
+                table.add_row(r["device"] if way == "rx" else "", way,
+                              *(f"{r[f'{way}_{k}']:.3f}" for k in ("mpps", "l1_gbps", "l2_gbps")),
+                              str(r["rx_dropped"]) if way == "rx" else "", end_section=way == "tx")
         return table
 
-    def tick(self, _elapsed: float = 0.0) -> None:
+    def tick(self, elapsed: float) -> None:
+        """An app loop's tick: 0.0 as it starts (rates count from here), then
+        about once a second."""
+        if elapsed == 0.0:
+            self.start = self.last_time = time.perf_counter()
+            return
         rows = self._rows()
         if self.live is not None:
             self.live.update(self._table(rows))
@@ -106,8 +132,9 @@ class Meter:
             if self.as_json:
                 print(json.dumps(r), flush=True)
             else:
-                print(f"[{r['device']}] rx {r['rx_mpps']:.3f} Mpps {r['rx_gbps']:.3f} Gbit/s | "
-                      f"tx {r['tx_mpps']:.3f} Mpps {r['tx_gbps']:.3f} Gbit/s | rx dropped {r['rx_dropped']}", flush=True)
+                print(f"[{r['device']}] rx {r['rx_mpps']:.3f} Mpps {r['rx_l1_gbps']:.3f} Gbit/s L1 "
+                      f"{r['rx_l2_gbps']:.3f} L2 | tx {r['tx_mpps']:.3f} Mpps {r['tx_l1_gbps']:.3f} Gbit/s L1 "
+                      f"{r['tx_l2_gbps']:.3f} L2 | rx dropped {r['rx_dropped']}", flush=True)
 
     def summary(self, **extra: object) -> None:
         if self.live is not None:
@@ -122,8 +149,52 @@ class Meter:
             else:
                 print(f"[{dev.address}] total: rx {total.rx_packets} packets {total.rx_bytes} bytes, "
                       f"tx {total.tx_packets} packets {total.tx_bytes} bytes, rx dropped {total.rx_dropped}; "
-                      f"{seconds:.2f} s, rx {out['rx_mpps']:.3f} Mpps, tx {out['tx_mpps']:.3f} Mpps"
+                      f"{seconds:.2f} s, rx {out['rx_mpps']:.3f} Mpps {out['rx_l1_gbps']:.3f} Gbit/s L1 "
+                      f"{out['rx_l2_gbps']:.3f} L2, tx {out['tx_mpps']:.3f} Mpps {out['tx_l1_gbps']:.3f} Gbit/s L1 "
+                      f"{out['tx_l2_gbps']:.3f} L2"
                       + "".join(f", {k} {v}" for k, v in extra.items()), flush=True)
+
+
+IDLE_HINT_SECONDS = 3.0
+
+
+class IdleHint:
+    """A forwarder's hint: when none of its devices has received a frame for
+    `after` seconds, say so once, with each device's link and what to do (a
+    line on stderr; with --json, a JSON line with a "hint" key on stdout).
+    Fed each tick's totals."""
+
+    def __init__(self, devices: List[Device], as_json: bool, after: float = IDLE_HINT_SECONDS) -> None:
+        self.devices = devices
+        self.as_json = as_json
+        self.after = after
+        self.arrived = 0            # frames received, dropped or refused, all devices, at the last change
+        self.arrived_at = 0.0       # the loop's elapsed seconds then
+        self.given = False
+
+    def check(self, elapsed: float, totals: Dict[str, DeviceStats]) -> None:
+        if self.given:
+            return
+        arrived = sum(t.rx_packets + t.rx_dropped + t.rx_errors for t in totals.values())
+        if arrived != self.arrived:
+            self.arrived, self.arrived_at = arrived, elapsed
+        elif elapsed - self.arrived_at >= self.after:
+            self.given = True
+            self._give()
+
+    def _give(self) -> None:
+        links = {dev.address: dev.link_speed() for dev in self.devices}
+        sides = " or ".join(f"{address} ({f'link up, {mbits} Mbit/s' if mbits else 'link down'})"
+                            for address, mbits in links.items())
+        if all(links.values()):
+            what_to_do = "is anything sending to them? e.g. `ixypy pktgen DEV` on a port cabled to one of them"
+        else:
+            what_to_do = "a link is down: check its cable and the port at the other end"
+        hint = f"nothing received on {sides} for {self.after:g} s; {what_to_do}"
+        if self.as_json:
+            print(json.dumps({"hint": hint, "links": links}), flush=True)
+        else:
+            print(f"ixypy: hint: {hint}", file=sys.stderr, flush=True)
 
 
 class StopOnSignals:
@@ -199,9 +270,12 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 @cli.command(help=f"Send UDP frames with a 64-bit sequence number at byte 42.\n\n{dev_help('DEV')}")
 @click.argument("dev")
 @click.option("--size", "-s", type=click.IntRange(MIN_FRAME, MAX_FRAME), default=MIN_FRAME, show_default=True,
-              help="Frame size in bytes, CRC excluded.")
+              help="Frame size in bytes, without the 4-byte FCS (CRC) the NIC appends.")
 @click.option("--rate", "rate_mpps", type=click.FloatRange(min=0, min_open=True), help="Rate limit in Mpps.")
-@click.option("--gbps", "rate_gbps", type=click.FloatRange(min=0, min_open=True), help="Rate limit in Gbit/s on the wire.")
+@click.option("--gbps", "rate_gbps", type=click.FloatRange(min=0, min_open=True),
+              help=f"Rate limit in Gbit/s on the wire (L1, as reported): each frame counts with its {FCS_BYTES}-byte "
+                   f"FCS and {L1_OVERHEAD_BYTES} bytes of preamble, SFD and inter-frame gap, e.g. 84 bytes for "
+                   f"--size 60; 10 is 10GbE line rate.")
 @click.option("--flows", type=click.IntRange(1, 65536), default=1, show_default=True,
               help="Number of flows (source IPs 10.0.0.2 upward).")
 @click.option("--template", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -219,8 +293,8 @@ def pktgen(dev: str, size: int, rate_mpps: Optional[float], rate_gbps: Optional[
     frames = _pcap_frames(template) if template else udp_flows(flows, size)
     rate_pps = rate_mpps * 1e6 if rate_mpps else None
     if rate_gbps:
-        avg = sum(len(f) for f in frames) / len(frames)
-        rate_pps = rate_gbps * 1e9 / 8 / (avg + WIRE_OVERHEAD)
+        mean_frame = sum(len(f) for f in frames) / len(frames) + FCS_BYTES     # as DeviceStats counts it
+        rate_pps = rate_gbps * 1e9 / 8 / l1_bytes(1, mean_frame)
     with open_device(dev) as device:
         meter = Meter([device], as_json)
         with StopOnSignals() as stop:
@@ -258,7 +332,9 @@ def _pcap_frames(path: Path) -> List[bytes]:
     return [frame.ljust(MIN_FRAME, b"\0") for frame in frames]
 
 
-@cli.command(help=f"Forward between two devices in both directions.\n\n{dev_help('DEV1', 'DEV2')}")
+@cli.command(help=f"Forward between two devices in both directions. When nothing arrives on either for "
+                  f"{IDLE_HINT_SECONDS:g} s, a hint says so once (on stderr; with --json, a JSON line with a "
+                  f"\"hint\" key).\n\n{dev_help('DEV1', 'DEV2')}")
 @click.argument("dev1")
 @click.argument("dev2")
 @limits_option
@@ -267,8 +343,14 @@ def _pcap_frames(path: Path) -> List[bytes]:
 def fwd(dev1: str, dev2: str, count: Optional[int], duration: Optional[float], batch_size: int, as_json: bool) -> None:
     with open_device(dev1) as a, open_device(dev2) as b:
         meter = Meter([a, b], as_json)
+        idle = IdleHint([a, b], as_json)
+
+        def tick(elapsed: float) -> None:
+            meter.tick(elapsed)
+            idle.check(elapsed, meter.last)
+
         with StopOnSignals() as stop:
-            forwarded = apps.forward([(a, b), (b, a)], apps.Limits(count, duration, stop), batch_size, tick=meter.tick)
+            forwarded = apps.forward([(a, b), (b, a)], apps.Limits(count, duration, stop), batch_size, tick=tick)
         meter.summary(forwarded=forwarded)
 
 
@@ -305,15 +387,27 @@ def devices(as_json: bool) -> None:
         print(json.dumps(rows))
         return
     from rich.console import Console
+
+    Console().print(devices_table(rows))
+
+
+def devices_table(rows: List[Dict[str, Any]]) -> "Table":
+    """The rich table `ixypy devices` prints, from its JSON rows. Addresses,
+    ids and kernel drivers are never cut or wrapped; on a narrow terminal
+    the interfaces and the ixypy driver with its model name wrap (80 columns
+    fit), and narrower still they fold, never cut."""
     from rich.table import Table
 
     table = Table(title="PCI network devices")
-    for col in ("address", "vendor:device", "name", "kernel driver", "interfaces", "ixypy driver"):
-        table.add_column(col)
+    for col in ("address", "vendor:\ndevice", "kernel\ndriver"):
+        table.add_column(col, no_wrap=True)
+    for col in ("interfaces", "ixypy driver: model"):
+        table.add_column(col, overflow="fold")
     for r in rows:
         ifaces = ", ".join(f"{i} (in use)" if i in r["busy"] else i for i in r["interfaces"])
-        table.add_row(r["address"], r["id"], r["name"], r["driver"], ifaces, r["ixypy"] or "unsupported")
-    Console().print(table)
+        ixypy = f"{r['ixypy']}: {r['name']}" if r["ixypy"] else "unsupported"
+        table.add_row(r["address"], r["id"], r["driver"], ifaces, ixypy)
+    return table
 
 
 @cli.command()

@@ -32,9 +32,23 @@ if TYPE_CHECKING:
     from .interrupts import Interrupts
 
 
+FCS_BYTES = 4               # the frame check sequence (CRC-32) that ends every Ethernet frame on the wire
+L1_OVERHEAD_BYTES = 20      # what the wire carries besides each frame: preamble 7, SFD 1, inter-frame gap 12
+
+
 @dataclass
 class DeviceStats:
-    """Counters since the device was opened."""
+    """Counters since the device was opened.
+
+    rx_bytes and tx_bytes count whole Ethernet frames, from the destination
+    MAC address through the 4-byte FCS (CRC) inclusive, as Ethernet counters
+    conventionally do (the Intel NICs' GORC and GOTC): the layer-2 size. They
+    leave out what the wire adds around each frame, L1_OVERHEAD_BYTES of
+    preamble, start-of-frame delimiter and inter-frame gap. Every driver
+    counts so: ixgbe and igb read the NIC's counters, which include the FCS
+    whether or not it is stripped on receive; virtio, whose device hands over
+    frames without an FCS, adds FCS_BYTES to each frame it counts.
+    """
 
     rx_packets: int = 0
     tx_packets: int = 0

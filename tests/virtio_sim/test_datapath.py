@@ -63,6 +63,20 @@ def test_20000_packets_each_way_with_sequence_numbers(pair):
     assert tx.bus.model_errors() == [] and rx.bus.model_errors() == []
 
 
+def test_stats_count_each_frame_with_its_fcs(pair):
+    """DeviceStats' bytes include the 4-byte FCS on every driver: the virtio
+    driver counts frames the device hands over without one, and adds it."""
+    tx, rx = pair
+    pool = tx.mempool(1024)
+    pool.fill(udp_frame(100))
+    assert send(tx.tx_queue(0), pool, 1000) == 1000
+    tx.flush_tx()
+    assert tx.bus.function.wire_stats()["tx_bytes"] == 1000 * 100             # the wire got the frames, no FCS
+    assert (tx.stats().tx_packets, tx.stats().tx_bytes) == (1000, 1000 * (100 + 4))
+    assert receive(rx.rx_queue(0), 1000) == (1000, 0)
+    assert (rx.stats().rx_packets, rx.stats().rx_bytes) == (1000, 1000 * (60 + 4))   # the source's 60-byte frames
+
+
 def test_free_running_indices_wrap_past_16_bits(pair):
     tx, rx = pair
     pool = tx.mempool(4096)

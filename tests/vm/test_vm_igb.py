@@ -20,6 +20,7 @@ import pytest
 
 from .conftest import _timings
 from .guest import Nic, guest_script
+from .guest_pktgen import GUEST_GBPS, check_reports_gbps
 
 pytestmark = pytest.mark.vm
 
@@ -70,7 +71,7 @@ def results(_module_guest) -> dict:
     g = _module_guest
     macs = {f"{name}_MAC": g.nic(i).mac for i, name in enumerate(NAMES)}
     addrs = {name: g.nic(i).address for i, name in enumerate(NAMES)}
-    res = g.run(guest_script(RUNNER, SCENARIOS=SCENARIOS, **addrs, **macs), timeout=300)
+    res = g.run(guest_script(RUNNER, SCENARIOS=SCENARIOS, **addrs, **macs), timeout=450)
     _timings.append((__name__, "script (all)", res.seconds))
     out = json.loads(res.stdout.strip().splitlines()[-1])
     Path(g.run_dir, "results.json").write_text(json.dumps(out, indent=1))
@@ -453,6 +454,26 @@ def test_mixed_igb_and_virtio_in_one_process(results, guest):
     assert (back["sent"], back["received"], back["out_of_order"], back["expected"]) == (3000, 3000, 0, 3000)
     assert out["stats"]["e"]["tx_packets"] == 3000 and out["stats"]["e"]["rx_packets"] == 3000
     assert out["stats"]["b"]["rx_packets"] == 3000
+
+
+scenario("gbps", """
+    # `ixypy pktgen --gbps` on A (UIO) into the hub; B, idle behind vfio-pci,
+    # is its other end. The summary's rates, and GOTC's bytes (see guest_pktgen).
+    from guest_pktgen import GUEST_GBPS, run_at_gbps
+    PciDevice(B).bind_vfio()
+    PciDevice(A).bind_uio()
+    out = {"runs": [run_at_gbps(A, size, gbps) for size, gbps in GUEST_GBPS]}
+""")
+
+
+def test_pktgen_gbps_is_the_reported_l1_rate_on_igb(results, guest):
+    """--gbps X: the summary reports X Gbit/s on the wire (L1) within 1 %,
+    at 60 and 1514 bytes; the 82576's GOTC counts each frame with its FCS,
+    as DeviceStats says, and L2 is the frames' share of L1."""
+    runs = outcome(results, "gbps")["runs"]
+    print(f"\nigb pktgen --gbps in the TCG guest: {[[r['summary'] for r in rs] for rs in runs]}")
+    for (size, gbps), size_runs in zip(GUEST_GBPS, runs, strict=True):
+        check_reports_gbps(size_runs, size, gbps)
 
 
 scenario("killed", """

@@ -26,7 +26,7 @@ from ..fastpath.batch import PacketBatch
 from ..fastpath.mempool import Mempool
 from ..fastpath.regs import PortIo
 from ..fastpath.virtio import VirtioCtrlQueue, VirtioRxQueue, VirtioTxQueue, vring_size
-from ..device import Device, DeviceStats, format_mac
+from ..device import FCS_BYTES, Device, DeviceStats, format_mac
 from ..errors import BarError, DeviceError, DeviceGone, DeviceTimeout, PacketTooLarge, QueueError, UnsupportedDevice
 from ..interrupts import rx_wait
 from ..pci import msix_enabled
@@ -292,11 +292,16 @@ class VirtioDevice(Device):
 
     def stats(self) -> DeviceStats:
         """Software counters since open (virtio has no hardware counters).
-        rx_dropped stays 0: the device drops without telling; rx_errors counts
-        used entries of impossible length."""
+        The queues count the frames' bytes as handed over, without an FCS;
+        the bytes here add FCS_BYTES per frame, as DeviceStats defines them
+        (a frame shorter than 60 bytes is counted unpadded). rx_dropped stays
+        0: the device drops without telling; rx_errors counts used entries of
+        impossible length."""
         rx, tx = self.rx_queues, self.tx_queues
-        return DeviceStats(rx_packets=sum(q.packets for q in rx), tx_packets=sum(q.packets for q in tx),
-                           rx_bytes=sum(q.bytes for q in rx), tx_bytes=sum(q.bytes for q in tx),
+        rx_packets, tx_packets = sum(q.packets for q in rx), sum(q.packets for q in tx)
+        return DeviceStats(rx_packets=rx_packets, tx_packets=tx_packets,
+                           rx_bytes=sum(q.bytes for q in rx) + FCS_BYTES * rx_packets,
+                           tx_bytes=sum(q.bytes for q in tx) + FCS_BYTES * tx_packets,
                            rx_dropped=0, rx_errors=sum(q.errors for q in rx))
 
     # --- shutdown -------------------------------------------------------------------
