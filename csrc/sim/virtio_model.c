@@ -156,6 +156,8 @@ struct vnsim_dev {
     uint8_t *src_frame;
     uint8_t *frame;               /* a transmitted frame, gathered */
     struct vnsim_wire_stats st;
+    uint32_t unplugged, stalled, removed;   /* atomic, faults: cable out, DMA stopped, gone from the bus */
+    uint64_t drop_rx;             /* atomic, faults: arriving frames still to drop */
     pthread_mutex_t log_lock;
     unsigned nerr;
     char errs[LOG_ENTRIES][ERR_LEN];
@@ -220,7 +222,21 @@ static int broken(struct vnsim_dev *d, const char *fmt, ...)
 static int live(const struct vnsim_dev *d)
 {
     uint8_t s = LD(&d->status);
-    return (s & S_DRIVER_OK) && !(s & (S_NEEDS_RESET | S_FAILED)) && (command(d) & CMD_MASTER);
+    return (s & S_DRIVER_OK) && !(s & (S_NEEDS_RESET | S_FAILED)) && (command(d) & CMD_MASTER) &&
+           !LD(&d->stalled) && !LD(&d->removed);
+}
+
+/* A frame arriving now is lost to a fault: the cable is out, or it is one
+ * of a burst to drop (counted as without a buffer). */
+static int fault_drops(struct vnsim_dev *d)
+{
+    if (LD(&d->unplugged))
+        return 1;
+    if (!LD(&d->drop_rx))
+        return 0;
+    __atomic_sub_fetch(&d->drop_rx, 1, __ATOMIC_SEQ_CST);
+    d->st.rx_no_buffer++;
+    return 1;
 }
 
 /* ---- the split virtqueue, legacy layout (2.7.2) --------------------------------- */
@@ -410,6 +426,8 @@ static enum rx_result rx_deliver(struct vnsim_dev *d, const uint8_t *frame, uint
         d->st.rx_filtered++;
         return RX_DROPPED;
     }
+    if (fault_drops(d))
+        return RX_DROPPED;
     uint16_t head = avail_ring(q, q->last_avail++);
     if (chain_read(d, RXQ, head, hint, &writable_from) < 0)
         return RX_NO_BUFFER;
@@ -435,6 +453,8 @@ static void wire_send(struct vnsim_dev *d, const uint8_t *frame, uint32_t len, c
 {
     d->st.tx_packets++;
     d->st.tx_bytes += len;
+    if (LD(&d->unplugged))
+        return;
     if (d->wire == WIRE_PAIR) {
         if (rx_deliver(d->peer, frame, len, hint) == RX_NO_BUFFER)
             d->peer->st.rx_no_buffer++;
@@ -662,7 +682,7 @@ static uint32_t io_read_locked(struct vnsim_dev *d, const struct io_reg *r)
 {
     struct vq *q = d->queue_sel < VNSIM_NUM_QUEUES ? &d->vq[d->queue_sel] : NULL;
     if (r->part == NET)
-        return r->offset == NET_STATUS ? NET_S_LINK_UP : d->mac[r->offset - NET_MAC];
+        return r->offset == NET_STATUS ? (LD(&d->unplugged) ? 0 : NET_S_LINK_UP) : d->mac[r->offset - NET_MAC];
     switch (r->offset) {
     case HOST_FEATURES: return OFFERED;
     case GUEST_FEATURES: return d->guest_features;
@@ -681,6 +701,8 @@ uint32_t vnsim_io_read(void *ctx, uint32_t offset, unsigned width)
 {
     struct vnsim_dev *d = ctx;
     uint32_t ones = width >= 4 ? 0xFFFFFFFFu : (1u << (8 * width)) - 1;
+    if (LD(&d->removed))
+        return ones;
     ctl_lock(d->sim);
     const struct io_reg *r = io_access(d, offset, width, "read");
     uint32_t v = r ? io_read_locked(d, r) : ones;
@@ -833,6 +855,8 @@ static void io_write_locked(struct vnsim_dev *d, const struct io_reg *r, uint32_
 void vnsim_io_write(void *ctx, uint32_t offset, unsigned width, uint32_t value)
 {
     struct vnsim_dev *d = ctx;
+    if (LD(&d->removed))
+        return;
     if (offset == QUEUE_NOTIFY && width == 2 && (command(d) & CMD_IO)) {
         notify(d, (uint16_t)value);
         return;
@@ -851,6 +875,8 @@ uint32_t vnsim_msix_read32(void *ctx, uint32_t offset)
 {
     struct vnsim_dev *d = ctx;
     uint32_t v = 0xFFFFFFFFu;
+    if (LD(&d->removed))
+        return v;
     ctl_lock(d->sim);
     if (!(command(d) & CMD_MEM))
         err(d, "BAR1 read at %#x while COMMAND.MEM is clear", offset);
@@ -863,6 +889,8 @@ uint32_t vnsim_msix_read32(void *ctx, uint32_t offset)
 void vnsim_msix_write32(void *ctx, uint32_t offset, uint32_t value)
 {
     struct vnsim_dev *d = ctx;
+    if (LD(&d->removed))
+        return;
     ctl_lock(d->sim);
     if (!(command(d) & CMD_MEM))
         err(d, "BAR1 write of %#x at %#x while COMMAND.MEM is clear", value, offset);
@@ -914,6 +942,8 @@ uint32_t vnsim_config_read(struct vnsim_dev *d, uint32_t offset, unsigned size)
     uint32_t v = 0;
     if (!config_ok(offset, size))
         return 0xFFFFFFFFu;
+    if (LD(&d->removed))
+        return size == 4 ? 0xFFFFFFFFu : (1u << (8 * size)) - 1;
     ctl_lock(d->sim);
     memcpy(&v, d->cfg + offset, size);
     ctl_unlock(d->sim);
@@ -925,7 +955,7 @@ uint32_t vnsim_config_read(struct vnsim_dev *d, uint32_t offset, unsigned size)
 void vnsim_config_write(struct vnsim_dev *d, uint32_t offset, unsigned size, uint32_t value)
 {
     const uint16_t writable = CMD_IO | CMD_MEM | CMD_MASTER | CMD_INTX_DISABLE;
-    if (!config_ok(offset, size))
+    if (!config_ok(offset, size) || LD(&d->removed))
         return;
     ctl_lock(d->sim);
     for (unsigned i = 0; i < size; i++) {
@@ -936,6 +966,25 @@ void vnsim_config_write(struct vnsim_dev *d, uint32_t offset, unsigned size, uin
         }
     }
     sim_msix_config_write(&d->msix, offset, size, value);
+    ctl_unlock(d->sim);
+}
+
+/* ---- faults (virtio_model.h) ----------------------------------------------------------- */
+void vnsim_fault_plug(struct vnsim_dev *d, int plugged) { ST(&d->unplugged, !plugged); }
+void vnsim_fault_drop_rx(struct vnsim_dev *d, uint64_t n) { ST(&d->drop_rx, n); }
+
+/* Under the model's lock: on return no pass is using the device. */
+void vnsim_fault_stall(struct vnsim_dev *d, int stalled)
+{
+    ctl_lock(d->sim);
+    ST(&d->stalled, !!stalled);
+    ctl_unlock(d->sim);
+}
+
+void vnsim_fault_remove(struct vnsim_dev *d)
+{
+    ctl_lock(d->sim);
+    ST(&d->removed, 1);
     ctl_unlock(d->sim);
 }
 
@@ -1003,7 +1052,7 @@ static int vnsim_dma_unmap(void *ctx, uint64_t dma_addr, uint64_t len)
             struct vq *q = &s->devs[i]->vq[qi];
             const struct sim_dma_ent *hint = NULL;
             uint32_t pfn = LD(&q->pfn);
-            if (pfn && !sim_dma_find(&s->map, &hint, (uint64_t)pfn * LEGACY_ALIGN, vring_bytes(q->num))) {
+            if (pfn && !LD(&s->devs[i]->removed) && !sim_dma_find(&s->map, &hint, (uint64_t)pfn * LEGACY_ALIGN, vring_bytes(q->num))) {
                 ST(&q->pfn, 0);
                 broken(s->devs[i], "queue %u: its ring was unmapped while in use (IOMMU fault)", qi);
             }

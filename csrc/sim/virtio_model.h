@@ -104,6 +104,20 @@ struct vnsim_wire_stats {
     uint64_t rx_filtered;                           /* arrived, refused by the rx filter */
 };
 void vnsim_get_wire_stats(struct vnsim_dev *dev, struct vnsim_wire_stats *out);
+
+/* ---- faults (what a test does to a device) ----------------------------- */
+/* The cable out (plugged = 0): the config status has no LINK_UP, nothing
+ * is sent or received; plugged back in (!= 0). */
+void vnsim_fault_plug(struct vnsim_dev *dev, int plugged);
+/* The next n arriving frames that pass the rx filter are dropped (counted
+ * in the wire's rx_no_buffer: virtio has no drop counter of its own). */
+void vnsim_fault_drop_rx(struct vnsim_dev *dev, uint64_t n);
+/* stalled != 0: the device consumes no chain and writes no used entry
+ * (arriving frames find no buffer) until called with 0. */
+void vnsim_fault_stall(struct vnsim_dev *dev, int stalled);
+/* Surprise removal, for good: I/O, BAR1 and config reads return all ones,
+ * writes and notifies vanish, no DMA. */
+void vnsim_fault_remove(struct vnsim_dev *dev);
 /* The rx filter as the control queue set it (5.1.6.5.1): bit 0 promiscuous,
  * bit 1 all-multicast. Promiscuous after reset, as QEMU's device is. */
 unsigned vnsim_rx_mode(struct vnsim_dev *dev);

@@ -50,9 +50,11 @@ class Faults:
 
     * ``unplug()`` / ``plug()``: the cable out (link down, nothing crosses) and back in;
     * ``drop_rx(n)``: the next n arriving frames are dropped, as by a full rx
-      ring, and counted (the device's ``rx_dropped``);
+      ring, and counted (the Intel NICs' ``rx_dropped``; virtio-net has no
+      drop counter, its model's ``wire_stats()`` counts them);
     * ``stall()`` / ``resume()``: the DMA engines stop and go on (tx is not
-      sent, rx not received; ``flush_tx`` times out naming the register);
+      sent, rx not received; ``flush_tx`` times out, naming the register on
+      the Intel NICs);
     * ``remove()``: surprise removal for good: register reads return all ones,
       no DMA; the driver then raises ``ixypy.errors.DeviceGone`` (``stats()``,
       ``flush_tx()``, the app loops within a second) and ``close()`` still
@@ -63,7 +65,7 @@ class Faults:
         function = getattr(device.bus, "function", None)
         if function is None or not hasattr(function, "remove"):
             raise UnsupportedDevice(f"{device.address} is not a sim device with faults to inject",
-                                    "faults are injected into the ixgbe and igb sim devices (sim:sink, sim:igb-pair0, ...)")
+                                    "faults are injected into the sim devices (sim:sink, sim:igb-pair0, sim:virtio-loop, ...)")
         self._function = function
 
     def unplug(self) -> None:
@@ -75,7 +77,7 @@ class Faults:
         self._function.plug(True)
 
     def drop_rx(self, n: int) -> None:
-        """Drop the next n frames that arrive (counted in rx_dropped)."""
+        """Drop the next n frames that arrive (counted, see the class)."""
         self._function.drop_rx(n)
 
     def stall(self) -> None:

@@ -1,7 +1,9 @@
-"""ixypy.testing's faults on the Intel sim ports, through the plugin's
-fixtures, and what every driver makes of them: a link that goes, drops that
-are counted, a stalled DMA engine that gives a timeout naming the register,
-and a removed device that gives DeviceGone instead of a spin or a hang."""
+"""ixypy.testing's faults on every sim NIC, through the plugin's fixtures,
+and what every driver makes of them: a link that goes, drops that are
+counted, a stalled DMA engine that gives a timeout, and a removed device
+that gives DeviceGone instead of a spin or a hang. The Intel kinds use a
+cabled pair; the virtio-net model has no pair, so its one device on a
+loopback plug is both ends."""
 import pytest
 
 from ixypy import PacketBatch, apps
@@ -11,7 +13,23 @@ from ixypy.testing import faults
 
 from ..simdev import wait_until
 
-pytestmark = pytest.mark.parametrize("ixypy_sim_kind", ["ixgbe", "igb"])
+pytestmark = pytest.mark.parametrize("ixypy_sim_kind", ["ixgbe", "igb", "virtio"])
+
+
+@pytest.fixture
+def ends(ixypy_sim, ixypy_sim_kind):
+    """(sender, receiver): a cabled pair, or one virtio device on a loopback plug."""
+    if ixypy_sim_kind == "virtio":
+        loop = ixypy_sim.open("loop")
+        return loop, loop
+    return ixypy_sim.pair()
+
+
+def drops(dev) -> int:
+    """Frames lost on arrival as the NIC counts them (virtio has no counter: the model's wire counts)."""
+    if dev.driver_name == "virtio":
+        return dev.bus.function.wire_stats()["rx_no_buffer"]
+    return dev.stats().rx_dropped
 
 
 def send(dev, n: int) -> int:
@@ -41,32 +59,32 @@ def received(dev, within: float = 2.0) -> int:
     return total
 
 
-def test_unplugged_cable_takes_the_link_and_nothing_arrives(ixypy_pair):
-    a, b = ixypy_pair
+def test_unplugged_cable_takes_the_link_and_nothing_arrives(ends):
+    a, b = ends
     faults(b).unplug()
     assert b.link_speed() == 0
     send(a, 20)
     a.flush_tx()
     assert received(b, 0.5) == 0
     faults(b).plug()
-    assert b.wait_for_link(2.0) > 0
+    assert wait_until(lambda: b.link_speed() > 0)
     send(a, 20)
     assert received(b) == 20
 
 
-def test_a_burst_of_rx_drops_is_counted(ixypy_pair):
-    a, b = ixypy_pair
+def test_a_burst_of_rx_drops_is_counted(ends):
+    a, b = ends
     faults(b).drop_rx(10)
     assert send(a, 30) == 30
     assert received(b) == 20
-    assert b.stats().rx_dropped == 10
+    assert drops(b) == 10
 
 
-def test_a_stalled_dma_engine_times_out_naming_the_register_then_resumes(ixypy_pair):
-    a, b = ixypy_pair
+def test_a_stalled_dma_engine_times_out_naming_the_register_then_resumes(ends):
+    a, b = ends
     faults(a).stall()
     assert send(a, 20) == 20
-    with pytest.raises(DeviceTimeout, match="TDH"):
+    with pytest.raises(DeviceTimeout, match="TDH|not used by the device"):
         a.flush_tx(timeout=0.2)
     assert received(b, 0.5) == 0
     faults(a).resume()
@@ -74,20 +92,24 @@ def test_a_stalled_dma_engine_times_out_naming_the_register_then_resumes(ixypy_p
     assert received(b) == 20
 
 
-def test_a_removed_device_raises_device_gone_and_closes(ixypy_sim, ixypy_pair):
+def test_a_removed_device_raises_device_gone_and_closes(ends):
     """Tried: Registers.read without its all-ones check (stats returns
     garbage: DID NOT RAISE), and the app loop's clock without
     ensure_present (pktgen ticks for 30 s and raises only at its final
     flush): each fails this test."""
-    a, b = ixypy_pair
+    a, b = ends
     faults(a).remove()
     with pytest.raises(DeviceGone, match="stopped answering"):
-        a.stats()
+        a.ensure_present()
+    if a.driver_name != "virtio":           # virtio's counters are the driver's own
+        with pytest.raises(DeviceGone):
+            a.stats()
+    send(a, 8)                              # taken by the ring: the driver cannot tell
     with pytest.raises(DeviceGone):
         a.flush_tx()
     ticks = []
     with pytest.raises(DeviceGone):
         apps.pktgen(a, [udp_frame()], apps.Limits(duration=30), tick=ticks.append)
-    assert ticks == []          # raised at the loop's first look at the clock, not by the flush at its end
+    assert ticks == [0.0]       # raised at the loop's first look at the clock (1 s), not by the flush at its end
     a.close()
     assert a.closed

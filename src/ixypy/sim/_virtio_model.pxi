@@ -35,6 +35,10 @@ cdef extern from "virtio_model.h" nogil:
     void vnsim_wire_sink(vnsim_dev *dev, int seq_offset)
     void vnsim_wire_pair(vnsim_dev *a, vnsim_dev *b)
     void vnsim_wire_source(vnsim_dev *dev, const uint8_t *frame, uint32_t len, uint64_t count, int seq_offset)
+    void vnsim_fault_plug(vnsim_dev *d, int plugged)
+    void vnsim_fault_drop_rx(vnsim_dev *d, uint64_t n)
+    void vnsim_fault_stall(vnsim_dev *d, int stalled)
+    void vnsim_fault_remove(vnsim_dev *d)
     void vnsim_get_wire_stats(vnsim_dev *dev, vnsim_wire_stats *out)
     unsigned vnsim_rx_mode(vnsim_dev *dev)
     unsigned vnsim_isr_peek(vnsim_dev *dev)
@@ -151,6 +155,28 @@ cdef class VirtioSimDevice(Function):
         cdef uint32_t n = len(frame)
         with nogil:
             vnsim_wire_source(d, f, n, count, seq_offset)
+
+    # --- faults (csrc/sim/virtio_model.h): the names ixypy.testing.Faults uses
+
+    def plug(self, bint plugged) -> None:
+        """Pull the cable out (False: no LINK_UP, nothing crosses) or plug it back in."""
+        vnsim_fault_plug(self._d(), plugged)
+
+    def drop_rx(self, uint64_t n) -> None:
+        """Drop the next n frames that arrive (the wire's rx_no_buffer counts them)."""
+        vnsim_fault_drop_rx(self._d(), n)
+
+    def stall(self, bint stalled) -> None:
+        """Stop the device consuming chains (True) or let it go on (False)."""
+        cdef vnsim_dev *d = self._d()
+        with nogil:
+            vnsim_fault_stall(d, stalled)
+
+    def remove(self) -> None:
+        """Surprise removal: reads return all ones, writes vanish, no DMA."""
+        cdef vnsim_dev *d = self._d()
+        with nogil:
+            vnsim_fault_remove(d)
 
     def wire_stats(self) -> dict:
         """What crossed the cable (the model's own counters)."""
