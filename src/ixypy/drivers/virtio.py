@@ -162,6 +162,7 @@ class VirtioDevice(Device):
         """Writing 0 to the status resets the device (2.1, 4.1.4.8); read it back."""
         self.port.write8(DEVICE_STATUS, 0)
         if self.port.read8(DEVICE_STATUS) != 0:
+            self.ensure_present()
             raise DeviceError(f"{self.address}: virtio device status did not read 0 after reset")
 
     def _set_status(self, bit: int) -> None:
