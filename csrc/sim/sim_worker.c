@@ -25,6 +25,7 @@ static struct {
     unsigned char sweeping;         /* atomic flag: a thread (the engine's or a helper) sweeps */
     uint64_t sweeps;                /* atomic: odd while a sweep runs */
     uint64_t helped;                /* atomic: sweeps run by sim_engine_help */
+    int busy;                       /* atomic: a member busy-polled at the last sweep */
     int sleeping, kicked;           /* atomic: the engine sleeps; a kick came since the last sweep */
     pthread_mutex_t wake_lock;
     pthread_cond_t wake;            /* CLOCK_MONOTONIC, see init_wake */
@@ -57,6 +58,7 @@ static unsigned sweep(struct idle_policy *policy)
             policy->sleep_ns = w->sleep_ns;
     }
     __atomic_add_fetch(&engine.sweeps, 1, __ATOMIC_SEQ_CST);
+    ST(&engine.busy, policy->busy);
     return work;
 }
 
@@ -94,7 +96,7 @@ static void idle(const struct idle_policy *policy, int64_t idle_for)
  * sweep's work in *work. */
 static int try_sweep(struct idle_policy *policy, unsigned *work)
 {
-    if (__atomic_test_and_set(&engine.sweeping, __ATOMIC_ACQUIRE))
+    if (LD(&engine.sweeping) || __atomic_test_and_set(&engine.sweeping, __ATOMIC_ACQUIRE))
         return 0;
     *work = sweep(policy);
     __atomic_clear(&engine.sweeping, __ATOMIC_RELEASE);
@@ -105,13 +107,17 @@ static void *run(void *arg)
 {
     (void)arg;
     int64_t idle_since = 0;   /* 0: busy in the last sweep */
-    struct idle_policy policy;
+    uint64_t helped = LD(&engine.helped);
+    struct idle_policy policy = {0, 0, IDLE_SPIN_NS};
     unsigned work;
     while (LD(&engine.running)) {
         ST(&engine.kicked, 0);
-        if (!try_sweep(&policy, &work)) {    /* a driver helps: it is busy */
-            cpu_relax();
+        /* A driver that waits plays the models (it sweeps now, or did since
+         * the last idle sweep): leave it the core. */
+        if (!try_sweep(&policy, &work) || (!work && LD(&engine.helped) != helped)) {
+            helped = LD(&engine.helped);
             idle_since = 0;
+            idle_sleep(policy.sleep_ns);
             continue;
         }
         if (work) {
@@ -240,7 +246,7 @@ int sim_engine_help(void *unused)
     (void)unused;
     struct idle_policy policy;
     unsigned work = 0;
-    if (LD(&engine.members) && try_sweep(&policy, &work))
+    if (LD(&engine.members) && !LD(&engine.busy) && try_sweep(&policy, &work))
         __atomic_add_fetch(&engine.helped, 1, __ATOMIC_RELAXED);
     return (int)work;
 }
