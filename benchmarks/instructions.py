@@ -12,7 +12,8 @@ so nothing spins. callgrind counts only inside ixy_measured_region (the
 measured loop); the model's own work (its entry points, inclusive) is
 subtracted, leaving the driver's instructions: the Python loop, the Cython
 fast path, the mempool. Each configuration is measured at two packet counts
-and the difference divided, so fixed costs drop out.
+and the difference divided by the difference of the packets the loop
+reports it moved, so fixed costs drop out.
 
 Prints a markdown table and writes it into benchmarks/README.md between the
 INSTRUCTIONS markers.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import datetime
 import glob
+import json
 import os
 import re
 import subprocess
@@ -41,7 +43,9 @@ WARMUP_CALLS = 10
 
 # --- the child: runs under valgrind --------------------------------------------
 
-def child(configs: list) -> None:
+def child(configs: list, out: str) -> None:
+    """Measure each configuration at both packet counts (a callgrind dump
+    each); write the packets each measured call reports it moved to `out`."""
     from loops import loop_for, open_rig
     from ixypy import PacketBatch
     from ixypy.fastpath.bench import measured
@@ -49,6 +53,7 @@ def child(configs: list) -> None:
     from loops import app_loop_for
 
     rigs = {}
+    moved = []
     for driver, kind, mode, batch_size in configs:
         if driver not in rigs:
             rigs[driver] = open_rig(driver, threaded=False)   # the model runs only in poll()
@@ -59,10 +64,11 @@ def child(configs: list) -> None:
             loop(batch, counts[0] // 20)         # bytecode only after 8 calls (a while-loop's back
                                                  # edge does not count), so one long call is not enough
         for n in counts:
-            measured(lambda: loop(batch, n))
+            moved.append(measured(lambda: loop(batch, n)))
         batch.free()
     for rig in rigs.values():
         rig.close()
+    Path(out).write_text(json.dumps(moved))
 
 
 # --- the parent: runs valgrind, reads its dumps ----------------------------------
@@ -94,18 +100,23 @@ def driver_instructions(dump: str) -> int:
 
 def run(configs: list) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "cg.out")
+        out, moved_file = os.path.join(tmp, "cg.out"), os.path.join(tmp, "moved.json")
         cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--collect-atstart=no",
                "--toggle-collect=ixy_measured_region", "--dump-after=ixy_measured_region",
-               sys.executable, __file__, "--child", repr(configs)]
+               sys.executable, __file__, "--child", repr(configs), moved_file]
         subprocess.run(cmd, check=True, capture_output=True,
                        env={**os.environ, "PYTHONPATH": str(SRC), "PYTHONHASHSEED": "0"})  # same dict layout every run
         dumps = sorted(glob.glob(out + ".*"), key=lambda p: int(p.rsplit(".", 1)[1]))
         counts = [driver_instructions(d) for d in dumps]
+        moved = json.loads(Path(moved_file).read_text())
     results = {}
     for i, config in enumerate(configs):
         low, high = counts[2 * i], counts[2 * i + 1]
-        n_low, n_high = APP_COUNTS if config[2] == "app" else COUNTS
+        asked = APP_COUNTS if config[2] == "app" else COUNTS
+        n_low, n_high = moved[2 * i], moved[2 * i + 1]
+        if n_low < asked[0] or n_high < asked[1]:     # a loop that gave up (nothing could arrive)
+            raise SystemExit(f"instructions.py: {config} moved {n_low} and {n_high} packets, "
+                             f"fewer than the {asked[0]} and {asked[1]} asked")
         results[config] = (high - low) / (n_high - n_low)
     return results
 
@@ -166,6 +177,6 @@ if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         import ast
 
-        child(ast.literal_eval(sys.argv[2]))
+        child(ast.literal_eval(sys.argv[2]), sys.argv[3])
     else:
         main()
