@@ -22,7 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # the rig_* modules
 
-from loops import open_rig  # noqa: E402
+from loops import open_ports, open_rig  # noqa: E402
 
 BATCH_SIZES = [1, 8, 32, 64, 256]
 PACKETS = 1_000_000
@@ -41,6 +41,14 @@ HZ = nominal_hz()
 def rig(request) -> Iterator:
     """The driver's rig with the model on its own thread (busy polling)."""
     opened = open_rig(request.param, threaded=True)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def ports(request) -> Iterator:
+    """The driver's two ports for ixy's forwarder, the model on its own thread."""
+    opened = open_ports(request.param, threaded=True)
     yield opened
     opened.close()
 

@@ -15,8 +15,9 @@ fast path, the mempool. Each configuration is measured at two packet counts
 and the difference divided by the difference of the packets the loop
 reports it moved, so fixed costs drop out.
 
-Prints a markdown table and writes it into benchmarks/README.md between the
-INSTRUCTIONS markers.
+Prints two markdown tables, the loops of loops.KINDS per driver and batch,
+and ixy C's forwarder (loops.IXY_FWD) next to ixy C's published figure,
+and writes them into benchmarks/README.md between the INSTRUCTIONS markers.
 """
 from __future__ import annotations
 
@@ -33,12 +34,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
 sys.path[:0] = [str(HERE), str(SRC)]
-from loops import APP_KINDS, DRIVERS, KINDS, MODES  # noqa: E402
+from loops import APP_KINDS, DRIVERS, IXY_C, IXY_FWD, IXY_FWD_MODES, KINDS, MODES  # noqa: E402
 
 BATCHES = (1, 8, 32, 64, 256)
 COUNTS = (40_000, 120_000)
 APP_COUNTS = (5_120, 15_360)      # the per-packet Python loops are slow under valgrind
 WARMUP_CALLS = 10
+IXY_KIND = "fwd-ixy"        # the configurations of ixy's forwarder: (driver, IXY_KIND, mode, batch)
 
 
 # --- the child: runs under valgrind --------------------------------------------
@@ -46,18 +48,21 @@ WARMUP_CALLS = 10
 def child(configs: list, out: str) -> None:
     """Measure each configuration at both packet counts (a callgrind dump
     each); write the packets each measured call reports it moved to `out`."""
-    from loops import loop_for, open_rig
+    from loops import app_loop_for, ixy_loop_for, loop_for, open_ports, open_rig
     from ixypy import PacketBatch
     from ixypy.fastpath.bench import measured
-
-    from loops import app_loop_for
 
     rigs = {}
     moved = []
     for driver, kind, mode, batch_size in configs:
-        if driver not in rigs:
-            rigs[driver] = open_rig(driver, threaded=False)   # the model runs only in poll()
-        loop = app_loop_for(rigs[driver], kind, batch_size) if mode == "app" else loop_for(rigs[driver], kind, mode)
+        ixy = kind == IXY_KIND
+        if (driver, ixy) not in rigs:            # the model runs only in poll()
+            rigs[(driver, ixy)] = open_ports(driver, threaded=False) if ixy else open_rig(driver, threaded=False)
+        rig = rigs[(driver, ixy)]
+        if mode == "app":
+            loop = app_loop_for(rig, kind, batch_size)
+        else:
+            loop = ixy_loop_for(rig, mode) if ixy else loop_for(rig, kind, mode)
         batch = PacketBatch(batch_size)
         counts = APP_COUNTS if mode == "app" else COUNTS
         for _ in range(WARMUP_CALLS):            # warm up: CPython 3.11 specialises a function's
@@ -121,6 +126,11 @@ def run(configs: list) -> dict:
     return results
 
 
+LEGEND = ("Columns: tx, the pktgen loop (allocate, stamp a sequence number, send); rx, receive and free; "
+          "fwd, one port's rx to another's tx, one way, no packet touched, what tx refuses kept in the batch "
+          "(not ixy's forwarder: that is the next table).")
+
+
 def table(results: dict) -> str:
     columns = [(k, m) for k in KINDS for m in MODES[k]]
     names = {"python": "Python", "step": "step", "c": "C"}
@@ -137,7 +147,34 @@ def table(results: dict) -> str:
                 cells.append(f"{x / c:.2f}x" if x and c else "")
             lines.append("| " + " | ".join(cells) + " |")
     return (f"Instructions per packet on the driver side (callgrind), {datetime.date.today().isoformat()}, "
-            f"Python {sys.version.split()[0]}; command: `python benchmarks/instructions.py`.\n\n" + "\n".join(lines) + "\n")
+            f"Python {sys.version.split()[0]}; command: `python benchmarks/instructions.py`. {LEGEND}\n\n"
+            + "\n".join(lines) + "\n")
+
+
+def ixy_table(results: dict) -> str:
+    """ixy C's forwarder per driver and driving, per forwarded packet; ixy
+    C's published figure next to the ixgbe rows (the same work on the same
+    NIC's driver) and no other."""
+    batches = sorted({c[3] for c in results if c[1] == IXY_KIND})
+    ours = [b for b in IXY_C if b in batches]
+    lines = ["| loop (what it does) | driver | " + " | ".join(f"batch {b}" for b in batches) +
+             " | ixy C, same work (ixgbe, 82599) | " + " | ".join(f"/ ixy C at {b}" for b in ours) + " |",
+             "|" + "---|" * (3 + len(batches) + len(ours))]
+    for driver in DRIVERS:
+        for mode, how in IXY_FWD_MODES.items():
+            got = {b: results.get((driver, IXY_KIND, mode, b)) for b in batches}
+            if not any(got.values()):
+                continue
+            cells = [f"{IXY_FWD} ({how})", driver] + [f"{got[b]:.0f}" if got[b] else "" for b in batches]
+            if driver == "ixgbe":
+                cells.append(", ".join(f"{IXY_C[b][0]} at batch {b}" for b in ours))
+                cells += [f"{got[b] / IXY_C[b][0]:.2f}x" if got[b] else "" for b in ours]
+            else:
+                cells += ["(ixy C has no figure for this NIC)"] + [""] * len(ours)
+            lines.append("| " + " | ".join(cells) + " |")
+    return ("ixy C's forwarder, like for like: instructions per forwarded packet (both directions together) "
+            "on the driver side (callgrind), the same run. ixy C's figure is on real hardware, ours on the "
+            "device model with the model's instructions subtracted.\n\n" + "\n".join(lines) + "\n")
 
 
 def app_table(results: dict, batches) -> str:
@@ -163,7 +200,9 @@ def main() -> None:
     batches = (32,) if "--quick" in sys.argv else BATCHES
     drivers = [a for a in sys.argv[1:] if not a.startswith("--")] or DRIVERS
     configs = [(d, k, m, b) for d in drivers for k in KINDS for m in MODES[k] for b in batches]
-    text = table(run(configs))
+    configs += [(d, IXY_KIND, m, b) for d in drivers for m in IXY_FWD_MODES for b in batches]
+    results = run(configs)
+    text = table(results) + "\n" + ixy_table(results)
     print(text)
     if "--quick" in sys.argv or drivers != DRIVERS:
         return
