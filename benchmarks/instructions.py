@@ -12,15 +12,18 @@ so nothing spins. callgrind counts only inside ixy_measured_region (the
 measured loop); the model's own work (its entry points, inclusive) is
 subtracted, leaving the driver's instructions: the Python loop, the Cython
 fast path, the mempool. Each configuration is measured at two packet counts
-and the difference divided, so fixed costs drop out.
+and the difference divided by the difference of the packets the loop
+reports it moved, so fixed costs drop out.
 
-Prints a markdown table and writes it into benchmarks/README.md between the
-INSTRUCTIONS markers.
+Prints two markdown tables, the loops of loops.KINDS per driver and batch,
+and ixy C's forwarder (loops.IXY_FWD) next to ixy C's published figure,
+and writes them into benchmarks/README.md between the INSTRUCTIONS markers.
 """
 from __future__ import annotations
 
 import datetime
 import glob
+import json
 import os
 import re
 import subprocess
@@ -31,38 +34,46 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
 sys.path[:0] = [str(HERE), str(SRC)]
-from loops import APP_KINDS, DRIVERS, KINDS, MODES  # noqa: E402
+from loops import APP_KINDS, DRIVERS, IXY_C, IXY_FWD, IXY_FWD_MODES, KINDS, MODES  # noqa: E402
 
 BATCHES = (1, 8, 32, 64, 256)
 COUNTS = (40_000, 120_000)
 APP_COUNTS = (5_120, 15_360)      # the per-packet Python loops are slow under valgrind
 WARMUP_CALLS = 10
+IXY_KIND = "fwd-ixy"        # the configurations of ixy's forwarder: (driver, IXY_KIND, mode, batch)
 
 
 # --- the child: runs under valgrind --------------------------------------------
 
-def child(configs: list) -> None:
-    from loops import loop_for, open_rig
+def child(configs: list, out: str) -> None:
+    """Measure each configuration at both packet counts (a callgrind dump
+    each); write the packets each measured call reports it moved to `out`."""
+    from loops import app_loop_for, ixy_loop_for, loop_for, open_ports, open_rig
     from ixypy import PacketBatch
     from ixypy.fastpath.bench import measured
 
-    from loops import app_loop_for
-
     rigs = {}
+    moved = []
     for driver, kind, mode, batch_size in configs:
-        if driver not in rigs:
-            rigs[driver] = open_rig(driver, threaded=False)   # the model runs only in poll()
-        loop = app_loop_for(rigs[driver], kind, batch_size) if mode == "app" else loop_for(rigs[driver], kind, mode)
+        ixy = kind == IXY_KIND
+        if (driver, ixy) not in rigs:            # the model runs only in poll()
+            rigs[(driver, ixy)] = open_ports(driver, threaded=False) if ixy else open_rig(driver, threaded=False)
+        rig = rigs[(driver, ixy)]
+        if mode == "app":
+            loop = app_loop_for(rig, kind, batch_size)
+        else:
+            loop = ixy_loop_for(rig, mode) if ixy else loop_for(rig, kind, mode)
         batch = PacketBatch(batch_size)
         counts = APP_COUNTS if mode == "app" else COUNTS
         for _ in range(WARMUP_CALLS):            # warm up: CPython 3.11 specialises a function's
             loop(batch, counts[0] // 20)         # bytecode only after 8 calls (a while-loop's back
                                                  # edge does not count), so one long call is not enough
         for n in counts:
-            measured(lambda: loop(batch, n))
+            moved.append(measured(lambda: loop(batch, n)))
         batch.free()
     for rig in rigs.values():
         rig.close()
+    Path(out).write_text(json.dumps(moved))
 
 
 # --- the parent: runs valgrind, reads its dumps ----------------------------------
@@ -94,20 +105,30 @@ def driver_instructions(dump: str) -> int:
 
 def run(configs: list) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "cg.out")
+        out, moved_file = os.path.join(tmp, "cg.out"), os.path.join(tmp, "moved.json")
         cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--collect-atstart=no",
                "--toggle-collect=ixy_measured_region", "--dump-after=ixy_measured_region",
-               sys.executable, __file__, "--child", repr(configs)]
+               sys.executable, __file__, "--child", repr(configs), moved_file]
         subprocess.run(cmd, check=True, capture_output=True,
                        env={**os.environ, "PYTHONPATH": str(SRC), "PYTHONHASHSEED": "0"})  # same dict layout every run
         dumps = sorted(glob.glob(out + ".*"), key=lambda p: int(p.rsplit(".", 1)[1]))
         counts = [driver_instructions(d) for d in dumps]
+        moved = json.loads(Path(moved_file).read_text())
     results = {}
     for i, config in enumerate(configs):
         low, high = counts[2 * i], counts[2 * i + 1]
-        n_low, n_high = APP_COUNTS if config[2] == "app" else COUNTS
+        asked = APP_COUNTS if config[2] == "app" else COUNTS
+        n_low, n_high = moved[2 * i], moved[2 * i + 1]
+        if n_low < asked[0] or n_high < asked[1]:     # a loop that gave up (nothing could arrive)
+            raise SystemExit(f"instructions.py: {config} moved {n_low} and {n_high} packets, "
+                             f"fewer than the {asked[0]} and {asked[1]} asked")
         results[config] = (high - low) / (n_high - n_low)
     return results
+
+
+LEGEND = ("Columns: tx, the pktgen loop (allocate, stamp a sequence number, send); rx, receive and free; "
+          "fwd, one port's rx to another's tx, one way, no packet touched, what tx refuses kept in the batch "
+          "(not ixy's forwarder: that is the next table).")
 
 
 def table(results: dict) -> str:
@@ -126,7 +147,34 @@ def table(results: dict) -> str:
                 cells.append(f"{x / c:.2f}x" if x and c else "")
             lines.append("| " + " | ".join(cells) + " |")
     return (f"Instructions per packet on the driver side (callgrind), {datetime.date.today().isoformat()}, "
-            f"Python {sys.version.split()[0]}; command: `python benchmarks/instructions.py`.\n\n" + "\n".join(lines) + "\n")
+            f"Python {sys.version.split()[0]}; command: `python benchmarks/instructions.py`. {LEGEND}\n\n"
+            + "\n".join(lines) + "\n")
+
+
+def ixy_table(results: dict) -> str:
+    """ixy C's forwarder per driver and driving, per forwarded packet; ixy
+    C's published figure next to the ixgbe rows (the same work on the same
+    NIC's driver) and no other."""
+    batches = sorted({c[3] for c in results if c[1] == IXY_KIND})
+    ours = [b for b in IXY_C if b in batches]
+    lines = ["| loop (what it does) | driver | " + " | ".join(f"batch {b}" for b in batches) +
+             " | ixy C, same work (ixgbe, 82599) | " + " | ".join(f"/ ixy C at {b}" for b in ours) + " |",
+             "|" + "---|" * (3 + len(batches) + len(ours))]
+    for driver in DRIVERS:
+        for mode, how in IXY_FWD_MODES.items():
+            got = {b: results.get((driver, IXY_KIND, mode, b)) for b in batches}
+            if not any(got.values()):
+                continue
+            cells = [f"{IXY_FWD} ({how})", driver] + [f"{got[b]:.0f}" if got[b] else "" for b in batches]
+            if driver == "ixgbe":
+                cells.append(", ".join(f"{IXY_C[b][0]} at batch {b}" for b in ours))
+                cells += [f"{got[b] / IXY_C[b][0]:.2f}x" if got[b] else "" for b in ours]
+            else:
+                cells += ["(ixy C has no figure for this NIC)"] + [""] * len(ours)
+            lines.append("| " + " | ".join(cells) + " |")
+    return ("ixy C's forwarder, like for like: instructions per forwarded packet (both directions together) "
+            "on the driver side (callgrind), the same run. ixy C's figure is on real hardware, ours on the "
+            "device model with the model's instructions subtracted.\n\n" + "\n".join(lines) + "\n")
 
 
 def app_table(results: dict, batches) -> str:
@@ -152,7 +200,9 @@ def main() -> None:
     batches = (32,) if "--quick" in sys.argv else BATCHES
     drivers = [a for a in sys.argv[1:] if not a.startswith("--")] or DRIVERS
     configs = [(d, k, m, b) for d in drivers for k in KINDS for m in MODES[k] for b in batches]
-    text = table(run(configs))
+    configs += [(d, IXY_KIND, m, b) for d in drivers for m in IXY_FWD_MODES for b in batches]
+    results = run(configs)
+    text = table(results) + "\n" + ixy_table(results)
     print(text)
     if "--quick" in sys.argv or drivers != DRIVERS:
         return
@@ -166,6 +216,6 @@ if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         import ast
 
-        child(ast.literal_eval(sys.argv[2]))
+        child(ast.literal_eval(sys.argv[2]), sys.argv[3])
     else:
         main()

@@ -3,14 +3,19 @@ Python-driven, written as an application would, and C-driven
 (ixypy.fastpath.bench: the same per-batch C functions with no Python between
 batches). `stalled` is called when the loop cannot progress (tx ring full,
 nothing received): a no-op while the model runs on its own thread, the
-model's pass when it runs in this one."""
+model's pass when it runs in this one.
+
+The fwd loops here are one-way forwarders that touch no packet and keep
+what tx refuses; ixy C's forwarder (two ports, both directions, byte 1
+incremented, unsent freed) is python_fwd_ixy / bench_fwd_ixy on Ports, the
+only loops compared with ixy C's published figures (IXY_C)."""
 from __future__ import annotations
 
 import importlib
 from typing import Callable
 
 from ixypy import Mempool, PacketBatch
-from ixypy.fastpath.bench import bench_fwd, bench_rx, bench_tx
+from ixypy.fastpath.bench import bench_fwd, bench_fwd_ixy, bench_rx, bench_tx
 from ixypy.packets import SEQ_OFFSET
 
 DRIVERS = ("ixgbe", "igb", "virtio")    # a rig each: benchmarks/rig_<driver>.py
@@ -20,6 +25,16 @@ KINDS = ("tx", "rx", "fwd")
 MODES = {"tx": ("python", "c"), "rx": ("python", "c"), "fwd": ("python", "step", "c")}
 
 Loop = Callable[[PacketBatch, int], int]
+
+# ixy C's forwarder (app/ixy-fwd.c), driven from Python and from C: the rows
+# of their own table in both benchmarks, labelled with what they do
+IXY_FWD = ("fwd ixy-style: 2 ports, both directions, byte 1 incremented, unsent freed; "
+           "each port's wire a generator into its rx, its tx counted and dropped")
+IXY_FWD_MODES = {"python": "Python-driven", "c": "C-driven"}
+# ixy C's published cost per forwarded packet of that forwarder, on an 82599
+# with its ixgbe driver (../shared/LESSONS.md): batch -> (instructions, cycles).
+# Set next to the ixgbe rows of IXY_FWD only: no other loop does this work.
+IXY_C = {8: (139, 108), 32: (127, 94)}
 
 
 def open_rig(driver: str, threaded: bool):
@@ -39,6 +54,20 @@ def loop_for(rig, kind: str, mode: str) -> Loop:
         ("rx", "c"): lambda batch, n: bench_rx(rxq, batch, n, hook)[0],
         ("fwd", "c"): lambda batch, n: bench_fwd(rxq, txq, batch, n, hook)[0],
     }[(kind, mode)]
+
+
+def open_ports(driver: str, threaded: bool):
+    """The driver's two ports for ixy's forwarder (see model_rig.Ports)."""
+    return importlib.import_module(f"rig_{driver}").open_ports(threaded)
+
+
+def ixy_loop_for(ports, mode: str) -> Loop:
+    """loop(batch, packets): ixy's forwarder on ports until at least
+    `packets` were forwarded (both directions together); returns the count."""
+    if mode == "c":
+        return lambda batch, n: bench_fwd_ixy(ports.rxq_a, ports.txq_a, ports.rxq_b, ports.txq_b, batch, n,
+                                              ports.hook)[0]
+    return lambda batch, n: python_fwd_ixy(ports.rxq_a, ports.txq_a, ports.rxq_b, ports.txq_b, batch, n, ports.poll)
 
 
 def nothing() -> None:
@@ -93,6 +122,39 @@ def step_fwd(rxq, txq, batch: PacketBatch, packets: int, stalled: Callable[[], N
         sent += n
         if not n:
             stalled()
+    return sent
+
+
+def python_fwd_ixy(rxq_a, txq_a, rxq_b, txq_b, batch: PacketBatch, packets: int,
+                   stalled: Callable[[], object] = nothing) -> int:
+    """ixy C's forwarder (app/ixy-fwd.c) with ixypy's public API: a's rx to
+    b's tx, then b's rx to a's tx, each a batch with byte 1 of every packet
+    incremented (vector.inc_byte) and what tx does not take freed. Returns
+    the count forwarded. stalled() after a round that received nothing;
+    when it returns 0 (the model's pass found nothing to do), nothing can
+    arrive any more and the loop returns early."""
+    # imported here, not with the module: loading ixypy.vector (NumPy) before
+    # the other loops run moved their Python-driven counts by up to 2%
+    from ixypy.vector import inc_byte
+
+    sent = 0
+    while sent < packets:
+        n = rxq_a.rx(batch)
+        if n:
+            inc_byte(batch, 1)
+            s = txq_b.tx(batch)
+            sent += s
+            if s < n:
+                batch.free()
+        m = rxq_b.rx(batch)
+        if m:
+            inc_byte(batch, 1)
+            s = txq_a.tx(batch)
+            sent += s
+            if s < m:
+                batch.free()
+        if not n and not m and stalled() == 0:
+            break
     return sent
 
 

@@ -9,12 +9,14 @@ VRING_USED_F_NO_NOTIFY, so the driver skips notifies as with QEMU busy on
 the queue). threaded=False: the worker is stopped after bring-up and the
 model runs only through `poll` / `hook` in the driver's thread
 (deterministic instruction counts; the driver notifies once per batch).
+open_ports: the two devices as ports a and b of ixy's forwarder
+(model_rig.ports_on).
 """
 from __future__ import annotations
 
 from ixypy.drivers.virtio import VirtioDevice
 from ixypy.sim.virtio import VirtioSimBus, new_virtio_model
-from model_rig import Rig, rig_on
+from model_rig import Ports, Rig, ports_on, rig_on
 
 
 def open_rig(threaded: bool, ring: int = 512) -> Rig:
@@ -26,3 +28,13 @@ def open_rig(threaded: bool, ring: int = 512) -> Rig:
         return VirtioDevice(VirtioSimBus(f"sim:vbench-{wire}", model, dev, wire, owns_sim=False))
 
     return rig_on(model, (model.device(0), model.device(1)), open_device, threaded)
+
+
+def open_ports(threaded: bool, ring: int = 512) -> Ports:
+    """Two virtio-net model devices for ixy's forwarder; ring and threaded as open_rig."""
+    model = new_virtio_model(2, queue_num=ring, busy_poll=threaded)
+
+    def open_device(dev, name: str) -> VirtioDevice:
+        return VirtioDevice(VirtioSimBus(f"sim:vbench-{name}", model, dev, "source", owns_sim=False))
+
+    return ports_on(model, (model.device(0), model.device(1)), open_device, threaded)

@@ -1,18 +1,19 @@
 # cython: language_level=3, binding=False, always_allow_keywords=False
 """The C-driven reference loops of the benchmarks (benchmarks/): the same
 per-batch functions of any driver's queues as the Python entry points,
-called in a C loop with no Python between batches; and `measured`, the
-region callgrind counts. Not used by the drivers or the apps."""
+called in a C loop with no Python between batches (bench_fwd_ixy: ixy C's
+forwarder, app/ixy-fwd.c, written with them); and `measured`, the region
+callgrind counts. Not used by the drivers or the apps."""
 from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcpy
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 
 from .batch cimport PacketBatch
-from .mempool cimport Mempool, ixy_buf_capacity, ixy_buf_free_n, ixy_mempool_alloc
+from .mempool cimport Mempool, ixy_buf, ixy_buf_capacity, ixy_buf_free_n, ixy_mempool_alloc
 from .queue cimport Queue
 from .regs cimport ixy_cpu_relax
 
-from ..errors import PacketTooLarge
+from ..errors import BatchError, PacketTooLarge
 
 
 cdef extern from "ixy_poll_hook.h" nogil:
@@ -135,3 +136,68 @@ def bench_fwd(Queue rxq not None, Queue txq not None, PacketBatch batch not None
             stalls += sent == 0
             _wait(hook, sent, batch.capacity)
     return done, stalls
+
+
+
+cdef inline uint32_t _fwd_ixy_step(Queue rxq, Queue txq, ixy_buf **bufs, uint32_t batch_size,
+                                   uint32_t *received, uint64_t *freed) noexcept nogil:
+    """One direction of ixy's forwarder: receive up to batch_size packets,
+    add 1 to byte 1 of each (as ops.inc_byte(batch, 1) does: a packet of one
+    byte or none is left alone, where ixy C checks no length), send them,
+    free what the tx ring did not take. Returns the count sent; *received
+    grows by the count received, *freed by the count freed."""
+    cdef uint32_t got = rxq._rx(bufs, batch_size)
+    cdef uint32_t i, sent
+    if got == 0:
+        return 0
+    received[0] += got
+    for i in range(got):
+        if bufs[i].len > 1:
+            bufs[i].data[1] += 1
+    sent = txq._tx(bufs, got)
+    if sent < got:
+        ixy_buf_free_n(bufs + sent, got - sent)
+        freed[0] += got - sent
+    return sent
+
+
+def bench_fwd_ixy(Queue rxq_a not None, Queue txq_a not None, Queue rxq_b not None, Queue txq_b not None,
+                  PacketBatch batch not None, uint64_t packets, object poll_hook=None):
+    """ixy C's forwarder (app/ixy-fwd.c) on two ports a and b. Each round:
+    a's rx to b's tx, then b's rx to a's tx; each a batch of up to
+    batch.capacity packets, byte 1 of every packet incremented, every
+    packet the tx ring does not take freed (dropped). Until at least
+    `packets` were sent, both directions together. batch (empty) is only
+    the scratch array and is left empty. Returns (packets sent, packets
+    freed unsent): what the tx rings took, not `packets`.
+
+    With a poll hook (the model runs only when called): a round that
+    received nothing runs the model's pass; if that pass has nothing to do
+    either, nothing can arrive any more and the loop returns early, with
+    fewer than `packets` sent. Without one (a device on its own thread): a
+    short back-off after a round that received less than two full
+    batches."""
+    cdef uint64_t done = 0, freed = 0
+    cdef uint32_t got
+    cdef ixy_buf **bufs = batch.bufs
+    cdef uint32_t batch_size = batch.capacity
+    cdef const ixy_poll_hook *hook = _poll_hook(poll_hook)
+    if batch.count:
+        raise BatchError(f"bench_fwd_ixy takes an empty batch (its scratch array), not one holding {batch.count}")
+    rxq_a._usable(True)
+    rxq_b._usable(True)
+    txq_a._usable(False)
+    txq_b._usable(False)
+    txq_b.pools.merge(rxq_a.pools)      # each tx ring holds the other port's rx buffers: keep their pools alive
+    txq_a.pools.merge(rxq_b.pools)
+    with nogil:
+        while done < packets:
+            got = 0
+            done += _fwd_ixy_step(rxq_a, txq_b, bufs, batch_size, &got, &freed)
+            done += _fwd_ixy_step(rxq_b, txq_a, bufs, batch_size, &got, &freed)
+            if hook.poll != NULL:
+                if got == 0 and hook.poll(hook.ctx) <= 0:
+                    break
+            else:
+                _wait(hook, got, 2 * batch_size)
+    return done, freed
