@@ -111,7 +111,9 @@ def test_many_flows_exact(wire):
     dropped (any occupied slot taken as the packet's flow: colliding flows
     merged); every claimant of an empty slot counted as a new flow (the
     one-winner-per-slot check dropped: flows overcounted); the probe not
-    wrapping at the end of the table (IndexError)."""
+    wrapping at the end of the table (`p + 1` without `& mask`: an
+    IndexError, then with take(mode="clip") an endless probe, now stopped
+    by the lap check: RuntimeError)."""
     from scapy.layers.inet import IP, TCP
     from scapy.layers.inet6 import IPv6
     from scapy.layers.l2 import Ether
@@ -143,8 +145,10 @@ def _v4_frame(src: str, dst: str, sport: int = 1000, dport: int = 2000) -> bytes
 
 # Pairs of different flows with the same 32-bit flow hash (the hash folds an
 # IPv6 address to the XOR of its four words): so they collide at any table
-# size. The last pair differs in the family only: IPv4 1.2.2.1 is the same
-# four bytes whichever the byte order, and IPv6 102:201:: folds to it.
+# size. The last pair's keys (Fields.flow_keys) differ in the family byte
+# only: IPv6 102:201:: is IPv4 1.2.2.1's four bytes then zeros, and folds to
+# it (1.2.2.1 reads the same in either byte order, so this holds for a key
+# built in host order too).
 COLLIDING = [
     (_v6_frame("2001:db8:0:1::", "2001:db8::ff"), _v6_frame("0:1:2001:db8::", "2001:db8::ff")),
     (_v6_frame("2001:db8::1:0:2", "2001:db8::ff"), _v6_frame("2001:db8::2:0:1", "2001:db8::ff")),
@@ -161,7 +165,8 @@ def test_colliding_flows_stay_apart(wire):
     family byte the same (1) for IPv4 and IPv6 (the last pair merged); the
     IPv6 addresses keyed by their first 8 bytes only (the second pair
     merged); np.add.at replaced by a buffered `+=`; the probe not wrapping
-    at the end of the table (IndexError)."""
+    at the end of the table (RuntimeError); IPv6 keys with family 4 (in
+    ops.pyx's flow_keys)."""
     rnd = random.Random(7)
     for a, b in COLLIDING:
         pa, pb = ref.parse(a.ljust(60, b"\0")), ref.parse(b.ljust(60, b"\0"))

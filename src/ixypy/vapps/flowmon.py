@@ -12,13 +12,15 @@ are compared in full, IPv6 included (the flow hash folds an IPv6 address to
 bytes as received: Ethernet header included, CRC excluded.
 
 The table (FlowTable): ``slots`` entries (a power of two, at least twice
-``max_flows`` by default), each a 40-byte key and two counters. A packet's
-flow hash picks its first slot; linear probing walks on while the slot
-holds another key; a packet whose key is in no slot before the first empty
-one is a new flow, inserted there. Per batch this is a few NumPy calls per
-probe round: gather the keys at every pending packet's slot, compare the
-whole key, insert into empty slots (one claimant per slot wins, the others
-compare again), advance the rest. Keys are never removed; once the table
+``max_flows`` by default), each a key (the 40 bytes of
+``Fields.flow_keys``, zero-padded to 64) and two counters; an all-zero key
+is an empty slot. A packet's flow hash picks its first slot; linear probing
+walks on while the slot holds another key; a packet whose key is in no slot
+before the first empty one is a new flow, inserted there. Per batch: the
+keys and hashes in C (``pk.flow_keys``, ``pk.flow_hash``), then a few NumPy
+calls per probe round: gather the keys at every pending packet's slot,
+compare the whole keys, insert into empty slots (one claimant per slot
+wins, the others compare again), advance the rest; np.add.at counts. Keys are never removed; once the table
 holds ``max_flows`` flows, packets of new flows are counted as "untracked".
 """
 from __future__ import annotations
@@ -32,16 +34,11 @@ import numpy as np
 from .. import vector as vec
 from ..fastpath.batch import PacketBatch
 
-KEY_WORDS = 5           # 40 bytes: src (16), dst (16), sport, dport, proto, family, 2 zero bytes
-# byte offsets in a key (viewed as uint8): an IPv4 address is the first uint32 of its 16 bytes,
-# an IPv6 address all of them; ports as uint16 at 32 and 34; proto at 36; family at 37 (never 0
-# in a used slot, so an all-zero key marks an empty slot)
-_SPORT16, _DPORT16, _PROTO8, _FAMILY8 = 16, 17, 36, 37
-# family code per value of the flags column: 4 or 6 for a well-formed IP packet, 0 for the rest
-_FAMILY = np.zeros(256, np.uint8)
-for _f in range(256):
-    if not _f & vec.BAD:
-        _FAMILY[_f] = 4 if _f & vec.IPV4 else 6 if _f & vec.IPV6 else 0
+# a slot's key: the 40 bytes of Fields.flow_keys (addresses, ports, proto, family) and 24 zero
+# bytes, so that the comparison of a key's 8 words gives 8 booleans read as one uint64
+KEY_WORDS = 8
+_SPORT, _DPORT, _PROTO, _FAMILY = 32, 34, 36, 37     # byte offsets in a key (ports big-endian)
+_ALL_EQUAL = np.uint64(0x0101010101010101)           # 8 True booleans as one uint64
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6"}
 
 
@@ -53,6 +50,8 @@ class FlowTable:
     smallest at least 2 * max_flows). ``packets`` and ``bytes`` are int64
     arrays indexed by slot; ``flows`` is the number of used slots.
     """
+
+    _views: Dict[int, Tuple[np.ndarray, ...]]
 
     def __init__(self, max_flows: int = 65536, slots: Optional[int] = None) -> None:
         if max_flows < 1:
@@ -70,17 +69,29 @@ class FlowTable:
         self.other_packets = self.other_bytes = 0          # not IP, or malformed
         self.untracked_packets = self.untracked_bytes = 0  # new flows while the table held max_flows
         self._owner = np.zeros(slots, np.intp)             # scratch: who claims an empty slot
-        self._keys = np.zeros((0, KEY_WORDS), np.uint64)   # scratch: the batch's keys
-        self._eq = np.zeros((0, 8), bool)                  # scratch: key comparison, 3 padding columns True
+        self._scratch(0)
 
     @property
     def slots(self) -> int:
         return len(self.keys)
 
     def _scratch(self, capacity: int) -> None:
-        if len(self._keys) < capacity:
-            self._keys = np.zeros((capacity, KEY_WORDS), np.uint64)
-            self._eq = np.ones((capacity, 8), bool)
+        """Arrays for a batch of up to capacity packets: its keys, the keys
+        at its slots, their comparison."""
+        self._keys = np.zeros((capacity, KEY_WORDS), np.uint64)
+        self._cur = np.zeros((capacity, KEY_WORDS), np.uint64)
+        self._eq = np.zeros((capacity, KEY_WORDS), bool)
+        self._pos = np.zeros(capacity, np.intp)
+        self._views = {}                         # n -> the scratch arrays' first n rows
+
+    def _rows(self, n: int) -> Tuple[np.ndarray, ...]:
+        """(keys, pos, cur, eq) scratch for n packets: views made once per n."""
+        v = self._views.get(n)
+        if v is None:
+            if len(self._keys) < n:
+                self._scratch(n)
+            v = self._views[n] = (self._keys[:n], self._pos[:n], self._cur[:n], self._eq[:n])
+        return v
 
     def add(self, pk: vec.Packets) -> None:
         """Count the packets of the batch pk was loaded with; pk.flow_hash()
@@ -88,24 +99,15 @@ class FlowTable:
         n = pk.count
         if not n:
             return
-        self._scratch(pk.capacity)
-        family = _FAMILY.take(pk.flags)
+        if len(self._keys) < pk.capacity:
+            self._scratch(pk.capacity)
+        keys, pos, _, _ = self._rows(n)
+        flows = pk.flow_keys(keys)               # C: each packet's key, zero if not a flow
+        np.bitwise_and(pk.hash, self.mask, out=pos)                    # as intp: indexes with no cast
         length = pk.length.astype(np.int64)
-        keys = self._keys[:n]
-        k8, k16, k32 = keys.view(np.uint8), keys.view(np.uint16), keys.view(np.uint32)
-        k8[:, :16] = pk.src6                     # zero unless IPv6
-        k8[:, 16:32] = pk.dst6
-        np.bitwise_or(k32[:, 0], pk.src, out=k32[:, 0])    # zero unless IPv4
-        np.bitwise_or(k32[:, 4], pk.dst, out=k32[:, 4])
-        k16[:, _SPORT16] = pk.sport
-        k16[:, _DPORT16] = pk.dport
-        k8[:, _PROTO8] = pk.proto
-        k8[:, _FAMILY8] = family
-        pos = pk.hash & self.mask
-        ip = int(np.count_nonzero(family))
-        if ip < n:                               # leave out what is not a flow
-            flow = family != 0
-            self.other_packets += n - ip
+        if flows < n:                            # leave out what is not a flow
+            flow = keys[:, 4] != 0               # the word with the family byte
+            self.other_packets += n - flows
             self.other_bytes += int(length[~flow].sum())
             keys, pos, length = keys[flow], pos[flow], length[flow]
         slot, full = self._lookup(keys, pos)
@@ -117,27 +119,37 @@ class FlowTable:
         np.add.at(self.packets, slot, 1)
         np.add.at(self.bytes, slot, length)
 
+    def _equal(self, slots: np.ndarray, keys: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """(the keys at slots, the word-by-word comparison with keys: (n, 8)
+        booleans; a row's 8 as one uint64 is _ALL_EQUAL where the keys are
+        equal)."""
+        _, _, cur, eq = self._rows(len(keys))
+        self.keys.take(slots, axis=0, out=cur, mode="clip")      # clip: in range, so no buffering
+        np.equal(cur, keys, out=eq)
+        return cur, eq
+
     def _lookup(self, keys: np.ndarray, pos: np.ndarray) -> Tuple[np.ndarray, bool]:
         """(the slot of each key, inserting new ones; whether some could not
         be inserted, the table being full: their slot is -1). pos: each
-        key's first slot (its hash & mask), overwritten."""
+        key's first slot (its hash & mask), intp, overwritten."""
         table, owner, mask = self.keys, self._owner, self.mask
-        eq = self._eq[:len(keys)]
-        np.equal(table.take(pos, axis=0), keys, out=eq[:, :KEY_WORDS])
-        hit = eq.view(np.uint64)[:, 0] == 0x0101010101010101        # all 8 bools true
-        if hit.all():                            # every flow known, at its first slot: the common case
+        _, eq = self._equal(pos, keys)
+        if eq.all():                             # every flow known, at its first slot: the common case
             return pos, False
+        hit = eq.view(np.uint64)[:, 0] == _ALL_EQUAL
         slot = np.full(len(keys), -1, np.intp)
         slot[hit] = pos[hit]
         todo = np.flatnonzero(~hit)              # indices into keys of the packets still looking
         full = False
+        rounds = 0
         while len(todo):
+            rounds += 1
+            if rounds > 2 * self.slots:          # a probe ends within a lap of the table (it has empty slots)
+                raise RuntimeError("FlowTable: a probe went round the whole table (a bug)")
             p = pos[todo]
             k = keys[todo]
-            cur = table.take(p, axis=0)
-            e = eq[:len(todo)]
-            np.equal(cur, k, out=e[:, :KEY_WORDS])
-            hit = e.view(np.uint64)[:, 0] == 0x0101010101010101
+            cur, eq = self._equal(p, k)
+            hit = eq.view(np.uint64)[:, 0] == _ALL_EQUAL
             slot[todo[hit]] = p[hit]
             empty = cur[:, 4] == 0               # the key is in no slot: a new flow
             # another flow's slot: probe the next one
@@ -180,16 +192,15 @@ class FlowTable:
     def flow(self, slot: int) -> Dict[str, Any]:
         """One flow as a dict: ip (4 or 6), src, dst (strings), proto,
         sport, dport, packets, bytes."""
-        key = self.keys[slot]
-        k8, k16, k32 = key.view(np.uint8), key.view(np.uint16), key.view(np.uint32)
-        family = int(k8[_FAMILY8])
+        k = self.keys[slot].tobytes()
+        family = k[_FAMILY]
         if family == 4:
-            src: Any = ipaddress.IPv4Address(int(k32[0]))
-            dst: Any = ipaddress.IPv4Address(int(k32[4]))
+            src: Any = ipaddress.IPv4Address(k[:4])
+            dst: Any = ipaddress.IPv4Address(k[16:20])
         else:
-            src, dst = ipaddress.IPv6Address(bytes(k8[:16])), ipaddress.IPv6Address(bytes(k8[16:32]))
-        return {"ip": family, "src": str(src), "dst": str(dst), "proto": int(k8[_PROTO8]),
-                "sport": int(k16[_SPORT16]), "dport": int(k16[_DPORT16]),
+            src, dst = ipaddress.IPv6Address(k[:16]), ipaddress.IPv6Address(k[16:32])
+        return {"ip": family, "src": str(src), "dst": str(dst), "proto": k[_PROTO],
+                "sport": int.from_bytes(k[_SPORT:_SPORT + 2], "big"), "dport": int.from_bytes(k[_DPORT:_DPORT + 2], "big"),
                 "packets": int(self.packets[slot]), "bytes": int(self.bytes[slot])}
 
     def records(self) -> List[Dict[str, Any]]:
