@@ -31,12 +31,12 @@ import numpy as np
 
 from .fastpath.batch import PacketBatch
 from .fastpath.mempool import Mempool
-from .fastpath.ops import (BAD, FRAG, IPV4, IPV6, L4, RULE_SIZE, VLAN, Fields, inc_byte, ipv4_checksum, keep,
-                           l4_checksum, mac_set, mac_swap, set_ipv4, set_port, split)
+from .fastpath.ops import (BAD, FLOW_KEY_SIZE, FRAG, IPV4, IPV6, L4, RULE_SIZE, VLAN, Fields, inc_byte, ipv4_checksum,
+                           keep, l4_checksum, mac_set, mac_swap, set_ipv4, set_port, split)
 
 __all__ = ["Packets", "frames", "column", "headers", "keep", "split", "set_ipv4", "set_port", "ipv4_checksum",
            "l4_checksum", "inc_byte", "mac_swap", "mac_set", "RULE_DTYPE", "rules", "IPV4", "IPV6", "L4", "FRAG",
-           "VLAN", "BAD", "ETHER", "VLAN_TAG", "IPV4_HEADER", "IPV6_HEADER", "UDP_HEADER", "TCP_HEADER",
+           "VLAN", "BAD", "FLOW_KEY_SIZE", "ETHER", "VLAN_TAG", "IPV4_HEADER", "IPV6_HEADER", "UDP_HEADER", "TCP_HEADER",
            "ETHER_IPV4_UDP"]
 
 DATA_OFFSET = 128          # IXY_BUF_DATA_OFFSET: the frame starts this far into each pool entry
@@ -110,6 +110,8 @@ class Packets(Fields):
     there is no L4 header), proto (IPv4 protocol / IPv6 next header),
     src, dst (IPv4 addresses as uint32), src6, dst6 ((n, 16) uint8, IPv6),
     sport, dport (uint16, UDP/TCP), hash (flow_hash()), label (match()).
+    flow_keys(out) writes each packet's exact 5-tuple (FLOW_KEY_SIZE bytes)
+    into the rows of an array of yours.
     """
 
     def __init__(self, capacity: int, pool: Optional[Mempool] = None) -> None:

@@ -3,6 +3,8 @@ the per-packet reference (reference.py) on hypothesis-generated frames.
 Each test names the mutations of the C it is meant to catch."""
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -83,6 +85,53 @@ def test_flow_hash_matches_reference(pool, data):
     try:
         pk.flow_hash()
         assert [int(h) for h in pk.hash] == [ref.flow_hash(ref.parse(f)) for f in data]
+    finally:
+        batch.free()
+
+
+def ref_flow_key(p: dict) -> bytes:
+    """Fields.flow_keys' 40 bytes for one parsed packet, per the docstring."""
+    f = p["flags"]
+    if f & ref.BAD or not f & (ref.IPV4 | ref.IPV6):
+        return bytes(40)
+    if f & ref.IPV4:
+        src, dst = p["src"].to_bytes(4, "big").ljust(16, b"\0"), p["dst"].to_bytes(4, "big").ljust(16, b"\0")
+    else:
+        src, dst = p["src6"], p["dst6"]
+    return src + dst + struct.pack(">HHBBxx", p["sport"], p["dport"], p["proto"], 4 if f & ref.IPV4 else 6)
+
+
+@SETTINGS
+@given(frames())
+def test_flow_keys_match_reference(pool, data):
+    """Into rows of 64 bytes (uint64 words) and of exactly 40; bytes past 40
+    are left alone. Mutations it is meant to catch: BAD packets given a key
+    (the BAD test dropped), the IPv4 addresses at byte 12 (as in the IPv4
+    header) instead of 0, the family byte 4 for IPv6 too, the row stride
+    taken as 40 whatever the width."""
+    batch, pk = load(pool, data)
+    try:
+        want = [ref_flow_key(ref.parse(f)) for f in data]
+        wide = np.full((64, 8), 0xAAAAAAAAAAAAAAAA, np.uint64)
+        assert pk.flow_keys(wide) == sum(1 for k in want if k[37])
+        rows = wide.view(np.uint8)
+        assert [bytes(rows[i, :40]) for i in range(len(data))] == want
+        assert (rows[:, 40:] == 0xAA).all() and (rows[len(data):] == 0xAA).all()
+        exact = np.zeros((len(data), 40), np.uint8)
+        pk.flow_keys(exact)
+        assert [bytes(r) for r in exact] == want
+    finally:
+        batch.free()
+
+
+def test_flow_keys_refuses_a_small_array(pool):
+    batch, pk = load(pool, [bytes(60)] * 4)
+    try:
+        for bad in (np.zeros((4, 39), np.uint8), np.zeros((3, 40), np.uint8), np.zeros(160, np.uint8)):
+            with pytest.raises(BatchError, match="flow_keys"):
+                pk.flow_keys(bad)
+        with pytest.raises((BatchError, ValueError, BufferError)):
+            pk.flow_keys(np.zeros((4, 80), np.uint8)[:, ::2])         # not contiguous
     finally:
         batch.free()
 

@@ -4,8 +4,8 @@
 array per field, exposed through the buffer protocol, so NumPy views them
 without a copy); and the operations NumPy does badly, in C: keep packets by
 a mask, split a batch by a label, IPv4 and UDP/TCP checksums (full and
-RFC 1624 incremental), rewriting addresses and ports, a 5-tuple flow hash,
-first-match rules, MAC swap / set, the forwarder's byte increment.
+RFC 1624 incremental), rewriting addresses and ports, a 5-tuple flow hash
+and exact flow keys, first-match rules, MAC swap / set, the forwarder's byte increment.
 
 Every per-packet loop is a ``noexcept nogil`` C function: no Python object,
 allocation or GIL operation per packet. Like the queues' rx and tx, a call
@@ -14,7 +14,7 @@ cimport cython
 from cpython.buffer cimport PyBUF_ND, PyBUF_WRITABLE, PyBuffer_FillInfo, PyBuffer_Release, PyObject_GetBuffer
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, uint64_t
 from libc.stdlib cimport calloc, free as c_free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 from .batch cimport PacketBatch
 from .mempool cimport Mempool, ixy_buf, ixy_buf_free
@@ -38,6 +38,9 @@ FRAG = IXY_PKT_FRAG
 VLAN = IXY_PKT_VLAN
 BAD = IXY_PKT_BAD
 RULE_SIZE = sizeof(ixy_rule)
+cdef enum:
+    _FLOW_KEY_SIZE = 40
+FLOW_KEY_SIZE = _FLOW_KEY_SIZE
 
 # (name, struct format, items per packet): the columns of Fields, in the block in this order
 _COLUMNS = (
@@ -134,6 +137,30 @@ cdef class Fields:
         proto; an IPv6 address as the XOR of its four 32-bit words)."""
         _hash_all(&self.c, self.count)
 
+    def flow_keys(self, out) -> int:
+        """Write each packet's flow key (FLOW_KEY_SIZE = 40 bytes) into row i
+        of out, a writable C-contiguous 2-D array of at least len() rows of
+        at least 40 bytes (bytes past 40 are left alone); returns the number
+        of packets that are flows. A key is the exact directional 5-tuple,
+        for tables that must tell flows apart whatever their hash: source
+        and destination address (16 bytes each: the IPv6 address, or the
+        IPv4 address in the first 4 bytes and 12 zero bytes), source and
+        destination port (big-endian; 0 without a UDP/TCP header), protocol,
+        family (4 or 6), 2 zero bytes. A packet that is not well-formed
+        IPv4 or IPv6 (not IP, or BAD) gets 40 zero bytes (family 0)."""
+        cdef Py_buffer v
+        cdef Py_ssize_t width
+        PyObject_GetBuffer(out, &v, PyBUF_ND | PyBUF_WRITABLE)
+        try:
+            width = v.shape[1] * v.itemsize if v.ndim == 2 else 0
+            if width < _FLOW_KEY_SIZE or v.shape[0] < self.count:
+                raise BatchError(f"flow_keys: need a 2-D array of at least {self.count} rows of at least "
+                                 f"{_FLOW_KEY_SIZE} bytes",
+                                 f"e.g. numpy.zeros(({self.capacity}, 5), numpy.uint64)")
+            return _keys_all(&self.c, self.count, <uint8_t *> v.buf, width)
+        finally:
+            PyBuffer_Release(&v)
+
     def match(self, rules) -> None:
         """Fill the label column with the index of the first rule each packet
         matches, -1 for none. rules: a C-contiguous array of RULE_SIZE-byte
@@ -175,6 +202,31 @@ cdef void _hash_all(ixy_cols *c, uint32_t n) noexcept nogil:
     cdef uint32_t i
     for i in range(n):
         c.hash[i] = ixy_flow_hash(c, i)
+
+
+cdef uint32_t _keys_all(const ixy_cols *c, uint32_t n, uint8_t *out, Py_ssize_t width) noexcept nogil:
+    cdef uint32_t i, flows = 0
+    cdef uint8_t f
+    cdef uint8_t *k
+    for i in range(n):
+        k = out + i * width
+        memset(k, 0, _FLOW_KEY_SIZE)
+        f = c.flags[i]
+        if f & IXY_PKT_BAD or not f & (IXY_PKT_IPV4 | IXY_PKT_IPV6):
+            continue
+        if f & IXY_PKT_IPV6:
+            memcpy(k, c.src6 + 16 * i, 16)
+            memcpy(k + 16, c.dst6 + 16 * i, 16)
+            k[37] = 6
+        else:
+            ixy_put32(k, c.src[i])
+            ixy_put32(k + 16, c.dst[i])
+            k[37] = 4
+        ixy_put16(k + 32, c.sport[i])
+        ixy_put16(k + 34, c.dport[i])
+        k[36] = c.proto[i]
+        flows += 1
+    return flows
 
 
 cdef void _match_all(const ixy_rule *rules, uint32_t nrules, ixy_cols *c, uint32_t n) noexcept nogil:
