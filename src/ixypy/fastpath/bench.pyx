@@ -12,14 +12,10 @@ from .batch cimport PacketBatch
 from .mempool cimport Mempool, ixy_buf, ixy_buf_capacity, ixy_buf_free_n, ixy_mempool_alloc
 from .queue cimport Queue
 from .regs cimport ixy_cpu_relax
+from .poll_hook cimport ixy_poll_hook
 
 from ..errors import BatchError, PacketTooLarge
 
-
-cdef extern from "ixy_poll_hook.h" nogil:
-    struct ixy_poll_hook:
-        int (*poll)(void *ctx) noexcept nogil
-        void *ctx
 
 cdef extern from "ixy_measure.h":
     object ixy_measured_region(object fn)
