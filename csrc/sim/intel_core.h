@@ -161,10 +161,15 @@
 
 enum { WIRE_SINK = 0, WIRE_PAIR = 1, WIRE_SOURCE = 2 };
 
-struct ring {                 /* one rx or tx queue */
+#define RX_WB_DESCS 4         /* rx descriptors (16 bytes) a 64-byte cache line holds */
+
+/* One rx or tx queue, on three cache lines, so that neither side's writes
+ * take a line the other reads per frame or per call: what both read (set at
+ * enable or by register writes outside the hot path), what the engine writes
+ * per frame, and the tail, which the driver writes per batch. */
+struct ring {
     uint32_t enabled;         /* atomic: the worker may use the ring */
     uint32_t faulted;         /* worker-only once enabled: stopped after a DMA fault */
-    uint32_t tail, head;      /* atomic: tail written by driver, head by the engine */
     uint32_t bal, bah, len;   /* atomic: the ring's registers xDBAL, xDBAH, xDLEN, */
     uint32_t ctl, srrctl;     /* RXDCTL/TXDCTL and (rx) SRRCTL, in the variant's layout */
     uint32_t size;            /* descriptors; latched at enable */
@@ -173,6 +178,12 @@ struct ring {                 /* one rx or tx queue */
     uint32_t drop_en;         /* rx: SRRCTL.DROP_EN */
     uint32_t bme_reported, paylen_reported;
     uint8_t *ring;            /* host view of the descriptors; latched at enable */
+    uint32_t head __attribute__((aligned(64)));   /* atomic: written by the engine */
+    uint32_t room;            /* rx, engine-only: descriptors the device owns from head, as of its last tail read */
+    uint32_t wb_first, wb_count;  /* rx, under the rx lock: descriptors written back at the next flush */
+    uint16_t wb_len[RX_WB_DESCS];
+    uint8_t wb_eop[RX_WB_DESCS];
+    uint32_t tail __attribute__((aligned(64)));   /* atomic: written by the driver */
 };
 
 struct dev_stats {            /* device statistics, read-clear by the driver */

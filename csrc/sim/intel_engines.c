@@ -83,6 +83,19 @@ static int rx_accept(struct intel_function *p, const uint8_t *data, uint32_t len
     return 1;
 }
 
+/* Descriptors the device owns from the head on (at least need, if it has
+ * them). The tail is read again only when the count from the last read falls
+ * short, as the NIC fetches descriptors in bursts (the datasheets' "Receive
+ * Descriptor Fetching"; it never fetches beyond the tail): the
+ * driver's tail writes then cost the engine one cache miss a burst, not one
+ * a frame. */
+static uint32_t rx_ring_room(struct ring *q, uint32_t need)
+{
+    if (q->room < need)
+        q->room = (LDA(&q->tail) + q->size - LD(&q->head)) % q->size;
+    return q->room;
+}
+
 /* Whether rx queue q can take dlen bytes now: enabled, bus mastering on,
  * enough free descriptors (*ndesc of them). If not, the frame is dropped
  * and counted (QPRDC with SRRCTL.DROP_EN, else RXMPC). */
@@ -97,9 +110,8 @@ static int rx_room(struct intel_function *p, struct ring *q, uint32_t dlen, uint
         ok = 0;
     }
     if (ok) {
-        uint32_t avail = (LDA(&q->tail) + q->size - LD(&q->head)) % q->size;
         *ndesc = (dlen + q->bsize - 1) / q->bsize;
-        ok = avail >= *ndesc;
+        ok = rx_ring_room(q, *ndesc) >= *ndesc;
     }
     if (!ok) {
         if (q->drop_en && LD(&q->enabled))
@@ -109,6 +121,36 @@ static int rx_room(struct intel_function *p, struct ring *q, uint32_t dlen, uint
         p->wacc.rx_no_desc_drops++;
     }
     return ok;
+}
+
+/* Write back the staged descriptors (advanced format, 7.1.6.2): length,
+ * no packet type or RSS hash, DD and EOP, each DD last. */
+static void rx_writeback(struct ring *q)
+{
+    for (uint32_t i = 0; i < q->wb_count; i++) {
+        uint8_t *d = q->ring + (size_t)(q->wb_first + i) * 16;
+        wr64(d, 0);                     /* packet type, RSS: none */
+        wr32(d + 12, q->wb_len[i]);     /* PKT_LEN 15:0, VLAN tag 0 */
+        __atomic_store_n((uint32_t *)(d + 8), RXD_STAT_DD | (q->wb_eop[i] ? RXD_STAT_EOP : 0),
+                         __ATOMIC_RELEASE);
+    }
+    q->wb_count = 0;
+}
+
+/* Descriptor idx is done (its buffer written). Its write-back waits until
+ * the cache line of descriptors it is in is done, or the rx lock is let go
+ * (intel_rx_unlock), as the NIC packs write-backs into whole cache lines
+ * (the datasheets' "Receive Descriptor Write-Back"): the driver polling the
+ * ring then takes each line from the engine once, not once a descriptor. */
+static void rx_stage_writeback(struct ring *q, uint32_t idx, uint32_t len, int eop)
+{
+    if (!q->wb_count)
+        q->wb_first = idx;
+    q->wb_len[q->wb_count] = (uint16_t)len;
+    q->wb_eop[q->wb_count] = (uint8_t)eop;
+    q->wb_count++;
+    if ((idx + 1) % RX_WB_DESCS == 0 || idx + 1 == q->size)
+        rx_writeback(q);
 }
 
 /* Write dlen bytes (the frame's len bytes, then the CRC's if kept) into
@@ -125,6 +167,7 @@ static int rx_write(struct intel_function *p, struct ring *q, const struct sim_d
         uint32_t chunk = dlen - done < q->bsize ? dlen - done : q->bsize;
         uint8_t *buf = sim_dma_find(m, hint, addr, chunk);
         if (!buf) {
+            rx_writeback(q);
             ERR(p, "RXD[%u] of queue 0: buffer 0x%llx+%u outside the DMA map (queue stopped)",
                 head, (unsigned long long)addr, chunk);
             ST(&q->faulted, 1);
@@ -137,12 +180,10 @@ static int rx_write(struct intel_function *p, struct ring *q, const struct sim_d
         if (from_data < chunk)
             memcpy(buf + from_data, fcs + (done + from_data - len), chunk - from_data);
         done += chunk;
-        wr64(d, 0);                     /* packet type, RSS: none */
-        wr32(d + 12, chunk);            /* PKT_LEN 15:0, VLAN tag 0 */
-        __atomic_store_n((uint32_t *)(d + 8), RXD_STAT_DD | (k == ndesc - 1 ? RXD_STAT_EOP : 0),
-                         __ATOMIC_RELEASE);
+        rx_stage_writeback(q, head, chunk, k == ndesc - 1);
         head = head + 1 == q->size ? 0 : head + 1;
     }
+    q->room -= ndesc;
     STR(&q->head, head);
     return 1;
 }
@@ -196,6 +237,8 @@ static void flush_counters(void *dst, void *src, size_t bytes)
 
 void intel_rx_unlock(struct intel_function *p)
 {
+    if (p->rx[0].wb_count)
+        rx_writeback(&p->rx[0]);
     if (p->rx_dirty) {
         flush_counters(&p->st, &p->acc, sizeof(p->acc));
         flush_counters(&p->wst, &p->wacc, sizeof(p->wacc));
@@ -437,8 +480,7 @@ static unsigned source_fill(struct intel_function *p, const struct sim_dma_map *
     uint32_t dlen = p->src_len + ((LD(&p->hlreg0) & HLREG0_RXCRCSTRP) ? 0 : 4);
     uint32_t need = (dlen + q->bsize - 1) / q->bsize;
     while (sent < RX_BUDGET && (p->src_count == 0 || p->src_sent < p->src_count)) {
-        uint32_t avail = (LDA(&q->tail) + q->size - LD(&q->head)) % q->size;
-        if (avail < need || LD(&q->faulted))
+        if (rx_ring_room(q, need) < need || LD(&q->faulted))
             break;
         if (p->src_seq_off >= 0)
             wr64(p->src_frame + p->src_seq_off, p->src_seq);

@@ -68,6 +68,7 @@ static void rxdctl_write(struct intel_function *p, unsigned qi, uint32_t v)
             q->stat = p->v->rx_stat(p, qi);
             ST(&q->faulted, 0);
             q->bme_reported = 0;
+            q->room = 0;
             if (LD(&q->head) >= q->size || LD(&q->tail) >= q->size) {
                 ERR(p, "RXDCTL[%u].ENABLE set while RDH/RDT[%u] lie beyond the ring", qi, qi);
                 v &= ~RXDCTL_ENABLE;

@@ -113,11 +113,12 @@ static void *run(void *arg)
     while (LD(&engine.running)) {
         ST(&engine.kicked, 0);
         /* A driver that waits plays the models (it sweeps now, or did since
-         * the last idle sweep): leave it the core. */
+         * the last idle sweep): it had a core when this thread had none, or
+         * it has this thread's: yield it. */
         if (!try_sweep(&policy, &work) || (!work && LD(&engine.helped) != helped)) {
             helped = LD(&engine.helped);
             idle_since = 0;
-            idle_sleep(policy.sleep_ns);
+            sched_yield();
             continue;
         }
         if (work) {
@@ -241,13 +242,24 @@ void sim_worker_stop(struct sim_worker *w)
     pthread_mutex_unlock(&engine.life_lock);
 }
 
+/* The engine's sweep count when this thread last looked (sim_engine_help). */
+static _Thread_local uint64_t seen_sweeps;
+
 int sim_engine_help(void *unused)
 {
     (void)unused;
     struct idle_policy policy;
     unsigned work = 0;
-    if (LD(&engine.members) && !LD(&engine.busy) && try_sweep(&policy, &work))
+    uint64_t sweeps = LD(&engine.sweeps);
+    if (sweeps != seen_sweeps) {
+        /* another thread swept since this one last looked: the engine has a core */
+        seen_sweeps = sweeps;
+        return 0;
+    }
+    if (LD(&engine.members) && !LD(&engine.busy) && try_sweep(&policy, &work)) {
         __atomic_add_fetch(&engine.helped, 1, __ATOMIC_RELAXED);
+        seen_sweeps = LD(&engine.sweeps);
+    }
     return (int)work;
 }
 
