@@ -17,13 +17,17 @@
  *     wakes it.
  *
  * Help: a driver whose call found no work runs a sweep itself
- * (sim_engine_help, through the queues' idle hook: ixy_poll_hook.h) unless
- * the engine is in one or a member busy-polls (benchmarks: the models have
- * a core of their own, the driver's figures are its own). On a machine
- * whose cores are busy, the models then progress while the driver has a
- * core, not only when the engine's thread gets one; sweeps never overlap.
- * An engine that finds no work while drivers help sleeps (as after its
- * idle spin) instead of spinning: a driver that shares its core gets it.
+ * (sim_engine_help, through the queues' idle hook: ixy_poll_hook.h) when
+ * no thread has swept since its previous call (the engine has no core
+ * now), unless the engine is in one or a member busy-polls (benchmarks:
+ * the models have a core of their own, the driver's figures are its own).
+ * On a machine whose cores are busy, the models then progress while the
+ * driver has a core, not only when the engine's thread gets one; with a
+ * core each, the engine plays the models and the driver forwards, neither
+ * taking the other's cache lines. Sweeps never overlap. An engine that
+ * finds a driver sweeping, or no work after a driver helped, yields its
+ * core: a driver that shares it gets it, and on a core of its own the
+ * engine goes on at once.
  *
  * Membership: sim_worker_start() adds a model to the engine (starting the
  * thread for the first), sim_worker_stop() removes it and returns once the
