@@ -1,9 +1,10 @@
 """Run the throughput benchmarks and write the results tables into
-benchmarks/README.md (between the RESULTS markers): the loops of loops.KINDS
-per driver and batch, and ixy C's forwarder (loops.IXY_FWD) next to ixy C's
-published cycles per packet.
+benchmarks/README.md: the loops of loops.KINDS per driver and batch
+(between the RESULTS markers), and ixy C's forwarder (loops.IXY_FWD) next
+to ixy C's published cycles per packet (between the IXYFWD-RESULTS
+markers). A table the run has no result for is left as it was.
 
-    python benchmarks/report.py [pytest arguments, e.g. -k "ixgbe and 32]"]
+    python benchmarks/report.py [pytest arguments, e.g. -k "ixgbe and 32]", or -k ixy_fwd]
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import datetime
 import json
 import platform
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -29,7 +31,9 @@ def run(args: list) -> dict:
         return json.loads(Path(out.name).read_text())
 
 
-def table(data: dict) -> str:
+def parse(data: dict) -> tuple:
+    """({(driver, kind, mode, batch): extra_info} of test_throughput,
+    {(driver, mode, batch): extra_info} of test_ixy_fwd)."""
     results, ixy = {}, {}
     for b in data["benchmarks"]:
         m = re.match(r"test_throughput\[(\w+)-(\w+)-(\w+)-(\d+)\]", b["name"])
@@ -39,6 +43,17 @@ def table(data: dict) -> str:
             continue
         driver, mode, batch = re.match(r"test_ixy_fwd\[(\w+)-(\w+)-(\d+)\]", b["name"]).groups()
         ixy[(driver, mode, int(batch))] = b["extra_info"]
+    return results, ixy
+
+
+def machine(data: dict, args: list) -> str:
+    cpu = data["machine_info"].get("cpu", {})
+    command = " ".join(["python benchmarks/report.py", *[shlex.quote(a) for a in args]])
+    return (f"Machine: {cpu.get('brand_raw', platform.processor())}, {cpu.get('count', '?')} cores, "
+            f"Python {platform.python_version()}; {datetime.date.today().isoformat()}; command: `{command}`.")
+
+
+def table(results: dict, head_line: str) -> str:
     columns = [(k, m) for k in KINDS for m in MODES[k]]
     names = {"python": "Python", "step": "step", "c": "C"}
     head = ("| driver | batch | " + " | ".join(f"{k} {names[m]}" for k, m in columns) + " | "
@@ -53,20 +68,17 @@ def table(data: dict) -> str:
                 if m != "c":
                     cells.append(f"{x['cycles_per_packet'] / c['cycles_per_packet']:.2f}x" if x and c else "")
             lines.append("| " + " | ".join(cells) + " |")
-    cpu = data["machine_info"].get("cpu", {}).get("brand_raw", platform.processor())
-    when = datetime.date.today().isoformat()
-    return (f"Machine: {cpu}, {data['machine_info'].get('cpu', {}).get('count', '?')} cores, "
-            f"Python {platform.python_version()}; {when}; command: `python benchmarks/report.py`.\n"
+    return (f"{head_line}\n"
             f"Each cell: Mpps, cycles per packet (driver thread CPU time at the nominal clock); "
             f"ratios are of cycles per packet. tx is measured against a sink model that reads no frame data: "
             f"its Mpps are descriptor turnover, not what a wire would carry, and are not comparable with a "
             f"line rate. Columns: tx, the pktgen loop (allocate, stamp a sequence number, send); rx, receive "
             f"and free; fwd, one port's rx to another's tx, one way, no packet touched, what tx refuses kept in "
             f"the batch (not ixy's forwarder: that is the next table).\n\n"
-            + "\n".join(lines) + "\n" + ("\n" + ixy_table(ixy) if ixy else ""))
+            + "\n".join(lines) + "\n")
 
 
-def ixy_table(ixy: dict) -> str:
+def ixy_table(ixy: dict, head_line: str) -> str:
     """ixy C's forwarder per driver and driving: Mpps forwarded (both
     directions together) and cycles per forwarded packet; ixy C's published
     cycles next to the ixgbe rows only."""
@@ -88,19 +100,30 @@ def ixy_table(ixy: dict) -> str:
             else:
                 cells += ["(ixy C has no figure for this NIC)"] + [""] * len(ours)
             lines.append("| " + " | ".join(cells) + " |")
-    return ("ixy C's forwarder, like for like in the work done: each cell Mpps forwarded (both directions "
+    return (f"{head_line}\nixy C's forwarder, like for like in the work done: each cell Mpps forwarded (both directions "
             "together), cycles per forwarded packet (driver thread CPU time at the nominal clock). ixy C's "
             "cycles were measured on real 82599s (64-byte packets, one core); ours include waiting for the "
             "model (one core runs both generators and both sinks) and the cost of the packets the tx rings "
             "refused and the loop freed, so they are an upper bound on the driver's own cost.\n\n" + "\n".join(lines) + "\n")
 
 
-def main() -> None:
-    text = README.read_text()
-    start, end = "<!-- RESULTS -->\n", "<!-- /RESULTS -->"
+def replace_block(text: str, marker: str, body: str) -> str:
+    start, end = f"<!-- {marker} -->\n", f"<!-- /{marker} -->"
     before, rest = text.split(start, 1)
-    after = rest.split(end, 1)[1]
-    README.write_text(before + start + table(run(sys.argv[1:])) + end + after)
+    return before + start + body + end + rest.split(end, 1)[1]
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    data = run(args)
+    results, ixy = parse(data)
+    head_line = machine(data, args)
+    text = README.read_text()
+    if results:
+        text = replace_block(text, "RESULTS", table(results, head_line))
+    if ixy:
+        text = replace_block(text, "IXYFWD-RESULTS", ixy_table(ixy, head_line))
+    README.write_text(text)
     print(f"updated {README}")
 
 

@@ -134,7 +134,6 @@ def bench_fwd(Queue rxq not None, Queue txq not None, PacketBatch batch not None
     return done, stalls
 
 
-
 cdef inline uint32_t _fwd_ixy_step(Queue rxq, Queue txq, ixy_buf **bufs, uint32_t batch_size,
                                    uint32_t *received, uint64_t *freed) noexcept nogil:
     """One direction of ixy's forwarder: receive up to batch_size packets,
