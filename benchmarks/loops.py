@@ -170,6 +170,8 @@ APP_KINDS = {
     "fw-python": "the same firewall per packet in Python (memoryview, struct)",
     "nat-vector": "1:1 NAT 10/8 -> 198/8 + dport map, checksums updated (Nat)",
     "nat-python": "the same NAT per packet in Python (memoryview, RFC 1624 in Python)",
+    "flowmon-vector": "flow monitor, packets and bytes per 5-tuple, one flow (FlowMonitor: parse, hash, NumPy table)",
+    "flowmon-python": "the same flow monitor per packet in Python (memoryview, struct, dict)",
 }
 
 # nine rules the rig's source frame (UDP 10.0.0.2:1234 -> 10.0.0.1:5678) misses, a tenth it matches
@@ -286,10 +288,39 @@ def nat_python(batch: PacketBatch) -> None:
                 struct.pack_into(">H", mv, at, _csum_update32(cs, src, new) or 0xFFFF)
 
 
+class FlowmonPython:
+    """The flow monitor's logic per packet: parse with struct (untagged
+    IPv4, as the rig sends), count in a dict keyed by the 5-tuple."""
+
+    def __init__(self) -> None:
+        self.flows: dict = {}
+        self.other = 0
+
+    def __call__(self, batch: PacketBatch) -> None:
+        import struct
+        unpack, flows = struct.unpack_from, self.flows
+        for i in range(len(batch)):
+            mv = batch[i]
+            if len(mv) < 34 or mv[12] != 8 or mv[13] != 0 or mv[14] >> 4 != 4:
+                self.other += 1
+                continue
+            proto = mv[23]
+            sport = dport = 0
+            if proto in (6, 17) and not unpack(">H", mv, 20)[0] & 0x1FFF:
+                sport, dport = unpack(">HH", mv, 14 + (mv[14] & 15) * 4)
+            key = (*unpack(">II", mv, 26), proto, sport, dport)
+            c = flows.get(key)
+            if c is None:
+                flows[key] = c = [0, 0]
+            c[0] += 1
+            c[1] += len(mv)
+
+
 def app_loop_for(rig, kind: str, capacity: int) -> Loop:
     from ixypy import vector as vec
     from ixypy.fastpath.ops import inc_byte
     from ixypy.vapps.firewall import Firewall
+    from ixypy.vapps.flowmon import FlowMonitor, FlowTable
     from ixypy.vapps.nat import Nat
 
     rxq, txq, poll = rig.rxq, rig.txq, rig.poll
@@ -302,5 +333,7 @@ def app_loop_for(rig, kind: str, capacity: int) -> Loop:
         "fw-python": lambda: FirewallPython(BENCH_RULES),
         "nat-vector": lambda: Nat("10.0.0.0/8", "198.0.0.0/8", {5678: 80}, capacity),
         "nat-python": lambda: nat_python,
+        "flowmon-vector": lambda: FlowMonitor(FlowTable(), capacity),
+        "flowmon-python": lambda: FlowmonPython(),
     }[kind]()
     return lambda batch, n: _app_loop(rxq, txq, step, batch, n, poll)

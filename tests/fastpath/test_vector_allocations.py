@@ -65,6 +65,7 @@ class Rig:
         self.labels = np.tile(np.array([0, 1, 2, 1], np.uint8), size // 4)     # 2: dropped
         self.addrs = np.full(size, 0x0A000001, np.uint32)
         self.ports = np.full(size, 5678, np.uint16)
+        self.keys = np.zeros((size, 8), np.uint64)
         self.rules = vec.rules([("udp", "10.0.0.0/8", "any", "any", "53"), ("tcp", "any", "any", "any", "any")])
 
     def window(self, body, rounds: int = ROUNDS) -> None:
@@ -91,6 +92,7 @@ OPS = {
     "keep": lambda r: ops.keep(r.batch, r.mask),
     "split": lambda r: ops.split(r.batch, r.labels, r.outs),
     "flow_hash": lambda r: r.pk.flow_hash(),
+    "flow_keys": lambda r: r.pk.flow_keys(r.keys),
     "match": lambda r: r.pk.match(r.rules),
     "set_ipv4": lambda r: ops.set_ipv4(r.batch, r.pk, "dst", r.addrs),
     "set_ipv4 masked": lambda r: ops.set_ipv4(r.batch, r.pk, "src", r.addrs, r.mask),
@@ -149,8 +151,8 @@ def allocations(count_allocations, make_body) -> dict:
 
 # allocations per call of a C operation given ready NumPy arrays: NumPy's
 # buffer export (PyObject_GetBuffer) allocates its buffer info on every call
-# (one per array taken: keep's mask, split's labels, match's rules, set_*'s
-# values and mask); split also makes a list of its outputs, mac_set a bytes
+# (one per array taken: keep's mask, split's labels, match's rules,
+# flow_keys' out, set_*'s values and mask); split also makes a list of its outputs, mac_set a bytes
 # and a typed memoryview
 PER_CALL = 3
 
@@ -160,7 +162,7 @@ def test_ops_allocate_a_bounded_number_per_batch(name, count_allocations):
     """Each C operation of ixypy.fastpath.ops on batches of 32 and of 256:
     the same count, at most PER_CALL objects a call beyond the baseline
     window (the batch's alloc, load and free: nothing a batch either).
-    Measured per call: keep, match, set_ipv4, set_port 1, split 2, the
+    Measured per call: keep, match, flow_keys, set_ipv4, set_port 1, split 2, the
     masked set_ipv4 and set_port 2, mac_set 3; flow_hash, the checksums,
     mac_swap, inc_byte 0."""
     base = allocations(count_allocations, lambda size: _nothing)

@@ -18,9 +18,12 @@ is an empty slot. A packet's flow hash picks its first slot; linear probing
 walks on while the slot holds another key; a packet whose key is in no slot
 before the first empty one is a new flow, inserted there. Per batch: the
 keys and hashes in C (``pk.flow_keys``, ``pk.flow_hash``), then a few NumPy
-calls per probe round: gather the keys at every pending packet's slot,
-compare the whole keys, insert into empty slots (one claimant per slot
-wins, the others compare again), advance the rest; np.add.at counts. Keys are never removed; once the table
+calls: gather the keys at every packet's first slot and compare the whole
+keys; usually every packet found its flow there and np.add.at counts. The
+others probe in rounds, each looking at the next 8 slots of every pending
+packet at once: the first slot holding its key, or empty, ends its probe;
+a new flow is inserted in that empty slot (one claimant per slot wins, the
+others compare again). Keys are never removed; once the table
 holds ``max_flows`` flows, packets of new flows are counted as "untracked".
 """
 from __future__ import annotations
@@ -39,6 +42,7 @@ from ..fastpath.batch import PacketBatch
 KEY_WORDS = 8
 _SPORT, _DPORT, _PROTO, _FAMILY = 32, 34, 36, 37     # byte offsets in a key (ports big-endian)
 _ALL_EQUAL = np.uint64(0x0101010101010101)           # 8 True booleans as one uint64
+_WINDOW = np.arange(8)                               # slots a probe round looks at, from a packet's position
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6"}
 
 
@@ -144,31 +148,40 @@ class FlowTable:
         rounds = 0
         while len(todo):
             rounds += 1
-            if rounds > 2 * self.slots:          # a probe ends within a lap of the table (it has empty slots)
+            if rounds > self.slots:              # a probe ends within a lap of the table (it has empty slots)
                 raise RuntimeError("FlowTable: a probe went round the whole table (a bug)")
-            p = pos[todo]
-            k = keys[todo]
-            cur, eq = self._equal(p, k)
-            hit = eq.view(np.uint64)[:, 0] == _ALL_EQUAL
-            slot[todo[hit]] = p[hit]
-            empty = cur[:, 4] == 0               # the key is in no slot: a new flow
-            # another flow's slot: probe the next one
-            pos[todo] = np.where(hit | empty, p, (p + 1) & mask)
-            if empty.any():
-                e_idx = np.flatnonzero(empty)
-                e_pos = p[e_idx]
+            # each pending packet looks at WINDOW slots from its position at once: the first that
+            # holds its key, or is empty (then the key is in no slot: a new flow), ends its probe
+            p, k = pos[todo], keys[todo]
+            at = (p[:, None] + _WINDOW) & mask                                  # (t, WINDOW) slots
+            cur = table.take(at, axis=0)                                        # (t, WINDOW, 8)
+            match = (cur == k[:, None, :]).view(np.uint64)[:, :, 0] == _ALL_EQUAL
+            stop = match | (cur[:, :, 4] == 0)
+            first = stop.argmax(axis=1)          # the first stop in the window (0 if none)
+            rows = np.arange(len(todo))
+            stopped = stop[rows, first]
+            here = at[rows, first]
+            found = stopped & match[rows, first]
+            slot[todo[found]] = here[found]
+            done = found
+            # no stop in the window: go on after it; a stop: stay there (a new flow's empty slot)
+            pos[todo] = np.where(stopped, here, (p + _WINDOW.size) & mask)
+            new = np.flatnonzero(stopped & ~found)
+            if len(new):
+                e_pos = here[new]
                 room = self.max_flows - self.flows
                 if room > 0:
-                    owner[e_pos] = e_idx         # several may claim a slot: one write survives
-                    won = e_idx[owner[e_pos] == e_idx][:room]
-                    table[p[won]] = k[won]
+                    owner[e_pos] = new           # several may claim a slot: one write survives
+                    won = new[owner[e_pos] == new][:room]
+                    table[here[won]] = k[won]
                     self.flows += len(won)
+                # the others compare again from there next round (their key, or another one's);
                 # a slot still empty was not given (the table is full): those packets are untracked
                 lost = table[e_pos, 4] == 0
                 if lost.any():
                     full = True
-                    hit[e_idx[lost]] = True      # done with them, slot stays -1
-            todo = todo[~hit]                    # the rest compare again (a new key, or the next slot)
+                    done[new[lost]] = True       # slot stays -1
+            todo = todo[~done]
         return slot, full
 
     # --- reading the table (Python per flow: for display and dumps) ----------------
