@@ -39,10 +39,10 @@ static uint32_t eth_fcs(const uint8_t *d, uint32_t len)
     return ~c;
 }
 
-/* 7.1.1 destination address filter, then the length checks; counts what
- * passes the filter. Returns 1 if the frame (len bytes without CRC) is to
- * be received. */
-static int rx_accept(struct intel_function *p, const uint8_t *data, uint32_t len, uint32_t hl)
+/* 7.1.1 destination address filter, then the length checks, for n frames
+ * alike (the same addresses and length); counts what passes the filter.
+ * Returns 1 if the frames (len bytes without CRC) are to be received. */
+static int rx_accept(struct intel_function *p, const uint8_t *data, uint32_t len, uint32_t hl, uint32_t n)
 {
     uint32_t wire_len = len + 4;
     uint32_t fctrl = LD(&p->fctrl);
@@ -62,24 +62,24 @@ static int rx_accept(struct intel_function *p, const uint8_t *data, uint32_t len
         pass = (fctrl & FCTRL_UPE) || ((own >> 63) && (own & 0xFFFFFFFFFFFFull) == da);
     }
     if (!pass) {
-        p->wacc.rx_filtered++;
+        p->wacc.rx_filtered += n;
         return 0;
     }
-    p->acc.tpr++;
-    p->acc.tor += wire_len;
+    p->acc.tpr += n;
+    p->acc.tor += (uint64_t)wire_len * n;
     uint32_t maxfs = (hl & HLREG0_JUMBOEN) ? (LD(&p->maxfrs) >> 16) : 1518;
     if (wire_len > maxfs) {   /* 8.2.3.23.x ROC */
-        p->acc.roc++;
+        p->acc.roc += n;
         return 0;
     }
     if (wire_len < 64) {
-        p->acc.ruc++;
+        p->acc.ruc += n;
         return 0;
     }
-    p->acc.gprc++;
-    p->acc.gorc += wire_len;
-    p->acc.bprc += bcast;
-    p->acc.mprc += mcast;
+    p->acc.gprc += n;
+    p->acc.gorc += (uint64_t)wire_len * n;
+    p->acc.bprc += bcast * n;
+    p->acc.mprc += mcast * n;
     return 1;
 }
 
@@ -188,6 +188,19 @@ static int rx_write(struct intel_function *p, struct ring *q, const struct sim_d
     return 1;
 }
 
+/* n frames of len bytes (dlen with the CRC if kept) are in rx queue q's
+ * buffers: its cause (7.3.4: rx cause of queue 0 -> its vector) and counters. */
+static void rx_received(struct intel_function *p, struct ring *q, uint32_t len, uint32_t dlen, uint32_t n)
+{
+    uint32_t iv = LD(&p->rx_ivar[0]);
+    if (iv & IVAR_VALID)
+        p->rx_cause |= 1ull << (iv & 63);
+    p->acc.qprc[q->stat] += n;
+    p->acc.qbrc[q->stat] += (uint64_t)dlen * n;
+    p->wacc.rx_packets += n;
+    p->wacc.rx_bytes += (uint64_t)len * n;
+}
+
 /* A frame (without CRC: len bytes; crc = the 4 FCS bytes or NULL to compute)
  * arrives at function p. Caller holds p's rx lock. Returns 1 if written to
  * descriptors. Counters go to p->acc / p->wacc, flushed by rx_unlock. All
@@ -199,7 +212,7 @@ int intel_rx_frame(struct intel_function *p, const struct sim_dma_map *m, const 
         return 0;
     p->rx_dirty = 1;
     uint32_t hl = LD(&p->hlreg0);
-    if (!rx_accept(p, data, len, hl))
+    if (!rx_accept(p, data, len, hl, 1))
         return 0;
     if (LD(&p->drop_rx) && intel_fault_drop(p))
         return 0;
@@ -214,13 +227,7 @@ int intel_rx_frame(struct intel_function *p, const struct sim_dma_map *m, const 
     }
     if (!rx_write(p, q, m, hint, data, len, fcs, dlen, ndesc))
         return 0;
-    uint32_t iv = LD(&p->rx_ivar[0]);      /* 7.3.4: rx cause of queue 0 -> its vector */
-    if (iv & IVAR_VALID)
-        p->rx_cause |= 1ull << (iv & 63);
-    p->acc.qprc[q->stat]++;
-    p->acc.qbrc[q->stat] += dlen;
-    p->wacc.rx_packets++;
-    p->wacc.rx_bytes += len;
+    rx_received(p, q, len, dlen, 1);
     return 1;
 }
 
@@ -466,7 +473,47 @@ static unsigned tx_queue(struct intel_function *p, unsigned qi, const struct sim
     return consumed;
 }
 
-/* The traffic generator at the far end of a source wire. */
+/* The source's next frame: its sequence number written in. */
+static void source_next(struct intel_function *p)
+{
+    if (p->src_seq_off >= 0)
+        wr64(p->src_frame + p->src_seq_off, p->src_seq);
+    p->src_seq++;
+    p->src_sent++;
+}
+
+/* n copies of the source frame, with room for all of them in queue q: the
+ * work of intel_rx_frame's per copy, but what is the same for every copy
+ * (the checks, the filter's verdict: the sequence number lies beyond the
+ * destination address) done once. Caller holds the rx lock. */
+static void source_burst(struct intel_function *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
+                         struct ring *q, uint32_t n)
+{
+    uint32_t hl = LD(&p->hlreg0), len = p->src_len;
+    uint32_t dlen = (hl & HLREG0_RXCRCSTRP) ? len : len + 4, ndesc = (dlen + q->bsize - 1) / q->bsize;
+    p->rx_dirty = 1;
+    if (!rx_accept(p, p->src_frame, len, hl, n)) {
+        for (uint32_t i = 0; i < n; i++)
+            source_next(p);
+        return;
+    }
+    uint32_t written = 0;
+    uint8_t fcs[4];
+    for (; written < n; written++) {
+        source_next(p);
+        if (dlen > len) {
+            uint32_t c = eth_fcs(p->src_frame, len);
+            memcpy(fcs, &c, 4);
+        }
+        if (!rx_write(p, q, m, hint, p->src_frame, len, fcs, dlen, ndesc))
+            break;
+    }
+    rx_received(p, q, len, dlen, written);
+}
+
+/* The traffic generator at the far end of a source wire: as many frames as
+ * the ring has room for, up to RX_BUDGET a pass; none is dropped for want
+ * of room (the source waits). */
 static unsigned source_fill(struct intel_function *p, const struct sim_dma_map *m,
                             const struct sim_dma_ent **hint, int64_t now)
 {
@@ -475,22 +522,26 @@ static unsigned source_fill(struct intel_function *p, const struct sim_dma_map *
     struct ring *q = &p->rx[0];
     if (!LDA(&q->enabled) || LD(&q->faulted) || !(LD(&p->pci_command) & 4))
         return 0;
-    unsigned sent = 0;
     rx_lock(p);
     uint32_t dlen = p->src_len + ((LD(&p->hlreg0) & HLREG0_RXCRCSTRP) ? 0 : 4);
     uint32_t need = (dlen + q->bsize - 1) / q->bsize;
-    while (sent < RX_BUDGET && (p->src_count == 0 || p->src_sent < p->src_count)) {
-        if (rx_ring_room(q, need) < need || LD(&q->faulted))
-            break;
-        if (p->src_seq_off >= 0)
-            wr64(p->src_frame + p->src_seq_off, p->src_seq);
-        p->src_seq++;
-        p->src_sent++;
-        intel_rx_frame(p, m, hint, p->src_frame, p->src_len, NULL, now);
-        sent++;
+    uint32_t n = RX_BUDGET;
+    if (p->src_count && p->src_count - p->src_sent < n)
+        n = (uint32_t)(p->src_count - p->src_sent);
+    uint32_t fit = rx_ring_room(q, need * n) / need;
+    if (fit < n)
+        n = fit;
+    if (LD(&p->drop_rx) || (p->src_seq_off >= 0 && p->src_seq_off < 6)) {
+        /* each copy has its own fate (a fault drops some; the sequence number changes the address) */
+        for (uint32_t i = 0; i < n; i++) {
+            source_next(p);
+            intel_rx_frame(p, m, hint, p->src_frame, p->src_len, NULL, now);
+        }
+    } else if (n) {
+        source_burst(p, m, hint, q, n);
     }
     intel_rx_unlock(p);
-    return sent;
+    return n;
 }
 
 static unsigned function_pass(struct intel_function *p, const struct sim_dma_map *m, int64_t now)
