@@ -1,4 +1,4 @@
 """`python -m ixypy`: the `ixypy` command."""
-from .cli import cli
+from .cli import main
 
-cli()
+main()

@@ -238,7 +238,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     except click.exceptions.NoArgsIsHelpError as err:
         click.echo(err.format_message())
     except click.UsageError as err:
-        _exit(f"{err.format_message()} (see `ixypy {err.ctx.command_path.split(' ', 1)[-1] if err.ctx else ''} --help`)", 2)
+        _exit(f"{err.format_message()} (see `{err.ctx.command_path if err.ctx else 'ixypy'} --help`)", 2)
     except click.ClickException as err:
         _exit(err.format_message(), err.exit_code)
     except click.Abort:

@@ -247,6 +247,21 @@ def test_a_bad_template_is_a_one_line_error_with_a_hint(tmp_path: Path, name, co
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.parametrize("module", ["ixypy", "ixypy.cli"])
+@pytest.mark.parametrize("args, code, see", [(["bogus"], 2, "`ixypy --help`"),
+                                             (["pktgen", "sim:sink", "--bogus"], 2, "`ixypy pktgen --help`"),
+                                             (["pktgen", "sim:nonesuch", "-n", "1"], 1, "(hint: sim devices are")])
+def test_bad_arguments_are_one_line_with_the_help_to_read(module, args, code, see):
+    """`ixypy` and `python -m ixypy` alike (the latter once called the click
+    group itself: a traceback for a bad address); the hint names the
+    command's own --help (it once said `ixypy ixypy --help`)."""
+    out = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert out.returncode == code, out.stderr
+    assert out.stderr.startswith("ixypy: error: ") and out.stderr.count("\n") == 1, out.stderr
+    assert see in out.stderr
+
+
 @pytest.mark.parametrize("command, args", [("pktgen", ["DEV"]), ("capture", ["DEV"]), ("fwd", ["DEV1", "DEV2"])])
 def test_help_says_what_dev_may_be(command, args):
     """--help names the argument, a PCI address, and every sim device, each
