@@ -1,5 +1,7 @@
 """The application loops behind the `ixypy` command: packet generator,
-forwarder, capture. Each touches Python once per batch; the caller gets a
+forwarder, capture. The generator and capture touch Python once per batch,
+the forwarder runs in C without the GIL for stretches of STRETCH seconds
+(ixypy.fastpath.loops); the caller gets a
 tick callback (for live stats) with 0.0 as the loop starts, after its set-up,
 then about once a second with the seconds elapsed, and a way to stop."""
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import BinaryIO, Callable, Iterable, Optional, Sequence
 import dpkt
 
 from .fastpath.batch import PacketBatch
+from .fastpath.loops import ForwardLoop
 from .device import Device
 from .packets import SEQ_OFFSET
 
@@ -19,6 +22,9 @@ Tick = Callable[[float], None]
 # batches between two looks at the clock and the limits: the look costs about
 # as much as sending a batch of 32, and 16 batches take microseconds
 BURST = 16
+# seconds a loop runs in C without the GIL before the limits, the tick and
+# signals (Ctrl-C) are looked at
+STRETCH = 0.05
 
 
 @dataclass
@@ -100,26 +106,29 @@ def _pace(ahead: float) -> None:
 
 
 def forward(pairs: Iterable[tuple], limits: Limits, batch_size: int = 32, tick: Optional[Tick] = None) -> int:
-    """Forward rx of each (src, dst) device pair to tx of dst, queue 0, one
-    call per batch (Queue.forward). Frames dst cannot take yet wait in the
-    leg's batch, so a slow dst holds frames back in src's rx ring, where the
-    NIC drops and counts what finds no room. Returns the packets forwarded."""
+    """Forward rx of each of one or two (src, dst) device pairs to tx of
+    dst, queue 0, with Queue.forward's steps in C and the GIL released for
+    stretches of at most STRETCH seconds (a ForwardLoop). Frames dst cannot
+    take yet wait in the leg's batch, so a slow dst holds frames back in
+    src's rx ring, where the NIC drops and counts what finds no room.
+    Returns the packets forwarded (with a count: at most a batch a leg past
+    it)."""
     pairs = list(pairs)
     legs = [(src.rx_queue(0), dst.tx_queue(0), PacketBatch(batch_size)) for src, dst in pairs]
+    loop = ForwardLoop(legs)
     clock = _Clock(tick, list({id(d): d for pair in pairs for d in pair}.values()))
-    forwarded = 0
-    burst = BURST if limits.count is None else 1     # with a count: stop within a batch of it
     try:
-        while not limits.reached(forwarded, clock.elapsed()):
-            for _ in range(burst):
-                for rxq, txq, batch in legs:
-                    forwarded += rxq.forward(txq, batch)
+        elapsed = 0.0
+        while not limits.reached(loop.forwarded, elapsed):
+            stretch = STRETCH if limits.duration is None else min(STRETCH, max(limits.duration - elapsed, 0.0))
+            loop.run(stretch, 0 if limits.count is None else limits.count - loop.forwarded)
+            elapsed = clock.elapsed()
         for _, dst in pairs:
             dst.flush_tx()
     finally:
         for _, _, batch in legs:
             batch.free()
-    return forwarded
+    return loop.forwarded
 
 
 def capture(dev: Device, out: BinaryIO, limits: Limits, batch_size: int = 32, queue: int = 0,

@@ -6,8 +6,14 @@ from .batch cimport PacketBatch, PoolRefs
 from .mempool cimport ixy_buf
 
 
+# What a call that found no work runs (the idle hook set by set_idle_hook):
+# for loops in other modules (ixypy.fastpath.loops).
+cdef void queue_idle() noexcept nogil
+
+
 cdef class Queue:
     cdef PoolRefs pools           # pools whose buffers the queue holds (rx: its own pool)
+    cdef uint32_t tx_max_len      # tx: _check_tx refuses no packet up to this length (a check without the GIL)
     cdef bint closed
     cdef readonly bint is_rx
     cdef readonly uint64_t packets

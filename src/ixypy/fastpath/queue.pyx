@@ -31,6 +31,10 @@ cdef inline void _idle() noexcept nogil:
         _idle_hook.poll(_idle_hook.ctx)
 
 
+cdef void queue_idle() noexcept nogil:
+    _idle()
+
+
 @cython.no_gc_clear
 cdef class Queue:
     """An rx or tx queue of some driver. A driver implements `_rx` (an rx
@@ -41,6 +45,7 @@ cdef class Queue:
 
     def __cinit__(self, *args, **kwargs):
         self.pools = PoolRefs()
+        self.tx_max_len = 0xFFFFFFFF
 
     # --- what a driver implements
     cdef uint32_t _rx(self, ixy_buf **out, uint32_t n) noexcept nogil:

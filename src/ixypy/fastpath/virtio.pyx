@@ -211,6 +211,7 @@ cdef class VirtioTxQueue(_Virtqueue):
                   size_t offset, uint32_t num, uint64_t header_dma, uint32_t max_len):
         self.chains = num // 2
         self.max_len = max_len
+        self.tx_max_len = max_len      # for loops that check without the GIL (queue.pxd)
         self.bufs = <ixy_buf **> calloc(self.chains, sizeof(ixy_buf *))
         self.free_chains = <uint16_t *> calloc(self.chains, sizeof(uint16_t))
         if self.bufs == NULL or self.free_chains == NULL:
