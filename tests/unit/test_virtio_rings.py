@@ -228,8 +228,11 @@ def test_tx_one_descriptor_zeroed_header_right_before_the_frame(port):
     10-byte zero header in the headroom right before the frame, then the
     frame; the queue holds as many packets as it has descriptors. The
     headroom starts dirty (an rx header left there), so the zeroing shows.
-    Mutation tried: the descriptor 8 bytes before the data (length still
-    frame + 10): the header check and the frame check fail."""
+    Mutations tried: the descriptor 8 bytes before the data (length still
+    frame + 10): the header check and the frame check fail; no zeroing of
+    the header (memset removed): the header check fails (the sim tests do
+    not see it: the model checks only flags and gso_type, and a fresh or
+    received buffer's headroom holds zeros there)."""
     ring, pool = DmaMemory(vring_size(N)), make_pool()
     txq = VirtioTxQueue(port, 1, ring, 0, N, 0, 1518, True)
     assert txq.any_layout and txq.capacity == N
