@@ -5,10 +5,16 @@
  * the driver's process on x86: little-endian throughout.
  *
  * Modelling choices:
- *  - Offered features: MAC, STATUS, CTRL_VQ, CTRL_RX and ANY_LAYOUT. Without
- *    ANY_LAYOUT negotiated, the virtio_net_hdr must fill a descriptor of its
- *    own on transmit and receive (legacy message framing, 2.7.4.3 and
- *    5.1.6), else the chain is refused.
+ *  - Offered features: MAC, STATUS, CTRL_VQ, CTRL_RX and ANY_LAYOUT, as
+ *    QEMU's virtio-net offers them on every backend; a test can withdraw
+ *    ANY_LAYOUT (vnsim_offer_any_layout). With ANY_LAYOUT negotiated any
+ *    framing is taken (2.4.4 "Message Framing" in VirtIO 1.0, 2.7.4 in
+ *    1.2): header and frame split anywhere across the chain's
+ *    descriptors, or together in one; on receive the header and the frame
+ *    are written back to back into the chain, in one buffer if it is one
+ *    descriptor. Without it, the virtio_net_hdr must fill a descriptor of
+ *    its own on transmit and receive (legacy framing, 2.4.4.3 / 2.7.4.3
+ *    and 5.1.6), else the chain is refused and logged.
  *  - Interrupts are MSI-X, as QEMU's virtio-net-pci offers them: the
  *    capability at 0x40, the table (one vector per queue and one for
  *    configuration changes) at 0 and the PBA at 0x800 of memory BAR1; the
@@ -137,6 +143,7 @@ struct vnsim_dev {
     struct sim_msix msix;         /* its capability, BAR1's table and PBA, the eventfds */
     struct ixy_reg_ops msix_ops;  /* BAR1 */
     uint16_t config_vector;       /* config_msix_vector */
+    uint32_t offered;             /* HOST_FEATURES: OFFERED, less ANY_LAYOUT if withdrawn */
     uint32_t guest_features;
     int features_written;         /* GUEST_FEATURES written since reset */
     uint16_t queue_sel;
@@ -684,7 +691,7 @@ static uint32_t io_read_locked(struct vnsim_dev *d, const struct io_reg *r)
     if (r->part == NET)
         return r->offset == NET_STATUS ? (LD(&d->unplugged) ? 0 : NET_S_LINK_UP) : d->mac[r->offset - NET_MAC];
     switch (r->offset) {
-    case HOST_FEATURES: return OFFERED;
+    case HOST_FEATURES: return d->offered;
     case GUEST_FEATURES: return d->guest_features;
     case QUEUE_PFN: return q ? LD(&q->pfn) : 0;
     case QUEUE_NUM: return q ? q->num : 0;
@@ -759,8 +766,8 @@ static void features_write(struct vnsim_dev *d, uint32_t v)
     uint8_t status = LD(&d->status);
     if (!(status & S_DRIVER) || (status & S_DRIVER_OK))
         err(d, "GUEST_FEATURES written with DEVICE_STATUS %#x (needs DRIVER, not DRIVER_OK)", status);
-    else if (v & ~OFFERED)
-        err(d, "GUEST_FEATURES %#x: bits %#x were not offered", v, v & ~OFFERED);
+    else if (v & ~d->offered)
+        err(d, "GUEST_FEATURES %#x: bits %#x were not offered", v, v & ~d->offered);
     else if ((v & F_CTRL_RX) && !(v & F_CTRL_VQ))
         err(d, "GUEST_FEATURES: CTRL_RX without CTRL_VQ (5.1.3.1)");
     else {
@@ -1029,6 +1036,13 @@ void vnsim_get_wire_stats(struct vnsim_dev *d, struct vnsim_wire_stats *out)
 }
 
 unsigned vnsim_rx_mode(struct vnsim_dev *d) { return d->rx_mode; }
+
+void vnsim_offer_any_layout(struct vnsim_dev *d, int offered)
+{
+    ctl_lock(d->sim);
+    d->offered = offered ? OFFERED : OFFERED & ~F_ANY_LAYOUT;
+    ctl_unlock(d->sim);
+}
 unsigned vnsim_isr_peek(struct vnsim_dev *d) { return LD(&d->isr); }
 
 /* ---- DMA map --------------------------------------------------------------------------------- */
@@ -1112,6 +1126,7 @@ static struct vnsim_dev *dev_new(struct vnsim *s, unsigned index, const uint8_t 
     d->vq[RXQ].num = d->vq[TXQ].num = queue_num;
     d->vq[CTRLQ].num = VNSIM_CTRL_QUEUE_NUM;
     d->seq_offset = -1;
+    d->offered = OFFERED;
     config_init(d);
     device_reset(d);
     return d;

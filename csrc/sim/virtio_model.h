@@ -125,6 +125,13 @@ unsigned vnsim_rx_mode(struct vnsim_dev *dev);
  * 4.1.4.5) without reading it (a read of the register clears it). */
 unsigned vnsim_isr_peek(struct vnsim_dev *dev);
 
+/* ---- features ------------------------------------------------------------ */
+/* VIRTIO_F_ANY_LAYOUT (bit 27) is offered (offered != 0, the default, as
+ * QEMU does) or not (0: a device such as VirtualBox's, where the driver
+ * must frame the header in a descriptor of its own). Takes effect from the
+ * next HOST_FEATURES read; set it before the driver's bring-up. */
+void vnsim_offer_any_layout(struct vnsim_dev *dev, int offered);
+
 /* ---- what the tests assert on ------------------------------------------- */
 unsigned vnsim_error_count(struct vnsim_dev *dev);
 const char *vnsim_error(struct vnsim_dev *dev, unsigned index);  /* NULL past the end */

@@ -1,12 +1,14 @@
 """What a real legacy virtio-net device would not accept: the model records
 it in its error log and refuses (VirtIO 1.x, 4.1.4.8, 3.1.2, 2.7)."""
+import struct
+
 import pytest
 
 import ixypy
 from ixypy.packets import udp_frame
 
 from .conftest import (ACKNOWLEDGE, CMD_IO, DESC_F_NEXT, DESC_F_WRITE, DEVICE_STATUS, DRIVER, DRIVER_OK,
-                       GUEST_FEATURES, ISR_STATUS, NEEDS_RESET, PCI_COMMAND, QUEUE_NOTIFY, QUEUE_PFN, QUEUE_SEL,
+                       F_ANY_LAYOUT, GUEST_FEATURES, HOST_FEATURES, ISR_STATUS, NEEDS_RESET, PCI_COMMAND, QUEUE_NOTIFY, QUEUE_PFN, QUEUE_SEL,
                        RawDriver, buffer)
 
 TX = 1
@@ -186,3 +188,92 @@ def test_unmapping_a_live_ring_faults_the_device(raw):
 def test_ctrl_rx_needs_ctrl_vq(raw):
     raw.init(features=1 << 18)                 # CTRL_RX alone (5.1.3.1)
     assert raw.dev.errors() == ["GUEST_FEATURES: CTRL_RX without CTRL_VQ (5.1.3.1)"]
+
+
+# --- message framing (2.4.4 / 2.7.4; legacy: 2.4.4.3 and 5.1.6) --------------------------
+
+RX = 0
+
+
+def dma_bytes(address: int, length: int) -> bytes:
+    """Bytes of a buffer() by its DMA address (= its virtual address)."""
+    for mem in buffer.keep:
+        if mem.address <= address < mem.address + mem.size:
+            return bytes(memoryview(mem)[address - mem.address:address - mem.address + length])
+    raise KeyError(hex(address))
+
+
+def test_rx_header_sharing_a_descriptor_without_any_layout(raw):
+    """Without ANY_LAYOUT an rx chain of one descriptor (header and frame
+    together) is refused: the header must have a descriptor of its own."""
+    raw.init()
+    ring = raw.queue(RX)
+    tx = one_frame_tx_ring(raw)
+    raw.driver_ok()
+    raw.dev.wire_pair(raw.dev)
+    ring.desc(0, buffer(raw.sim, bytes(2048)), 2048, DESC_F_WRITE)
+    ring.offer(0)
+    tx.offer(0)
+    raw.sim.poll()
+    assert raw.dev.wire_stats()["rx_packets"] == 0
+    assert raw.dev.errors() == ["receiveq: header descriptor of 2048 bytes without ANY_LAYOUT (must be 10)"]
+
+
+def one_frame_tx_ring(raw):
+    """A tx ring holding one legacy (header, frame) chain at 0, not yet offered."""
+    ring = raw.queue(TX)
+    ring.desc(0, buffer(raw.sim, bytes(10)), 10, DESC_F_NEXT, 1)
+    ring.desc(1, buffer(raw.sim, udp_frame()), 60)
+    return ring
+
+
+def test_any_layout_not_offered_cannot_be_negotiated(raw):
+    raw.dev.offer_any_layout(False)
+    assert not raw.dev.io_read(HOST_FEATURES, 4) & F_ANY_LAYOUT
+    raw.init(features=F_ANY_LAYOUT)
+    assert raw.dev.io_read(GUEST_FEATURES, 4) == 0
+    assert raw.dev.errors() == [f"GUEST_FEATURES {F_ANY_LAYOUT:#x}: bits {F_ANY_LAYOUT:#x} were not offered"]
+    raw.dev.offer_any_layout(True)
+    assert raw.dev.io_read(HOST_FEATURES, 4) & F_ANY_LAYOUT
+
+
+# tx chains of header (10 zero bytes) + frame, cut at these offsets into descriptors
+TX_CUTS = [(), (4,), (10,), (10, 30), (3, 10, 50), (25,)]
+# rx chains: the buffer's descriptor lengths (header + 60-byte frame = 70 bytes written)
+RX_SPLITS = [(2048,), (10, 2038), (4, 2044), (30, 2018), (10, 20, 2018)]
+
+
+@pytest.mark.parametrize("cuts", TX_CUTS, ids=lambda c: "tx-" + "-".join(map(str, c or ("one",))))
+@pytest.mark.parametrize("split", RX_SPLITS, ids=lambda s: "rx-" + "-".join(map(str, s)))
+def test_any_layout_takes_any_framing(raw, cuts, split):
+    """With ANY_LAYOUT negotiated the model takes header and frame split
+    anywhere on transmit (one descriptor, the header split, header and frame
+    sharing one) and writes header + frame back to back across whatever
+    descriptors the rx chain has: the frame arrives byte for byte, right
+    after the 10 header bytes."""
+    raw.init(features=F_ANY_LAYOUT)
+    rx = raw.queue(RX)
+    tx = raw.queue(TX)
+    raw.driver_ok()
+    raw.dev.wire_pair(raw.dev)
+    frame = bytearray(udp_frame(100))
+    frame[42:] = bytes(range(1, 59))
+    message = bytes(10) + bytes(frame)
+    bounds = [0, *cuts, len(message)]
+    for i, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
+        last = i == len(bounds) - 2
+        tx.desc(i, buffer(raw.sim, message[lo:hi]), hi - lo, 0 if last else DESC_F_NEXT, i + 1)
+    addrs = []
+    for i, n in enumerate(split):
+        addrs.append(buffer(raw.sim, b"\xee" * n))
+        last = i == len(split) - 1
+        rx.desc(i, addrs[-1], n, DESC_F_WRITE | (0 if last else DESC_F_NEXT), i + 1)
+    rx.offer(0)
+    tx.offer(0)
+    raw.sim.poll()
+    assert raw.dev.errors() == []
+    assert tx.used_idx() == 1 and rx.used_idx() == 1
+    used_len = struct.unpack_from("<I", rx.view, rx.used_offset + 4 + 4)[0]
+    assert used_len == len(message)
+    written = b"".join(dma_bytes(a, n) for a, n in zip(addrs, split))[:used_len]
+    assert written == message                       # zero header, then the frame

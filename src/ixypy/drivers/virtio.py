@@ -8,14 +8,22 @@ device layout), each accessed with its exact width.
 
 Features: only what the driver uses is asked for, nothing is required:
 MAC (read the address), STATUS (link state), CTRL_VQ + CTRL_RX (promiscuous
-mode through the control queue). Never CSUM, GUEST_CSUM, ANY_LAYOUT,
-MRG_RXBUF, GSO or EVENT_IDX: so the virtio_net_hdr is the 10-byte one, in
-its own descriptor, and notifications are suppressed by flags only.
+mode through the control queue), ANY_LAYOUT (one descriptor per packet).
+Never CSUM, GUEST_CSUM, MRG_RXBUF, GSO or EVENT_IDX: so the virtio_net_hdr
+is the 10-byte one and notifications are suppressed by flags only.
+
+Message framing is chosen once, at bring-up, from the negotiated features
+(the queues are built for it, fastpath/virtio.pyx): with VIRTIO_F_ANY_LAYOUT
+(QEMU offers it on every backend) the header sits in the buffer's headroom
+right before the frame and one descriptor carries both (2.4.4 "Message
+Framing" in VirtIO 1.0, 2.7.4 in 1.2); without it the legacy framing rule
+(5.1.6; 2.4.4.3 "Legacy Interface: Message Framing") puts the header in a
+descriptor of its own, the data in the next.
 
 Queues: 0 = rx, 1 = tx, 2 = control. Their sizes are fixed by the device
 (legacy devices do not let the driver choose), so num_rx_desc/num_tx_desc
-are ignored; each packet takes two descriptors (header + data), so a
-256-entry queue holds 128 packets.
+are ignored; a 256-entry queue holds 256 packets with ANY_LAYOUT, 128
+without (two descriptors each).
 """
 from __future__ import annotations
 
@@ -67,7 +75,7 @@ F_STATUS = 1 << 16
 F_CTRL_VQ = 1 << 17
 F_CTRL_RX = 1 << 18
 F_ANY_LAYOUT = 1 << 27
-WANTED_FEATURES = F_MAC | F_STATUS | F_CTRL_VQ | F_CTRL_RX
+WANTED_FEATURES = F_MAC | F_STATUS | F_CTRL_VQ | F_CTRL_RX | F_ANY_LAYOUT
 
 # --- device config (5.1.4) and control queue (5.1.6.5) ------------------------------
 CONFIG_MAC = 0           # 6 bytes, read one by one (I/O ports take 1, 2 or 4 bytes)
@@ -188,9 +196,16 @@ class VirtioDevice(Device):
             raise DeviceError(f"{self.address}: virtqueue {index} has size {size}, not a power of two of at least 4")
         return size
 
+    @property
+    def any_layout(self) -> bool:
+        """Whether VIRTIO_F_ANY_LAYOUT was negotiated: one descriptor per
+        packet (header in the headroom + frame), else two."""
+        return bool(self.features & F_ANY_LAYOUT)
+
     def _setup_queues(self) -> None:
         """All queues in one DMA-contiguous region, each page aligned (2.7.2),
-        plus one page for the shared tx header and the control buffers."""
+        plus one page for the shared tx header (two-descriptor framing only)
+        and the control buffers. The framing is fixed here, per queue."""
         indices = [RX_QUEUE, TX_QUEUE] + ([CTRL_QUEUE] if self.features & F_CTRL_VQ else [])
         sizes = {i: self._queue_size(i) for i in indices}
         offsets, total = {}, 0
@@ -211,11 +226,12 @@ class VirtioDevice(Device):
             if pfn >> 32:
                 raise DeviceError(f"{self.address}: ring at DMA address {pfn << 12:#x} is beyond the 44 bits QUEUE_PFN reaches")
             if i == RX_QUEUE:
-                self.rx_queues.append(VirtioRxQueue(self.port, i, memory, offsets[i], sizes[i], rx_pool))
+                self.rx_queues.append(VirtioRxQueue(self.port, i, memory, offsets[i], sizes[i], rx_pool,
+                                                    self.any_layout))
             elif i == TX_QUEUE:
-                # a zeroed 10-byte header at `extra`, shared by every packet
+                # two-descriptor framing: a zeroed 10-byte header at `extra`, shared by every packet
                 self.tx_queues.append(VirtioTxQueue(self.port, i, memory, offsets[i], sizes[i],
-                                                    self._rings.dma(extra), MAX_FRAME))
+                                                    self._rings.dma(extra), MAX_FRAME, self.any_layout))
             else:
                 self.ctrl = VirtioCtrlQueue(self.port, i, memory, offsets[i], sizes[i], extra + 512,
                                             self._rings.dma(extra + 512))

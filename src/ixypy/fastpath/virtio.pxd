@@ -78,6 +78,8 @@ cdef class VirtioRxQueue(_Virtqueue):
     cdef uint32_t chain_mask      # chains is a power of two
     cdef ixy_buf **fresh          # scratch: buffers taken from the pool for one refill
     cdef uint32_t data_len
+    cdef readonly bint any_layout     # one descriptor per packet (header + frame), else two
+    cdef uint8_t shift            # chain k starts at descriptor k << shift
     cdef readonly uint64_t errors     # used entries of impossible length (dropped)
     cdef uint32_t _refill(self) noexcept nogil
 
@@ -88,6 +90,8 @@ cdef class VirtioTxQueue(_Virtqueue):
     cdef uint32_t free_count
     cdef uint32_t chains
     cdef readonly uint32_t max_len
+    cdef readonly bint any_layout     # one descriptor per packet (header + frame), else two
+    cdef uint8_t shift            # chain k starts at descriptor k << shift
 
 
 cdef class VirtioCtrlQueue(_Virtqueue):

@@ -2,13 +2,29 @@
 """Legacy virtio-net virtqueues (VirtIO 1.x 2.7 split rings, 2.7.2 legacy
 layout; 5.1.6 device operation), notified through the I/O-port BAR.
 
-A packet is a chain of two descriptors: the 10-byte virtio_net_hdr, then
-the data (5.1.6: without VIRTIO_NET_F_ANY_LAYOUT the header must be in its
-own descriptor). Chain k always uses descriptors 2k and 2k+1, so the
-`next` links are written once and only addresses and lengths change.
-rx: the header goes into the buffer's headroom, just before data.
-tx: every header is zero (no offloads negotiated): one shared, read-only
-header in the ring memory serves every packet."""
+Every packet carries a 10-byte virtio_net_hdr in front of its frame. How
+header and frame are framed in descriptors is the queue's layout, fixed
+when it is created (the driver chooses it from the negotiated features):
+
+- two descriptors per packet (any_layout=False): the header, then the
+  data. Without VIRTIO_F_ANY_LAYOUT a legacy driver must put the header
+  in a descriptor of its own, the data in the following ones (5.1.6,
+  legacy framing requirements; 2.4.4.3 "Legacy Interface: Message
+  Framing" in VirtIO 1.0, 2.7.4.3 in 1.2). Chain k uses descriptors 2k
+  and 2k+1, so the `next` links are written once and only addresses and
+  lengths change.
+  rx: the header goes into the buffer's headroom, just before data.
+  tx: every header is zero (no offloads negotiated): one shared, read-only
+  header in the ring memory serves every packet.
+- one descriptor per packet (any_layout=True, VIRTIO_F_ANY_LAYOUT
+  negotiated: the device takes any framing, 2.4.4 / 2.7.4 "Message
+  Framing"): the header sits in the buffer's headroom right before the
+  frame and one descriptor covers both. Chain k is descriptor k.
+  rx: the device writes header and frame into the one buffer; the packet
+  data starts after the header, where it does with two descriptors.
+  tx: the driver zeroes the 10 bytes before the frame.
+
+The per-batch loops pick the layout once per call, never per packet."""
 cimport cython
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free as c_free
@@ -89,14 +105,18 @@ cdef class _Virtqueue(Queue):
 
 @cython.no_gc_clear
 cdef class VirtioRxQueue(_Virtqueue):
-    """Receive virtqueue: chains of (header in the headroom, data), both device-writable."""
+    """Receive virtqueue, device-writable: per packet the header (in the
+    buffer's headroom) and the data, in two descriptors, or in one with
+    any_layout."""
 
     def __cinit__(self, PortIo port not None, uint16_t queue_index, DmaMemory memory not None,
-                  size_t offset, uint32_t num, Mempool pool not None):
+                  size_t offset, uint32_t num, Mempool pool not None, bint any_layout=False):
         self.pool = pool
         self.is_rx = True
         self.pools.add(pool)
-        self.chains = num // 2
+        self.any_layout = any_layout
+        self.shift = 0 if any_layout else 1
+        self.chains = num >> self.shift
         self.chain_mask = self.chains - 1
         self.data_len = ixy_buf_capacity(&pool.pool)
         self.bufs = <ixy_buf **> calloc(self.chains, sizeof(ixy_buf *))
@@ -106,11 +126,16 @@ cdef class VirtioRxQueue(_Virtqueue):
             raise MemoryError()
         cdef uint32_t k
         for k in range(self.chains):
-            self.desc[2 * k].len = IXY_VIRTIO_NET_HDR_LEN
-            self.desc[2 * k].flags = IXY_VRING_DESC_F_WRITE | IXY_VRING_DESC_F_NEXT
-            self.desc[2 * k].next = 2 * k + 1
-            self.desc[2 * k + 1].len = self.data_len
-            self.desc[2 * k + 1].flags = IXY_VRING_DESC_F_WRITE
+            if any_layout:
+                # header + frame in one buffer: data_dma - 10 .. data_dma + data_len
+                self.desc[k].len = IXY_VIRTIO_NET_HDR_LEN + self.data_len
+                self.desc[k].flags = IXY_VRING_DESC_F_WRITE
+            else:
+                self.desc[2 * k].len = IXY_VIRTIO_NET_HDR_LEN
+                self.desc[2 * k].flags = IXY_VRING_DESC_F_WRITE | IXY_VRING_DESC_F_NEXT
+                self.desc[2 * k].next = 2 * k + 1
+                self.desc[2 * k + 1].len = self.data_len
+                self.desc[2 * k + 1].flags = IXY_VRING_DESC_F_WRITE
             self.empty[k] = k
         self.empty_count = self.chains
 
@@ -151,13 +176,21 @@ cdef class VirtioRxQueue(_Virtqueue):
         cdef uint16_t avail_idx = self.avail_idx, mask = self.mask
         cdef ixy_vring_desc *desc = self.desc
         cdef ixy_buf *b
-        for j in range(n):
-            k = self.empty[(head + j) & cmask]
-            b = self.fresh[j]
-            self.bufs[k] = b
-            desc[2 * k].addr = b.data_dma - IXY_VIRTIO_NET_HDR_LEN
-            desc[2 * k + 1].addr = b.data_dma
-            self.avail.ring[<uint16_t> (avail_idx + j) & mask] = 2 * k
+        if self.any_layout:
+            for j in range(n):      # one descriptor: header (in the headroom) + frame
+                k = self.empty[(head + j) & cmask]
+                b = self.fresh[j]
+                self.bufs[k] = b
+                desc[k].addr = b.data_dma - IXY_VIRTIO_NET_HDR_LEN
+                self.avail.ring[<uint16_t> (avail_idx + j) & mask] = k
+        else:
+            for j in range(n):      # header descriptor, data descriptor
+                k = self.empty[(head + j) & cmask]
+                b = self.fresh[j]
+                self.bufs[k] = b
+                desc[2 * k].addr = b.data_dma - IXY_VIRTIO_NET_HDR_LEN
+                desc[2 * k + 1].addr = b.data_dma
+                self.avail.ring[<uint16_t> (avail_idx + j) & mask] = 2 * k
         if n:
             self.empty_head = (head + n) & cmask
             self.empty_count -= n
@@ -165,7 +198,11 @@ cdef class VirtioRxQueue(_Virtqueue):
         return n
 
     cdef uint32_t _rx(self, ixy_buf **out, uint32_t n) noexcept nogil:
+        """Either layout: used.len counts the header and the frame (the
+        header landed in the headroom), so b.len is used.len - 10; chain
+        k's head is descriptor k << shift."""
         cdef uint32_t i = 0, k, length, tail, cmask = self.chain_mask
+        cdef uint32_t shift = self.shift, odd = (1u << self.shift) - 1
         cdef uint16_t used_idx = ixy_vring_used_idx(self.used), last = self.last_used
         cdef uint64_t nbytes = 0
         cdef ixy_vring_used_elem *e
@@ -175,8 +212,8 @@ cdef class VirtioRxQueue(_Virtqueue):
         while i < n and last != used_idx:
             e = &self.used.ring[last & self.mask]
             last += 1
-            k = e.id >> 1
-            if e.id & 1 or k >= self.chains or self.bufs[k] == NULL:
+            k = e.id >> shift
+            if e.id & odd or k >= self.chains or self.bufs[k] == NULL:
                 self.errors += 1      # not a head we posted: a device bug; skip it
                 continue
             b = self.bufs[k]
@@ -205,11 +242,16 @@ cdef class VirtioRxQueue(_Virtqueue):
 
 @cython.no_gc_clear
 cdef class VirtioTxQueue(_Virtqueue):
-    """Transmit virtqueue: chains of (shared zero header, data), device-readable."""
+    """Transmit virtqueue, device-readable: per packet the shared zero
+    header and the data in two descriptors, or with any_layout one
+    descriptor over a zeroed header in the headroom and the frame
+    (header_dma is then unused)."""
 
     def __cinit__(self, PortIo port not None, uint16_t queue_index, DmaMemory memory not None,
-                  size_t offset, uint32_t num, uint64_t header_dma, uint32_t max_len):
-        self.chains = num // 2
+                  size_t offset, uint32_t num, uint64_t header_dma, uint32_t max_len, bint any_layout=False):
+        self.any_layout = any_layout
+        self.shift = 0 if any_layout else 1
+        self.chains = num >> self.shift
         self.max_len = max_len
         self.tx_max_len = max_len      # for loops that check without the GIL (queue.pxd)
         self.bufs = <ixy_buf **> calloc(self.chains, sizeof(ixy_buf *))
@@ -218,10 +260,11 @@ cdef class VirtioTxQueue(_Virtqueue):
             raise MemoryError()
         cdef uint32_t k
         for k in range(self.chains):
-            self.desc[2 * k].addr = header_dma
-            self.desc[2 * k].len = IXY_VIRTIO_NET_HDR_LEN
-            self.desc[2 * k].flags = IXY_VRING_DESC_F_NEXT
-            self.desc[2 * k].next = 2 * k + 1
+            if not any_layout:
+                self.desc[2 * k].addr = header_dma
+                self.desc[2 * k].len = IXY_VIRTIO_NET_HDR_LEN
+                self.desc[2 * k].flags = IXY_VRING_DESC_F_NEXT
+                self.desc[2 * k].next = 2 * k + 1
             self.free_chains[k] = self.chains - 1 - k
         self.free_count = self.chains
 
@@ -236,7 +279,7 @@ cdef class VirtioTxQueue(_Virtqueue):
 
     @property
     def capacity(self) -> int:
-        """Packets the queue holds at once (two descriptors each)."""
+        """Packets the queue holds at once (one or two descriptors each)."""
         return self.chains
 
     def tx(self, PacketBatch batch not None) -> int:
@@ -245,10 +288,10 @@ cdef class VirtioTxQueue(_Virtqueue):
 
     cdef void _clean(self) noexcept nogil:
         cdef uint16_t used_idx = ixy_vring_used_idx(self.used), last = self.last_used
-        cdef uint32_t k, top = self.free_count
+        cdef uint32_t k, top = self.free_count, shift = self.shift
         ixy_rmb()
         while last != used_idx:
-            k = self.used.ring[last & self.mask].id >> 1
+            k = self.used.ring[last & self.mask].id >> shift
             last += 1
             if k < self.chains and self.bufs[k] != NULL:
                 ixy_buf_free(self.bufs[k])
@@ -259,29 +302,20 @@ cdef class VirtioTxQueue(_Virtqueue):
         self.free_count = top
 
     cdef uint32_t _tx(self, ixy_buf **bufs, uint32_t n) noexcept nogil:
-        cdef uint32_t i, k, top
-        cdef uint16_t avail_idx = self.avail_idx, mask = self.mask
-        cdef uint64_t nbytes = 0
-        cdef ixy_vring_desc *desc = self.desc
-        cdef ixy_buf *b
+        cdef uint64_t nbytes
         self._clean()
-        top = self.free_count
-        if n > top:
-            n = top
-        for i in range(n):
-            top -= 1
-            k = self.free_chains[top]
-            b = bufs[i]
-            self.bufs[k] = b
-            desc[2 * k + 1].addr = b.data_dma
-            desc[2 * k + 1].len = b.len
-            self.avail.ring[<uint16_t> (avail_idx + i) & mask] = 2 * k
-            nbytes += b.len
-        if n:
-            self.free_count = top
-            self.packets += n
-            self.bytes += nbytes
-            self._publish(n)     # one avail.idx write and at most one notify per batch
+        if n > self.free_count:
+            n = self.free_count
+        if n == 0:
+            return 0
+        if self.any_layout:
+            nbytes = _tx_one_desc(self, bufs, n)
+        else:
+            nbytes = _tx_two_desc(self, bufs, n)
+        self.free_count -= n
+        self.packets += n
+        self.bytes += nbytes
+        self._publish(n)     # one avail.idx write and at most one notify per batch
         return n
 
     cdef int _check_tx(self, PacketBatch batch) except -1:
@@ -295,6 +329,48 @@ cdef class VirtioTxQueue(_Virtqueue):
 
     cdef void _release_buffers(self) noexcept:
         ixy_buf_free_slots(self.bufs, self.chains)
+
+
+cdef inline uint64_t _tx_two_desc(VirtioTxQueue q, ixy_buf **bufs, uint32_t n) noexcept nogil:
+    """n packets (n <= free_count) as chains of the shared header's
+    descriptor 2k (written once) and data descriptor 2k+1; their bytes."""
+    cdef uint32_t i, k, top = q.free_count
+    cdef uint16_t avail_idx = q.avail_idx, mask = q.mask
+    cdef uint64_t nbytes = 0
+    cdef ixy_vring_desc *desc = q.desc
+    cdef ixy_buf *b
+    for i in range(n):
+        top -= 1
+        k = q.free_chains[top]
+        b = bufs[i]
+        q.bufs[k] = b
+        desc[2 * k + 1].addr = b.data_dma
+        desc[2 * k + 1].len = b.len
+        q.avail.ring[<uint16_t> (avail_idx + i) & mask] = 2 * k
+        nbytes += b.len
+    return nbytes
+
+
+cdef inline uint64_t _tx_one_desc(VirtioTxQueue q, ixy_buf **bufs, uint32_t n) noexcept nogil:
+    """n packets (n <= free_count) as one descriptor k each: a zeroed
+    virtio_net_hdr in the headroom right before the frame, then the frame
+    (VIRTIO_F_ANY_LAYOUT, 2.4.4 / 2.7.4 Message Framing); their bytes."""
+    cdef uint32_t i, k, top = q.free_count
+    cdef uint16_t avail_idx = q.avail_idx, mask = q.mask
+    cdef uint64_t nbytes = 0
+    cdef ixy_vring_desc *desc = q.desc
+    cdef ixy_buf *b
+    for i in range(n):
+        top -= 1
+        k = q.free_chains[top]
+        b = bufs[i]
+        q.bufs[k] = b
+        memset(b.data - IXY_VIRTIO_NET_HDR_LEN, 0, IXY_VIRTIO_NET_HDR_LEN)
+        desc[k].addr = b.data_dma - IXY_VIRTIO_NET_HDR_LEN
+        desc[k].len = b.len + IXY_VIRTIO_NET_HDR_LEN
+        q.avail.ring[<uint16_t> (avail_idx + i) & mask] = k
+        nbytes += b.len
+    return nbytes
 
 
 cdef class VirtioCtrlQueue(_Virtqueue):

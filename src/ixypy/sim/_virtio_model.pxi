@@ -41,6 +41,7 @@ cdef extern from "virtio_model.h" nogil:
     void vnsim_fault_remove(vnsim_dev *d)
     void vnsim_get_wire_stats(vnsim_dev *dev, vnsim_wire_stats *out)
     unsigned vnsim_rx_mode(vnsim_dev *dev)
+    void vnsim_offer_any_layout(vnsim_dev *dev, int offered)
     unsigned vnsim_isr_peek(vnsim_dev *dev)
     unsigned vnsim_error_count(vnsim_dev *dev)
     const char *vnsim_error(vnsim_dev *dev, unsigned index)
@@ -183,6 +184,14 @@ cdef class VirtioSimDevice(Function):
         cdef vnsim_wire_stats st
         vnsim_get_wire_stats(self._d(), &st)
         return st
+
+    def offer_any_layout(self, bint offered) -> None:
+        """Offer VIRTIO_F_ANY_LAYOUT (True, the default, as QEMU does) or not
+        (False: the driver must keep the header in a descriptor of its own).
+        Set it before the driver brings the device up."""
+        cdef vnsim_dev *d = self._d()
+        with nogil:
+            vnsim_offer_any_layout(d, offered)
 
     @property
     def promisc(self) -> bool:
