@@ -1,27 +1,27 @@
 """The application loops behind the `ixypy` command: packet generator,
-forwarder, capture. The generator and capture touch Python once per batch,
-the forwarder runs in C without the GIL for stretches of STRETCH seconds
-(ixypy.fastpath.loops); the caller gets a
+forwarder, capture. The generator (without a rate) and the forwarder run in
+C without the GIL for stretches of STRETCH seconds (ixypy.fastpath.loops),
+a worker thread per queue when there are several; the paced generator and
+capture touch Python once per batch. The caller gets a
 tick callback (for live stats) with 0.0 as the loop starts, after its set-up,
 then about once a second with the seconds elapsed, and a way to stop."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO, Callable, Iterable, Optional, Sequence
+from typing import BinaryIO, Callable, Iterable, List, Optional, Sequence, Union
 
 import dpkt
 
 from .fastpath.batch import PacketBatch
-from .fastpath.loops import ForwardLoop
+from .errors import QueueError
+from .fastpath.loops import ForwardLoop, PktgenLoop
 from .device import Device
 from .packets import SEQ_OFFSET
 
 Tick = Callable[[float], None]
 
-# batches between two looks at the clock and the limits: the look costs about
-# as much as sending a batch of 32, and 16 batches take microseconds
-BURST = 16
 # seconds a loop runs in C without the GIL before the limits, the tick and
 # signals (Ctrl-C) are looked at
 STRETCH = 0.05
@@ -68,9 +68,34 @@ class _Clock:
 
 def pktgen(dev: Device, frames: Sequence[bytes], limits: Limits, batch_size: int = 32,
            rate_pps: Optional[float] = None, queue: int = 0, tick: Optional[Tick] = None,
-           seq_offset: int = SEQ_OFFSET) -> int:
+           seq_offset: int = SEQ_OFFSET, queues: int = 1) -> int:
     """Send frames (round-robin over the templates) with a 64-bit sequence
-    number at seq_offset, until limits; returns the packets sent."""
+    number at seq_offset, until limits; returns the packets sent. Without a
+    rate: on tx queues queue .. queue+queues-1, each numbering its packets
+    from 0, each in C without the GIL (a PktgenLoop with a pool of its own;
+    run_loops). With a rate: on one queue, paced from Python per batch."""
+    if rate_pps is not None:
+        if queues != 1:
+            raise QueueError(f"a rate on {queues} queues", "pace one queue (--rate without --queues), "
+                             "or send on several queues as fast as they go (--queues without --rate)")
+        return _paced_pktgen(dev, frames, limits, batch_size, rate_pps, queue, tick, seq_offset)
+    loops, batches = [], []
+    for i in range(queues):
+        pool = dev.mempool(max(4096, 4 * batch_size))
+        pool.fill(list(frames))
+        batches.append(PacketBatch(batch_size))
+        loops.append(PktgenLoop(dev.tx_queue(queue + i), pool, batches[-1], seq_offset))
+    try:
+        sent = run_loops(loops, limits, _Clock(tick, [dev]))
+        dev.flush_tx()
+    finally:
+        for batch in batches:
+            batch.free()
+    return sent
+
+
+def _paced_pktgen(dev: Device, frames: Sequence[bytes], limits: Limits, batch_size: int, rate_pps: float,
+                  queue: int, tick: Optional[Tick], seq_offset: int) -> int:
     pool = dev.mempool(max(4096, 4 * batch_size))
     pool.fill(list(frames))
     batch = PacketBatch(batch_size)
@@ -78,25 +103,58 @@ def pktgen(dev: Device, frames: Sequence[bytes], limits: Limits, batch_size: int
     clock = _Clock(tick, [dev])
     seq = sent = 0
     count = limits.count
-    burst = 1 if rate_pps is not None else BURST     # paced: check the clock every batch
     try:
         while True:
             elapsed = clock.elapsed()
             if limits.reached(sent, elapsed):
                 break
-            if rate_pps is not None and sent > rate_pps * elapsed:
+            if sent > rate_pps * elapsed:
                 _pace(sent / rate_pps - elapsed)
                 continue
-            for _ in range(burst):
-                if not len(batch):
-                    want = batch_size if count is None else min(batch_size, count - sent)
-                    batch.alloc(pool, want)
-                    seq = batch.stamp_u64(seq_offset, seq)
-                sent += txq.tx(batch)
+            if not len(batch):
+                want = batch_size if count is None else min(batch_size, count - sent)
+                batch.alloc(pool, want)
+                seq = batch.stamp_u64(seq_offset, seq)
+            sent += txq.tx(batch)
         dev.flush_tx()
     finally:
         batch.free()
     return sent
+
+
+Loop = Union[ForwardLoop, PktgenLoop]
+
+
+def run_loops(loops: Sequence[Loop], limits: Limits, clock: "_Clock") -> int:
+    """Run C loops until limits; returns the packets they sent together.
+    One loop runs in this thread, in stretches of STRETCH seconds, with a
+    count stopping it within a batch of it. Several run in worker threads
+    of their own (one per queue: they run on as many cores), this thread
+    looking at the limits, the tick and signals every STRETCH seconds and
+    stopping them all at the first limit (a count may then be passed by
+    what they send in that time) or when a worker fails (its error is
+    raised here)."""
+    if len(loops) == 1:
+        loop = loops[0]
+        elapsed = 0.0
+        while not limits.reached(loop.packets, elapsed):
+            stretch = STRETCH if limits.duration is None else min(STRETCH, max(limits.duration - elapsed, 0.0))
+            loop.run(stretch, 0 if limits.count is None else limits.count - loop.packets)
+            elapsed = clock.elapsed()
+        return loop.packets
+    with ThreadPoolExecutor(len(loops), thread_name_prefix="ixypy-worker") as workers:
+        runs = [workers.submit(loop.run) for loop in loops]
+        try:
+            elapsed = 0.0
+            while not limits.reached(sum(loop.packets for loop in loops), elapsed) and not any(r.done() for r in runs):
+                time.sleep(STRETCH)
+                elapsed = clock.elapsed()
+        finally:
+            for loop in loops:
+                loop.stop()
+        for r in runs:
+            r.result()
+    return sum(loop.packets for loop in loops)
 
 
 def _pace(ahead: float) -> None:
@@ -105,30 +163,26 @@ def _pace(ahead: float) -> None:
         time.sleep(ahead - 0.001)
 
 
-def forward(pairs: Iterable[tuple], limits: Limits, batch_size: int = 32, tick: Optional[Tick] = None) -> int:
+def forward(pairs: Iterable[tuple], limits: Limits, batch_size: int = 32, tick: Optional[Tick] = None,
+            queues: int = 1) -> int:
     """Forward rx of each of one or two (src, dst) device pairs to tx of
-    dst, queue 0, with Queue.forward's steps in C and the GIL released for
-    stretches of at most STRETCH seconds (a ForwardLoop). Frames dst cannot
-    take yet wait in the leg's batch, so a slow dst holds frames back in
-    src's rx ring, where the NIC drops and counts what finds no room.
-    Returns the packets forwarded (with a count: at most a batch a leg past
-    it)."""
+    dst, with Queue.forward's steps in C and the GIL released (ForwardLoop,
+    run_loops): queue i to queue i for i < queues, one loop per queue.
+    Frames dst cannot take yet wait in the leg's batch, so a slow dst holds
+    frames back in src's rx ring, where the NIC drops and counts what finds
+    no room. Returns the packets forwarded."""
     pairs = list(pairs)
-    legs = [(src.rx_queue(0), dst.tx_queue(0), PacketBatch(batch_size)) for src, dst in pairs]
-    loop = ForwardLoop(legs)
-    clock = _Clock(tick, list({id(d): d for pair in pairs for d in pair}.values()))
+    legs = [[(src.rx_queue(i), dst.tx_queue(i), PacketBatch(batch_size)) for src, dst in pairs] for i in range(queues)]
     try:
-        elapsed = 0.0
-        while not limits.reached(loop.forwarded, elapsed):
-            stretch = STRETCH if limits.duration is None else min(STRETCH, max(limits.duration - elapsed, 0.0))
-            loop.run(stretch, 0 if limits.count is None else limits.count - loop.forwarded)
-            elapsed = clock.elapsed()
+        loops = [ForwardLoop(queue_legs) for queue_legs in legs]
+        forwarded = run_loops(loops, limits, _Clock(tick, list({id(d): d for pair in pairs for d in pair}.values())))
         for _, dst in pairs:
             dst.flush_tx()
     finally:
-        for _, _, batch in legs:
-            batch.free()
-    return loop.forwarded
+        for queue_legs in legs:
+            for _, _, batch in queue_legs:
+                batch.free()
+    return forwarded
 
 
 def capture(dev: Device, out: BinaryIO, limits: Limits, batch_size: int = 32, queue: int = 0,

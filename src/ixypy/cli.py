@@ -262,6 +262,9 @@ def limits_option(f):
     return f
 
 
+queues_option = click.option("--queues", type=click.IntRange(1, 64), default=1, show_default=True,
+                             help="Queues to use, queue i of each device with a worker thread of its own "
+                                  "(they run on as many cores; without the GIL).")
 batch_option = click.option("--batch", "batch_size", type=click.IntRange(1, 512), default=32, show_default=True,
                             help="Packets per rx/tx call.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output: JSON lines.")
@@ -283,10 +286,11 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
                    f"order is not kept). Frames shorter than {MIN_FRAME} bytes are padded with zeros to {MIN_FRAME}, "
                    f"as a NIC pads them; longer than {MAX_FRAME} are refused.")
 @limits_option
+@queues_option
 @batch_option
 @json_option
 def pktgen(dev: str, size: int, rate_mpps: Optional[float], rate_gbps: Optional[float], flows: int,
-           template: Optional[Path], count: Optional[int], duration: Optional[float], batch_size: int,
+           template: Optional[Path], count: Optional[int], duration: Optional[float], queues: int, batch_size: int,
            as_json: bool) -> None:
     if rate_mpps and rate_gbps:
         raise click.UsageError("give --rate or --gbps, not both")
@@ -295,11 +299,23 @@ def pktgen(dev: str, size: int, rate_mpps: Optional[float], rate_gbps: Optional[
     if rate_gbps:
         mean_frame = sum(len(f) for f in frames) / len(frames) + FCS_BYTES     # as DeviceStats counts it
         rate_pps = rate_gbps * 1e9 / 8 / l1_bytes(1, mean_frame)
-    with open_device(dev) as device:
+    if rate_pps and queues > 1:
+        raise click.UsageError("a rate (--rate, --gbps) paces one queue: give it without --queues")
+    with open_device(dev, tx_queues=queues) as device:
         meter = Meter([device], as_json)
         with StopOnSignals() as stop:
-            sent = apps.pktgen(device, frames, apps.Limits(count, duration, stop), batch_size, rate_pps, tick=meter.tick)
-        meter.summary(sent=sent)
+            sent = apps.pktgen(device, frames, apps.Limits(count, duration, stop), batch_size, rate_pps,
+                               tick=meter.tick, queues=queues)
+        meter.summary(sent=sent, **per_queue(device, "tx", queues))
+
+
+def per_queue(dev: Device, kind: str, queues: int) -> Dict[str, List[int]]:
+    """With several queues, the summary's extra: the packets each of dev's
+    rx or tx queues moved (the driver's count)."""
+    if queues == 1:
+        return {}
+    queue = dev.rx_queue if kind == "rx" else dev.tx_queue
+    return {f"{kind}_packets_per_queue": [queue(i).packets for i in range(queues)]}
 
 
 def _pcap_frames(path: Path) -> List[bytes]:
@@ -338,10 +354,12 @@ def _pcap_frames(path: Path) -> List[bytes]:
 @click.argument("dev1")
 @click.argument("dev2")
 @limits_option
+@queues_option
 @batch_option
 @json_option
-def fwd(dev1: str, dev2: str, count: Optional[int], duration: Optional[float], batch_size: int, as_json: bool) -> None:
-    with open_device(dev1) as a, open_device(dev2) as b:
+def fwd(dev1: str, dev2: str, count: Optional[int], duration: Optional[float], queues: int, batch_size: int,
+        as_json: bool) -> None:
+    with open_device(dev1, queues, queues) as a, open_device(dev2, queues, queues) as b:
         meter = Meter([a, b], as_json)
         idle = IdleHint([a, b], as_json)
 
@@ -350,8 +368,9 @@ def fwd(dev1: str, dev2: str, count: Optional[int], duration: Optional[float], b
             idle.check(elapsed, meter.last)
 
         with StopOnSignals() as stop:
-            forwarded = apps.forward([(a, b), (b, a)], apps.Limits(count, duration, stop), batch_size, tick=tick)
-        meter.summary(forwarded=forwarded)
+            forwarded = apps.forward([(a, b), (b, a)], apps.Limits(count, duration, stop), batch_size, tick=tick,
+                                     queues=queues)
+        meter.summary(forwarded=forwarded, **per_queue(b, "tx", queues))
 
 
 @cli.command(help=f"Write received frames to a pcap file.\n\n{dev_help('DEV')}")

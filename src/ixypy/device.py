@@ -67,6 +67,9 @@ class DeviceStats:
 class RxQueue(Protocol):
     """What Device.rx_queue returns: a driver's rx queue of the fast path."""
 
+    @property
+    def packets(self) -> int: ...
+
     def rx(self, batch: PacketBatch) -> int: ...
 
     def forward(self, txq: Queue, batch: PacketBatch) -> int: ...
@@ -74,6 +77,9 @@ class RxQueue(Protocol):
 
 class TxQueue(Protocol):
     """What Device.tx_queue returns: a driver's tx queue of the fast path."""
+
+    @property
+    def packets(self) -> int: ...
 
     def tx(self, batch: PacketBatch) -> int: ...
 

@@ -15,6 +15,7 @@ cdef class Queue:
     cdef PoolRefs pools           # pools whose buffers the queue holds (rx: its own pool)
     cdef uint32_t tx_max_len      # tx: _check_tx refuses no packet up to this length (a check without the GIL)
     cdef bint closed
+    cdef bint busy                # a loop (ixypy.fastpath.loops) runs on it without the GIL
     cdef readonly bint is_rx
     cdef readonly uint64_t packets
     cdef readonly uint64_t bytes
@@ -29,7 +30,7 @@ cdef class Queue:
     # --- written once for every driver; the per-batch steps are inline here,
     # so a loop in another module (ixypy.fastpath.bench) inlines them too
     cdef inline int _usable(self, bint rx) except -1:
-        if self.closed or rx != self.is_rx:
+        if self.closed or rx != self.is_rx or self.busy:
             self._refuse(rx)
         return 0
 

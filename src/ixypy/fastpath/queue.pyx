@@ -69,6 +69,9 @@ cdef class Queue:
         """Raise for a closed queue, or one used the wrong way round."""
         if self.closed:
             raise QueueError("the queue was closed with its device", "open the device again")
+        if self.busy:
+            raise QueueError("a loop is running on this queue in another thread",
+                             "give each thread queues of its own (ixypy.open(addr, rx_queues=N, tx_queues=N))")
         raise QueueError(f"this is {'an rx' if self.is_rx else 'a tx'} queue",
                          f"use the device's {'tx' if self.is_rx else 'rx'}_queue() for that")
 
