@@ -10,7 +10,8 @@ import importlib
 # the compiled modules as they run: imported here first, autodoc documents
 # them rather than executing their .pyi stubs as modules (Sphinx 9 would)
 for _name in ("ixypy", "ixypy.fastpath.batch", "ixypy.fastpath.mempool", "ixypy.fastpath.queue",
-              "ixypy.fastpath.ops", "ixypy.vector", "ixypy.aio", "ixypy.testing", "ixypy.apps"):
+              "ixypy.fastpath.ops", "ixypy.fastpath.loops", "ixypy.vector", "ixypy.aio", "ixypy.testing",
+              "ixypy.apps"):
     importlib.import_module(_name)
 
 project = "ixypy"
