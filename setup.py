@@ -25,6 +25,7 @@ FASTPATH_HEADERS = {
     "virtio": ["ixy_virtio.h", "ixy_portio.h", "ixy_regs.h", "ixy_mempool.h"],
     "bench": ["ixy_measure.h", "ixy_poll_hook.h", "ixy_regs.h", "ixy_mempool.h"],
     "ops": ["ixy_pkt.h", "ixy_mempool.h"],
+    "classify": ["ixy_classify.h", "ixy_pkt.h", "ixy_mempool.h"],
 }
 
 # the Intel model (82599, 82576): its shared core, then one file per register map

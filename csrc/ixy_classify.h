@@ -1,0 +1,63 @@
+/* A compiled first-match classifier over the 5-tuple (ixypy.fastpath.classify):
+ * the rules of a table of struct ixy_rule (ixy_pkt.h, the semantics of
+ * ixy_rule_matches) turned into lookup tables, so that a packet costs a few
+ * loads instead of a scan of every rule.
+ *
+ * The rules are taken 64 at a time (a word: bit b of word w is rule 64 w + b).
+ * For a packet, the rules of a word whose protocol and port ranges admit it
+ * are the AND of three table entries (protocol: 256 entries; each port: a
+ * two-level table, high byte then low byte); of those, the lowest-numbered
+ * whose address prefixes hold the packet's addresses is the first match.
+ * An IPv6 packet can match only a rule without an address prefix (the
+ * prefixes are IPv4), a packet without a UDP/TCP header only a rule with
+ * both port ranges 0-65535, and a packet that is not well-formed IP none.
+ */
+#ifndef IXY_CLASSIFY_H
+#define IXY_CLASSIFY_H
+
+#include <stdint.h>
+
+#include "ixy_pkt.h"
+
+/* a rule's address prefixes, IPv4, host order; net is 0 where mask is 0
+ * (any address), so (addr & mask) == net is the whole test */
+struct ixy_rule_addr {
+    uint32_t src_net, src_mask, dst_net, dst_mask;
+};
+
+struct ixy_classifier {
+    uint32_t nrules, nwords;
+    uint64_t *proto;              /* [nwords][256]: the rules of word w admitting protocol p */
+    uint32_t *sport_hi, *dport_hi;/* [nwords][256]: by the port's high byte, its leaf (a row of leaves) */
+    uint64_t *leaves;             /* [][256]: by the port's low byte, the rules whose range holds the port */
+    uint64_t *no_ports;           /* [nwords]: the rules with both port ranges 0-65535 */
+    uint64_t *no_prefix;          /* [nwords]: the rules without an address prefix */
+    struct ixy_rule_addr *addr;   /* [nrules] */
+};
+
+/* The index of the first rule packet t matches, -1 for none. */
+static inline int32_t ixy_classify(const struct ixy_classifier *c, const struct ixy_tuple *t)
+{
+    uint8_t f = t->flags;
+    if (!(f & (IXY_PKT_IPV4 | IXY_PKT_IPV6)) || (f & IXY_PKT_BAD))
+        return -1;
+    for (uint32_t w = 0; w < c->nwords; w++) {
+        uint64_t m = c->proto[w * 256 + t->proto];
+        if (f & IXY_PKT_L4)
+            m &= c->leaves[(c->sport_hi[w * 256 + (t->sport >> 8)] << 8) | (t->sport & 0xFF)] &
+                 c->leaves[(c->dport_hi[w * 256 + (t->dport >> 8)] << 8) | (t->dport & 0xFF)];
+        else
+            m &= c->no_ports[w];
+        if (f & IXY_PKT_IPV6)
+            m &= c->no_prefix[w];
+        for (; m; m &= m - 1) {
+            uint32_t r = w * 64 + (uint32_t)__builtin_ctzll(m);
+            const struct ixy_rule_addr *a = &c->addr[r];
+            if ((t->src & a->src_mask) == a->src_net && (t->dst & a->dst_mask) == a->dst_net)
+                return (int32_t)r;
+        }
+    }
+    return -1;
+}
+
+#endif

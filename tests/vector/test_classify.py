@@ -1,0 +1,121 @@
+"""ixypy.fastpath.classify (the firewall's compiled classifier) on buffers
+in host memory, against the per-packet reference (reference.py:
+first_match over ref.parse) on hypothesis-generated frames and rule
+tables: overlapping prefixes (/0, /1, /31, /32 among them), port ranges at
+the edges 0 and 65535 and across a high byte (255-256), every protocol
+form, and tables of more than 64 rules (several words of the bit sets).
+
+Mutation tried: the leaf fill stopping one port short of a range's end
+(`range(first, last)` in classify.pyx's _build) fails
+test_classify_matches_reference (a rule "53" missed a packet to port 53),
+and test_apps.py's firewall comparison too.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ixypy import PacketBatch
+from ixypy import vector as vec
+from ixypy.errors import BatchError
+from ixypy.fastpath.classify import Classifier
+from ixypy.fastpath.mempool import DmaMemory, Mempool
+
+from . import reference as ref
+from .frames import frames
+from .test_ops import ref_rules
+
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# the frames' addresses are 10.0.0.1, 10.0.0.2, 10.1.2.3, 192.168.1.7, 172.16.0.9, 8.8.8.8 (frames.py)
+_PREFIX = st.sampled_from(["any", "0.0.0.0/0", "128.0.0.0/1", "0.0.0.0/1", "10.0.0.0/8", "10.0.0.0/31",
+                           "10.0.0.2/31", "10.0.0.1/32", "10.0.0.2/32", "10.1.0.0/16", "10.1.2.3/32",
+                           "192.168.0.0/16", "192.168.1.7/32", "172.16.0.0/12", "8.8.8.8/32", "8.0.0.0/7"])
+_PORTS = st.one_of(
+    st.sampled_from(["any", "0", "65535", "0-0", "65535-65535", "0-65534", "1-65535", "53", "80-443",
+                     "1024-65535", "0-1000", "1234", "5678", "255-256", "256-511", "0-255"]),
+    st.tuples(st.integers(0, 65535), st.integers(0, 65535)).map(lambda t: f"{min(t)}-{max(t)}"))
+_PROTO = st.sampled_from(["any", "tcp", "udp", "icmp", "17", "6", "47", "0", "255"])
+RULE = st.tuples(_PROTO, _PREFIX, _PORTS, _PREFIX, _PORTS)
+TABLES = st.one_of(st.lists(RULE, max_size=12), st.lists(RULE, min_size=60, max_size=140))
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return Mempool(DmaMemory(1024 * 2048), 1024, debug=True)
+
+
+def fill(pool: Mempool, data: list) -> PacketBatch:
+    batch = PacketBatch(64)
+    assert batch.alloc(pool, len(data)) == len(data)
+    for i, f in enumerate(data):
+        batch.write(i, f)
+    return batch
+
+
+@SETTINGS
+@given(frames(), TABLES)
+def test_classify_matches_reference(pool, data, entries):
+    """classify(): the first matching rule of every packet, -1 for none;
+    the batch and the counters left alone."""
+    c = Classifier(vec.rules(entries), [True] * len(entries))
+    batch = fill(pool, data)
+    try:
+        labels = np.full(64, 7, np.int32)
+        c.classify(batch, labels)
+        rules = ref_rules(entries)
+        assert labels[:len(data)].tolist() == [ref.first_match(rules, ref.parse(f)) for f in data]
+        assert (labels[len(data):] == 7).all() and len(batch) == len(data)
+        assert list(c.counts) == [0] * (len(entries) + 1)
+    finally:
+        batch.free()
+
+
+@SETTINGS
+@given(frames(), TABLES, st.data())
+def test_filter_matches_reference(pool, data, entries, draw):
+    """filter(): what it keeps (in order), its counters per rule (the
+    default last), passed and dropped; the dropped buffers go back to the
+    pool once each."""
+    actions = draw.draw(st.lists(st.booleans(), min_size=len(entries), max_size=len(entries)))
+    default = draw.draw(st.booleans())
+    c = Classifier(vec.rules(entries), actions, default)
+    free = pool.free_count
+    batch = fill(pool, data)
+    try:
+        rules = ref_rules(entries)
+        labels = [ref.first_match(rules, ref.parse(f)) for f in data]
+        verdict = actions + [default]
+        want = [f for f, r in zip(data, labels) if verdict[r]]
+        assert c.filter(batch) == len(want)
+        assert [bytes(batch[i]) for i in range(len(batch))] == want
+        counts = [0] * (len(entries) + 1)
+        for r in labels:
+            counts[r] += 1                       # -1: the default, last
+        assert list(c.counts) == counts
+        assert (c.passed, c.dropped) == (len(want), len(data) - len(want))
+    finally:
+        batch.free()
+    assert pool.free_count == free and pool.double_frees == 0
+
+
+def test_actions_are_writable_and_errors():
+    """Writing actions changes the verdicts; wrong inputs are refused."""
+    from ixypy.packets import udp_frame
+
+    pool = Mempool(DmaMemory(64 * 2048), 64)
+    c = Classifier(vec.rules([("udp", "any", "any", "any", "any")]), [False], default=True)
+    batch = fill(pool, [udp_frame(60)] * 3)
+    assert c.filter(batch) == 0
+    c.actions[0] = 1
+    batch = fill(pool, [udp_frame(60)] * 3)
+    assert c.filter(batch) == 3 and list(c.counts) == [6, 0]
+    batch.free()
+    with pytest.raises(ValueError, match="actions"):
+        Classifier(vec.rules([("udp", "any", "any", "any", "any")]), [])
+    with pytest.raises(BatchError, match="whole number"):
+        Classifier(b"\0" * 5, [])
+    with pytest.raises(BatchError, match="labels"):
+        c.classify(fill(pool, [udp_frame(60)] * 3), np.zeros(2, np.int32))
