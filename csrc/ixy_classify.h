@@ -4,10 +4,12 @@
  * loads instead of a scan of every rule.
  *
  * The rules are taken 64 at a time (a word: bit b of word w is rule 64 w + b).
- * For a packet, the rules of a word whose protocol and port ranges admit it
- * are the AND of three table entries (protocol: 256 entries; each port: a
- * two-level table, high byte then low byte); of those, the lowest-numbered
- * whose address prefixes hold the packet's addresses is the first match.
+ * For a packet, the rules of a word whose protocol, port ranges and, for
+ * IPv4, address prefixes' first octets admit it are the AND of five table
+ * entries (protocol: 256 entries; each port: a two-level table, high byte
+ * then low byte; each address: by its first octet); of those, the
+ * lowest-numbered whose whole prefixes hold the packet's addresses is the
+ * first match.
  * An IPv6 packet can match only a rule without an address prefix (the
  * prefixes are IPv4), a packet without a UDP/TCP header only a rule with
  * both port ranges 0-65535, and a packet that is not well-formed IP none.
@@ -17,6 +19,7 @@
 
 #include <stdint.h>
 
+#include "ixy_mempool.h"
 #include "ixy_pkt.h"
 
 /* a rule's address prefixes, IPv4, host order; net is 0 where mask is 0
@@ -32,6 +35,7 @@ struct ixy_classifier {
     uint64_t *leaves;             /* [][256]: by the port's low byte, the rules whose range holds the port */
     uint64_t *no_ports;           /* [nwords]: the rules with both port ranges 0-65535 */
     uint64_t *no_prefix;          /* [nwords]: the rules without an address prefix */
+    uint64_t *src_octet, *dst_octet; /* [nwords][256]: the rules whose prefix admits an IPv4 address's first octet */
     struct ixy_rule_addr *addr;   /* [nrules] */
 };
 
@@ -50,6 +54,8 @@ static inline int32_t ixy_classify(const struct ixy_classifier *c, const struct 
             m &= c->no_ports[w];
         if (f & IXY_PKT_IPV6)
             m &= c->no_prefix[w];
+        else
+            m &= c->src_octet[w * 256 + (t->src >> 24)] & c->dst_octet[w * 256 + (t->dst >> 24)];
         for (; m; m &= m - 1) {
             uint32_t r = w * 64 + (uint32_t)__builtin_ctzll(m);
             const struct ixy_rule_addr *a = &c->addr[r];
@@ -58,6 +64,31 @@ static inline int32_t ixy_classify(const struct ixy_classifier *c, const struct 
         }
     }
     return -1;
+}
+
+/* Parse, classify and count every packet of bufs[0..n), keep those whose
+ * rule's action (action[nrules]: no rule) is not 0, in order, and free the
+ * others; returns the count kept. The classifier is copied to a local: no
+ * store of the loop (a count, a freed buffer's pool) can then change it, so
+ * the compiler keeps its pointers in registers instead of reloading them. */
+static uint32_t ixy_filter(const struct ixy_classifier *c, const uint8_t *action, int64_t *count,
+                           struct ixy_buf **bufs, uint32_t n)
+{
+    const struct ixy_classifier cl = *c;
+    uint32_t j = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        struct ixy_buf *b = bufs[i];
+        struct ixy_tuple t;
+        ixy_parse_tuple(b->data, b->len, &t);
+        int32_t label = ixy_classify(&cl, &t);
+        uint32_t r = label >= 0 ? (uint32_t)label : cl.nrules;
+        count[r]++;
+        if (action[r])
+            bufs[j++] = b;
+        else
+            ixy_buf_free(b);
+    }
+    return j;
 }
 
 #endif

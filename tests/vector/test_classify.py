@@ -119,3 +119,32 @@ def test_actions_are_writable_and_errors():
         Classifier(b"\0" * 5, [])
     with pytest.raises(BatchError, match="labels"):
         c.classify(fill(pool, [udp_frame(60)] * 3), np.zeros(2, np.int32))
+
+
+_U32 = st.one_of(st.sampled_from([0, 0xFFFFFFFF, 0xFF000000, 0x0A000000, 0x0A000001, 0xC0A80107]),
+                 st.integers(0, 0xFFFFFFFF))
+_U16 = st.one_of(st.sampled_from([0, 1, 53, 255, 256, 1234, 5678, 65534, 65535]), st.integers(0, 65535))
+RAW_RULE = st.tuples(_U32, _U32, _U32, _U32, _U16, _U16, _U16, _U16,
+                     st.one_of(st.sampled_from([256, 17, 6, 1, 0]), st.integers(0, 0xFFFF)), st.just(0))
+
+
+@SETTINGS
+@given(frames(), st.lists(RAW_RULE, max_size=70))
+def test_classify_matches_fields_match_on_raw_rules(pool, data, records):
+    """Rule records vec.rules() never makes (a net with bits outside its
+    mask, or a net under a mask of 0; lo > hi; a protocol above 256) are
+    classified as Fields.match (ixy_rule_matches) does. Mutation it
+    catches: a mask of 0 given its net (`src_net = ru.src_net` whatever
+    the mask) in classify.pyx's _build."""
+    table = np.array(records, vec.RULE_DTYPE)
+    c = Classifier(table, [True] * len(records))
+    batch = fill(pool, data)
+    try:
+        pk = vec.Packets(64)
+        pk.load(batch)
+        pk.match(table)
+        labels = np.zeros(64, np.int32)
+        c.classify(batch, labels)
+        assert labels[:len(data)].tolist() == pk.label.tolist()
+    finally:
+        batch.free()

@@ -3,6 +3,8 @@
 # batch in one call (parse, classify, count, keep or drop).
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 
+from .mempool cimport ixy_buf
+
 cdef extern from "ixy_classify.h" nogil:
     struct ixy_tuple:
         uint32_t l3, l4, src, dst
@@ -19,8 +21,11 @@ cdef extern from "ixy_classify.h" nogil:
         uint64_t *leaves
         uint64_t *no_ports
         uint64_t *no_prefix
+        uint64_t *src_octet
+        uint64_t *dst_octet
         ixy_rule_addr *addr
     int32_t ixy_classify(const ixy_classifier *c, const ixy_tuple *t)
+    uint32_t ixy_filter(const ixy_classifier *c, const uint8_t *action, int64_t *count, ixy_buf **bufs, uint32_t n)
 
 
 cdef class Classifier:

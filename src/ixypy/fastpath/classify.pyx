@@ -21,7 +21,7 @@ from libc.stdlib cimport calloc, malloc, realloc, free as c_free
 from libc.string cimport memcmp, memset
 
 from .batch cimport PacketBatch
-from .mempool cimport ixy_buf, ixy_buf_free
+from .mempool cimport ixy_buf
 from .ops cimport ixy_rule
 
 from ..errors import BatchError
@@ -73,6 +73,8 @@ cdef class Classifier:
         c_free(self.c.leaves)
         c_free(self.c.no_ports)
         c_free(self.c.no_prefix)
+        c_free(self.c.src_octet)
+        c_free(self.c.dst_octet)
         c_free(self.c.addr)
 
     def filter(self, PacketBatch batch not None) -> int:
@@ -81,7 +83,7 @@ cdef class Classifier:
         every packet under its rule. Returns the count kept."""
         cdef uint32_t n = batch.count, kept
         with nogil:
-            kept = _filter(&self.c, self.action, self.count, batch.bufs, n)
+            kept = ixy_filter(&self.c, self.action, self.count, batch.bufs, n)
         batch.count = kept
         self.passed += kept
         self.dropped += n - kept
@@ -104,24 +106,6 @@ cdef class Classifier:
 
 
 # --- the per-packet loops: C only ----------------------------------------------
-
-cdef uint32_t _filter(const ixy_classifier *c, const uint8_t *action, int64_t *count, ixy_buf **bufs,
-                      uint32_t n) noexcept nogil:
-    cdef uint32_t i, j = 0, r
-    cdef int32_t label
-    cdef ixy_tuple t
-    for i in range(n):
-        ixy_parse_tuple(bufs[i].data, bufs[i].len, &t)
-        label = ixy_classify(c, &t)
-        r = <uint32_t> label if label >= 0 else c.nrules
-        count[r] += 1
-        if action[r]:
-            bufs[j] = bufs[i]
-            j += 1
-        else:
-            ixy_buf_free(bufs[i])
-    return j
-
 
 cdef void _classify(const ixy_classifier *c, ixy_buf **bufs, uint32_t n, int32_t *labels) noexcept nogil:
     cdef uint32_t i
@@ -152,8 +136,10 @@ cdef int _build(ixy_classifier *c, const ixy_rule *rules, uint32_t n) noexcept n
     c.leaves = <uint64_t *> malloc((nwords * 512 + 1) * 256 * sizeof(uint64_t))
     c.no_ports = <uint64_t *> calloc(nwords + 1, sizeof(uint64_t))
     c.no_prefix = <uint64_t *> calloc(nwords + 1, sizeof(uint64_t))
+    c.src_octet = <uint64_t *> calloc(nwords * 256 + 1, sizeof(uint64_t))
+    c.dst_octet = <uint64_t *> calloc(nwords * 256 + 1, sizeof(uint64_t))
     c.addr = <ixy_rule_addr *> calloc(n + 1, sizeof(ixy_rule_addr))
-    if (c.proto == NULL or c.sport_hi == NULL or c.dport_hi == NULL or c.leaves == NULL or c.no_ports == NULL
+    if (c.src_octet == NULL or c.dst_octet == NULL or c.proto == NULL or c.sport_hi == NULL or c.dport_hi == NULL or c.leaves == NULL or c.no_ports == NULL
             or c.no_prefix == NULL or c.addr == NULL):
         return -1
     for r in range(n):
@@ -173,6 +159,11 @@ cdef int _build(ixy_classifier *c, const ixy_rule *rules, uint32_t n) noexcept n
         c.addr[r].src_net = ru.src_net if ru.src_mask else 0
         c.addr[r].dst_mask = ru.dst_mask
         c.addr[r].dst_net = ru.dst_net if ru.dst_mask else 0
+        for p in range(256):              # the first octets each prefix admits (a necessary condition)
+            if (p & (c.addr[r].src_mask >> 24)) == c.addr[r].src_net >> 24:
+                c.src_octet[w * 256 + p] |= bit
+            if (p & (c.addr[r].dst_mask >> 24)) == c.addr[r].dst_net >> 24:
+                c.dst_octet[w * 256 + p] |= bit
     # the port tables: for each word and field, a leaf (256 rule masks, by the
     # port's low byte) per high byte, a leaf equal to the one made just before
     # shared (so a range spanning many high bytes costs one leaf)
