@@ -8,7 +8,10 @@ form, and tables of more than 64 rules (several words of the bit sets).
 Mutation tried: the leaf fill stopping one port short of a range's end
 (`range(first, last)` in classify.pyx's _build) fails
 test_classify_matches_reference (a rule "53" missed a packet to port 53),
-and test_apps.py's firewall comparison too.
+and test_apps.py's firewall comparison too; a mask of 0 given its net
+(`src_net = ru.src_net` whatever the mask) fails
+test_raw_records_like_fields_match (the hypothesis test on random records
+did not find it: random records seldom match).
 """
 from __future__ import annotations
 
@@ -121,21 +124,29 @@ def test_actions_are_writable_and_errors():
         c.classify(fill(pool, [udp_frame(60)] * 3), np.zeros(2, np.int32))
 
 
-_U32 = st.one_of(st.sampled_from([0, 0xFFFFFFFF, 0xFF000000, 0x0A000000, 0x0A000001, 0xC0A80107]),
+# nets: the frames' addresses, 0, or any; masks: mostly 0 (with a net that is
+# not 0: a record vec.rules() never makes), /8, /16, /32, or any; mostly any
+# port and protocol, so that rules match often
+_NET = st.one_of(st.sampled_from([0x0A000001, 0x0A000002, 0x0A010203, 0xC0A80107, 0xAC100009, 0x08080808, 0]),
                  st.integers(0, 0xFFFFFFFF))
-_U16 = st.one_of(st.sampled_from([0, 1, 53, 255, 256, 1234, 5678, 65534, 65535]), st.integers(0, 65535))
-RAW_RULE = st.tuples(_U32, _U32, _U32, _U32, _U16, _U16, _U16, _U16,
-                     st.one_of(st.sampled_from([256, 17, 6, 1, 0]), st.integers(0, 0xFFFF)), st.just(0))
+_MASK = st.one_of(st.sampled_from([0, 0, 0, 0, 0xFF000000, 0xFFFF0000, 0xFFFFFFFF]), st.integers(0, 0xFFFFFFFF))
+_LO = st.one_of(st.just(0), st.sampled_from([1, 53, 255, 256, 1234, 5678, 65535]), st.integers(0, 65535))
+_HI = st.one_of(st.just(65535), st.sampled_from([0, 53, 255, 256, 1234, 5678, 65534]), st.integers(0, 65535))
+_RANGE = st.one_of(st.just((0, 65535)), st.just((0, 65535)), st.just((0, 65535)), st.tuples(_LO, _HI))
+_ADDR = st.tuples(_NET, _MASK)
+RAW_RULE = st.tuples(_ADDR, _ADDR, _RANGE, _RANGE,
+                     st.one_of(st.just(256), st.just(256), st.sampled_from([17, 6, 1, 0]),
+                               st.integers(0, 0xFFFF))).map(lambda r: (*r[0], *r[1], *r[2], *r[3], r[4], 0))
 
 
 @SETTINGS
 @given(frames(), st.lists(RAW_RULE, max_size=70))
 def test_classify_matches_fields_match_on_raw_rules(pool, data, records):
-    """Rule records vec.rules() never makes (a net with bits outside its
-    mask, or a net under a mask of 0; lo > hi; a protocol above 256) are
-    classified as Fields.match (ixy_rule_matches) does. Mutation it
-    catches: a mask of 0 given its net (`src_net = ru.src_net` whatever
-    the mask) in classify.pyx's _build."""
+    """Random rule records, including what vec.rules() never makes (a net
+    with bits outside its mask, or a net under a mask of 0; lo > hi; a
+    protocol above 256), are classified as Fields.match (ixy_rule_matches)
+    does. Few random records match a packet: test_raw_records_like_fields_match
+    has the hand-made ones that do."""
     table = np.array(records, vec.RULE_DTYPE)
     c = Classifier(table, [True] * len(records))
     batch = fill(pool, data)
@@ -146,5 +157,37 @@ def test_classify_matches_fields_match_on_raw_rules(pool, data, records):
         labels = np.zeros(64, np.int32)
         c.classify(batch, labels)
         assert labels[:len(data)].tolist() == pk.label.tolist()
+    finally:
+        batch.free()
+
+
+def test_raw_records_like_fields_match(pool):
+    """Hand-made records, each alone and all in order, on an IPv4 and an
+    IPv6 UDP frame: as Fields.match. Mutation it catches: a mask of 0 given
+    its net (`src_net = ru.src_net` whatever the mask, classify.pyx's
+    _build: the first record then matches nothing)."""
+    from scapy.layers.inet import UDP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Ether
+
+    from ixypy.packets import udp_frame
+
+    v6 = bytes(Ether() / IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=1234, dport=5678))
+    data = [udp_frame(60), v6]
+    records = [(0x0A000001, 0, 0, 0, 0, 65535, 0, 65535, 256, 0),                   # mask 0, net not 0
+               (0, 0, 0x0A000001, 0, 0, 65535, 0, 65535, 17, 0),                    # the same for dst
+               (0x0A000003, 0xFF000000, 0, 0, 0, 65535, 0, 65535, 256, 0),          # net outside its mask
+               (0, 0, 0, 0, 2000, 1000, 0, 65535, 256, 0),                          # lo > hi
+               (0, 0, 0, 0, 0, 65535, 0, 65535, 300, 0),                            # protocol above 256
+               (0, 0, 0, 0, 0, 65535, 0, 65535, 256, 0)]                            # any
+    batch = fill(pool, data)
+    try:
+        pk = vec.Packets(64)
+        pk.load(batch)
+        for table in [np.array([r], vec.RULE_DTYPE) for r in records] + [np.array(records, vec.RULE_DTYPE)]:
+            pk.match(table)
+            labels = np.zeros(64, np.int32)
+            Classifier(table, [True] * len(table)).classify(batch, labels)
+            assert labels[:2].tolist() == pk.label.tolist(), table
     finally:
         batch.free()
