@@ -78,8 +78,8 @@ def test_classify_matches_reference(pool, data, entries):
 
 @SETTINGS
 @given(frames(), TABLES, st.data())
-def test_filter_matches_reference(pool, data, entries, draw):
-    """filter(): what it keeps (in order), its counters per rule (the
+def test_call_matches_reference(pool, data, entries, draw):
+    """classifier(batch): what it keeps (in order), its counters per rule (the
     default last), passed and dropped; the dropped buffers go back to the
     pool once each."""
     actions = draw.draw(st.lists(st.booleans(), min_size=len(entries), max_size=len(entries)))
@@ -92,7 +92,7 @@ def test_filter_matches_reference(pool, data, entries, draw):
         labels = [ref.first_match(rules, ref.parse(f)) for f in data]
         verdict = actions + [default]
         want = [f for f, r in zip(data, labels) if verdict[r]]
-        assert c.filter(batch) == len(want)
+        assert c(batch) == len(want)
         assert [bytes(batch[i]) for i in range(len(batch))] == want
         counts = [0] * (len(entries) + 1)
         for r in labels:
@@ -111,10 +111,10 @@ def test_actions_are_writable_and_errors():
     pool = Mempool(DmaMemory(64 * 2048), 64)
     c = Classifier(vec.rules([("udp", "any", "any", "any", "any")]), [False], default=True)
     batch = fill(pool, [udp_frame(60)] * 3)
-    assert c.filter(batch) == 0
+    assert c(batch) == 0
     c.actions[0] = 1
     batch = fill(pool, [udp_frame(60)] * 3)
-    assert c.filter(batch) == 3 and list(c.counts) == [6, 0]
+    assert c(batch) == 3 and list(c.counts) == [6, 0]
     batch.free()
     with pytest.raises(ValueError, match="actions"):
         Classifier(vec.rules([("udp", "any", "any", "any", "any")]), [])

@@ -39,3 +39,5 @@ cdef class Classifier:
     cdef readonly uint64_t dropped
     cdef readonly object actions   # writable memoryviews of _actions ("B") and _counts ("q")
     cdef readonly object counts
+
+    cdef int _compile(self, object rules, object actions, bint default) except -1

@@ -3,7 +3,7 @@
 (ixypy.vapps.firewall): :class:`Classifier` turns a table of rules
 (ixypy.vector.RULE_DTYPE records: protocol, IPv4 source and destination
 prefixes, source and destination port ranges) and an action per rule into
-lookup tables (csrc/ixy_classify.h); ``filter(batch)`` then parses every
+lookup tables (csrc/ixy_classify.h); ``classifier(batch)`` then parses every
 packet (the parser of ops.Fields.load), finds its first matching rule,
 counts it and keeps or drops the packet, in one C loop with the GIL
 released: no Python object per packet, one call per batch.
@@ -14,7 +14,7 @@ well-formed IPv4 and IPv6 packets match a rule; an address prefix (mask not
 header (not a non-first fragment); protocol 256 is any.
 
 Not thread-safe: a classifier's counters are plain integers, so each worker
-has its own, and a batch must not change while filter() runs on it."""
+has its own, and a batch must not change while a call runs on it."""
 from cpython.buffer cimport PyBUF_ND, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.stdlib cimport calloc, malloc, realloc, free as c_free
@@ -34,17 +34,28 @@ cdef class Classifier:
     """Classifier(rules, actions, default=True): rules, a C-contiguous
     buffer of RULE_SIZE-byte records (ixypy.vector.rules()); actions, keep
     (true) or drop (false) per rule; default, for a packet no rule matches.
+    classifier(batch) filters a batch: a vector app's step, as the
+    Firewall (a subclass) is.
 
     actions (memoryview "B", writable, nrules + 1: per rule, then the
     default) and counts (memoryview "q", int64, nrules + 1: packets per
     rule, then those no rule matched) are views of the classifier's own
     arrays: np.frombuffer(c.counts, np.int64) reads the counters without a
     copy, and writing c.actions changes the verdicts. passed, dropped: the
-    packets filter() kept and dropped."""
+    packets it kept and dropped."""
 
-    def __cinit__(self, rules, actions, bint default=True):
+    def __cinit__(self, *args, **kwargs):
+        # no rules, keep everything, until __init__ (a subclass's too) compiles some
+        self._compile(b"", [], True)
+
+    def __init__(self, rules, actions, bint default=True):
+        self._compile(rules, actions, default)
+
+    cdef int _compile(self, object rules, object actions, bint default) except -1:
         cdef Py_buffer v
-        cdef uint32_t n, i
+        cdef uint32_t n
+        cdef ixy_classifier fresh
+        memset(&fresh, 0, sizeof(fresh))
         PyObject_GetBuffer(rules, &v, PyBUF_ND)
         try:
             if v.len % sizeof(ixy_rule):
@@ -54,30 +65,27 @@ cdef class Classifier:
             acts = [bool(a) for a in actions]
             if len(acts) != n:
                 raise ValueError(f"{n} rules but {len(acts)} actions")
-            self.nrules = n
-            self._actions = bytearray(acts + [bool(default)])
-            self._counts = bytearray(8 * (n + 1))
-            self.action = <uint8_t *> <char *> self._actions
-            self.count = <int64_t *> <char *> self._counts
-            self.actions = memoryview(self._actions)
-            self.counts = memoryview(self._counts).cast("q")
-            if _build(&self.c, <const ixy_rule *> v.buf, n) < 0:
+            if _build(&fresh, <const ixy_rule *> v.buf, n) < 0:
+                _free(&fresh)
                 raise MemoryError()
         finally:
             PyBuffer_Release(&v)
+        _free(&self.c)
+        self.c = fresh
+        self.nrules = n
+        self._actions = bytearray(acts + [bool(default)])
+        self._counts = bytearray(8 * (n + 1))
+        self.action = <uint8_t *> <char *> self._actions
+        self.count = <int64_t *> <char *> self._counts
+        self.actions = memoryview(self._actions)
+        self.counts = memoryview(self._counts).cast("q")
+        self.passed = self.dropped = 0
+        return 0
 
     def __dealloc__(self):
-        c_free(self.c.proto)
-        c_free(self.c.sport_hi)
-        c_free(self.c.dport_hi)
-        c_free(self.c.leaves)
-        c_free(self.c.no_ports)
-        c_free(self.c.no_prefix)
-        c_free(self.c.src_octet)
-        c_free(self.c.dst_octet)
-        c_free(self.c.addr)
+        _free(&self.c)
 
-    def filter(self, PacketBatch batch not None) -> int:
+    def __call__(self, PacketBatch batch not None) -> int:
         """Keep the packets whose first matching rule (or the default)
         keeps them, in order; the others go back to their pools. Counts
         every packet under its rule. Returns the count kept."""
@@ -116,6 +124,19 @@ cdef void _classify(const ixy_classifier *c, ixy_buf **bufs, uint32_t n, int32_t
 
 
 # --- compiling the rules ---------------------------------------------------------
+
+cdef void _free(ixy_classifier *c) noexcept nogil:
+    c_free(c.proto)
+    c_free(c.sport_hi)
+    c_free(c.dport_hi)
+    c_free(c.leaves)
+    c_free(c.no_ports)
+    c_free(c.no_prefix)
+    c_free(c.src_octet)
+    c_free(c.dst_octet)
+    c_free(c.addr)
+    memset(c, 0, sizeof(ixy_classifier))
+
 
 cdef int _build(ixy_classifier *c, const ixy_rule *rules, uint32_t n) noexcept nogil:
     """Fill c from n rules; -1 if out of memory (what was allocated is freed

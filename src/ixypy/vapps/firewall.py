@@ -1,7 +1,8 @@
 """A stateless firewall: first-match 5-tuple rules (protocol, source and
 destination IPv4 prefixes, port ranges) read from a file, compiled into
 lookup tables (ixypy.fastpath.classify) and applied to whole batches: parse,
-first match, counters and keep/drop in one C call per batch.
+first match, counters and keep/drop in one C call per batch (Firewall is
+a Classifier compiled from a rules file).
 
 Rules file, one rule a line (``#`` starts a comment)::
 
@@ -51,21 +52,23 @@ def parse_rules(text: str) -> Tuple[List[Tuple[str, str, str, str, str]], List[b
     return entries, actions, default
 
 
-class Firewall:
-    """Filters batches in place. counters: packets per rule, the last entry
-    for the default (a numpy int64 view of the classifier's counters);
-    verdict: keep (True) or drop per rule, the last the default (assigning
-    it changes the classifier's). capacity is accepted, as every vector
-    app's step takes it, and not needed: the classifier keeps no columns,
-    so it filters batches of any size."""
+class Firewall(Classifier):
+    """Filters batches in place: fw(batch) drops what the rules refuse and
+    returns the count kept (the classifier's call: one C call per batch).
+    counters: packets per rule, the last entry for the default (a numpy
+    int64 view of the classifier's counts); verdict: keep (True) or drop
+    per rule, the last the default (assigning it changes the classifier's
+    actions); passed, dropped. capacity is accepted, as every vector app's
+    step takes it, and not needed: the classifier keeps no columns, so it
+    filters batches of any size."""
 
     def __init__(self, rules: Union[str, Path], capacity: int = 256) -> None:
         text = Path(rules).read_text() if isinstance(rules, Path) else rules
         entries, actions, default = parse_rules(text)
         self.rules = vec.rules(entries)
-        self.classifier = Classifier(self.rules, actions, default)
-        self.counters = np.frombuffer(self.classifier.counts, np.int64)
-        self._verdict = np.frombuffer(self.classifier.actions, np.bool_)
+        super().__init__(self.rules, actions, default)
+        self.counters = np.frombuffer(self.counts, np.int64)
+        self._verdict = np.frombuffer(self.actions, np.bool_)
 
     @property
     def verdict(self) -> np.ndarray:
@@ -74,15 +77,3 @@ class Firewall:
     @verdict.setter
     def verdict(self, value) -> None:
         self._verdict[:] = value
-
-    @property
-    def passed(self) -> int:
-        return self.classifier.passed
-
-    @property
-    def dropped(self) -> int:
-        return self.classifier.dropped
-
-    def __call__(self, batch: PacketBatch) -> int:
-        """Drop what the rules refuse; returns the count kept."""
-        return self.classifier.filter(batch)
