@@ -28,14 +28,19 @@ struct ixy_rule_addr {
     uint32_t src_net, src_mask, dst_net, dst_mask;
 };
 
+/* the tables of one word: 64 rules */
+struct ixy_rule_word {
+    uint64_t proto[256];            /* the rules admitting protocol p */
+    uint64_t src_octet[256], dst_octet[256]; /* the rules whose prefix admits an IPv4 address's first octet */
+    uint32_t sport_hi[256], dport_hi[256];   /* by the port's high byte, its leaf (a row of leaves) */
+    uint64_t no_ports;              /* the rules with both port ranges 0-65535 */
+    uint64_t no_prefix;             /* the rules without an address prefix */
+};
+
 struct ixy_classifier {
     uint32_t nrules, nwords;
-    uint64_t *proto;              /* [nwords][256]: the rules of word w admitting protocol p */
-    uint32_t *sport_hi, *dport_hi;/* [nwords][256]: by the port's high byte, its leaf (a row of leaves) */
+    struct ixy_rule_word *words;  /* [nwords] */
     uint64_t *leaves;             /* [][256]: by the port's low byte, the rules whose range holds the port */
-    uint64_t *no_ports;           /* [nwords]: the rules with both port ranges 0-65535 */
-    uint64_t *no_prefix;          /* [nwords]: the rules without an address prefix */
-    uint64_t *src_octet, *dst_octet; /* [nwords][256]: the rules whose prefix admits an IPv4 address's first octet */
     struct ixy_rule_addr *addr;   /* [nrules] */
 };
 
@@ -45,17 +50,19 @@ static inline int32_t ixy_classify(const struct ixy_classifier *c, const struct 
     uint8_t f = t->flags;
     if (!(f & (IXY_PKT_IPV4 | IXY_PKT_IPV6)) || (f & IXY_PKT_BAD))
         return -1;
+    uint32_t sp = t->sport, dp = t->dport;
     for (uint32_t w = 0; w < c->nwords; w++) {
-        uint64_t m = c->proto[w * 256 + t->proto];
+        const struct ixy_rule_word *wd = &c->words[w];
+        uint64_t m = wd->proto[t->proto];
         if (f & IXY_PKT_L4)
-            m &= c->leaves[(c->sport_hi[w * 256 + (t->sport >> 8)] << 8) | (t->sport & 0xFF)] &
-                 c->leaves[(c->dport_hi[w * 256 + (t->dport >> 8)] << 8) | (t->dport & 0xFF)];
+            m &= c->leaves[(wd->sport_hi[sp >> 8] << 8) | (sp & 0xFF)] &
+                 c->leaves[(wd->dport_hi[dp >> 8] << 8) | (dp & 0xFF)];
         else
-            m &= c->no_ports[w];
+            m &= wd->no_ports;
         if (f & IXY_PKT_IPV6)
-            m &= c->no_prefix[w];
+            m &= wd->no_prefix;
         else
-            m &= c->src_octet[w * 256 + (t->src >> 24)] & c->dst_octet[w * 256 + (t->dst >> 24)];
+            m &= wd->src_octet[t->src >> 24] & wd->dst_octet[t->dst >> 24];
         for (; m; m &= m - 1) {
             uint32_t r = w * 64 + (uint32_t)__builtin_ctzll(m);
             const struct ixy_rule_addr *a = &c->addr[r];

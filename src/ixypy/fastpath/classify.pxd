@@ -13,16 +13,18 @@ cdef extern from "ixy_classify.h" nogil:
     void ixy_parse_tuple(const uint8_t *d, uint32_t len, ixy_tuple *t)
     struct ixy_rule_addr:
         uint32_t src_net, src_mask, dst_net, dst_mask
+    struct ixy_rule_word:
+        uint64_t proto[256]
+        uint64_t src_octet[256]
+        uint64_t dst_octet[256]
+        uint32_t sport_hi[256]
+        uint32_t dport_hi[256]
+        uint64_t no_ports
+        uint64_t no_prefix
     struct ixy_classifier:
         uint32_t nrules, nwords
-        uint64_t *proto
-        uint32_t *sport_hi
-        uint32_t *dport_hi
+        ixy_rule_word *words
         uint64_t *leaves
-        uint64_t *no_ports
-        uint64_t *no_prefix
-        uint64_t *src_octet
-        uint64_t *dst_octet
         ixy_rule_addr *addr
     int32_t ixy_classify(const ixy_classifier *c, const ixy_tuple *t)
     uint32_t ixy_filter(const ixy_classifier *c, const uint8_t *action, int64_t *count, ixy_buf **bufs, uint32_t n)

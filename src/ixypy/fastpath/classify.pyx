@@ -126,14 +126,8 @@ cdef void _classify(const ixy_classifier *c, ixy_buf **bufs, uint32_t n, int32_t
 # --- compiling the rules ---------------------------------------------------------
 
 cdef void _free(ixy_classifier *c) noexcept nogil:
-    c_free(c.proto)
-    c_free(c.sport_hi)
-    c_free(c.dport_hi)
+    c_free(c.words)
     c_free(c.leaves)
-    c_free(c.no_ports)
-    c_free(c.no_prefix)
-    c_free(c.src_octet)
-    c_free(c.dst_octet)
     c_free(c.addr)
     memset(c, 0, sizeof(ixy_classifier))
 
@@ -145,53 +139,47 @@ cdef int _build(ixy_classifier *c, const ixy_rule *rules, uint32_t n) noexcept n
     cdef uint64_t bit
     cdef const ixy_rule *ru
     cdef uint32_t *hi_table
+    cdef ixy_rule_word *wd
     cdef uint64_t *leaf
     cdef uint64_t *shrunk
     cdef int lo, hi, port, first, last
     c.nrules = n
     c.nwords = nwords
-    c.proto = <uint64_t *> calloc(nwords * 256 + 1, sizeof(uint64_t))
-    c.sport_hi = <uint32_t *> calloc(nwords * 256 + 1, sizeof(uint32_t))
-    c.dport_hi = <uint32_t *> calloc(nwords * 256 + 1, sizeof(uint32_t))
+    c.words = <ixy_rule_word *> calloc(nwords + 1, sizeof(ixy_rule_word))
     # at most one leaf per high byte, port field and word; shrunk below
     c.leaves = <uint64_t *> malloc((nwords * 512 + 1) * 256 * sizeof(uint64_t))
-    c.no_ports = <uint64_t *> calloc(nwords + 1, sizeof(uint64_t))
-    c.no_prefix = <uint64_t *> calloc(nwords + 1, sizeof(uint64_t))
-    c.src_octet = <uint64_t *> calloc(nwords * 256 + 1, sizeof(uint64_t))
-    c.dst_octet = <uint64_t *> calloc(nwords * 256 + 1, sizeof(uint64_t))
     c.addr = <ixy_rule_addr *> calloc(n + 1, sizeof(ixy_rule_addr))
-    if (c.src_octet == NULL or c.dst_octet == NULL or c.proto == NULL or c.sport_hi == NULL or c.dport_hi == NULL or c.leaves == NULL or c.no_ports == NULL
-            or c.no_prefix == NULL or c.addr == NULL):
+    if c.words == NULL or c.leaves == NULL or c.addr == NULL:
         return -1
     for r in range(n):
         ru = &rules[r]
-        w = r // 64
+        wd = &c.words[r // 64]
         bit = (<uint64_t> 1) << (r % 64)
         if ru.proto == ANY_PROTO:
             for p in range(256):
-                c.proto[w * 256 + p] |= bit
+                wd.proto[p] |= bit
         elif ru.proto < 256:                  # above 256: matches no packet, as in ixy_rule_matches
-            c.proto[w * 256 + ru.proto] |= bit
+            wd.proto[ru.proto] |= bit
         if ru.sport_lo == 0 and ru.sport_hi == 0xFFFF and ru.dport_lo == 0 and ru.dport_hi == 0xFFFF:
-            c.no_ports[w] |= bit
+            wd.no_ports |= bit
         if ru.src_mask == 0 and ru.dst_mask == 0:
-            c.no_prefix[w] |= bit
+            wd.no_prefix |= bit
         c.addr[r].src_mask = ru.src_mask
         c.addr[r].src_net = ru.src_net if ru.src_mask else 0
         c.addr[r].dst_mask = ru.dst_mask
         c.addr[r].dst_net = ru.dst_net if ru.dst_mask else 0
         for p in range(256):              # the first octets each prefix admits (a necessary condition)
             if (p & (c.addr[r].src_mask >> 24)) == c.addr[r].src_net >> 24:
-                c.src_octet[w * 256 + p] |= bit
+                wd.src_octet[p] |= bit
             if (p & (c.addr[r].dst_mask >> 24)) == c.addr[r].dst_net >> 24:
-                c.dst_octet[w * 256 + p] |= bit
+                wd.dst_octet[p] |= bit
     # the port tables: for each word and field, a leaf (256 rule masks, by the
     # port's low byte) per high byte, a leaf equal to the one made just before
     # shared (so a range spanning many high bytes costs one leaf)
     for w in range(nwords):
         width = n - w * 64 if n - w * 64 < 64 else 64
         for field in range(2):
-            hi_table = (c.sport_hi if field == 0 else c.dport_hi) + w * 256
+            hi_table = &c.words[w].sport_hi[0] if field == 0 else &c.words[w].dport_hi[0]
             for h in range(256):
                 leaf = c.leaves + nleaves * 256
                 memset(leaf, 0, 256 * sizeof(uint64_t))
