@@ -79,11 +79,6 @@ static inline void ixy_parse_tuple(const uint8_t *d, uint32_t len, struct ixy_tu
         et = ixy_be16(d + l3 + 2);
         l3 += 4;
     }
-    /* l3 is 14, 18 or 22 here: an empty asm hides which, so that the
-     * compiler does not set up the rest of the parse's offsets as constants
-     * once per value (callgrind, the classifier's loop on untagged IPv4/UDP:
-     * 6 instructions a packet fewer) */
-    __asm__("" : "+r"(l3));
     if (et == IXY_ETH_IPV4) {
         const uint8_t *ip = d + l3;
         uint32_t ihl, tot;
