@@ -73,11 +73,13 @@ static inline int32_t ixy_classify(const struct ixy_classifier *c, const struct 
     return -1;
 }
 
-/* Parse, classify and count every packet of bufs[0..n), keep those whose
- * rule's action (action[nrules]: no rule) is not 0, in order, and free the
- * others; returns the count kept. The classifier is copied to a local: no
- * store of the loop (a count, a freed buffer's pool) can then change it, so
- * the compiler keeps its pointers in registers instead of reloading them. */
+/* Parse, classify and count every packet of bufs[0..n); the packets whose
+ * rule's action (action[nrules]: no rule) is not 0 go to the front, in
+ * order, the others behind them (in any order): returns the count kept.
+ * Frees nothing, so that it can run without the GIL while other threads
+ * allocate from the same pools: the caller frees bufs[kept..n) after.
+ * The classifier is copied to a local, so that no store of the loop (a
+ * count) can change it and the compiler keeps its pointers in registers. */
 static uint32_t ixy_filter(const struct ixy_classifier *c, const uint8_t *action, int64_t *count,
                            struct ixy_buf **bufs, uint32_t n)
 {
@@ -90,10 +92,10 @@ static uint32_t ixy_filter(const struct ixy_classifier *c, const uint8_t *action
         int32_t label = ixy_classify(&cl, &t);
         uint32_t r = label >= 0 ? (uint32_t)label : cl.nrules;
         count[r]++;
-        if (action[r])
+        if (action[r]) {            /* swap: the dropped packet at j (if any) moves to i */
+            bufs[i] = bufs[j];
             bufs[j++] = b;
-        else
-            ixy_buf_free(b);
+        }
     }
     return j;
 }

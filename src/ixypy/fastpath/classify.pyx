@@ -6,7 +6,9 @@ prefixes, source and destination port ranges) and an action per rule into
 lookup tables (csrc/ixy_classify.h); ``classifier(batch)`` then parses every
 packet (the parser of ops.Fields.load), finds its first matching rule,
 counts it and keeps or drops the packet, in one C loop with the GIL
-released: no Python object per packet, one call per batch.
+released (the dropped buffers go back to their pools after it, with the
+GIL held: another thread may be allocating from them): no Python object
+per packet, one call per batch.
 
 The matching is Fields.match's (csrc/ixy_pkt.h, ixy_rule_matches): only
 well-formed IPv4 and IPv6 packets match a rule; an address prefix (mask not
@@ -21,7 +23,7 @@ from libc.stdlib cimport calloc, malloc, realloc, free as c_free
 from libc.string cimport memcmp, memset
 
 from .batch cimport PacketBatch
-from .mempool cimport ixy_buf
+from .mempool cimport ixy_buf, ixy_buf_free_n
 from .ops cimport ixy_rule
 
 from ..errors import BatchError
@@ -92,6 +94,7 @@ cdef class Classifier:
         cdef uint32_t n = batch.count, kept
         with nogil:
             kept = ixy_filter(&self.c, self.action, self.count, batch.bufs, n)
+        ixy_buf_free_n(batch.bufs + kept, n - kept)       # the pools are the GIL's: freed with it held
         batch.count = kept
         self.passed += kept
         self.dropped += n - kept
