@@ -26,6 +26,7 @@ FASTPATH_HEADERS = {
     "bench": ["ixy_measure.h", "ixy_poll_hook.h", "ixy_regs.h", "ixy_mempool.h"],
     "ops": ["ixy_pkt.h", "ixy_mempool.h"],
     "loops": ["ixy_stop.h", "ixy_mempool.h", "ixy_poll_hook.h"],
+    "classify": ["ixy_classify.h", "ixy_pkt.h", "ixy_mempool.h"],
 }
 
 # the Intel model (82599, 82576): its shared core, then one file per register map

@@ -166,7 +166,7 @@ APP_KINDS = {
     "step": "bare forward step (rxq.forward), no packet touched",
     "touch-vector": "forward + increment byte 1 of each packet (ops.inc_byte)",
     "touch-python": "forward + increment byte 1 per packet in Python (memoryview)",
-    "fw-vector": "firewall, 10 rules, all checked (Firewall: parse, match, bincount, keep)",
+    "fw-vector": "firewall, 10 rules, all checked (Firewall, a Classifier: one C call per batch parses, matches, counts, keeps)",
     "fw-python": "the same firewall per packet in Python (memoryview, struct)",
     "nat-vector": "1:1 NAT 10/8 -> 198/8 + dport map, checksums updated (Nat)",
     "nat-python": "the same NAT per packet in Python (memoryview, RFC 1624 in Python)",

@@ -46,14 +46,22 @@ static inline void ixy_put32(uint8_t *p, uint32_t v)
     p[0] = v >> 24; p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
 }
 
-/* Parse one frame into entry i of the columns. */
-static inline void ixy_parse(const uint8_t *d, uint32_t len, struct ixy_cols *c, uint32_t i)
+/* What a parse finds in one frame: the header offsets and the 5-tuple. The
+ * IPv6 addresses are not copied: with IXY_PKT_IPV6 set they are at d + l3 + 8
+ * (source) and d + l3 + 24 (destination). */
+struct ixy_tuple {
+    uint32_t l3, l4, src, dst;
+    uint16_t et, vlan, sport, dport;
+    uint8_t proto, flags;
+};
+
+/* Parse one frame (the rules of docs/vector.md): the one parser of the
+ * columns (ixy_parse) and of the rule classifier (ixy_classify.h). */
+static inline void ixy_parse_tuple(const uint8_t *d, uint32_t len, struct ixy_tuple *t)
 {
     uint32_t l3 = 14, l4 = 0, end = 0, src = 0, dst = 0;   /* end: where the IP payload ends */
     uint16_t et = 0, vlan = 0, sport = 0, dport = 0;
     uint8_t proto = 0, flags = 0;
-    memset(c->src6 + 16 * i, 0, 16);
-    memset(c->dst6 + 16 * i, 0, 16);
     if (len < 14) {
         flags = IXY_PKT_BAD;
         l3 = 0;
@@ -97,8 +105,6 @@ static inline void ixy_parse(const uint8_t *d, uint32_t len, struct ixy_cols *c,
             goto out;
         }
         flags |= IXY_PKT_IPV6;
-        memcpy(c->src6 + 16 * i, ip + 8, 16);
-        memcpy(c->dst6 + 16 * i, ip + 24, 16);
         proto = ip[6];
         l4 = l3 + 40;
         if (proto == IXY_PROTO_IPV6_FRAG) {
@@ -129,17 +135,41 @@ static inline void ixy_parse(const uint8_t *d, uint32_t len, struct ixy_cols *c,
 out:
     if (flags & IXY_PKT_BAD)
         l4 = 0;
+    t->l3 = l3;
+    t->l4 = l4;
+    t->src = src;
+    t->dst = dst;
+    t->et = et;
+    t->vlan = vlan;
+    t->sport = sport;
+    t->dport = dport;
+    t->proto = (flags & (IXY_PKT_IPV4 | IXY_PKT_IPV6)) ? proto : 0;
+    t->flags = flags;
+}
+
+/* Parse one frame into entry i of the columns. */
+static inline void ixy_parse(const uint8_t *d, uint32_t len, struct ixy_cols *c, uint32_t i)
+{
+    struct ixy_tuple t;
+    ixy_parse_tuple(d, len, &t);
+    if (t.flags & IXY_PKT_IPV6) {
+        memcpy(c->src6 + 16 * i, d + t.l3 + 8, 16);
+        memcpy(c->dst6 + 16 * i, d + t.l3 + 24, 16);
+    } else {
+        memset(c->src6 + 16 * i, 0, 16);
+        memset(c->dst6 + 16 * i, 0, 16);
+    }
     c->length[i] = len;
-    c->l3[i] = (uint16_t)l3;
-    c->l4[i] = (uint16_t)l4;
-    c->ethertype[i] = et;
-    c->vlan[i] = vlan;
-    c->proto[i] = (flags & (IXY_PKT_IPV4 | IXY_PKT_IPV6)) ? proto : 0;
-    c->flags[i] = flags;
-    c->src[i] = src;
-    c->dst[i] = dst;
-    c->sport[i] = sport;
-    c->dport[i] = dport;
+    c->l3[i] = (uint16_t)t.l3;
+    c->l4[i] = (uint16_t)t.l4;
+    c->ethertype[i] = t.et;
+    c->vlan[i] = t.vlan;
+    c->proto[i] = t.proto;
+    c->flags[i] = t.flags;
+    c->src[i] = t.src;
+    c->dst[i] = t.dst;
+    c->sport[i] = t.sport;
+    c->dport[i] = t.dport;
 }
 
 /* --- the 5-tuple flow hash: MurmurHash3's 32-bit block and finaliser over

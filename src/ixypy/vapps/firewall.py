@@ -1,6 +1,8 @@
 """A stateless firewall: first-match 5-tuple rules (protocol, source and
-destination IPv4 prefixes, port ranges) read from a file, applied to whole
-batches: parse (C), match (C), verdicts and counters (NumPy), keep (C).
+destination IPv4 prefixes, port ranges) read from a file, compiled into
+lookup tables (ixypy.fastpath.classify) and applied to whole batches: parse,
+first match, counters and keep/drop in one C call per batch (Firewall is
+a Classifier compiled from a rules file).
 
 Rules file, one rule a line (``#`` starts a comment)::
 
@@ -23,6 +25,7 @@ import numpy as np
 
 from .. import vector as vec
 from ..fastpath.batch import PacketBatch
+from ..fastpath.classify import Classifier
 
 ACTIONS = {"accept": True, "drop": False}
 
@@ -49,30 +52,28 @@ def parse_rules(text: str) -> Tuple[List[Tuple[str, str, str, str, str]], List[b
     return entries, actions, default
 
 
-class Firewall:
-    """Filters batches in place. counters: packets per rule, the last entry
-    for the default (numpy int64 array)."""
+class Firewall(Classifier):
+    """Filters batches in place: fw(batch) drops what the rules refuse and
+    returns the count kept (the classifier's call: one C call per batch).
+    counters: packets per rule, the last entry for the default (a numpy
+    int64 view of the classifier's counts); verdict: keep (True) or drop
+    per rule, the last the default (assigning it changes the classifier's
+    actions); passed, dropped. capacity is accepted, as every vector app's
+    step takes it, and not needed: the classifier keeps no columns, so it
+    filters batches of any size."""
 
     def __init__(self, rules: Union[str, Path], capacity: int = 256) -> None:
         text = Path(rules).read_text() if isinstance(rules, Path) else rules
         entries, actions, default = parse_rules(text)
         self.rules = vec.rules(entries)
-        # verdict per label: label -1 (no rule) indexes the last entry, the default
-        self.verdict = np.array(actions + [default], dtype=bool)
-        self.counters = np.zeros(len(entries) + 1, np.int64)
-        self.packets = vec.Packets(capacity)
-        self.passed = self.dropped = 0
+        super().__init__(self.rules, actions, default)
+        self.counters = np.frombuffer(self.counts, np.int64)
+        self._verdict = np.frombuffer(self.actions, np.bool_)
 
-    def __call__(self, batch: PacketBatch) -> int:
-        """Drop what the rules refuse; returns the count kept."""
-        pk = self.packets
-        n = pk.load(batch)
-        pk.match(self.rules)
-        label = pk.label
-        counts = np.bincount(label + 1, minlength=len(self.verdict))
-        self.counters[:-1] += counts[1:]
-        self.counters[-1] += counts[0]
-        kept = vec.keep(batch, self.verdict[label])
-        self.passed += kept
-        self.dropped += n - kept
-        return kept
+    @property
+    def verdict(self) -> np.ndarray:
+        return self._verdict
+
+    @verdict.setter
+    def verdict(self, value) -> None:
+        self._verdict[:] = value

@@ -1,0 +1,193 @@
+"""ixypy.fastpath.classify (the firewall's compiled classifier) on buffers
+in host memory, against the per-packet reference (reference.py:
+first_match over ref.parse) on hypothesis-generated frames and rule
+tables: overlapping prefixes (/0, /1, /31, /32 among them), port ranges at
+the edges 0 and 65535 and across a high byte (255-256), every protocol
+form, and tables of more than 64 rules (several words of the bit sets).
+
+Mutation tried: the leaf fill stopping one port short of a range's end
+(`range(first, last)` in classify.pyx's _build) fails
+test_classify_matches_reference (a rule "53" missed a packet to port 53),
+and test_apps.py's firewall comparison too; a mask of 0 given its net
+(`src_net = ru.src_net` whatever the mask) fails
+test_raw_records_like_fields_match (the hypothesis test on random records
+did not find it: random records seldom match).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ixypy import PacketBatch
+from ixypy import vector as vec
+from ixypy.errors import BatchError
+from ixypy.fastpath.classify import Classifier
+from ixypy.fastpath.mempool import DmaMemory, Mempool
+
+from . import reference as ref
+from .frames import frames
+from .test_ops import ref_rules
+
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# the frames' addresses are 10.0.0.1, 10.0.0.2, 10.1.2.3, 192.168.1.7, 172.16.0.9, 8.8.8.8 (frames.py)
+_PREFIX = st.sampled_from(["any", "0.0.0.0/0", "128.0.0.0/1", "0.0.0.0/1", "10.0.0.0/8", "10.0.0.0/31",
+                           "10.0.0.2/31", "10.0.0.1/32", "10.0.0.2/32", "10.1.0.0/16", "10.1.2.3/32",
+                           "192.168.0.0/16", "192.168.1.7/32", "172.16.0.0/12", "8.8.8.8/32", "8.0.0.0/7"])
+_PORTS = st.one_of(
+    st.sampled_from(["any", "0", "65535", "0-0", "65535-65535", "0-65534", "1-65535", "53", "80-443",
+                     "1024-65535", "0-1000", "1234", "5678", "255-256", "256-511", "0-255"]),
+    st.tuples(st.integers(0, 65535), st.integers(0, 65535)).map(lambda t: f"{min(t)}-{max(t)}"))
+_PROTO = st.sampled_from(["any", "tcp", "udp", "icmp", "17", "6", "47", "0", "255"])
+RULE = st.tuples(_PROTO, _PREFIX, _PORTS, _PREFIX, _PORTS)
+TABLES = st.one_of(st.lists(RULE, max_size=12), st.lists(RULE, min_size=60, max_size=140))
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return Mempool(DmaMemory(1024 * 2048), 1024, debug=True)
+
+
+def fill(pool: Mempool, data: list) -> PacketBatch:
+    batch = PacketBatch(64)
+    assert batch.alloc(pool, len(data)) == len(data)
+    for i, f in enumerate(data):
+        batch.write(i, f)
+    return batch
+
+
+@SETTINGS
+@given(frames(), TABLES)
+def test_classify_matches_reference(pool, data, entries):
+    """classify(): the first matching rule of every packet, -1 for none;
+    the batch and the counters left alone."""
+    c = Classifier(vec.rules(entries), [True] * len(entries))
+    batch = fill(pool, data)
+    try:
+        labels = np.full(64, 7, np.int32)
+        c.classify(batch, labels)
+        rules = ref_rules(entries)
+        assert labels[:len(data)].tolist() == [ref.first_match(rules, ref.parse(f)) for f in data]
+        assert (labels[len(data):] == 7).all() and len(batch) == len(data)
+        assert list(c.counts) == [0] * (len(entries) + 1)
+    finally:
+        batch.free()
+
+
+@SETTINGS
+@given(frames(), TABLES, st.data())
+def test_call_matches_reference(pool, data, entries, draw):
+    """classifier(batch): what it keeps (in order), its counters per rule (the
+    default last), passed and dropped; the dropped buffers go back to the
+    pool once each."""
+    actions = draw.draw(st.lists(st.booleans(), min_size=len(entries), max_size=len(entries)))
+    default = draw.draw(st.booleans())
+    c = Classifier(vec.rules(entries), actions, default)
+    free = pool.free_count
+    batch = fill(pool, data)
+    try:
+        rules = ref_rules(entries)
+        labels = [ref.first_match(rules, ref.parse(f)) for f in data]
+        verdict = actions + [default]
+        want = [f for f, r in zip(data, labels) if verdict[r]]
+        assert c(batch) == len(want)
+        assert [bytes(batch[i]) for i in range(len(batch))] == want
+        counts = [0] * (len(entries) + 1)
+        for r in labels:
+            counts[r] += 1                       # -1: the default, last
+        assert list(c.counts) == counts
+        assert (c.passed, c.dropped) == (len(want), len(data) - len(want))
+    finally:
+        batch.free()
+    assert pool.free_count == free and pool.double_frees == 0
+
+
+def test_actions_are_writable_and_errors():
+    """Writing actions changes the verdicts; wrong inputs are refused."""
+    from ixypy.packets import udp_frame
+
+    pool = Mempool(DmaMemory(64 * 2048), 64)
+    c = Classifier(vec.rules([("udp", "any", "any", "any", "any")]), [False], default=True)
+    batch = fill(pool, [udp_frame(60)] * 3)
+    assert c(batch) == 0
+    c.actions[0] = 1
+    batch = fill(pool, [udp_frame(60)] * 3)
+    assert c(batch) == 3 and list(c.counts) == [6, 0]
+    batch.free()
+    with pytest.raises(ValueError, match="actions"):
+        Classifier(vec.rules([("udp", "any", "any", "any", "any")]), [])
+    with pytest.raises(BatchError, match="whole number"):
+        Classifier(b"\0" * 5, [])
+    with pytest.raises(BatchError, match="labels"):
+        c.classify(fill(pool, [udp_frame(60)] * 3), np.zeros(2, np.int32))
+
+
+# nets: the frames' addresses, 0, or any; masks: mostly 0 (with a net that is
+# not 0: a record vec.rules() never makes), /8, /16, /32, or any; mostly any
+# port and protocol, so that rules match often
+_NET = st.one_of(st.sampled_from([0x0A000001, 0x0A000002, 0x0A010203, 0xC0A80107, 0xAC100009, 0x08080808, 0]),
+                 st.integers(0, 0xFFFFFFFF))
+_MASK = st.one_of(st.sampled_from([0, 0, 0, 0, 0xFF000000, 0xFFFF0000, 0xFFFFFFFF]), st.integers(0, 0xFFFFFFFF))
+_LO = st.one_of(st.just(0), st.sampled_from([1, 53, 255, 256, 1234, 5678, 65535]), st.integers(0, 65535))
+_HI = st.one_of(st.just(65535), st.sampled_from([0, 53, 255, 256, 1234, 5678, 65534]), st.integers(0, 65535))
+_RANGE = st.one_of(st.just((0, 65535)), st.just((0, 65535)), st.just((0, 65535)), st.tuples(_LO, _HI))
+_ADDR = st.tuples(_NET, _MASK)
+RAW_RULE = st.tuples(_ADDR, _ADDR, _RANGE, _RANGE,
+                     st.one_of(st.just(256), st.just(256), st.sampled_from([17, 6, 1, 0]),
+                               st.integers(0, 0xFFFF))).map(lambda r: (*r[0], *r[1], *r[2], *r[3], r[4], 0))
+
+
+@SETTINGS
+@given(frames(), st.lists(RAW_RULE, max_size=70))
+def test_classify_matches_fields_match_on_raw_rules(pool, data, records):
+    """Random rule records, including what vec.rules() never makes (a net
+    with bits outside its mask, or a net under a mask of 0; lo > hi; a
+    protocol above 256), are classified as Fields.match (ixy_rule_matches)
+    does. Few random records match a packet: test_raw_records_like_fields_match
+    has the hand-made ones that do."""
+    table = np.array(records, vec.RULE_DTYPE)
+    c = Classifier(table, [True] * len(records))
+    batch = fill(pool, data)
+    try:
+        pk = vec.Packets(64)
+        pk.load(batch)
+        pk.match(table)
+        labels = np.zeros(64, np.int32)
+        c.classify(batch, labels)
+        assert labels[:len(data)].tolist() == pk.label.tolist()
+    finally:
+        batch.free()
+
+
+def test_raw_records_like_fields_match(pool):
+    """Hand-made records, each alone and all in order, on an IPv4 and an
+    IPv6 UDP frame: as Fields.match. Mutation it catches: a mask of 0 given
+    its net (`src_net = ru.src_net` whatever the mask, classify.pyx's
+    _build: the first record then matches nothing)."""
+    from scapy.layers.inet import UDP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Ether
+
+    from ixypy.packets import udp_frame
+
+    v6 = bytes(Ether() / IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=1234, dport=5678))
+    data = [udp_frame(60), v6]
+    records = [(0x0A000001, 0, 0, 0, 0, 65535, 0, 65535, 256, 0),                   # mask 0, net not 0
+               (0, 0, 0x0A000001, 0, 0, 65535, 0, 65535, 17, 0),                    # the same for dst
+               (0x0A000003, 0xFF000000, 0, 0, 0, 65535, 0, 65535, 256, 0),          # net outside its mask
+               (0, 0, 0, 0, 2000, 1000, 0, 65535, 256, 0),                          # lo > hi
+               (0, 0, 0, 0, 0, 65535, 0, 65535, 300, 0),                            # protocol above 256
+               (0, 0, 0, 0, 0, 65535, 0, 65535, 256, 0)]                            # any
+    batch = fill(pool, data)
+    try:
+        pk = vec.Packets(64)
+        pk.load(batch)
+        for table in [np.array([r], vec.RULE_DTYPE) for r in records] + [np.array(records, vec.RULE_DTYPE)]:
+            pk.match(table)
+            labels = np.zeros(64, np.int32)
+            Classifier(table, [True] * len(table)).classify(batch, labels)
+            assert labels[:2].tolist() == pk.label.tolist(), table
+    finally:
+        batch.free()
