@@ -25,7 +25,8 @@ struct ixy_buf {
     uint32_t pool_index;
     uint32_t len;                 /* bytes of packet in data[] */
     uint32_t is_free;             /* maintained only in debug pools */
-    uint8_t reserved[IXY_BUF_HEADER - 28];
+    uint32_t rss_hash;            /* rx with RSS on: the NIC's hash of the packet (else stale) */
+    uint8_t reserved[IXY_BUF_HEADER - 32];
     uint8_t headroom[IXY_BUF_HEADROOM];
     uint8_t data[];
 };

@@ -99,13 +99,13 @@ static uint32_t rx_ring_room(struct ring *q, uint32_t need)
 /* Whether rx queue q can take dlen bytes now: enabled, bus mastering on,
  * enough free descriptors (*ndesc of them). If not, the frame is dropped
  * and counted (QPRDC with SRRCTL.DROP_EN, else RXMPC). */
-static int rx_room(struct intel_function *p, struct ring *q, uint32_t dlen, uint32_t *ndesc)
+static int rx_room(struct intel_function *p, struct ring *q, unsigned qi, uint32_t dlen, uint32_t *ndesc)
 {
     int ok = LDA(&q->enabled) && !LD(&q->faulted) && dma_runs(p);
     if (ok && !(LD(&p->pci_command) & 4)) {
         if (!q->bme_reported) {
             q->bme_reported = 1;
-            ERR(p, "rx DMA for RXDCTL[0] queue while PCI COMMAND.BME is clear: frame dropped");
+            ERR(p, "rx DMA for RXDCTL[%u] queue while PCI COMMAND.BME is clear: frame dropped", qi);
         }
         ok = 0;
     }
@@ -123,13 +123,13 @@ static int rx_room(struct intel_function *p, struct ring *q, uint32_t dlen, uint
     return ok;
 }
 
-/* Write back the staged descriptors (advanced format, 7.1.6.2): length,
- * no packet type or RSS hash, DD and EOP, each DD last. */
+/* Write back the staged descriptors (advanced format, 7.1.6.2): RSS type
+ * and hash (0 without RSS), length, DD and EOP, each DD last. */
 static void rx_writeback(struct ring *q)
 {
     for (uint32_t i = 0; i < q->wb_count; i++) {
         uint8_t *d = q->ring + (size_t)(q->wb_first + i) * 16;
-        wr64(d, 0);                     /* packet type, RSS: none */
+        wr64(d, q->wb_lo[i]);           /* RSS type (packet type 0), RSS hash */
         wr32(d + 12, q->wb_len[i]);     /* PKT_LEN 15:0, VLAN tag 0 */
         __atomic_store_n((uint32_t *)(d + 8), RXD_STAT_DD | (q->wb_eop[i] ? RXD_STAT_EOP : 0),
                          __ATOMIC_RELEASE);
@@ -142,23 +142,25 @@ static void rx_writeback(struct ring *q)
  * (intel_rx_unlock), as the NIC packs write-backs into whole cache lines
  * (the datasheets' "Receive Descriptor Write-Back"): the driver polling the
  * ring then takes each line from the engine once, not once a descriptor. */
-static void rx_stage_writeback(struct ring *q, uint32_t idx, uint32_t len, int eop)
+static void rx_stage_writeback(struct ring *q, uint32_t idx, uint32_t len, int eop, uint64_t lo)
 {
     if (!q->wb_count)
         q->wb_first = idx;
     q->wb_len[q->wb_count] = (uint16_t)len;
     q->wb_eop[q->wb_count] = (uint8_t)eop;
+    q->wb_lo[q->wb_count] = lo;
     q->wb_count++;
     if ((idx + 1) % RX_WB_DESCS == 0 || idx + 1 == q->size)
         rx_writeback(q);
 }
 
 /* Write dlen bytes (the frame's len bytes, then the CRC's if kept) into
- * ndesc descriptors from the queue's head, with advanced write-back
- * (7.1.6). Returns 0 if a buffer lies outside the DMA map (the queue stops). */
-static int rx_write(struct intel_function *p, struct ring *q, const struct sim_dma_map *m,
+ * ndesc descriptors from queue qi's head, with advanced write-back (7.1.6;
+ * lo: its dwords 0 and 1). Returns 0 if a buffer lies outside the DMA map
+ * (the queue stops). */
+static int rx_write(struct intel_function *p, struct ring *q, unsigned qi, const struct sim_dma_map *m,
                     const struct sim_dma_ent **hint, const uint8_t *data, uint32_t len,
-                    const uint8_t *fcs, uint32_t dlen, uint32_t ndesc)
+                    const uint8_t *fcs, uint32_t dlen, uint32_t ndesc, uint64_t lo)
 {
     uint32_t head = LD(&q->head), done = 0;
     for (uint32_t k = 0; k < ndesc; k++) {
@@ -168,8 +170,8 @@ static int rx_write(struct intel_function *p, struct ring *q, const struct sim_d
         uint8_t *buf = sim_dma_find(m, hint, addr, chunk);
         if (!buf) {
             rx_writeback(q);
-            ERR(p, "RXD[%u] of queue 0: buffer 0x%llx+%u outside the DMA map (queue stopped)",
-                head, (unsigned long long)addr, chunk);
+            ERR(p, "RXD[%u] of queue %u: buffer 0x%llx+%u outside the DMA map (queue stopped)",
+                head, qi, (unsigned long long)addr, chunk);
             ST(&q->faulted, 1);
             STR(&q->head, head);
             return 0;
@@ -180,7 +182,7 @@ static int rx_write(struct intel_function *p, struct ring *q, const struct sim_d
         if (from_data < chunk)
             memcpy(buf + from_data, fcs + (done + from_data - len), chunk - from_data);
         done += chunk;
-        rx_stage_writeback(q, head, chunk, k == ndesc - 1);
+        rx_stage_writeback(q, head, chunk, k == ndesc - 1, lo);
         head = head + 1 == q->size ? 0 : head + 1;
     }
     q->room -= ndesc;
@@ -190,8 +192,9 @@ static int rx_write(struct intel_function *p, struct ring *q, const struct sim_d
 
 /* A frame (without CRC: len bytes; crc = the 4 FCS bytes or NULL to compute)
  * arrives at function p. Caller holds p's rx lock. Returns 1 if written to
- * descriptors. Counters go to p->acc / p->wacc, flushed by rx_unlock. All
- * received traffic goes to rx queue 0. */
+ * descriptors. Counters go to p->acc / p->wacc, flushed by rx_unlock. The
+ * frame goes to rx queue 0, or with RSS on to the queue its hash picks
+ * (intel_rss.c): one load and a branch when RSS is off. */
 int intel_rx_frame(struct intel_function *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
                    const uint8_t *data, uint32_t len, const uint8_t *crc, int64_t now)
 {
@@ -203,18 +206,24 @@ int intel_rx_frame(struct intel_function *p, const struct sim_dma_map *m, const 
         return 0;
     if (LD(&p->drop_rx) && intel_fault_drop(p))
         return 0;
-    struct ring *q = &p->rx[0];
+    unsigned qi = 0;
+    uint64_t lo = 0;
+    uint32_t rss = LD(&p->rss_fields);
+    if (rss)
+        qi = intel_rss_queue(p, rss, data, len, &lo);
+    struct ring *q = &p->rx[qi];
     uint32_t dlen = (hl & HLREG0_RXCRCSTRP) ? len : len + 4, ndesc = 0;
-    if (!rx_room(p, q, dlen, &ndesc))
+    if (!rx_room(p, q, qi, dlen, &ndesc))
         return 0;
     uint8_t fcs[4];
     if (dlen > len) {
         uint32_t c = crc ? rd32(crc) : eth_fcs(data, len);
         memcpy(fcs, &c, 4);
     }
-    if (!rx_write(p, q, m, hint, data, len, fcs, dlen, ndesc))
+    p->rx_touched |= 1ull << qi;
+    if (!rx_write(p, q, qi, m, hint, data, len, fcs, dlen, ndesc, lo))
         return 0;
-    uint32_t iv = LD(&p->rx_ivar[0]);      /* 7.3.4: rx cause of queue 0 -> its vector */
+    uint32_t iv = LD(&p->rx_ivar[qi]);     /* 7.3.4: rx cause of queue qi -> its vector */
     if (iv & IVAR_VALID)
         p->rx_cause |= 1ull << (iv & 63);
     p->acc.qprc[q->stat]++;
@@ -235,10 +244,18 @@ static void flush_counters(void *dst, void *src, size_t bytes)
         }
 }
 
+/* Flush the write-backs of every rx queue written since rx_lock, the
+ * counters, and the rx causes; then let the lock go. */
 void intel_rx_unlock(struct intel_function *p)
 {
-    if (p->rx[0].wb_count)
-        rx_writeback(&p->rx[0]);
+    uint64_t touched = p->rx_touched;
+    p->rx_touched = 0;
+    while (touched) {
+        struct ring *q = &p->rx[__builtin_ctzll(touched)];
+        touched &= touched - 1;
+        if (q->wb_count)
+            rx_writeback(q);
+    }
     if (p->rx_dirty) {
         flush_counters(&p->st, &p->acc, sizeof(p->acc));
         flush_counters(&p->wst, &p->wacc, sizeof(p->wacc));
@@ -472,7 +489,14 @@ static unsigned source_fill(struct intel_function *p, const struct sim_dma_map *
 {
     if (!LD(&p->rxen) || !link_is_up(p, now))
         return 0;
-    struct ring *q = &p->rx[0];
+    /* the queue the frame goes to: the same every frame (the sequence
+     * number lies beyond the headers RSS hashes) */
+    unsigned qi = 0;
+    uint64_t lo;
+    uint32_t rss = LD(&p->rss_fields);
+    if (rss)
+        qi = intel_rss_queue(p, rss, p->src_frame, p->src_len, &lo);
+    struct ring *q = &p->rx[qi];
     if (!LDA(&q->enabled) || LD(&q->faulted) || !(LD(&p->pci_command) & 4))
         return 0;
     unsigned sent = 0;

@@ -56,6 +56,7 @@ cdef class IntelRxQueue(_IntelQueue):
     cdef Mempool pool
     cdef uint32_t rx_index
     cdef bint discarding          # inside a multi-descriptor frame being dropped
+    cdef bint rss_hash            # copy the RSS hash of each packet into its buffer
     cdef readonly uint64_t dropped_multidesc
     cdef void _discard(self, ixy_buf *b, uint32_t status) noexcept nogil
 
