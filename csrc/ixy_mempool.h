@@ -26,7 +26,8 @@ struct ixy_buf {
     uint32_t len;                 /* bytes of packet in data[] */
     uint32_t is_free;             /* maintained only in debug pools */
     uint32_t rss_hash;            /* rx with RSS on: the NIC's hash of the packet (else stale) */
-    uint8_t reserved[IXY_BUF_HEADER - 32];
+    uint32_t rss_type;            /* rx with RSS on: its RSS type (0: none, hash 0) */
+    uint8_t reserved[IXY_BUF_HEADER - 36];
     uint8_t headroom[IXY_BUF_HEADROOM];
     uint8_t data[];
 };

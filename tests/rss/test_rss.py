@@ -16,7 +16,7 @@ import pytest
 
 import ixypy
 from ixypy import PacketBatch
-from ixypy.drivers.intel import RSS_DEFAULT_KEY
+from ixypy.drivers.intel import RSS_DEFAULT_KEY, RSS_TYPES
 from ixypy.errors import RssConfigError
 from ixypy.fastpath import ops
 
@@ -84,19 +84,22 @@ def send_frames(dev, frames) -> None:
         dev.tx_batch(0, batch)
 
 
-def receive(dev, expected: int, timeout: float = 5.0):
+def receive(dev, expected: int, timeout: float = 5.0, types: bool = False):
     """Poll every rx queue until expected packets came; returns per queue a
-    list of (frame bytes, hash)."""
+    list of (frame bytes, hash), or (frame bytes, hash, RSS type name)."""
     got = {q: [] for q in range(dev.num_rx_queues)}
     batch = PacketBatch(64)
     hashes = np.empty(64, np.uint32)
+    rtypes = np.empty(64, np.uint8)
     deadline = time.monotonic() + timeout
     while sum(len(v) for v in got.values()) < expected and time.monotonic() < deadline:
         for q in range(dev.num_rx_queues):
             n = dev.rx_batch(q, batch)
             if n:
                 ops.rss_hashes(batch, hashes)
-                got[q] += [(bytes(batch[i]), int(hashes[i])) for i in range(n)]
+                ops.rss_types(batch, rtypes)
+                got[q] += [(bytes(batch[i]), int(hashes[i])) + ((RSS_TYPES[rtypes[i]],) if types else ())
+                           for i in range(n)]
                 batch.free()
     return got
 
@@ -105,7 +108,8 @@ def receive(dev, expected: int, timeout: float = 5.0):
 def test_microsoft_vectors_hash_and_queue(pair, ports):
     """Each vector of the verification suite as a TCP frame (IPv4 and IPv6):
     received on the queue SCRAMBLED_RETA[hash & 127] with the table's hash
-    (with ports: the TCP hash; without: the addresses-only one).
+    (with ports: the TCP hash; without: the addresses-only one) and the
+    RSS type the write-back reports.
 
     Mutations tried, each failed this test: the key's bytes taken in
     reverse order within each RSSRK register (model), the driver writing the
@@ -117,28 +121,36 @@ def test_microsoft_vectors_hash_and_queue(pair, ports):
     vectors = IPV4_VECTORS + IPV6_VECTORS
     frames = [ip_frame(dst, dport, src, sport) for dst, dport, src, sport, _, _ in vectors]
     send_frames(tx, frames)
-    got = receive(rx, len(frames))
-    where = {f: (q, h) for q, pkts in got.items() for f, h in pkts}
+    got = receive(rx, len(frames), types=True)
+    where = {f: (q, h, t) for q, pkts in got.items() for f, h, t in pkts}
     assert len(where) == len(frames)
-    for frame, (_, _, _, _, h_addr, h_ports) in zip(frames, vectors):
+    for frame, (dst, _, _, _, h_addr, h_ports) in zip(frames, vectors):
         want = h_ports if ports else h_addr
-        assert where[frame] == (SCRAMBLED_RETA[want & 127], want)
+        rss_type = ("tcp-" if ports else "") + ("ipv6" if ":" in dst else "ipv4")
+        assert where[frame] == (SCRAMBLED_RETA[want & 127], want, rss_type)
 
 
-def test_udp_hashes_with_ports_like_tcp(pair):
+@pytest.mark.parametrize("udp4", [True, False], ids=["udp-ipv4-on", "udp-ipv4-off"])
+def test_udp_hashes_with_ports_like_tcp(pair, udp4):
     """UDP over IPv4 and IPv6 (MRQC's UDP fields): the same input as TCP, so
-    the table's with-ports hash. Mutation tried: the model's UDP-IPv4 field
-    bit taken as bit 23 (UDP-IPv6): failed (the IPv4 frames got the
-    addresses-only hash)."""
+    the table's with-ports hash, type udp-ipv4/udp-ipv6; with the udp-ipv4
+    type off, IPv4 UDP falls back to the addresses-only hash (type ipv4)
+    while IPv6 UDP keeps its ports. Mutation tried: the model's UDP-IPv4
+    field bit taken as bit 23 (UDP-IPv6): failed (udp-ipv4-off, the IPv4
+    frames still hashed with ports); first seen passing with only the
+    all-types case, which is why udp-ipv4-off exists."""
     tx, rx = pair
-    rx.enable_rss()
+    types = ["ipv4", "ipv6", "udp-ipv6"] + (["udp-ipv4"] if udp4 else [])
+    rx.enable_rss(types=types)
     vectors = IPV4_VECTORS[:2] + IPV6_VECTORS[:2]
     frames = [ip_frame(dst, dport, src, sport, "udp") for dst, dport, src, sport, _, _ in vectors]
     send_frames(tx, frames)
-    got = receive(rx, len(frames))
-    where = {f: (q, h) for q, pkts in got.items() for f, h in pkts}
+    got = receive(rx, len(frames), types=True)
+    where = {f: (q, h, t) for q, pkts in got.items() for f, h, t in pkts}
     for frame, v in zip(frames, vectors):
-        assert where[frame] == ((v[5] & 127) % QUEUES, v[5])
+        v6 = ":" in v[0]
+        want, rss_type = (v[5], "udp-ipv6") if v6 else (v[5], "udp-ipv4") if udp4 else (v[4], "ipv4")
+        assert where[frame] == ((want & 127) % QUEUES, want, rss_type)
 
 
 def test_many_flows_spread_over_every_queue_in_one_pass(pair):
@@ -167,7 +179,7 @@ def test_many_flows_spread_over_every_queue_in_one_pass(pair):
 
 
 def test_non_ip_frame_lands_on_queue_0_with_hash_0(pair):
-    """ARP frames have no hash type: queue 0, hash 0, although every RETA
+    """ARP frames have no hash type: queue 0, hash 0, type 0, although every RETA
     entry names queue 1. Mutation tried: the model sending an unhashed frame
     to the RETA entry of hash 0 instead of queue 0 (both ARP frames went to
     queue 1): failed."""
@@ -177,8 +189,8 @@ def test_non_ip_frame_lands_on_queue_0_with_hash_0(pair):
     frame = bytes(dpkt.ethernet.Ethernet(dst=BROADCAST, src=SRC_MAC, type=0x0806, data=arp))
     frame += bytes(max(0, 60 - len(frame)))
     send_frames(tx, [frame, frame])
-    got = receive(rx, 2)
-    assert [h for _, h in got[0]] == [0, 0]
+    got = receive(rx, 2, types=True)
+    assert [(h, t) for _, h, t in got[0]] == [(0, None), (0, None)]
     assert all(not got[q] for q in range(1, QUEUES))
 
 
@@ -203,7 +215,7 @@ def test_bad_rss_settings_raise_with_a_hint(ixypy_sim):
     failed."""
     dev = ixypy_sim.open("sink", rx_queues=QUEUES)
     for kw in ({"queues": QUEUES + 1}, {"key": RSS_DEFAULT_KEY[:39]}, {"reta": [0] * 127},
-               {"reta": [QUEUES] * 128}, {"queues": 0}):
+               {"reta": [QUEUES] * 128}, {"queues": 0}, {"types": ["sctp-ipv4"]}):
         with pytest.raises(RssConfigError) as err:
             dev.enable_rss(**kw)
         assert err.value.hint

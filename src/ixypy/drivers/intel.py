@@ -118,15 +118,12 @@ def RETA(n: int) -> int: return 0x05C00 + 4 * n     # 32 registers, 4 one-byte e
 def RSSRK(n: int) -> int: return 0x05C80 + 4 * n    # 10 registers, key byte 4n in bits 7:0
 
 
-MRQC_RSS_FIELD_TCP_IPV4 = 1 << 16
-MRQC_RSS_FIELD_IPV4 = 1 << 17
-MRQC_RSS_FIELD_IPV6 = 1 << 20
-MRQC_RSS_FIELD_TCP_IPV6 = 1 << 21
-MRQC_RSS_FIELD_UDP_IPV4 = 1 << 22
-MRQC_RSS_FIELD_UDP_IPV6 = 1 << 23
-MRQC_RSS_FIELDS_ADDRESSES = MRQC_RSS_FIELD_IPV4 | MRQC_RSS_FIELD_IPV6
-MRQC_RSS_FIELDS_PORTS = (MRQC_RSS_FIELD_TCP_IPV4 | MRQC_RSS_FIELD_UDP_IPV4 |
-                         MRQC_RSS_FIELD_TCP_IPV6 | MRQC_RSS_FIELD_UDP_IPV6)
+#: MRQC's hash-field bits by hash type (the same on both families); the
+#: IPv6 types with extension headers (bits 18, 19, 24) are left off
+MRQC_RSS_FIELDS = {"tcp-ipv4": 1 << 16, "ipv4": 1 << 17, "ipv6": 1 << 20, "tcp-ipv6": 1 << 21,
+                   "udp-ipv4": 1 << 22, "udp-ipv6": 1 << 23}
+RSS_ADDRESS_TYPES = ("ipv4", "ipv6")
+RSS_PORT_TYPES = ("tcp-ipv4", "udp-ipv4", "tcp-ipv6", "udp-ipv6")
 
 RSS_KEY_LEN = 40
 RETA_ENTRIES = 128
@@ -413,18 +410,22 @@ class IntelDevice(Device):
     RETA_QUEUE_MASK: int
 
     def enable_rss(self, queues: Optional[int] = None, key: Optional[bytes] = None,
-                   reta: Optional[Sequence[int]] = None, ports: bool = True) -> None:
+                   reta: Optional[Sequence[int]] = None, ports: bool = True,
+                   types: Optional[Sequence[str]] = None) -> None:
         """Spread received IPv4/IPv6 flows over rx queues 0..queues-1 (default:
         every rx queue opened) by the Toeplitz hash of their addresses (and
         TCP/UDP ports with ports=True) under key (default RSS_DEFAULT_KEY),
         through the 128-entry redirection table reta (default round-robin).
-        Frames without a hash (not IP) stay on queue 0. Each rx queue then
-        leaves the hash in the packet's buffer (ops.rss_hashes).
-        RssConfigError for settings the device cannot take."""
+        types (names of MRQC_RSS_FIELDS) replaces the hash types ports
+        selects. Frames without a hash type (not IP) stay on queue 0. Each
+        rx queue then leaves the hash and the RSS type in the packet's
+        buffer (ops.rss_hashes, ops.rss_types). RssConfigError for settings
+        the device cannot take."""
         queues, key, reta = self._check_rss(queues, key, reta)
+        fields = self._rss_fields(RSS_ADDRESS_TYPES + (RSS_PORT_TYPES if ports else ()) if types is None else types)
         self._write_rss_key(key)
         self._write_reta(reta)
-        self._enable_mrqc(MRQC_RSS_FIELDS_ADDRESSES | (MRQC_RSS_FIELDS_PORTS if ports else 0))
+        self._enable_mrqc(fields)
         for q in self.rx_queues:
             q.set_rss_hash(True)
 
@@ -462,6 +463,17 @@ class IntelDevice(Device):
             raise RssConfigError(f"redirection table entry {bad[0]} is not one of the {queues} RSS queues",
                                  f"entries run from 0 to {queues - 1}")
         return queues, key, reta
+
+    @staticmethod
+    def _rss_fields(types: Sequence[str]) -> int:
+        unknown = sorted(set(types) - set(MRQC_RSS_FIELDS))
+        if unknown:
+            raise RssConfigError(f"unknown RSS hash type {unknown[0]!r}",
+                                 f"the types are {', '.join(MRQC_RSS_FIELDS)}")
+        fields = 0
+        for name in types:
+            fields |= MRQC_RSS_FIELDS[name]
+        return fields
 
     def _write_rss_key(self, key: bytes) -> None:
         """RSSRK: ten registers, key byte 0 in bits 7:0 of the first."""

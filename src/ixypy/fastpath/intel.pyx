@@ -92,9 +92,10 @@ cdef class IntelRxQueue(_IntelQueue):
         ixy_buf_free_slots(self.bufs, self.num_descs)
 
     def set_rss_hash(self, bint on) -> None:
-        """Copy each packet's RSS hash (write-back dword 1) into its buffer
-        (ixy_buf.rss_hash, PacketBatch.rss_hashes) from now on: for a NIC
-        with RSS on. Off, the rx loop does not touch it."""
+        """Copy each packet's RSS hash and type (write-back dwords 1 and 0)
+        into its buffer (ixy_buf.rss_hash/rss_type: ops.rss_hashes,
+        ops.rss_types) from now on: for a NIC with RSS on. Off, the rx loop
+        does not touch them."""
         self.rss_hash = on
 
     @property
@@ -143,6 +144,7 @@ cdef inline uint32_t _rx_ring(IntelRxQueue self, ixy_buf **out, uint32_t n, bint
         b.len = descs[idx].wb.length
         if rss:
             b.rss_hash = descs[idx].wb.rss_hash
+            b.rss_type = descs[idx].wb.info & 0xF    # 7.1.6.2: RSS type, bits 3:0 of dword 0
         ring[idx] = out[k]
         _adv_rx_give(<ixy_adv_rx_desc *> &descs[idx], out[k])
         idx = (idx + 1) & mask

@@ -495,3 +495,20 @@ def rss_hashes(PacketBatch batch not None, out) -> int:
     _rss_hashes(batch.bufs, batch.count, <uint32_t *> v.buf)
     PyBuffer_Release(&v)
     return batch.count
+
+
+cdef void _rss_types(ixy_buf **bufs, uint32_t n, uint8_t *out) noexcept nogil:
+    cdef uint32_t i
+    for i in range(n):
+        out[i] = <uint8_t> bufs[i].rss_type
+
+
+def rss_types(PacketBatch batch not None, out) -> int:
+    """The RSS type of each packet (uint8, at least len(batch) items; the
+    values of ixypy.drivers.intel.RSS_TYPES, 0: no hash) into out, as
+    rss_hashes does the hash. Returns len(batch)."""
+    cdef Py_buffer v
+    _acquire(out, &v, 1, batch.count, "out", PyBUF_WRITABLE)
+    _rss_types(batch.bufs, batch.count, <uint8_t *> v.buf)
+    PyBuffer_Release(&v)
+    return batch.count
