@@ -115,7 +115,8 @@ def test_microsoft_vectors_hash_and_queue(pair, ports):
     reverse order within each RSSRK register (model), the driver writing the
     key big-endian into RSSRK, the RETA indexed by hash >> 25 instead of
     hash & 127, the model ignoring MRQC's port fields (TCP hashed as
-    addresses only), and the ports hashed destination first."""
+    addresses only), the ports hashed destination first, and the rx loop
+    taking the RSS type from bits 7:4 of dword 0 instead of 3:0."""
     tx, rx = pair
     rx.enable_rss(reta=SCRAMBLED_RETA, ports=ports)
     vectors = IPV4_VECTORS + IPV6_VECTORS
