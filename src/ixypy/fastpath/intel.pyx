@@ -103,10 +103,14 @@ cdef class IntelRxQueue(_IntelQueue):
         return self.rss_hash
 
     cdef uint32_t _rx(self, ixy_buf **out, uint32_t n) noexcept nogil:
-        # one branch a batch: the loop without RSS is the one it always was
+        # one branch a batch: the loop without RSS is the one it always was,
+        # the one with RSS a call away (out of line, not to weigh on this one)
         if self.rss_hash:
-            return _rx_ring(self, out, n, True)
+            return self._rx_rss(out, n)
         return _rx_ring(self, out, n, False)
+
+    cdef uint32_t _rx_rss(self, ixy_buf **out, uint32_t n) noexcept nogil:
+        return _rx_ring(self, out, n, True)
 
     cdef void _discard(self, ixy_buf *b, uint32_t status) noexcept nogil:
         """A frame spread over several descriptors: buffers are sized so this
