@@ -157,10 +157,12 @@ static void rx_stage_writeback(struct ring *q, uint32_t idx, uint32_t len, int e
 /* Write dlen bytes (the frame's len bytes, then the CRC's if kept) into
  * ndesc descriptors from queue qi's head, with advanced write-back (7.1.6;
  * lo: its dwords 0 and 1). Returns 0 if a buffer lies outside the DMA map
- * (the queue stops). */
-static int rx_write(struct intel_function *p, struct ring *q, unsigned qi, const struct sim_dma_map *m,
-                    const struct sim_dma_ent **hint, const uint8_t *data, uint32_t len,
-                    const uint8_t *fcs, uint32_t dlen, uint32_t ndesc, uint64_t lo)
+ * (the queue stops). Always inlined: a call with its eleven arguments
+ * would cost more per frame than the rest of the write. */
+static inline __attribute__((always_inline)) int
+rx_write(struct intel_function *p, struct ring *q, unsigned qi, const struct sim_dma_map *m,
+         const struct sim_dma_ent **hint, const uint8_t *data, uint32_t len,
+         const uint8_t *fcs, uint32_t dlen, uint32_t ndesc, uint64_t lo)
 {
     uint32_t head = LD(&q->head), done = 0;
     for (uint32_t k = 0; k < ndesc; k++) {
@@ -194,23 +196,14 @@ static int rx_write(struct intel_function *p, struct ring *q, unsigned qi, const
  * arrives at function p. Caller holds p's rx lock. Returns 1 if written to
  * descriptors. Counters go to p->acc / p->wacc, flushed by rx_unlock. The
  * frame goes to rx queue 0, or with RSS on to the queue its hash picks
- * (intel_rss.c): one load and a branch when RSS is off. */
-int intel_rx_frame(struct intel_function *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
-                   const uint8_t *data, uint32_t len, const uint8_t *crc, int64_t now)
+ * (intel_rss.c): one load and a branch when RSS is off (rx_deliver). */
+/* The accepted frame into rx queue qi, write-back dwords 0-1 lo. Inlined
+ * into intel_rx_frame with qi and lo the constants 0 (RSS off: the code it
+ * always was) and into rx_deliver_rss. */
+static inline __attribute__((always_inline)) int
+rx_deliver(struct intel_function *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
+           const uint8_t *data, uint32_t len, const uint8_t *crc, uint32_t hl, unsigned qi, uint64_t lo)
 {
-    if (!LD(&p->rxen) || !link_is_up(p, now) || now < LD(&p->rst_until))
-        return 0;
-    p->rx_dirty = 1;
-    uint32_t hl = LD(&p->hlreg0);
-    if (!rx_accept(p, data, len, hl))
-        return 0;
-    if (LD(&p->drop_rx) && intel_fault_drop(p))
-        return 0;
-    unsigned qi = 0;
-    uint64_t lo = 0;
-    uint32_t rss = LD(&p->rss_fields);
-    if (rss)
-        qi = intel_rss_queue(p, rss, data, len, &lo);
     struct ring *q = &p->rx[qi];
     uint32_t dlen = (hl & HLREG0_RXCRCSTRP) ? len : len + 4, ndesc = 0;
     if (!rx_room(p, q, qi, dlen, &ndesc))
@@ -231,6 +224,33 @@ int intel_rx_frame(struct intel_function *p, const struct sim_dma_map *m, const 
     p->wacc.rx_packets++;
     p->wacc.rx_bytes += len;
     return 1;
+}
+
+/* With RSS on (hash types rss): to the queue the frame's hash picks. */
+static __attribute__((noinline)) int
+rx_deliver_rss(struct intel_function *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
+               const uint8_t *data, uint32_t len, const uint8_t *crc, uint32_t hl, uint32_t rss)
+{
+    uint64_t lo;
+    unsigned qi = intel_rss_queue(p, rss, data, len, &lo);
+    return rx_deliver(p, m, hint, data, len, crc, hl, qi, lo);
+}
+
+int intel_rx_frame(struct intel_function *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
+                   const uint8_t *data, uint32_t len, const uint8_t *crc, int64_t now)
+{
+    if (!LD(&p->rxen) || !link_is_up(p, now) || now < LD(&p->rst_until))
+        return 0;
+    p->rx_dirty = 1;
+    uint32_t hl = LD(&p->hlreg0);
+    if (!rx_accept(p, data, len, hl))
+        return 0;
+    if (LD(&p->drop_rx) && intel_fault_drop(p))
+        return 0;
+    uint32_t rss = LD(&p->rss_fields);
+    if (rss)
+        return rx_deliver_rss(p, m, hint, data, len, crc, hl, rss);
+    return rx_deliver(p, m, hint, data, len, crc, hl, 0, 0);
 }
 
 /* Adds the 64-bit counters of src to dst's (atomically) and zeroes them. */
