@@ -42,7 +42,7 @@ static uint32_t eth_fcs(const uint8_t *d, uint32_t len)
 /* 7.1.1 destination address filter, then the length checks; counts what
  * passes the filter. Returns 1 if the frame (len bytes without CRC) is to
  * be received. */
-static int rx_accept(struct intel_function *p, const uint8_t *data, uint32_t len, uint32_t hl)
+static inline __attribute__((always_inline)) int rx_accept(struct intel_function *p, const uint8_t *data, uint32_t len, uint32_t hl)
 {
     uint32_t wire_len = len + 4;
     uint32_t fctrl = LD(&p->fctrl);
@@ -99,7 +99,7 @@ static uint32_t rx_ring_room(struct ring *q, uint32_t need)
 /* Whether rx queue q can take dlen bytes now: enabled, bus mastering on,
  * enough free descriptors (*ndesc of them). If not, the frame is dropped
  * and counted (QPRDC with SRRCTL.DROP_EN, else RXMPC). */
-static int rx_room(struct intel_function *p, struct ring *q, unsigned qi, uint32_t dlen, uint32_t *ndesc)
+static inline __attribute__((always_inline)) int rx_room(struct intel_function *p, struct ring *q, unsigned qi, uint32_t dlen, uint32_t *ndesc)
 {
     int ok = LDA(&q->enabled) && !LD(&q->faulted) && dma_runs(p);
     if (ok && !(LD(&p->pci_command) & 4)) {
@@ -142,7 +142,7 @@ static void rx_writeback(struct ring *q)
  * (intel_rx_unlock), as the NIC packs write-backs into whole cache lines
  * (the datasheets' "Receive Descriptor Write-Back"): the driver polling the
  * ring then takes each line from the engine once, not once a descriptor. */
-static void rx_stage_writeback(struct ring *q, uint32_t idx, uint32_t len, int eop, uint64_t lo)
+static inline __attribute__((always_inline)) void rx_stage_writeback(struct ring *q, uint32_t idx, uint32_t len, int eop, uint64_t lo)
 {
     if (!q->wb_count)
         q->wb_first = idx;
