@@ -234,3 +234,27 @@ def test_rss_queue_limit_is_the_familys(ixypy_sim, ixypy_sim_kind):
     else:
         dev.enable_rss()
         assert dev.rss_enabled
+
+
+def test_source_wire_fills_the_queue_its_frame_hashes_to(ixypy_sim):
+    """The sim source wire's generator (one UDP flow) feeds the queue RSS
+    picks for its frame, at the pace that queue frees descriptors: every
+    frame on queue 2 (every RETA entry), none dropped. Mutation tried: the
+    generator checking rx queue 0's room instead of the target queue's
+    (frames then overran queue 2 and were counted as drops): failed."""
+    dev = ixypy_sim.open("source", rx_queues=QUEUES, num_rx_desc=64)
+    dev.enable_rss(reta=[2] * 128)
+    batch = PacketBatch(32)
+    time.sleep(0.05)
+    while dev.rx_batch(0, batch):      # what queue 0 got before RSS was on
+        batch.free()
+    dev.stats()
+    got = [0] * QUEUES
+    deadline = time.monotonic() + 5
+    while got[2] < 2000 and time.monotonic() < deadline:
+        for q in range(QUEUES):
+            n = dev.rx_batch(q, batch)
+            got[q] += n
+            batch.free()
+    assert got[2] >= 2000 and got[0] == got[1] == got[3] == 0, got
+    assert dev.stats().rx_dropped == 0
