@@ -25,7 +25,9 @@ struct ixy_buf {
     uint32_t pool_index;
     uint32_t len;                 /* bytes of packet in data[] */
     uint32_t is_free;             /* maintained only in debug pools */
-    uint8_t reserved[IXY_BUF_HEADER - 28];
+    uint32_t rss_hash;            /* rx with RSS on: the NIC's hash of the packet (else stale) */
+    uint32_t rss_type;            /* rx with RSS on: its RSS type (0: none, hash 0) */
+    uint8_t reserved[IXY_BUF_HEADER - 36];
     uint8_t headroom[IXY_BUF_HEADROOM];
     uint8_t data[];
 };

@@ -304,6 +304,8 @@ const struct variant intel_82576_variant = {
     .ctrl_rst = CTRL_RST, .ral0 = I_RAL(0),
     .srrctl_slot = I_SRRCTL_SLOT, .srrctl_bsizepkt = I_SRRCTL_BSIZEPKT, .srrctl_drop_en = I_SRRCTL_DROP_EN,
     .te_before_queues = 0,
+    /* MRQC: Multiple Receive Queues Enable bits 2:0, 010b RSS only; RETA: entry bits 2:0 the queue */
+    .mrqc_mrqe = 0x7u, .mrqc_rss_only = 0x2u, .reta_qindex = 0x7u,
     /* 8.8: bits 24:0 vectors, 30 TCP timer, 31 other causes; 29:25 reserved */
     .eirq = {I_EICR, I_EICS, I_EIMS, I_EIMC, I_EIAC, I_EIAM, 0x01FFFFFFu, 0xC0000000u, 0x3E000000u,
              "bits 29:25 are", 0},

@@ -359,6 +359,8 @@ const struct variant intel_82599_variant = {
     .ctrl_rst = CTRL_RST | CTRL_LRST, .ral0 = R_RAL(0),
     .srrctl_slot = 0x14, .srrctl_bsizepkt = SRRCTL_BSIZEPKT_MASK, .srrctl_drop_en = SRRCTL_DROP_EN,
     .te_before_queues = 1,
+    /* 8.2.3.7.12 MRQC: MRQE bits 3:0, 0001b RSS only; 8.2.3.7.14 RETA: entry bits 3:0 the queue */
+    .mrqc_mrqe = 0xFu, .mrqc_rss_only = 0x1u, .reta_qindex = 0xFu,
     /* 8.2.3.5: bits 15:0 vectors 0..15 (the _EX registers reach 16..63), EIAC 16 bits */
     .eirq = {R_EICR, R_EICS, R_EIMS, R_EIMC, R_EIAC, R_EIAM, 0x0000FFFFu, 0x7FFF0000u, 0x80000000u,
              "bit 31 is", ~0xFFFFull},

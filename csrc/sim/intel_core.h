@@ -31,8 +31,9 @@
  *   "FCTRL.UPE=1" / "FCTRL.UPE=0"   unicast promiscuous switched on / off
  *
  * Modelling choices (where the datasheet leaves room or the model simplifies):
- *  - All received traffic goes to rx queue 0 (no RSS, no pools, no filters
- *    beyond the destination MAC check against RAR(0), BAM, MPE, UPE).
+ *  - Received traffic goes to rx queue 0, or with RSS on (MRQC, intel_rss.c)
+ *    to the queue the hash's redirection-table entry names; no pools, no
+ *    filters beyond the destination MAC check against RAR(0), BAM, MPE, UPE.
  *  - No free rx descriptor: with SRRCTL.DROP_EN the frame is dropped and
  *    counted in QPRDC (0x1430 + 0x40*n, the per-queue drop counter; QPRC is
  *    at 0x1030). Without DROP_EN the 82599 keeps the frame in its packet
@@ -183,6 +184,7 @@ struct ring {
     uint32_t wb_first, wb_count;  /* rx, under the rx lock: descriptors written back at the next flush */
     uint16_t wb_len[RX_WB_DESCS];
     uint8_t wb_eop[RX_WB_DESCS];
+    uint64_t wb_lo[RX_WB_DESCS];  /* write-back dwords 0 (RSS type) and 1 (RSS hash) */
     uint32_t tail __attribute__((aligned(64)));   /* atomic: written by the driver */
 };
 
@@ -223,6 +225,8 @@ struct variant {
     uint32_t ral0;                      /* RAL(0); RAH(0) follows */
     uint32_t srrctl_slot, srrctl_bsizepkt, srrctl_drop_en;
     int te_before_queues;               /* TXDCTL.ENABLE needs tx on first */
+    uint32_t mrqc_mrqe, mrqc_rss_only;  /* MRQC's queue-mode field and its RSS-only value */
+    uint32_t reta_qindex;               /* the bits of a RETA entry that name the queue */
     struct eirq_layout eirq;
     struct eitr_layout eitr;
     int (*queue_at)(struct intel_function *p, uint32_t off, struct qreg *r);
@@ -262,6 +266,11 @@ struct intel_function {
     uint64_t txmask, rxmask;  /* atomic: enabled queues */
     struct ring tx[INTEL_MODEL_NUM_QUEUES], rx[INTEL_MODEL_NUM_QUEUES];
 
+    /* RSS (intel_rss.c): latched from MRQC, RSSRK, RETA under p->lock */
+    uint32_t rss_fields;      /* atomic: MRQC's hash-field bits while RSS is on, else 0 */
+    uint8_t rss_key[40];      /* RSSRK, key byte 0 first */
+    uint8_t rss_reta[128];    /* RETA: each entry's queue index */
+
     /* wire */
     int wire;                 /* atomic WIRE_* */
     struct intel_function *peer;  /* atomic */
@@ -274,6 +283,7 @@ struct intel_function {
     /* rx path lock and per-batch accumulators (under rxlock) */
     uint8_t rxlock;
     uint8_t rx_dirty;
+    uint64_t rx_touched;      /* rx queues written since rx_lock (their write-backs flush at unlock) */
     struct dev_stats acc;
     struct intel_wire_stats wacc;
 
@@ -363,6 +373,11 @@ int intel_rx_frame(struct intel_function *p, const struct sim_dma_map *m, const 
                    const uint8_t *data, uint32_t len, const uint8_t *crc, int64_t now);
 void intel_rx_unlock(struct intel_function *p);
 unsigned intel_one_pass(struct intel_model *sim, int64_t now);
+/* intel_rss.c: MRQC/RSSRK/RETA (1 if off is one of them); the queue and
+ * write-back dwords 0-1 (RSS type, hash) of a frame while RSS is on */
+int intel_rss_write(struct intel_function *p, uint32_t off, uint32_t v);
+void intel_rss_reset(struct intel_function *p);
+unsigned intel_rss_queue(struct intel_function *p, uint32_t fields, const uint8_t *data, uint32_t len, uint64_t *lo);
 /* intel_msix.c */
 void intel_irq_eval(struct intel_function *p, int64_t now);
 void intel_irq_raise(struct intel_function *p, uint64_t vectors, int64_t now);

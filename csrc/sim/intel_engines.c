@@ -42,7 +42,8 @@ static uint32_t eth_fcs(const uint8_t *d, uint32_t len)
 /* 7.1.1 destination address filter, then the length checks, for n frames
  * alike (the same addresses and length); counts what passes the filter.
  * Returns 1 if the frames (len bytes without CRC) are to be received. */
-static int rx_accept(struct intel_function *p, const uint8_t *data, uint32_t len, uint32_t hl, uint32_t n)
+static inline __attribute__((always_inline)) int
+rx_accept(struct intel_function *p, const uint8_t *data, uint32_t len, uint32_t hl, uint32_t n)
 {
     uint32_t wire_len = len + 4;
     uint32_t fctrl = LD(&p->fctrl);
@@ -99,13 +100,13 @@ static uint32_t rx_ring_room(struct ring *q, uint32_t need)
 /* Whether rx queue q can take dlen bytes now: enabled, bus mastering on,
  * enough free descriptors (*ndesc of them). If not, the frame is dropped
  * and counted (QPRDC with SRRCTL.DROP_EN, else RXMPC). */
-static int rx_room(struct intel_function *p, struct ring *q, uint32_t dlen, uint32_t *ndesc)
+static inline __attribute__((always_inline)) int rx_room(struct intel_function *p, struct ring *q, unsigned qi, uint32_t dlen, uint32_t *ndesc)
 {
     int ok = LDA(&q->enabled) && !LD(&q->faulted) && dma_runs(p);
     if (ok && !(LD(&p->pci_command) & 4)) {
         if (!q->bme_reported) {
             q->bme_reported = 1;
-            ERR(p, "rx DMA for RXDCTL[0] queue while PCI COMMAND.BME is clear: frame dropped");
+            ERR(p, "rx DMA for RXDCTL[%u] queue while PCI COMMAND.BME is clear: frame dropped", qi);
         }
         ok = 0;
     }
@@ -123,13 +124,13 @@ static int rx_room(struct intel_function *p, struct ring *q, uint32_t dlen, uint
     return ok;
 }
 
-/* Write back the staged descriptors (advanced format, 7.1.6.2): length,
- * no packet type or RSS hash, DD and EOP, each DD last. */
+/* Write back the staged descriptors (advanced format, 7.1.6.2): RSS type
+ * and hash (0 without RSS), length, DD and EOP, each DD last. */
 static void rx_writeback(struct ring *q)
 {
     for (uint32_t i = 0; i < q->wb_count; i++) {
         uint8_t *d = q->ring + (size_t)(q->wb_first + i) * 16;
-        wr64(d, 0);                     /* packet type, RSS: none */
+        wr64(d, q->wb_lo[i]);           /* RSS type (packet type 0), RSS hash */
         wr32(d + 12, q->wb_len[i]);     /* PKT_LEN 15:0, VLAN tag 0 */
         __atomic_store_n((uint32_t *)(d + 8), RXD_STAT_DD | (q->wb_eop[i] ? RXD_STAT_EOP : 0),
                          __ATOMIC_RELEASE);
@@ -142,23 +143,27 @@ static void rx_writeback(struct ring *q)
  * (intel_rx_unlock), as the NIC packs write-backs into whole cache lines
  * (the datasheets' "Receive Descriptor Write-Back"): the driver polling the
  * ring then takes each line from the engine once, not once a descriptor. */
-static void rx_stage_writeback(struct ring *q, uint32_t idx, uint32_t len, int eop)
+static inline __attribute__((always_inline)) void rx_stage_writeback(struct ring *q, uint32_t idx, uint32_t len, int eop, uint64_t lo)
 {
     if (!q->wb_count)
         q->wb_first = idx;
     q->wb_len[q->wb_count] = (uint16_t)len;
     q->wb_eop[q->wb_count] = (uint8_t)eop;
+    q->wb_lo[q->wb_count] = lo;
     q->wb_count++;
     if ((idx + 1) % RX_WB_DESCS == 0 || idx + 1 == q->size)
         rx_writeback(q);
 }
 
 /* Write dlen bytes (the frame's len bytes, then the CRC's if kept) into
- * ndesc descriptors from the queue's head, with advanced write-back
- * (7.1.6). Returns 0 if a buffer lies outside the DMA map (the queue stops). */
-static int rx_write(struct intel_function *p, struct ring *q, const struct sim_dma_map *m,
-                    const struct sim_dma_ent **hint, const uint8_t *data, uint32_t len,
-                    const uint8_t *fcs, uint32_t dlen, uint32_t ndesc)
+ * ndesc descriptors from queue qi's head, with advanced write-back (7.1.6;
+ * lo: its dwords 0 and 1). Returns 0 if a buffer lies outside the DMA map
+ * (the queue stops). Always inlined: a call with its eleven arguments
+ * would cost more per frame than the rest of the write. */
+static inline __attribute__((always_inline)) int
+rx_write(struct intel_function *p, struct ring *q, unsigned qi, const struct sim_dma_map *m,
+         const struct sim_dma_ent **hint, const uint8_t *data, uint32_t len,
+         const uint8_t *fcs, uint32_t dlen, uint32_t ndesc, uint64_t lo)
 {
     uint32_t head = LD(&q->head), done = 0;
     for (uint32_t k = 0; k < ndesc; k++) {
@@ -168,8 +173,8 @@ static int rx_write(struct intel_function *p, struct ring *q, const struct sim_d
         uint8_t *buf = sim_dma_find(m, hint, addr, chunk);
         if (!buf) {
             rx_writeback(q);
-            ERR(p, "RXD[%u] of queue 0: buffer 0x%llx+%u outside the DMA map (queue stopped)",
-                head, (unsigned long long)addr, chunk);
+            ERR(p, "RXD[%u] of queue %u: buffer 0x%llx+%u outside the DMA map (queue stopped)",
+                head, qi, (unsigned long long)addr, chunk);
             ST(&q->faulted, 1);
             STR(&q->head, head);
             return 0;
@@ -180,7 +185,7 @@ static int rx_write(struct intel_function *p, struct ring *q, const struct sim_d
         if (from_data < chunk)
             memcpy(buf + from_data, fcs + (done + from_data - len), chunk - from_data);
         done += chunk;
-        rx_stage_writeback(q, head, chunk, k == ndesc - 1);
+        rx_stage_writeback(q, head, chunk, k == ndesc - 1, lo);
         head = head + 1 == q->size ? 0 : head + 1;
     }
     q->room -= ndesc;
@@ -188,11 +193,12 @@ static int rx_write(struct intel_function *p, struct ring *q, const struct sim_d
     return 1;
 }
 
-/* n frames of len bytes (dlen with the CRC if kept) are in rx queue q's
- * buffers: its cause (7.3.4: rx cause of queue 0 -> its vector) and counters. */
-static void rx_received(struct intel_function *p, struct ring *q, uint32_t len, uint32_t dlen, uint32_t n)
+/* n frames of len bytes (dlen with the CRC if kept) are in rx queue qi's
+ * buffers: its cause (7.3.4: rx cause of queue qi -> its vector) and counters. */
+static inline __attribute__((always_inline)) void
+rx_received(struct intel_function *p, struct ring *q, unsigned qi, uint32_t len, uint32_t dlen, uint32_t n)
 {
-    uint32_t iv = LD(&p->rx_ivar[0]);
+    uint32_t iv = LD(&p->rx_ivar[qi]);
     if (iv & IVAR_VALID)
         p->rx_cause |= 1ull << (iv & 63);
     p->acc.qprc[q->stat] += n;
@@ -203,8 +209,42 @@ static void rx_received(struct intel_function *p, struct ring *q, uint32_t len, 
 
 /* A frame (without CRC: len bytes; crc = the 4 FCS bytes or NULL to compute)
  * arrives at function p. Caller holds p's rx lock. Returns 1 if written to
- * descriptors. Counters go to p->acc / p->wacc, flushed by rx_unlock. All
- * received traffic goes to rx queue 0. */
+ * descriptors. Counters go to p->acc / p->wacc, flushed by rx_unlock. The
+ * frame goes to rx queue 0, or with RSS on to the queue its hash picks
+ * (intel_rss.c): one load and a branch when RSS is off (rx_deliver). */
+/* The accepted frame into rx queue qi, write-back dwords 0-1 lo. Inlined
+ * into intel_rx_frame with qi and lo the constants 0 (RSS off: the code it
+ * always was) and into rx_deliver_rss. */
+static inline __attribute__((always_inline)) int
+rx_deliver(struct intel_function *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
+           const uint8_t *data, uint32_t len, const uint8_t *crc, uint32_t hl, unsigned qi, uint64_t lo)
+{
+    struct ring *q = &p->rx[qi];
+    uint32_t dlen = (hl & HLREG0_RXCRCSTRP) ? len : len + 4, ndesc = 0;
+    if (!rx_room(p, q, qi, dlen, &ndesc))
+        return 0;
+    uint8_t fcs[4];
+    if (dlen > len) {
+        uint32_t c = crc ? rd32(crc) : eth_fcs(data, len);
+        memcpy(fcs, &c, 4);
+    }
+    p->rx_touched |= 1ull << qi;
+    if (!rx_write(p, q, qi, m, hint, data, len, fcs, dlen, ndesc, lo))
+        return 0;
+    rx_received(p, q, qi, len, dlen, 1);
+    return 1;
+}
+
+/* With RSS on (hash types rss): to the queue the frame's hash picks. */
+static __attribute__((noinline)) int
+rx_deliver_rss(struct intel_function *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
+               const uint8_t *data, uint32_t len, const uint8_t *crc, uint32_t hl, uint32_t rss)
+{
+    uint64_t lo;
+    unsigned qi = intel_rss_queue(p, rss, data, len, &lo);
+    return rx_deliver(p, m, hint, data, len, crc, hl, qi, lo);
+}
+
 int intel_rx_frame(struct intel_function *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
                    const uint8_t *data, uint32_t len, const uint8_t *crc, int64_t now)
 {
@@ -216,19 +256,10 @@ int intel_rx_frame(struct intel_function *p, const struct sim_dma_map *m, const 
         return 0;
     if (LD(&p->drop_rx) && intel_fault_drop(p))
         return 0;
-    struct ring *q = &p->rx[0];
-    uint32_t dlen = (hl & HLREG0_RXCRCSTRP) ? len : len + 4, ndesc = 0;
-    if (!rx_room(p, q, dlen, &ndesc))
-        return 0;
-    uint8_t fcs[4];
-    if (dlen > len) {
-        uint32_t c = crc ? rd32(crc) : eth_fcs(data, len);
-        memcpy(fcs, &c, 4);
-    }
-    if (!rx_write(p, q, m, hint, data, len, fcs, dlen, ndesc))
-        return 0;
-    rx_received(p, q, len, dlen, 1);
-    return 1;
+    uint32_t rss = LD(&p->rss_fields);
+    if (rss)
+        return rx_deliver_rss(p, m, hint, data, len, crc, hl, rss);
+    return rx_deliver(p, m, hint, data, len, crc, hl, 0, 0);
 }
 
 /* Adds the 64-bit counters of src to dst's (atomically) and zeroes them. */
@@ -242,10 +273,18 @@ static void flush_counters(void *dst, void *src, size_t bytes)
         }
 }
 
+/* Flush the write-backs of every rx queue written since rx_lock, the
+ * counters, and the rx causes; then let the lock go. */
 void intel_rx_unlock(struct intel_function *p)
 {
-    if (p->rx[0].wb_count)
-        rx_writeback(&p->rx[0]);
+    uint64_t touched = p->rx_touched;
+    p->rx_touched = 0;
+    while (touched) {
+        struct ring *q = &p->rx[__builtin_ctzll(touched)];
+        touched &= touched - 1;
+        if (q->wb_count)
+            rx_writeback(q);
+    }
     if (p->rx_dirty) {
         flush_counters(&p->st, &p->acc, sizeof(p->acc));
         flush_counters(&p->wst, &p->wacc, sizeof(p->wacc));
@@ -473,6 +512,10 @@ static unsigned tx_queue(struct intel_function *p, unsigned qi, const struct sim
     return consumed;
 }
 
+/* Where the headers RSS may hash end, at the latest: an 802.1Q tag, IPv6
+ * (40 bytes) and the ports (14 + 4 + 40 + 4). */
+#define RSS_HEADERS_END 62
+
 /* The source's next frame: its sequence number written in. */
 static void source_next(struct intel_function *p)
 {
@@ -487,8 +530,9 @@ static void source_next(struct intel_function *p)
  * (the checks, the filter's verdict: the sequence number lies beyond the
  * destination address) done once. Caller holds the rx lock. */
 static void source_burst(struct intel_function *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
-                         struct ring *q, uint32_t n)
+                         unsigned qi, uint64_t lo, uint32_t n)
 {
+    struct ring *q = &p->rx[qi];
     uint32_t hl = LD(&p->hlreg0), len = p->src_len;
     uint32_t dlen = (hl & HLREG0_RXCRCSTRP) ? len : len + 4, ndesc = (dlen + q->bsize - 1) / q->bsize;
     p->rx_dirty = 1;
@@ -499,16 +543,17 @@ static void source_burst(struct intel_function *p, const struct sim_dma_map *m, 
     }
     uint32_t written = 0;
     uint8_t fcs[4];
+    p->rx_touched |= 1ull << qi;
     for (; written < n; written++) {
         source_next(p);
         if (dlen > len) {
             uint32_t c = eth_fcs(p->src_frame, len);
             memcpy(fcs, &c, 4);
         }
-        if (!rx_write(p, q, m, hint, p->src_frame, len, fcs, dlen, ndesc))
+        if (!rx_write(p, q, qi, m, hint, p->src_frame, len, fcs, dlen, ndesc, lo))
             break;
     }
-    rx_received(p, q, len, dlen, written);
+    rx_received(p, q, qi, len, dlen, written);
 }
 
 /* The traffic generator at the far end of a source wire: as many frames as
@@ -519,7 +564,14 @@ static unsigned source_fill(struct intel_function *p, const struct sim_dma_map *
 {
     if (!LD(&p->rxen) || !link_is_up(p, now))
         return 0;
-    struct ring *q = &p->rx[0];
+    /* the queue the frame goes to: the same every frame when the sequence
+     * number lies beyond the headers RSS hashes (else: the per-frame path) */
+    unsigned qi = 0;
+    uint64_t lo = 0;
+    uint32_t rss = LD(&p->rss_fields);
+    if (rss)
+        qi = intel_rss_queue(p, rss, p->src_frame, p->src_len, &lo);
+    struct ring *q = &p->rx[qi];
     if (!LDA(&q->enabled) || LD(&q->faulted) || !(LD(&p->pci_command) & 4))
         return 0;
     rx_lock(p);
@@ -531,14 +583,16 @@ static unsigned source_fill(struct intel_function *p, const struct sim_dma_map *
     uint32_t fit = rx_ring_room(q, need * n) / need;
     if (fit < n)
         n = fit;
-    if (LD(&p->drop_rx) || (p->src_seq_off >= 0 && p->src_seq_off < 6)) {
-        /* each copy has its own fate (a fault drops some; the sequence number changes the address) */
+    int seq_in_headers = p->src_seq_off >= 0 && p->src_seq_off < (rss ? RSS_HEADERS_END : 6);
+    if (LD(&p->drop_rx) || seq_in_headers) {
+        /* each copy has its own fate (a fault drops some; the sequence
+         * number changes the address, or the hash) */
         for (uint32_t i = 0; i < n; i++) {
             source_next(p);
             intel_rx_frame(p, m, hint, p->src_frame, p->src_len, NULL, now);
         }
     } else if (n) {
-        source_burst(p, m, hint, q, n);
+        source_burst(p, m, hint, qi, lo, n);
     }
     intel_rx_unlock(p);
     return n;

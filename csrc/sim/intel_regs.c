@@ -37,6 +37,8 @@ static void rings_reset(struct intel_function *p)
     memset(p->rx_ivar, 0, sizeof(p->rx_ivar));
     memset(p->tx_ivar, 0, sizeof(p->tx_ivar));
     p->rx_cause = 0;
+    p->rx_touched = 0;
+    intel_rss_reset(p);
     intel_rx_unlock(p);
 }
 
@@ -212,7 +214,7 @@ static void write_locked(struct intel_function *p, uint32_t off, uint32_t v, int
     struct qreg r;
     if (p->v->queue_at(p, off, &r))
         intel_queue_write(p, &r, v);
-    else if (!intel_eirq_write(p, off, v, now))
+    else if (!intel_eirq_write(p, off, v, now) && !intel_rss_write(p, off, v))
         p->v->write(p, off, v, now);
 }
 

@@ -98,6 +98,12 @@ class QueueError(IxyError, IndexError):
     default_hint = "queue ids run from 0 to the number of queues given to ixypy.open(..., rx_queues=N, tx_queues=M) minus one"
 
 
+class RssConfigError(IxyError, ValueError):
+    """Receive-side scaling asked for with settings the device cannot take."""
+
+    default_hint = "enable_rss(queues=N) needs N rx queues opened (ixypy.open(..., rx_queues=N)), a 40-byte key and 128 table entries below N"
+
+
 class InvalidTemplate(IxyError, ValueError):
     """A packet template file that cannot be used: not a capture, no packets, not Ethernet, a frame too long."""
 

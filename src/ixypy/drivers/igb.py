@@ -164,6 +164,12 @@ class IgbDevice(IntelDevice):
     NAMES = NAMES
     rx_queue_block = staticmethod(_rxq)
     tx_queue_block = staticmethod(_txq)
+    # RSS (7.1.1.7): MRQC's Multiple Receive Queues Enable bits 2:0, 010b
+    # RSS only; RETA entries name one of 8 queues in bits 2:0 (8.10)
+    RSS_MAX_QUEUES = 8
+    MRQC_MRQE_MASK = 0x7
+    MRQC_RSS_ONLY = 0x2
+    RETA_QUEUE_MASK = 0x7
 
     # --- bring-up steps, 4.5 (the sequence: IntelDevice._bring_up) ----------------
 

@@ -17,7 +17,8 @@ from ..fastpath.intel import IntelRxQueue, IntelTxQueue
 from ..fastpath.mempool import Mempool
 from ..fastpath.regs import Bar
 from ..device import Device, DeviceStats, format_mac
-from ..errors import DeviceGone, DeviceTimeout, InterruptsUnavailable, IxyError, LinkDown, PacketTooLarge, QueueError
+from ..errors import (DeviceGone, DeviceTimeout, InterruptsUnavailable, IxyError, LinkDown, PacketTooLarge, QueueError,
+                      RssConfigError)
 from ..interrupts import Interrupts, rx_wait
 from ..memory import DmaRegion
 
@@ -108,6 +109,37 @@ QUEUE_REG_NAMES = {
     "rx": {"bal": "RDBAL", "bah": "RDBAH", "len": "RDLEN", "head": "RDH", "tail": "RDT", "ctl": "RXDCTL"},
     "tx": {"bal": "TDBAL", "bah": "TDBAH", "len": "TDLEN", "head": "TDH", "tail": "TDT", "ctl": "TXDCTL"},
 }
+
+
+# --- receive-side scaling: registers both families have at the same offsets
+# (82599 8.2.3.7.12-15, 82576 8.10) and MRQC's hash-field bits, also shared
+MRQC = 0x05818
+def RETA(n: int) -> int: return 0x05C00 + 4 * n     # 32 registers, 4 one-byte entries each, entry 4n in bits 7:0
+def RSSRK(n: int) -> int: return 0x05C80 + 4 * n    # 10 registers, key byte 4n in bits 7:0
+
+
+#: MRQC's hash-field bits by hash type (the same on both families); the
+#: IPv6 types with extension headers (bits 18, 19, 24) are left off
+MRQC_RSS_FIELDS = {"tcp-ipv4": 1 << 16, "ipv4": 1 << 17, "ipv6": 1 << 20, "tcp-ipv6": 1 << 21,
+                   "udp-ipv4": 1 << 22, "udp-ipv6": 1 << 23}
+RSS_ADDRESS_TYPES = ("ipv4", "ipv6")
+RSS_PORT_TYPES = ("tcp-ipv4", "udp-ipv4", "tcp-ipv6", "udp-ipv6")
+
+RSS_KEY_LEN = 40
+RETA_ENTRIES = 128
+#: the default RSS key: the one of Microsoft's RSS verification suite (and of
+#: both datasheets' examples), so hashes can be checked against published values
+RSS_DEFAULT_KEY = bytes.fromhex("6d5a56da255b0ec24167253d43a38fb0d0ca2bcbae7b30b477cb2da38030f20c"
+                                "6a42b73bbeac01fa")
+
+#: the RSS type a write-back reports in bits 3:0 of its first dword (both families)
+RSS_TYPES = {0x0: None, 0x1: "tcp-ipv4", 0x2: "ipv4", 0x3: "tcp-ipv6", 0x4: "ipv6-ex", 0x5: "ipv6",
+             0x6: "tcp-ipv6-ex", 0x7: "udp-ipv4", 0x8: "udp-ipv6", 0x9: "udp-ipv6-ex"}
+
+
+def default_reta(queues: int) -> List[int]:
+    """The redirection table that spreads hashes round-robin over queues."""
+    return [i % queues for i in range(RETA_ENTRIES)]
 
 
 @dataclass(frozen=True)
@@ -367,6 +399,100 @@ class IntelDevice(Device):
 
     def tx_queue(self, queue_id: int) -> IntelTxQueue:
         return self._queue(self.tx_queues, queue_id, "tx")
+
+    # --- receive-side scaling (82599 7.1.2.8, 82576 7.1.1.7) -------------------
+    # A family sets: RSS_MAX_QUEUES (what a RETA entry can name),
+    # MRQC_MRQE_MASK and MRQC_RSS_ONLY (MRQC's queue-mode field and its
+    # "RSS only" value), RETA_QUEUE_MASK (the entry bits that name the queue).
+    RSS_MAX_QUEUES: int
+    MRQC_MRQE_MASK: int
+    MRQC_RSS_ONLY: int
+    RETA_QUEUE_MASK: int
+
+    def enable_rss(self, queues: Optional[int] = None, key: Optional[bytes] = None,
+                   reta: Optional[Sequence[int]] = None, ports: bool = True,
+                   types: Optional[Sequence[str]] = None) -> None:
+        """Spread received IPv4/IPv6 flows over rx queues 0..queues-1 (default:
+        every rx queue opened) by the Toeplitz hash of their addresses (and
+        TCP/UDP ports with ports=True) under key (default RSS_DEFAULT_KEY),
+        through the 128-entry redirection table reta (default round-robin).
+        types (names of MRQC_RSS_FIELDS) replaces the hash types ports
+        selects. Frames without a hash type (not IP) stay on queue 0. Each
+        rx queue then leaves the hash and the RSS type in the packet's
+        buffer (ops.rss_hashes, ops.rss_types). RssConfigError for settings
+        the device cannot take."""
+        queues, key, reta = self._check_rss(queues, key, reta)
+        fields = self._rss_fields(RSS_ADDRESS_TYPES + (RSS_PORT_TYPES if ports else ()) if types is None else types)
+        self._write_rss_key(key)
+        self._write_reta(reta)
+        self._enable_mrqc(fields)
+        for q in self.rx_queues:
+            q.set_rss_hash(True)
+
+    def disable_rss(self) -> None:
+        """Every frame to queue 0 again (MRQC queue mode 0)."""
+        self.regs.write(MRQC, 0)
+        for q in self.rx_queues:
+            q.set_rss_hash(False)
+
+    @property
+    def rss_enabled(self) -> bool:
+        return self.regs.read(MRQC) & self.MRQC_MRQE_MASK == self.MRQC_RSS_ONLY
+
+    def _check_rss(self, queues: Optional[int], key: Optional[bytes],
+                   reta: Optional[Sequence[int]]) -> Tuple[int, bytes, List[int]]:
+        queues = self.num_rx_queues if queues is None else queues
+        if not 1 <= queues <= self.num_rx_queues:
+            raise RssConfigError(f"RSS over {queues} queues asked for, the device was opened with "
+                                 f"{self.num_rx_queues} rx queues",
+                                 f"open it with ixypy.open(..., rx_queues={max(queues, 1)})")
+        if queues > self.RSS_MAX_QUEUES:
+            raise RssConfigError(f"RSS over {queues} queues asked for, a {self.driver_name} redirection table "
+                                 f"entry names at most {self.RSS_MAX_QUEUES}",
+                                 f"use at most {self.RSS_MAX_QUEUES} queues for RSS")
+        key = RSS_DEFAULT_KEY if key is None else bytes(key)
+        if len(key) != RSS_KEY_LEN:
+            raise RssConfigError(f"RSS key of {len(key)} bytes, the hash takes {RSS_KEY_LEN}",
+                                 f"pass a {RSS_KEY_LEN}-byte key, or none for the default")
+        reta = default_reta(queues) if reta is None else [int(e) for e in reta]
+        if len(reta) != RETA_ENTRIES:
+            raise RssConfigError(f"redirection table of {len(reta)} entries, the device has {RETA_ENTRIES}",
+                                 f"pass {RETA_ENTRIES} queue numbers (repeat a shorter table to fill it)")
+        bad = [e for e in reta if not 0 <= e < queues]
+        if bad:
+            raise RssConfigError(f"redirection table entry {bad[0]} is not one of the {queues} RSS queues",
+                                 f"entries run from 0 to {queues - 1}")
+        return queues, key, reta
+
+    @staticmethod
+    def _rss_fields(types: Sequence[str]) -> int:
+        unknown = sorted(set(types) - set(MRQC_RSS_FIELDS))
+        if unknown:
+            raise RssConfigError(f"unknown RSS hash type {unknown[0]!r}",
+                                 f"the types are {', '.join(MRQC_RSS_FIELDS)}")
+        fields = 0
+        for name in types:
+            fields |= MRQC_RSS_FIELDS[name]
+        return fields
+
+    def _write_rss_key(self, key: bytes) -> None:
+        """RSSRK: ten registers, key byte 0 in bits 7:0 of the first."""
+        for n in range(RSS_KEY_LEN // 4):
+            self.regs.write(RSSRK(n), int.from_bytes(key[4 * n:4 * n + 4], "little"))
+
+    def _write_reta(self, reta: Sequence[int]) -> None:
+        """RETA: 32 registers of four one-byte entries, entry 4n in bits 7:0;
+        the queue in the family's index bits of each entry."""
+        for n in range(RETA_ENTRIES // 4):
+            value = 0
+            for j in range(4):
+                value |= (reta[4 * n + j] & self.RETA_QUEUE_MASK) << (8 * j)
+            self.regs.write(RETA(n), value)
+
+    def _enable_mrqc(self, fields: int) -> None:
+        """MRQC: RSS only, with the hash types in fields (written last, once
+        key and table are in place)."""
+        self.regs.write(MRQC, self.MRQC_RSS_ONLY | fields)
 
     # --- control ----------------------------------------------------------------
 

@@ -141,6 +141,12 @@ class IxgbeDevice(IntelDevice):
     NAMES = NAMES
     rx_queue_block = staticmethod(_rxq)
     tx_queue_block = staticmethod(_txq)
+    # RSS (7.1.2.8): MRQC.MRQE bits 3:0, 0001b RSS only (8.2.3.7.12); RETA
+    # entries name one of 16 queues in bits 3:0 (8.2.3.7.14)
+    RSS_MAX_QUEUES = 16
+    MRQC_MRQE_MASK = 0xF
+    MRQC_RSS_ONLY = 0x1
+    RETA_QUEUE_MASK = 0xF
 
     # --- bring-up steps, 4.6.3 (the sequence: IntelDevice._bring_up) -------------
 

@@ -56,8 +56,10 @@ cdef class IntelRxQueue(_IntelQueue):
     cdef Mempool pool
     cdef uint32_t rx_index
     cdef bint discarding          # inside a multi-descriptor frame being dropped
+    cdef bint rss_hash            # copy the RSS hash of each packet into its buffer
     cdef readonly uint64_t dropped_multidesc
     cdef void _discard(self, ixy_buf *b, uint32_t status) noexcept nogil
+    cdef uint32_t _rx_rss(self, ixy_buf **out, uint32_t n) noexcept nogil
 
 
 cdef class IntelTxQueue(_IntelQueue):

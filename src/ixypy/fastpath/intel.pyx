@@ -91,44 +91,26 @@ cdef class IntelRxQueue(_IntelQueue):
     cdef void _release_buffers(self) noexcept:
         ixy_buf_free_slots(self.bufs, self.num_descs)
 
+    def set_rss_hash(self, bint on) -> None:
+        """Copy each packet's RSS hash and type (write-back dwords 1 and 0)
+        into its buffer (ixy_buf.rss_hash/rss_type: ops.rss_hashes,
+        ops.rss_types) from now on: for a NIC with RSS on. Off, the rx loop
+        does not touch them."""
+        self.rss_hash = on
+
+    @property
+    def rss_hash_enabled(self) -> bool:
+        return self.rss_hash
+
     cdef uint32_t _rx(self, ixy_buf **out, uint32_t n) noexcept nogil:
-        """Up to n packets into out. Two passes: count the descriptors the
-        NIC wrote back (DD, 7.1.6.2), then take that many fresh buffers from
-        the pool at once (into out, which the received ones then overwrite:
-        out[i] is written only after out[i] was read) and swap them in."""
-        cdef volatile ixy_adv_rx_desc *descs = self.descs
-        cdef ixy_buf **ring = self.bufs
-        cdef ixy_mempool *pool = &self.pool.pool
-        cdef uint32_t idx = self.rx_index, mask = self.mask
-        cdef uint32_t ready = 0, k, i = 0, status
-        cdef uint64_t nbytes = 0
-        cdef ixy_buf *b
-        if n > pool.free_count:
-            n = pool.free_count    # no fresh buffer: leave the descriptor for the next call
-        while ready < n and descs[(idx + ready) & mask].wb.status_error & IXY_RXD_STAT_DD:
-            ready += 1
-        if ready == 0:
-            return 0
-        ixy_rmb()    # read the rest of the write-backs only after their DD
-        ixy_mempool_alloc(pool, out, ready)
-        for k in range(ready):
-            status = descs[idx].wb.status_error
-            b = ring[idx]
-            b.len = descs[idx].wb.length
-            ring[idx] = out[k]
-            _adv_rx_give(<ixy_adv_rx_desc *> &descs[idx], out[k])
-            idx = (idx + 1) & mask
-            if self.discarding or not (status & IXY_RXD_STAT_EOP):
-                self._discard(b, status)
-                continue
-            nbytes += b.len
-            out[i] = b
-            i += 1
-        self.packets += i
-        self.bytes += nbytes
-        self.rx_index = idx
-        ixy_write32(&self.bar.bar, self.tail_reg, (idx - 1) & mask)   # one RDT write per batch
-        return i
+        # one branch a batch: the loop without RSS is the one it always was,
+        # the one with RSS a call away (out of line, not to weigh on this one)
+        if self.rss_hash:
+            return self._rx_rss(out, n)
+        return _rx_ring(self, out, n, False)
+
+    cdef uint32_t _rx_rss(self, ixy_buf **out, uint32_t n) noexcept nogil:
+        return _rx_ring(self, out, n, True)
 
     cdef void _discard(self, ixy_buf *b, uint32_t status) noexcept nogil:
         """A frame spread over several descriptors: buffers are sized so this
@@ -136,6 +118,51 @@ cdef class IntelRxQueue(_IntelQueue):
         self.discarding = not (status & IXY_RXD_STAT_EOP)
         self.dropped_multidesc += not self.discarding
         ixy_buf_free(b)
+
+
+cdef inline uint32_t _rx_ring(IntelRxQueue self, ixy_buf **out, uint32_t n, bint rss) noexcept nogil:
+    """Up to n packets of self's ring into out (rss: with each packet's
+    RSS hash copied into its buffer; a constant in each of the two calls, so
+    the compiler makes two loops). Two passes: count the descriptors the
+    NIC wrote back (DD, 7.1.6.2), then take that many fresh buffers from
+    the pool at once (into out, which the received ones then overwrite:
+    out[i] is written only after out[i] was read) and swap them in."""
+    cdef volatile ixy_adv_rx_desc *descs = self.descs
+    cdef ixy_buf **ring = self.bufs
+    cdef ixy_mempool *pool = &self.pool.pool
+    cdef uint32_t idx = self.rx_index, mask = self.mask
+    cdef uint32_t ready = 0, k, i = 0, status
+    cdef uint64_t nbytes = 0
+    cdef ixy_buf *b
+    if n > pool.free_count:
+        n = pool.free_count    # no fresh buffer: leave the descriptor for the next call
+    while ready < n and descs[(idx + ready) & mask].wb.status_error & IXY_RXD_STAT_DD:
+        ready += 1
+    if ready == 0:
+        return 0
+    ixy_rmb()    # read the rest of the write-backs only after their DD
+    ixy_mempool_alloc(pool, out, ready)
+    for k in range(ready):
+        status = descs[idx].wb.status_error
+        b = ring[idx]
+        b.len = descs[idx].wb.length
+        if rss:
+            b.rss_hash = descs[idx].wb.rss_hash
+            b.rss_type = descs[idx].wb.info & 0xF    # 7.1.6.2: RSS type, bits 3:0 of dword 0
+        ring[idx] = out[k]
+        _adv_rx_give(<ixy_adv_rx_desc *> &descs[idx], out[k])
+        idx = (idx + 1) & mask
+        if self.discarding or not (status & IXY_RXD_STAT_EOP):
+            self._discard(b, status)
+            continue
+        nbytes += b.len
+        out[i] = b
+        i += 1
+    self.packets += i
+    self.bytes += nbytes
+    self.rx_index = idx
+    ixy_write32(&self.bar.bar, self.tail_reg, (idx - 1) & mask)   # one RDT write per batch
+    return i
 
 
 @cython.no_gc_clear

@@ -20,6 +20,8 @@ cdef extern from "ixy_mempool.h" nogil:
         uint32_t pool_index
         uint32_t len
         uint32_t is_free
+        uint32_t rss_hash
+        uint32_t rss_type
         uint8_t *headroom
         uint8_t *data
     ixy_buf *ixy_buf_at(const ixy_mempool *p, uint32_t index)

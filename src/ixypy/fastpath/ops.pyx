@@ -476,3 +476,39 @@ def mac_set(PacketBatch batch not None, dst=None, src=None) -> None:
     d = bytes(dst) if dst is not None else b"\0" * 6
     s = bytes(src) if src is not None else b"\0" * 6
     _macs(batch.bufs, batch.count, &d[0] if dst is not None else NULL, &s[0] if src is not None else NULL)
+
+
+cdef void _rss_hashes(ixy_buf **bufs, uint32_t n, uint32_t *out) noexcept nogil:
+    cdef uint32_t i
+    for i in range(n):
+        out[i] = bufs[i].rss_hash
+
+
+def rss_hashes(PacketBatch batch not None, out) -> int:
+    """The NIC's RSS hash of each packet into out (uint32, at least
+    len(batch) items, e.g. numpy.empty(batch.capacity, numpy.uint32)), as
+    the rx queue left it in the buffer: meaningful only for packets received
+    on a queue whose driver copies it (IntelDevice.enable_rss does). Returns
+    len(batch)."""
+    cdef Py_buffer v
+    _acquire(out, &v, 4, batch.count, "out", PyBUF_WRITABLE)
+    _rss_hashes(batch.bufs, batch.count, <uint32_t *> v.buf)
+    PyBuffer_Release(&v)
+    return batch.count
+
+
+cdef void _rss_types(ixy_buf **bufs, uint32_t n, uint8_t *out) noexcept nogil:
+    cdef uint32_t i
+    for i in range(n):
+        out[i] = <uint8_t> bufs[i].rss_type
+
+
+def rss_types(PacketBatch batch not None, out) -> int:
+    """The RSS type of each packet (uint8, at least len(batch) items; the
+    values of ixypy.drivers.intel.RSS_TYPES, 0: no hash) into out, as
+    rss_hashes does the hash. Returns len(batch)."""
+    cdef Py_buffer v
+    _acquire(out, &v, 1, batch.count, "out", PyBUF_WRITABLE)
+    _rss_types(batch.bufs, batch.count, <uint8_t *> v.buf)
+    PyBuffer_Release(&v)
+    return batch.count
