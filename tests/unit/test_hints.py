@@ -33,6 +33,7 @@ import pytest
 from click.testing import CliRunner
 
 import ixypy
+import ixypy.vector  # noqa: F401 (a submodule hints name: ixypy.vector.rules)
 from ixypy import errors, pci, vfio
 from ixypy import Mempool, PacketBatch
 from ixypy.fastpath import bench
@@ -41,6 +42,7 @@ from ixypy.fastpath.queue import Queue
 from ixypy.fastpath.virtio import VirtioRxQueue, VirtioTxQueue
 from ixypy.bus import Bus
 from ixypy.cli import cli
+from ixypy.drivers.intel import IntelDevice
 from ixypy.device import Device
 
 SRC = Path(ixypy.__file__).resolve().parent
@@ -52,7 +54,7 @@ OWNERS = {
     "Bus": Bus, "bus": Bus, "PciDevice": pci.PciDevice, "VfioContainer": vfio.VfioContainer,
     "VfioDevice": vfio.VfioDevice, "queue": Queue, "rxq": Queue, "txq": Queue,
 }
-CLASSES = [Device, Mempool, PacketBatch, Bus, pci.PciDevice, vfio.VfioDevice, vfio.VfioContainer,
+CLASSES = [Device, IntelDevice, Mempool, PacketBatch, Bus, pci.PciDevice, vfio.VfioDevice, vfio.VfioContainer,
            Queue, IntelRxQueue, IntelTxQueue, VirtioRxQueue, VirtioTxQueue, bench]    # bench: a module of functions
 # snake_case words in hints that name something outside ixypy: kernel boot
 # options, a kernel module, a QEMU property

@@ -39,7 +39,7 @@ def runtime_names(module: str) -> dict:
     names: dict = {}
     for name, obj in vars(mod).items():
         if isinstance(obj, type) and obj.__module__ == mod.__name__:
-            names[name] = {n for n in vars(obj) if n in ("__len__", "__getitem__") or not n.startswith("_")}
+            names[name] = {n for n in vars(obj) if n in ("__len__", "__getitem__", "__call__") or not n.startswith("_")}
         elif callable(obj) and getattr(obj, "__module__", None) == mod.__name__:
             names[name] = None
     return names
