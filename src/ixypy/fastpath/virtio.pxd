@@ -89,7 +89,6 @@ cdef class VirtioTxQueue(_Virtqueue):
     cdef uint16_t *free_chains    # stack of chains not in flight
     cdef uint32_t free_count
     cdef uint32_t chains
-    cdef readonly uint32_t max_len
     cdef readonly bint any_layout     # one descriptor per packet (header + frame), else two
     cdef uint8_t shift            # chain k starts at descriptor k << shift
 

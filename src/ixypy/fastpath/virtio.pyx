@@ -252,8 +252,7 @@ cdef class VirtioTxQueue(_Virtqueue):
         self.any_layout = any_layout
         self.shift = 0 if any_layout else 1
         self.chains = num >> self.shift
-        self.max_len = max_len
-        self.tx_max_len = max_len      # for loops that check without the GIL (queue.pxd)
+        self.tx_max_len = max_len      # Queue's: loops check it without the GIL (queue.pxd)
         self.bufs = <ixy_buf **> calloc(self.chains, sizeof(ixy_buf *))
         self.free_chains = <uint16_t *> calloc(self.chains, sizeof(uint16_t))
         if self.bufs == NULL or self.free_chains == NULL:
@@ -281,6 +280,11 @@ cdef class VirtioTxQueue(_Virtqueue):
     def capacity(self) -> int:
         """Packets the queue holds at once (one or two descriptors each)."""
         return self.chains
+
+    @property
+    def max_len(self) -> int:
+        """The longest packet the device takes, in bytes."""
+        return self.tx_max_len
 
     def tx(self, PacketBatch batch not None) -> int:
         """Send from the front of batch; sent buffers leave it. Returns the count sent."""
@@ -323,8 +327,8 @@ cdef class VirtioTxQueue(_Virtqueue):
         nothing of the batch is sent."""
         cdef uint32_t i
         for i in range(batch.count):
-            if batch.bufs[i].len > self.max_len or batch.bufs[i].len > ixy_buf_capacity(batch.bufs[i].pool):
-                raise PacketTooLarge(f"packet {i} of the batch has {batch.bufs[i].len} bytes, the device takes at most {self.max_len}")
+            if batch.bufs[i].len > self.tx_max_len or batch.bufs[i].len > ixy_buf_capacity(batch.bufs[i].pool):
+                raise PacketTooLarge(f"packet {i} of the batch has {batch.bufs[i].len} bytes, the device takes at most {self.tx_max_len}")
         return 0
 
     cdef void _release_buffers(self) noexcept:
