@@ -19,6 +19,7 @@ import click
 from . import apps
 from . import open as open_device
 from .device import FCS_BYTES, L1_OVERHEAD_BYTES, Device, DeviceStats
+from .drivers.intel import IntelDevice
 from .errors import InvalidAddress, InvalidTemplate, IxyError
 from .packets import MAX_FRAME, MIN_FRAME, udp_flows
 from .sim import ALIASES as SIM_ALIASES, MODELS as SIM_MODELS
@@ -309,6 +310,14 @@ def pktgen(dev: str, size: int, rate_mpps: Optional[float], rate_gbps: Optional[
         meter.summary(sent=sent, **per_queue(device, "tx", queues))
 
 
+def spread_flows(dev: Device, queues: int) -> None:
+    """With several queues, a device with RSS (ixgbe, igb) spreads the flows
+    it receives over rx queues 0..queues-1 (IntelDevice.enable_rss); without
+    it every frame would reach queue 0 and the other workers idle."""
+    if queues > 1 and isinstance(dev, IntelDevice):
+        dev.enable_rss(queues)
+
+
 def per_queue(dev: Device, kind: str, queues: int) -> Dict[str, List[int]]:
     """With several queues, the summary's extra: the packets each of dev's
     rx or tx queues moved (the driver's count)."""
@@ -348,9 +357,10 @@ def _pcap_frames(path: Path) -> List[bytes]:
     return [frame.ljust(MIN_FRAME, b"\0") for frame in frames]
 
 
-@cli.command(help=f"Forward between two devices in both directions. When nothing arrives on either for "
-                  f"{IDLE_HINT_SECONDS:g} s, a hint says so once (on stderr; with --json, a JSON line with a "
-                  f"\"hint\" key).\n\n{dev_help('DEV1', 'DEV2')}")
+@cli.command(help=f"Forward between two devices in both directions. With --queues N, rx queue i goes to tx "
+                  f"queue i, and ixgbe and igb spread received flows over the N rx queues by RSS. When nothing "
+                  f"arrives on either for {IDLE_HINT_SECONDS:g} s, a hint says so once (on stderr; with --json, a "
+                  f"JSON line with a \"hint\" key).\n\n{dev_help('DEV1', 'DEV2')}")
 @click.argument("dev1")
 @click.argument("dev2")
 @limits_option
@@ -360,6 +370,8 @@ def _pcap_frames(path: Path) -> List[bytes]:
 def fwd(dev1: str, dev2: str, count: Optional[int], duration: Optional[float], queues: int, batch_size: int,
         as_json: bool) -> None:
     with open_device(dev1, queues, queues) as a, open_device(dev2, queues, queues) as b:
+        for dev in (a, b):
+            spread_flows(dev, queues)
         meter = Meter([a, b], as_json)
         idle = IdleHint([a, b], as_json)
 

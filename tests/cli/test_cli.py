@@ -123,6 +123,18 @@ def test_fwd_forwards_between_two_devices():
     assert rows[1]["tx_packets"] == rows[0]["forwarded"]      # the sink side sent all that was forwarded
 
 
+def test_fwd_with_queues_spreads_received_flows_by_rss():
+    """--queues 2 turns RSS on: the source's one flow hashes (Toeplitz under
+    the default key, round-robin RETA) to rx queue 1, so it leaves by tx queue
+    1; queue 0 forwards only what arrived before RSS was on, one ring at most.
+    Mutation tried: fwd without enable_rss: [50000+, 0], failed."""
+    out = ixypy("fwd", "sim:source", "sim:sink", "--queues", "2", "--count", "50000", "--json")
+    assert out.returncode == 0, out.stderr
+    sink = [r for r in json_lines(out.stdout) if r.get("summary")][1]
+    on_0, on_1 = sink["tx_packets_per_queue"]
+    assert on_0 < 512 and on_1 >= 50000 - on_0, sink
+
+
 IDLE_HINT = "nothing received on sim:pair0 (link up, 10000 Mbit/s) or sim:pair1 (link up, 10000 Mbit/s) for 3 s"
 
 
