@@ -111,6 +111,30 @@ class GuestError(AssertionError):
     carries the guest's traceback and the tail of its console."""
 
 
+class GuestWedged(GuestError):
+    """The guest kernel stopped answering because one of its CPUs sat idle and
+    was never woken again (see ``kernel_wedge``): nothing the script did."""
+
+
+# The emulator's fault, as the guest kernel reports it: RCU finds a CPU that
+# is idle in HLT (the NMI backtrace skips it) and whose timer never fired.
+# Seen once under TCG with one-shot LAPIC timers; the guest now runs its tick
+# periodic (QEMU re-arms it), see Guest.qemu_command.
+_STALL = re.compile(r"rcu: INFO: \S+ detected stalls on CPUs")
+_IDLE_CPU = re.compile(r"NMI backtrace for cpu (\d+) skipped: idling at (\S+)")
+_NO_TIMER = re.compile(r"kthread timer wakeup didn't happen")
+
+
+def kernel_wedge(console: str) -> Optional[str]:
+    """One line naming the idle CPU that never woke, or None if the console
+    does not show an RCU stall of an idle CPU whose timer never fired."""
+    idle = _IDLE_CPU.search(console)
+    if not (_STALL.search(console) and idle and _NO_TIMER.search(console)):
+        return None
+    return (f"the guest kernel wedged: CPU {idle.group(1)} idles in {idle.group(2)} and its "
+            f"timer never fires (RCU stall), an emulator fault rather than the script's")
+
+
 # --- NICs -------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -418,8 +442,11 @@ class Guest:
             "-vga", "none", "-nic", "none",
             "-kernel", str(self.image.kernel), "-initrd", str(self.image.initramfs),
             # iommu=pt: devices the kernel drives (and uio_pci_generic's) DMA to
-            # physical addresses untranslated; vfio-pci still gets its own domain
-            "-append", "console=ttyS0 loglevel=5 panic=-1 intel_iommu=on iommu=pt",
+            # physical addresses untranslated; vfio-pci still gets its own domain.
+            # nohz=off highres=off: a periodic tick, which QEMU re-arms by itself;
+            # with one-shot ticks a CPU whose one timer interrupt went missing
+            # idled forever (CI, 2026-11-30; see kernel_wedge)
+            "-append", "console=ttyS0 loglevel=5 panic=-1 intel_iommu=on iommu=pt nohz=off highres=off",
             "-device", "intel-iommu,intremap=on,caching-mode=on",
             "-fsdev", "local,id=fs0,path=/,security_model=none,readonly=on,multidevs=remap",
             "-device", f"virtio-9p-pci,fsdev=fs0,mount_tag=hostroot,addr={NINEP_SLOTS[0]:#x}",
@@ -488,8 +515,12 @@ class Guest:
                     "", "", self.console()))
             if time.monotonic() > deadline:
                 self.kill()
-                raise GuestError(failure_message(
-                    f"guest {what} timed out after {timeout:.0f} s", "", "", self.console()))
+                console = self.console()
+                wedge = kernel_wedge(console)
+                error = GuestWedged if wedge else GuestError
+                raise error(failure_message(
+                    f"guest {what} timed out after {timeout:.0f} s" + (f": {wedge}" if wedge else ""),
+                    "", "", console))
             time.sleep(0.05)
 
     def run(self, script: str, timeout: float = 60.0, check: bool = True) -> GuestResult:
@@ -543,3 +574,39 @@ class Guest:
             s.close()
         self._sinks.clear()
         _live_guests.discard(self)
+
+
+class SharedGuest:
+    """The guest a test module's tests share (fixture ``guest``).
+
+    A script whose guest wedged (``GuestWedged``: a CPU idle and never woken,
+    the emulator's fault) runs once more on a freshly booted guest, and
+    ``wedges`` keeps what happened for the run's summary. Every other failure
+    (the script's, a crash, a timeout with no idle CPU stuck) fails at once."""
+
+    def __init__(self, nics: Sequence[Nic], run_dir: Path, image: GuestImage) -> None:
+        self.nics = list(nics)
+        self.run_dir_first = run_dir
+        self.image = image
+        self.wedges: List[str] = []
+        self.current = Guest(self.nics, run_dir, image)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.current, name)
+
+    def __enter__(self) -> "SharedGuest":
+        self.current.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.current.stop()
+
+    def run(self, script: str, timeout: float = 60.0, check: bool = True) -> GuestResult:
+        try:
+            return self.current.run(script, timeout=timeout, check=check)
+        except GuestWedged as wedged:
+            self.wedges.append(str(wedged).splitlines()[0])
+            self.current.kill()
+            self.current = Guest(self.nics, self.run_dir_first / f"reboot-{len(self.wedges)}", self.image)
+            self.current.start()
+            return self.current.run(script, timeout=timeout, check=check)
