@@ -115,8 +115,9 @@ class TimedGuest:
     def __getattr__(self, name: str) -> object:
         return getattr(self.guest, name)
 
-    def run(self, script: str, timeout: float = 60.0, check: bool = True) -> GuestResult:
-        result = self.guest.run(script, timeout=timeout, check=check)
+    def run(self, script: str, timeout: float = 60.0, check: bool = True,
+            rerun_if_wedged: bool = True) -> GuestResult:
+        result = self.guest.run(script, timeout=timeout, check=check, rerun_if_wedged=rerun_if_wedged)
         _timings.append((self.nodeid, "script", result.seconds))
         return result
 

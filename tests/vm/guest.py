@@ -581,8 +581,9 @@ class SharedGuest:
 
     A script whose guest wedged (``GuestWedged``: a CPU idle and never woken,
     the emulator's fault) runs once more on a freshly booted guest, and
-    ``wedges`` keeps what happened for the run's summary. Every other failure
-    (the script's, a crash, a timeout with no idle CPU stuck) fails at once."""
+    ``wedges`` keeps what happened for the run's summary (``rerun_if_wedged``
+    False: it fails). Every other failure (the script's, a crash, a timeout
+    with no idle CPU stuck) fails at once."""
 
     def __init__(self, nics: Sequence[Nic], run_dir: Path, image: GuestImage) -> None:
         self.nics = list(nics)
@@ -601,10 +602,13 @@ class SharedGuest:
     def __exit__(self, *exc: object) -> None:
         self.current.stop()
 
-    def run(self, script: str, timeout: float = 60.0, check: bool = True) -> GuestResult:
+    def run(self, script: str, timeout: float = 60.0, check: bool = True,
+            rerun_if_wedged: bool = True) -> GuestResult:
         try:
             return self.current.run(script, timeout=timeout, check=check)
         except GuestWedged as wedged:
+            if not rerun_if_wedged:
+                raise
             self.wedges.append(str(wedged).splitlines()[0])
             self.current.kill()
             self.current = Guest(self.nics, self.run_dir_first / f"reboot-{len(self.wedges)}", self.image)

@@ -62,8 +62,9 @@ print("answered")
 @pytest.mark.vm
 def test_a_shared_guest_that_wedges_is_booted_again(guest_image, tmp_path):
     """The first run wedges its guest (until UNTIL); the script then runs on a
-    second guest and answers. Mutation tried: SharedGuest.run without the
-    reboot: the GuestWedged reached the test, failed."""
+    second guest and answers. Mutations tried: SharedGuest.run without the
+    reboot: the GuestWedged reached the test; ignoring rerun_if_wedged=False:
+    no GuestWedged raised. Both failed."""
     with SharedGuest([], tmp_path, guest_image) as shared:
         # the first run starts within seconds and the host waits 15 + 30 s for it
         script = f"UNTIL = {time.time() + 30!r}\nWEDGED = {WEDGED!r}\n" + FAKE_WEDGE
@@ -75,3 +76,7 @@ def test_a_shared_guest_that_wedges_is_booted_again(guest_image, tmp_path):
         with pytest.raises(GuestError) as failed:  # a script's own failure is not retried
             shared.run("raise SystemExit(3)")
         assert not isinstance(failed.value, GuestWedged) and len(shared.wedges) == 1
+        script = f"UNTIL = {time.time() + 30!r}\nWEDGED = {WEDGED!r}\n" + FAKE_WEDGE
+        with pytest.raises(GuestWedged):                # what the soak asks for: no second chance
+            shared.run(script, timeout=15, rerun_if_wedged=False)
+        assert len(shared.wedges) == 1
