@@ -277,6 +277,7 @@ struct intel_function {
     uint8_t *src_frame;       /* source frame (worker-owned while WIRE_SOURCE) */
     uint32_t src_len;
     int src_seq_off;
+    uint32_t src_rss_extent;  /* intel_rss_extent of the source frame */
     uint64_t src_count, src_sent, src_seq;
     uint8_t *scratch;         /* tx frame assembly (worker) */
 
@@ -377,6 +378,9 @@ unsigned intel_one_pass(struct intel_model *sim, int64_t now);
  * write-back dwords 0-1 (RSS type, hash) of a frame while RSS is on */
 int intel_rss_write(struct intel_function *p, uint32_t off, uint32_t v);
 void intel_rss_reset(struct intel_function *p);
+/* Where the bytes intel_rss_queue may read of a frame end, whatever the
+ * hash types: what lies beyond never changes the frame's queue. */
+uint32_t intel_rss_extent(const uint8_t *data, uint32_t len);
 unsigned intel_rss_queue(struct intel_function *p, uint32_t fields, const uint8_t *data, uint32_t len, uint64_t *lo);
 /* intel_msix.c */
 void intel_irq_eval(struct intel_function *p, int64_t now);

@@ -512,10 +512,6 @@ static unsigned tx_queue(struct intel_function *p, unsigned qi, const struct sim
     return consumed;
 }
 
-/* Where the headers RSS may hash end, at the latest: an 802.1Q tag, IPv6
- * (40 bytes) and the ports (14 + 4 + 40 + 4). */
-#define RSS_HEADERS_END 62
-
 /* The source's next frame: its sequence number written in. */
 static void source_next(struct intel_function *p)
 {
@@ -583,7 +579,7 @@ static unsigned source_fill(struct intel_function *p, const struct sim_dma_map *
     uint32_t fit = rx_ring_room(q, need * n) / need;
     if (fit < n)
         n = fit;
-    int seq_in_headers = p->src_seq_off >= 0 && p->src_seq_off < (rss ? RSS_HEADERS_END : 6);
+    int seq_in_headers = p->src_seq_off >= 0 && p->src_seq_off < (rss ? (int)p->src_rss_extent : 6);
     if (LD(&p->drop_rx) || seq_in_headers) {
         /* each copy has its own fate (a fault drops some; the sequence
          * number changes the address, or the hash) */

@@ -113,6 +113,25 @@ static unsigned hash_type(uint32_t f, int v6, int proto)
     return (f & F_IPV6) ? T_IPV6 : T_NONE;
 }
 
+uint32_t intel_rss_extent(const uint8_t *data, uint32_t len)
+{
+    uint32_t l3 = 14;
+    if (len < l3)
+        return len;
+    uint16_t etype = (uint16_t)(data[12] << 8 | data[13]);
+    if (etype == 0x8100 && len >= 18) {
+        etype = (uint16_t)(data[16] << 8 | data[17]);
+        l3 = 18;
+    }
+    if (etype == 0x0800 && len > l3) {
+        uint32_t ihl = (data[l3] & 0xF) * 4u;
+        return l3 + (ihl + 4 > 20 ? ihl + 4 : 20);   /* the header, then the ports */
+    }
+    if (etype == 0x86DD)
+        return l3 + 44;                               /* the header, then the ports */
+    return l3;
+}
+
 /* The rx queue of a frame (len bytes from the destination address) while
  * RSS is on with hash types fields; *lo gets write-back dwords 0 and 1. */
 unsigned intel_rss_queue(struct intel_function *p, uint32_t fields, const uint8_t *data, uint32_t len, uint64_t *lo)

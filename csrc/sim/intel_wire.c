@@ -43,6 +43,7 @@ void intel_model_wire_source(struct intel_function *p, const uint8_t *frame, uin
         len = INTEL_MODEL_MAX_FRAME;
     memcpy(p->src_frame, frame, len);
     p->src_len = len;
+    p->src_rss_extent = intel_rss_extent(frame, len);
     p->src_count = count;
     p->src_sent = 0;
     p->src_seq = 0;

@@ -258,3 +258,24 @@ def test_source_wire_fills_the_queue_its_frame_hashes_to(ixypy_sim):
             batch.free()
     assert got[2] >= 2000 and got[0] == got[1] == got[3] == 0, got
     assert dev.stats().rx_dropped == 0
+
+
+def test_source_numbers_inside_the_hashed_headers_make_every_frame_a_flow(ixypy_sim):
+    """A source whose sequence number lies in the IPv4 source address (byte
+    26 on) sends every frame as a flow of its own: each arrives with the hash
+    of its own headers, on the queue the hash names, and every queue gets a
+    share. Mutation tried: intel_rss_extent returning 0, so the source wrote
+    such frames as one burst with the first frame's hash and queue: frames
+    with different addresses shared a hash, failed."""
+    dev = ixypy_sim.open("source", rx_queues=QUEUES, num_rx_desc=64)
+    dev.enable_rss()
+    dev.bus.function.wire_source(ip_frame("10.0.0.1", 80, "192.168.0.1", 1024, "udp"), 0, 26)
+    got = receive(dev, 2000)
+    ours = {q: [(f, h) for f, h in pkts if f[36:38] == (80).to_bytes(2, "big")] for q, pkts in got.items()}
+    flows = {f[26:38]: h for pkts in ours.values() for f, h in pkts}
+    assert len(flows) >= 1000
+    assert len(set(flows.values())) == len(flows)       # a hash of its own for each flow
+    assert min(len(pkts) for pkts in ours.values()) >= 1000 // QUEUES // 2, {q: len(v) for q, v in ours.items()}
+    for q, pkts in ours.items():
+        for _, h in pkts:
+            assert (h & 127) % QUEUES == q
