@@ -113,16 +113,26 @@ static unsigned hash_type(uint32_t f, int v6, int proto)
     return (f & F_IPV6) ? T_IPV6 : T_NONE;
 }
 
+/* Where a frame's L3 header starts (after one 802.1Q tag), with its
+ * ethertype in *etype; 0 for a frame too short to have one. */
+static uint32_t l3_start(const uint8_t *data, uint32_t len, uint16_t *etype)
+{
+    if (len < 14)
+        return 0;
+    *etype = (uint16_t)(data[12] << 8 | data[13]);
+    if (*etype == 0x8100 && len >= 18) {
+        *etype = (uint16_t)(data[16] << 8 | data[17]);
+        return 18;
+    }
+    return 14;
+}
+
 uint32_t intel_rss_extent(const uint8_t *data, uint32_t len)
 {
-    uint32_t l3 = 14;
-    if (len < l3)
+    uint16_t etype;
+    uint32_t l3 = l3_start(data, len, &etype);
+    if (!l3)
         return len;
-    uint16_t etype = (uint16_t)(data[12] << 8 | data[13]);
-    if (etype == 0x8100 && len >= 18) {
-        etype = (uint16_t)(data[16] << 8 | data[17]);
-        l3 = 18;
-    }
     if (etype == 0x0800 && len > l3) {
         uint32_t ihl = (data[l3] & 0xF) * 4u;
         return l3 + (ihl + 4 > 20 ? ihl + 4 : 20);   /* the header, then the ports */
@@ -137,14 +147,10 @@ uint32_t intel_rss_extent(const uint8_t *data, uint32_t len)
 unsigned intel_rss_queue(struct intel_function *p, uint32_t fields, const uint8_t *data, uint32_t len, uint64_t *lo)
 {
     *lo = 0;
-    uint32_t l3 = 14;
-    if (len < l3)
+    uint16_t etype;
+    uint32_t l3 = l3_start(data, len, &etype);
+    if (!l3)
         return 0;
-    uint16_t etype = (uint16_t)(data[12] << 8 | data[13]);
-    if (etype == 0x8100 && len >= 18) {     /* one VLAN tag */
-        etype = (uint16_t)(data[16] << 8 | data[17]);
-        l3 = 18;
-    }
     uint8_t in[36];
     unsigned n, type;
     if (etype == 0x0800) {
