@@ -25,11 +25,13 @@ static struct {
     unsigned char sweeping;         /* atomic flag: a thread (the engine's or a helper) sweeps */
     uint64_t sweeps;                /* atomic: odd while a sweep runs */
     uint64_t helped;                /* atomic: sweeps run by sim_engine_help */
+    int helper_cpu;                 /* atomic: the CPU of the last sim_engine_help sweep */
     int busy;                       /* atomic: a member busy-polled at the last sweep */
     int sleeping, kicked;           /* atomic: the engine sleeps; a kick came since the last sweep */
     pthread_mutex_t wake_lock;
     pthread_cond_t wake;            /* CLOCK_MONOTONIC, see init_wake */
-} engine = {.life_lock = PTHREAD_MUTEX_INITIALIZER, .wake_lock = PTHREAD_MUTEX_INITIALIZER};
+} engine = {.life_lock = PTHREAD_MUTEX_INITIALIZER, .wake_lock = PTHREAD_MUTEX_INITIALIZER,
+          .helper_cpu = -1};
 
 static pthread_once_t wake_once = PTHREAD_ONCE_INIT;
 
@@ -103,6 +105,20 @@ static int try_sweep(struct idle_policy *policy, unsigned *work)
     return 1;
 }
 
+/* A driver swept, or sweeps: yield the core if it shares this one (it then
+ * gets it); on a core of its own, yielding would only make it sweep again
+ * (the engine would seem to have no core) and the two would take turns at
+ * the models' cache lines: pause instead. */
+static void give_way(void)
+{
+    if (sched_getcpu() == LD(&engine.helper_cpu)) {
+        sched_yield();
+    } else {
+        for (int k = 0; k < 16; k++)
+            cpu_relax();
+    }
+}
+
 static void *run(void *arg)
 {
     (void)arg;
@@ -118,7 +134,7 @@ static void *run(void *arg)
         if (!try_sweep(&policy, &work) || (!work && LD(&engine.helped) != helped)) {
             helped = LD(&engine.helped);
             idle_since = 0;
-            sched_yield();
+            give_way();
             continue;
         }
         if (work) {
@@ -256,7 +272,12 @@ int sim_engine_help(void *unused)
         seen_sweeps = sweeps;
         return 0;
     }
-    if (LD(&engine.members) && !LD(&engine.busy) && try_sweep(&policy, &work)) {
+    if (!LD(&engine.members) || LD(&engine.busy))
+        return 0;
+    int cpu = sched_getcpu();
+    if (LD(&engine.helper_cpu) != cpu)
+        ST(&engine.helper_cpu, cpu);
+    if (try_sweep(&policy, &work)) {
         __atomic_add_fetch(&engine.helped, 1, __ATOMIC_RELAXED);
         seen_sweeps = LD(&engine.sweeps);
     }

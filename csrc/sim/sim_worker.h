@@ -26,8 +26,10 @@
  * core each, the engine plays the models and the driver forwards, neither
  * taking the other's cache lines. Sweeps never overlap. An engine that
  * finds a driver sweeping, or no work after a driver helped, yields its
- * core: a driver that shares it gets it, and on a core of its own the
- * engine goes on at once.
+ * core if that driver last helped from the engine's own CPU (the driver
+ * then gets it); on another CPU it pauses and sweeps again, since a yield
+ * there would leave the sweep count still and draw the driver into
+ * sweeping once more, the two taking turns at the models' cache lines.
  *
  * Membership: sim_worker_start() adds a model to the engine (starting the
  * thread for the first), sim_worker_stop() removes it and returns once the
