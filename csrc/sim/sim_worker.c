@@ -26,6 +26,7 @@ static struct {
     uint64_t sweeps;                /* atomic: odd while a sweep runs */
     uint64_t helped;                /* atomic: sweeps run by sim_engine_help */
     int helper_cpu;                 /* atomic: the CPU of the last sim_engine_help sweep */
+    uint64_t yielded, paused;       /* atomic: give_way's choices */
     int busy;                       /* atomic: a member busy-polled at the last sweep */
     int sleeping, kicked;           /* atomic: the engine sleeps; a kick came since the last sweep */
     pthread_mutex_t wake_lock;
@@ -112,8 +113,10 @@ static int try_sweep(struct idle_policy *policy, unsigned *work)
 static void give_way(void)
 {
     if (sched_getcpu() == LD(&engine.helper_cpu)) {
+        __atomic_add_fetch(&engine.yielded, 1, __ATOMIC_RELAXED);
         sched_yield();
     } else {
+        __atomic_add_fetch(&engine.paused, 1, __ATOMIC_RELAXED);
         for (int k = 0; k < 16; k++)
             cpu_relax();
     }
@@ -287,6 +290,12 @@ int sim_engine_help(void *unused)
 uint64_t sim_engine_helped(void)
 {
     return __atomic_load_n(&engine.helped, __ATOMIC_RELAXED);
+}
+
+void sim_engine_gave_way(uint64_t *yielded, uint64_t *paused)
+{
+    *yielded = __atomic_load_n(&engine.yielded, __ATOMIC_RELAXED);
+    *paused = __atomic_load_n(&engine.paused, __ATOMIC_RELAXED);
 }
 
 void sim_worker_set_busy(struct sim_worker *w, int busy)

@@ -90,6 +90,9 @@ void sim_worker_kick(struct sim_worker *w);
 int sim_engine_help(void *unused);
 /* How many sweeps sim_engine_help has run in this process. */
 uint64_t sim_engine_helped(void);
+/* How often the engine, finding a driver sweeping or no work after a
+ * driver helped, yielded its CPU (the driver helped from it) or paused on it. */
+void sim_engine_gave_way(uint64_t *yielded, uint64_t *paused);
 
 /* struct sim_model_ops entries (sim_model.h) for a model whose struct
  * begins with its struct sim_worker: start, stop, set_busy_poll. */

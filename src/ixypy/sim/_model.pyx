@@ -17,6 +17,7 @@ from ixypy.fastpath.poll_hook cimport ixy_poll_hook
 cdef extern from "sim_worker.h" nogil:
     int sim_engine_help(void *unused) noexcept
     uint64_t sim_engine_helped() noexcept
+    void sim_engine_gave_way(uint64_t *yielded, uint64_t *paused) noexcept
 
 cdef extern from "sim_model.h" nogil:
     struct sim_model_ops:
@@ -46,6 +47,15 @@ def engine_helped_sweeps() -> int:
     """How many sweeps of the engine callers of engine_help_hook()'s hook
     (the queues) have run in this process."""
     return sim_engine_helped()
+
+
+def engine_gave_way() -> tuple:
+    """(yielded, paused): how often the engine's thread, finding a driver's
+    sweep running or done while it had no work, yielded its CPU (the driver
+    had helped from that CPU) or paused and went on (from another CPU)."""
+    cdef uint64_t yielded, paused
+    sim_engine_gave_way(&yielded, &paused)
+    return yielded, paused
 
 
 cdef class Model:
