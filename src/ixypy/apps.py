@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO, Callable, Iterable, Optional, Sequence, Union
+from typing import BinaryIO, Callable, Dict, Iterable, Optional, Sequence, Union
 
 import dpkt
 
 from .fastpath.batch import PacketBatch
-from .errors import QueueError
+from .errors import QueueError, SharedMempool
 from .fastpath.loops import ForwardLoop, PktgenLoop
 from .device import Device
 from .packets import SEQ_OFFSET
@@ -125,6 +125,17 @@ def _paced_pktgen(dev: Device, frames: Sequence[bytes], limits: Limits, batch_si
 Loop = Union[ForwardLoop, PktgenLoop]
 
 
+def _check_own_pools(loops: Sequence[Loop]) -> None:
+    """Each pool serves one worker: alloc and free take no lock (ixy_mempool.h)."""
+    owner: Dict[int, int] = {}
+    for i, loop in enumerate(loops):
+        for pool in loop.mempools():
+            first = owner.setdefault(id(pool), i)
+            if first != i:
+                raise SharedMempool(f"workers {first} and {i} would both take buffers from one mempool "
+                                    f"({pool.num_bufs} buffers)")
+
+
 def run_loops(loops: Sequence[Loop], limits: Limits, clock: "_Clock") -> int:
     """Run C loops until limits; returns the packets they sent together.
     One loop runs in this thread, in stretches of STRETCH seconds, with a
@@ -142,6 +153,7 @@ def run_loops(loops: Sequence[Loop], limits: Limits, clock: "_Clock") -> int:
             loop.run(stretch, 0 if limits.count is None else limits.count - loop.packets)
             elapsed = clock.elapsed()
         return loop.packets
+    _check_own_pools(loops)
     with ThreadPoolExecutor(len(loops), thread_name_prefix="ixypy-worker") as workers:
         runs = [workers.submit(loop.run) for loop in loops]
         try:

@@ -20,7 +20,7 @@ import signal
 import threading
 import weakref
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, ClassVar, Optional, Protocol, Sequence, TypeVar
+from typing import TYPE_CHECKING, ClassVar, List, Optional, Protocol, Sequence, TypeVar
 
 from .fastpath.batch import PacketBatch
 from .fastpath.mempool import Mempool
@@ -192,6 +192,14 @@ class Device(abc.ABC):
     @abc.abstractmethod
     def tx_queue(self, queue_id: int) -> TxQueue:
         """Tx queue queue_id itself (``q.tx(batch)``)."""
+
+    rx_mempools: List[Mempool]      # rx queue i fills from rx_mempools[i] (set by the driver at bring-up)
+
+    @property
+    def rx_mempool(self) -> Mempool:
+        """The pool rx queue 0 fills its ring from (rx_mempools[i] for queue i):
+        the buffers its received packets are in."""
+        return self.rx_mempools[0]
 
     def mempool(self, num_bufs: int = 4096, entry_size: int = 2048, debug: bool = False) -> Mempool:
         """A new pool of packet buffers in DMA memory this device can reach."""

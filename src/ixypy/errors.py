@@ -92,6 +92,13 @@ class DoubleFree(IxyError):
                     "or via PacketBatch.free(), never both")
 
 
+class SharedMempool(IxyError, ValueError):
+    """Two workers would take buffers from one mempool, which serves one thread."""
+
+    default_hint = ("open the device without mempool= so that each rx queue fills from a pool of its own, "
+                    "or run the queues that share a pool from one thread")
+
+
 class QueueError(IxyError, IndexError):
     """A queue id out of range, or a queue used before it was set up."""
 

@@ -205,8 +205,11 @@ class IntelDevice(Device):
         self._promisc = promisc
         try:
             self.regs = Registers(bus.bar(0), self.register_name, self.STATUS)
-            # one rx mempool shared by the rx queues, big enough to refill every ring twice over
-            self.rx_mempool = mempool if mempool is not None else self.mempool(max(4096, 2 * rx_queues * num_rx_desc))
+            # a pool per rx queue (a pool serves one thread: the workers of
+            # apps.run_loops each run one queue), each refilling its ring
+            # several times over; a mempool given is the caller's to share
+            self.rx_mempools = [mempool if mempool is not None else self.mempool(max(4096, 2 * num_rx_desc))
+                                for _ in range(rx_queues)]
             self._bring_up(self.LINK_TIMEOUT if link_timeout is None else link_timeout)
             if interrupts:
                 self.interrupts = self._enable_interrupts(itr_us)
@@ -305,8 +308,9 @@ class IntelDevice(Device):
     def _rx_buffer_kib(self) -> int:
         """Rx buffer size in KiB for SRRCTL.BSIZEPACKET: one frame of up to
         MAX_FRAME per buffer (the MAC refuses larger ones without jumbo frames)."""
-        if self.rx_mempool.buf_capacity < self.MAX_FRAME:
-            raise PacketTooLarge(f"rx buffers hold {self.rx_mempool.buf_capacity} bytes, frames can have {self.MAX_FRAME}",
+        capacity = min(pool.buf_capacity for pool in self.rx_mempools)
+        if capacity < self.MAX_FRAME:
+            raise PacketTooLarge(f"rx buffers hold {capacity} bytes, frames can have {self.MAX_FRAME}",
                                  "use a mempool with entry_size 2048 or more")
         return (self.MAX_FRAME + 1023) // 1024
 
@@ -332,7 +336,7 @@ class IntelDevice(Device):
         regs = self.rx_queue_regs(n)
         offset = self._ring_offsets[n]
         self._program_ring(regs, offset, self.num_rx_desc)
-        return IntelRxQueue(self.regs.bar, regs.tail, self._ring_memory.memory, offset, self.num_rx_desc, self.rx_mempool)
+        return IntelRxQueue(self.regs.bar, regs.tail, self._ring_memory.memory, offset, self.num_rx_desc, self.rx_mempools[n])
 
     def _setup_tx_ring(self, n: int) -> IntelTxQueue:
         regs = self.tx_queue_regs(n)

@@ -219,7 +219,7 @@ class VirtioDevice(Device):
         if rx_pool.buf_capacity < MAX_FRAME:
             raise PacketTooLarge(f"rx buffers hold {rx_pool.buf_capacity} bytes, frames can have {MAX_FRAME}",
                                  "use a mempool with entry_size 2048 or more")
-        self.rx_mempool = rx_pool
+        self.rx_mempools = [rx_pool]
         for i in indices:
             self.port.write16(QUEUE_SEL, i)
             pfn = self._rings.dma(offsets[i]) >> 12

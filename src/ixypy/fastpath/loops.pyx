@@ -10,7 +10,7 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 from libc.string cimport memcpy
 
-from .batch cimport PacketBatch
+from .batch cimport PacketBatch, PoolRefs
 from .mempool cimport Mempool, ixy_mempool_alloc
 from .queue cimport Queue, queue_idle
 
@@ -49,6 +49,15 @@ cdef inline void _step(Queue rxq, Queue txq, PacketBatch batch, _Leg *leg) noexc
 
 
 @cython.final
+cdef list _union(list refs):
+    """The pools of several PoolRefs, each once."""
+    cdef PoolRefs r
+    cdef list pools = []
+    for r in refs:
+        pools.extend(p for p in r.pools if p not in pools)
+    return pools
+
+
 cdef class ForwardLoop:
     """One or two forwarding legs (rx queue -> tx queue, each with its own
     batch, as Queue.forward takes them: what the tx queue cannot take yet
@@ -79,6 +88,15 @@ cdef class ForwardLoop:
             self.rx1._usable(True)
             self.tx1._usable(False)
         return 0
+
+    def mempools(self) -> list:
+        """The pools a run takes buffers from or gives them back to: its rx
+        queues', and those of what its batches and tx queues hold. A pool
+        serves one thread: apps.run_loops refuses loops that share one."""
+        refs = [self.rx0.pools, self.b0.pools, self.tx0.pools]
+        if self.nlegs == 2:
+            refs += [self.rx1.pools, self.b1.pools, self.tx1.pools]
+        return _union(refs)
 
     def stop(self) -> None:
         """End the current run() (or the next one, at once): safe from any
@@ -179,6 +197,12 @@ cdef class PktgenLoop:
         self.txq, self.pool, self.batch = txq, pool, batch
         self.seq_offset = seq_offset
         self.seq = first_seq
+
+    def mempools(self) -> list:
+        """As ForwardLoop.mempools: this loop's pool, and those of what its
+        batch and tx queue hold."""
+        pools = _union([self.batch.pools, self.txq.pools])
+        return pools if self.pool in pools else [self.pool] + pools
 
     def stop(self) -> None:
         """As ForwardLoop.stop."""
