@@ -206,10 +206,12 @@ class IntelDevice(Device):
         try:
             self.regs = Registers(bus.bar(0), self.register_name, self.STATUS)
             # a pool per rx queue (a pool serves one thread: the workers of
-            # apps.run_loops each run one queue), each refilling its ring
-            # several times over; a mempool given is the caller's to share
-            self.rx_mempools = [mempool if mempool is not None else self.mempool(max(4096, 2 * num_rx_desc))
-                                for _ in range(rx_queues)]
+            # apps.run_loops each run one queue), together at least the 4096
+            # buffers one pool had, each four rings' worth: its own ring, a
+            # forwarder's tx ring and batch; a mempool given is the caller's
+            # to share
+            self.rx_mempools = [mempool if mempool is not None else
+                                self.mempool(max(4096 // rx_queues, 4 * num_rx_desc)) for _ in range(rx_queues)]
             self._bring_up(self.LINK_TIMEOUT if link_timeout is None else link_timeout)
             if interrupts:
                 self.interrupts = self._enable_interrupts(itr_us)
