@@ -22,6 +22,9 @@ stays correct on the model:
   and QEMU queues them in front of the NIC (a hub drops beyond its queue,
   uncounted), so MPC and RQDPC stay 0 there.
 - Ring registers exist for queues 0..7 only; the 82576 has 16.
+- RSS is off unless RXCSUM.PCSD is set (on the 82576, PCSD only chooses
+  whether the write-back carries the hash or the packet checksum):
+  enable_rss sets it, as Linux's igb does.
 
 Link set-up is for copper (the internal PHY through MDIC): the fiber and
 SerDes 82576 variants (registered below, as Linux lists them) would need
