@@ -169,7 +169,7 @@ class Exchange:
                 got += [[q, self.hashes[i], self.types[i], bytes(self.rbatch[i]).hex()] for i in range(n)]
                 self.rbatch.free()
 
-    def send(self, frames, timeout=30.0):
+    def send(self, frames, timeout=120.0):
         # every frame out of A, none received meanwhile
         deadline = time.monotonic() + timeout
         for k in range(0, len(frames), 32):
@@ -190,7 +190,7 @@ class Exchange:
                 last = time.monotonic()
         return got
 
-    def run(self, frames, timeout=60.0):
+    def run(self, frames, timeout=120.0):
         got = []
         deadline = time.monotonic() + timeout
         for k in range(0, len(frames), 32):
