@@ -18,10 +18,18 @@ stays correct on the model:
   clear of GPRC would be undone by the next packet (a frame arriving
   between the two reads can still be counted twice there).
 - GORC and GOTC count the 4 CRC bytes of every frame, as the datasheet says.
-- The model never drops for want of rx descriptors: it stops taking frames
-  and QEMU queues them in front of the NIC (a hub drops beyond its queue,
-  uncounted), so MPC and RQDPC stay 0 there.
+- When no enabled rx queue has a free descriptor, the model does not drop:
+  it stops taking frames and QEMU queues them in front of the NIC (a hub
+  drops beyond its queue, uncounted), so MPC and RQDPC stay 0 there. With
+  RSS, a frame whose own queue is full while another queue has room is
+  dropped, and counted nowhere either.
 - Ring registers exist for queues 0..7 only; the 82576 has 16.
+- RSS is off unless RXCSUM.PCSD is set (on the 82576, PCSD only chooses
+  whether the write-back carries the hash or the packet checksum):
+  enable_rss sets it, as Linux's igb does. MRQC bit 21 (TCP/IPv6) is
+  ignored: the model hashes TCP over IPv6 with its ports only under bit 18
+  (TCP/IPv6 with extension headers), which enable_rss leaves off, so such
+  frames are hashed by their addresses and reported as type ipv6.
 
 Link set-up is for copper (the internal PHY through MDIC): the fiber and
 SerDes 82576 variants (registered below, as Linux lists them) would need

@@ -114,6 +114,11 @@ QUEUE_REG_NAMES = {
 # --- receive-side scaling: registers both families have at the same offsets
 # (82599 8.2.3.7.12-15, 82576 8.10) and MRQC's hash-field bits, also shared
 MRQC = 0x05818
+RXCSUM = 0x05000
+#: RXCSUM.PCSD, packet checksum disable (RXCSUM at 0x05000 on both
+#: families): the rx write-back's dword 1 then carries the RSS hash instead
+#: of the IP identification and packet checksum, which share it
+RXCSUM_PCSD = 1 << 13
 def RETA(n: int) -> int: return 0x05C00 + 4 * n     # 32 registers, 4 one-byte entries each, entry 4n in bits 7:0
 def RSSRK(n: int) -> int: return 0x05C80 + 4 * n    # 10 registers, key byte 4n in bits 7:0
 
@@ -431,13 +436,18 @@ class IntelDevice(Device):
         fields = self._rss_fields(RSS_ADDRESS_TYPES + (RSS_PORT_TYPES if ports else ()) if types is None else types)
         self._write_rss_key(key)
         self._write_reta(reta)
+        # the hash in the write-back, as Linux's igb and ixgbe set it; QEMU's
+        # igb model (hw/net/igb_core.c) does no RSS at all without PCSD
+        self.regs.set_flags(RXCSUM, RXCSUM_PCSD)
         self._enable_mrqc(fields)
         for q in self.rx_queues:
             q.set_rss_hash(True)
 
     def disable_rss(self) -> None:
-        """Every frame to queue 0 again (MRQC queue mode 0)."""
+        """Every frame to queue 0 again (MRQC queue mode 0), the packet
+        checksum back in the write-back (RXCSUM.PCSD 0, its reset value)."""
         self.regs.write(MRQC, 0)
+        self.regs.clear_flags(RXCSUM, RXCSUM_PCSD)
         for q in self.rx_queues:
             q.set_rss_hash(False)
 
