@@ -87,6 +87,7 @@
 
 #include "intel_model.h"
 #include "sim_dma.h"
+#include "sim_flows.h"
 #include "sim_msix.h"
 #include "sim_worker.h"
 
@@ -188,6 +189,14 @@ struct ring {
     uint32_t tail __attribute__((aligned(64)));   /* atomic: written by the driver */
 };
 
+/* A source flow's rx queue and write-back dwords 0-1 (RSS type, hash) with
+ * RSS on, valid while gen equals the function's rss_gen. */
+struct src_flow_rss {
+    uint64_t lo;
+    uint32_t gen;
+    uint8_t queue;
+};
+
 struct dev_stats {            /* device statistics, read-clear by the driver */
     uint64_t gprc, bprc, mprc, gptc, gorc, gotc, ruc, roc, tpr, tpt, tor, tot;
     uint64_t rxmpc[8];
@@ -270,6 +279,7 @@ struct intel_function {
     uint32_t rss_fields;      /* atomic: MRQC's hash-field bits while RSS is on, else 0 */
     uint8_t rss_key[40];      /* RSSRK, key byte 0 first */
     uint8_t rss_reta[128];    /* RETA: each entry's queue index */
+    uint32_t rss_gen;         /* atomic: counts the writes to MRQC, RSSRK, RETA and resets */
 
     /* wire */
     int wire;                 /* atomic WIRE_* */
@@ -278,6 +288,8 @@ struct intel_function {
     uint32_t src_len;
     int src_seq_off;
     uint32_t src_rss_extent;  /* intel_rss_extent of the source frame */
+    struct sim_flows src_flows;
+    struct src_flow_rss *src_rss;  /* per flow: its queue and hash under RSS (src_flows.n of them) */
     uint64_t src_count, src_sent, src_seq;
     uint8_t *scratch;         /* tx frame assembly (worker) */
 
