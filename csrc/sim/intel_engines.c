@@ -512,31 +512,41 @@ static unsigned tx_queue(struct intel_function *p, unsigned qi, const struct sim
     return consumed;
 }
 
-/* The source's next frame: its flow and sequence number written in. */
-static void source_next(struct intel_function *p)
-{
-    sim_flows_stamp(&p->src_flows, p->src_frame);
-    sim_flows_advance(&p->src_flows);
-    if (p->src_seq_off >= 0)
-        wr64(p->src_frame + p->src_seq_off, p->src_seq);
-    p->src_seq++;
-    p->src_sent++;
-}
-
 #define SOURCE_QUEUES 16          /* the queues a RETA entry can name (82599: bits 3:0) */
+#define SOURCE_SCAN (2 * RX_BUDGET)  /* flows a pass looks at, at most */
 
 /* Where the source's next n frames go: all to queue qi (RSS off, or one
- * flow: lo their write-back dwords 0-1), or (multi) frame i to queue q[i]
- * with lo[i], its flow's; ndesc: the descriptors a frame takes in a queue. */
+ * flow: lo1 their write-back dwords 0-1), their flows in turn; or (multi)
+ * frame i of flow flow[i] to queue q[i] with lo[i], its flow's, and next
+ * the flow after the last looked at; ndesc: the descriptors a frame takes
+ * in a queue. */
 struct source_pass {
     uint32_t n;
     int multi;
     unsigned qi;
     uint64_t lo1;
+    uint32_t next;
     uint8_t q[RX_BUDGET];
     uint64_t lo[RX_BUDGET];
+    uint32_t flow[RX_BUDGET];
     uint32_t ndesc[SOURCE_QUEUES];   /* 0: no frame for that queue yet */
 };
+
+/* Frame i of pass s: its flow and sequence number written in. */
+static inline __attribute__((always_inline)) void
+source_next(struct intel_function *p, const struct source_pass *s, uint32_t i)
+{
+    if (s->multi) {
+        sim_flows_write(&p->src_flows, p->src_frame, s->flow[i]);
+    } else {
+        sim_flows_stamp(&p->src_flows, p->src_frame);
+        sim_flows_advance(&p->src_flows);
+    }
+    if (p->src_seq_off >= 0)
+        wr64(p->src_frame + p->src_seq_off, p->src_seq);
+    p->src_seq++;
+    p->src_sent++;
+}
 
 /* The rx queue of flow f with RSS on (hash types rss) and its write-back
  * dwords 0-1 (*lo): hashed once a flow and RSS setting (rss_gen). */
@@ -564,25 +574,33 @@ static int source_queue_on(struct intel_function *p, struct source_pass *s, unsi
     return 1;
 }
 
-/* Each of the next n frames to the queue its flow hashes to, up to the
- * first whose queue is off or full (the source waits). */
+/* The flows in turn, each frame to the queue its flow hashes to; a flow
+ * whose queue is off or full is passed over (per-queue backpressure: one
+ * slow queue holds back only its own flows), and the next pass starts at
+ * the first passed over, so none waits for long. At most n frames,
+ * SOURCE_SCAN flows looked at. */
 static uint32_t source_plan_flows(struct intel_function *p, uint32_t rss, uint32_t dlen, uint32_t n,
                                   struct source_pass *s)
 {
-    uint32_t gen = LDA(&p->rss_gen), f = p->src_flows.next, i;
-    uint32_t want[SOURCE_QUEUES] = {0};
-    for (i = 0; i < n; i++) {
+    uint32_t gen = LDA(&p->rss_gen), f = p->src_flows.next, i = 0, waits = 0, first_waiting = 0;
+    uint32_t want[SOURCE_QUEUES] = {0}, blocked = 0;
+    for (uint32_t k = 0; k < SOURCE_SCAN && i < n; k++, f = sim_flows_after(&p->src_flows, f)) {
         uint64_t lo;
         unsigned qi = source_flow_queue(p, rss, gen, f, &lo);
-        if (!s->ndesc[qi] && !source_queue_on(p, s, qi, dlen))
-            break;
+        if (!(blocked >> qi & 1) && !s->ndesc[qi] && !source_queue_on(p, s, qi, dlen))
+            blocked |= 1u << qi;
+        if (!(blocked >> qi & 1) && rx_ring_room(&p->rx[qi], want[qi] + s->ndesc[qi]) < want[qi] + s->ndesc[qi])
+            blocked |= 1u << qi;
+        if (blocked >> qi & 1) {
+            first_waiting = waits++ ? first_waiting : f;
+            continue;
+        }
         want[qi] += s->ndesc[qi];
-        if (rx_ring_room(&p->rx[qi], want[qi]) < want[qi])
-            break;
         s->q[i] = (uint8_t)qi;
         s->lo[i] = lo;
-        f = sim_flows_after(&p->src_flows, f);
+        s->flow[i++] = f;
     }
+    s->next = waits ? first_waiting : f;
     return i;
 }
 
@@ -603,14 +621,14 @@ static uint32_t source_plan(struct intel_function *p, uint32_t rss, uint32_t dle
     return s->n = fit < n ? fit : n;
 }
 
-/* The source's next frame into rx queue qi (ndesc descriptors, write-back
+/* Frame i of pass s into rx queue qi (ndesc descriptors, write-back
  * dwords 0-1 lo). Returns 0 if the queue stopped (rx_write). */
 static inline __attribute__((always_inline)) int
 source_write(struct intel_function *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
-             unsigned qi, uint32_t dlen, uint32_t ndesc, uint64_t lo)
+             const struct source_pass *s, uint32_t i, unsigned qi, uint32_t dlen, uint32_t ndesc, uint64_t lo)
 {
     uint8_t fcs[4];
-    source_next(p);
+    source_next(p, s, i);
     if (dlen > p->src_len) {
         uint32_t c = eth_fcs(p->src_frame, p->src_len);
         memcpy(fcs, &c, 4);
@@ -629,7 +647,7 @@ static void source_burst(struct intel_function *p, const struct sim_dma_map *m, 
     p->rx_dirty = 1;
     if (!rx_accept(p, p->src_frame, len, LD(&p->hlreg0), s->n)) {
         for (uint32_t i = 0; i < s->n; i++)
-            source_next(p);
+            source_next(p, s, i);
         return;
     }
     if (!s->multi) {
@@ -637,14 +655,14 @@ static void source_burst(struct intel_function *p, const struct sim_dma_map *m, 
         uint32_t ndesc = s->ndesc[qi], n = s->n, k = 0;
         uint64_t lo = s->lo1;
         p->rx_touched |= 1ull << qi;
-        while (k < n && source_write(p, m, hint, qi, dlen, ndesc, lo))
+        while (k < n && source_write(p, m, hint, s, k, qi, dlen, ndesc, lo))
             k++;
         got[qi] = k;
     } else {
         for (uint32_t i = 0; i < s->n; i++) {
             unsigned qi = s->q[i];
             p->rx_touched |= 1ull << qi;
-            if (!source_write(p, m, hint, qi, dlen, s->ndesc[qi], s->lo[i]))
+            if (!source_write(p, m, hint, s, i, qi, dlen, s->ndesc[qi], s->lo[i]))
                 break;
             got[qi]++;
         }
@@ -675,12 +693,14 @@ static unsigned source_fill(struct intel_function *p, const struct sim_dma_map *
         /* each frame has its own fate (a fault drops some; the sequence
          * number changes the address, or the hash) */
         for (uint32_t i = 0; i < n; i++) {
-            source_next(p);
+            source_next(p, &s, i);
             intel_rx_frame(p, m, hint, p->src_frame, p->src_len, NULL, now);
         }
     } else if (n) {
         source_burst(p, m, hint, &s, dlen);
     }
+    if (s.multi)
+        p->src_flows.next = s.next;
     intel_rx_unlock(p);
     return n;
 }
