@@ -138,12 +138,16 @@ def fwd_per_queue(source: str) -> List[int]:
 
 def test_fwd_with_queues_spreads_received_flows_by_rss():
     """--queues 2 turns RSS on: the source's 256 flows hash (Toeplitz under
-    the default key, round-robin RETA) to both rx queues, so both forward a
-    share. Its one flow (flows=1) hashes to rx queue 1, so it leaves by tx
-    queue 1; queue 0 forwards only what arrived before RSS was on, one ring
-    at most. Mutation tried: fwd without enable_rss: [50000+, 0], failed."""
+    the default key, round-robin RETA) to both rx queues, so both forward
+    more than the one ring queue 0 fills before RSS is on (the shares follow
+    the scheduling of the two workers: a queue whose worker waits for a CPU
+    holds back only its own flows). Its one flow (flows=1) hashes to rx
+    queue 1, so it leaves by tx queue 1; queue 0 forwards only what arrived
+    before RSS was on, one ring at most. Mutations tried: fwd without
+    enable_rss: [50000+, 0], failed; one rx mempool shared by both queues'
+    workers: the command crashed (heap corruption) in 4 of 5 runs."""
     on_0, on_1 = fwd_per_queue("sim:source")
-    assert min(on_0, on_1) >= (on_0 + on_1) // 4, (on_0, on_1)
+    assert min(on_0, on_1) > 1024, (on_0, on_1)
     on_0, on_1 = fwd_per_queue("sim:source,flows=1")
     assert on_0 < 512, (on_0, on_1)
 

@@ -205,8 +205,12 @@ class IntelDevice(Device):
         self._promisc = promisc
         try:
             self.regs = Registers(bus.bar(0), self.register_name, self.STATUS)
-            # one rx mempool shared by the rx queues, big enough to refill every ring twice over
-            self.rx_mempool = mempool if mempool is not None else self.mempool(max(4096, 2 * rx_queues * num_rx_desc))
+            # a pool belongs to one thread (ixy_mempool.h) and each rx queue may have a worker of its own
+            # (apps.forward with queues): an rx mempool per queue, each big enough to refill its ring
+            # twice over; a caller's mempool serves every queue, from one thread
+            self.rx_mempools = [mempool] * rx_queues if mempool is not None else \
+                [self.mempool(max(4096 // rx_queues, 2 * num_rx_desc)) for _ in range(rx_queues)]
+            self.rx_mempool = self.rx_mempools[0]
             self._bring_up(self.LINK_TIMEOUT if link_timeout is None else link_timeout)
             if interrupts:
                 self.interrupts = self._enable_interrupts(itr_us)
@@ -332,7 +336,8 @@ class IntelDevice(Device):
         regs = self.rx_queue_regs(n)
         offset = self._ring_offsets[n]
         self._program_ring(regs, offset, self.num_rx_desc)
-        return IntelRxQueue(self.regs.bar, regs.tail, self._ring_memory.memory, offset, self.num_rx_desc, self.rx_mempool)
+        return IntelRxQueue(self.regs.bar, regs.tail, self._ring_memory.memory, offset, self.num_rx_desc,
+                            self.rx_mempools[n])
 
     def _setup_tx_ring(self, n: int) -> IntelTxQueue:
         regs = self.tx_queue_regs(n)
