@@ -163,6 +163,7 @@
 
 enum { WIRE_SINK = 0, WIRE_PAIR = 1, WIRE_SOURCE = 2 };
 
+#define SOURCE_QUEUES 16      /* the rx queues a RETA entry can name (82599: bits 3:0), so a source's flows reach */
 #define RX_WB_DESCS 4         /* rx descriptors (16 bytes) a 64-byte cache line holds */
 
 /* One rx or tx queue, on three cache lines, so that neither side's writes
@@ -290,6 +291,9 @@ struct intel_function {
     uint32_t src_rss_extent;  /* intel_rss_extent of the source frame */
     struct sim_flows src_flows;
     struct src_flow_rss *src_rss;  /* per flow: its queue and hash under RSS (src_flows.n of them) */
+    uint64_t src_qpos[SOURCE_QUEUES];  /* with RSS over flows, per queue: where its next flow is looked for (flow pos % n) */
+    uint32_t src_qgen;        /* the rss_gen src_qpos holds for */
+    unsigned src_qfirst;      /* the queue a pass fills first, in turn */
     uint64_t src_count, src_sent, src_seq;
     uint8_t *scratch;         /* tx frame assembly (worker) */
 

@@ -512,20 +512,17 @@ static unsigned tx_queue(struct intel_function *p, unsigned qi, const struct sim
     return consumed;
 }
 
-#define SOURCE_QUEUES 16          /* the queues a RETA entry can name (82599: bits 3:0) */
 #define SOURCE_SCAN (2 * RX_BUDGET)  /* flows a pass looks at, at most */
 
 /* Where the source's next n frames go: all to queue qi (RSS off, or one
  * flow: lo1 their write-back dwords 0-1), their flows in turn; or (multi)
- * frame i of flow flow[i] to queue q[i] with lo[i], its flow's, and next
- * the flow after the last looked at; ndesc: the descriptors a frame takes
+ * frame i of flow flow[i] to queue q[i] with lo[i], its flow's; ndesc: the descriptors a frame takes
  * in a queue. */
 struct source_pass {
     uint32_t n;
     int multi;
     unsigned qi;
     uint64_t lo1;
-    uint32_t next;
     uint8_t q[RX_BUDGET];
     uint64_t lo[RX_BUDGET];
     uint32_t flow[RX_BUDGET];
@@ -574,34 +571,52 @@ static int source_queue_on(struct intel_function *p, struct source_pass *s, unsi
     return 1;
 }
 
-/* The flows in turn, each frame to the queue its flow hashes to; a flow
- * whose queue is off or full is passed over (per-queue backpressure: one
- * slow queue holds back only its own flows), and the next pass starts at
- * the first passed over, so none waits for long. At most n frames,
- * SOURCE_SCAN flows looked at. */
+/* Queue qi's share of a pass: its flows in turn from its own position
+ * (src_qpos: flow pos % n; the flows of other queues passed over), as many
+ * as its ring has room for, at most n, SOURCE_SCAN flows looked at. A
+ * queue that is off or full holds back only its own flows
+ * (per-queue backpressure). Appends to s; returns the frames planned. */
+static uint32_t source_plan_queue(struct intel_function *p, uint32_t rss, uint32_t gen, uint32_t dlen, unsigned qi,
+                                  uint32_t n, struct source_pass *s)
+{
+    if (!source_queue_on(p, s, qi, dlen))
+        return 0;
+    uint32_t ndesc = s->ndesc[qi], i = 0;
+    uint64_t pos = p->src_qpos[qi];
+    uint32_t f = (uint32_t)(pos % p->src_flows.n);
+    for (uint32_t k = 0; k < SOURCE_SCAN && i < n; k++, pos++, f = sim_flows_after(&p->src_flows, f)) {
+        uint64_t lo;
+        if (source_flow_queue(p, rss, gen, f, &lo) != qi)
+            continue;
+        if (rx_ring_room(&p->rx[qi], (i + 1) * ndesc) < (i + 1) * ndesc)
+            break;
+        s->q[s->n + i] = (uint8_t)qi;
+        s->lo[s->n + i] = lo;
+        s->flow[s->n + i++] = f;
+    }
+    p->src_qpos[qi] = pos;
+    s->n += i;
+    return i;
+}
+
+/* The flows over the queues they hash to, each queue in turn first. */
 static uint32_t source_plan_flows(struct intel_function *p, uint32_t rss, uint32_t dlen, uint32_t n,
                                   struct source_pass *s)
 {
-    uint32_t gen = LDA(&p->rss_gen), f = p->src_flows.next, i = 0, waits = 0, first_waiting = 0;
-    uint32_t want[SOURCE_QUEUES] = {0}, blocked = 0;
-    for (uint32_t k = 0; k < SOURCE_SCAN && i < n; k++, f = sim_flows_after(&p->src_flows, f)) {
-        uint64_t lo;
-        unsigned qi = source_flow_queue(p, rss, gen, f, &lo);
-        if (!(blocked >> qi & 1) && !s->ndesc[qi] && !source_queue_on(p, s, qi, dlen))
-            blocked |= 1u << qi;
-        if (!(blocked >> qi & 1) && rx_ring_room(&p->rx[qi], want[qi] + s->ndesc[qi]) < want[qi] + s->ndesc[qi])
-            blocked |= 1u << qi;
-        if (blocked >> qi & 1) {
-            first_waiting = waits++ ? first_waiting : f;
-            continue;
-        }
-        want[qi] += s->ndesc[qi];
-        s->q[i] = (uint8_t)qi;
-        s->lo[i] = lo;
-        s->flow[i++] = f;
+    uint32_t gen = LDA(&p->rss_gen);
+    if (p->src_qgen != gen) {           /* the flows' queues changed */
+        for (unsigned q = 0; q < SOURCE_QUEUES; q++)
+            p->src_qpos[q] = p->src_flows.next;
+        p->src_qgen = gen;
     }
-    s->next = waits ? first_waiting : f;
-    return i;
+    s->n = 0;
+    p->src_qfirst = (p->src_qfirst + 1) % SOURCE_QUEUES;
+    for (unsigned j = 0; j < SOURCE_QUEUES && s->n < n; j++) {
+        unsigned qi = (p->src_qfirst + j) % SOURCE_QUEUES;
+        if (LD(&p->rxmask) >> qi & 1)
+            source_plan_queue(p, rss, gen, dlen, qi, n - s->n, s);
+    }
+    return s->n;
 }
 
 /* Plans the source's next frames, at most n: where each goes (RSS off:
@@ -699,8 +714,7 @@ static unsigned source_fill(struct intel_function *p, const struct sim_dma_map *
     } else if (n) {
         source_burst(p, m, hint, &s, dlen);
     }
-    if (s.multi)
-        p->src_flows.next = s.next;
+
     intel_rx_unlock(p);
     return n;
 }

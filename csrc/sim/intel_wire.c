@@ -55,6 +55,7 @@ static void source_flows(struct intel_function *p, uint32_t len, uint32_t flows)
     uint32_t stale = LDA(&p->rss_gen) - 1;
     for (uint32_t f = 0; f < n; f++)
         rss[f].gen = stale;
+    p->src_qgen = stale;
 }
 
 void intel_model_wire_source(struct intel_function *p, const uint8_t *frame, uint32_t len,
