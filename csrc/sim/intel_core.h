@@ -87,6 +87,7 @@
 
 #include "intel_model.h"
 #include "sim_dma.h"
+#include "sim_flows.h"
 #include "sim_msix.h"
 #include "sim_worker.h"
 
@@ -162,6 +163,7 @@
 
 enum { WIRE_SINK = 0, WIRE_PAIR = 1, WIRE_SOURCE = 2 };
 
+#define SOURCE_QUEUES 16      /* the rx queues a RETA entry can name (82599: bits 3:0), so a source's flows reach */
 #define RX_WB_DESCS 4         /* rx descriptors (16 bytes) a 64-byte cache line holds */
 
 /* One rx or tx queue, on three cache lines, so that neither side's writes
@@ -186,6 +188,14 @@ struct ring {
     uint8_t wb_eop[RX_WB_DESCS];
     uint64_t wb_lo[RX_WB_DESCS];  /* write-back dwords 0 (RSS type) and 1 (RSS hash) */
     uint32_t tail __attribute__((aligned(64)));   /* atomic: written by the driver */
+};
+
+/* A source flow's rx queue and write-back dwords 0-1 (RSS type, hash) with
+ * RSS on, valid while gen equals the function's rss_gen. */
+struct src_flow_rss {
+    uint64_t lo;
+    uint32_t gen;
+    uint8_t queue;
 };
 
 struct dev_stats {            /* device statistics, read-clear by the driver */
@@ -270,6 +280,7 @@ struct intel_function {
     uint32_t rss_fields;      /* atomic: MRQC's hash-field bits while RSS is on, else 0 */
     uint8_t rss_key[40];      /* RSSRK, key byte 0 first */
     uint8_t rss_reta[128];    /* RETA: each entry's queue index */
+    uint32_t rss_gen;         /* atomic: counts the writes to MRQC, RSSRK, RETA and resets */
 
     /* wire */
     int wire;                 /* atomic WIRE_* */
@@ -278,6 +289,11 @@ struct intel_function {
     uint32_t src_len;
     int src_seq_off;
     uint32_t src_rss_extent;  /* intel_rss_extent of the source frame */
+    struct sim_flows src_flows;
+    struct src_flow_rss *src_rss;  /* per flow: its queue and hash under RSS (src_flows.n of them) */
+    uint64_t src_qpos[SOURCE_QUEUES];  /* with RSS over flows, per queue: where its next flow is looked for (flow pos % n) */
+    uint32_t src_qgen;        /* the rss_gen src_qpos holds for */
+    unsigned src_qfirst;      /* the queue a pass fills first, in turn */
     uint64_t src_count, src_sent, src_seq;
     uint8_t *scratch;         /* tx frame assembly (worker) */
 

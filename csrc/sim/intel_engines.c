@@ -512,84 +512,209 @@ static unsigned tx_queue(struct intel_function *p, unsigned qi, const struct sim
     return consumed;
 }
 
-/* The source's next frame: its sequence number written in. */
-static void source_next(struct intel_function *p)
+#define SOURCE_SCAN (2 * RX_BUDGET)  /* flows a pass looks at, at most */
+
+/* Where the source's next n frames go: all to queue qi (RSS off, or one
+ * flow: lo1 their write-back dwords 0-1), their flows in turn; or (multi)
+ * frame i of flow flow[i] to queue q[i] with lo[i], its flow's; ndesc: the descriptors a frame takes
+ * in a queue. */
+struct source_pass {
+    uint32_t n;
+    int multi;
+    unsigned qi;
+    uint64_t lo1;
+    uint8_t q[RX_BUDGET];
+    uint64_t lo[RX_BUDGET];
+    uint32_t flow[RX_BUDGET];
+    uint32_t ndesc[SOURCE_QUEUES];   /* 0: no frame for that queue yet */
+};
+
+/* Frame i of pass s: its flow and sequence number written in. */
+static inline __attribute__((always_inline)) void
+source_next(struct intel_function *p, const struct source_pass *s, uint32_t i)
 {
+    if (s->multi) {
+        sim_flows_write(&p->src_flows, p->src_frame, s->flow[i]);
+    } else {
+        sim_flows_stamp(&p->src_flows, p->src_frame);
+        sim_flows_advance(&p->src_flows);
+    }
     if (p->src_seq_off >= 0)
         wr64(p->src_frame + p->src_seq_off, p->src_seq);
     p->src_seq++;
     p->src_sent++;
 }
 
-/* n copies of the source frame, with room for all of them in queue q: the
- * work of intel_rx_frame's per copy, but what is the same for every copy
- * (the checks, the filter's verdict: the sequence number lies beyond the
- * destination address) done once. Caller holds the rx lock. */
-static void source_burst(struct intel_function *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
-                         unsigned qi, uint64_t lo, uint32_t n)
+/* The rx queue of flow f with RSS on (hash types rss) and its write-back
+ * dwords 0-1 (*lo): hashed once a flow and RSS setting (rss_gen). */
+static unsigned source_flow_queue(struct intel_function *p, uint32_t rss, uint32_t gen, uint32_t f, uint64_t *lo)
+{
+    struct src_flow_rss *e = &p->src_rss[f];
+    if (e->gen != gen) {
+        if (p->src_flows.n > 1)
+            sim_flows_write(&p->src_flows, p->src_frame, f);
+        e->queue = (uint8_t)intel_rss_queue(p, rss, p->src_frame, p->src_len, &e->lo);
+        e->gen = gen;
+    }
+    *lo = e->lo;
+    return e->queue;
+}
+
+/* Whether rx queue qi takes source frames (of dlen bytes) now; sets its
+ * ndesc in s. */
+static int source_queue_on(struct intel_function *p, struct source_pass *s, unsigned qi, uint32_t dlen)
 {
     struct ring *q = &p->rx[qi];
-    uint32_t hl = LD(&p->hlreg0), len = p->src_len;
-    uint32_t dlen = (hl & HLREG0_RXCRCSTRP) ? len : len + 4, ndesc = (dlen + q->bsize - 1) / q->bsize;
+    if (!LDA(&q->enabled) || LD(&q->faulted))
+        return 0;
+    s->ndesc[qi] = (dlen + q->bsize - 1) / q->bsize;
+    return 1;
+}
+
+/* Queue qi's share of a pass: its flows in turn from its own position
+ * (src_qpos: flow pos % n; the flows of other queues passed over), as many
+ * as its ring has room for, at most n, SOURCE_SCAN flows looked at. A
+ * queue that is off or full holds back only its own flows
+ * (per-queue backpressure). Appends to s; returns the frames planned. */
+static uint32_t source_plan_queue(struct intel_function *p, uint32_t rss, uint32_t gen, uint32_t dlen, unsigned qi,
+                                  uint32_t n, struct source_pass *s)
+{
+    if (!source_queue_on(p, s, qi, dlen))
+        return 0;
+    uint32_t ndesc = s->ndesc[qi], i = 0;
+    uint64_t pos = p->src_qpos[qi];
+    uint32_t f = (uint32_t)(pos % p->src_flows.n);
+    for (uint32_t k = 0; k < SOURCE_SCAN && i < n; k++, pos++, f = sim_flows_after(&p->src_flows, f)) {
+        uint64_t lo;
+        if (source_flow_queue(p, rss, gen, f, &lo) != qi)
+            continue;
+        if (rx_ring_room(&p->rx[qi], (i + 1) * ndesc) < (i + 1) * ndesc)
+            break;
+        s->q[s->n + i] = (uint8_t)qi;
+        s->lo[s->n + i] = lo;
+        s->flow[s->n + i++] = f;
+    }
+    p->src_qpos[qi] = pos;
+    s->n += i;
+    return i;
+}
+
+/* The flows over the queues they hash to, each queue in turn first. */
+static uint32_t source_plan_flows(struct intel_function *p, uint32_t rss, uint32_t dlen, uint32_t n,
+                                  struct source_pass *s)
+{
+    uint32_t gen = LDA(&p->rss_gen);
+    if (p->src_qgen != gen) {           /* the flows' queues changed */
+        for (unsigned q = 0; q < SOURCE_QUEUES; q++)
+            p->src_qpos[q] = p->src_flows.next;
+        p->src_qgen = gen;
+    }
+    s->n = 0;
+    p->src_qfirst = (p->src_qfirst + 1) % SOURCE_QUEUES;
+    for (unsigned j = 0; j < SOURCE_QUEUES && s->n < n; j++) {
+        unsigned qi = (p->src_qfirst + j) % SOURCE_QUEUES;
+        if (LD(&p->rxmask) >> qi & 1)
+            source_plan_queue(p, rss, gen, dlen, qi, n - s->n, s);
+    }
+    return s->n;
+}
+
+/* Plans the source's next frames, at most n: where each goes (RSS off:
+ * queue 0), as many as their queues have room for. Returns how many go.
+ * Caller holds the rx lock. */
+static uint32_t source_plan(struct intel_function *p, uint32_t rss, uint32_t dlen, uint32_t n, struct source_pass *s)
+{
+    memset(s->ndesc, 0, sizeof(s->ndesc));
+    s->multi = rss && p->src_flows.n > 1;
+    if (s->multi)
+        return s->n = source_plan_flows(p, rss, dlen, n, s);
+    s->lo1 = 0;
+    s->qi = rss ? source_flow_queue(p, rss, LDA(&p->rss_gen), 0, &s->lo1) : 0;
+    if (!source_queue_on(p, s, s->qi, dlen))
+        return s->n = 0;
+    uint32_t need = s->ndesc[s->qi], fit = rx_ring_room(&p->rx[s->qi], need * n) / need;
+    return s->n = fit < n ? fit : n;
+}
+
+/* Frame i of pass s into rx queue qi (ndesc descriptors, write-back
+ * dwords 0-1 lo). Returns 0 if the queue stopped (rx_write). */
+static inline __attribute__((always_inline)) int
+source_write(struct intel_function *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
+             const struct source_pass *s, uint32_t i, unsigned qi, uint32_t dlen, uint32_t ndesc, uint64_t lo)
+{
+    uint8_t fcs[4];
+    source_next(p, s, i);
+    if (dlen > p->src_len) {
+        uint32_t c = eth_fcs(p->src_frame, p->src_len);
+        memcpy(fcs, &c, 4);
+    }
+    return rx_write(p, &p->rx[qi], qi, m, hint, p->src_frame, p->src_len, fcs, dlen, ndesc, lo);
+}
+
+/* The planned frames into their queues: the work of intel_rx_frame's per
+ * frame, but what is the same for every frame (the checks, the filter's
+ * verdict: flows and sequence numbers lie beyond the destination address)
+ * done once. Caller holds the rx lock. */
+static void source_burst(struct intel_function *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
+                         const struct source_pass *s, uint32_t dlen)
+{
+    uint32_t len = p->src_len, got[SOURCE_QUEUES] = {0};
     p->rx_dirty = 1;
-    if (!rx_accept(p, p->src_frame, len, hl, n)) {
-        for (uint32_t i = 0; i < n; i++)
-            source_next(p);
+    if (!rx_accept(p, p->src_frame, len, LD(&p->hlreg0), s->n)) {
+        for (uint32_t i = 0; i < s->n; i++)
+            source_next(p, s, i);
         return;
     }
-    uint32_t written = 0;
-    uint8_t fcs[4];
-    p->rx_touched |= 1ull << qi;
-    for (; written < n; written++) {
-        source_next(p);
-        if (dlen > len) {
-            uint32_t c = eth_fcs(p->src_frame, len);
-            memcpy(fcs, &c, 4);
+    if (!s->multi) {
+        unsigned qi = s->qi;
+        uint32_t ndesc = s->ndesc[qi], n = s->n, k = 0;
+        uint64_t lo = s->lo1;
+        p->rx_touched |= 1ull << qi;
+        while (k < n && source_write(p, m, hint, s, k, qi, dlen, ndesc, lo))
+            k++;
+        got[qi] = k;
+    } else {
+        for (uint32_t i = 0; i < s->n; i++) {
+            unsigned qi = s->q[i];
+            p->rx_touched |= 1ull << qi;
+            if (!source_write(p, m, hint, s, i, qi, dlen, s->ndesc[qi], s->lo[i]))
+                break;
+            got[qi]++;
         }
-        if (!rx_write(p, q, qi, m, hint, p->src_frame, len, fcs, dlen, ndesc, lo))
-            break;
     }
-    rx_received(p, q, qi, len, dlen, written);
+    for (unsigned qi = 0; qi < SOURCE_QUEUES; qi++)
+        if (got[qi])
+            rx_received(p, &p->rx[qi], qi, len, dlen, got[qi]);
 }
 
 /* The traffic generator at the far end of a source wire: as many frames as
- * the ring has room for, up to RX_BUDGET a pass; none is dropped for want
- * of room (the source waits). */
+ * their queues have room for, up to RX_BUDGET a pass; none is dropped for
+ * want of room (the source waits). */
 static unsigned source_fill(struct intel_function *p, const struct sim_dma_map *m,
                             const struct sim_dma_ent **hint, int64_t now)
 {
-    if (!LD(&p->rxen) || !link_is_up(p, now))
+    if (!LD(&p->rxen) || !link_is_up(p, now) || !(LD(&p->pci_command) & 4))
         return 0;
-    /* the queue the frame goes to: the same every frame when the sequence
-     * number lies beyond the headers RSS hashes (else: the per-frame path) */
-    unsigned qi = 0;
-    uint64_t lo = 0;
     uint32_t rss = LD(&p->rss_fields);
-    if (rss)
-        qi = intel_rss_queue(p, rss, p->src_frame, p->src_len, &lo);
-    struct ring *q = &p->rx[qi];
-    if (!LDA(&q->enabled) || LD(&q->faulted) || !(LD(&p->pci_command) & 4))
-        return 0;
-    rx_lock(p);
     uint32_t dlen = p->src_len + ((LD(&p->hlreg0) & HLREG0_RXCRCSTRP) ? 0 : 4);
-    uint32_t need = (dlen + q->bsize - 1) / q->bsize;
     uint32_t n = RX_BUDGET;
     if (p->src_count && p->src_count - p->src_sent < n)
         n = (uint32_t)(p->src_count - p->src_sent);
-    uint32_t fit = rx_ring_room(q, need * n) / need;
-    if (fit < n)
-        n = fit;
+    struct source_pass s;
+    rx_lock(p);
+    n = source_plan(p, rss, dlen, n, &s);
     int seq_in_headers = p->src_seq_off >= 0 && p->src_seq_off < (rss ? (int)p->src_rss_extent : 6);
     if (LD(&p->drop_rx) || seq_in_headers) {
-        /* each copy has its own fate (a fault drops some; the sequence
+        /* each frame has its own fate (a fault drops some; the sequence
          * number changes the address, or the hash) */
         for (uint32_t i = 0; i < n; i++) {
-            source_next(p);
+            source_next(p, &s, i);
             intel_rx_frame(p, m, hint, p->src_frame, p->src_len, NULL, now);
         }
     } else if (n) {
-        source_burst(p, m, hint, qi, lo, n);
+        source_burst(p, m, hint, &s, dlen);
     }
+
     intel_rx_unlock(p);
     return n;
 }

@@ -104,6 +104,7 @@ static void function_free(struct intel_function *p)
         return;
     free(p->regs);
     free(p->src_frame);
+    free(p->src_rss);
     free(p->scratch);
     sim_msix_free(&p->msix);
     pthread_mutex_destroy(&p->lock);
@@ -141,7 +142,8 @@ static struct intel_function *function_new(struct intel_model *sim, unsigned i, 
     p->regs = calloc(1, INTEL_MODEL_BAR0_SIZE);
     p->src_frame = calloc(1, INTEL_MODEL_MAX_FRAME + 8);
     p->scratch = calloc(1, INTEL_MODEL_MAX_FRAME + 64);
-    if (!p->regs || !p->src_frame || !p->scratch) {
+    p->src_rss = calloc(1, sizeof(*p->src_rss));     /* one flow's; wire_source makes room for more */
+    if (!p->regs || !p->src_frame || !p->scratch || !p->src_rss) {
         function_free(p);
         return NULL;
     }

@@ -81,9 +81,13 @@ void intel_model_wire_pair(struct intel_function *a, struct intel_function *b);
 /* A traffic generator at the far end: count copies of frame (0 = without
  * end) arrive at rx as fast as free rx descriptors allow. If seq_offset >= 0,
  * a 64-bit little-endian sequence number (0, 1, 2, ...) is written into each
- * copy at that byte offset. tx still goes to the sink. */
+ * copy at that byte offset. With flows > 1 (at most SIM_FLOWS_MAX, an IPv4
+ * frame), copy i is of flow i % flows: its IPv4 source address is frame's
+ * plus that (sim_flows.h); with RSS on, each rx queue takes the flows that
+ * hash to it in turn, and a full queue holds back only those. tx still goes
+ * to the sink. */
 void intel_model_wire_source(struct intel_function *fn, const uint8_t *frame, uint32_t len,
-                       uint64_t count, int seq_offset);
+                       uint64_t count, int seq_offset, uint32_t flows);
 /* One frame arrives at the function's rx now (from the caller's thread),
  * through the same receive path (filtering, descriptors, drops, stats).
  * Returns 1 if delivered into a descriptor, 0 if filtered or dropped. */

@@ -39,27 +39,34 @@
 enum { T_NONE = 0, T_TCP_IPV4 = 1, T_IPV4 = 2, T_TCP_IPV6 = 3, T_IPV6_EX = 4, T_IPV6 = 5,
        T_TCP_IPV6_EX = 6, T_UDP_IPV4 = 7, T_UDP_IPV6 = 8, T_UDP_IPV6_EX = 9 };
 
+/* The RSS registers changed: the source's flows hash anew. */
+static int rss_changed(struct intel_function *p)
+{
+    __atomic_fetch_add(&p->rss_gen, 1, __ATOMIC_RELEASE);
+    return 1;
+}
+
 int intel_rss_write(struct intel_function *p, uint32_t off, uint32_t v)
 {
     if (off == R_MRQC) {
         reg_set(p, off, v);
         uint32_t on = (v & p->v->mrqc_mrqe) == p->v->mrqc_rss_only;
         ST(&p->rss_fields, on ? (v & F_ALL) : 0);
-        return 1;
+        return rss_changed(p);
     }
     if (off >= R_RSSRK(0) && off < R_RSSRK(10)) {
         unsigned n = (off - R_RSSRK(0)) / 4;
         reg_set(p, off, v);
         for (unsigned j = 0; j < 4; j++)
             ST(&p->rss_key[4 * n + j], (uint8_t)(v >> (8 * j)));
-        return 1;
+        return rss_changed(p);
     }
     if (off >= R_RETA(0) && off < R_RETA(32)) {
         unsigned n = (off - R_RETA(0)) / 4;
         reg_set(p, off, v);
         for (unsigned j = 0; j < 4; j++)
             ST(&p->rss_reta[4 * n + j], (uint8_t)((v >> (8 * j)) & p->v->reta_qindex));
-        return 1;
+        return rss_changed(p);
     }
     return 0;
 }
@@ -69,6 +76,7 @@ void intel_rss_reset(struct intel_function *p)
     ST(&p->rss_fields, 0);
     memset(p->rss_key, 0, sizeof(p->rss_key));
     memset(p->rss_reta, 0, sizeof(p->rss_reta));
+    rss_changed(p);
 }
 
 /* The Toeplitz hash of n bytes (at most 36) under the 40-byte key: for each

@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include "intel_core.h"
 
+#include <stdlib.h>
+
 /* ---- the wire ------------------------------------------------------------------------ */
 static void wire_detach(struct intel_function *p)
 {
@@ -35,8 +37,29 @@ void intel_model_wire_pair(struct intel_function *a, struct intel_function *b)
     __atomic_store_n(&b->wire, WIRE_PAIR, __ATOMIC_RELEASE);
 }
 
+/* The source's flows of its frame (len bytes), each with room to cache its
+ * queue, none yet valid. */
+static void source_flows(struct intel_function *p, uint32_t len, uint32_t flows)
+{
+    uint32_t n = sim_flows_init(&p->src_flows, p->src_frame, len, flows);
+    if (n < flows)
+        ERR(p, "wire_source: %u flows asked for, the frame is no IPv4 frame whose source address can vary "
+            "(or more than %u): one flow", flows, SIM_FLOWS_MAX);
+    struct src_flow_rss *rss = realloc(p->src_rss, n * sizeof(*rss));
+    if (!rss) {
+        ERR(p, "wire_source: no memory for %u flows: one flow", n);
+        n = sim_flows_init(&p->src_flows, p->src_frame, len, 1);
+        rss = p->src_rss;           /* has room for one */
+    }
+    p->src_rss = rss;
+    uint32_t stale = LDA(&p->rss_gen) - 1;
+    for (uint32_t f = 0; f < n; f++)
+        rss[f].gen = stale;
+    p->src_qgen = stale;
+}
+
 void intel_model_wire_source(struct intel_function *p, const uint8_t *frame, uint32_t len,
-                       uint64_t count, int seq_offset)
+                       uint64_t count, int seq_offset, uint32_t flows)
 {
     intel_model_wire_sink(p);
     if (len > INTEL_MODEL_MAX_FRAME)
@@ -44,6 +67,7 @@ void intel_model_wire_source(struct intel_function *p, const uint8_t *frame, uin
     memcpy(p->src_frame, frame, len);
     p->src_len = len;
     p->src_rss_extent = intel_rss_extent(frame, len);
+    source_flows(p, len, flows);
     p->src_count = count;
     p->src_sent = 0;
     p->src_seq = 0;

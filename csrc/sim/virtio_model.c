@@ -43,6 +43,7 @@
 #define _GNU_SOURCE
 #include "virtio_model.h"
 #include "sim_dma.h"
+#include "sim_flows.h"
 #include "sim_msix.h"
 #include "sim_worker.h"
 
@@ -161,6 +162,7 @@ struct vnsim_dev {
     uint64_t src_count;           /* source: frames to send, 0 without end */
     uint32_t src_len;
     uint8_t *src_frame;
+    struct sim_flows src_flows;   /* source: the flows its frames carry (sim_flows.h) */
     uint8_t *frame;               /* a transmitted frame, gathered */
     struct vnsim_wire_stats st;
     uint32_t unplugged, stalled, removed;   /* atomic, faults: cable out, DMA stopped, gone from the bus */
@@ -566,10 +568,12 @@ static unsigned source_fill(struct vnsim_dev *d, const struct sim_dma_ent **hint
 {
     unsigned work = 0;
     while ((!d->src_count || d->seq < d->src_count) && work < d->vq[RXQ].num) {
+        sim_flows_stamp(&d->src_flows, d->src_frame);
         if (d->seq_offset >= 0)
             memcpy(d->src_frame + d->seq_offset, &d->seq, 8);
         if (rx_deliver(d, d->src_frame, d->src_len, hint) == RX_NO_BUFFER)
             break;
+        sim_flows_advance(&d->src_flows);
         d->seq++;
         work++;
     }
@@ -1014,12 +1018,16 @@ void vnsim_wire_pair(struct vnsim_dev *a, struct vnsim_dev *b)
     ctl_unlock(a->sim);
 }
 
-void vnsim_wire_source(struct vnsim_dev *d, const uint8_t *frame, uint32_t len, uint64_t count, int seq_offset)
+void vnsim_wire_source(struct vnsim_dev *d, const uint8_t *frame, uint32_t len, uint64_t count, int seq_offset,
+                       uint32_t flows)
 {
     if (len > VNSIM_MAX_FRAME || (seq_offset >= 0 && (uint64_t)seq_offset + 8 > len))
         return;
     ctl_lock(d->sim);
     memcpy(d->src_frame, frame, len);
+    if (sim_flows_init(&d->src_flows, d->src_frame, len, flows) < flows)
+        err(d, "wire_source: %u flows asked for, the frame is no IPv4 frame whose source address can vary "
+            "(or more than %u): one flow", flows, SIM_FLOWS_MAX);
     d->src_len = len;
     d->src_count = count;
     d->seq_offset = seq_offset;

@@ -93,9 +93,10 @@ void vnsim_wire_sink(struct vnsim_dev *dev, int seq_offset);
 /* a's tx arrives at b's rx and b's tx at a's rx (a == b: loopback). */
 void vnsim_wire_pair(struct vnsim_dev *a, struct vnsim_dev *b);
 /* count copies of frame (0: without end) arrive as fast as rx buffers are
- * posted, a 64-bit LE sequence number at seq_offset if >= 0; tx goes to a sink. */
+ * posted, a 64-bit LE sequence number at seq_offset if >= 0, copy i of flow
+ * i % flows (its IPv4 source address plus that, sim_flows.h); tx goes to a sink. */
 void vnsim_wire_source(struct vnsim_dev *dev, const uint8_t *frame, uint32_t len,
-                       uint64_t count, int seq_offset);
+                       uint64_t count, int seq_offset, uint32_t flows);
 
 struct vnsim_wire_stats {
     uint64_t tx_packets, tx_bytes, tx_seq_errors;   /* frames the device sent */

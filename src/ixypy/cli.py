@@ -2,7 +2,8 @@
 
 DEV is a PCI address (0000:03:00.0) or a sim device (sim:sink, sim:source,
 sim:loop, sim:pair0, sim:pair1; sim:igb-sink ... for an 82576; sim:virtio-sink
-... on the virtio-net model): see dev_help(). Ctrl-C or SIGTERM stops a running
+... on the virtio-net model; options after a comma, sim:source,flows=N): see
+dev_help(). Ctrl-C or SIGTERM stops a running
 app cleanly: final stats, queues off, DMA stopped, memory released.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .device import FCS_BYTES, L1_OVERHEAD_BYTES, Device, DeviceStats
 from .drivers.intel import IntelDevice
 from .errors import InvalidAddress, InvalidTemplate, IxyError
 from .packets import MAX_FRAME, MIN_FRAME, udp_flows
-from .sim import ALIASES as SIM_ALIASES, MODELS as SIM_MODELS
+from .sim import ALIASES as SIM_ALIASES, DEFAULT_SOURCE_FLOWS, MODELS as SIM_MODELS
 from .vapps.commands import COMMANDS as VECTOR_COMMANDS
 
 if TYPE_CHECKING:
@@ -46,7 +47,9 @@ def _sim_help() -> str:
     for prefix, (model, wires) in SIM_MODELS.items():
         by_model.setdefault(model, []).extend(f"sim:{prefix}{wire}" for wire in wires)
     aliases = "".join(f"; sim:{a} is an alias of sim:{b}" for a, b in SIM_ALIASES.items())
-    return "; ".join(f"{model}: {', '.join(names)}" for model, names in by_model.items()) + aliases
+    flows = (f"; a source's frames carry {DEFAULT_SOURCE_FLOWS} flows (source IPs 10.0.0.2 upward), "
+             f"sim:source,flows=N sends N")
+    return "; ".join(f"{model}: {', '.join(names)}" for model, names in by_model.items()) + aliases + flows
 
 
 def dev_help(*names: str) -> str:

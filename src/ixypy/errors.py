@@ -25,7 +25,8 @@ class IxyError(Exception):
 
 
 class InvalidAddress(IxyError, ValueError):
-    """A PCI address that is not of the form DDDD:BB:DD.F."""
+    """A PCI address that is not of the form DDDD:BB:DD.F, or a sim address
+    with an option it does not take."""
 
     default_hint = "give the full PCI address as printed by `ixypy devices` or `lspci -D`, e.g. 0000:03:00.0"
 

@@ -99,16 +99,20 @@ def test_pktgen_gbps_is_the_reported_l1_rate_and_l2_the_frames_share(dev, size, 
     assert s["tx_l1_gbps"] == pytest.approx(gbps, rel=0.01), s
 
 
-def test_capture_writes_a_readable_pcap(tmp_path: Path):
+@pytest.mark.parametrize("source", ["sim:source", "sim:virtio-source"])
+def test_capture_writes_a_readable_pcap(tmp_path: Path, source: str):
+    """The source's frames as dpkt builds them: flow seq % 3 (source IP and
+    IPv4 header checksum), numbered. Mutation tried: the models' flows
+    leaving the IPv4 checksum as it was: failed."""
     pcap = tmp_path / "out.pcap"
-    out = ixypy("capture", "sim:source", str(pcap), "--count", "100", "--json")
+    out = ixypy("capture", f"{source},flows=3", str(pcap), "--count", "100", "--json")
     assert out.returncode == 0, out.stderr
     assert summary(out.stdout)["written"] == 100
     with pcap.open("rb") as f:
         frames = [bytes(buf) for _, buf in dpkt.pcap.Reader(f)]
-    template = source_frame()
     assert len(frames) == 100
     for seq, frame in enumerate(frames):
+        template = source_frame(seq % 3)
         expected = template[:SEQ_OFFSET] + seq.to_bytes(8, "little") + template[SEQ_OFFSET + 8:]
         assert frame == expected
         assert isinstance(dpkt.ethernet.Ethernet(frame).data.data, dpkt.udp.UDP)
@@ -123,16 +127,29 @@ def test_fwd_forwards_between_two_devices():
     assert rows[1]["tx_packets"] == rows[0]["forwarded"]      # the sink side sent all that was forwarded
 
 
-def test_fwd_with_queues_spreads_received_flows_by_rss():
-    """--queues 2 turns RSS on: the source's one flow hashes (Toeplitz under
-    the default key, round-robin RETA) to rx queue 1, so it leaves by tx queue
-    1; queue 0 forwards only what arrived before RSS was on, one ring at most.
-    Mutation tried: fwd without enable_rss: [50000+, 0], failed."""
-    out = ixypy("fwd", "sim:source", "sim:sink", "--queues", "2", "--count", "50000", "--json")
+def fwd_per_queue(source: str) -> List[int]:
+    """What each tx queue of the sink side sent in `fwd source sim:sink --queues 2`."""
+    out = ixypy("fwd", source, "sim:sink", "--queues", "2", "--count", "50000", "--json")
     assert out.returncode == 0, out.stderr
     sink = [r for r in json_lines(out.stdout) if r.get("summary")][1]
-    on_0, on_1 = sink["tx_packets_per_queue"]
-    assert on_0 < 512 and on_1 >= 50000 - on_0, sink
+    assert sum(sink["tx_packets_per_queue"]) == sink["forwarded"] >= 50000, sink
+    return sink["tx_packets_per_queue"]
+
+
+def test_fwd_with_queues_spreads_received_flows_by_rss():
+    """--queues 2 turns RSS on: the source's 256 flows hash (Toeplitz under
+    the default key, round-robin RETA) to both rx queues, so both forward
+    more than the one ring queue 0 fills before RSS is on (the shares follow
+    the scheduling of the two workers: a queue whose worker waits for a CPU
+    holds back only its own flows). Its one flow (flows=1) hashes to rx
+    queue 1, so it leaves by tx queue 1; queue 0 forwards only what arrived
+    before RSS was on, one ring at most. Mutations tried: fwd without
+    enable_rss: [50000+, 0], failed; one rx mempool shared by both queues'
+    workers: the command crashed (heap corruption) in 4 of 5 runs."""
+    on_0, on_1 = fwd_per_queue("sim:source")
+    assert min(on_0, on_1) > 1024, (on_0, on_1)
+    on_0, on_1 = fwd_per_queue("sim:source,flows=1")
+    assert on_0 < 512, (on_0, on_1)
 
 
 IDLE_HINT = "nothing received on sim:pair0 (link up, 10000 Mbit/s) or sim:pair1 (link up, 10000 Mbit/s) for 3 s"
@@ -190,6 +207,9 @@ def test_signals_stop_cleanly_with_final_stats(sig):
     (["pktgen", "sim:nope"], 1, "no sim device 'sim:nope'"),
     (["bind", "0000:7f:1f.7", "--uio"], 1, "no PCI device at 0000:7f:1f.7"),
     (["capture", "sim:source", "/nonexistent-dir/x.pcap", "--count", "1"], 2, "x.pcap"),
+    (["fwd", "sim:sink,flows=2", "sim:sink", "--duration", "1"], 2, "sim:sink,flows=2: no option 'flows' on a sink wire"),
+    (["capture", "sim:igb-source,flows=65537", os.devnull, "--count", "1"], 2, "flows='65537' is no count of flows"),
+    (["capture", "sim:virtio-source,flow=2", os.devnull, "--count", "1"], 2, "no option 'flow' on a source wire"),
 ])
 def test_bad_arguments_one_line_error(args, code, message):
     out = ixypy(*args)

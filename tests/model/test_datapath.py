@@ -1,7 +1,10 @@
 """Model DMA engines: tx/rx descriptors, wire modes, filters, drops, stats."""
+import ipaddress
 import struct
 import time
 
+import dpkt
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from .conftest import (BAM, BCAST, DCMD_EOP, DCMD_IFCS, DCMD_RS, DMATXCTL, ENABLE, FCTRL, GORCH,
@@ -247,6 +250,34 @@ def test_source_with_sequence_numbers(sim, nic0):
     assert nic0.recv() == []                          # count reached
     assert p.wire_stats()["rx_packets"] == 500
     assert p.errors() == []
+
+
+def ipv4_frame(dst_mac: bytes, src_ip: str, proto: str) -> bytes:
+    """A 60-byte IPv4 UDP or TCP frame with every checksum dpkt computes."""
+    l4 = dpkt.udp.UDP(sport=1234, dport=5678, data=b"flows") if proto == "udp" else \
+        dpkt.tcp.TCP(sport=1234, dport=80, data=b"flows")
+    ip = dpkt.ip.IP(src=ipaddress.IPv4Address(src_ip).packed, dst=bytes([10, 0, 0, 1]),
+                    p=dpkt.ip.IP_PROTO_UDP if proto == "udp" else dpkt.ip.IP_PROTO_TCP, data=l4)
+    return bytes(dpkt.ethernet.Ethernet(dst=dst_mac, src=b"\x02\xaa\xbb\xcc\xdd\xee", data=ip)).ljust(60, b"\0")
+
+
+@pytest.mark.parametrize("proto", ["udp", "tcp"])
+def test_source_flows_keep_every_checksum(sim, nic0, proto):
+    """wire_source(flows=5): copy i is the template from source IP
+    10.0.0.2 + i % 5, with the IPv4 header and the UDP (non-zero) or TCP
+    checksum as dpkt computes them for that address (the model updates them
+    incrementally). A frame that is not IPv4 is sent as one flow, with an
+    error. Mutations tried: sim_flows_write never updating the L4 checksum:
+    failed; the flows cycling over n + 1 (sim_flows_after): failed."""
+    nic0.up(tx=False, n=64)
+    p = sim.function(0)
+    p.wire_source(ipv4_frame(MAC0, "10.0.0.2", proto), count=20, flows=5)
+    got = nic0.recv(want=20)
+    assert got == [ipv4_frame(MAC0, str(ipaddress.IPv4Address("10.0.0.2") + i % 5), proto) for i in range(20)]
+    assert p.errors() == []
+    p.wire_source(frame(MAC0), count=3, flows=5)
+    assert nic0.recv(want=3) == [frame(MAC0)] * 3
+    assert any("5 flows asked for" in e for e in p.errors())
 
 
 def test_sink_counts_tx(sim, nic0):

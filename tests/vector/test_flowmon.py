@@ -241,23 +241,24 @@ def ixypy(*args: str) -> subprocess.CompletedProcess:
 
 def test_command_json(tmp_path: Path):
     """`ixypy flowmon sim:source sim:sink --count N --json FILE`: the
-    source's one flow, every packet the monitor saw counted in it; `--json -`
-    prints the same document instead of the table. Mutations it failed on:
-    flowmon left out of vapps.commands.COMMANDS; `--json -` printing the
-    table after the JSON."""
+    source's 256 flows, every packet the monitor saw counted in one of them;
+    `--json -` prints the same document instead of the table. Mutations it
+    failed on: flowmon left out of vapps.commands.COMMANDS; `--json -`
+    printing the table after the JSON."""
     out_file = tmp_path / "flows.json"
     out = ixypy("flowmon", "sim:source", "sim:sink", "--count", "20000", "--json", str(out_file))
     assert out.returncode == 0, out.stderr
-    assert "10.0.0.2:1234" in out.stdout and out.stdout.splitlines()[-1].startswith("forwarded ")
+    assert "top 10 of 256 flows" in out.stdout and out.stdout.splitlines()[-1].startswith("forwarded ")
     docs = [(json.loads(out_file.read_text()), 20000),
             (json.loads(ixypy("flowmon", "sim:source", "sim:sink", "--count", "5000", "--json", "-").stdout), 5000)]
+    sources = {flow_key(ref.parse(source_frame(i))) for i in range(256)}
     for doc, count in docs:
-        (flow,) = doc["flows"]
-        assert (flow["ip"], flow["src"], flow["dst"], flow["proto"], flow["sport"], flow["dport"]) == \
-            flow_key(ref.parse(source_frame()))
-        assert flow["packets"] >= doc["forwarded"] >= count      # received and counted >= sent >= --count
-        assert flow["bytes"] == flow["packets"] * len(source_frame())
-        assert doc["totals"]["packets"] == flow["packets"] and doc["totals"]["other_packets"] == 0
+        flows = doc["flows"]
+        assert {(f["ip"], f["src"], f["dst"], f["proto"], f["sport"], f["dport"]) for f in flows} == sources
+        packets = sum(f["packets"] for f in flows)
+        assert packets >= doc["forwarded"] >= count      # received and counted >= sent >= --count
+        assert all(f["bytes"] == f["packets"] * len(source_frame()) for f in flows)
+        assert doc["totals"]["packets"] == packets and doc["totals"]["other_packets"] == 0
         assert doc["devices"] == ["sim:source", "sim:sink"]
 
 

@@ -5,7 +5,10 @@ Addresses name what is at the other end of the simulated cable:
 
 * ``sim:sink`` (also ``sim:ixgbe``): transmitted frames are counted and dropped.
 * ``sim:source``: a traffic generator fills rx at full speed with 60-byte UDP
-  frames carrying a 64-bit sequence number (at SEQ_OFFSET).
+  frames carrying a 64-bit sequence number (at SEQ_OFFSET), of
+  DEFAULT_SOURCE_FLOWS flows in turn (source IPs 10.0.0.2 upward, as
+  ``ixypy pktgen --flows``), so RSS spreads them; ``sim:source,flows=N``
+  sends N (1 to MAX_SOURCE_FLOWS).
 * ``sim:loop``: a loopback plug, tx comes back on rx.
 * ``sim:pair0`` / ``sim:pair1``: the two ends of one cable between two ports.
 * ``sim:virtio-sink``, ``sim:virtio-source``, ``sim:virtio-loop``: the same
@@ -13,22 +16,26 @@ Addresses name what is at the other end of the simulated cable:
 
 With an ``igb-`` prefix (``sim:igb-sink``, ``sim:igb-source``,
 ``sim:igb-loop``, ``sim:igb-pair0`` / ``sim:igb-pair1``) the port is an 82576.
+
+Options follow the name, each as ``,key=value`` (as DPDK's device
+arguments): ``flows`` on a source wire (``sim:igb-source,flows=1``).
 """
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+import ipaddress
+from typing import Dict, List, NamedTuple, Tuple
 
 from ..fastpath.regs import Bar, PortIo
 from ..bus import Bus
 from .. import pci
 from ..pci.config import (MSIX_ENABLE, MSIX_MASKALL, PCI_MSIX_BIR, PCI_MSIX_ENTRY_CTRL_MASKBIT, PCI_MSIX_ENTRY_SIZE,
                           PCI_MSIX_ENTRY_VECTOR_CTRL, PCI_MSIX_FLAGS, PCI_MSIX_TABLE)
-from ..errors import DeviceBusy, DeviceNotFound
+from ..errors import DeviceBusy, DeviceNotFound, InvalidAddress
 from ..device import format_mac
 from ..memory import VirtualAllocator
-from ..packets import SEQ_OFFSET, udp_frame
+from ..packets import SEQ_OFFSET, SRC_IP, udp_frame
 from ..fastpath.queue import set_idle_hook
-from ._model import IntelFunction, IntelModel, Model, engine_help_hook
+from ._model import MAX_SOURCE_FLOWS, IntelFunction, IntelModel, Model, engine_help_hook
 
 # a queue that finds no work runs a sweep of the models itself (sim_worker.h)
 set_idle_hook(engine_help_hook())
@@ -38,6 +45,7 @@ INTEL_WIRES = ("sink", "source", "loop", "pair0", "pair1")
 MODELS = {"": ("82599", INTEL_WIRES), "igb-": ("82576", INTEL_WIRES),
           "virtio-": ("virtio", ("sink", "source", "loop"))}
 ALIASES = {"ixgbe": "sink"}
+DEFAULT_SOURCE_FLOWS = 256     # RSS's 128-entry redirection table sees each entry hit about twice
 BASE_MAC = bytes.fromhex("02a0c9000000")   # locally administered
 
 # the open pairs, one per variant: both ends (and every bus opened on them)
@@ -45,15 +53,24 @@ BASE_MAC = bytes.fromhex("02a0c9000000")   # locally administered
 _pairs: Dict[str, Tuple[IntelModel, List["SimBus"]]] = {}
 
 
-def source_frame() -> bytes:
+def source_frame(flow: int = 0) -> bytes:
     """The frame the source wire sends: 60-byte UDP to the port's own MAC,
-    so it passes the address filter without promiscuous mode."""
-    return udp_frame(dst_mac=format_mac(BASE_MAC))
+    so it passes the address filter without promiscuous mode; of flow `flow`
+    (source IP 10.0.0.2 plus that, as the model writes it, csrc/sim/sim_flows.h)."""
+    return udp_frame(dst_mac=format_mac(BASE_MAC), src_ip=str(ipaddress.IPv4Address(SRC_IP) + flow))
 
 
-def parse(address: str) -> Tuple[str, str]:
-    """(model, wire) of a sim address: model "82599", "82576" or "virtio"."""
-    name = address.split(":", 1)[1] if address.startswith("sim:") else ""
+class SimAddress(NamedTuple):
+    """A sim address, parsed: model "82599", "82576" or "virtio", the wire,
+    and its options."""
+    model: str
+    wire: str
+    flows: int = DEFAULT_SOURCE_FLOWS     # a source's flows
+
+
+def parse(address: str) -> SimAddress:
+    """The model, wire and options of a sim address: ``sim:[igb-|virtio-]WIRE[,key=value]...``."""
+    name, *options = (address.split(":", 1)[1] if address.startswith("sim:") else "").split(",")
     name = ALIASES.get(name, name)
     prefix = next((p for p in MODELS if p and name.startswith(p)), "")
     model, wires = MODELS[prefix]
@@ -63,7 +80,22 @@ def parse(address: str) -> Tuple[str, str]:
                              "sim devices are sim:sink (alias sim:ixgbe), sim:source, sim:loop, sim:pair0 and sim:pair1 "
                              "(82599), the same with an igb- prefix (82576, e.g. sim:igb-sink), "
                              "and sim:virtio-sink, sim:virtio-source and sim:virtio-loop")
-    return model, wire
+    return SimAddress(model, wire, **parse_options(address, wire, options))
+
+
+def parse_options(address: str, wire: str, options: List[str]) -> Dict[str, int]:
+    """The ``key=value`` options of a sim address on `wire`: flows (source wires)."""
+    parsed: Dict[str, int] = {}
+    for option in options:
+        key, _, value = option.partition("=")
+        if key != "flows" or wire != "source":
+            raise InvalidAddress(f"{address}: no option {key!r} on a {wire} wire",
+                                 "the one option is flows, on a source wire: sim:source,flows=N")
+        if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_SOURCE_FLOWS:
+            raise InvalidAddress(f"{address}: flows={value!r} is no count of flows",
+                                 f"give 1 to {MAX_SOURCE_FLOWS} flows, e.g. sim:source,flows=1")
+        parsed[key] = int(value)
+    return parsed
 
 
 # One IOMMU domain for every model in the process, as one VFIO container
@@ -109,11 +141,11 @@ def _dma_unmap(address: int, length: int) -> None:
 def attach(address: str) -> "SimBus":
     """A Bus for the model function that address names (a new model, or the
     shared one of a pair)."""
-    model, wire = parse(address)
+    model, wire, flows = parse(address)
     if model == "virtio":
         from . import virtio
 
-        return virtio.attach(address, wire)
+        return virtio.attach(address, wire, flows)
     if wire.startswith("pair"):
         if model not in _pairs:
             sim = new_intel_model(2, variant=model)
@@ -126,15 +158,15 @@ def attach(address: str) -> "SimBus":
         ends.append(bus)
         return bus
     sim = new_intel_model(1, variant=model)
-    connect(sim.function(0), wire)
+    connect(sim.function(0), wire, flows=flows)
     return SimBus(address, sim, sim.function(0), wire)
 
 
-def connect(end, wire: str, *sink_args) -> None:
+def connect(end, wire: str, *sink_args, flows: int = 1) -> None:
     """Put `end` (an IntelFunction or a VirtioSimDevice) on the wire named `wire`:
-    "source", "loop", or else "sink" (its wire_sink(*sink_args))."""
+    "source" (of `flows` flows), "loop", or else "sink" (its wire_sink(*sink_args))."""
     if wire == "source":
-        end.wire_source(source_frame(), 0, SEQ_OFFSET)
+        end.wire_source(source_frame(), 0, SEQ_OFFSET, flows)
     elif wire == "loop":
         end.wire_pair(end)
     else:

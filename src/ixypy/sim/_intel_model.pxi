@@ -33,7 +33,7 @@ cdef extern from "intel_model.h" nogil:
     void intel_model_wire_sink(intel_function *fn)
     void intel_model_wire_pair(intel_function *a, intel_function *b)
     void intel_model_wire_source(intel_function *fn, const uint8_t *frame, uint32_t len,
-                                 uint64_t count, int seq_offset)
+                                 uint64_t count, int seq_offset, uint32_t flows)
     int intel_model_inject(intel_function *fn, const uint8_t *frame, uint32_t len)
     void intel_model_set_link_delay(intel_function *fn, int64_t usec)
     void intel_model_fault_plug(intel_function *fn, int plugged)
@@ -129,16 +129,20 @@ cdef class IntelFunction(Function):
         with nogil:
             intel_model_wire_pair(a, b)
 
-    def wire_source(self, bytes frame, uint64_t count=0, int seq_offset=-1) -> None:
+    def wire_source(self, bytes frame, uint64_t count=0, int seq_offset=-1, long flows=1) -> None:
         """A generator sends ``count`` copies of ``frame`` (0: forever) as fast
-        as rx descriptors free up; a 64-bit LE sequence number at ``seq_offset``."""
+        as rx descriptors free up; a 64-bit LE sequence number at ``seq_offset``;
+        copy i of flow i % ``flows``, its IPv4 source address frame's plus
+        that (csrc/sim/sim_flows.h; one flow for a frame that is not IPv4,
+        logged as a model error)."""
         if len(frame) > INTEL_MODEL_MAX_FRAME:
             raise ValueError(f"frame longer than {INTEL_MODEL_MAX_FRAME} bytes")
         cdef intel_function *fn = self._fn()
         cdef const uint8_t *f = frame
         cdef uint32_t n = len(frame)
+        cdef uint32_t nflows = source_flows(flows)
         with nogil:
-            intel_model_wire_source(fn, f, n, count, seq_offset)
+            intel_model_wire_source(fn, f, n, count, seq_offset, nflows)
 
     def inject(self, bytes frame) -> bool:
         """One frame arrives now; True if written to rx descriptors."""

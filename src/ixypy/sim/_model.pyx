@@ -29,7 +29,20 @@ cdef extern from "sim_model.h" nogil:
         int (*dma_map)(void *sim, uint64_t dma_addr, void *vaddr, uint64_t len) noexcept nogil
         int (*dma_unmap)(void *sim, uint64_t dma_addr, uint64_t len) noexcept nogil
 
+cdef extern from "sim_flows.h" nogil:
+    uint32_t SIM_FLOWS_MAX
+
 import os as _os
+
+#: the most flows a source wire's frames carry (wire_source's flows)
+MAX_SOURCE_FLOWS = SIM_FLOWS_MAX
+
+
+cdef uint32_t source_flows(long flows) except 0:
+    """flows for wire_source, checked: 1 .. MAX_SOURCE_FLOWS."""
+    if not 1 <= flows <= SIM_FLOWS_MAX:
+        raise ValueError(f"flows={flows}: a source sends 1 to {SIM_FLOWS_MAX} flows")
+    return <uint32_t> flows
 
 cdef ixy_poll_hook _engine_help
 

@@ -34,7 +34,7 @@ cdef extern from "virtio_model.h" nogil:
     uint64_t vnsim_irq_count(vnsim_dev *dev, unsigned vector)
     void vnsim_wire_sink(vnsim_dev *dev, int seq_offset)
     void vnsim_wire_pair(vnsim_dev *a, vnsim_dev *b)
-    void vnsim_wire_source(vnsim_dev *dev, const uint8_t *frame, uint32_t len, uint64_t count, int seq_offset)
+    void vnsim_wire_source(vnsim_dev *dev, const uint8_t *frame, uint32_t len, uint64_t count, int seq_offset, uint32_t flows)
     void vnsim_fault_plug(vnsim_dev *d, int plugged)
     void vnsim_fault_drop_rx(vnsim_dev *d, uint64_t n)
     void vnsim_fault_stall(vnsim_dev *d, int stalled)
@@ -146,16 +146,20 @@ cdef class VirtioSimDevice(Function):
         with nogil:
             vnsim_wire_pair(a, b)
 
-    def wire_source(self, bytes frame, uint64_t count=0, int seq_offset=-1) -> None:
+    def wire_source(self, bytes frame, uint64_t count=0, int seq_offset=-1, long flows=1) -> None:
         """A generator sends ``count`` copies of ``frame`` (0: forever) as fast
-        as rx buffers are posted; a 64-bit LE sequence number at ``seq_offset``."""
+        as rx buffers are posted; a 64-bit LE sequence number at ``seq_offset``;
+        copy i of flow i % ``flows``, its IPv4 source address frame's plus
+        that (csrc/sim/sim_flows.h; one flow for a frame that is not IPv4,
+        logged as a model error)."""
         if len(frame) > VNSIM_MAX_FRAME or (seq_offset >= 0 and seq_offset + 8 > len(frame)):
             raise ValueError(f"frame longer than {VNSIM_MAX_FRAME} bytes, or seq_offset beyond it")
         cdef vnsim_dev *d = self._d()
         cdef const uint8_t *f = frame
         cdef uint32_t n = len(frame)
+        cdef uint32_t nflows = source_flows(flows)
         with nogil:
-            vnsim_wire_source(d, f, n, count, seq_offset)
+            vnsim_wire_source(d, f, n, count, seq_offset, nflows)
 
     # --- faults (csrc/sim/virtio_model.h): the names ixypy.testing.Faults uses
 

@@ -26,10 +26,10 @@ def new_virtio_model(ndevs: int, queue_num: int = QUEUE_NUM, busy_poll: bool = F
     return register_model(VirtioSim(ndevs, BASE_MAC, queue_num), busy_poll)
 
 
-def attach(address: str, wire: str) -> "VirtioSimBus":
-    """A Bus for a new one-device model wired as `wire` ("sink", "source", "loop")."""
+def attach(address: str, wire: str, flows: int) -> "VirtioSimBus":
+    """A Bus for a new one-device model wired as `wire` ("sink", "source" of `flows` flows, "loop")."""
     model = new_virtio_model(1)
-    connect(model.device(0), wire, SEQ_OFFSET)     # the sink checks the sequence numbers
+    connect(model.device(0), wire, SEQ_OFFSET, flows=flows)     # the sink checks the sequence numbers
     return VirtioSimBus(address, model, model.device(0), wire)
 
 
