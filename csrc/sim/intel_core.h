@@ -196,6 +196,7 @@ struct src_flow_rss {
     uint64_t lo;
     uint32_t gen;
     uint8_t queue;
+    struct sim_flow_bytes bytes;  /* the flow's own bytes, computed once (wire_source) */
 };
 
 struct dev_stats {            /* device statistics, read-clear by the driver */

@@ -534,9 +534,9 @@ static inline __attribute__((always_inline)) void
 source_next(struct intel_function *p, const struct source_pass *s, uint32_t i)
 {
     if (s->multi) {
-        sim_flows_write(&p->src_flows, p->src_frame, s->flow[i]);
-    } else {
-        sim_flows_stamp(&p->src_flows, p->src_frame);
+        sim_flows_put(&p->src_flows, p->src_frame, &p->src_rss[s->flow[i]].bytes);
+    } else if (p->src_flows.n > 1) {
+        sim_flows_put(&p->src_flows, p->src_frame, &p->src_rss[p->src_flows.next].bytes);
         sim_flows_advance(&p->src_flows);
     }
     if (p->src_seq_off >= 0)
@@ -552,7 +552,7 @@ static unsigned source_flow_queue(struct intel_function *p, uint32_t rss, uint32
     struct src_flow_rss *e = &p->src_rss[f];
     if (e->gen != gen) {
         if (p->src_flows.n > 1)
-            sim_flows_write(&p->src_flows, p->src_frame, f);
+            sim_flows_put(&p->src_flows, p->src_frame, &e->bytes);
         e->queue = (uint8_t)intel_rss_queue(p, rss, p->src_frame, p->src_len, &e->lo);
         e->gen = gen;
     }

@@ -37,8 +37,8 @@ void intel_model_wire_pair(struct intel_function *a, struct intel_function *b)
     __atomic_store_n(&b->wire, WIRE_PAIR, __ATOMIC_RELEASE);
 }
 
-/* The source's flows of its frame (len bytes), each with room to cache its
- * queue, none yet valid. */
+/* The source's flows of its frame (len bytes), each with its bytes and
+ * room to cache its queue, none yet valid. */
 static void source_flows(struct intel_function *p, uint32_t len, uint32_t flows)
 {
     uint32_t n = sim_flows_init(&p->src_flows, p->src_frame, len, flows);
@@ -53,8 +53,10 @@ static void source_flows(struct intel_function *p, uint32_t len, uint32_t flows)
     }
     p->src_rss = rss;
     uint32_t stale = LDA(&p->rss_gen) - 1;
-    for (uint32_t f = 0; f < n; f++)
+    for (uint32_t f = 0; f < n; f++) {
         rss[f].gen = stale;
+        rss[f].bytes = sim_flows_bytes(&p->src_flows, f);
+    }
     p->src_qgen = stale;
 }
 

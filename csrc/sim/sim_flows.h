@@ -9,6 +9,7 @@
 #define IXYPY_SIM_FLOWS_H
 
 #include <stdint.h>
+#include <string.h>
 
 #define SIM_FLOWS_MAX 65536u
 
@@ -73,17 +74,38 @@ static inline void sim_put_be16(uint8_t *at, uint16_t v)
     at[1] = (uint8_t)v;
 }
 
-/* Write flow number flow's source address and checksums into frame: every
- * value computed before the first store (a byte store may alias f). */
+/* What a flow's frame has of its own, in wire order: the source address
+ * and the checksums that cover it (l4 unused without an L4 checksum). */
+struct sim_flow_bytes {
+    uint8_t saddr[4], ip[2], l4[2];
+};
+
+/* Flow number flow's bytes. */
+static inline struct sim_flow_bytes sim_flows_bytes(const struct sim_flows *f, uint32_t flow)
+{
+    struct sim_flow_bytes b;
+    uint32_t a = f->saddr + flow;
+    sim_put_be16(b.saddr, (uint16_t)(a >> 16));
+    sim_put_be16(b.saddr + 2, (uint16_t)a);
+    sim_put_be16(b.ip, sim_csum_value(&f->ip, a));
+    sim_put_be16(b.l4, f->l4.at ? sim_csum_value(&f->l4, a) : 0);
+    return b;
+}
+
+/* A flow's bytes into frame. */
+static inline void sim_flows_put(const struct sim_flows *f, uint8_t *frame, const struct sim_flow_bytes *b)
+{
+    memcpy(frame + f->saddr_at, b->saddr, 4);
+    memcpy(frame + f->ip.at, b->ip, 2);
+    if (f->l4.at)
+        memcpy(frame + f->l4.at, b->l4, 2);
+}
+
+/* Write flow number flow's source address and checksums into frame. */
 static inline void sim_flows_write(const struct sim_flows *f, uint8_t *frame, uint32_t flow)
 {
-    uint32_t a = f->saddr + flow, at = f->saddr_at, ip_at = f->ip.at, l4_at = f->l4.at;
-    uint16_t ip = sim_csum_value(&f->ip, a), l4 = l4_at ? sim_csum_value(&f->l4, a) : 0;
-    sim_put_be16(frame + at, (uint16_t)(a >> 16));
-    sim_put_be16(frame + at + 2, (uint16_t)a);
-    sim_put_be16(frame + ip_at, ip);
-    if (l4_at)
-        sim_put_be16(frame + l4_at, l4);
+    struct sim_flow_bytes b = sim_flows_bytes(f, flow);
+    sim_flows_put(f, frame, &b);
 }
 
 /* The flow after flow. */
