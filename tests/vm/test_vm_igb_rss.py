@@ -169,16 +169,19 @@ class Exchange:
                 got += [[q, self.hashes[i], self.types[i], bytes(self.rbatch[i]).hex()] for i in range(n)]
                 self.rbatch.free()
 
+    def send_chunk(self, chunk, deadline):
+        # up to 32 frames out of A
+        self.batch.alloc(self.pool, len(chunk))
+        for i, frame in enumerate(chunk):
+            self.batch.write(i, frame)
+        while len(self.batch) and time.monotonic() < deadline:
+            self.txq.tx(self.batch)
+
     def send(self, frames, timeout=120.0):
         # every frame out of A, none received meanwhile
         deadline = time.monotonic() + timeout
         for k in range(0, len(frames), 32):
-            chunk = frames[k:k + 32]
-            self.batch.alloc(self.pool, len(chunk))
-            for i, frame in enumerate(chunk):
-                self.batch.write(i, frame)
-            while len(self.batch) and time.monotonic() < deadline:
-                self.txq.tx(self.batch)
+            self.send_chunk(frames[k:k + 32], deadline)
 
     def drain(self, idle=0.5):
         got = []
@@ -195,11 +198,7 @@ class Exchange:
         deadline = time.monotonic() + timeout
         for k in range(0, len(frames), 32):
             chunk = frames[k:k + 32]
-            self.batch.alloc(self.pool, len(chunk))
-            for i, frame in enumerate(chunk):
-                self.batch.write(i, frame)
-            while len(self.batch) and time.monotonic() < deadline:
-                self.txq.tx(self.batch)
+            self.send_chunk(chunk, deadline)
             while len(got) < k + len(chunk) and time.monotonic() < deadline:
                 self.poll(got)
         idle = time.monotonic() + 0.3          # and nothing beyond
