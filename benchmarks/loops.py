@@ -12,7 +12,9 @@ only loops compared with ixy C's published figures (IXY_C)."""
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+import threading
+import time
+from typing import Callable, List, Sequence
 
 from ixypy import Mempool, PacketBatch
 from ixypy.fastpath.bench import bench_fwd, bench_fwd_ixy, bench_rx, bench_tx
@@ -337,3 +339,28 @@ def app_loop_for(rig, kind: str, capacity: int) -> Loop:
         "flowmon-python": lambda: FlowmonPython(),
     }[kind]()
     return lambda batch, n: _app_loop(rxq, txq, step, batch, n, poll)
+
+
+def fwd_workers(rigs: Sequence, packets: int, batch_size: int = 32) -> List[float]:
+    """A worker per rig, each a thread forwarding `packets` with bench_fwd
+    from the rig's rx to its tx (the GIL released throughout, the rig's model
+    stepped in the thread when the loop stalls), all started at once.
+    Returns each worker's seconds from the common start to its end."""
+    start = threading.Barrier(len(rigs) + 1)
+    ends = [0.0] * len(rigs)
+
+    def work(i: int) -> None:
+        rig, batch = rigs[i], PacketBatch(batch_size)
+        start.wait()
+        bench_fwd(rig.rxq, rig.txq, batch, packets, rig.hook)
+        ends[i] = time.perf_counter()
+        batch.free()
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(len(rigs))]
+    for w in workers:
+        w.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for w in workers:
+        w.join()
+    return [end - t0 for end in ends]

@@ -16,15 +16,9 @@ Run: python -m pytest benchmarks/test_workers.py --benchmark-columns=min,max
 """
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 
-from ixypy import PacketBatch
-from ixypy.fastpath.bench import bench_fwd
-
-from loops import DRIVERS, open_rig
+from loops import DRIVERS, fwd_workers, open_rig
 
 BATCH = 32
 PACKETS = 4_000_000     # per worker: 0.1-0.3 s, long beside a thread's start
@@ -32,25 +26,9 @@ PACKETS = 4_000_000     # per worker: 0.1-0.3 s, long beside a thread's start
 
 def forward_together(rigs) -> dict:
     """Every rig's worker forwards PACKETS, all started at once."""
-    start = threading.Barrier(len(rigs) + 1)
-    ends = [0.0] * len(rigs)
-
-    def work(i: int) -> None:
-        rig, batch = rigs[i], PacketBatch(BATCH)
-        start.wait()
-        bench_fwd(rig.rxq, rig.txq, batch, PACKETS, rig.hook)
-        ends[i] = time.perf_counter()
-        batch.free()
-
-    workers = [threading.Thread(target=work, args=(i,)) for i in range(len(rigs))]
-    for w in workers:
-        w.start()
-    start.wait()
-    t0 = time.perf_counter()
-    for w in workers:
-        w.join()
-    return {"aggregate_mpps": len(rigs) * PACKETS / (max(ends) - t0) / 1e6,
-            "worker_mpps": [PACKETS / (end - t0) / 1e6 for end in ends]}
+    seconds = fwd_workers(rigs, PACKETS, BATCH)
+    return {"aggregate_mpps": len(rigs) * PACKETS / max(seconds) / 1e6,
+            "worker_mpps": [PACKETS / s / 1e6 for s in seconds]}
 
 
 @pytest.mark.parametrize("workers", [1, 2])

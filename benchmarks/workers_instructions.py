@@ -16,7 +16,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -28,17 +27,12 @@ def work(workers: int, packets: int) -> None:
     sys.path.insert(0, str(HERE))
     from ixypy import PacketBatch
     from ixypy.fastpath.bench import bench_fwd
-    from loops import open_rig
+    from loops import fwd_workers, open_rig
 
     rigs = [open_rig("ixgbe", threaded=False) for _ in range(workers)]
     for rig in rigs:                    # rings filled, pools touched: the same in both runs
         bench_fwd(rig.rxq, rig.txq, PacketBatch(32), 10_000, rig.hook)
-    threads = [threading.Thread(target=bench_fwd, args=(rig.rxq, rig.txq, PacketBatch(32), packets, rig.hook))
-               for rig in rigs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    fwd_workers(rigs, packets)
 
 
 def instructions(workers: int, packets: int) -> int:
