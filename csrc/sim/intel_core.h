@@ -190,8 +190,9 @@ struct ring {
     uint32_t tail __attribute__((aligned(64)));   /* atomic: written by the driver */
 };
 
-/* A source flow's rx queue and write-back dwords 0-1 (RSS type, hash) with
- * RSS on, valid while gen equals the function's rss_gen. */
+/* A source flow: its own bytes (computed at wire_source, used with RSS on
+ * or off) and, with RSS on, its rx queue and write-back dwords 0-1 (RSS
+ * type, hash), those valid while gen equals the function's rss_gen. */
 struct src_flow_rss {
     uint64_t lo;
     uint32_t gen;
@@ -291,7 +292,7 @@ struct intel_function {
     int src_seq_off;
     uint32_t src_rss_extent;  /* intel_rss_extent of the source frame */
     struct sim_flows src_flows;
-    struct src_flow_rss *src_rss;  /* per flow: its queue and hash under RSS (src_flows.n of them) */
+    struct src_flow_rss *src_rss;  /* per flow: its bytes, its queue and hash under RSS (src_flows.n of them) */
     uint64_t src_qpos[SOURCE_QUEUES];  /* with RSS over flows, per queue: where its next flow is looked for (flow pos % n) */
     uint32_t src_qgen;        /* the rss_gen src_qpos holds for */
     unsigned src_qfirst;      /* the queue a pass fills first, in turn */
