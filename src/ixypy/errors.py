@@ -100,6 +100,14 @@ class SharedMempool(IxyError, ValueError):
                     "or run the queues that share a pool from one thread")
 
 
+class WorkerFailed(IxyError):
+    """A worker process of ixypy.processes.run_workers raised or died; the
+    other workers were stopped."""
+
+    default_hint = ("the message names each failed worker's queue and why; a worker killed by a signal was "
+                    "killed from outside (the OOM killer, `kill`) or crashed")
+
+
 class QueueError(IxyError, IndexError):
     """A queue id out of range, or a queue used before it was set up."""
 
