@@ -130,6 +130,35 @@ def test_many_flows_exact(wire):
         assert table.flows == 50
 
 
+def test_merged_tables_count_as_one(wire):
+    """What `flowmon --queues N` does at exit: each worker counted into a
+    table of its own; merged, they count every flow exactly, a flow seen
+    by both workers once with both counts, including flows that probed in
+    their own table (64 slots for 50 flows); the merged table then counts
+    on; a merge into a table too small counts the rest as untracked.
+    Mutations it failed on: the merge starting each probe at the flow's
+    slot in the other table instead of its first slot (home); home not
+    recorded at insert (all 0: the merged table counted on in new slots)."""
+    rnd = random.Random(16)
+    kinds = udp_flows(40) + [_v6_frame(f"2001:db8::{i}", "2001:db8::ff") for i in range(10)]
+    data = [rnd.choice(kinds) for _ in range(600)]
+    tables = [FlowTable(63, slots=64) for _ in range(2)]
+    sent = monitor(wire, chunked(data[:300]), tables[0]) + monitor(wire, chunked(data[300:]), tables[1])
+    merged = FlowTable(63, slots=64)
+    for table in tables:
+        merged.merge(table)
+    assert_exact(merged, sent)
+    sent += monitor(wire, chunked(data[:200]), merged)        # its flows where a lookup looks for them
+    assert_exact(merged, sent)
+    assert merged.flows == 50
+    small = FlowTable(10, slots=64)
+    small.merge(merged)
+    t = small.totals()
+    assert small.flows == 10 and t["packets"] + t["untracked_packets"] == len(sent)
+    with pytest.raises(ValueError, match="does not merge"):
+        FlowTable().merge(merged)
+
+
 def _v6_frame(src: str, dst: str, sport: int = 1000, dport: int = 2000) -> bytes:
     from scapy.layers.inet import UDP
     from scapy.layers.inet6 import IPv6

@@ -69,6 +69,7 @@ class FlowTable:
         self.keys = np.zeros((slots, KEY_WORDS), np.uint64)
         self.packets = np.zeros(slots, np.int64)
         self.bytes = np.zeros(slots, np.int64)
+        self.home = np.zeros(slots, np.intp)               # a used slot's flow's first slot (hash & mask)
         self.flows = 0
         self.other_packets = self.other_bytes = 0          # not IP, or malformed
         self.untracked_packets = self.untracked_bytes = 0  # new flows while the table held max_flows
@@ -140,6 +141,7 @@ class FlowTable:
         _, eq = self._equal(pos, keys)
         if eq.all():                             # every flow known, at its first slot: the common case
             return pos, False
+        home = pos.copy()
         hit = eq.view(np.uint64)[:, 0] == _ALL_EQUAL
         slot = np.full(len(keys), -1, np.intp)
         slot[hit] = pos[hit]
@@ -174,6 +176,7 @@ class FlowTable:
                     owner[e_pos] = new           # several may claim a slot: one write survives
                     won = new[owner[e_pos] == new][:room]
                     table[here[won]] = k[won]
+                    self.home[here[won]] = home[todo[won]]
                     self.flows += len(won)
                 # the others compare again from there next round (their key, or another one's);
                 # a slot still empty was not given (the table is full): those packets are untracked
@@ -183,6 +186,25 @@ class FlowTable:
                     done[new[lost]] = True       # slot stays -1
             todo = todo[~done]
         return slot, full
+
+    def merge(self, other: "FlowTable") -> None:
+        """Count other's flows (another worker's table, of as many slots) in
+        this one too; flows beyond max_flows count as untracked."""
+        if other.slots != self.slots:
+            raise ValueError(f"a table of {other.slots} slots does not merge into one of {self.slots}")
+        s = np.flatnonzero(other.keys[:, 4])
+        slot, full = self._lookup(other.keys[s], other.home[s].copy())
+        if full:
+            lost = slot < 0
+            self.untracked_packets += int(other.packets[s[lost]].sum())
+            self.untracked_bytes += int(other.bytes[s[lost]].sum())
+            s, slot = s[~lost], slot[~lost]
+        np.add.at(self.packets, slot, other.packets[s])
+        np.add.at(self.bytes, slot, other.bytes[s])
+        self.other_packets += other.other_packets
+        self.other_bytes += other.other_bytes
+        self.untracked_packets += other.untracked_packets
+        self.untracked_bytes += other.untracked_bytes
 
     # --- reading the table (Python per flow: for display and dumps) ----------------
 

@@ -12,8 +12,10 @@ Step = Callable[[PacketBatch], object]
 
 
 def forward(pairs: Sequence[Tuple[RxQueue, TxQueue, Step]], batch_size: int = 256,
-            stop: Callable[[], bool] = lambda: False, count: Optional[int] = None) -> int:
-    """pairs: (rx queue, tx queue, process) per direction. Returns packets sent."""
+            stop: Callable[[], bool] = lambda: False, count: Optional[int] = None,
+            progress: Optional[Callable[[int], None]] = None) -> int:
+    """pairs: (rx queue, tx queue, process) per direction. Returns packets
+    sent; progress(sent so far) after each tx (ixypy.processes.Progress.sent)."""
     lanes = [(rxq, txq, step, PacketBatch(batch_size)) for rxq, txq, step in pairs]
     sent = 0
     try:
@@ -24,6 +26,8 @@ def forward(pairs: Sequence[Tuple[RxQueue, TxQueue, Step]], batch_size: int = 25
                         continue
                     step(batch)
                 sent += txq.tx(batch)
+                if progress is not None:
+                    progress(sent)
     finally:
         for lane in lanes:
             lane[3].free()
