@@ -140,7 +140,7 @@ ARPS = [arp_frame(i) for i in range(8)]
 # --- the guest script ----------------------------------------------------------
 
 RUNNER = """
-import array, json, time, traceback
+import array, json, os, time, traceback
 import ixypy
 from ixypy import PacketBatch
 from ixypy.fastpath import ops
@@ -242,6 +242,33 @@ with ixypy.open(A, method="uio") as tx, ixypy.open(B, method="vfio", rx_queues=Q
         rx.disable_rss()
         return {"enabled": rx.rss_enabled, "got": ex.run(hexes(FLOWS))}
     phase("off", off)
+    def processes():
+        # a worker process per rx queue of B (ixypy.processes), each polling
+        # its queue (the last phase: the queues stay the workers'); the
+        # parent sends A's frames meanwhile, a chunk each time the runner
+        # looks at its limits, then waits a second
+        from ixypy.apps import Limits
+        from ixypy.processes import run_workers
+        rx.enable_rss(reta=RETA)
+        frames, last = hexes(FLOWS), [time.monotonic()]
+        def work(q, progress):
+            rxq, batch, got = rx.rx_queue(q), PacketBatch(64), []
+            while not progress.stopped():
+                n = rxq.rx(batch)
+                got += [bytes(batch[i]).hex() for i in range(n)]
+                batch.free()
+            return os.getpid(), got
+        def sent_all():
+            if frames:
+                ex.send(frames[:32])
+                del frames[:32]
+                last[0] = time.monotonic()
+            return not frames and time.monotonic() - last[0] > 1.0
+        results = run_workers(QUEUES, work, Limits(stop=sent_all), [tx, rx])
+        # B's queues stay the workers': their ring positions and buffers
+        # were in the workers' memory
+        return {"pids": [r[0] for r in results], "parent": os.getpid(), "got": [r[1] for r in results]}
+    phase("processes", processes)
     out["stats"] = vars(rx.stats()).copy()
 out["released"] = [PciDevice(addr).release() for addr in (A, B)]
 print(json.dumps(out), flush=True)
@@ -349,12 +376,30 @@ def test_a_full_rss_queue_drops_while_the_others_take_frames(results, guest):
     assert set(where) == {f for f, _, _ in FLOWS[:32]} and {q for q, _, _ in where.values()} == {1}
 
 
+def test_a_worker_process_per_queue_receives_its_queues_flows(results, guest):
+    """ixypy.processes on a real NIC: B (VFIO) opened and set up in the
+    guest's test process, then a forked worker per rx queue, each polling
+    its own queue through the BAR, DMA memory and file descriptors it shares
+    with its parent: every one of the 256 flows arrives once, in the worker
+    of the queue RETA[hash & 127] names, each worker a process of its own.
+    Mutation tried: the workers' DMA memory private (DmaMemory mapped
+    MAP_PRIVATE): no worker received a frame, and this failed."""
+    out = phase(results, "processes")
+    assert len(set(out["pids"])) == QUEUES and out["parent"] not in out["pids"]
+    got = {bytes.fromhex(f): q for q, frames in enumerate(out["got"]) for f in frames}
+    assert sum(len(frames) for frames in out["got"]) == len(got) == len(FLOWS)
+    for frame, _, ports in FLOWS:
+        want = toeplitz(RSS_DEFAULT_KEY, hash_input(frame, ports))
+        assert got[frame] == SCRAMBLED_RETA[want & 127], frame.hex()
+
+
 def test_every_frame_counted_and_nics_handed_back(results, guest):
     """GPRC counts what reached the rings; the overflow's drops are counted
     nowhere on QEMU (RQDPC stays 0)."""
     received = sum(len(results[p]["got"]) for p in ("on", "tcp6", "non_ip", "off"))
+    received += sum(len(frames) for frames in results["processes"]["got"])
     overflow = results["overflow"]
     received += sum(overflow["queues"]) + len(overflow["after"])
-    assert results["stats"]["rx_packets"] == received == 2 * len(FLOWS) + len(TCP6) + len(ARPS) + 8 + 511 + 32
+    assert results["stats"]["rx_packets"] == received == 3 * len(FLOWS) + len(TCP6) + len(ARPS) + 8 + 511 + 32
     assert results["stats"]["rx_dropped"] in (0, overflow["sent"] - 511)
     assert results["released"] == ["igb", "igb"]
