@@ -22,7 +22,7 @@ from . import open as open_device
 from .device import FCS_BYTES, L1_OVERHEAD_BYTES, Device, DeviceStats
 from .drivers.intel import IntelDevice
 from .errors import InvalidAddress, InvalidTemplate, IxyError
-from .packets import MAX_FRAME, MIN_FRAME, udp_flows
+from .packets import MAX_FRAME, MIN_FRAME, read_capture, udp_flows
 from .sim import ALIASES as SIM_ALIASES, DEFAULT_SOURCE_FLOWS, MODELS as SIM_MODELS
 from .vapps.commands import COMMANDS as VECTOR_COMMANDS
 
@@ -298,7 +298,7 @@ def pktgen(dev: str, size: int, rate_mpps: Optional[float], rate_gbps: Optional[
            as_json: bool) -> None:
     if rate_mpps and rate_gbps:
         raise click.UsageError("give --rate or --gbps, not both")
-    frames = _pcap_frames(template) if template else udp_flows(flows, size)
+    frames = read_capture(template, f"--template {template}").frames if template else udp_flows(flows, size)
     rate_pps = rate_mpps * 1e6 if rate_mpps else None
     if rate_gbps:
         mean_frame = sum(len(f) for f in frames) / len(frames) + FCS_BYTES     # as DeviceStats counts it
@@ -328,36 +328,6 @@ def per_queue(dev: Device, kind: str, queues: int) -> Dict[str, List[int]]:
         return {}
     queue = dev.rx_queue if kind == "rx" else dev.tx_queue
     return {f"{kind}_packets_per_queue": [queue(i).packets for i in range(queues)]}
-
-
-def _pcap_frames(path: Path) -> List[bytes]:
-    """The frames of a pcap or pcapng file of Ethernet frames, short ones
-    padded with zeros to MIN_FRAME bytes."""
-    import dpkt
-
-    with path.open("rb") as f:
-        reader = None
-        for kind in (dpkt.pcap.Reader, dpkt.pcapng.Reader):
-            f.seek(0)
-            try:
-                reader = kind(f)
-                break
-            except (ValueError, dpkt.Error):
-                continue
-        if reader is None:
-            raise InvalidTemplate(f"--template {path}: not a pcap or pcapng file")
-        if reader.datalink() != dpkt.pcap.DLT_EN10MB:
-            raise InvalidTemplate(f"--template {path}: link type {reader.datalink()}, not Ethernet (1)")
-        try:
-            frames = [bytes(buf) for _, buf in reader]
-        except (ValueError, dpkt.Error) as err:
-            raise InvalidTemplate(f"--template {path}: unreadable after the header ({err})") from None
-    if not frames:
-        raise InvalidTemplate(f"--template {path} holds no packets")
-    for frame in frames:
-        if len(frame) > MAX_FRAME:
-            raise InvalidTemplate(f"--template {path} has a {len(frame)}-byte frame; frames must be at most {MAX_FRAME} bytes")
-    return [frame.ljust(MIN_FRAME, b"\0") for frame in frames]
 
 
 @cli.command(help=f"Forward between two devices in both directions. With --queues N, rx queue i goes to tx "
