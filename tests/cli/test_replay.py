@@ -9,6 +9,7 @@ machine is shared: a stall of tens of ms happens)."""
 from __future__ import annotations
 
 import time
+from array import array
 from decimal import Decimal
 from pathlib import Path
 from typing import List
@@ -18,6 +19,7 @@ import pytest
 
 import ixypy
 from ixypy import apps
+from ixypy.fastpath.loops import ReplayLoop
 from ixypy.packets import read_capture, udp_frame
 
 from .test_cli import ixypy as run_ixypy, json_lines, summary
@@ -60,10 +62,10 @@ def test_order_kept_byte_for_byte_over_two_passes(ixypy_pair, tmp_path: Path, mo
     ones padded, twice in order. With min_bufs 1 the pool holds each frame
     once, so the second pass sends the buffers the ring gave back.
     Mutations: ReplayLoop._take popping the pool's free stack
-    (ixy_mempool_alloc1) instead of taking buffers in index order: the pool
-    of the frames once failed (the ring frees buffers in groups: the stack
-    returns them reversed); take_buf not wrapping at the pool's end: failed
-    (both)."""
+    (ixy_mempool_alloc1) instead of taking buffers in index order: both
+    failed (the ring frees buffers in groups of 32, which the stack gives
+    back reversed); take_buf wrapping to 1, not 0, at the pool's end: the
+    pool of the frames once failed."""
     monkeypatch.setattr(apps, "REPLAY_MIN_BUFS", min_bufs)
     a, b = ixypy_pair
     capture = read_capture(write(tmp_path / "t.pcap", frames(60), gap=0.0001), "t.pcap")
@@ -85,9 +87,11 @@ def test_gaps_kept_at_the_speed(ixypy_sink, tmp_path: Path, speed: float):
     """10 frames 10 ms apart, 2 passes: 180 ms of schedule at speed 1, 90 at
     2. The replay cannot end before its last frame is due; it reports the
     spans it achieved near the schedule and its median frame on time, not
-    a gap late. Mutations: ReplayLoop._take ignoring the departure times
-    (the --fast control below shows what that does): failed; the speed not
-    dividing (schedule() using t, not t / speed): failed at speed 2."""
+    a gap late. Mutations: ReplayLoop._take taking frames due within the
+    next second (the --fast control below shows what that does): failed;
+    the speed not dividing (schedule() using t, not t / speed): failed at
+    speed 2; lateness measured from the pass's start, not from the frame's
+    time: failed."""
     path = write(tmp_path / "g.pcap", frames(10))
     wall, stats = timed(ixypy_sink, path, speed=speed, passes=2)
     schedule = 2 * 9 * GAP / speed
@@ -107,6 +111,43 @@ def test_fast_keeps_the_order_and_drops_the_gaps(ixypy_sink, tmp_path: Path):
     _, stats = timed(ixypy_sink, path, speed=None, passes=2)
     assert stats.schedule_seconds == 0 and stats.frames == 20 and stats.passes == 2
     assert stats.seconds < 0.05, stats
+
+
+def test_lateness_is_measured_at_the_send_call(ixypy_sink):
+    """A ReplayLoop of 200 frames all due at once: 100 sent at once, 98
+    after a 200 ms pause, the last 2 after another: they leave 200 and
+    400 ms late or more. The median (the 100th) is one of the first, p99
+    (the 198th) one of the 98. Mutations: a quantile's rank one further
+    (`seen > rank`): failed (both); quantiles from the lowest value of the
+    bucket, not the highest: failed (p99 197 ms)."""
+    n = 200
+    loop = ReplayLoop(ixypy_sink.tx_queue(0), ixypy_sink.mempool(n), ixypy.PacketBatch(32), frames(n),
+                      array("q", bytes(8 * n)), [n])
+    for count in (100, 98):
+        assert loop.run(count=count) == count
+        time.sleep(0.2)
+    while not loop.finished:
+        loop.run(0.05)
+    ixypy_sink.flush_tx()
+    stats = loop.file_stats(0)
+    late = {k: stats[f"late_{k}_ns"] / 1e6 for k in ("mean", "p50", "p99", "max")}      # ms
+    assert late["p50"] < 100 and 200 <= late["p99"] < 400 <= late["max"] < 10_000, late
+    assert 100 <= late["mean"] <= late["max"], late
+    assert (stats["frames"], stats["passes"]) == (n, 1)
+
+
+def test_a_replay_loop_needs_a_fresh_pool_of_a_multiple_of_its_frames(ixypy_sink):
+    """The pool's free stack only counts buffers back from the ring: a pool
+    that is not the loop's alone or not a whole number of copies of the
+    frames is refused."""
+    txq, batch, due = ixypy_sink.tx_queue(0), ixypy.PacketBatch(32), array("q", bytes(8 * 3))
+    with pytest.raises(ValueError, match="fresh pool of a multiple of its 3 frames"):
+        ReplayLoop(txq, ixypy_sink.mempool(64), batch, frames(3), due, [3])
+    used = ixypy_sink.mempool(63)
+    batch.alloc(used, 1)
+    with pytest.raises(ValueError, match="not 62 free of 63 buffers"):
+        ReplayLoop(txq, used, batch, frames(3), due, [3])
+    batch.free()
 
 
 def test_cli_pcap_and_pcapng_json(tmp_path: Path):
@@ -139,13 +180,15 @@ def test_cli_text_output(tmp_path: Path):
 
 
 def test_cli_nanosecond_pcap(tmp_path: Path):
-    """A nanosecond pcap replays on its own clock: 2 µs between its frames."""
-    path = write(tmp_path / "ns.pcap", frames(5), gap=0.000002, nano=True)
+    """A nanosecond pcap replays on its own clock: 1.3 µs between its
+    frames. Mutation: its Decimal timestamps rounded to the microsecond, as
+    floats are: failed (5 µs)."""
+    path = write(tmp_path / "ns.pcap", frames(5), gap=0.0000013, nano=True)
     assert path.read_bytes()[:4] == bytes.fromhex("4d3cb2a1")
     out = run_ixypy("replay", "sim:sink", str(path), "--json")
     assert out.returncode == 0, out.stderr
     (f,) = [r for r in json_lines(out.stdout) if "file" in r]
-    assert f["frames"] == 5 and f["file_seconds"] == pytest.approx(8e-6, abs=1e-9)
+    assert f["frames"] == 5 and f["file_seconds"] == pytest.approx(5.2e-6, abs=1e-10)
 
 
 def test_cli_loop_0_stops_at_the_count(tmp_path: Path):
