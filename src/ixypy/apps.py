@@ -150,6 +150,8 @@ class FileStats:
 
 @dataclass
 class ReplayResult:
+    """What replay sent: packets in all, and per file."""
+
     sent: int
     files: List[FileStats]
 

@@ -315,7 +315,9 @@ cdef class ReplayLoop:
     count) gives the frames in their order by taking buffers in index order.
     Its free stack is then only a count of the buffers back from the NIC:
     a tx ring returns buffers in the order it sent them, so the next ones in
-    index order are free when the count says so.
+    index order are free when the count says so. The ring returns them in
+    groups (up to 32 on ixgbe and igb): a pool smaller than a group would
+    wait for good (apps.replay's has REPLAY_MIN_BUFS buffers or more).
 
     file_ends: where each file's frames end (frame indices in a pass, the
     last one len(frames)); each file keeps its own statistics (file_stats)."""
@@ -327,7 +329,7 @@ cdef class ReplayLoop:
     cdef uint64_t passes          # 0: forever
     cdef _File *files
     cdef uint32_t nfiles
-    cdef int64_t start            # when the first pass started (-1: not yet)
+    cdef bint started             # the first run started the first pass
     cdef uint64_t taken           # frames taken into the batch, all passes (the next one's position)
     cdef uint64_t take_i          # the next frame to take: its index in a pass, its buffer,
     cdef uint32_t take_buf
@@ -367,7 +369,6 @@ cdef class ReplayLoop:
             self.files[i].start = 0 if i == 0 else ends[i - 1]
             self.files[i].end = ends[i]
         pool.fill(frames)
-        self.start = -1
 
     def __dealloc__(self):
         c_free(self.due)
@@ -401,8 +402,9 @@ cdef class ReplayLoop:
         self.txq._usable(False)
         self.batch.pools.add(self.pool)
         self.txq.pools.merge(self.batch.pools)
-        if self.start < 0:
-            self.start = self.take_pass = self.send_pass = ixy_now_ns()
+        if not self.started:
+            self.take_pass = self.send_pass = ixy_now_ns()
+            self.started = True
         self.txq.busy = True
         try:
             with nogil:
