@@ -294,7 +294,8 @@ def test_bad_arguments_are_one_line_with_the_help_to_read(module, args, code, se
     assert see in out.stderr
 
 
-@pytest.mark.parametrize("command, args", [("pktgen", ["DEV"]), ("capture", ["DEV"]), ("fwd", ["DEV1", "DEV2"])])
+@pytest.mark.parametrize("command, args", [("pktgen", ["DEV"]), ("replay", ["DEV"]), ("capture", ["DEV"]),
+                                           ("fwd", ["DEV1", "DEV2"])])
 def test_help_says_what_dev_may_be(command, args):
     """--help names the argument, a PCI address, and every sim device, each
     of which opens."""

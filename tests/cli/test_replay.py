@@ -16,9 +16,11 @@ from typing import List
 
 import dpkt
 import pytest
+from click.testing import CliRunner
 
 import ixypy
 from ixypy import apps
+from ixypy.cli import cli
 from ixypy.fastpath.loops import ReplayLoop
 from ixypy.packets import read_capture, udp_frame
 
@@ -233,3 +235,11 @@ def test_cli_a_bad_file_is_a_one_line_error_with_a_hint(tmp_path: Path, name, co
 def test_cli_speed_and_fast_together_are_refused(tmp_path: Path):
     out = run_ixypy("replay", "sim:sink", str(write(tmp_path / "a.pcap", frames(2))), "--speed", "2", "--fast")
     assert out.returncode == 2 and "give --speed or --fast, not both" in out.stderr
+
+
+def test_help_says_what_replay_does_with_short_and_long_frames():
+    text = " ".join(CliRunner().invoke(cli, ["replay", "--help"], terminal_width=1000).output.split())
+    assert "Frames shorter than 60 bytes are padded with zeros to 60; longer than 1514 are refused" in text
+    assert "0: until --count, --duration or Ctrl-C" in text
+    for option in ("--speed", "--fast", "--loop", "--count", "--duration", "--batch", "--json"):
+        assert option in text
