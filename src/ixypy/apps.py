@@ -1,11 +1,10 @@
 """The application loops behind the `ixypy` command: packet generator,
 replay, forwarder, capture. The generator (without a rate), the replay and
 the forwarder run in C without the GIL for stretches of STRETCH seconds
-(ixypy.fastpath.loops),
-a worker thread per queue when there are several; the paced generator and
-capture touch Python once per batch. The caller gets a
-tick callback (for live stats) with 0.0 as the loop starts, after its set-up,
-then about once a second with the seconds elapsed, and a way to stop."""
+(ixypy.fastpath.loops), a worker thread per queue when there are several;
+the paced generator and capture touch Python once per batch. The caller gets
+a tick callback (for live stats) with 0.0 as the loop starts, after its
+set-up, then about once a second with the seconds elapsed, and a way to stop."""
 from __future__ import annotations
 
 import itertools

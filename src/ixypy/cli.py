@@ -288,8 +288,9 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
               help="Number of flows (source IPs 10.0.0.2 upward).")
 @click.option("--template", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help=f"Send the frames of this pcap or pcapng file instead of UDP (each buffer keeps one frame; "
-                   f"order is not kept: `ixypy replay` keeps it, and the timing). Frames shorter than {MIN_FRAME} bytes are padded with zeros to {MIN_FRAME}, "
-                   f"as a NIC pads them; longer than {MAX_FRAME} are refused.")
+                   f"order is not kept: `ixypy replay` keeps it, and the timing). Frames shorter than {MIN_FRAME} "
+                   f"bytes are padded with zeros to {MIN_FRAME}, as a NIC pads them; longer than {MAX_FRAME} are "
+                   f"refused.")
 @limits_option
 @queues_option
 @batch_option
