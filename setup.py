@@ -25,7 +25,7 @@ FASTPATH_HEADERS = {
     "virtio": ["ixy_virtio.h", "ixy_portio.h", "ixy_regs.h", "ixy_mempool.h"],
     "bench": ["ixy_measure.h", "ixy_poll_hook.h", "ixy_regs.h", "ixy_mempool.h"],
     "ops": ["ixy_pkt.h", "ixy_mempool.h"],
-    "loops": ["ixy_stop.h", "ixy_mempool.h", "ixy_poll_hook.h"],
+    "loops": ["ixy_stop.h", "ixy_hist.h", "ixy_mempool.h", "ixy_poll_hook.h"],
     "classify": ["ixy_classify.h", "ixy_pkt.h", "ixy_mempool.h"],
 }
 

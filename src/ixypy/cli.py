@@ -1,4 +1,4 @@
-"""The `ixypy` command: pktgen, fwd, capture, devices, bind, unbind, hugepages.
+"""The `ixypy` command: pktgen, replay, fwd, capture, devices, bind, unbind, hugepages.
 
 DEV is a PCI address (0000:03:00.0) or a sim device (sim:sink, sim:source,
 sim:loop, sim:pair0, sim:pair1; sim:igb-sink ... for an 82576; sim:virtio-sink
@@ -12,6 +12,7 @@ import json
 import signal
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Dict, List, Optional
 
@@ -22,7 +23,7 @@ from . import open as open_device
 from .device import FCS_BYTES, L1_OVERHEAD_BYTES, Device, DeviceStats
 from .drivers.intel import IntelDevice
 from .errors import InvalidAddress, InvalidTemplate, IxyError
-from .packets import MAX_FRAME, MIN_FRAME, udp_flows
+from .packets import MAX_FRAME, MIN_FRAME, read_capture, udp_flows
 from .sim import ALIASES as SIM_ALIASES, DEFAULT_SOURCE_FLOWS, MODELS as SIM_MODELS
 from .vapps.commands import COMMANDS as VECTOR_COMMANDS
 
@@ -287,8 +288,9 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
               help="Number of flows (source IPs 10.0.0.2 upward).")
 @click.option("--template", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help=f"Send the frames of this pcap or pcapng file instead of UDP (each buffer keeps one frame; "
-                   f"order is not kept). Frames shorter than {MIN_FRAME} bytes are padded with zeros to {MIN_FRAME}, "
-                   f"as a NIC pads them; longer than {MAX_FRAME} are refused.")
+                   f"order is not kept: `ixypy replay` keeps it, and the timing). Frames shorter than {MIN_FRAME} "
+                   f"bytes are padded with zeros to {MIN_FRAME}, as a NIC pads them; longer than {MAX_FRAME} are "
+                   f"refused.")
 @limits_option
 @queues_option
 @batch_option
@@ -298,7 +300,7 @@ def pktgen(dev: str, size: int, rate_mpps: Optional[float], rate_gbps: Optional[
            as_json: bool) -> None:
     if rate_mpps and rate_gbps:
         raise click.UsageError("give --rate or --gbps, not both")
-    frames = _pcap_frames(template) if template else udp_flows(flows, size)
+    frames = read_capture(template, f"--template {template}").frames if template else udp_flows(flows, size)
     rate_pps = rate_mpps * 1e6 if rate_mpps else None
     if rate_gbps:
         mean_frame = sum(len(f) for f in frames) / len(frames) + FCS_BYTES     # as DeviceStats counts it
@@ -311,6 +313,41 @@ def pktgen(dev: str, size: int, rate_mpps: Optional[float], rate_gbps: Optional[
             sent = apps.pktgen(device, frames, apps.Limits(count, duration, stop), batch_size, rate_pps,
                                tick=meter.tick, queues=queues)
         meter.summary(sent=sent, **per_queue(device, "tx", queues))
+
+
+@cli.command(help=f"Replay pcap and pcapng files: their frames unchanged, in the files' order (file after "
+                  f"file, each starting when the last frame of the one before is due), at the gaps of their "
+                  f"timestamps. Frames shorter than {MIN_FRAME} bytes are padded with zeros to {MIN_FRAME}; longer "
+                  f"than {MAX_FRAME} are refused. The summary gives each file's frames, bytes, whole passes, the "
+                  f"time its passes took against its schedule, and how late frames left (mean, p50, p99, max in "
+                  f"µs, measured at the send call).\n\n{dev_help('DEV')}")
+@click.argument("dev")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--speed", type=click.FloatRange(min=0, min_open=True),
+              help="Divide the gaps between frames by this (2: twice as fast).  [default: 1]")
+@click.option("--fast", is_flag=True, help="Send as fast as the queue takes the frames, in their order.")
+@click.option("--loop", "passes", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Passes over the files; 0: until --count, --duration or Ctrl-C.")
+@limits_option
+@batch_option
+@json_option
+def replay(dev: str, files: List[Path], speed: Optional[float], fast: bool, passes: int, count: Optional[int],
+           duration: Optional[float], batch_size: int, as_json: bool) -> None:
+    if speed and fast:
+        raise click.UsageError("give --speed or --fast, not both")
+    captures = [read_capture(path, str(path)) for path in files]
+    with open_device(dev) as device:
+        meter = Meter([device], as_json)
+        with StopOnSignals() as stop:
+            result = apps.replay(device, captures, apps.Limits(count, duration, stop), None if fast else speed or 1.0,
+                                 passes, batch_size, tick=meter.tick)
+        meter.summary(sent=result.sent)
+    for stats in result.files:
+        print(json.dumps(asdict(stats)) if as_json else
+              f"[{stats.file}] {stats.frames} frames {stats.bytes} bytes, {stats.passes} passes: "
+              f"{stats.seconds:.3f} s, scheduled {stats.schedule_seconds:.3f} s (the file spans "
+              f"{stats.file_seconds:.3f} s); late by mean {stats.late_mean_us:.1f} µs, p50 {stats.late_p50_us:.1f}, "
+              f"p99 {stats.late_p99_us:.1f}, max {stats.late_max_us:.1f}", flush=True)
 
 
 def spread_flows(dev: Device, queues: int) -> None:
@@ -328,36 +365,6 @@ def per_queue(dev: Device, kind: str, queues: int) -> Dict[str, List[int]]:
         return {}
     queue = dev.rx_queue if kind == "rx" else dev.tx_queue
     return {f"{kind}_packets_per_queue": [queue(i).packets for i in range(queues)]}
-
-
-def _pcap_frames(path: Path) -> List[bytes]:
-    """The frames of a pcap or pcapng file of Ethernet frames, short ones
-    padded with zeros to MIN_FRAME bytes."""
-    import dpkt
-
-    with path.open("rb") as f:
-        reader = None
-        for kind in (dpkt.pcap.Reader, dpkt.pcapng.Reader):
-            f.seek(0)
-            try:
-                reader = kind(f)
-                break
-            except (ValueError, dpkt.Error):
-                continue
-        if reader is None:
-            raise InvalidTemplate(f"--template {path}: not a pcap or pcapng file")
-        if reader.datalink() != dpkt.pcap.DLT_EN10MB:
-            raise InvalidTemplate(f"--template {path}: link type {reader.datalink()}, not Ethernet (1)")
-        try:
-            frames = [bytes(buf) for _, buf in reader]
-        except (ValueError, dpkt.Error) as err:
-            raise InvalidTemplate(f"--template {path}: unreadable after the header ({err})") from None
-    if not frames:
-        raise InvalidTemplate(f"--template {path} holds no packets")
-    for frame in frames:
-        if len(frame) > MAX_FRAME:
-            raise InvalidTemplate(f"--template {path} has a {len(frame)}-byte frame; frames must be at most {MAX_FRAME} bytes")
-    return [frame.ljust(MIN_FRAME, b"\0") for frame in frames]
 
 
 @cli.command(help=f"Forward between two devices in both directions. With --queues N, rx queue i goes to tx "

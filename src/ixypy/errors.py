@@ -121,7 +121,8 @@ class RssConfigError(IxyError, ValueError):
 
 
 class InvalidTemplate(IxyError, ValueError):
-    """A packet template file that cannot be used: not a capture, no packets, not Ethernet, a frame too long."""
+    """A capture file (pktgen --template, replay) that cannot be used: not a capture, no packets, not Ethernet,
+    a frame too long."""
 
     default_hint = ("give a pcap or pcapng capture of Ethernet frames of at most 1514 bytes, "
                     "e.g. one written by `ixypy capture DEV FILE` or saved by Wireshark or tcpdump")

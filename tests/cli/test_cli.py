@@ -19,8 +19,8 @@ from click.testing import CliRunner
 
 from ixypy import open as ixypy_open
 from ixypy import pci
-from ixypy.cli import _pcap_frames, cli, devices_table, sim_addresses
-from ixypy.packets import SEQ_OFFSET
+from ixypy.cli import cli, devices_table, sim_addresses
+from ixypy.packets import SEQ_OFFSET, read_capture
 from ixypy.sim import source_frame
 
 from ..unit.fakesysfs import FakeSysfs
@@ -246,7 +246,7 @@ ARP = bytes.fromhex("ffffffffffff02a0c90000fe0806") + bytes(28)         # 42 byt
 
 def test_template_frames_shorter_than_60_bytes_are_padded_with_zeros(tmp_path: Path):
     pcap = _write_capture(tmp_path / "arp.pcap", [ARP, b"x" * 20])
-    assert _pcap_frames(pcap) == [ARP + bytes(18), b"x" * 20 + bytes(40)]
+    assert read_capture(pcap, "t").frames == [ARP + bytes(18), b"x" * 20 + bytes(40)]
     out = ixypy("pktgen", "sim:sink", "--template", str(pcap), "--count", "1000", "--json")
     assert out.returncode == 0, out.stderr
     assert summary(out.stdout)["tx_bytes"] == 1000 * (60 + 4)              # every frame went out as 60 bytes
@@ -256,7 +256,7 @@ def test_template_from_pcapng(tmp_path: Path):
     frames = [source_frame(), source_frame()[:50] + bytes(50)]
     pcapng = _write_capture(tmp_path / "t.pcapng", frames, dpkt.pcapng.Writer)
     assert pcapng.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a"                  # a section header block: pcapng
-    assert _pcap_frames(pcapng) == frames
+    assert read_capture(pcapng, "t").frames == frames
     out = ixypy("pktgen", "sim:sink", "--template", str(pcapng), "--count", "1000", "--json")
     assert out.returncode == 0, out.stderr
     assert 1000 * (60 + 4) < summary(out.stdout)["tx_bytes"] < 1000 * (100 + 4)
@@ -294,7 +294,8 @@ def test_bad_arguments_are_one_line_with_the_help_to_read(module, args, code, se
     assert see in out.stderr
 
 
-@pytest.mark.parametrize("command, args", [("pktgen", ["DEV"]), ("capture", ["DEV"]), ("fwd", ["DEV1", "DEV2"])])
+@pytest.mark.parametrize("command, args", [("pktgen", ["DEV"]), ("replay", ["DEV"]), ("capture", ["DEV"]),
+                                           ("fwd", ["DEV1", "DEV2"])])
 def test_help_says_what_dev_may_be(command, args):
     """--help names the argument, a PCI address, and every sim device, each
     of which opens."""

@@ -3,15 +3,17 @@
 batch: a worker thread running one of them leaves the GIL to the others, so
 workers on different queues run on different cores. A stretch ends at a
 deadline, after a packet count, or when stop() is called (from another
-thread, or a signal handler). The steps are those of Queue.forward."""
+thread, or a signal handler). The forwarder's steps are those of
+Queue.forward; the replay's wait for each frame's departure time."""
 cimport cython
 from libc.math cimport isfinite
-from libc.stdint cimport int64_t, uint32_t, uint64_t
-
+from libc.stdint cimport UINT64_MAX, int64_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free as c_free
 from libc.string cimport memcpy
+from posix.time cimport CLOCK_MONOTONIC, TIMER_ABSTIME, clock_nanosleep, timespec
 
 from .batch cimport PacketBatch, PoolRefs
-from .mempool cimport Mempool, ixy_mempool_alloc
+from .mempool cimport Mempool, ixy_buf, ixy_buf_at, ixy_mempool_alloc
 from .queue cimport Queue, queue_idle
 
 from ..errors import PacketTooLarge, QueueError
@@ -260,3 +262,244 @@ cdef class PktgenLoop:
             if deadline >= 0 and rounds % CLOCK_EVERY == 0 and ixy_now_ns() >= deadline:
                 break
         return done
+
+
+cdef extern from "ixy_hist.h" nogil:
+    struct ixy_hist:
+        uint64_t count
+        uint64_t sum
+        uint64_t max
+    void ixy_hist_record(ixy_hist *h, uint64_t v)
+    uint64_t ixy_hist_quantile(const ixy_hist *h, double q)
+
+cdef enum:
+    SLEEP_MIN_NS = 200000       # a wait this long sleeps, the last SPIN_NS of it spinning (sleeps overshoot ~60 µs)
+    SPIN_NS = 100000
+    SLEEP_MAX_NS = 10000000     # and looks at stop() at least this often
+
+
+cdef struct _File:
+    uint64_t start, end         # its frames' indices in a pass
+    uint64_t frames, bytes, passes
+    int64_t first_sent          # when its first frame left in the current pass
+    int64_t span_done, span     # first to last departure: earlier passes together, the current one
+    int64_t sched_done, sched   # the same spans in the schedule
+    ixy_hist late               # departures after their time (ns), as the send call saw them
+
+
+cdef inline void _wait_until(int64_t target) noexcept nogil:
+    """Sleep towards target (at most SLEEP_MAX_NS at a time), spin through the
+    last SPIN_NS of it, running the idle hook (the sim models)."""
+    cdef int64_t now = ixy_now_ns()
+    cdef timespec ts
+    cdef int64_t wake
+    if target - now >= SLEEP_MIN_NS:
+        wake = min(target - SPIN_NS, now + SLEEP_MAX_NS)
+        ts.tv_sec = wake // 1000000000
+        ts.tv_nsec = wake % 1000000000
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL)
+    else:
+        queue_idle()
+
+
+@cython.final
+cdef class ReplayLoop:
+    """Frames sent in their order at their departure times, pass after pass
+    (tcpreplay's loop), on one tx queue, with the GIL released.
+
+    due[i] is when frame i leaves, in ns after the pass starts (non-decreasing:
+    0 for all of them sends as fast as the queue takes them, in order); the
+    next pass starts when the last frame of this one is due. Frames are
+    written once into the pool: buffer j holds frame j % len(frames), so the
+    pool (this loop's alone, fresh: all buffers free, a multiple of the frame
+    count) gives the frames in their order by taking buffers in index order.
+    Its free stack is then only a count of the buffers back from the NIC:
+    a tx ring returns buffers in the order it sent them, so the next ones in
+    index order are free when the count says so. The ring returns them in
+    groups (up to 32 on ixgbe and igb): a pool smaller than a group would
+    wait for good (apps.replay's has REPLAY_MIN_BUFS buffers or more).
+
+    file_ends: where each file's frames end (frame indices in a pass, the
+    last one len(frames)); each file keeps its own statistics (file_stats)."""
+    cdef Queue txq
+    cdef Mempool pool
+    cdef PacketBatch batch
+    cdef int64_t *due
+    cdef uint64_t nframes
+    cdef uint64_t passes          # 0: forever
+    cdef _File *files
+    cdef uint32_t nfiles
+    cdef bint started             # the first run started the first pass
+    cdef uint64_t taken           # frames taken into the batch, all passes (the next one's position)
+    cdef uint64_t take_i          # the next frame to take: its index in a pass, its buffer,
+    cdef uint32_t take_buf
+    cdef int64_t take_pass        # and when its pass starts
+    cdef uint64_t send_i          # the next frame to send: its index in a pass, its file,
+    cdef uint32_t send_file
+    cdef int64_t send_pass        # and when its pass starts
+    cdef int stopping
+    cdef readonly uint64_t packets    # sent, all runs together (a watching thread may read it during a run)
+
+    def __cinit__(self, Queue txq not None, Mempool pool not None, PacketBatch batch not None, frames,
+                  const int64_t[::1] due not None, file_ends, uint64_t passes=1):
+        frames = list(frames)
+        ends = list(file_ends)
+        txq._usable(False)
+        if (not frames or len(due) != len(frames) or not ends or ends[len(ends) - 1] != len(frames)
+                or any(a >= b for a, b in zip([0] + ends, ends))):
+            raise ValueError(f"{len(frames)} frames, {len(due)} departure times, files ending at {ends}: "
+                             f"a time per frame, each file's end after the last")
+        if pool.free_count != pool.num_bufs or pool.num_bufs % len(frames):
+            raise ValueError(f"a replay needs a fresh pool of a multiple of its {len(frames)} frames, "
+                             f"not {pool.free_count} free of {pool.num_bufs} buffers")
+        self.txq, self.pool, self.batch = txq, pool, batch
+        self.nframes = len(frames)
+        self.passes = passes
+        self.due = <int64_t *> calloc(self.nframes, sizeof(int64_t))
+        self.files = <_File *> calloc(len(ends), sizeof(_File))
+        if self.due == NULL or self.files == NULL:
+            raise MemoryError()
+        memcpy(self.due, &due[0], self.nframes * sizeof(int64_t))
+        cdef uint64_t i
+        for i in range(1, self.nframes):
+            if self.due[i] < self.due[i - 1]:
+                raise ValueError(f"departure {i} ({self.due[i]} ns) before departure {i - 1} ({self.due[i - 1]} ns)")
+        self.nfiles = len(ends)
+        for i in range(self.nfiles):
+            self.files[i].start = 0 if i == 0 else ends[i - 1]
+            self.files[i].end = ends[i]
+        pool.fill(frames)
+
+    def __dealloc__(self):
+        c_free(self.due)
+        c_free(self.files)
+
+    def mempools(self) -> list:
+        """As PktgenLoop.mempools."""
+        pools = _union([self.batch.pools, self.txq.pools])
+        return pools if self.pool in pools else [self.pool] + pools
+
+    def stop(self) -> None:
+        """As ForwardLoop.stop."""
+        ixy_stop_raise(&self.stopping)
+
+    @property
+    def stopped(self) -> bool:
+        return ixy_stop_raised(&self.stopping) != 0
+
+    @property
+    def finished(self) -> bool:
+        """Every pass sent (never with passes=0)."""
+        return self.passes != 0 and self.packets == self.passes * self.nframes
+
+    def run(self, double seconds=float("inf"), uint64_t count=0) -> int:
+        """Send what is due for `seconds`, or until `count` packets (0: no
+        limit), or stop(), or the last pass is sent, with the GIL released
+        throughout. The first run starts the first pass. Returns the packets
+        sent in this run (`packets` is the total)."""
+        cdef int64_t deadline = _deadline(seconds)
+        cdef uint64_t done = 0
+        self.txq._usable(False)
+        self.batch.pools.add(self.pool)
+        self.txq.pools.merge(self.batch.pools)
+        if not self.started:
+            self.take_pass = self.send_pass = ixy_now_ns()
+            self.started = True
+        self.txq.busy = True
+        try:
+            with nogil:
+                done = self._run(deadline, count)
+        finally:
+            self.txq.busy = False
+        return done
+
+    cdef uint64_t _run(self, int64_t deadline, uint64_t count) noexcept nogil:
+        cdef uint64_t done = 0
+        cdef uint32_t sent
+        cdef int64_t now, target
+        while not ixy_stop_raised(&self.stopping):
+            now = ixy_now_ns()
+            if deadline >= 0 and now >= deadline:
+                break
+            self._take(now, count - done - self.batch.count if count else UINT64_MAX)
+            if self.batch.count:
+                now = ixy_now_ns()
+                sent = self.txq._tx(self.batch.bufs, self.batch.count)
+                self._sent(sent, now)
+                self.batch._shift_out(sent)
+                done += sent
+                self.packets += sent
+                if count and done >= count:
+                    break
+                if sent == 0:
+                    queue_idle()
+            elif self.passes and self.taken == self.passes * self.nframes:
+                break
+            elif self.pool.pool.free_count == 0:
+                self.txq._clean()
+                queue_idle()
+            else:
+                target = self.take_pass + self.due[self.take_i]
+                _wait_until(target if deadline < 0 else min(target, deadline))
+        return done
+
+    cdef void _take(self, int64_t now, uint64_t limit) noexcept nogil:
+        """Into the batch's free slots: the frames due by now, in order."""
+        cdef uint64_t end = self.passes * self.nframes
+        cdef ixy_buf *b
+        while (self.batch.count < self.batch.capacity and limit and self.pool.pool.free_count
+               and (self.passes == 0 or self.taken < end) and self.take_pass + self.due[self.take_i] <= now):
+            b = ixy_buf_at(&self.pool.pool, self.take_buf)
+            b.is_free = 0
+            self.batch.bufs[self.batch.count] = b
+            self.batch.count += 1
+            self.pool.pool.free_count -= 1
+            self.taken += 1
+            limit -= 1
+            self.take_buf += 1
+            if self.take_buf == self.pool.pool.num_bufs:
+                self.take_buf = 0
+            self.take_i += 1
+            if self.take_i == self.nframes:
+                self.take_i = 0
+                self.take_pass += self.due[self.nframes - 1]
+
+    cdef void _sent(self, uint32_t n, int64_t now) noexcept nogil:
+        """The statistics of the first n frames of the batch, sent at now."""
+        cdef uint32_t k
+        cdef uint64_t i
+        cdef _File *f
+        for k in range(n):
+            i = self.send_i
+            f = &self.files[self.send_file]
+            if i == f.start:
+                f.span_done += f.span
+                f.sched_done += f.sched
+                f.first_sent = now
+            f.span = now - f.first_sent
+            f.sched = self.due[i] - self.due[f.start]
+            ixy_hist_record(&f.late, <uint64_t> (now - self.send_pass - self.due[i]))
+            f.frames += 1
+            f.bytes += self.batch.bufs[k].len
+            self.send_i += 1
+            if self.send_i == f.end:
+                f.passes += 1
+                self.send_file += 1
+            if self.send_i == self.nframes:
+                self.send_i = 0
+                self.send_file = 0
+                self.send_pass += self.due[self.nframes - 1]
+
+    def file_stats(self, uint32_t file) -> dict:
+        """What file `file` sent: frames, bytes, whole passes; first to last
+        departure of each pass, summed (`seconds`), against the same spans
+        in the schedule (`schedule_seconds`); how late its frames left, in
+        ns (mean, p50, p99, max; quantiles within 3.2 %)."""
+        if file >= self.nfiles:
+            raise IndexError(f"file {file} of {self.nfiles}")
+        cdef _File *f = &self.files[file]
+        return {"frames": f.frames, "bytes": f.bytes, "passes": f.passes,
+                "seconds": (f.span_done + f.span) / 1e9, "schedule_seconds": (f.sched_done + f.sched) / 1e9,
+                "late_mean_ns": f.late.sum // f.late.count if f.late.count else 0,
+                "late_p50_ns": ixy_hist_quantile(&f.late, 0.5), "late_p99_ns": ixy_hist_quantile(&f.late, 0.99),
+                "late_max_ns": f.late.max}
