@@ -14,6 +14,8 @@ from .loop import Step
 
 
 def _limits(f):
+    f = click.option("--duration", "-t", type=click.FloatRange(min=0, min_open=True),
+                     help="Stop after this many seconds.")(f)
     f = click.option("--count", "-n", type=click.IntRange(min=1), help="Stop after sending this many packets.")(f)
     f = click.option("--batch", "batch_size", type=click.IntRange(1, 512), default=256, show_default=True,
                      help="Packets per rx/tx call.")(f)
@@ -86,7 +88,8 @@ def _per_queue(done: Forwarded) -> str:
 @click.option("--rules", "rules_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Rules file: 'accept|drop proto src sport dst dport' per line, 'default accept|drop'.")
 @_limits
-def firewall(dev1: str, dev2: str, rules_file: Path, batch_size: int, count: Optional[int], queues: int) -> None:
+def firewall(dev1: str, dev2: str, rules_file: Path, batch_size: int, count: Optional[int], duration: Optional[float],
+             queues: int) -> None:
     """Forward between two devices, dropping what the 5-tuple rules refuse."""
     from .firewall import Firewall
 
@@ -97,7 +100,7 @@ def firewall(dev1: str, dev2: str, rules_file: Path, batch_size: int, count: Opt
     done = _run(dev1, dev2, lambda: [Firewall(rules_file, batch_size), Firewall(rules_file, batch_size)],
                 lambda fws: {"passed": sum(fw.passed for fw in fws), "dropped": sum(fw.dropped for fw in fws),
                              "counters": sum(fw.counters for fw in fws)},
-                batch_size, count, queues)
+                batch_size, count, queues, duration)
     t = done.tally
     click.echo(f"forwarded {done.sent}{_per_queue(done)}; passed {t['passed']}, dropped {t['dropped']}; "
                f"per rule (last: default) {t['counters'].tolist()}")
@@ -111,7 +114,7 @@ def firewall(dev1: str, dev2: str, rules_file: Path, batch_size: int, count: Opt
 @click.option("--port", "ports", multiple=True, help="FROM:TO destination port map, outbound (repeatable).")
 @_limits
 def nat(inside: str, outside: str, inside_prefix: str, outside_prefix: str, ports, batch_size: int,
-        count: Optional[int], queues: int) -> None:
+        count: Optional[int], duration: Optional[float], queues: int) -> None:
     """1:1 prefix NAT and port mapping between an inside and an outside device."""
     from .nat import Nat
 
@@ -126,7 +129,7 @@ def nat(inside: str, outside: str, inside_prefix: str, outside_prefix: str, port
     except ValueError as err:
         raise click.UsageError(str(err))
     done = _run(inside, outside, steps, lambda n: {"out": n[0].rewritten, "in": n[1].rewritten},
-                batch_size, count, queues)
+                batch_size, count, queues, duration)
     click.echo(f"forwarded {done.sent}{_per_queue(done)}; rewritten out {done.tally['out']}, in {done.tally['in']}")
 
 
@@ -139,10 +142,9 @@ def nat(inside: str, outside: str, inside_prefix: str, outside_prefix: str, port
               help="Flows counted; packets of flows beyond count as untracked.")
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path),
               help="At exit, write every flow as JSON to this file ('-': to stdout, instead of the table).")
-@click.option("--duration", "-t", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds.")
 @_limits
-def flowmon(dev1: str, dev2: str, top_n: int, max_flows: int, json_file: Optional[Path], duration: Optional[float],
-            batch_size: int, count: Optional[int], queues: int) -> None:
+def flowmon(dev1: str, dev2: str, top_n: int, max_flows: int, json_file: Optional[Path], batch_size: int,
+            count: Optional[int], duration: Optional[float], queues: int) -> None:
     """Forward between two devices, counting packets and bytes per flow
     (5-tuple, IPv4 and IPv6): the top talkers live on a terminal (one queue
     only), every flow as JSON at exit (--json). With --queues, each worker
