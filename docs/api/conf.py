@@ -11,7 +11,7 @@ import importlib
 # them rather than executing their .pyi stubs as modules (Sphinx 9 would)
 for _name in ("ixypy", "ixypy.fastpath.batch", "ixypy.fastpath.mempool", "ixypy.fastpath.queue",
               "ixypy.fastpath.ops", "ixypy.fastpath.loops", "ixypy.vector", "ixypy.aio", "ixypy.testing",
-              "ixypy.apps"):
+              "ixypy.apps", "ixypy.processes"):
     importlib.import_module(_name)
 
 project = "ixypy"
