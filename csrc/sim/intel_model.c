@@ -172,10 +172,9 @@ struct intel_model *intel_model_create(unsigned nfunctions, const uint8_t base_m
         return NULL;
     sim->nfunctions = nfunctions;
     sim->map = sim_shared_calloc(sizeof(*sim->map));
-    if (!sim->map)
+    if (!sim->map || sim_worker_init(&sim->worker, worker_pass, sim, 0, IDLE_SLEEP_NS))
         goto fail;
     sim_shared_mutex_init(&sim->map_lock);
-    sim_worker_init(&sim->worker, worker_pass, sim, 0, IDLE_SLEEP_NS);
     for (unsigned i = 0; i < nfunctions; i++) {
         sim->functions[i] = function_new(sim, i, base_mac, variants[variant]);
         if (!sim->functions[i])
@@ -199,7 +198,7 @@ struct intel_function *intel_model_function(struct intel_model *sim, unsigned in
 static void intel_model_destroy(void *ctx)
 {
     struct intel_model *sim = ctx;
-    if (!sim)
+    if (!sim || !sim_worker_owned(&sim->worker))   /* the model of the process this one was forked from: it frees it */
         return;
     sim_worker_destroy(&sim->worker);
     for (unsigned i = 0; i < sim->nfunctions; i++)
@@ -223,6 +222,8 @@ static void map_replace(struct intel_model *sim, struct sim_dma_map *nm)
 static int intel_model_dma_map(void *ctx, uint64_t dma_addr, void *vaddr, uint64_t len)
 {
     struct intel_model *sim = ctx;
+    if (!sim_worker_owned(&sim->worker))
+        return EPERM;
     pthread_mutex_lock(&sim->map_lock);
     struct sim_dma_map *nm = sim_dma_copy(sim->map);
     int rc = nm ? sim_dma_add(nm, dma_addr, vaddr, len) : ENOMEM;
@@ -238,6 +239,8 @@ static int intel_model_dma_map(void *ctx, uint64_t dma_addr, void *vaddr, uint64
 static int intel_model_dma_unmap(void *ctx, uint64_t dma_addr, uint64_t len)
 {
     struct intel_model *sim = ctx;
+    if (!sim_worker_owned(&sim->worker))
+        return EPERM;
     pthread_mutex_lock(&sim->map_lock);
     struct sim_dma_map *nm = sim_dma_copy(sim->map);
     int rc = nm ? sim_dma_remove(nm, dma_addr, len) : ENOMEM;

@@ -9,8 +9,10 @@
  * A fork shares what was mapped before it; what either side allocates
  * afterwards is its own. So the process that made a model changes what the
  * model allocates, and only while no process forked from it uses the
- * model: its DMA map, a source wire's flows. Fork after opening the devices
- * and allocating their DMA memory; close them after the workers have ended.
+ * model: its DMA map (a forked process's dma_map is refused, its memory
+ * would be its own: sim_model.h), its engine's members (sim_worker.h), a
+ * source wire's flows. Fork after opening the devices and allocating their
+ * DMA memory; close them after the workers have ended.
  *
  * The locks in shared state are process-shared (sim_shared_mutex_init). */
 #ifndef SIM_SHARED_H

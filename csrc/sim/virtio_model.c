@@ -914,6 +914,8 @@ const struct ixy_reg_ops *vnsim_msix_reg_ops(struct vnsim_dev *d) { return &d->m
 
 int vnsim_set_irq_eventfd(struct vnsim_dev *d, unsigned vector, int fd)
 {
+    if (!sim_worker_owned(&d->sim->worker))
+        return EPERM;
     ctl_lock(d->sim);
     int rc = sim_msix_set_eventfd(&d->msix, vector, fd);
     ctl_unlock(d->sim);
@@ -1057,6 +1059,8 @@ unsigned vnsim_isr_peek(struct vnsim_dev *d) { return LD(&d->isr); }
 static int vnsim_dma_map(void *ctx, uint64_t dma_addr, void *vaddr, uint64_t len)
 {
     struct vnsim *s = ctx;
+    if (!sim_worker_owned(&s->worker))
+        return EPERM;
     ctl_lock(s);
     int rc = sim_dma_add(&s->map, dma_addr, vaddr, len);
     ctl_unlock(s);
@@ -1067,6 +1071,8 @@ static int vnsim_dma_map(void *ctx, uint64_t dma_addr, void *vaddr, uint64_t len
 static int vnsim_dma_unmap(void *ctx, uint64_t dma_addr, uint64_t len)
 {
     struct vnsim *s = ctx;
+    if (!sim_worker_owned(&s->worker))
+        return EPERM;
     ctl_lock(s);
     int rc = sim_dma_remove(&s->map, dma_addr, len);
     for (unsigned i = 0; i < s->ndevs && !rc; i++) {
@@ -1143,6 +1149,8 @@ static struct vnsim_dev *dev_new(struct vnsim *s, unsigned index, const uint8_t 
 static void vnsim_destroy(void *ctx)
 {
     struct vnsim *s = ctx;
+    if (!sim_worker_owned(&s->worker))   /* the model of the process this one was forked from: it frees it */
+        return;
     sim_worker_destroy(&s->worker);
     for (unsigned i = 0; i < s->ndevs; i++)
         dev_free(s->devs[i]);
@@ -1158,8 +1166,11 @@ struct vnsim *vnsim_create(unsigned ndevs, const uint8_t base_mac[6], unsigned q
     struct vnsim *s = sim_shared_calloc(sizeof(*s));
     if (!s)
         return NULL;
+    if (sim_worker_init(&s->worker, worker_pass, s, 1, IDLE_SLEEP_NS)) {
+        sim_shared_free(s);
+        return NULL;
+    }
     sim_shared_mutex_init(&s->lock);
-    sim_worker_init(&s->worker, worker_pass, s, 1, IDLE_SLEEP_NS);
     for (unsigned i = 0; i < ndevs; i++) {
         s->devs[i] = dev_new(s, i, base_mac, queue_num);
         s->ndevs = i + 1;
