@@ -9,9 +9,10 @@ playing every started model, csrc/sim/sim_worker.h) and the DMA map. ``Function`
 one of its PCI functions: an ``IntelFunction`` (a network port of an
 IntelModel) or a ``VirtioSimDevice``.
 
-A model lives in memory shared across fork (csrc/sim/sim_shared.h): a worker
-process forked after the model was opened drives its functions, and the
-process that opened it sees what the worker did."""
+A model lives in memory shared across fork (csrc/sim/sim_shared.h), its DMA
+memory too (memory.VirtualAllocator): a worker process forked after the
+model was opened drives its functions, and the process that opened it sees
+what the worker did."""
 from cpython.pycapsule cimport PyCapsule_New
 from libc.errno cimport EPERM
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
