@@ -46,11 +46,11 @@ extensions = [
 ] + [
     Extension(
         "ixypy.sim._model",
-        sources=["src/ixypy/sim/_model.pyx", "csrc/sim/sim_worker.c", "csrc/sim/sim_msix.c",
+        sources=["src/ixypy/sim/_model.pyx", "csrc/sim/sim_shared.c", "csrc/sim/sim_worker.c", "csrc/sim/sim_msix.c",
                  "csrc/sim/virtio_model.c"] + INTEL_MODEL,
         include_dirs=["csrc", "csrc/sim"],
         depends=["src/ixypy/sim/_intel_model.pxi", "src/ixypy/sim/_virtio_model.pxi",
-                 "csrc/sim/sim_model.h", "csrc/sim/sim_dma.h", "csrc/sim/sim_flows.h", "csrc/sim/sim_worker.h", "csrc/sim/sim_msix.h",
+                 "csrc/sim/sim_model.h", "csrc/sim/sim_dma.h", "csrc/sim/sim_flows.h", "csrc/sim/sim_worker.h", "csrc/sim/sim_shared.h", "csrc/sim/sim_msix.h",
                  "csrc/sim/intel_model.h", "csrc/sim/intel_core.h", "csrc/sim/virtio_model.h", "csrc/ixy_regs.h", "csrc/ixy_portio.h",
                  "csrc/ixy_poll_hook.h", "src/ixypy/fastpath/poll_hook.pxd"],
         extra_compile_args=CFLAGS,

@@ -3,12 +3,12 @@
  */
 #define _GNU_SOURCE
 #include "intel_core.h"
+#include "sim_shared.h"
 
 #include <errno.h>
 #include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #define DEFAULT_LINK_DELAY_US 5000
@@ -102,15 +102,15 @@ static void function_free(struct intel_function *p)
 {
     if (!p)
         return;
-    free(p->regs);
-    free(p->src_frame);
-    free(p->src_rss);
-    free(p->scratch);
+    sim_shared_free(p->regs);
+    sim_shared_free(p->src_frame);
+    sim_shared_free(p->src_rss);
+    sim_shared_free(p->scratch);
     sim_msix_free(&p->msix);
     pthread_mutex_destroy(&p->lock);
     pthread_mutex_destroy(&p->log_lock);
     pthread_mutex_destroy(&p->irq_lock);
-    free(p);
+    sim_shared_free(p);
 }
 
 static void map_free(struct sim_dma_map *m)
@@ -118,7 +118,7 @@ static void map_free(struct sim_dma_map *m)
     if (!m)
         return;
     sim_dma_free(m);
-    free(m);
+    sim_shared_free(m);
 }
 
 /* Function i of sim, as after power-up (EEPROM read, DMA init done); NULL
@@ -126,7 +126,7 @@ static void map_free(struct sim_dma_map *m)
 static struct intel_function *function_new(struct intel_model *sim, unsigned i, const uint8_t base_mac[6],
                                            const struct variant *v)
 {
-    struct intel_function *p = calloc(1, sizeof(*p));
+    struct intel_function *p = sim_shared_calloc(sizeof(*p));
     if (!p)
         return NULL;
     p->sim = sim;
@@ -135,14 +135,14 @@ static struct intel_function *function_new(struct intel_model *sim, unsigned i, 
     p->ops.read32 = intel_model_read32;
     p->ops.write32 = intel_model_write32;
     p->ops.ctx = p;
-    pthread_mutex_init(&p->lock, NULL);
-    pthread_mutex_init(&p->log_lock, NULL);
-    pthread_mutex_init(&p->irq_lock, NULL);
+    sim_shared_mutex_init(&p->lock);
+    sim_shared_mutex_init(&p->log_lock);
+    sim_shared_mutex_init(&p->irq_lock);
     intel_msix_init(p);
-    p->regs = calloc(1, INTEL_MODEL_BAR0_SIZE);
-    p->src_frame = calloc(1, INTEL_MODEL_MAX_FRAME + 8);
-    p->scratch = calloc(1, INTEL_MODEL_MAX_FRAME + 64);
-    p->src_rss = calloc(1, sizeof(*p->src_rss));     /* one flow's; wire_source makes room for more */
+    p->regs = sim_shared_calloc(INTEL_MODEL_BAR0_SIZE);
+    p->src_frame = sim_shared_calloc(INTEL_MODEL_MAX_FRAME + 8);
+    p->scratch = sim_shared_calloc(INTEL_MODEL_MAX_FRAME + 64);
+    p->src_rss = sim_shared_calloc(sizeof(*p->src_rss));     /* one flow's; wire_source makes room for more */
     if (!p->regs || !p->src_frame || !p->scratch || !p->src_rss) {
         function_free(p);
         return NULL;
@@ -167,15 +167,14 @@ struct intel_model *intel_model_create(unsigned nfunctions, const uint8_t base_m
         (unsigned)variant >= sizeof(variants) / sizeof(variants[0]))
         return NULL;
     intel_fcs_init();
-    struct intel_model *sim = calloc(1, sizeof(*sim));
+    struct intel_model *sim = sim_shared_calloc(sizeof(*sim));
     if (!sim)
         return NULL;
     sim->nfunctions = nfunctions;
-    sim->map = calloc(1, sizeof(*sim->map));
-    if (!sim->map)
+    sim->map = sim_shared_calloc(sizeof(*sim->map));
+    if (!sim->map || sim_worker_init(&sim->worker, worker_pass, sim, 0, IDLE_SLEEP_NS))
         goto fail;
-    pthread_mutex_init(&sim->map_lock, NULL);
-    sim_worker_init(&sim->worker, worker_pass, sim, 0, IDLE_SLEEP_NS);
+    sim_shared_mutex_init(&sim->map_lock);
     for (unsigned i = 0; i < nfunctions; i++) {
         sim->functions[i] = function_new(sim, i, base_mac, variants[variant]);
         if (!sim->functions[i])
@@ -186,7 +185,7 @@ fail:
     for (unsigned i = 0; i < nfunctions; i++)
         function_free(sim->functions[i]);
     map_free(sim->map);
-    free(sim);
+    sim_shared_free(sim);
     return NULL;
 }
 
@@ -199,14 +198,14 @@ struct intel_function *intel_model_function(struct intel_model *sim, unsigned in
 static void intel_model_destroy(void *ctx)
 {
     struct intel_model *sim = ctx;
-    if (!sim)
+    if (!sim || !sim_worker_owned(&sim->worker))   /* the model of the process this one was forked from: it frees it */
         return;
     sim_worker_destroy(&sim->worker);
     for (unsigned i = 0; i < sim->nfunctions; i++)
         function_free(sim->functions[i]);
     map_free(sim->map);
     pthread_mutex_destroy(&sim->map_lock);
-    free(sim);
+    sim_shared_free(sim);
 }
 
 /* ---- DMA map ---------------------------------------------------------------------- */
@@ -223,6 +222,8 @@ static void map_replace(struct intel_model *sim, struct sim_dma_map *nm)
 static int intel_model_dma_map(void *ctx, uint64_t dma_addr, void *vaddr, uint64_t len)
 {
     struct intel_model *sim = ctx;
+    if (!sim_worker_owned(&sim->worker))
+        return EPERM;
     pthread_mutex_lock(&sim->map_lock);
     struct sim_dma_map *nm = sim_dma_copy(sim->map);
     int rc = nm ? sim_dma_add(nm, dma_addr, vaddr, len) : ENOMEM;
@@ -238,6 +239,8 @@ static int intel_model_dma_map(void *ctx, uint64_t dma_addr, void *vaddr, uint64
 static int intel_model_dma_unmap(void *ctx, uint64_t dma_addr, uint64_t len)
 {
     struct intel_model *sim = ctx;
+    if (!sim_worker_owned(&sim->worker))
+        return EPERM;
     pthread_mutex_lock(&sim->map_lock);
     struct sim_dma_map *nm = sim_dma_copy(sim->map);
     int rc = nm ? sim_dma_remove(nm, dma_addr, len) : ENOMEM;

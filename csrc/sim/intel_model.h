@@ -20,7 +20,9 @@
  * would (refuse the enable, drop the packet) instead of silently working.
  *
  * Threading: every function here may be called from any thread while the
- * worker runs. Register reads and writes are what the driver's MMIO would be.
+ * worker runs, also from a process forked after the model was made (its
+ * state is shared, sim_shared.h; what such a process may not do: sim_model.h).
+ * Register reads and writes are what the driver's MMIO would be.
  */
 #ifndef INTEL_MODEL_H
 #define INTEL_MODEL_H
@@ -97,8 +99,10 @@ int intel_model_inject(struct intel_function *fn, const uint8_t *frame, uint32_t
 /* What VFIO_DEVICE_SET_IRQS (MSI-X, eventfd trigger) does for a real device:
  * vector's messages become 8-byte writes of 1 to fd. The model keeps its own
  * duplicate of fd (close yours whenever you like); fd < 0 detaches. Returns
- * 0 or an errno (EINVAL: vector >= intel_model_msix_vectors). See intel_msix.c
- * for what raises, masks, clears and throttles a vector. */
+ * 0 or an errno (EINVAL: vector >= intel_model_msix_vectors; EPERM in a
+ * process forked from the model's, whose fds are not the ones its engine
+ * writes to, sim_worker.h). See intel_msix.c for what raises, masks, clears
+ * and throttles a vector. */
 int intel_model_set_irq_eventfd(struct intel_function *fn, unsigned vector, int fd);
 /* The function's MSI-X table size: 64 (82599 as modelled), 25 (82576). */
 unsigned intel_model_msix_vectors(struct intel_function *fn);

@@ -206,6 +206,8 @@ int intel_eirq_write(struct intel_function *p, uint32_t off, uint32_t v, int64_t
 
 int intel_model_set_irq_eventfd(struct intel_function *p, unsigned vector, int fd)
 {
+    if (!sim_worker_owned(&p->sim->worker))
+        return EPERM;
     pthread_mutex_lock(&p->irq_lock);
     int rc = sim_msix_set_eventfd(&p->msix, vector, fd);
     pthread_mutex_unlock(&p->irq_lock);

@@ -4,8 +4,7 @@
  */
 #define _GNU_SOURCE
 #include "intel_core.h"
-
-#include <stdlib.h>
+#include "sim_shared.h"
 
 /* ---- the wire ------------------------------------------------------------------------ */
 static void wire_detach(struct intel_function *p)
@@ -45,7 +44,7 @@ static void source_flows(struct intel_function *p, uint32_t len, uint32_t flows)
     if (n < flows)
         ERR(p, "wire_source: %u flows asked for, the frame is no IPv4 frame whose source address can vary "
             "(or more than %u): one flow", flows, SIM_FLOWS_MAX);
-    struct src_flow_rss *rss = realloc(p->src_rss, n * sizeof(*rss));
+    struct src_flow_rss *rss = sim_shared_realloc(p->src_rss, n * sizeof(*rss));
     if (!rss) {
         ERR(p, "wire_source: no memory for %u flows: one flow", n);
         n = sim_flows_init(&p->src_flows, p->src_frame, len, 1);

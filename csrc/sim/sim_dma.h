@@ -1,13 +1,15 @@
 /* The DMA map of a device model: which bus addresses the device may reach
  * and where they are in this process (what an IOMMU's page table says).
- * A growable array; the caller serialises changes against lookups (or, as
- * intel_model.c does, changes a copy and then replaces the map). */
+ * A growable array in memory shared across fork (sim_shared.h); the caller
+ * serialises changes against lookups (or, as intel_model.c does, changes a
+ * copy and then replaces the map). */
 #ifndef SIM_DMA_H
 #define SIM_DMA_H
 
+#include "sim_shared.h"
+
 #include <errno.h>
 #include <stdint.h>
-#include <stdlib.h>
 
 struct sim_dma_ent { uint64_t dma, len; uint8_t *va; };
 struct sim_dma_map { unsigned n, cap; struct sim_dma_ent *e; };
@@ -45,7 +47,7 @@ static inline int sim_dma_add(struct sim_dma_map *m, uint64_t dma, void *va, uin
             return EEXIST;
     if (m->n == m->cap) {
         unsigned cap = m->cap ? 2 * m->cap : 16;
-        struct sim_dma_ent *e = realloc(m->e, cap * sizeof(*e));
+        struct sim_dma_ent *e = sim_shared_realloc(m->e, cap * sizeof(*e));
         if (!e)
             return ENOMEM;
         m->e = e;
@@ -66,16 +68,16 @@ static inline int sim_dma_remove(struct sim_dma_map *m, uint64_t dma, uint64_t l
     return k == n ? ENOENT : 0;
 }
 
-/* A copy of m on the heap with room for one more entry, or NULL: for a map
- * that is changed in a copy and replaced as a whole (intel_model.c).
- * Free it with sim_dma_free, then free. */
+/* A copy of m with room for one more entry, or NULL: for a map that is
+ * changed in a copy and replaced as a whole (intel_model.c). Free it with
+ * sim_dma_free, then sim_shared_free. */
 static inline struct sim_dma_map *sim_dma_copy(const struct sim_dma_map *m)
 {
-    struct sim_dma_map *c = malloc(sizeof(*c));
-    struct sim_dma_ent *e = malloc((m->n + 1) * sizeof(*e));
+    struct sim_dma_map *c = sim_shared_calloc(sizeof(*c));
+    struct sim_dma_ent *e = sim_shared_calloc((m->n + 1) * sizeof(*e));
     if (!c || !e) {
-        free(c);
-        free(e);
+        sim_shared_free(c);
+        sim_shared_free(e);
         return NULL;
     }
     for (unsigned i = 0; i < m->n; i++)
@@ -86,7 +88,7 @@ static inline struct sim_dma_map *sim_dma_copy(const struct sim_dma_map *m)
 
 static inline void sim_dma_free(struct sim_dma_map *m)
 {
-    free(m->e);
+    sim_shared_free(m->e);
     m->e = NULL;
     m->n = m->cap = 0;
 }

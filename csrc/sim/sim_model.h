@@ -5,7 +5,11 @@
  *
  * A model holds its functions (ports, devices), its membership of the
  * process's engine (sim_worker.h: one thread playing the DMA engines of
- * every started model), and one DMA map (what an IOMMU's page table says). */
+ * every started model), and one DMA map (what an IOMMU's page table says),
+ * all in memory shared across fork (sim_shared.h). Only the process that
+ * made it starts, stops, frees it or changes its map: elsewhere start
+ * returns EPERM (unless started), stop and destroy do nothing, dma_map and
+ * dma_unmap return EPERM. */
 #ifndef SIM_MODEL_H
 #define SIM_MODEL_H
 
@@ -28,10 +32,10 @@ struct sim_model_ops {
     void (*set_busy_poll)(void *sim, int busy);
     /* Descriptors and buffers carry dma_addr; the model reaches that memory
      * at vaddr. DMA outside the mapped ranges is an error (an IOMMU fault).
-     * Returns 0, EINVAL (empty or wrapping), EEXIST (overlaps) or ENOMEM. */
+     * Returns 0, EINVAL (empty or wrapping), EEXIST (overlaps), ENOMEM or EPERM. */
     int (*dma_map)(void *sim, uint64_t dma_addr, void *vaddr, uint64_t len);
     /* Removes the mappings inside [dma_addr, dma_addr + len); a ring that
-     * loses its mapping faults. Returns 0, ENOENT or ENOMEM. */
+     * loses its mapping faults. Returns 0, ENOENT, ENOMEM or EPERM. */
     int (*dma_unmap)(void *sim, uint64_t dma_addr, uint64_t len);
 };
 

@@ -37,6 +37,17 @@
  * engine reads the member list without a lock: a change publishes a new
  * list and waits until the sweep that may hold the old one has ended.
  *
+ * Processes: the engine, like the models (sim_shared.h), lives in memory
+ * shared across fork, its locks and condition variable process-shared. It
+ * belongs to the process that made it (with its first model), which alone
+ * runs its thread and changes its members. A worker process forked from
+ * that one drives the models it inherited as its parent does: its kicks
+ * wake the parent's thread, its helping sweeps take turns with it (the
+ * sweeping flag and the sweep count are shared); it cannot start or stop
+ * them (sim_worker_start refuses a model not started yet, sim_worker_stop
+ * does nothing). A model the forked process makes itself joins an engine
+ * of the process's own, which its sim_engine_help then helps instead.
+ *
  * Memory order: the engine's flags are sequentially consistent: kick
  * stores kicked and then loads sleeping, the engine stores sleeping and
  * then loads kicked, and one of them must see the other's store; a sweep
@@ -63,8 +74,11 @@ static inline int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* A model's membership of the engine. */
+struct sim_engine;
+
+/* A model's membership of an engine. */
 struct sim_worker {
+    struct sim_engine *engine;      /* of the process that made the model */
     unsigned (*pass)(void *model);  /* one pass of the model's DMA engines: the work done */
     void *model;
     int yield_when_idle;            /* early in an idle spell: yield the core rather than spin */
@@ -72,23 +86,31 @@ struct sim_worker {
     int running, busy;              /* atomic: a member of the engine; busy polling */
 };
 
-void sim_worker_init(struct sim_worker *w, unsigned (*pass)(void *model), void *model,
-                     int yield_when_idle, int64_t sleep_ns);
+/* Membership of this process's engine (made at the process's first call):
+ * 0, or ENOMEM. */
+int sim_worker_init(struct sim_worker *w, unsigned (*pass)(void *model), void *model,
+                    int yield_when_idle, int64_t sleep_ns);
+/* This process made the model (it owns w's engine): it alone may start,
+ * stop or free the model, or change what the model allocates (sim_shared.h). */
+int sim_worker_owned(const struct sim_worker *w);
 /* The same as sim_worker_stop: a model calls it before it frees itself. */
 void sim_worker_destroy(struct sim_worker *w);
 /* Join the engine, starting its thread if this is the first member
- * (idempotent). Returns 0 or an errno. */
+ * (idempotent). Returns 0 or an errno: EPERM for a model not started by
+ * the process that made it. */
 int sim_worker_start(struct sim_worker *w);
-/* Leave the engine; on return it no longer runs w's pass (idempotent). */
+/* Leave the engine; on return it no longer runs w's pass (idempotent).
+ * Nothing in a process that does not own w. */
 void sim_worker_stop(struct sim_worker *w);
 void sim_worker_set_busy(struct sim_worker *w, int busy);
 /* Wake the engine if it sleeps; if it is in a sweep, it does not sleep after it. */
 void sim_worker_kick(struct sim_worker *w);
 
-/* One sweep in the caller's thread, unless another thread is in one or no
+/* One sweep of the engine this process helps (its own, else the one it
+ * inherited) in the caller's thread, unless another thread is in one or no
  * model is started: the work done (an ixy_poll_hook's poll; unused: NULL). */
 int sim_engine_help(void *unused);
-/* How many sweeps sim_engine_help has run in this process. */
+/* How many sweeps sim_engine_help has run on that engine (in any process). */
 uint64_t sim_engine_helped(void);
 /* How often the engine, finding a driver sweeping or no work after a
  * driver helped, yielded its CPU (the driver helped from it) or paused on it. */

@@ -45,6 +45,7 @@
 #include "sim_dma.h"
 #include "sim_flows.h"
 #include "sim_msix.h"
+#include "sim_shared.h"
 #include "sim_worker.h"
 
 #include <errno.h>
@@ -52,7 +53,6 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define LD(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
@@ -914,6 +914,8 @@ const struct ixy_reg_ops *vnsim_msix_reg_ops(struct vnsim_dev *d) { return &d->m
 
 int vnsim_set_irq_eventfd(struct vnsim_dev *d, unsigned vector, int fd)
 {
+    if (!sim_worker_owned(&d->sim->worker))
+        return EPERM;
     ctl_lock(d->sim);
     int rc = sim_msix_set_eventfd(&d->msix, vector, fd);
     ctl_unlock(d->sim);
@@ -1057,6 +1059,8 @@ unsigned vnsim_isr_peek(struct vnsim_dev *d) { return LD(&d->isr); }
 static int vnsim_dma_map(void *ctx, uint64_t dma_addr, void *vaddr, uint64_t len)
 {
     struct vnsim *s = ctx;
+    if (!sim_worker_owned(&s->worker))
+        return EPERM;
     ctl_lock(s);
     int rc = sim_dma_add(&s->map, dma_addr, vaddr, len);
     ctl_unlock(s);
@@ -1067,6 +1071,8 @@ static int vnsim_dma_map(void *ctx, uint64_t dma_addr, void *vaddr, uint64_t len
 static int vnsim_dma_unmap(void *ctx, uint64_t dma_addr, uint64_t len)
 {
     struct vnsim *s = ctx;
+    if (!sim_worker_owned(&s->worker))
+        return EPERM;
     ctl_lock(s);
     int rc = sim_dma_remove(&s->map, dma_addr, len);
     for (unsigned i = 0; i < s->ndevs && !rc; i++) {
@@ -1103,24 +1109,24 @@ static void dev_free(struct vnsim_dev *d)
 {
     if (!d)
         return;
-    free(d->segs);
-    free(d->frame);
-    free(d->src_frame);
+    sim_shared_free(d->segs);
+    sim_shared_free(d->frame);
+    sim_shared_free(d->src_frame);
     sim_msix_free(&d->msix);
     pthread_mutex_destroy(&d->log_lock);
-    free(d);
+    sim_shared_free(d);
 }
 
 static struct vnsim_dev *dev_new(struct vnsim *s, unsigned index, const uint8_t base_mac[6], unsigned queue_num)
 {
-    struct vnsim_dev *d = calloc(1, sizeof(*d));
+    struct vnsim_dev *d = sim_shared_calloc(sizeof(*d));
     if (!d)
         return NULL;
-    pthread_mutex_init(&d->log_lock, NULL);
+    sim_shared_mutex_init(&d->log_lock);
     sim_msix_init(&d->msix, VNSIM_MSIX_VECTORS, msix_log, d);
-    d->segs = calloc(queue_num > VNSIM_CTRL_QUEUE_NUM ? queue_num : VNSIM_CTRL_QUEUE_NUM, sizeof(struct seg));
-    d->frame = malloc(VNSIM_MAX_FRAME);
-    d->src_frame = malloc(VNSIM_MAX_FRAME);
+    d->segs = sim_shared_calloc((queue_num > VNSIM_CTRL_QUEUE_NUM ? queue_num : VNSIM_CTRL_QUEUE_NUM) * sizeof(struct seg));
+    d->frame = sim_shared_calloc(VNSIM_MAX_FRAME);
+    d->src_frame = sim_shared_calloc(VNSIM_MAX_FRAME);
     if (!d->segs || !d->frame || !d->src_frame) {
         dev_free(d);
         return NULL;
@@ -1143,23 +1149,28 @@ static struct vnsim_dev *dev_new(struct vnsim *s, unsigned index, const uint8_t 
 static void vnsim_destroy(void *ctx)
 {
     struct vnsim *s = ctx;
+    if (!sim_worker_owned(&s->worker))   /* the model of the process this one was forked from: it frees it */
+        return;
     sim_worker_destroy(&s->worker);
     for (unsigned i = 0; i < s->ndevs; i++)
         dev_free(s->devs[i]);
     sim_dma_free(&s->map);
     pthread_mutex_destroy(&s->lock);
-    free(s);
+    sim_shared_free(s);
 }
 
 struct vnsim *vnsim_create(unsigned ndevs, const uint8_t base_mac[6], unsigned queue_num)
 {
     if (ndevs < 1 || ndevs > VNSIM_MAX_DEVS || queue_num < 2 || queue_num > 32768 || queue_num & (queue_num - 1))
         return NULL;
-    struct vnsim *s = calloc(1, sizeof(*s));
+    struct vnsim *s = sim_shared_calloc(sizeof(*s));
     if (!s)
         return NULL;
-    pthread_mutex_init(&s->lock, NULL);
-    sim_worker_init(&s->worker, worker_pass, s, 1, IDLE_SLEEP_NS);
+    if (sim_worker_init(&s->worker, worker_pass, s, 1, IDLE_SLEEP_NS)) {
+        sim_shared_free(s);
+        return NULL;
+    }
+    sim_shared_mutex_init(&s->lock);
     for (unsigned i = 0; i < ndevs; i++) {
         s->devs[i] = dev_new(s, i, base_mac, queue_num);
         s->ndevs = i + 1;

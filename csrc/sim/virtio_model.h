@@ -13,8 +13,11 @@
  * is recorded in the device's error log and refused.
  *
  * Threading: any function may be called from any thread while the worker
- * runs; the worker and the register functions serialise on the model's lock,
- * except QUEUE_NOTIFY writes (the driver's fast path), which take no lock.
+ * runs, also from a process forked after the model was made (its state is
+ * shared, sim_shared.h; what such a process may not do: sim_model.h); the
+ * worker and the register functions serialise on the model's lock (a
+ * process-shared one), except QUEUE_NOTIFY writes (the driver's fast path),
+ * which take no lock.
  */
 #ifndef VIRTIO_MODEL_H
 #define VIRTIO_MODEL_H
@@ -79,7 +82,8 @@ void vnsim_msix_write32(void *ctx, uint32_t offset, uint32_t value);
 const struct ixy_reg_ops *vnsim_msix_reg_ops(struct vnsim_dev *dev);
 /* What VFIO_DEVICE_SET_IRQS does for a real device: vector's messages
  * become 8-byte writes of 1 to (a duplicate of) fd; fd < 0 detaches.
- * Returns 0 or an errno (EINVAL: vector >= VNSIM_MSIX_VECTORS). */
+ * Returns 0 or an errno (EINVAL: vector >= VNSIM_MSIX_VECTORS; EPERM in a
+ * process forked from the model's, as intel_model_set_irq_eventfd). */
 int vnsim_set_irq_eventfd(struct vnsim_dev *dev, unsigned vector, int fd);
 unsigned vnsim_msix_vectors(struct vnsim_dev *dev);
 /* Messages vector has sent since the model was created (tests). */

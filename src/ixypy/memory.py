@@ -319,7 +319,9 @@ class VfioAllocator(HugepageAllocator):
 
 class VirtualAllocator(DmaAllocator):
     """Ordinary memory, DMA address = virtual address (the sim device). The
-    model is told each region (on_map) as an IOMMU would be."""
+    model is told each region (on_map) as an IOMMU would be. The memory is
+    shared across fork, as the models are (csrc/sim/sim_shared.h): a worker
+    process forked after the device was opened receives and sends in it."""
 
     def __init__(self, on_map: Callable[[int, int], None], on_unmap: Callable[[int, int], None]) -> None:
         super().__init__()
@@ -327,7 +329,7 @@ class VirtualAllocator(DmaAllocator):
         self.on_unmap = on_unmap
 
     def _map(self, size: int) -> DmaMemory:
-        return DmaMemory(size)
+        return DmaMemory(size, shared=True)
 
     def _translate(self, memory: DmaMemory) -> List[int]:
         self.on_map(memory.address, memory.size)

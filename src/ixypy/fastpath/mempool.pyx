@@ -26,11 +26,16 @@ cdef class DmaMemory:
     file, exposing the buffer protocol (writable). It is unmapped when the
     last reference goes: mempools, queues and memoryviews hold one, so no
     Python object can reach unmapped memory. address_hint: where to map it
-    if that range is free (mmap's hint), else the kernel chooses."""
+    if that range is free (mmap's hint), else the kernel chooses. A file
+    mapping is MAP_SHARED, an anonymous one MAP_PRIVATE unless shared: then
+    a process forked later and this one reach the same memory (the sim
+    device's DMA memory, as a hugetlbfs file's is for a real NIC)."""
 
     def __cinit__(self, size_t size, int fd=-1, bint hugetlb=False, bint lock=False, bint populate=True,
-                  size_t address_hint=0):
-        cdef int flags = MAP_SHARED if fd >= 0 else (MAP_PRIVATE | MAP_ANONYMOUS)
+                  size_t address_hint=0, bint shared=False):
+        cdef int flags = MAP_SHARED if fd >= 0 or shared else MAP_PRIVATE
+        if fd < 0:
+            flags |= MAP_ANONYMOUS
         if hugetlb and fd < 0:
             flags |= MAP_HUGETLB
         if populate:

@@ -7,8 +7,14 @@ or the 82576 (intel_model.h), and ``VirtioSim``, the legacy virtio-net
 (csrc/sim/sim_model.h): its place in the process's engine (one thread
 playing every started model, csrc/sim/sim_worker.h) and the DMA map. ``Function`` is
 one of its PCI functions: an ``IntelFunction`` (a network port of an
-IntelModel) or a ``VirtioSimDevice``."""
+IntelModel) or a ``VirtioSimDevice``.
+
+A model lives in memory shared across fork (csrc/sim/sim_shared.h), its DMA
+memory too (memory.VirtualAllocator): a worker process forked after the
+model was opened drives its functions, and the process that opened it sees
+what the worker did."""
 from cpython.pycapsule cimport PyCapsule_New
+from libc.errno cimport EPERM
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 
@@ -44,6 +50,14 @@ cdef uint32_t source_flows(long flows) except 0:
         raise ValueError(f"flows={flows}: a source sends 1 to {SIM_FLOWS_MAX} flows")
     return <uint32_t> flows
 
+cdef str refused(int rc):
+    """What rc from a model's start, dma_map, dma_unmap or set_irq_eventfd
+    means, where strerror does not say it."""
+    if rc == EPERM:
+        return (": the model is the process's that opened it, a process forked from that one uses it as it is "
+                "(DMA memory mapped before the fork; csrc/sim/sim_shared.h)")
+    return ""
+
 cdef ixy_poll_hook _engine_help
 
 
@@ -58,7 +72,8 @@ def engine_help_hook():
 
 def engine_helped_sweeps() -> int:
     """How many sweeps of the engine callers of engine_help_hook()'s hook
-    (the queues) have run in this process."""
+    (the queues) have run: of this process's engine, or of the one it
+    inherited (then in the processes that share it)."""
     return sim_engine_helped()
 
 
@@ -105,20 +120,25 @@ cdef class Model:
 
     def start(self) -> None:
         """Join the process's engine: its one thread plays this model with
-        every other started model (idempotent)."""
+        every other started model (idempotent). In a process forked from the
+        one that made the model, it only finds the model started (OSError
+        EPERM if not): the engine is that process's."""
         cdef int rc = self.ops.start(self._get())
         if rc:
-            raise OSError(rc, _os.strerror(rc))
+            raise OSError(rc, _os.strerror(rc) + refused(rc))
 
     def stop(self) -> None:
-        """Leave the engine; on return it runs none of this model (idempotent)."""
+        """Leave the engine; on return it runs none of this model (idempotent).
+        Nothing in a process forked from the one that made the model."""
         cdef void *s = self._get()
         cdef const sim_model_ops *ops = self.ops
         with nogil:
             ops.stop(s)
 
     def close(self) -> None:
-        """Leave the engine and free the model (idempotent)."""
+        """Leave the engine and free the model (idempotent); in a process
+        forked from the one that made the model, only this object lets go of
+        it (that process frees it)."""
         self._destroy()
 
     @property
@@ -155,7 +175,7 @@ cdef class Model:
         with nogil:
             rc = ops.dma_map(s, dma_addr, <void *> vaddr, length)
         if rc:
-            raise OSError(rc, f"dma_map({dma_addr:#x}, {length}): {_os.strerror(rc)}")
+            raise OSError(rc, f"dma_map({dma_addr:#x}, {length}): {_os.strerror(rc)}{refused(rc)}")
 
     def dma_unmap(self, uint64_t dma_addr, uint64_t length) -> None:
         """Remove the mappings inside [dma_addr, dma_addr + length)."""
@@ -165,7 +185,7 @@ cdef class Model:
         with nogil:
             rc = ops.dma_unmap(s, dma_addr, length)
         if rc:
-            raise OSError(rc, f"dma_unmap({dma_addr:#x}, {length}): {_os.strerror(rc)}")
+            raise OSError(rc, f"dma_unmap({dma_addr:#x}, {length}): {_os.strerror(rc)}{refused(rc)}")
 
     def __enter__(self):
         return self
@@ -199,7 +219,7 @@ cdef class Function:
         duplicate, as VFIO_DEVICE_SET_IRQS keeps a reference); fd < 0 detaches."""
         cdef int rc = self._set_irq_eventfd(vector, fd)
         if rc:
-            raise OSError(rc, f"set_irq_eventfd(vector={vector}, fd={fd}): {_os.strerror(rc)}")
+            raise OSError(rc, f"set_irq_eventfd(vector={vector}, fd={fd}): {_os.strerror(rc)}{refused(rc)}")
 
     def msix_vectors(self) -> int:
         """The size of the function's MSI-X table (82599: 64, 82576: 25, virtio-net: 4)."""

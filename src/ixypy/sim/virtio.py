@@ -42,7 +42,7 @@ class LowVirtualAllocator(VirtualAllocator):
     next_hint = LOW_MEMORY
 
     def _map(self, size: int) -> DmaMemory:
-        memory = DmaMemory(size, address_hint=LowVirtualAllocator.next_hint)
+        memory = DmaMemory(size, address_hint=LowVirtualAllocator.next_hint, shared=True)
         if memory.address < 1 << 44:
             LowVirtualAllocator.next_hint = memory.address + size
         return memory
