@@ -269,6 +269,25 @@ with ixypy.open(A, method="uio") as tx, ixypy.open(B, method="vfio", rx_queues=Q
         # were in the workers' memory
         return {"pids": [r[0] for r in results], "parent": os.getpid(), "got": [r[1] for r in results]}
     phase("processes", processes)
+    def killed():
+        # worker 1 dies by SIGKILL: run_workers stops worker 0 and says so
+        from ixypy.apps import Limits
+        from ixypy.processes import run_workers
+        import signal
+        def work(q, progress):
+            if q == 1:
+                time.sleep(0.5)
+                os.kill(os.getpid(), signal.SIGKILL)
+            while not progress.stopped():
+                time.sleep(0.01)
+            return q
+        start = time.monotonic()
+        try:
+            run_workers(2, work, Limits(duration=60), [tx, rx])
+        except ixypy.IxyError as err:
+            return {"error_type": type(err).__name__, "message": str(err), "seconds": time.monotonic() - start}
+        return {"message": None}
+    phase("killed", killed)
     out["stats"] = vars(rx.stats()).copy()
 out["released"] = [PciDevice(addr).release() for addr in (A, B)]
 print(json.dumps(out), flush=True)
@@ -391,6 +410,18 @@ def test_a_worker_process_per_queue_receives_its_queues_flows(results, guest):
     for frame, _, ports in FLOWS:
         want = toeplitz(RSS_DEFAULT_KEY, hash_input(frame, ports))
         assert got[frame] == SCRAMBLED_RETA[want & 127], frame.hex()
+
+
+def test_a_killed_worker_stops_the_others_and_the_nics_are_handed_back(results, guest):
+    """One of two workers SIGKILLed: the other is stopped, run_workers
+    raises WorkerFailed naming it (long before the run's 60 s), and both
+    NICs are released at the end (test_every_frame_counted_...). The
+    runner's handling is checked with mutations in
+    tests/unit/test_processes.py; this is it with a NIC's files inherited."""
+    out = phase(results, "killed")
+    assert out["error_type"] == "WorkerFailed"
+    assert out["message"].startswith("worker 1 (queue 1) killed by SIGKILL")
+    assert out["seconds"] < 30
 
 
 def test_every_frame_counted_and_nics_handed_back(results, guest):
