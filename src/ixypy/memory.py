@@ -195,7 +195,8 @@ class HugepageAllocator(DmaAllocator):
     def _map(self, size: int) -> DmaMemory:
         try:
             if self.mount is None:
-                return DmaMemory(size, hugetlb=True, lock=True)
+                # shared: a worker forked after set-up sees what the NIC writes (ixypy.processes)
+                return DmaMemory(size, hugetlb=True, lock=True, shared=True)
             fd = self._open_backing_file(self.mount)
             try:
                 os.ftruncate(fd, size)

@@ -55,6 +55,35 @@ def test_hugepage_region_pages_translate_to_distinct_aligned_stable_addresses(hu
     assert hugepage_counts()[1] == free + 3     # the pages went back to the pool
 
 
+@pytest.mark.parametrize("mount", ["hugetlbfs", "none"])
+def test_a_forked_worker_shares_the_hugepages(hugepages, tmp_path: Path, mount):
+    """A worker process forked after set-up (ixypy.processes) sees the
+    NIC's writes and its parent sees the worker's: the pages are the same,
+    whether they come from a hugetlbfs file or, with no mount, anonymous
+    MAP_HUGETLB memory. Failed on the latter while it was MAP_PRIVATE: the
+    worker's write went to a copy of its own."""
+    if mount == "hugetlbfs":
+        require(subprocess.run(["mount", "-t", "hugetlbfs", "none", str(tmp_path)]).returncode == 0,
+                "mounting hugetlbfs needs root")
+    try:
+        alloc = HugepageAllocator(mount=tmp_path if mount == "hugetlbfs" else None)
+        region = alloc.allocate(HUGEPAGE_SIZE)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                region.view()[4321] = 0x5A
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        assert region.view()[4321] == 0x5A
+        alloc.release_all()
+        del region
+        gc.collect()
+    finally:
+        if mount == "hugetlbfs":
+            subprocess.run(["umount", str(tmp_path)])
+
+
 def test_mempool_in_hugepages_translates_every_buffer(hugepages):
     alloc = HugepageAllocator()
     pool = alloc.mempool(2048)                 # 4 MiB: two pages, likely not contiguous
