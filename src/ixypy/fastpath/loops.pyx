@@ -60,15 +60,43 @@ cdef list _union(list refs):
     return pools
 
 
-cdef class ForwardLoop:
+cdef class _Loop:
+    """What every loop has: its stop flag and its packet count."""
+    cdef int stopping
+    cdef readonly uint64_t packets    # sent, all runs together (a watching thread may read it during a run)
+
+    def stop(self) -> None:
+        """End the current run() (or the next one, at once): safe from any
+        thread and from a signal handler."""
+        ixy_stop_raise(&self.stopping)
+
+    @property
+    def stopped(self) -> bool:
+        """stop() was called."""
+        return ixy_stop_raised(&self.stopping) != 0
+
+
+cdef class _SendLoop(_Loop):
+    """A loop sending from a pool of its own on one tx queue."""
+    cdef Queue txq
+    cdef Mempool pool
+    cdef PacketBatch batch
+
+    def mempools(self) -> list:
+        """As ForwardLoop.mempools: this loop's pool, and those of what its
+        batch and tx queue hold."""
+        pools = _union([self.batch.pools, self.txq.pools])
+        return pools if self.pool in pools else [self.pool] + pools
+
+
+@cython.final
+cdef class ForwardLoop(_Loop):
     """One or two forwarding legs (rx queue -> tx queue, each with its own
     batch, as Queue.forward takes them: what the tx queue cannot take yet
     waits in the batch) stepped in turn by run()."""
     cdef Queue rx0, tx0, rx1, tx1
     cdef PacketBatch b0, b1
     cdef int nlegs
-    cdef int stopping
-    cdef readonly uint64_t packets    # sent, all runs together (a watching thread may read it during a run)
 
     def __cinit__(self, legs):
         legs = list(legs)
@@ -99,16 +127,6 @@ cdef class ForwardLoop:
         if self.nlegs == 2:
             refs += [self.rx1.pools, self.b1.pools, self.tx1.pools]
         return _union(refs)
-
-    def stop(self) -> None:
-        """End the current run() (or the next one, at once): safe from any
-        thread and from a signal handler."""
-        ixy_stop_raise(&self.stopping)
-
-    @property
-    def stopped(self) -> bool:
-        """stop() was called."""
-        return ixy_stop_raised(&self.stopping) != 0
 
     def run(self, double seconds=float("inf"), uint64_t count=0) -> int:
         """Forward for `seconds`, or until `count` packets (0: no limit; the
@@ -179,18 +197,13 @@ cdef class ForwardLoop:
 
 
 @cython.final
-cdef class PktgenLoop:
+cdef class PktgenLoop(_SendLoop):
     """The packet generator on one tx queue, as apps.pktgen runs it without
     a rate: when the batch is empty, fill it from the pool (whose buffers
     hold the frames: Mempool.fill), write each packet's 64-bit sequence
     number (little-endian) at seq_offset, send. The pool is this loop's
     alone (a pool serves one thread)."""
-    cdef Queue txq
-    cdef Mempool pool
-    cdef PacketBatch batch
     cdef uint32_t seq_offset
-    cdef int stopping
-    cdef readonly uint64_t packets    # sent, all runs together (a watching thread may read it during a run)
     cdef readonly uint64_t seq        # the next sequence number
 
     def __cinit__(self, Queue txq not None, Mempool pool not None, PacketBatch batch not None, uint32_t seq_offset,
@@ -199,20 +212,6 @@ cdef class PktgenLoop:
         self.txq, self.pool, self.batch = txq, pool, batch
         self.seq_offset = seq_offset
         self.seq = first_seq
-
-    def mempools(self) -> list:
-        """As ForwardLoop.mempools: this loop's pool, and those of what its
-        batch and tx queue hold."""
-        pools = _union([self.batch.pools, self.txq.pools])
-        return pools if self.pool in pools else [self.pool] + pools
-
-    def stop(self) -> None:
-        """As ForwardLoop.stop."""
-        ixy_stop_raise(&self.stopping)
-
-    @property
-    def stopped(self) -> bool:
-        return ixy_stop_raised(&self.stopping) != 0
 
     def run(self, double seconds=float("inf"), uint64_t count=0) -> int:
         """Send for `seconds`, or until `count` packets (0: no limit; with a
@@ -303,7 +302,7 @@ cdef inline void _wait_until(int64_t target) noexcept nogil:
 
 
 @cython.final
-cdef class ReplayLoop:
+cdef class ReplayLoop(_SendLoop):
     """Frames sent in their order at their departure times, pass after pass
     (tcpreplay's loop), on one tx queue, with the GIL released.
 
@@ -321,9 +320,6 @@ cdef class ReplayLoop:
 
     file_ends: where each file's frames end (frame indices in a pass, the
     last one len(frames)); each file keeps its own statistics (file_stats)."""
-    cdef Queue txq
-    cdef Mempool pool
-    cdef PacketBatch batch
     cdef int64_t *due
     cdef uint64_t nframes
     cdef uint64_t passes          # 0: forever
@@ -337,8 +333,6 @@ cdef class ReplayLoop:
     cdef uint64_t send_i          # the next frame to send: its index in a pass, its file,
     cdef uint32_t send_file
     cdef int64_t send_pass        # and when its pass starts
-    cdef int stopping
-    cdef readonly uint64_t packets    # sent, all runs together (a watching thread may read it during a run)
 
     def __cinit__(self, Queue txq not None, Mempool pool not None, PacketBatch batch not None, frames,
                   const int64_t[::1] due not None, file_ends, uint64_t passes=1):
@@ -373,19 +367,6 @@ cdef class ReplayLoop:
     def __dealloc__(self):
         c_free(self.due)
         c_free(self.files)
-
-    def mempools(self) -> list:
-        """As PktgenLoop.mempools."""
-        pools = _union([self.batch.pools, self.txq.pools])
-        return pools if self.pool in pools else [self.pool] + pools
-
-    def stop(self) -> None:
-        """As ForwardLoop.stop."""
-        ixy_stop_raise(&self.stopping)
-
-    @property
-    def stopped(self) -> bool:
-        return ixy_stop_raised(&self.stopping) != 0
 
     @property
     def finished(self) -> bool:
