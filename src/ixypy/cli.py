@@ -20,7 +20,7 @@ import click
 
 from . import apps
 from . import open as open_device
-from .device import FCS_BYTES, L1_OVERHEAD_BYTES, Device, DeviceStats
+from .device import FCS_BYTES, L1_OVERHEAD_BYTES, Device, DeviceStats, l1_bytes, l1_pps, link_text
 from .drivers.intel import IntelDevice
 from .errors import InvalidAddress, InvalidTemplate, IxyError
 from .packets import MAX_FRAME, MIN_FRAME, read_capture, udp_flows
@@ -29,13 +29,6 @@ from .vapps.commands import COMMANDS as VECTOR_COMMANDS
 
 if TYPE_CHECKING:
     from rich.table import Table
-
-
-def l1_bytes(packets: float, l2_bytes: float) -> float:
-    """What the wire carries for `packets` frames of `l2_bytes` in all (frame
-    bytes with their FCS, as DeviceStats counts them): each frame plus its
-    preamble, SFD and inter-frame gap."""
-    return l2_bytes + packets * L1_OVERHEAD_BYTES
 
 
 def sim_addresses() -> List[str]:
@@ -189,8 +182,7 @@ class IdleHint:
 
     def _give(self) -> None:
         links = {dev.address: dev.link_speed() for dev in self.devices}
-        sides = " or ".join(f"{address} ({f'link up, {mbits} Mbit/s' if mbits else 'link down'})"
-                            for address, mbits in links.items())
+        sides = " or ".join(f"{address} ({link_text(mbits)})" for address, mbits in links.items())
         if all(links.values()):
             what_to_do = "is anything sending to them? e.g. `ixypy pktgen DEV` on a port cabled to one of them"
         else:
@@ -304,7 +296,7 @@ def pktgen(dev: str, size: int, rate_mpps: Optional[float], rate_gbps: Optional[
     rate_pps = rate_mpps * 1e6 if rate_mpps else None
     if rate_gbps:
         mean_frame = sum(len(f) for f in frames) / len(frames) + FCS_BYTES     # as DeviceStats counts it
-        rate_pps = rate_gbps * 1e9 / 8 / l1_bytes(1, mean_frame)
+        rate_pps = l1_pps(rate_gbps, mean_frame)
     if rate_pps and queues > 1:
         raise click.UsageError("a rate (--rate, --gbps) paces one queue: give it without --queues")
     with open_device(dev, tx_queues=queues) as device:
