@@ -70,23 +70,24 @@ class _Clock:
 
 def pktgen(dev: Device, frames: Sequence[bytes], limits: Limits, batch_size: int = 32,
            rate_pps: Optional[float] = None, queue: int = 0, tick: Optional[Tick] = None,
-           seq_offset: int = SEQ_OFFSET, queues: int = 1) -> int:
+           seq_offset: int = SEQ_OFFSET, queues: int = 1, first_seq: int = 0) -> int:
     """Send frames (round-robin over the templates) with a 64-bit sequence
     number at seq_offset, until limits; returns the packets sent. Without a
     rate: on tx queues queue .. queue+queues-1, each numbering its packets
-    from 0, each in C without the GIL (a PktgenLoop with a pool of its own;
-    run_loops). With a rate: on one queue, paced from Python per batch."""
+    from first_seq, each in C without the GIL (a PktgenLoop with a pool of
+    its own; run_loops). With a rate: on one queue, paced from Python per
+    batch."""
     if rate_pps is not None:
         if queues != 1:
             raise QueueError(f"a rate on {queues} queues", "pace one queue (--rate without --queues), "
                              "or send on several queues as fast as they go (--queues without --rate)")
-        return _paced_pktgen(dev, frames, limits, batch_size, rate_pps, queue, tick, seq_offset)
+        return _paced_pktgen(dev, frames, limits, batch_size, rate_pps, queue, tick, seq_offset, first_seq)
     loops, batches = [], []
     for i in range(queues):
         pool = dev.mempool(max(4096, 4 * batch_size))
         pool.fill(list(frames))
         batches.append(PacketBatch(batch_size))
-        loops.append(PktgenLoop(dev.tx_queue(queue + i), pool, batches[-1], seq_offset))
+        loops.append(PktgenLoop(dev.tx_queue(queue + i), pool, batches[-1], seq_offset, first_seq))
     try:
         sent = run_loops(loops, limits, _Clock(tick, [dev]))
         dev.flush_tx()
@@ -97,13 +98,13 @@ def pktgen(dev: Device, frames: Sequence[bytes], limits: Limits, batch_size: int
 
 
 def _paced_pktgen(dev: Device, frames: Sequence[bytes], limits: Limits, batch_size: int, rate_pps: float,
-                  queue: int, tick: Optional[Tick], seq_offset: int) -> int:
+                  queue: int, tick: Optional[Tick], seq_offset: int, first_seq: int) -> int:
     pool = dev.mempool(max(4096, 4 * batch_size))
     pool.fill(list(frames))
     batch = PacketBatch(batch_size)
     txq = dev.tx_queue(queue)
     clock = _Clock(tick, [dev])
-    seq = sent = 0
+    seq, sent = first_seq, 0
     count = limits.count
     try:
         while True:

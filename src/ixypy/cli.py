@@ -1,4 +1,4 @@
-"""The `ixypy` command: pktgen, replay, fwd, capture, devices, bind, unbind, hugepages.
+"""The `ixypy` command: pktgen, replay, ndr, fwd, capture, devices, bind, unbind, hugepages.
 
 DEV is a PCI address (0000:03:00.0) or a sim device (sim:sink, sim:source,
 sim:loop, sim:pair0, sim:pair1; sim:igb-sink ... for an 82576; sim:virtio-sink
@@ -8,34 +8,29 @@ app cleanly: final stats, queues off, DMA stopped, memory released.
 """
 from __future__ import annotations
 
+import csv
 import json
 import signal
 import sys
 import time
-from dataclasses import asdict
+from contextlib import ExitStack
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, BinaryIO, Dict, List, Optional, TextIO
 
 import click
 
-from . import apps
+from . import apps, ndr
 from . import open as open_device
-from .device import FCS_BYTES, L1_OVERHEAD_BYTES, Device, DeviceStats
+from .device import FCS_BYTES, L1_OVERHEAD_BYTES, Device, DeviceStats, l1_bytes, l1_pps, link_text
 from .drivers.intel import IntelDevice
-from .errors import InvalidAddress, InvalidTemplate, IxyError
+from .errors import InvalidAddress, InvalidRate, InvalidTemplate, IxyError
 from .packets import MAX_FRAME, MIN_FRAME, read_capture, udp_flows
 from .sim import ALIASES as SIM_ALIASES, DEFAULT_SOURCE_FLOWS, MODELS as SIM_MODELS
 from .vapps.commands import COMMANDS as VECTOR_COMMANDS
 
 if TYPE_CHECKING:
     from rich.table import Table
-
-
-def l1_bytes(packets: float, l2_bytes: float) -> float:
-    """What the wire carries for `packets` frames of `l2_bytes` in all (frame
-    bytes with their FCS, as DeviceStats counts them): each frame plus its
-    preamble, SFD and inter-frame gap."""
-    return l2_bytes + packets * L1_OVERHEAD_BYTES
 
 
 def sim_addresses() -> List[str]:
@@ -189,8 +184,7 @@ class IdleHint:
 
     def _give(self) -> None:
         links = {dev.address: dev.link_speed() for dev in self.devices}
-        sides = " or ".join(f"{address} ({f'link up, {mbits} Mbit/s' if mbits else 'link down'})"
-                            for address, mbits in links.items())
+        sides = " or ".join(f"{address} ({link_text(mbits)})" for address, mbits in links.items())
         if all(links.values()):
             what_to_do = "is anything sending to them? e.g. `ixypy pktgen DEV` on a port cabled to one of them"
         else:
@@ -248,7 +242,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         _exit(err.format_message(), err.exit_code)
     except click.Abort:
         _exit("aborted", 1)
-    except (InvalidAddress, InvalidTemplate) as err:
+    except (InvalidAddress, InvalidTemplate, InvalidRate) as err:
         _exit(str(err), 2)
     except IxyError as err:
         _exit(str(err), 1)
@@ -304,7 +298,7 @@ def pktgen(dev: str, size: int, rate_mpps: Optional[float], rate_gbps: Optional[
     rate_pps = rate_mpps * 1e6 if rate_mpps else None
     if rate_gbps:
         mean_frame = sum(len(f) for f in frames) / len(frames) + FCS_BYTES     # as DeviceStats counts it
-        rate_pps = rate_gbps * 1e9 / 8 / l1_bytes(1, mean_frame)
+        rate_pps = l1_pps(rate_gbps, mean_frame)
     if rate_pps and queues > 1:
         raise click.UsageError("a rate (--rate, --gbps) paces one queue: give it without --queues")
     with open_device(dev, tx_queues=queues) as device:
@@ -348,6 +342,95 @@ def replay(dev: str, files: List[Path], speed: Optional[float], fast: bool, pass
               f"{stats.seconds:.3f} s, scheduled {stats.schedule_seconds:.3f} s (the file spans "
               f"{stats.file_seconds:.3f} s); late by mean {stats.late_mean_us:.1f} µs, p50 {stats.late_p50_us:.1f}, "
               f"p99 {stats.late_p99_us:.1f}, max {stats.late_max_us:.1f}", flush=True)
+
+
+@cli.command("ndr", help=f"Find the highest rate from TX to RX without loss (NDR), or with at most --loss percent "
+                         f"(a PDR), by RFC 2544's throughput search (section 26.1): trials at one rate each, from "
+                         f"--max-rate down by binary search between the highest rate that passed and the lowest "
+                         f"that failed. A trial sends numbered UDP frames at its rate for --trial seconds, receives "
+                         f"on RX meanwhile and --settle seconds after, and counts as received only its own frames "
+                         f"(by their numbers). Each trial is a line (with --json, a JSON line; --csv writes them to "
+                         f"a file), then the result for each --size. TX and RX may be one device (a loopback "
+                         f"plug).\n\n{dev_help('TX', 'RX')}")
+@click.argument("tx")
+@click.argument("rx")
+@click.option("--size", "-s", "sizes", type=click.IntRange(MIN_FRAME, MAX_FRAME), multiple=True,
+              default=[MIN_FRAME], show_default=True,
+              help="Frame size in bytes, without the 4-byte FCS; repeat it to search several sizes in turn (RFC "
+                   "2544's are 64, 128, 256, 512, 1024, 1280 and 1518 with the FCS: --size 60 --size 124 ...).")
+@click.option("--loss", "loss_pct", type=click.FloatRange(0, 100), default=0.0, show_default=True,
+              help="Loss a trial may have and pass, in percent of the frames sent: 0 finds the NDR, e.g. 0.1 a PDR.")
+@click.option("--trial", "trial_seconds", type=click.FloatRange(min=0, min_open=True), default=2.0,
+              show_default=True, help="Seconds each trial sends; RFC 2544 asks for 60 in a real test.")
+@click.option("--settle", "settle_seconds", type=click.FloatRange(min=0), default=0.5, show_default=True,
+              help="Seconds to go on receiving after a trial, for the frames in flight (RFC 2544 waits 2).")
+@click.option("--min-rate", "min_mpps", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Lowest rate to consider, in Mpps.")
+@click.option("--max-rate", "max_mpps", type=click.FloatRange(min=0, min_open=True),
+              help="Highest rate, the first tried, in Mpps.  [default: TX's line rate for the size, from its link "
+                   "speed: 14.88 Mpps of 60-byte frames at 10 Gbit/s]")
+@click.option("--resolution", "resolution_pct", type=click.FloatRange(0, 100, min_open=True), default=1.0,
+              show_default=True, help="Stop when the highest rate that passed and the lowest that failed are less "
+                                      "than this percent of --max-rate apart.")
+@click.option("--max-trials", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Stop after this many trials a size.")
+@click.option("--csv", "csv_file", type=click.File("w", lazy=False), help="Write the trials to this CSV file.")
+@batch_option
+@json_option
+def ndr_command(tx: str, rx: str, sizes: List[int], loss_pct: float, trial_seconds: float, settle_seconds: float,
+                min_mpps: float, max_mpps: Optional[float], resolution_pct: float, max_trials: int,
+                csv_file: Optional[TextIO], batch_size: int, as_json: bool) -> None:
+    if max_mpps is not None and min_mpps > max_mpps:
+        raise click.UsageError(f"--min-rate {min_mpps:g} is above --max-rate {max_mpps:g}")
+    with ExitStack() as stack:
+        tx_dev = stack.enter_context(open_device(tx))
+        rx_dev = tx_dev if rx == tx else stack.enter_context(open_device(rx))
+        trials = csv.DictWriter(csv_file, ["trial", *(f.name for f in fields(ndr.Trial))]) if csv_file else None
+        if trials:
+            trials.writeheader()
+        with StopOnSignals() as stop:
+            for size in sizes:
+                config = ndr.Config(size, loss_pct, trial_seconds, settle_seconds, min_mpps, max_mpps,
+                                    resolution_pct, max_trials, batch_size)
+                show = TrialLines(as_json, trials, csv_file)
+                print_ndr(ndr.throughput(tx_dev, rx_dev, config, show, stop), as_json)
+                if stop():
+                    break
+
+
+class TrialLines:
+    """ndr's line a trial (a JSON line with --json), and its CSV row."""
+
+    def __init__(self, as_json: bool, rows: Optional[csv.DictWriter], csv_file: Optional[TextIO]) -> None:
+        self.as_json, self.rows, self.csv_file = as_json, rows, csv_file
+        self.count = 0
+
+    def __call__(self, trial: ndr.Trial) -> None:
+        self.count += 1
+        row = {"trial": self.count, **asdict(trial)}
+        if self.rows and self.csv_file:
+            self.rows.writerow(row)
+            self.csv_file.flush()
+        print(json.dumps(row) if self.as_json else
+              f"[{trial.size} B] trial {self.count}: {trial.rate_mpps:.6f} Mpps (sent {trial.sent_mpps:.6f}), "
+              f"sent {trial.sent}, received {trial.received}, loss {trial.loss_pct:.4f} %"
+              + (f", late {trial.late}" if trial.late else "") + (f", other {trial.other}" if trial.other else "")
+              + f": {'pass' if trial.passed else 'fail'}", flush=True)
+
+
+def print_ndr(result: ndr.Result, as_json: bool) -> None:
+    """ndr's result for one size: a line, or a JSON line with "result": true."""
+    if as_json:
+        print(json.dumps({"result": True, **asdict(result)}), flush=True)
+        return
+    what = "NDR" if result.config.loss_pct == 0 else f"PDR (loss <= {result.config.loss_pct:g} %)"
+    tried = f"{len(result.trials)} trial{'' if len(result.trials) == 1 else 's'}, {result.tx} -> {result.rx}"
+    if result.ndr_mpps is None:
+        print(f"[{result.size} B] {what}: no rate passed ({result.config.min_mpps:g} to "
+              f"{result.config.max_mpps:g} Mpps; {tried})", flush=True)
+    else:
+        print(f"[{result.size} B] {what} {result.ndr_mpps:.6f} Mpps, {result.l1_gbps:.3f} Gbit/s L1, "
+              f"{result.l2_gbps:.3f} Gbit/s L2 ({tried})", flush=True)
 
 
 def spread_flows(dev: Device, queues: int) -> None:

@@ -36,6 +36,24 @@ FCS_BYTES = 4               # the frame check sequence (CRC-32) that ends every 
 L1_OVERHEAD_BYTES = 20      # what the wire carries besides each frame: preamble 7, SFD 1, inter-frame gap 12
 
 
+def l1_bytes(packets: float, l2_bytes: float) -> float:
+    """What the wire carries for `packets` frames of `l2_bytes` in all (frame
+    bytes with their FCS, as DeviceStats counts them): each frame plus its
+    preamble, SFD and inter-frame gap."""
+    return l2_bytes + packets * L1_OVERHEAD_BYTES
+
+
+def link_text(mbits: int) -> str:
+    """A link's state as Device.link_speed gives it, for messages."""
+    return f"link up, {mbits} Mbit/s" if mbits else "link down"
+
+
+def l1_pps(gbps: float, frame_bytes: float) -> float:
+    """The frames a second of frame_bytes each (with their FCS) that fill
+    gbps Gbit/s on the wire (L1): 14.88 Mpps of 64 bytes at 10."""
+    return gbps * 1e9 / 8 / l1_bytes(1, frame_bytes)
+
+
 @dataclass
 class DeviceStats:
     """Counters since the device was opened.

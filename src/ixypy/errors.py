@@ -128,6 +128,20 @@ class InvalidTemplate(IxyError, ValueError):
                     "e.g. one written by `ixypy capture DEV FILE` or saved by Wireshark or tcpdump")
 
 
+class InvalidRate(IxyError, ValueError):
+    """A rate range a throughput search cannot use (ixypy.ndr): no rate to
+    start from, a lowest rate above the highest."""
+
+    default_hint = "give --min-rate below --max-rate (Mpps); without --max-rate the search starts at TX's line rate"
+
+
+class NothingReceived(IxyError):
+    """A measurement's receiver got none of the frames its sender sent."""
+
+    default_hint = ("check the cable between the two ports, or that what sits between them passes frames on "
+                    "(`ixypy fwd DEV1 DEV2` forwards between two ports); `ixypy capture RX FILE` shows what RX gets")
+
+
 class PacketTooLarge(IxyError, ValueError):
     """A packet does not fit its buffer or the device's frame size."""
 

@@ -4,7 +4,8 @@ batch: a worker thread running one of them leaves the GIL to the others, so
 workers on different queues run on different cores. A stretch ends at a
 deadline, after a packet count, or when stop() is called (from another
 thread, or a signal handler). The forwarder's steps are those of
-Queue.forward; the replay's wait for each frame's departure time."""
+Queue.forward; the replay's wait for each frame's departure time; the
+measuring receiver counts the frames of one sender by their numbers."""
 cimport cython
 from libc.math cimport isfinite
 from libc.stdint cimport UINT64_MAX, int64_t, uint32_t, uint64_t
@@ -13,7 +14,7 @@ from libc.string cimport memcpy
 from posix.time cimport CLOCK_MONOTONIC, TIMER_ABSTIME, clock_nanosleep, timespec
 
 from .batch cimport PacketBatch, PoolRefs
-from .mempool cimport Mempool, ixy_buf, ixy_buf_at, ixy_mempool_alloc
+from .mempool cimport Mempool, ixy_buf, ixy_buf_at, ixy_buf_free_n, ixy_mempool_alloc
 from .queue cimport Queue, queue_idle
 
 from ..errors import PacketTooLarge, QueueError
@@ -484,3 +485,104 @@ cdef class ReplayLoop(_SendLoop):
                 "late_mean_ns": f.late.sum // f.late.count if f.late.count else 0,
                 "late_p50_ns": ixy_hist_quantile(&f.late, 0.5), "late_p99_ns": ixy_hist_quantile(&f.late, 0.99),
                 "late_max_ns": f.late.max}
+
+
+@cython.final
+cdef class SeqRxLoop:
+    """A measuring receiver on one rx queue (ixypy.ndr): it frees what
+    arrives and counts the frames whose 64-bit sequence number
+    (little-endian, as PktgenLoop and apps.pktgen write it) at seq_offset
+    lies in [first_seq, first_seq + window): `packets`; of those, `late`
+    came after a higher number (reordered or duplicated); `other` counts
+    the rest (another sender's frames, an earlier trial's stragglers, frames
+    too short to carry a number).
+
+    max_pps (0: none) makes it a slow receiver, for tests: it takes at most
+    that many frames a second, a batch at a time, leaving the rest in the
+    ring, where the NIC drops what finds no room. It saves up no time while
+    the ring is empty, and catches up after waking late."""
+    cdef Queue rxq
+    cdef PacketBatch batch
+    cdef uint32_t seq_offset
+    cdef uint64_t first_seq, window, next_seq
+    cdef double max_pps
+    cdef int stopping
+    cdef readonly uint64_t packets    # ours, all runs together
+    cdef readonly uint64_t late
+    cdef readonly uint64_t other
+
+    def __cinit__(self, Queue rxq not None, PacketBatch batch not None, uint32_t seq_offset, uint64_t first_seq,
+                  uint64_t window, double max_pps=0.0):
+        rxq._usable(True)
+        if batch.count:
+            raise QueueError(f"a receiver's batch must be empty, not hold {batch.count} packets",
+                             "free it first (PacketBatch.free)")
+        self.rxq, self.batch = rxq, batch
+        self.seq_offset = seq_offset
+        self.first_seq, self.window, self.next_seq = first_seq, window, first_seq
+        self.max_pps = max_pps
+
+    def mempools(self) -> list:
+        """The rx queue's pool, where the buffers received go back."""
+        return _union([self.rxq.pools])
+
+    def stop(self) -> None:
+        """As ForwardLoop.stop."""
+        ixy_stop_raise(&self.stopping)
+
+    @property
+    def stopped(self) -> bool:
+        return ixy_stop_raised(&self.stopping) != 0
+
+    def run(self, double seconds=float("inf")) -> int:
+        """Receive for `seconds`, or until stop(), with the GIL released
+        throughout. Returns the frames received in this run, ours or not."""
+        cdef int64_t deadline = _deadline(seconds)
+        cdef uint64_t done = 0
+        self.rxq._usable(True)
+        self.rxq.busy = True
+        try:
+            with nogil:
+                done = self._run(deadline)
+        finally:
+            self.rxq.busy = False
+        return done
+
+    cdef uint64_t _run(self, int64_t deadline) noexcept nogil:
+        cdef uint64_t done = 0, rounds = 0
+        cdef uint32_t got
+        cdef int64_t due = ixy_now_ns()      # when the slow receiver may take its next batch
+        while not ixy_stop_raised(&self.stopping):
+            if self.max_pps > 0.0 and ixy_now_ns() < due:
+                _wait_until(due if deadline < 0 else min(due, deadline))
+            else:
+                got = self.rxq._rx(self.batch.bufs, self.batch.capacity)
+                if got:
+                    self._count(got)
+                    ixy_buf_free_n(self.batch.bufs, got)
+                    done += got
+                    due += <int64_t> (got * 1e9 / self.max_pps) if self.max_pps > 0.0 else 0
+                else:
+                    due = ixy_now_ns()      # no credit for idle time; a late wake-up catches up
+                    queue_idle()
+            rounds += 1
+            if deadline >= 0 and rounds % CLOCK_EVERY == 0 and ixy_now_ns() >= deadline:
+                break
+        return done
+
+    cdef void _count(self, uint32_t n) noexcept nogil:
+        cdef uint32_t i
+        cdef uint64_t seq
+        for i in range(n):
+            if self.seq_offset + 8 > self.batch.bufs[i].len:
+                self.other += 1
+                continue
+            memcpy(&seq, self.batch.bufs[i].data + self.seq_offset, 8)
+            if seq - self.first_seq >= self.window:
+                self.other += 1
+                continue
+            self.packets += 1
+            if seq < self.next_seq:
+                self.late += 1
+            else:
+                self.next_seq = seq + 1
