@@ -64,7 +64,8 @@ cdef list _union(list refs):
 cdef class _Loop:
     """What every loop has: its stop flag and its packet count."""
     cdef int stopping
-    cdef readonly uint64_t packets    # sent, all runs together (a watching thread may read it during a run)
+    # sent (a receiver: its own frames received), all runs together (a watching thread may read it during a run)
+    cdef readonly uint64_t packets
 
     def stop(self) -> None:
         """End the current run() (or the next one, at once): safe from any
@@ -488,7 +489,7 @@ cdef class ReplayLoop(_SendLoop):
 
 
 @cython.final
-cdef class SeqRxLoop:
+cdef class SeqRxLoop(_Loop):
     """A measuring receiver on one rx queue (ixypy.ndr): it frees what
     arrives and counts the frames whose 64-bit sequence number
     (little-endian, as PktgenLoop and apps.pktgen write it) at seq_offset
@@ -506,8 +507,6 @@ cdef class SeqRxLoop:
     cdef uint32_t seq_offset
     cdef uint64_t first_seq, window, next_seq
     cdef double max_pps
-    cdef int stopping
-    cdef readonly uint64_t packets    # ours, all runs together
     cdef readonly uint64_t late
     cdef readonly uint64_t other
 
@@ -525,14 +524,6 @@ cdef class SeqRxLoop:
     def mempools(self) -> list:
         """The rx queue's pool, where the buffers received go back."""
         return _union([self.rxq.pools])
-
-    def stop(self) -> None:
-        """As ForwardLoop.stop."""
-        ixy_stop_raise(&self.stopping)
-
-    @property
-    def stopped(self) -> bool:
-        return ixy_stop_raised(&self.stopping) != 0
 
     def run(self, double seconds=float("inf")) -> int:
         """Receive for `seconds`, or until stop(), with the GIL released
