@@ -27,6 +27,7 @@ FASTPATH_HEADERS = {
     "ops": ["ixy_pkt.h", "ixy_mempool.h"],
     "loops": ["ixy_stop.h", "ixy_hist.h", "ixy_mempool.h", "ixy_poll_hook.h"],
     "classify": ["ixy_classify.h", "ixy_pkt.h", "ixy_mempool.h"],
+    "nat": ["ixy_nat.h", "ixy_pkt.h", "ixy_mempool.h"],
 }
 
 # the Intel model (82599, 82576): its shared core, then one file per register map

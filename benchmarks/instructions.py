@@ -1,6 +1,6 @@
 """Instructions per packet of each driver's fast path, counted by callgrind.
 
-    python benchmarks/instructions.py [--quick] [driver ...]
+    python benchmarks/instructions.py [--quick | --apps] [driver ...]
 
 (--quick: batch 32 only, printed and not written into the README; drivers:
 ixgbe, igb, virtio, default all.)
@@ -18,6 +18,8 @@ reports it moved, so fixed costs drop out.
 Prints two markdown tables, the loops of loops.KINDS per driver and batch,
 and ixy C's forwarder (loops.IXY_FWD) next to ixy C's published figure,
 and writes them into benchmarks/README.md between the INSTRUCTIONS markers.
+--apps: the vector apps' table (loops.APP_KINDS at batch 32 and 256),
+written between the APPS markers.
 """
 from __future__ import annotations
 
@@ -195,7 +197,9 @@ def main() -> None:
     if "--apps" in sys.argv:
         batches = (32, 256)
         results = run([("ixgbe", k, "app", b) for k in APP_KINDS for b in batches])
-        print(app_table(results, batches))
+        text = app_table(results, batches)
+        print(text)
+        _write_block("<!-- APPS -->\n", "<!-- /APPS -->", text + "\n")
         return
     batches = (32,) if "--quick" in sys.argv else BATCHES
     drivers = [a for a in sys.argv[1:] if not a.startswith("--")] or DRIVERS
@@ -206,8 +210,12 @@ def main() -> None:
     print(text)
     if "--quick" in sys.argv or drivers != DRIVERS:
         return
+    _write_block("<!-- INSTRUCTIONS -->\n", "<!-- /INSTRUCTIONS -->", text)
+
+
+def _write_block(start: str, end: str, text: str) -> None:
+    """Replace what is between the markers start and end in benchmarks/README.md."""
     readme = HERE / "README.md"
-    start, end = "<!-- INSTRUCTIONS -->\n", "<!-- /INSTRUCTIONS -->"
     before, rest = readme.read_text().split(start, 1)
     readme.write_text(before + start + text + end + rest.split(end, 1)[1])
 

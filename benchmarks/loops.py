@@ -170,7 +170,7 @@ APP_KINDS = {
     "touch-python": "forward + increment byte 1 per packet in Python (memoryview)",
     "fw-vector": "firewall, 10 rules, all checked (Firewall, a Classifier: one C call per batch parses, matches, counts, keeps)",
     "fw-python": "the same firewall per packet in Python (memoryview, struct)",
-    "nat-vector": "1:1 NAT 10/8 -> 198/8 + dport map, checksums updated (Nat)",
+    "nat-vector": "1:1 NAT 10/8 -> 198/8 + dport map, checksums updated (Nat, a Rewriter: one C call per batch parses, rewrites, updates checksums, counts)",
     "nat-python": "the same NAT per packet in Python (memoryview, RFC 1624 in Python)",
     "flowmon-vector": "flow monitor, packets and bytes per 5-tuple, one flow (FlowMonitor: parse, hash, NumPy table)",
     "flowmon-python": "the same flow monitor per packet in Python (memoryview, struct, dict)",

@@ -40,10 +40,20 @@ static inline uint32_t ixy_be32(const uint8_t *p)
 {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
-static inline void ixy_put16(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = (uint8_t)v; }
+/* big-endian stores: one byte-swapped store (GCC does not merge the byte stores) */
+static inline void ixy_put16(uint8_t *p, uint16_t v)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap16(v);
+#endif
+    memcpy(p, &v, 2);
+}
 static inline void ixy_put32(uint8_t *p, uint32_t v)
 {
-    p[0] = v >> 24; p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap32(v);
+#endif
+    memcpy(p, &v, 4);
 }
 
 /* What a parse finds in one frame: the header offsets and the 5-tuple. The
@@ -237,34 +247,59 @@ static inline uint16_t ixy_fold(uint32_t sum)
     return (uint16_t)sum;
 }
 
-/* RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') for a 16-bit field changed from m to m2 */
+/* RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') for a field changed from m to m':
+ * delta is the sum of ~m + m' over the changed 16-bit words, so the deltas
+ * of several changes add up (two folds take any 32-bit sum to 16 bits). */
+static inline uint32_t ixy_csum_delta16(uint16_t m, uint16_t m2) { return (uint32_t)(uint16_t)~m + m2; }
+static inline uint32_t ixy_csum_delta32(uint32_t m, uint32_t m2)
+{
+    return (uint32_t)(uint16_t)~(m >> 16) + (uint16_t)~(m & 0xFFFF) + (m2 >> 16) + (m2 & 0xFFFF);
+}
+static inline uint16_t ixy_csum_adjust(uint16_t hc, uint32_t delta)
+{
+    return (uint16_t)~ixy_fold((uint32_t)(uint16_t)~hc + delta);
+}
+
 static inline uint16_t ixy_csum_update16(uint16_t hc, uint16_t m, uint16_t m2)
 {
-    return (uint16_t)~ixy_fold((uint32_t)(uint16_t)~hc + (uint16_t)~m + m2);
+    return ixy_csum_adjust(hc, ixy_csum_delta16(m, m2));
 }
 
 static inline uint16_t ixy_csum_update32(uint16_t hc, uint32_t m, uint32_t m2)
 {
-    uint32_t s = (uint32_t)(uint16_t)~hc + (uint16_t)~(m >> 16) + (uint16_t)~(m & 0xFFFF) + (m2 >> 16) + (m2 & 0xFFFF);
-    return (uint16_t)~ixy_fold(s);
+    return ixy_csum_adjust(hc, ixy_csum_delta32(m, m2));
 }
 
 /* Offset of the UDP/TCP checksum from the L4 header. */
 static inline uint32_t ixy_l4_csum_at(uint8_t proto) { return proto == IXY_PROTO_UDP ? 6 : 16; }
 
-/* Update the L4 checksum of packet i after a change of a 16-bit or 32-bit
- * word it covers (a port, or an address in the pseudo header). A UDP
- * checksum of 0 (none, IPv4) stays 0; a result of 0 is sent as 0xFFFF. */
-static inline void ixy_l4_update(uint8_t *d, const struct ixy_cols *c, uint32_t i, uint32_t m, uint32_t m2, int wide)
+/* Adjust the UDP/TCP checksum of the L4 header at l4 (protocol proto) by
+ * delta (ixy_csum_delta16/32 of the words it covers that changed: ports, or
+ * addresses in the pseudo header). A UDP checksum of 0 (none, IPv4) stays
+ * 0; a result of 0 is sent as 0xFFFF. One adjustment by the sum of several
+ * deltas gives the checksum the adjustments one by one would. */
+static inline void ixy_l4_csum_adjust(uint8_t *l4, uint8_t proto, uint32_t delta)
 {
-    uint8_t *p = d + c->l4[i] + ixy_l4_csum_at(c->proto[i]);
+    uint8_t *p = l4 + ixy_l4_csum_at(proto);
     uint16_t hc = ixy_be16(p);
-    if (c->proto[i] == IXY_PROTO_UDP && hc == 0)
+    if (proto == IXY_PROTO_UDP && hc == 0)
         return;
-    hc = wide ? ixy_csum_update32(hc, m, m2) : ixy_csum_update16(hc, (uint16_t)m, (uint16_t)m2);
-    if (c->proto[i] == IXY_PROTO_UDP && hc == 0)
+    hc = ixy_csum_adjust(hc, delta);
+    if (proto == IXY_PROTO_UDP && hc == 0)
         hc = 0xFFFF;
     ixy_put16(p, hc);
+}
+
+/* The same after one change of a 16-bit or (wide) 32-bit word from m to m2. */
+static inline void ixy_l4_csum_update(uint8_t *l4, uint8_t proto, uint32_t m, uint32_t m2, int wide)
+{
+    ixy_l4_csum_adjust(l4, proto, wide ? ixy_csum_delta32(m, m2) : ixy_csum_delta16((uint16_t)m, (uint16_t)m2));
+}
+
+/* The same for packet i of the columns. */
+static inline void ixy_l4_update(uint8_t *d, const struct ixy_cols *c, uint32_t i, uint32_t m, uint32_t m2, int wide)
+{
+    ixy_l4_csum_update(d + c->l4[i], c->proto[i], m, m2, wide);
 }
 
 /* Recompute the IPv4 header checksum of packet i (flags IPV4). */
