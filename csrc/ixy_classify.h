@@ -22,32 +22,52 @@
 #include "ixy_mempool.h"
 #include "ixy_pkt.h"
 
-/* a rule's address prefixes, IPv4, host order; net is 0 where mask is 0
- * (any address), so (addr & mask) == net is the whole test */
+/* a rule's address prefixes, IPv4, in network order (as ixy_net32 makes
+ * them: a packet's address is compared as loaded from the frame); net is 0
+ * where mask is 0 (any address), so (addr & mask) == net is the whole test */
 struct ixy_rule_addr {
     uint32_t src_net, src_mask, dst_net, dst_mask;
 };
 
 /* What the classifier needs of a packet (struct ixy_key): its protocol,
- * IPv4 addresses and ports, with two keys past the ends of the tables'
- * ordinary entries, so that a packet costs the same five loads whatever its
- * kind, without a branch on it: an IPv6 packet's address octet is
- * IXY_NO_ADDR (256: the rules without that prefix), its addresses 0; a
- * packet without a UDP/TCP header has the port IXY_NO_PORT (65536: high
- * byte 256, whose leaf admits at low byte 0 the rules whose range is
- * 0-65535). */
+ * IPv4 addresses (network order: as loaded from the frame) and their first
+ * octets, and its ports as high and low bytes, with keys past the ends of
+ * the tables' ordinary entries, so that a packet costs the same five loads
+ * whatever its kind, without a branch on it: an IPv6 packet's address
+ * octets are IXY_NO_ADDR (256: the rules without that prefix), its
+ * addresses 0; a packet without a UDP/TCP header has the ports' high byte
+ * IXY_NO_PORT (256, low byte 0, whose leaf entry admits the rules whose
+ * range is 0-65535). */
 #define IXY_NO_ADDR 256u
-#define IXY_NO_PORT 65536u
+#define IXY_NO_PORT 256u
 
 struct ixy_key {
-    uint32_t proto, src, dst, soct, doct, sport, dport;
+    uint32_t proto, src, dst, soct, doct, shi, slo, dhi, dlo;
 };
+
+/* The uint32_t whose bytes in memory are v's in network order (what
+ * memcpy from a frame loads). */
+static inline uint32_t ixy_net32(uint32_t v)
+{
+    uint8_t b[4];
+    uint32_t r;
+    ixy_put32(b, v);
+    memcpy(&r, b, 4);
+    return r;
+}
+
+static inline uint32_t ixy_load32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
 
 /* the tables of one word: 64 rules */
 struct ixy_rule_word {
     uint64_t proto[256];            /* the rules admitting protocol p */
     uint64_t src_octet[257], dst_octet[257]; /* the rules whose prefix admits an IPv4 address's first octet; [256]: no prefix */
-    uint32_t sport_hi[257], dport_hi[257];   /* by the port's high byte (256: no port), its leaf (a row of leaves) */
+    uint32_t sport_hi[257], dport_hi[257];   /* by the port's high byte (256: no port), its leaf (the offset of its first entry in leaves) */
     uint64_t exact;                 /* the rules whose prefixes the octet tables decide (none longer than /8) */
 };
 
@@ -71,13 +91,20 @@ static __attribute__((noinline)) int ixy_key_general(const uint8_t *d, uint32_t 
         k->src = k->dst = 0;
         k->soct = k->doct = IXY_NO_ADDR;
     } else {
-        k->src = t.src;
-        k->dst = t.dst;
+        k->src = ixy_net32(t.src);
+        k->dst = ixy_net32(t.dst);
         k->soct = t.src >> 24;
         k->doct = t.dst >> 24;
     }
-    k->sport = (t.flags & IXY_PKT_L4) ? t.sport : IXY_NO_PORT;
-    k->dport = (t.flags & IXY_PKT_L4) ? t.dport : IXY_NO_PORT;
+    if (t.flags & IXY_PKT_L4) {
+        k->shi = t.sport >> 8;
+        k->slo = t.sport & 0xFF;
+        k->dhi = t.dport >> 8;
+        k->dlo = t.dport & 0xFF;
+    } else {
+        k->shi = k->dhi = IXY_NO_PORT;
+        k->slo = k->dlo = 0;
+    }
     return 1;
 }
 
@@ -99,19 +126,22 @@ static inline __attribute__((always_inline)) int ixy_key_parse(const uint8_t *d,
     uint32_t vi = ip[0], ihl = (vi & 15) * 4u, tot = ixy_be16(ip + 2);
     if (vi - 0x45u > 0x0Au || tot < ihl || len < 14 + tot)    /* version 4, IHL 5-15; the datagram within the frame */
         return 0;
-    uint32_t proto = ip[9], src = ixy_be32(ip + 12), dst = ixy_be32(ip + 16);
+    uint32_t proto = ip[9];
     k->proto = proto;
-    k->src = src;
-    k->dst = dst;
-    k->soct = src >> 24;
-    k->doct = dst >> 24;
-    k->sport = k->dport = IXY_NO_PORT;
+    k->src = ixy_load32(ip + 12);
+    k->dst = ixy_load32(ip + 16);
+    k->soct = ip[12];
+    k->doct = ip[16];
+    k->shi = k->dhi = IXY_NO_PORT;
+    k->slo = k->dlo = 0;
     if ((proto == IXY_PROTO_UDP || proto == IXY_PROTO_TCP) && !(ixy_be16(ip + 6) & 0x1FFF)) {
-        if (tot < ihl + (proto == IXY_PROTO_UDP ? 8u : 20u))  /* the UDP/TCP header past the datagram: BAD */
+        if (tot < ihl + 20 && (proto == IXY_PROTO_TCP || tot < ihl + 8))  /* the UDP (8) or TCP (20) header past the datagram: BAD */
             return 0;
-        uint32_t ports = ixy_be32(ip + ihl);
-        k->sport = ports >> 16;
-        k->dport = ports & 0xFFFF;
+        const uint8_t *l4 = ip + ihl;
+        k->shi = l4[0];
+        k->slo = l4[1];
+        k->dhi = l4[2];
+        k->dlo = l4[3];
     }
     return 1;
 }
@@ -128,8 +158,11 @@ ixy_classify_words(const struct ixy_classifier *c, const struct ixy_key *k, uint
     for (uint32_t w = 0; w < nwords; w++) {
         const struct ixy_rule_word *wd = &c->words[w];
         uint64_t m = wd->proto[k->proto] & wd->src_octet[k->soct] & wd->dst_octet[k->doct] &
-                     c->leaves[(wd->sport_hi[k->sport >> 8] << 8) | (k->sport & 0xFF)] &
-                     c->leaves[(wd->dport_hi[k->dport >> 8] << 8) | (k->dport & 0xFF)];
+                     c->leaves[wd->sport_hi[k->shi] + k->slo] & c->leaves[wd->dport_hi[k->dhi] + k->dlo];
+        if (!m)
+            continue;
+        if (m & -m & wd->exact)         /* the first candidate needs no prefix test */
+            return w * 64 + (uint32_t)__builtin_ctzll(m);
         for (; m; m &= m - 1) {
             uint32_t b = (uint32_t)__builtin_ctzll(m), r = w * 64 + b;
             const struct ixy_rule_addr *a = &c->addr[r];
@@ -166,13 +199,23 @@ ixy_filter_words(const struct ixy_classifier *c, const uint8_t *action, int64_t 
                  struct ixy_buf **bufs, uint32_t n, uint32_t nwords)
 {
     const struct ixy_classifier cl = *c;
-    uint32_t j = 0;
-    for (uint32_t i = 0; i < n; i++) {
+    uint32_t i = 0, j;
+    for (; i < n; i++) {            /* until the first drop, every packet stays where it is */
         struct ixy_buf *b = bufs[i];
         struct ixy_key k;
         uint32_t r = ixy_key_parse(b->data, b->len, &k) ? ixy_classify_words(&cl, &k, nwords) : cl.nrules;
         count[r]++;
-        if (action[r]) {            /* swap: the dropped packet at j (if any) moves to i */
+        if (!action[r])
+            break;
+    }
+    if (i == n)
+        return n;
+    for (j = i++; i < n; i++) {     /* bufs[j..i): dropped */
+        struct ixy_buf *b = bufs[i];
+        struct ixy_key k;
+        uint32_t r = ixy_key_parse(b->data, b->len, &k) ? ixy_classify_words(&cl, &k, nwords) : cl.nrules;
+        count[r]++;
+        if (action[r]) {            /* swap: the dropped packet at j moves to i */
             bufs[i] = bufs[j];
             bufs[j++] = b;
         }

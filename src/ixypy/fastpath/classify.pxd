@@ -20,6 +20,7 @@ cdef extern from "ixy_classify.h" nogil:
         ixy_rule_word *words
         uint64_t *leaves
         ixy_rule_addr *addr
+    uint32_t ixy_net32(uint32_t v)
     int32_t ixy_classify(const ixy_classifier *c, const uint8_t *d, uint32_t len)
     uint32_t ixy_filter(const ixy_classifier *c, const uint8_t *action, int64_t *count, ixy_buf **bufs, uint32_t n)
 

@@ -147,6 +147,7 @@ cdef int _build(ixy_classifier *c, const ixy_rule *rules, uint32_t n) noexcept n
     cdef uint32_t nwords = (n + 63) // 64, w, r, p, h, b, nleaves = 0, field, width
     cdef uint64_t bit
     cdef const ixy_rule *ru
+    cdef ixy_rule_addr a
     cdef uint32_t *hi_table
     cdef ixy_rule_word *wd
     cdef uint64_t *leaf
@@ -173,17 +174,21 @@ cdef int _build(ixy_classifier *c, const ixy_rule *rules, uint32_t n) noexcept n
             wd.src_octet[256] |= bit
         if ru.dst_mask == 0:
             wd.dst_octet[256] |= bit
-        c.addr[r].src_mask = ru.src_mask
-        c.addr[r].src_net = ru.src_net if ru.src_mask else 0
-        c.addr[r].dst_mask = ru.dst_mask
-        c.addr[r].dst_net = ru.dst_net if ru.dst_mask else 0
-        if _octet_exact(&c.addr[r]):          # the octet tables decide the prefixes: no test per packet
+        a.src_mask = ru.src_mask             # host order here, the frame's (network) order in c.addr
+        a.src_net = ru.src_net if ru.src_mask else 0
+        a.dst_mask = ru.dst_mask
+        a.dst_net = ru.dst_net if ru.dst_mask else 0
+        if _octet_exact(&a):                  # the octet tables decide the prefixes: no test per packet
             wd.exact |= bit
         for p in range(256):              # the first octets each prefix admits (a necessary condition)
-            if (p & (c.addr[r].src_mask >> 24)) == c.addr[r].src_net >> 24:
+            if (p & (a.src_mask >> 24)) == a.src_net >> 24:
                 wd.src_octet[p] |= bit
-            if (p & (c.addr[r].dst_mask >> 24)) == c.addr[r].dst_net >> 24:
+            if (p & (a.dst_mask >> 24)) == a.dst_net >> 24:
                 wd.dst_octet[p] |= bit
+        c.addr[r].src_mask = ixy_net32(a.src_mask)
+        c.addr[r].src_net = ixy_net32(a.src_net)
+        c.addr[r].dst_mask = ixy_net32(a.dst_mask)
+        c.addr[r].dst_net = ixy_net32(a.dst_net)
     # the port tables: for each word and field, a leaf (256 rule masks, by the
     # port's low byte) per high byte, a leaf equal to the one made just before
     # shared (so a range spanning many high bytes costs one leaf); high byte
@@ -209,9 +214,9 @@ cdef int _build(ixy_classifier *c, const ixy_rule *rules, uint32_t n) noexcept n
                     for port in range(first, last + 1):
                         leaf[port & 255] |= (<uint64_t> 1) << b
                 if nleaves and memcmp(leaf, leaf - 256, 256 * sizeof(uint64_t)) == 0:
-                    hi_table[h] = nleaves - 1
+                    hi_table[h] = (nleaves - 1) * 256
                 else:
-                    hi_table[h] = nleaves
+                    hi_table[h] = nleaves * 256
                     nleaves += 1
     shrunk = <uint64_t *> realloc(c.leaves, (nleaves + 1) * 256 * sizeof(uint64_t))
     if shrunk != NULL:
