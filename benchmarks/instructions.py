@@ -195,7 +195,12 @@ def main() -> None:
     if "--apps" in sys.argv:
         batches = (32, 256)
         results = run([("ixgbe", k, "app", b) for k in APP_KINDS for b in batches])
-        print(app_table(results, batches))
+        text = app_table(results, batches)
+        print(text)
+        readme = HERE / "README.md"
+        start, end = "<!-- APPS -->\n", "<!-- /APPS -->"
+        before, rest = readme.read_text().split(start, 1)
+        readme.write_text(before + start + text + "\n" + end + rest.split(end, 1)[1])
         return
     batches = (32,) if "--quick" in sys.argv else BATCHES
     drivers = [a for a in sys.argv[1:] if not a.startswith("--")] or DRIVERS
