@@ -264,3 +264,26 @@ def test_fast_and_general_parse_agree(pool, data, entries, vid):
                 assert labels[:len(frames_)].tolist() == [ref.first_match(rules, ref.parse(f)) for f in frames_]
             finally:
                 batch.free()
+
+
+@pytest.mark.parametrize("src, dst, want", [("10.0.0.0/8", "any", 0), ("11.0.0.0/8", "any", -1),
+                                            ("10.1.0.0/16", "any", -1), ("10.128.0.0/9", "any", -1),
+                                            ("10.0.0.0/16", "10.0.0.0/24", 0), ("any", "10.0.1.0/24", -1),
+                                            ("8.0.0.0/6", "8.0.0.0/5", 0), ("0.0.0.0/1", "10.0.0.1/32", 0)])
+def test_prefix_test_skipped_only_up_to_8_bits(src, dst, want):
+    """A rule whose prefixes are /8 or shorter is decided by the first-octet
+    tables (no prefix test, `exact` in csrc/ixy_classify.h); a longer one
+    is tested. The frame is 10.0.0.2 -> 10.0.0.1. Mutation it catches: /16
+    taken as decided by the octets (`& 0x00FFFFFF` -> `& 0x0000FFFF` in
+    classify.pyx's _octet_exact; test_classify_matches_reference did not
+    find it)."""
+    from ixypy.packets import udp_frame
+
+    pool = Mempool(DmaMemory(64 * 2048), 64)
+    batch = fill(pool, [udp_frame(60)])
+    try:
+        labels = np.zeros(1, np.int32)
+        Classifier(vec.rules([("any", src, "any", dst, "any")]), [True]).classify(batch, labels)
+        assert labels[0] == want
+    finally:
+        batch.free()
