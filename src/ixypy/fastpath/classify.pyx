@@ -4,7 +4,8 @@
 (ixypy.vector.RULE_DTYPE records: protocol, IPv4 source and destination
 prefixes, source and destination port ranges) and an action per rule into
 lookup tables (csrc/ixy_classify.h); ``classifier(batch)`` then parses every
-packet (the parser of ops.Fields.load), finds its first matching rule,
+packet (the parser of ops.Fields.load, with a fast path of its own for
+untagged IPv4 that reads only the 5-tuple), finds its first matching rule,
 counts it and keeps or drops the packet, in one C loop with the GIL
 released (the dropped buffers go back to their pools after it, with the
 GIL held: another thread may be allocating from them): no Python object
