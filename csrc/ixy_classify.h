@@ -22,19 +22,53 @@
 #include "ixy_mempool.h"
 #include "ixy_pkt.h"
 
-/* a rule's address prefixes, IPv4, host order; net is 0 where mask is 0
- * (any address), so (addr & mask) == net is the whole test */
+/* a rule's address prefixes, IPv4, in network order (as ixy_net32 makes
+ * them: a packet's address is compared as loaded from the frame); net is 0
+ * where mask is 0 (any address), so (addr & mask) == net is the whole test */
 struct ixy_rule_addr {
     uint32_t src_net, src_mask, dst_net, dst_mask;
 };
 
+/* What the classifier needs of a packet (struct ixy_key): its protocol,
+ * IPv4 addresses (network order: as loaded from the frame) and their first
+ * octets, and its ports as high and low bytes, with keys past the ends of
+ * the tables' ordinary entries, so that a packet costs the same five loads
+ * whatever its kind, without a branch on it: an IPv6 packet's address
+ * octets are IXY_NO_ADDR (256: the rules without that prefix), its
+ * addresses 0; a packet without a UDP/TCP header has the ports' high byte
+ * IXY_NO_PORT (256, low byte 0, whose leaf entry admits the rules whose
+ * range is 0-65535). */
+#define IXY_NO_ADDR 256u
+#define IXY_NO_PORT 256u
+
+struct ixy_key {
+    uint32_t proto, src, dst, soct, doct, shi, slo, dhi, dlo;
+};
+
+/* The uint32_t whose bytes in memory are v's in network order (what
+ * memcpy from a frame loads). */
+static inline uint32_t ixy_net32(uint32_t v)
+{
+    uint8_t b[4];
+    uint32_t r;
+    ixy_put32(b, v);
+    memcpy(&r, b, 4);
+    return r;
+}
+
+static inline uint32_t ixy_load32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
 /* the tables of one word: 64 rules */
 struct ixy_rule_word {
     uint64_t proto[256];            /* the rules admitting protocol p */
-    uint64_t src_octet[256], dst_octet[256]; /* the rules whose prefix admits an IPv4 address's first octet */
-    uint32_t sport_hi[256], dport_hi[256];   /* by the port's high byte, its leaf (a row of leaves) */
-    uint64_t no_ports;              /* the rules with both port ranges 0-65535 */
-    uint64_t no_prefix;             /* the rules without an address prefix */
+    uint64_t src_octet[257], dst_octet[257]; /* the rules whose prefix admits an IPv4 address's first octet; [256]: no prefix */
+    uint32_t sport_hi[257], dport_hi[257];   /* by the port's high byte (256: no port), its leaf (the offset of its first entry in leaves) */
+    uint64_t exact;                 /* the rules whose prefixes the octet tables decide (none longer than /8) */
 };
 
 struct ixy_classifier {
@@ -44,33 +78,113 @@ struct ixy_classifier {
     struct ixy_rule_addr *addr;   /* [nrules] */
 };
 
-/* The index of the first rule packet t matches, -1 for none. */
-static inline int32_t ixy_classify(const struct ixy_classifier *c, const struct ixy_tuple *t)
+/* The general case: ixy_parse_tuple's parse turned into a key. 0: the
+ * packet is not well-formed IP (it matches no rule). */
+static __attribute__((noinline)) int ixy_key_general(const uint8_t *d, uint32_t len, struct ixy_key *k)
 {
-    uint8_t f = t->flags;
-    if (!(f & (IXY_PKT_IPV4 | IXY_PKT_IPV6)) || (f & IXY_PKT_BAD))
-        return -1;
-    uint32_t sp = t->sport, dp = t->dport;
-    for (uint32_t w = 0; w < c->nwords; w++) {
+    struct ixy_tuple t;
+    ixy_parse_tuple(d, len, &t);
+    if (!(t.flags & (IXY_PKT_IPV4 | IXY_PKT_IPV6)) || (t.flags & IXY_PKT_BAD))
+        return 0;
+    k->proto = t.proto;
+    if (t.flags & IXY_PKT_IPV6) {
+        k->src = k->dst = 0;
+        k->soct = k->doct = IXY_NO_ADDR;
+    } else {
+        k->src = ixy_net32(t.src);
+        k->dst = ixy_net32(t.dst);
+        k->soct = t.src >> 24;
+        k->doct = t.dst >> 24;
+    }
+    if (t.flags & IXY_PKT_L4) {
+        k->shi = t.sport >> 8;
+        k->slo = t.sport & 0xFF;
+        k->dhi = t.dport >> 8;
+        k->dlo = t.dport & 0xFF;
+    } else {
+        k->shi = k->dhi = IXY_NO_PORT;
+        k->slo = k->dlo = 0;
+    }
+    return 1;
+}
+
+/* A packet's key, the same as ixy_key_general's (the parse rules of
+ * docs/vector.md), with a fast path for the usual frame: untagged IPv4 (any
+ * IHL, fragments too), which needs none of the general parse's VLAN loop,
+ * IPv6 branches or header offsets. Everything else (802.1Q/802.1ad tags,
+ * IPv6, other EtherTypes, frames shorter than 34 bytes) takes the general
+ * parse. 0: not well-formed IP. */
+static inline __attribute__((always_inline)) int ixy_key_parse(const uint8_t *d, uint32_t len, struct ixy_key *k)
+{
+    if (len < 34 || ixy_be16(d + 12) != IXY_ETH_IPV4) {
+        struct ixy_key g;           /* not k: its address is taken, k's is not, so k can live in registers */
+        int ok = ixy_key_general(d, len, &g);
+        *k = g;
+        return ok;
+    }
+    const uint8_t *ip = d + 14;
+    uint32_t vi = ip[0], ihl = (vi & 15) * 4u, tot = ixy_be16(ip + 2);
+    if (vi - 0x45u > 0x0Au || tot < ihl || len < 14 + tot)    /* version 4, IHL 5-15; the datagram within the frame */
+        return 0;
+    uint32_t proto = ip[9];
+    k->proto = proto;
+    k->src = ixy_load32(ip + 12);
+    k->dst = ixy_load32(ip + 16);
+    k->soct = ip[12];
+    k->doct = ip[16];
+    k->shi = k->dhi = IXY_NO_PORT;
+    k->slo = k->dlo = 0;
+    if ((proto == IXY_PROTO_UDP || proto == IXY_PROTO_TCP) && !(ixy_be16(ip + 6) & 0x1FFF)) {
+        if (tot < ihl + 20 && (proto == IXY_PROTO_TCP || tot < ihl + 8))  /* the UDP (8) or TCP (20) header past the datagram: BAD */
+            return 0;
+        const uint8_t *l4 = ip + ihl;
+        k->shi = l4[0];
+        k->slo = l4[1];
+        k->dhi = l4[2];
+        k->dlo = l4[3];
+    }
+    return 1;
+}
+
+/* The index of the first rule a packet of key k matches, c->nrules for
+ * none: the rules of a word that admit its protocol, ports and address
+ * octets are the AND of five entries; the lowest of them whose whole
+ * prefixes hold its addresses is the first match (a rule of `exact` needs no
+ * test beyond its octets). nwords is c->nwords, a constant where inlined
+ * for one word. */
+static inline __attribute__((always_inline)) uint32_t
+ixy_classify_words(const struct ixy_classifier *c, const struct ixy_key *k, uint32_t nwords)
+{
+    for (uint32_t w = 0; w < nwords; w++) {
         const struct ixy_rule_word *wd = &c->words[w];
-        uint64_t m = wd->proto[t->proto];
-        if (f & IXY_PKT_L4)
-            m &= c->leaves[(wd->sport_hi[sp >> 8] << 8) | (sp & 0xFF)] &
-                 c->leaves[(wd->dport_hi[dp >> 8] << 8) | (dp & 0xFF)];
-        else
-            m &= wd->no_ports;
-        if (f & IXY_PKT_IPV6)
-            m &= wd->no_prefix;
-        else
-            m &= wd->src_octet[t->src >> 24] & wd->dst_octet[t->dst >> 24];
+        uint64_t m = wd->proto[k->proto] & wd->src_octet[k->soct] & wd->dst_octet[k->doct] &
+                     c->leaves[wd->sport_hi[k->shi] + k->slo] & c->leaves[wd->dport_hi[k->dhi] + k->dlo];
+        if (!m)
+            continue;
+        if (m & -m & wd->exact)         /* the first candidate needs no prefix test */
+            return w * 64 + (uint32_t)__builtin_ctzll(m);
         for (; m; m &= m - 1) {
-            uint32_t r = w * 64 + (uint32_t)__builtin_ctzll(m);
+            uint32_t b = (uint32_t)__builtin_ctzll(m), r = w * 64 + b;
             const struct ixy_rule_addr *a = &c->addr[r];
-            if ((t->src & a->src_mask) == a->src_net && (t->dst & a->dst_mask) == a->dst_net)
-                return (int32_t)r;
+            if (((wd->exact >> b) & 1) ||
+                ((k->src & a->src_mask) == a->src_net && (k->dst & a->dst_mask) == a->dst_net))
+                return r;
         }
     }
-    return -1;
+    return c->nrules;
+}
+
+static inline uint32_t ixy_classify_key(const struct ixy_classifier *c, const struct ixy_key *k)
+{
+    return ixy_classify_words(c, k, c->nwords);
+}
+
+/* The index of the first rule the frame (d, len) matches, -1 for none. */
+static inline int32_t ixy_classify(const struct ixy_classifier *c, const uint8_t *d, uint32_t len)
+{
+    struct ixy_key k;
+    uint32_t r = ixy_key_parse(d, len, &k) ? ixy_classify_key(c, &k) : c->nrules;
+    return r < c->nrules ? (int32_t)r : -1;
 }
 
 /* Parse, classify and count every packet of bufs[0..n); the packets whose
@@ -80,24 +194,41 @@ static inline int32_t ixy_classify(const struct ixy_classifier *c, const struct 
  * allocate from the same pools: the caller frees bufs[kept..n) after.
  * The classifier is copied to a local, so that no store of the loop (a
  * count) can change it and the compiler keeps its pointers in registers. */
-static uint32_t ixy_filter(const struct ixy_classifier *c, const uint8_t *action, int64_t *count,
-                           struct ixy_buf **bufs, uint32_t n)
+static inline __attribute__((always_inline)) uint32_t
+ixy_filter_words(const struct ixy_classifier *c, const uint8_t *action, int64_t *count,
+                 struct ixy_buf **bufs, uint32_t n, uint32_t nwords)
 {
     const struct ixy_classifier cl = *c;
-    uint32_t j = 0;
-    for (uint32_t i = 0; i < n; i++) {
+    uint32_t i = 0, j;
+    for (; i < n; i++) {            /* until the first drop, every packet stays where it is */
         struct ixy_buf *b = bufs[i];
-        struct ixy_tuple t;
-        ixy_parse_tuple(b->data, b->len, &t);
-        int32_t label = ixy_classify(&cl, &t);
-        uint32_t r = label >= 0 ? (uint32_t)label : cl.nrules;
+        struct ixy_key k;
+        uint32_t r = ixy_key_parse(b->data, b->len, &k) ? ixy_classify_words(&cl, &k, nwords) : cl.nrules;
         count[r]++;
-        if (action[r]) {            /* swap: the dropped packet at j (if any) moves to i */
+        if (!action[r])
+            break;
+    }
+    if (i == n)
+        return n;
+    for (j = i++; i < n; i++) {     /* bufs[j..i): dropped */
+        struct ixy_buf *b = bufs[i];
+        struct ixy_key k;
+        uint32_t r = ixy_key_parse(b->data, b->len, &k) ? ixy_classify_words(&cl, &k, nwords) : cl.nrules;
+        count[r]++;
+        if (action[r]) {            /* swap: the dropped packet at j moves to i */
             bufs[i] = bufs[j];
             bufs[j++] = b;
         }
     }
     return j;
+}
+
+static uint32_t ixy_filter(const struct ixy_classifier *c, const uint8_t *action, int64_t *count,
+                           struct ixy_buf **bufs, uint32_t n)
+{
+    if (c->nwords == 1)             /* up to 64 rules: the word loop unrolled, its tables' addresses in registers */
+        return ixy_filter_words(c, action, count, bufs, n, 1);
+    return ixy_filter_words(c, action, count, bufs, n, c->nwords);
 }
 
 #endif

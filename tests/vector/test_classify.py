@@ -191,3 +191,99 @@ def test_raw_records_like_fields_match(pool):
             assert labels[:2].tolist() == pk.label.tolist(), table
     finally:
         batch.free()
+
+
+
+@st.composite
+def edgy_ipv4(draw) -> bytes:
+    """An untagged IPv4 frame with UDP, TCP or ICMP, its header fields at
+    the edges the parse tests: a total length just around the IP header
+    plus a UDP (8) or TCP (20) header, any version/IHL byte, fragment
+    fields with each flag and offset bit, trailing padding."""
+    from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_NOP
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Raw
+
+    opts = [IPOption_NOP()] * draw(st.sampled_from([0, 0, 4, 40]))
+    ports = dict(sport=draw(st.sampled_from([53, 1234, 65535])), dport=draw(st.sampled_from([53, 80, 5678])))
+    inner = draw(st.sampled_from([UDP(**ports), UDP(**ports), TCP(**ports), ICMP()])) / Raw(bytes(draw(st.integers(0, 24))))
+    data = bytearray(bytes(Ether() / IP(src=draw(st.sampled_from(["10.0.0.1", "10.1.2.3", "192.168.1.7"])),
+                                        dst=draw(st.sampled_from(["10.0.0.2", "8.8.8.8"])),
+                                        options=opts) / inner))
+    ihl = (data[14] & 15) * 4
+    edge = draw(st.sampled_from(["length", "length", "version", "fragment", "none"]))
+    if edge == "length":
+        data[16:18] = (ihl + draw(st.one_of(st.sampled_from([0, 4, 7, 8, 19, 20]), st.integers(0, 28)))).to_bytes(2, "big")
+    elif edge == "version":
+        data[14] = draw(st.one_of(st.sampled_from([0x44, 0x46, 0x4F, 0x55, 0x65, 0x35]), st.integers(0, 255)))
+    elif edge == "fragment":
+        data[20:22] = draw(st.sampled_from([0x2000, 0x4000, 0x8000, 0x0001, 0x1000, 0x0100, 0x2001, 0x1FFF])).to_bytes(2, "big")
+    return bytes(data) + bytes(draw(st.integers(0, 24)))
+
+# rules that tell apart a packet with ports (rule 0 or 1) from one without
+# (rule 2: a non-first fragment, ICMP) and from one that is not well-formed
+# IP (-1), whatever its ports and addresses
+PROBE = [("any", "any", "0-65534", "any", "any"), ("any", "any", "any", "any", "1-65535"),
+         ("any", "any", "any", "any", "any")]
+
+
+def _untagged(f: bytes) -> bytes:
+    while len(f) >= 18 and f[12:14] in (b"\x81\x00", b"\x88\xa8"):
+        f = f[:12] + f[16:]
+    return f
+
+
+@settings(SETTINGS, max_examples=100)
+@given(st.one_of(frames(), st.lists(edgy_ipv4(), min_size=1, max_size=12)), TABLES, st.integers(0, 4095))
+def test_fast_and_general_parse_agree(pool, data, entries, vid):
+    """The classifier's parse has a fast path for untagged IPv4 frames of
+    34 bytes or more (ixy_key_parse in csrc/ixy_classify.h) and takes the
+    general parse (ixy_parse_tuple) for the rest. Each frame is sent
+    untagged (an IPv4 one of 34 bytes or more: the fast path) and with an
+    802.1Q tag in front of its EtherType (the general path): both as the
+    reference classifies them, so the same rule for both wherever the frame
+    is 14 bytes or more. The frames: frames()'s, or untagged IPv4 ones with
+    header fields at the edges (edgy_ipv4); the rules: TABLES' and PROBE.
+    Mutations tried in ixy_key_parse (each alone): the UDP header's
+    minimum length 8 made 4 (`tot < ihl + 8` -> `tot < ihl + 4`) and the
+    datagram allowed one byte past the frame (`len < 14 + tot` ->
+    `len < 13 + tot`) fail it; an IHL of 4 words let through (`0x45u` ->
+    `0x44u`) failed it in one run of two, and a non-first fragment with
+    offset bit 12 taken for one with ports (`0x1FFF` -> `0x0FFF`) passed
+    it: hypothesis seldom draws those frames."""
+    plain = [_untagged(f) for f in data]
+    tagged = [f[:12] + b"\x81\x00" + vid.to_bytes(2, "big") + f[12:] if len(f) >= 14 else f for f in plain]
+    for table in (entries, PROBE):
+        rules = ref_rules(table)
+        c = Classifier(vec.rules(table), [True] * len(table))
+        for frames_ in (plain, tagged):
+            batch = fill(pool, frames_)
+            try:
+                labels = np.zeros(64, np.int32)
+                c.classify(batch, labels)
+                assert labels[:len(frames_)].tolist() == [ref.first_match(rules, ref.parse(f)) for f in frames_]
+            finally:
+                batch.free()
+
+
+@pytest.mark.parametrize("src, dst, want", [("10.0.0.0/8", "any", 0), ("11.0.0.0/8", "any", -1),
+                                            ("10.1.0.0/16", "any", -1), ("10.128.0.0/9", "any", -1),
+                                            ("10.0.0.0/16", "10.0.0.0/24", 0), ("any", "10.0.1.0/24", -1),
+                                            ("8.0.0.0/6", "8.0.0.0/5", 0), ("0.0.0.0/1", "10.0.0.1/32", 0)])
+def test_prefix_test_skipped_only_up_to_8_bits(src, dst, want):
+    """A rule whose prefixes are /8 or shorter is decided by the first-octet
+    tables (no prefix test, `exact` in csrc/ixy_classify.h); a longer one
+    is tested. The frame is 10.0.0.2 -> 10.0.0.1. Mutation it catches: /16
+    taken as decided by the octets (`& 0x00FFFFFF` -> `& 0x0000FFFF` in
+    classify.pyx's _octet_exact; test_classify_matches_reference did not
+    find it)."""
+    from ixypy.packets import udp_frame
+
+    pool = Mempool(DmaMemory(64 * 2048), 64)
+    batch = fill(pool, [udp_frame(60)])
+    try:
+        labels = np.zeros(1, np.int32)
+        Classifier(vec.rules([("any", src, "any", dst, "any")]), [True]).classify(batch, labels)
+        assert labels[0] == want
+    finally:
+        batch.free()

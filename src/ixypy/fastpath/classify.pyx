@@ -4,7 +4,8 @@
 (ixypy.vector.RULE_DTYPE records: protocol, IPv4 source and destination
 prefixes, source and destination port ranges) and an action per rule into
 lookup tables (csrc/ixy_classify.h); ``classifier(batch)`` then parses every
-packet (the parser of ops.Fields.load), finds its first matching rule,
+packet (the parser of ops.Fields.load, with a fast path of its own for
+untagged IPv4 that reads only the 5-tuple), finds its first matching rule,
 counts it and keeps or drops the packet, in one C loop with the GIL
 released (the dropped buffers go back to their pools after it, with the
 GIL held: another thread may be allocating from them): no Python object
@@ -120,10 +121,8 @@ cdef class Classifier:
 
 cdef void _classify(const ixy_classifier *c, ixy_buf **bufs, uint32_t n, int32_t *labels) noexcept nogil:
     cdef uint32_t i
-    cdef ixy_tuple t
     for i in range(n):
-        ixy_parse_tuple(bufs[i].data, bufs[i].len, &t)
-        labels[i] = ixy_classify(c, &t)
+        labels[i] = ixy_classify(c, bufs[i].data, bufs[i].len)
 
 
 # --- compiling the rules ---------------------------------------------------------
@@ -135,12 +134,21 @@ cdef void _free(ixy_classifier *c) noexcept nogil:
     memset(c, 0, sizeof(ixy_classifier))
 
 
+cdef inline bint _octet_exact(const ixy_rule_addr *a) noexcept nogil:
+    """Whether (addr & mask) == net holds exactly when the first octets
+    do, for both prefixes: no mask bit below the first octet, no net bit
+    outside the mask."""
+    return ((a.src_mask | a.dst_mask) & 0x00FFFFFF) == 0 and \
+        (a.src_net & ~a.src_mask) == 0 and (a.dst_net & ~a.dst_mask) == 0
+
+
 cdef int _build(ixy_classifier *c, const ixy_rule *rules, uint32_t n) noexcept nogil:
     """Fill c from n rules; -1 if out of memory (what was allocated is freed
     by the owner). Rule r is bit r % 64 of word r // 64."""
     cdef uint32_t nwords = (n + 63) // 64, w, r, p, h, b, nleaves = 0, field, width
     cdef uint64_t bit
     cdef const ixy_rule *ru
+    cdef ixy_rule_addr a
     cdef uint32_t *hi_table
     cdef ixy_rule_word *wd
     cdef uint64_t *leaf
@@ -149,8 +157,8 @@ cdef int _build(ixy_classifier *c, const ixy_rule *rules, uint32_t n) noexcept n
     c.nrules = n
     c.nwords = nwords
     c.words = <ixy_rule_word *> calloc(nwords + 1, sizeof(ixy_rule_word))
-    # at most one leaf per high byte, port field and word; shrunk below
-    c.leaves = <uint64_t *> malloc((nwords * 512 + 1) * 256 * sizeof(uint64_t))
+    # at most one leaf per high byte (and the no-port key 256), port field and word; shrunk below
+    c.leaves = <uint64_t *> malloc((nwords * 514 + 1) * 256 * sizeof(uint64_t))
     c.addr = <ixy_rule_addr *> calloc(n + 1, sizeof(ixy_rule_addr))
     if c.words == NULL or c.leaves == NULL or c.addr == NULL:
         return -1
@@ -163,41 +171,53 @@ cdef int _build(ixy_classifier *c, const ixy_rule *rules, uint32_t n) noexcept n
                 wd.proto[p] |= bit
         elif ru.proto < 256:                  # above 256: matches no packet, as in ixy_rule_matches
             wd.proto[ru.proto] |= bit
-        if ru.sport_lo == 0 and ru.sport_hi == 0xFFFF and ru.dport_lo == 0 and ru.dport_hi == 0xFFFF:
-            wd.no_ports |= bit
-        if ru.src_mask == 0 and ru.dst_mask == 0:
-            wd.no_prefix |= bit
-        c.addr[r].src_mask = ru.src_mask
-        c.addr[r].src_net = ru.src_net if ru.src_mask else 0
-        c.addr[r].dst_mask = ru.dst_mask
-        c.addr[r].dst_net = ru.dst_net if ru.dst_mask else 0
+        if ru.src_mask == 0:                  # IXY_NO_ADDR, an IPv6 packet: only the rules without the prefix
+            wd.src_octet[256] |= bit
+        if ru.dst_mask == 0:
+            wd.dst_octet[256] |= bit
+        a.src_mask = ru.src_mask             # host order here, the frame's (network) order in c.addr
+        a.src_net = ru.src_net if ru.src_mask else 0
+        a.dst_mask = ru.dst_mask
+        a.dst_net = ru.dst_net if ru.dst_mask else 0
+        if _octet_exact(&a):                  # the octet tables decide the prefixes: no test per packet
+            wd.exact |= bit
         for p in range(256):              # the first octets each prefix admits (a necessary condition)
-            if (p & (c.addr[r].src_mask >> 24)) == c.addr[r].src_net >> 24:
+            if (p & (a.src_mask >> 24)) == a.src_net >> 24:
                 wd.src_octet[p] |= bit
-            if (p & (c.addr[r].dst_mask >> 24)) == c.addr[r].dst_net >> 24:
+            if (p & (a.dst_mask >> 24)) == a.dst_net >> 24:
                 wd.dst_octet[p] |= bit
+        c.addr[r].src_mask = ixy_net32(a.src_mask)
+        c.addr[r].src_net = ixy_net32(a.src_net)
+        c.addr[r].dst_mask = ixy_net32(a.dst_mask)
+        c.addr[r].dst_net = ixy_net32(a.dst_net)
     # the port tables: for each word and field, a leaf (256 rule masks, by the
     # port's low byte) per high byte, a leaf equal to the one made just before
-    # shared (so a range spanning many high bytes costs one leaf)
+    # shared (so a range spanning many high bytes costs one leaf); high byte
+    # 256 is IXY_NO_PORT (no UDP/TCP header): low byte 0 admits the rules
+    # whose range is 0-65535
     for w in range(nwords):
         width = n - w * 64 if n - w * 64 < 64 else 64
         for field in range(2):
             hi_table = &c.words[w].sport_hi[0] if field == 0 else &c.words[w].dport_hi[0]
-            for h in range(256):
+            for h in range(257):
                 leaf = c.leaves + nleaves * 256
                 memset(leaf, 0, 256 * sizeof(uint64_t))
                 for b in range(width):
                     ru = &rules[w * 64 + b]
                     lo = ru.sport_lo if field == 0 else ru.dport_lo
                     hi = ru.sport_hi if field == 0 else ru.dport_hi
+                    if h == 256:
+                        if lo == 0 and hi == 0xFFFF:
+                            leaf[0] |= (<uint64_t> 1) << b
+                        continue
                     first = lo if lo > <int> (h << 8) else <int> (h << 8)
                     last = hi if hi < <int> ((h << 8) | 255) else <int> ((h << 8) | 255)
                     for port in range(first, last + 1):
                         leaf[port & 255] |= (<uint64_t> 1) << b
                 if nleaves and memcmp(leaf, leaf - 256, 256 * sizeof(uint64_t)) == 0:
-                    hi_table[h] = nleaves - 1
+                    hi_table[h] = (nleaves - 1) * 256
                 else:
-                    hi_table[h] = nleaves
+                    hi_table[h] = nleaves * 256
                     nleaves += 1
     shrunk = <uint64_t *> realloc(c.leaves, (nleaves + 1) * 256 * sizeof(uint64_t))
     if shrunk != NULL:
