@@ -502,13 +502,15 @@ static unsigned tx_queue(struct intel_function *p, unsigned qi, const struct sim
     }
     if (peer_locked)
         intel_rx_unlock(peer);
+    /* counted before the head moves: a driver that sees the head at the
+     * tail (flush_tx) then reads counters that include every frame */
+    tx_account(p, q, &sent);
     STR(&q->head, head);
     if (consumed) {
         uint32_t iv = LD(&p->tx_ivar[qi]);     /* 7.3.4: tx cause of queue qi */
         if (iv & IVAR_VALID)
             intel_irq_raise(p, 1ull << (iv & 63), now);
     }
-    tx_account(p, q, &sent);
     return consumed;
 }
 
