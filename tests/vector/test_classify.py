@@ -20,7 +20,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ixypy import PacketBatch
 from ixypy import vector as vec
 from ixypy.errors import BatchError
 from ixypy.fastpath.classify import Classifier
@@ -28,7 +27,7 @@ from ixypy.fastpath.mempool import DmaMemory, Mempool
 
 from . import reference as ref
 from .frames import frames
-from .test_ops import ref_rules
+from .test_ops import fill, ref_rules
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -43,19 +42,6 @@ _PORTS = st.one_of(
 _PROTO = st.sampled_from(["any", "tcp", "udp", "icmp", "17", "6", "47", "0", "255"])
 RULE = st.tuples(_PROTO, _PREFIX, _PORTS, _PREFIX, _PORTS)
 TABLES = st.one_of(st.lists(RULE, max_size=12), st.lists(RULE, min_size=60, max_size=140))
-
-
-@pytest.fixture(scope="module")
-def pool():
-    return Mempool(DmaMemory(1024 * 2048), 1024, debug=True)
-
-
-def fill(pool: Mempool, data: list) -> PacketBatch:
-    batch = PacketBatch(64)
-    assert batch.alloc(pool, len(data)) == len(data)
-    for i, f in enumerate(data):
-        batch.write(i, f)
-    return batch
 
 
 @SETTINGS

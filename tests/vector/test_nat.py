@@ -16,27 +16,15 @@ from hypothesis import HealthCheck, given, settings
 
 from ixypy import PacketBatch
 from ixypy import vector as vec
-from ixypy.fastpath.mempool import DmaMemory, Mempool
+from ixypy.fastpath.mempool import Mempool
 from ixypy.fastpath.nat import Rewriter
 from ixypy.vapps.nat import Nat
 
 from .frames import frames
+from .test_ops import fill
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 PORTS = {53: 5353, 1234: 80, 5678: 443, 0: 65535}
-
-
-@pytest.fixture(scope="module")
-def pool():
-    return Mempool(DmaMemory(1024 * 2048), 1024, debug=True)
-
-
-def batch_of(pool: Mempool, data: list) -> PacketBatch:
-    batch = PacketBatch(64)
-    assert batch.alloc(pool, len(data)) == len(data)
-    for i, f in enumerate(data):
-        batch.write(i, f.ljust(60, b"\0"))
-    return batch
 
 
 def numpy_nat(batch: PacketBatch, pool: Mempool, inside: str, outside: str, ports: dict, outbound: bool) -> int:
@@ -66,7 +54,8 @@ def numpy_nat(batch: PacketBatch, pool: Mempool, inside: str, outside: str, port
 @pytest.mark.parametrize("prefixes", [("10.0.0.0/8", "198.0.0.0/8"), ("10.0.0.0/24", "192.168.1.0/24"),
                                       ("0.0.0.0/0", "0.0.0.0/0")])
 def test_compiled_nat_matches_numpy(pool, prefixes, outbound, data):
-    ours, theirs = batch_of(pool, data), batch_of(pool, data)
+    padded = [f.ljust(60, b"\0") for f in data]
+    ours, theirs = fill(pool, padded), fill(pool, padded)
     try:
         nat = Nat(*prefixes, PORTS, outbound=outbound)
         hits = nat(ours)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from ixypy import PacketBatch
 from ixypy import vector as vec
 from ixypy.errors import BatchError
-from ixypy.fastpath.mempool import DmaMemory, Mempool
+from ixypy.fastpath.mempool import Mempool
 
 from . import reference as ref
 from .frames import frame, frames
@@ -22,20 +22,21 @@ SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[Healt
 COLUMNS = ("length", "l3", "l4", "ethertype", "vlan", "proto", "flags", "src", "dst", "sport", "dport")
 
 
-def load(pool: Mempool, data: list, capacity: int = 64):
-    """A batch holding data (one frame each) and its Packets, loaded."""
+def fill(pool: Mempool, data: list, capacity: int = 64) -> PacketBatch:
+    """A batch holding data, one frame each."""
     batch = PacketBatch(capacity)
     assert batch.alloc(pool, len(data)) == len(data)
     for i, f in enumerate(data):
         batch.write(i, f)
+    return batch
+
+
+def load(pool: Mempool, data: list, capacity: int = 64):
+    """A batch holding data (one frame each) and its Packets, loaded."""
+    batch = fill(pool, data, capacity)
     pk = vec.Packets(capacity, pool)
     pk.load(batch)
     return batch, pk
-
-
-@pytest.fixture(scope="module")
-def pool():
-    return Mempool(DmaMemory(1024 * 2048), 1024, debug=True)
 
 
 def row(pk, i: int) -> dict:
