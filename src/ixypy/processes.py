@@ -37,7 +37,7 @@ import signal
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Generic, List, Optional, Sequence, TypeVar
+from typing import Any, Callable, Dict, Generic, List, Optional, Sequence, Tuple, TypeVar
 
 from .apps import STRETCH, Limits, _Clock
 from .device import Device
@@ -78,18 +78,19 @@ class _Worker(Generic[T]):
     pid: int
     out: int                                   # read end of the pipe its result comes through
     data: bytearray = field(default_factory=bytearray)
-    status: Optional[int] = None               # os.waitpid's, once it ended
     overdue: bool = False                      # killed: it did not stop within GRACE
+    outcome: Optional[Tuple[bool, Any]] = None    # once it ended: (True, its result) or (False, why it failed)
 
     def reap(self, block: bool) -> bool:
-        """Has it ended? Once it has: its exit status, and all it wrote."""
-        if self.status is None:
+        """Has it ended? Once it has: all it wrote, read, and its outcome."""
+        if self.outcome is None:
             pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
             if not pid:
                 return False
-            self.status = status
             while self.out >= 0:
                 self.read()
+            self.outcome = self._outcome(status)
+            self.data = bytearray()
         return True
 
     def read(self) -> None:
@@ -101,20 +102,25 @@ class _Worker(Generic[T]):
             os.close(self.out)
             self.out = -1
 
-    def failure(self) -> Optional[str]:
-        """Why it failed, or None if it ended with a result."""
+    def _outcome(self, status: int) -> Tuple[bool, Any]:
         if self.overdue:
-            return f"did not stop within {GRACE} s of being asked to: killed"
-        if self.status is not None and os.WIFSIGNALED(self.status):
-            return f"killed by {signal.Signals(os.WTERMSIG(self.status)).name}"
+            return False, f"did not stop within {GRACE} s of being asked to: killed"
+        if os.WIFSIGNALED(status):
+            return False, f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
         try:
-            ok, value = pickle.loads(bytes(self.data))
+            return pickle.loads(bytes(self.data))
         except Exception:
-            return f"ended with status {os.waitstatus_to_exitcode(self.status or 0)} and no result"
+            return False, f"ended with status {os.waitstatus_to_exitcode(status)} and no result"
+
+    def failure(self) -> Optional[str]:
+        """Why it failed, or None if it ended with a result (it has ended)."""
+        assert self.outcome is not None
+        ok, value = self.outcome
         return None if ok else value
 
     def result(self) -> T:
-        return pickle.loads(bytes(self.data))[1]
+        assert self.outcome is not None
+        return self.outcome[1]
 
 
 def run_workers(queues: int, work: Work, limits: Limits, devices: Sequence[Device],
@@ -134,7 +140,7 @@ def run_workers(queues: int, work: Work, limits: Limits, devices: Sequence[Devic
     finally:
         shared[0] = 1
         _end(workers)
-    failed = [(w.index, w.failure()) for w in workers if w.failure() is not None]
+    failed = [(w.index, why) for w in workers if (why := w.failure()) is not None]
     if failed:
         raise WorkerFailed("; ".join(f"worker {i} (queue {i}) {why}" for i, why in failed))
     return [w.result() for w in workers]
@@ -218,7 +224,7 @@ def _end(workers: Sequence[_Worker]) -> None:
     while not all(w.reap(block=False) for w in workers):
         if time.monotonic() >= deadline:
             for w in workers:
-                if w.status is None:
+                if w.outcome is None:
                     w.overdue = True
                     os.kill(w.pid, signal.SIGKILL)
                     w.reap(block=True)
