@@ -20,6 +20,27 @@
  * real device-memory barriers here, which nobody has written or tested yet. */
 #if !defined(__x86_64__) && !defined(__i386__)
 #error "ixypy's fast path is written for x86 memory ordering: ixy_wmb/ixy_rmb need device-memory barriers (as Linux's dma_wmb/wmb) on this architecture"
+/* Narrower accesses to a mapped BAR, for registers that must be accessed
+ * at their own width (VirtIO 1.x 4.1.3.1: the common configuration's 8- and
+ * 16-bit fields). Slow-path only; a model's ops take 32 bits (regs.pyx
+ * checks before calling these). */
+#define IXY_MMIO_NARROW(bits)                                                          \
+static inline uint##bits##_t ixy_read##bits(const struct ixy_bar *bar, uint32_t off)   \
+{                                                                                      \
+    ixy_compiler_barrier();                                                            \
+    uint##bits##_t v = *(volatile uint##bits##_t *)(bar->base + off);                  \
+    ixy_compiler_barrier();                                                            \
+    return v;                                                                          \
+}                                                                                      \
+static inline void ixy_write##bits(const struct ixy_bar *bar, uint32_t off, uint##bits##_t value) \
+{                                                                                      \
+    ixy_wmb();                                                                         \
+    *(volatile uint##bits##_t *)(bar->base + off) = value;                             \
+    ixy_compiler_barrier();                                                            \
+}
+IXY_MMIO_NARROW(8)
+IXY_MMIO_NARROW(16)
+
 #endif
 #define ixy_rmb() ixy_compiler_barrier()
 #define ixy_wmb() ixy_compiler_barrier()
@@ -61,5 +82,26 @@ static inline void ixy_write32(const struct ixy_bar *bar, uint32_t off, uint32_t
     *(volatile uint32_t *)(bar->base + off) = value;
     ixy_compiler_barrier();
 }
+
+/* Narrower accesses to a mapped BAR, for registers that must be accessed
+ * at their own width (VirtIO 1.x 4.1.3.1: the common configuration's 8- and
+ * 16-bit fields). Slow-path only; a model's ops take 32 bits (regs.pyx
+ * checks before calling these). */
+#define IXY_MMIO_NARROW(bits)                                                          \
+static inline uint##bits##_t ixy_read##bits(const struct ixy_bar *bar, uint32_t off)   \
+{                                                                                      \
+    ixy_compiler_barrier();                                                            \
+    uint##bits##_t v = *(volatile uint##bits##_t *)(bar->base + off);                  \
+    ixy_compiler_barrier();                                                            \
+    return v;                                                                          \
+}                                                                                      \
+static inline void ixy_write##bits(const struct ixy_bar *bar, uint32_t off, uint##bits##_t value) \
+{                                                                                      \
+    ixy_wmb();                                                                         \
+    *(volatile uint##bits##_t *)(bar->base + off) = value;                             \
+    ixy_compiler_barrier();                                                            \
+}
+IXY_MMIO_NARROW(8)
+IXY_MMIO_NARROW(16)
 
 #endif

@@ -1,9 +1,11 @@
-/* Legacy (virtio 0.9.5) split virtqueues and the virtio-net header.
+/* Split virtqueues and the virtio-net header, legacy and VirtIO 1.x.
  *
  * VirtIO 1.x, 2.7 (split virtqueues) and 2.7.2 "Legacy Interfaces: A Note on
  * Virtqueue Layout": descriptor table, available ring, padding to the queue
- * alignment (4096 for legacy PCI), used ring. Everything little-endian
- * (legacy is guest-endian; ixypy runs on x86).
+ * alignment (4096 for legacy PCI), used ring. A VirtIO 1.x device is given
+ * the three parts' addresses one by one (4.1.4.3) and needs less alignment
+ * (2.7: 16, 2 and 4 bytes), so the same layout serves both. Everything
+ * little-endian (legacy is guest-endian, 1.x little-endian; ixypy runs on x86).
  */
 #ifndef IXY_VIRTIO_H
 #define IXY_VIRTIO_H
@@ -64,8 +66,10 @@ static inline size_t ixy_vring_size(uint32_t num)
     return (end_used + IXY_VRING_ALIGN - 1) & ~(size_t)(IXY_VRING_ALIGN - 1);
 }
 
-/* 5.1.6 virtio_net_hdr without VIRTIO_NET_F_MRG_RXBUF: 10 bytes. All zero
- * on transmit (no checksum or segmentation offload is negotiated). */
+/* 5.1.6 virtio_net_hdr: 10 bytes for a legacy device without
+ * VIRTIO_NET_F_MRG_RXBUF; with VIRTIO_F_VERSION_1 num_buffers (16 bits)
+ * always follows, 12 bytes (5.1.6 "Legacy Interface: Device Operation").
+ * All zero on transmit (no checksum or segmentation offload is negotiated). */
 struct ixy_virtio_net_hdr {
     uint8_t flags;
     uint8_t gso_type;
@@ -77,6 +81,7 @@ struct ixy_virtio_net_hdr {
 
 _Static_assert(sizeof(struct ixy_virtio_net_hdr) == 10, "virtio-net header size");
 #define IXY_VIRTIO_NET_HDR_LEN 10u
+#define IXY_VIRTIO_NET_HDR_LEN_V1 12u
 
 /* used.idx, used.flags and avail.idx are shared with the device: volatile
  * accesses, so the compiler reads them fresh on every poll. */
@@ -102,16 +107,33 @@ static inline void ixy_vring_publish(struct ixy_vring_avail *a, uint16_t idx)
  * used.flags (2.7.10 / 2.7.7), a store-load order x86 does not keep alone. */
 #define ixy_mb() __atomic_thread_fence(__ATOMIC_SEQ_CST)
 
-/* QUEUE_NOTIFY (legacy header offset 16, 16 bits): through a model's port
- * ops, or a pwrite of exactly two bytes on the I/O-port file (UIO resourceN
- * or the VFIO device fd). Returns 0 or -1. Called without the GIL. */
-static inline int ixy_virtio_notify(const struct ixy_port_ops *ops, int fd, long notify_pos, uint16_t queue)
+/* Where a virtqueue's available-buffer notifications go (4.1.4.4, 4.1.4.8):
+ * - legacy: the 16-bit QUEUE_NOTIFY register of I/O-port BAR0, written
+ *   through a model's port ops, or with a pwrite of exactly two bytes on the
+ *   I/O-port file (UIO resourceN or the VFIO device fd) at pos;
+ * - modern: the queue's notify address in a mapped memory BAR
+ *   (notify structure offset + queue_notify_off * notify_off_multiplier),
+ *   a 16-bit store of the queue index (no VIRTIO_F_NOTIFICATION_DATA). */
+struct ixy_virtio_doorbell {
+    const struct ixy_port_ops *port_ops;
+    int fd;
+    long pos;
+    volatile uint16_t *mmio;    /* set for a modern queue, else NULL */
+};
+
+/* Ring the doorbell for queue. Returns 0 or -1. Called without the GIL;
+ * the caller has made the avail ring visible (ixy_vring_publish, ixy_mb). */
+static inline int ixy_virtio_notify(const struct ixy_virtio_doorbell *d, uint16_t queue)
 {
-    if (ops) {
-        ops->write(ops->ctx, (uint32_t)notify_pos, 2, queue);
+    if (d->mmio) {
+        *d->mmio = queue;
         return 0;
     }
-    return pwrite(fd, &queue, 2, notify_pos) == 2 ? 0 : -1;
+    if (d->port_ops) {
+        d->port_ops->write(d->port_ops->ctx, (uint32_t)d->pos, 2, queue);
+        return 0;
+    }
+    return pwrite(d->fd, &queue, 2, d->pos) == 2 ? 0 : -1;
 }
 
 #endif

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional, Protocol, Sequence, Tuple
 
 from .fastpath.regs import Bar, PortIo
-from .errors import InterruptsUnavailable
+from .errors import DeviceError, InterruptsUnavailable
 from .guard import DmaGuard
 from .memory import DmaAllocator
 from . import pci
@@ -43,6 +43,11 @@ class Bus:
     def set_bus_master(self, enabled: bool) -> None:
         """Allow or forbid the device's DMA (PCI command register), checked."""
         pci.set_bus_master(self, enabled)
+
+    def choose_dma(self, bypasses_iommu: bool) -> None:
+        """Before the driver's first DMA allocation: the addresses its device
+        uses after all (a virtio device goes through the IOMMU only once
+        VIRTIO_F_ACCESS_PLATFORM is negotiated). A model has one kind."""
 
     def close(self) -> None:
         """Release DMA memory and the device (after its DMA has stopped)."""
@@ -115,8 +120,16 @@ class PciBus(Bus):
         self.ids = dev.ids
         self.supports_interrupts = dev.supports_interrupts
         self.dma = dev.dma_allocator(driver.dma_bypasses_iommu)
+        self._bypasses_iommu = driver.dma_bypasses_iommu
         self.guard = dev.dma_guard()
         self._msix = False
+
+    def choose_dma(self, bypasses_iommu: bool) -> None:
+        if bypasses_iommu != self._bypasses_iommu:
+            if self.dma.regions:
+                raise DeviceError(f"{self.address}: the DMA path changed after memory was allocated for the device")
+            self.dma = self.dev.dma_allocator(bypasses_iommu)
+            self._bypasses_iommu = bypasses_iommu
 
     def bar(self, index: int) -> Bar:
         return self.dev.map_bar(index).bar()

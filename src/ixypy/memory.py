@@ -359,9 +359,10 @@ class IdentityVfioAllocator(HugepageAllocator):
             pages = super()._translate(memory)
         except PermissionDenied as err:
             raise PermissionDenied(
-                f"{err.message}: this device bypasses the IOMMU (a legacy virtio device cannot negotiate "
-                f"VIRTIO_F_ACCESS_PLATFORM), so even under VFIO it needs physical addresses",
-                "run as root (CAP_SYS_ADMIN reads /proc/self/pagemap); VFIO alone does not suffice for legacy virtio") from None
+                f"{err.message}: this device bypasses the IOMMU (a virtio device that offers no "
+                f"VIRTIO_F_ACCESS_PLATFORM, as every legacy one), so even under VFIO it needs physical addresses",
+                "run as root (CAP_SYS_ADMIN reads /proc/self/pagemap), or give the VM a VirtIO 1.x NIC that offers "
+                "ACCESS_PLATFORM (QEMU: -device virtio-net-pci,iommu_platform=on): then VFIO alone suffices") from None
         for i, phys in enumerate(pages):
             self.container.map_dma(memory.address + i * self.page_size, phys, self.page_size)
         return pages

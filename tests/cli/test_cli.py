@@ -361,7 +361,7 @@ def test_devices_json_lists_network_devices_read_only(tmp_path: Path, monkeypatc
 
 
 # what `ixypy devices --json` gives on a server with an X520 for ixypy, an I350
-# port and a modern virtio NIC still with the kernel, a legacy virtio NIC on UIO
+# port and a modern virtio NIC still with the kernel, a transitional virtio NIC on UIO
 DEVICE_ROWS = [
     {"address": "0000:03:00.0", "id": "8086:10fb", "name": "82599 SFP+ (X520)", "driver": "vfio-pci",
      "interfaces": [], "busy": [], "ixypy": "ixgbe"},
@@ -369,9 +369,9 @@ DEVICE_ROWS = [
      "interfaces": ["enp3s0f1"], "busy": [], "ixypy": "ixgbe"},
     {"address": "0000:81:00.0", "id": "8086:1521", "name": "I350 copper", "driver": "igb",
      "interfaces": ["enp129s0f0", "enp129s0f0v1"], "busy": ["enp129s0f0"], "ixypy": "igb"},
-    {"address": "0000:00:03.0", "id": "1af4:1041", "name": "", "driver": "virtio-pci",
-     "interfaces": ["eth0"], "busy": ["eth0"], "ixypy": ""},
-    {"address": "0000:00:10.0", "id": "1af4:1000", "name": "legacy virtio-net", "driver": "uio_pci_generic",
+    {"address": "0000:00:03.0", "id": "1af4:1041", "name": "virtio-net (VirtIO 1.x)", "driver": "virtio-pci",
+     "interfaces": ["eth0"], "busy": ["eth0"], "ixypy": "virtio"},
+    {"address": "0000:00:10.0", "id": "1af4:1000", "name": "virtio-net (transitional or legacy)", "driver": "uio_pci_generic",
      "interfaces": [], "busy": [], "ixypy": "virtio"},
 ]
 

@@ -13,7 +13,7 @@ CSRC = Path(__file__).resolve().parents[2] / "csrc"
 # the two system headers ixy_regs.h includes, freestanding, so the compiler
 # can be told it targets no x86 without the C library's headers objecting
 FREESTANDING = {
-    "stdint.h": "typedef unsigned char uint8_t; typedef unsigned int uint32_t;\n",
+    "stdint.h": "typedef unsigned char uint8_t; typedef unsigned short uint16_t; typedef unsigned int uint32_t;\n",
     "stddef.h": "typedef unsigned long size_t;\n",
 }
 

@@ -58,7 +58,7 @@ CLASSES = [Device, IntelDevice, Mempool, PacketBatch, Bus, pci.PciDevice, vfio.V
            Queue, IntelRxQueue, IntelTxQueue, VirtioRxQueue, VirtioTxQueue, bench]    # bench: a module of functions
 # snake_case words in hints that name something outside ixypy: kernel boot
 # options, a kernel module, a QEMU property
-EXTERNAL = {"intel_iommu", "amd_iommu", "vfio_iommu_type1", "ctrl_rx"}
+EXTERNAL = {"intel_iommu", "amd_iommu", "vfio_iommu_type1", "ctrl_rx", "iommu_platform"}
 
 
 # ----------------------------------------------------------------------------- collecting

@@ -10,7 +10,7 @@ import pytest
 
 from ixypy import DmaMemory, Mempool, PacketBatch
 from ixypy.fastpath.regs import PortIo
-from ixypy.fastpath.virtio import VirtioRxQueue, VirtioTxQueue, vring_size
+from ixypy.fastpath.virtio import Doorbell, VirtioRxQueue, VirtioTxQueue, vring_size
 from ixypy.errors import PacketTooLarge
 
 N = 16                      # queue size: 8 chains
@@ -78,7 +78,7 @@ def make_pool(n=64):
 
 def test_rx_chains_header_in_headroom_then_data(port):
     ring, pool = DmaMemory(vring_size(N)), make_pool()
-    rxq = VirtioRxQueue(port, 0, ring, 0, N, pool)
+    rxq = VirtioRxQueue(Doorbell.io_port(port), 0, ring, 0, N, pool)
     assert rxq.fill() == N // 2 and rxq.notifies == 1
     assert os.pread(port.fd, 2, 16) == b"\0\0"          # notify names queue 0
     dev = SimDevice(ring, N)
@@ -108,7 +108,7 @@ def test_rx_chains_header_in_headroom_then_data(port):
 
 def test_rx_wraps_indices_and_survives_exhaustion(port):
     ring, pool = DmaMemory(vring_size(N)), make_pool(16)   # the ring's 8 + one batch
-    rxq = VirtioRxQueue(port, 0, ring, 0, N, pool)
+    rxq = VirtioRxQueue(Doorbell.io_port(port), 0, ring, 0, N, pool)
     rxq.fill()
     dev = SimDevice(ring, N)
     batch = PacketBatch(64)
@@ -138,7 +138,7 @@ def test_rx_wraps_indices_and_survives_exhaustion(port):
 def test_tx_one_publish_and_notify_per_batch_shared_zero_header(port):
     ring, pool = DmaMemory(vring_size(N) + 4096), make_pool()
     hdr = ring.address + vring_size(N)
-    txq = VirtioTxQueue(port, 1, ring, 0, N, hdr, 1518)
+    txq = VirtioTxQueue(Doorbell.io_port(port), 1, ring, 0, N, hdr, 1518)
     dev = SimDevice(ring, N)
     batch = PacketBatch(20)
     batch.alloc(pool, length=60)
@@ -165,7 +165,7 @@ def test_tx_one_publish_and_notify_per_batch_shared_zero_header(port):
 
 def test_tx_refuses_oversize_before_the_ring(port):
     ring, pool = DmaMemory(vring_size(N) + 4096), Mempool(DmaMemory(8 * 4096), 8, 4096)
-    txq = VirtioTxQueue(port, 1, ring, 0, N, ring.address + vring_size(N), 1518)
+    txq = VirtioTxQueue(Doorbell.io_port(port), 1, ring, 0, N, ring.address + vring_size(N), 1518)
     batch = PacketBatch(4)
     batch.alloc(pool, 3, length=60)
     batch.set_length(2, 1519)
@@ -177,15 +177,16 @@ def test_tx_refuses_oversize_before_the_ring(port):
 
 # --- one descriptor per packet (VIRTIO_F_ANY_LAYOUT negotiated) ------------------
 
-def test_rx_one_descriptor_header_then_frame_in_one_buffer(port):
+@pytest.mark.parametrize("hdr", [10, 12], ids=["legacy-hdr", "v1-hdr"])
+def test_rx_one_descriptor_header_then_frame_in_one_buffer(port, hdr):
     """With any_layout each chain is one device-writable descriptor that
-    starts 10 bytes before the packet data (the header in the headroom) and
+    starts hdr_len bytes (10 legacy, 12 with VERSION_1) before the packet data (the header in the headroom) and
     spans header + buffer capacity; the device writes both back to back and
     the packet is what follows the header.
     Mutation tried: the descriptor at data_dma (header not in the headroom):
     the frames read back start 10 bytes late and this test fails."""
     ring, pool = DmaMemory(vring_size(N)), make_pool()
-    rxq = VirtioRxQueue(port, 0, ring, 0, N, pool, True)
+    rxq = VirtioRxQueue(Doorbell.io_port(port), 0, ring, 0, N, pool, True, hdr)
     assert rxq.any_layout
     assert rxq.fill() == N and rxq.chains_posted == N and rxq.notifies == 1
     dev = SimDevice(ring, N)
@@ -195,10 +196,10 @@ def test_rx_one_descriptor_header_then_frame_in_one_buffer(port):
         head, chain = dev.pop()
         assert len(chain) == 1
         addr, length, flags = chain[0]
-        assert flags == F_WRITE and length == HDR + pool.buf_capacity
-        ctypes.memmove(addr, b"\xee" * HDR + f, HDR + len(f))   # any header bytes: not the packet's
+        assert flags == F_WRITE and length == hdr + pool.buf_capacity
+        ctypes.memmove(addr, b"\xee" * hdr + f, hdr + len(f))   # any header bytes: not the packet's
         assert head < N
-        dev.push(head, HDR + len(f))
+        dev.push(head, hdr + len(f))
     batch = PacketBatch(32)
     assert rxq.rx(batch) == 5
     assert [bytes(batch[i]) for i in range(5)] == frames
@@ -209,23 +210,25 @@ def test_rx_one_descriptor_header_then_frame_in_one_buffer(port):
     assert pool.free_count == pool.num_bufs
 
 
-def test_rx_one_descriptor_refuses_an_odd_length(port):
+@pytest.mark.parametrize("hdr", [10, 12], ids=["legacy-hdr", "v1-hdr"])
+def test_rx_one_descriptor_refuses_an_odd_length(port, hdr):
     """used.len shorter than the header, or past the buffer: dropped and counted."""
     ring, pool = DmaMemory(vring_size(N)), make_pool()
-    rxq = VirtioRxQueue(port, 0, ring, 0, N, pool, True)
+    rxq = VirtioRxQueue(Doorbell.io_port(port), 0, ring, 0, N, pool, True, hdr)
     rxq.fill()
     dev = SimDevice(ring, N)
-    dev.push(dev.pop()[0], HDR - 1)
-    dev.push(dev.pop()[0], HDR + pool.buf_capacity + 1)
+    dev.push(dev.pop()[0], hdr - 1)
+    dev.push(dev.pop()[0], hdr + pool.buf_capacity + 1)
     batch = PacketBatch(8)
     assert rxq.rx(batch) == 0 and rxq.errors == 2
     rxq.close()
     assert pool.free_count == pool.num_bufs
 
 
-def test_tx_one_descriptor_zeroed_header_right_before_the_frame(port):
+@pytest.mark.parametrize("hdr", [10, 12], ids=["legacy-hdr", "v1-hdr"])
+def test_tx_one_descriptor_zeroed_header_right_before_the_frame(port, hdr):
     """With any_layout a packet is one device-readable descriptor: a
-    10-byte zero header in the headroom right before the frame, then the
+    hdr_len-byte (10 or 12) zero header in the headroom right before the frame, then the
     frame; the queue holds as many packets as it has descriptors. The
     headroom starts dirty (an rx header left there), so the zeroing shows.
     Mutations tried: the descriptor 8 bytes before the data (length still
@@ -234,7 +237,7 @@ def test_tx_one_descriptor_zeroed_header_right_before_the_frame(port):
     not see it: the model checks only flags and gso_type, and a fresh or
     received buffer's headroom holds zeros there)."""
     ring, pool = DmaMemory(vring_size(N)), make_pool()
-    txq = VirtioTxQueue(port, 1, ring, 0, N, 0, 1518, True)
+    txq = VirtioTxQueue(Doorbell.io_port(port), 1, ring, 0, N, 0, 1518, True, hdr)
     assert txq.any_layout and txq.capacity == N
     dev = SimDevice(ring, N)
     batch = PacketBatch(N + 4)
@@ -242,18 +245,45 @@ def test_tx_one_descriptor_zeroed_header_right_before_the_frame(port):
     frames = [bytes(range(1 + i, 1 + i + 60 + i)) for i in range(len(batch))]
     for i, f in enumerate(frames):
         batch.write(i, f)
-        ctypes.memmove(batch.dma_address(i) - HDR, b"\xff" * HDR, HDR)    # DMA address = virtual here
+        ctypes.memmove(batch.dma_address(i) - hdr, b"\xff" * hdr, hdr)    # DMA address = virtual here
     assert txq.tx(batch) == N and len(batch) == 4 and txq.notifies == 1
     assert dev.pending() == N
     for i in range(N):
         head, chain = dev.pop()
         assert len(chain) == 1 and head < N
         addr, length, flags = chain[0]
-        assert flags == 0 and length == HDR + len(frames[i])
-        assert ctypes.string_at(addr, HDR) == bytes(HDR)
-        assert ctypes.string_at(addr + HDR, length - HDR) == frames[i]
+        assert flags == 0 and length == hdr + len(frames[i])
+        assert ctypes.string_at(addr, hdr) == bytes(hdr)
+        assert ctypes.string_at(addr + hdr, length - hdr) == frames[i]
         dev.push(head, 0)
     txq.reclaim()
     assert txq.in_flight == 0 and txq.bytes == sum(map(len, frames[:N]))
     batch.free()
+    assert pool.free_count == pool.num_bufs
+
+
+def test_modern_doorbell_stores_the_queue_index_at_its_notify_address():
+    """A VirtIO 1.x queue rings its doorbell with a 16-bit store of its index
+    at the notify address in the memory BAR (4.1.4.4), once per batch, and
+    nothing else in the BAR changes. A bad offset or header length is refused.
+    Mutation tried: the store at the BAR's start (offset dropped): the
+    checks of the notify word and of the untouched bytes fail."""
+    from ixypy.fastpath.regs import Bar
+    bar_mem = DmaMemory(4096)
+    bar = Bar(address=bar_mem.address, length=4096)
+    memoryview(bar_mem)[:] = b"\xaa" * 4096
+    ring, pool = DmaMemory(vring_size(N)), make_pool()
+    txq = VirtioTxQueue(Doorbell.mmio(bar, 0x104), 5, ring, 0, N, 0, 1518, True, 12)
+    batch = PacketBatch(4)
+    batch.alloc(pool, length=60)
+    assert txq.tx(batch) == 4 and txq.notifies == 1 and txq.notify_errors == 0
+    mem = bytes(memoryview(bar_mem))
+    assert mem[0x104:0x106] == (5).to_bytes(2, "little")
+    assert mem[:0x104] == b"\xaa" * 0x104 and mem[0x106:] == b"\xaa" * (4096 - 0x106)
+    for offset in (0x105, 4095, 4096):
+        with pytest.raises(ValueError, match="notify offset"):
+            Doorbell.mmio(bar, offset)
+    with pytest.raises(ValueError, match="12 .VERSION_1."):
+        VirtioTxQueue(Doorbell.mmio(bar, 0), 1, ring, 0, N, 0, 1518, True, 11)
+    txq.close()
     assert pool.free_count == pool.num_bufs

@@ -228,12 +228,12 @@ def test_used_buffer_notification_only_when_asked(pair):
     _, rx = pair
     rxq, model_dev = rx.rx_queue(0), rx.bus.function
     receive(rxq, 100)
-    rx.port.read8(19)                           # ISR_STATUS: read clears
+    rx.transport.port.read8(19)                           # ISR_STATUS: read clears
     assert not model_dev.isr_pending
     rxq.set_interrupt(True)
     receive(rxq, 100)
     assert model_dev.isr_pending
-    assert rx.port.read8(19) & 1 and not model_dev.isr_pending
+    assert rx.transport.port.read8(19) & 1 and not model_dev.isr_pending
     rxq.set_interrupt(False)
 
 

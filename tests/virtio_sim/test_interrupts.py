@@ -233,7 +233,7 @@ def test_open_with_interrupts():
     """As in the guest against QEMU: MSI-X on, the config at 24, rx on
     vector 0, config, tx and control on NO_VECTOR, rx polled (flag set)."""
     with ixypy.open("sim:virtio-loop", interrupts=True) as dev:
-        assert msix_enabled(dev.bus) and dev.config == 24 and dev.mac == MAC and dev.link_up()
+        assert msix_enabled(dev.bus) and dev.transport.config == 24 and dev.mac == MAC and dev.link_up()
         assert virtio_irq.vectors(dev) == {"config": NO_VECTOR, "rx": 0, "tx": NO_VECTOR, "ctrl": NO_VECTOR}
         assert not dev.rx_queue(0).interrupt_enabled
         assert dev.bus.model_errors() == []
@@ -286,6 +286,6 @@ def test_close_disables_msix_and_polling_finds_the_config_at_20(model):
     dev.close()
     assert not msix_enabled(fn) and table.read32(vector_ctrl(0)) == 1
     dev = open_device(False)
-    assert dev.config == 20 and dev.mac == MAC and dev.interrupts is None
+    assert dev.transport.config == 20 and dev.mac == MAC and dev.interrupts is None
     dev.close()
     assert fn.errors() == []

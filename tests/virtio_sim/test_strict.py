@@ -43,8 +43,8 @@ def test_wrong_width_read_is_refused(raw, offset, width, register):
 
 def test_wrong_width_write_through_the_drivers_port_is_refused():
     with ixypy.open("sim:virtio-sink") as dev:
-        dev.port.write32(QUEUE_NOTIFY, 1)
-        assert dev.port.read16(ISR_STATUS) == 0xFFFF
+        dev.transport.port.write32(QUEUE_NOTIFY, 1)
+        assert dev.transport.port.read16(ISR_STATUS) == 0xFFFF
         assert dev.bus.model_errors() == [
             "4-byte write of QUEUE_NOTIFY at 0x10: the register is 2 bytes",
             "2-byte read of ISR_STATUS at 0x13: the register is 1 bytes"]

@@ -141,7 +141,11 @@ def kernel_wedge(console: str) -> Optional[str]:
 class Nic:
     """A NIC to give the guest.
 
-    ``model``: "virtio" (legacy virtio-net, 1af4:1000) or "igb" (82576, 8086:10c9).
+    ``model``: "virtio" (legacy virtio-net, 1af4:1000, ``disable-modern=on``),
+    "virtio-transitional" (QEMU's default ``virtio-net-pci``: 1af4:1000 with
+    the legacy and the VirtIO 1.x interface), "virtio-modern" (1.x only,
+    ``disable-legacy=on``, 1af4:1041) or "igb" (82576, 8086:10c9).
+    ``iommu_platform``: a 1.x virtio NIC offers VIRTIO_F_ACCESS_PLATFORM.
     ``hub``: NICs with the same hub id are wired together (a QEMU hub); None
     leaves the NIC alone on its own hub. ``udp_sink``: instead of a hub, a
     loopback UDP socket on the host receives every frame the NIC sends.
@@ -153,13 +157,19 @@ class Nic:
     udp_sink: bool = False
     pcap: bool = False
     mac: Optional[str] = None
+    iommu_platform: bool = False
 
     def __post_init__(self) -> None:
-        if self.model not in ("virtio", "igb"):
-            raise ValueError(f"unknown NIC model {self.model!r}: use 'virtio' or 'igb'")
+        if self.model not in PCI_IDS:
+            raise ValueError(f"unknown NIC model {self.model!r}: use one of {', '.join(PCI_IDS)}")
+        if self.iommu_platform and self.model not in ("virtio-transitional", "virtio-modern"):
+            raise ValueError("iommu_platform is for the VirtIO 1.x interface: virtio-transitional or virtio-modern")
 
 
-PCI_IDS = {"virtio": (0x1AF4, 0x1000), "igb": (0x8086, 0x10C9)}
+PCI_IDS = {"virtio": (0x1AF4, 0x1000), "virtio-transitional": (0x1AF4, 0x1000), "virtio-modern": (0x1AF4, 0x1041),
+           "igb": (0x8086, 0x10C9)}
+# the virtio-net-pci option that makes each virtio model
+VIRTIO_MODES = {"virtio": "disable-modern=on", "virtio-transitional": "", "virtio-modern": "disable-legacy=on"}
 
 
 @dataclass(frozen=True)
@@ -182,7 +192,7 @@ def place_nics(nics: Sequence[Nic], run_dir: Path, sink_ports: Dict[int, int]) -
     placed = []
     virtio_i = igb_i = 0
     for i, nic in enumerate(nics):
-        if nic.model == "virtio":
+        if nic.model in VIRTIO_MODES:
             address = f"0000:00:{VIRTIO_FIRST_SLOT + virtio_i:02x}.0"
             virtio_i += 1
         else:
@@ -210,9 +220,10 @@ def nic_qemu_args(nic: Nic, placed: GuestNic) -> List[str]:
     if placed.pcap:
         args += ["-object", f"filter-dump,id=dump{placed.index},netdev={placed.netdev},file={placed.pcap}"]
     common = f"netdev={placed.netdev},mac={placed.mac},romfile="
-    if nic.model == "virtio":
+    if nic.model in VIRTIO_MODES:
         slot = int(placed.address.split(":")[2].split(".")[0], 16)
-        args += ["-device", f"virtio-net-pci,{common},disable-modern=on,addr={slot:#x}"]
+        options = [VIRTIO_MODES[nic.model]] + (["iommu_platform=on"] if nic.iommu_platform else [])
+        args += ["-device", ",".join(["virtio-net-pci", common, *filter(None, options), f"addr={slot:#x}"])]
     else:
         port = f"rp{placed.index}"
         bus = int(placed.address.split(":")[1], 16)

@@ -548,7 +548,7 @@ def test_interrupts_vfio_sleep_wake_no_loss_and_uio_refused(guest):
 
         rx = ixypy.open(B, method="vfio", interrupts=True)
         fds = [q.fd for q in rx.interrupts.queues]
-        res["open"] = {"config": rx.config, "mac": rx.mac, "vectors": virtio_irq.vectors(rx),
+        res["open"] = {"config": rx.transport.config, "mac": rx.mac, "vectors": virtio_irq.vectors(rx),
                        "msix": msix_enabled_sysfs(B), "flag": rx.rx_queue(0).interrupt_enabled}
         res["idle_irq"] = idle_cpu(rx, 1.0)
         res["idle_irq_stats"] = rx.interrupts.stats(0)
@@ -571,11 +571,11 @@ def test_interrupts_vfio_sleep_wake_no_loss_and_uio_refused(guest):
                 return True
         res["after_close"] = {"fds_closed": [closed(fd) for fd in fds], "msix": msix_enabled_sysfs(B)}
         rx = ixypy.open(B, method="vfio", interrupts=True)
-        res["reopen"] = {"config": rx.config, "mac": rx.mac, "vectors": virtio_irq.vectors(rx),
+        res["reopen"] = {"config": rx.transport.config, "mac": rx.mac, "vectors": virtio_irq.vectors(rx),
                          "latency": latency_trials(rx, 3), "stats": rx.interrupts.stats(0)}
         rx.close()
         rx = ixypy.open(B, method="vfio")
-        res["polling"] = {"config": rx.config, "mac": rx.mac, "msix": msix_enabled_sysfs(B),
+        res["polling"] = {"config": rx.transport.config, "mac": rx.mac, "msix": msix_enabled_sysfs(B),
                           "interrupts": rx.interrupts}
         res["idle_poll"] = idle_cpu(rx, 1.0)
         res["latency_poll"] = latency_trials(rx, 3)

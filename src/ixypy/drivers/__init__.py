@@ -27,7 +27,8 @@ class Driver(Protocol):
 def supported_ids() -> Dict[Tuple[int, int], Tuple[Driver, str]]:
     """(vendor, device) -> (driver class, model name)."""
     ids: Dict[Tuple[int, int], Tuple[Driver, str]] = {(ixgbe.INTEL, dev): (ixgbe.IxgbeDevice, name) for dev, name in ixgbe.DEVICE_IDS.items()}
-    ids[(virtio.VIRTIO_VENDOR, virtio.LEGACY_NET_DEVICE)] = (virtio.VirtioDevice, "legacy virtio-net")
+    ids[(virtio.VIRTIO_VENDOR, virtio.LEGACY_NET_DEVICE)] = (virtio.VirtioDevice, "virtio-net (transitional or legacy)")
+    ids[(virtio.VIRTIO_VENDOR, virtio.MODERN_NET_DEVICE)] = (virtio.VirtioDevice, "virtio-net (VirtIO 1.x)")
     ids.update({(igb.INTEL, dev): (igb.IgbDevice, name) for dev, name in igb.DEVICE_IDS.items()})
     return ids
 
@@ -36,5 +37,5 @@ def driver_for(vendor: int, device: int) -> Driver:
     try:
         return supported_ids()[(vendor, device)][0]
     except KeyError:
-        virtio.check_supported(vendor, device)   # a clearer reason for modern-only virtio
+        virtio.check_supported(vendor, device)   # a clearer reason for other virtio devices
         raise UnsupportedDevice(f"PCI id {vendor:04x}:{device:04x} is not a NIC ixypy supports") from None

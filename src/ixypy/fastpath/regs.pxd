@@ -15,6 +15,10 @@ cdef extern from "ixy_regs.h" nogil:
     void ixy_cpu_relax()
     uint32_t ixy_read32(const ixy_bar *bar, uint32_t off)
     void ixy_write32(const ixy_bar *bar, uint32_t off, uint32_t value)
+    uint8_t ixy_read8(const ixy_bar *bar, uint32_t off)
+    uint16_t ixy_read16(const ixy_bar *bar, uint32_t off)
+    void ixy_write8(const ixy_bar *bar, uint32_t off, uint8_t value)
+    void ixy_write16(const ixy_bar *bar, uint32_t off, uint16_t value)
 
 cdef extern from "ixy_portio.h" nogil:
     struct ixy_port_ops:
@@ -26,7 +30,7 @@ cdef extern from "ixy_portio.h" nogil:
 cdef class Bar:
     cdef ixy_bar bar
     cdef object keepalive
-    cdef void _check(self, uint32_t offset) except *
+    cdef void _check(self, uint32_t offset, uint32_t width=*) except *
 
 
 cdef class PortIo:

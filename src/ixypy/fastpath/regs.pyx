@@ -1,6 +1,7 @@
 # cython: language_level=3, binding=False, always_allow_keywords=False
 """Register access for the drivers: :class:`Bar` (a memory BAR, 32-bit
-MMIO) and :class:`PortIo` (an I/O-port BAR, exact-width accesses). Either
+MMIO; 8 and 16 bits too on a mapped BAR, for registers that must be
+accessed at their own width) and :class:`PortIo` (an I/O-port BAR, exact-width accesses). Either
 may be backed by a device model's ops instead of real hardware."""
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 from libc.errno cimport errno
@@ -30,10 +31,12 @@ cdef class Bar:
         self.bar.len = length
         self.keepalive = keepalive
 
-    cdef void _check(self, uint32_t offset) except *:
+    cdef void _check(self, uint32_t offset, uint32_t width=4) except *:
         if self.bar.ops == NULL and self.bar.base == NULL:
             raise DeviceError("register access after the device was closed", "open the device again")
-        if self.bar.ops == NULL and (offset & 3 or offset + 4 > self.bar.len):
+        if self.bar.ops != NULL and width != 4:
+            raise DeviceError(f"a {8 * width}-bit access at {offset:#x}: a device model's registers take 32 bits only")
+        if self.bar.ops == NULL and (offset & (width - 1) or offset + width > self.bar.len):
             raise IndexError(f"register offset {offset:#x} outside the {self.bar.len:#x}-byte BAR or unaligned")
 
     def read32(self, uint32_t offset) -> int:
@@ -43,6 +46,22 @@ cdef class Bar:
     def write32(self, uint32_t offset, uint32_t value) -> None:
         self._check(offset)
         ixy_write32(&self.bar, offset, value)
+
+    def read8(self, uint32_t offset) -> int:
+        self._check(offset, 1)
+        return ixy_read8(&self.bar, offset)
+
+    def read16(self, uint32_t offset) -> int:
+        self._check(offset, 2)
+        return ixy_read16(&self.bar, offset)
+
+    def write8(self, uint32_t offset, uint8_t value) -> None:
+        self._check(offset, 1)
+        ixy_write8(&self.bar, offset, value)
+
+    def write16(self, uint32_t offset, uint16_t value) -> None:
+        self._check(offset, 2)
+        ixy_write16(&self.bar, offset, value)
 
     def detach(self) -> None:
         """Forget the mapping (the device is closed): later accesses raise."""

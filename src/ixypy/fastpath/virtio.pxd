@@ -1,9 +1,9 @@
-# Legacy virtio-net split virtqueues (csrc/ixy_virtio.h): rx, tx and control.
+# virtio-net split virtqueues (csrc/ixy_virtio.h), legacy and VirtIO 1.x: rx, tx and control.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
 from .mempool cimport DmaMemory, Mempool, ixy_buf
 from .queue cimport Queue
-from .regs cimport PortIo, ixy_port_ops
+from .regs cimport Bar, PortIo, ixy_port_ops
 
 cdef extern from "ixy_virtio.h" nogil:
     struct ixy_vring_desc:
@@ -29,6 +29,12 @@ cdef extern from "ixy_virtio.h" nogil:
         IXY_VRING_USED_F_NO_NOTIFY
         IXY_VRING_ALIGN
         IXY_VIRTIO_NET_HDR_LEN
+        IXY_VIRTIO_NET_HDR_LEN_V1
+    struct ixy_virtio_doorbell:
+        const ixy_port_ops *port_ops
+        int fd
+        long pos
+        uint16_t *mmio
     size_t ixy_vring_avail_offset(uint32_t num)
     size_t ixy_vring_used_offset(uint32_t num)
     size_t ixy_vring_size(uint32_t num)
@@ -36,7 +42,12 @@ cdef extern from "ixy_virtio.h" nogil:
     uint16_t ixy_vring_used_idx(const ixy_vring_used *u)
     uint16_t ixy_vring_used_flags(const ixy_vring_used *u)
     void ixy_vring_publish(ixy_vring_avail *a, uint16_t idx)
-    int ixy_virtio_notify(const ixy_port_ops *ops, int fd, long notify_pos, uint16_t queue)
+    int ixy_virtio_notify(const ixy_virtio_doorbell *d, uint16_t queue)
+
+
+cdef class Doorbell:
+    cdef ixy_virtio_doorbell db
+    cdef object owner             # the PortIo or Bar the doorbell is in, kept alive
 
 
 cdef class _Virtqueue(Queue):
@@ -48,11 +59,10 @@ cdef class _Virtqueue(Queue):
     cdef uint16_t mask
     cdef uint16_t avail_idx       # our copy of avail.idx (free-running)
     cdef uint16_t last_used       # next used entry to look at (free-running)
-    cdef PortIo port              # kept alive: a model's port ops live in it
-    cdef const ixy_port_ops *ops  # the model's port ops, or NULL: pwrite on fd
-    cdef int fd
-    cdef long notify_pos
+    cdef Doorbell doorbell        # kept alive: its port ops or BAR mapping
+    cdef ixy_virtio_doorbell db   # a copy, read without the GIL
     cdef uint16_t queue_index
+    cdef readonly uint8_t hdr_len     # virtio_net_hdr bytes before each frame: 10, or 12 with VERSION_1
     cdef readonly uint64_t notifies
     cdef readonly uint64_t notify_errors
 
@@ -64,7 +74,7 @@ cdef class _Virtqueue(Queue):
         ixy_mb()     # avail.idx must be visible before used.flags is read (2.7.10)
         if not (ixy_vring_used_flags(self.used) & IXY_VRING_USED_F_NO_NOTIFY):
             self.notifies += 1
-            if ixy_virtio_notify(self.ops, self.fd, self.notify_pos, self.queue_index) != 0:
+            if ixy_virtio_notify(&self.db, self.queue_index) != 0:
                 self.notify_errors += 1
 
 

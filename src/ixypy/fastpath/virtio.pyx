@@ -1,8 +1,10 @@
 # cython: language_level=3, binding=False, always_allow_keywords=False
-"""Legacy virtio-net virtqueues (VirtIO 1.x 2.7 split rings, 2.7.2 legacy
-layout; 5.1.6 device operation), notified through the I/O-port BAR.
+"""virtio-net virtqueues (VirtIO 1.x 2.7 split rings, in the 2.7.2 legacy
+layout, which a 1.x device takes too; 5.1.6 device operation), notified
+through a Doorbell: the legacy I/O-port register or a 1.x notify address.
 
-Every packet carries a 10-byte virtio_net_hdr in front of its frame. How
+Every packet carries a virtio_net_hdr in front of its frame: 10 bytes on a
+legacy device, 12 with VIRTIO_F_VERSION_1 (the queue's hdr_len). How
 header and frame are framed in descriptors is the queue's layout, fixed
 when it is created (the driver chooses it from the negotiated features):
 
@@ -22,7 +24,9 @@ when it is created (the driver chooses it from the negotiated features):
   frame and one descriptor covers both. Chain k is descriptor k.
   rx: the device writes header and frame into the one buffer; the packet
   data starts after the header, where it does with two descriptors.
-  tx: the driver zeroes the 10 bytes before the frame.
+  tx: the driver zeroes the hdr_len bytes before the frame.
+  VIRTIO_F_VERSION_1 implies this freedom (2.7.4), so a 1.x device's
+  queues always take one descriptor per packet.
 
 The per-batch loops pick the layout once per call, never per packet."""
 cimport cython
@@ -34,7 +38,7 @@ from .batch cimport PacketBatch
 from .mempool cimport (DmaMemory, Mempool, ixy_buf, ixy_buf_capacity, ixy_buf_free, ixy_buf_free_slots,
                        ixy_mempool_alloc)
 from .queue cimport Queue
-from .regs cimport PortIo, ixy_port_ops, ixy_rmb
+from .regs cimport Bar, PortIo, ixy_port_ops, ixy_rmb
 
 from ..errors import DeviceError, DeviceTimeout, MempoolExhausted, PacketTooLarge
 
@@ -44,15 +48,60 @@ cdef enum:
 
 
 def vring_size(uint32_t num) -> int:
-    """Bytes of a legacy virtqueue of num entries (2.7.2), page multiple."""
+    """Bytes of a virtqueue of num entries in the legacy layout (2.7.2), page multiple."""
     return ixy_vring_size(num)
+
+
+def vring_avail_offset(uint32_t num) -> int:
+    """Where the available ring starts in that layout."""
+    return ixy_vring_avail_offset(num)
+
+
+def vring_used_offset(uint32_t num) -> int:
+    """Where the used ring starts in that layout (page aligned)."""
+    return ixy_vring_used_offset(num)
+
+
+cdef class Doorbell:
+    """Where a virtqueue's available-buffer notifications go: the legacy
+    QUEUE_NOTIFY register of an I/O-port BAR (4.1.4.8), or a queue's notify
+    address in a memory BAR (4.1.4.4). Made by io_port() or mmio()."""
+
+    @staticmethod
+    def io_port(PortIo port not None) -> Doorbell:
+        """QUEUE_NOTIFY (16 bits at offset 16) of a legacy device's BAR0."""
+        cdef Doorbell d = Doorbell.__new__(Doorbell)
+        d.db.port_ops = port.ops
+        d.db.fd = port.fd
+        d.db.pos = port.base + VIRTIO_PCI_QUEUE_NOTIFY
+        d.owner = port
+        return d
+
+    @staticmethod
+    def mmio(Bar bar not None, uint32_t offset) -> Doorbell:
+        """A 16-bit notify register at offset in a mapped memory BAR."""
+        if bar.bar.base == NULL:
+            raise ValueError("a VirtIO 1.x doorbell needs a mapped memory BAR, not a model's register ops")
+        if offset % 2 or <size_t> offset + 2 > bar.bar.len:
+            raise ValueError(f"notify offset {offset:#x} is not a 16-bit register inside the BAR ({bar.bar.len:#x} bytes)")
+        cdef Doorbell d = Doorbell.__new__(Doorbell)
+        d.db.mmio = <uint16_t *> (bar.bar.base + offset)
+        d.owner = bar
+        return d
+
+
+cdef int _check_hdr_len(uint8_t hdr_len) except -1:
+    if hdr_len != IXY_VIRTIO_NET_HDR_LEN and hdr_len != IXY_VIRTIO_NET_HDR_LEN_V1:
+        raise ValueError(f"a virtio_net_hdr without offloads has {IXY_VIRTIO_NET_HDR_LEN} bytes (legacy) or "
+                         f"{IXY_VIRTIO_NET_HDR_LEN_V1} (VERSION_1), not {hdr_len}")
+    return 0
 
 
 @cython.no_gc_clear
 cdef class _Virtqueue(Queue):
-    """One legacy split virtqueue in DMA memory, notified through the I/O port."""
+    """One split virtqueue in DMA memory, notified through its Doorbell."""
 
-    def __cinit__(self, PortIo port not None, uint16_t queue_index, DmaMemory memory not None,
+    def __cinit__(self, Doorbell doorbell not None, uint16_t queue_index, DmaMemory memory not None,
                   size_t offset, uint32_t num, *args, **kwargs):
         if num < 2 or num > 32768 or num & (num - 1):
             raise ValueError(f"virtqueue size {num} must be a power of two from 2 to 32768")
@@ -69,11 +118,10 @@ cdef class _Virtqueue(Queue):
         # we poll: ask the device not to interrupt (2.7.7, a hint only);
         # set_interrupt(True) clears it while an interrupt-driven queue sleeps
         self.avail.flags = IXY_VRING_AVAIL_F_NO_INTERRUPT
-        self.port = port
-        self.ops = port.ops
-        self.fd = port.fd
-        self.notify_pos = port.base + VIRTIO_PCI_QUEUE_NOTIFY
+        self.doorbell = doorbell
+        self.db = doorbell.db
         self.queue_index = queue_index
+        self.hdr_len = IXY_VIRTIO_NET_HDR_LEN
 
     @property
     def size(self) -> int:
@@ -98,7 +146,7 @@ cdef class _Virtqueue(Queue):
     def kick(self) -> None:
         """Notify the device about this queue (e.g. after DRIVER_OK)."""
         with nogil:
-            if ixy_virtio_notify(self.ops, self.fd, self.notify_pos, self.queue_index) != 0:
+            if ixy_virtio_notify(&self.db, self.queue_index) != 0:
                 self.notify_errors += 1
             self.notifies += 1
 
@@ -109,8 +157,11 @@ cdef class VirtioRxQueue(_Virtqueue):
     buffer's headroom) and the data, in two descriptors, or in one with
     any_layout."""
 
-    def __cinit__(self, PortIo port not None, uint16_t queue_index, DmaMemory memory not None,
-                  size_t offset, uint32_t num, Mempool pool not None, bint any_layout=False):
+    def __cinit__(self, Doorbell doorbell not None, uint16_t queue_index, DmaMemory memory not None,
+                  size_t offset, uint32_t num, Mempool pool not None, bint any_layout=False,
+                  uint8_t hdr_len=IXY_VIRTIO_NET_HDR_LEN):
+        _check_hdr_len(hdr_len)
+        self.hdr_len = hdr_len
         self.pool = pool
         self.is_rx = True
         self.pools.add(pool)
@@ -127,11 +178,11 @@ cdef class VirtioRxQueue(_Virtqueue):
         cdef uint32_t k
         for k in range(self.chains):
             if any_layout:
-                # header + frame in one buffer: data_dma - 10 .. data_dma + data_len
-                self.desc[k].len = IXY_VIRTIO_NET_HDR_LEN + self.data_len
+                # header + frame in one buffer: data_dma - hdr_len .. data_dma + data_len
+                self.desc[k].len = hdr_len + self.data_len
                 self.desc[k].flags = IXY_VRING_DESC_F_WRITE
             else:
-                self.desc[2 * k].len = IXY_VIRTIO_NET_HDR_LEN
+                self.desc[2 * k].len = hdr_len
                 self.desc[2 * k].flags = IXY_VRING_DESC_F_WRITE | IXY_VRING_DESC_F_NEXT
                 self.desc[2 * k].next = 2 * k + 1
                 self.desc[2 * k + 1].len = self.data_len
@@ -174,6 +225,7 @@ cdef class VirtioRxQueue(_Virtqueue):
         cdef uint32_t n = ixy_mempool_alloc(&self.pool.pool, self.fresh, self.empty_count)
         cdef uint32_t j, k, head = self.empty_head, cmask = self.chain_mask
         cdef uint16_t avail_idx = self.avail_idx, mask = self.mask
+        cdef uint32_t hdr_len = self.hdr_len
         cdef ixy_vring_desc *desc = self.desc
         cdef ixy_buf *b
         if self.any_layout:
@@ -181,14 +233,14 @@ cdef class VirtioRxQueue(_Virtqueue):
                 k = self.empty[(head + j) & cmask]
                 b = self.fresh[j]
                 self.bufs[k] = b
-                desc[k].addr = b.data_dma - IXY_VIRTIO_NET_HDR_LEN
+                desc[k].addr = b.data_dma - hdr_len
                 self.avail.ring[<uint16_t> (avail_idx + j) & mask] = k
         else:
             for j in range(n):      # header descriptor, data descriptor
                 k = self.empty[(head + j) & cmask]
                 b = self.fresh[j]
                 self.bufs[k] = b
-                desc[2 * k].addr = b.data_dma - IXY_VIRTIO_NET_HDR_LEN
+                desc[2 * k].addr = b.data_dma - hdr_len
                 desc[2 * k + 1].addr = b.data_dma
                 self.avail.ring[<uint16_t> (avail_idx + j) & mask] = 2 * k
         if n:
@@ -199,9 +251,9 @@ cdef class VirtioRxQueue(_Virtqueue):
 
     cdef uint32_t _rx(self, ixy_buf **out, uint32_t n) noexcept nogil:
         """Either layout: used.len counts the header and the frame (the
-        header landed in the headroom), so b.len is used.len - 10; chain
-        k's head is descriptor k << shift."""
-        cdef uint32_t i = 0, k, length, tail, cmask = self.chain_mask
+        header landed in the headroom), so b.len is used.len - hdr_len;
+        chain k's head is descriptor k << shift."""
+        cdef uint32_t i = 0, k, length, tail, cmask = self.chain_mask, hdr_len = self.hdr_len
         cdef uint32_t shift = self.shift, odd = (1u << self.shift) - 1
         cdef uint16_t used_idx = ixy_vring_used_idx(self.used), last = self.last_used
         cdef uint64_t nbytes = 0
@@ -221,11 +273,11 @@ cdef class VirtioRxQueue(_Virtqueue):
             self.empty[tail & cmask] = k
             tail += 1
             length = e.len
-            if length < IXY_VIRTIO_NET_HDR_LEN or length - IXY_VIRTIO_NET_HDR_LEN > self.data_len:
+            if length < hdr_len or length - hdr_len > self.data_len:
                 self.errors += 1
                 ixy_buf_free(b)
                 continue
-            b.len = length - IXY_VIRTIO_NET_HDR_LEN
+            b.len = length - hdr_len
             nbytes += b.len
             out[i] = b
             i += 1
@@ -247,8 +299,11 @@ cdef class VirtioTxQueue(_Virtqueue):
     descriptor over a zeroed header in the headroom and the frame
     (header_dma is then unused)."""
 
-    def __cinit__(self, PortIo port not None, uint16_t queue_index, DmaMemory memory not None,
-                  size_t offset, uint32_t num, uint64_t header_dma, uint32_t max_len, bint any_layout=False):
+    def __cinit__(self, Doorbell doorbell not None, uint16_t queue_index, DmaMemory memory not None,
+                  size_t offset, uint32_t num, uint64_t header_dma, uint32_t max_len, bint any_layout=False,
+                  uint8_t hdr_len=IXY_VIRTIO_NET_HDR_LEN):
+        _check_hdr_len(hdr_len)
+        self.hdr_len = hdr_len
         self.any_layout = any_layout
         self.shift = 0 if any_layout else 1
         self.chains = num >> self.shift
@@ -261,7 +316,7 @@ cdef class VirtioTxQueue(_Virtqueue):
         for k in range(self.chains):
             if not any_layout:
                 self.desc[2 * k].addr = header_dma
-                self.desc[2 * k].len = IXY_VIRTIO_NET_HDR_LEN
+                self.desc[2 * k].len = hdr_len
                 self.desc[2 * k].flags = IXY_VRING_DESC_F_NEXT
                 self.desc[2 * k].next = 2 * k + 1
             self.free_chains[k] = self.chains - 1 - k
@@ -361,6 +416,7 @@ cdef inline uint64_t _tx_one_desc(VirtioTxQueue q, ixy_buf **bufs, uint32_t n) n
     (VIRTIO_F_ANY_LAYOUT, 2.4.4 / 2.7.4 Message Framing); their bytes."""
     cdef uint32_t i, k, top = q.free_count
     cdef uint16_t avail_idx = q.avail_idx, mask = q.mask
+    cdef uint32_t hdr_len = q.hdr_len
     cdef uint64_t nbytes = 0
     cdef ixy_vring_desc *desc = q.desc
     cdef ixy_buf *b
@@ -369,9 +425,12 @@ cdef inline uint64_t _tx_one_desc(VirtioTxQueue q, ixy_buf **bufs, uint32_t n) n
         k = q.free_chains[top]
         b = bufs[i]
         q.bufs[k] = b
-        memset(b.data - IXY_VIRTIO_NET_HDR_LEN, 0, IXY_VIRTIO_NET_HDR_LEN)
-        desc[k].addr = b.data_dma - IXY_VIRTIO_NET_HDR_LEN
-        desc[k].len = b.len + IXY_VIRTIO_NET_HDR_LEN
+        # the longest header's bytes, a constant: the compiler stores them
+        # inline (a memset of hdr_len is a libc call, 15 instructions a
+        # packet); with a 10-byte header the 2 bytes before it are headroom
+        memset(b.data - IXY_VIRTIO_NET_HDR_LEN_V1, 0, IXY_VIRTIO_NET_HDR_LEN_V1)
+        desc[k].addr = b.data_dma - hdr_len
+        desc[k].len = b.len + hdr_len
         q.avail.ring[<uint16_t> (avail_idx + i) & mask] = k
         nbytes += b.len
     return nbytes
@@ -382,7 +441,7 @@ cdef class VirtioCtrlQueue(_Virtqueue):
     A command is a chain of three descriptors: class+command (device-readable),
     data (device-readable), ack (device-writable)."""
 
-    def __cinit__(self, PortIo port not None, uint16_t queue_index, DmaMemory memory not None,
+    def __cinit__(self, Doorbell doorbell not None, uint16_t queue_index, DmaMemory memory not None,
                   size_t offset, uint32_t num, size_t buf_offset, uint64_t buf_dma):
         if num < 4:
             raise ValueError(f"control virtqueue of {num} entries: a command needs 3")

@@ -20,7 +20,7 @@ from .address import PciAddress, normalize_address
 from .bars import IORESOURCE_IO, IORESOURCE_MEM, BarInfo, MappedBar, map_fd
 from .binding import METHODS, UIO_DRIVER, VFIO_DRIVER, choose_method
 from .config import (MSIX_ENABLE, PCI_CAP_ID_MSIX, PCI_CAP_PTR, PCI_CLASS_NETWORK, PCI_COMMAND,
-                     PCI_COMMAND_MASTER, PCI_STATUS, PCI_STATUS_CAP_LIST, msix_capability, msix_enabled,
+                     PCI_COMMAND_MASTER, PCI_STATUS, PCI_STATUS_CAP_LIST, capabilities, msix_capability, msix_enabled,
                      pread_exact, pwrite_exact, set_bus_master)
 from .device import PciDevice
 from .listing import list_devices
@@ -31,6 +31,6 @@ __all__ = [
     "IORESOURCE_IO", "IORESOURCE_MEM", "BarInfo", "MappedBar", "map_fd",
     "METHODS", "UIO_DRIVER", "VFIO_DRIVER", "choose_method",
     "MSIX_ENABLE", "PCI_CAP_ID_MSIX", "PCI_CAP_PTR", "PCI_CLASS_NETWORK", "PCI_COMMAND", "PCI_COMMAND_MASTER",
-    "PCI_STATUS", "PCI_STATUS_CAP_LIST", "msix_capability", "msix_enabled", "pread_exact", "pwrite_exact", "set_bus_master",
+    "PCI_STATUS", "PCI_STATUS_CAP_LIST", "capabilities", "msix_capability", "msix_enabled", "pread_exact", "pwrite_exact", "set_bus_master",
     "PciDevice", "list_devices", "PROC", "SYSFS",
 ]

@@ -6,7 +6,7 @@ driver's Bus."""
 from __future__ import annotations
 
 import os
-from typing import Protocol
+from typing import Iterator, Protocol, Tuple
 
 from ..errors import DeviceError
 
@@ -84,19 +84,22 @@ def set_bus_master(dev: ConfigSpace, enabled: bool) -> None:
                           hint="the device may be held by another driver; rebind it and retry")
 
 
-def msix_capability(dev: ConfigSpace) -> int:
-    """The offset of the function's MSI-X capability, walking the capability
-    list; 0 if it has none."""
+def capabilities(dev: ConfigSpace) -> Iterator[Tuple[int, int]]:
+    """(offset, capability id) of each entry of the function's capability
+    list, in list order (PCI 3.0, 6.7)."""
     if not dev.config_read(PCI_STATUS, 2) & PCI_STATUS_CAP_LIST:
-        return 0
+        return
     ptr = dev.config_read(PCI_CAP_PTR, 1) & 0xFC
     for _ in range(48):              # at most 48 capabilities fit; a loop in the list must end
         if ptr == 0:
-            break
-        if dev.config_read(ptr, 1) == PCI_CAP_ID_MSIX:
-            return ptr
+            return
+        yield ptr, dev.config_read(ptr, 1)
         ptr = dev.config_read(ptr + 1, 1) & 0xFC
-    return 0
+
+
+def msix_capability(dev: ConfigSpace) -> int:
+    """The offset of the function's MSI-X capability; 0 if it has none."""
+    return next((ptr for ptr, cap_id in capabilities(dev) if cap_id == PCI_CAP_ID_MSIX), 0)
 
 
 def msix_enabled(dev: ConfigSpace) -> bool:
