@@ -20,27 +20,6 @@
  * real device-memory barriers here, which nobody has written or tested yet. */
 #if !defined(__x86_64__) && !defined(__i386__)
 #error "ixypy's fast path is written for x86 memory ordering: ixy_wmb/ixy_rmb need device-memory barriers (as Linux's dma_wmb/wmb) on this architecture"
-/* Narrower accesses to a mapped BAR, for registers that must be accessed
- * at their own width (VirtIO 1.x 4.1.3.1: the common configuration's 8- and
- * 16-bit fields). Slow-path only; a model's ops take 32 bits (regs.pyx
- * checks before calling these). */
-#define IXY_MMIO_NARROW(bits)                                                          \
-static inline uint##bits##_t ixy_read##bits(const struct ixy_bar *bar, uint32_t off)   \
-{                                                                                      \
-    ixy_compiler_barrier();                                                            \
-    uint##bits##_t v = *(volatile uint##bits##_t *)(bar->base + off);                  \
-    ixy_compiler_barrier();                                                            \
-    return v;                                                                          \
-}                                                                                      \
-static inline void ixy_write##bits(const struct ixy_bar *bar, uint32_t off, uint##bits##_t value) \
-{                                                                                      \
-    ixy_wmb();                                                                         \
-    *(volatile uint##bits##_t *)(bar->base + off) = value;                             \
-    ixy_compiler_barrier();                                                            \
-}
-IXY_MMIO_NARROW(8)
-IXY_MMIO_NARROW(16)
-
 #endif
 #define ixy_rmb() ixy_compiler_barrier()
 #define ixy_wmb() ixy_compiler_barrier()
@@ -62,46 +41,42 @@ struct ixy_bar {
     size_t len;
 };
 
+/* One MMIO access at its own width on a mapped BAR, framed by barriers:
+ * a write comes after every store before it (descriptors before the tail),
+ * and no access is merged, split or moved. The 8- and 16-bit ones are for
+ * registers that must be accessed at their own width (VirtIO 1.x 4.1.3.1:
+ * the common configuration's fields); a model's ops take 32 bits only. */
+#define IXY_MMIO(bits)                                                                        \
+static inline uint##bits##_t ixy_mmio_read##bits(volatile uint8_t *base, uint32_t off)        \
+{                                                                                             \
+    ixy_compiler_barrier();                                                                   \
+    uint##bits##_t v = *(volatile uint##bits##_t *)(base + off);                              \
+    ixy_compiler_barrier();                                                                   \
+    return v;                                                                                 \
+}                                                                                             \
+static inline void ixy_mmio_write##bits(volatile uint8_t *base, uint32_t off, uint##bits##_t value) \
+{                                                                                             \
+    ixy_wmb();                                                                                \
+    *(volatile uint##bits##_t *)(base + off) = value;                                         \
+    ixy_compiler_barrier();                                                                   \
+}
+IXY_MMIO(8)
+IXY_MMIO(16)
+IXY_MMIO(32)
+
 static inline uint32_t ixy_read32(const struct ixy_bar *bar, uint32_t off)
 {
     if (bar->ops)
         return bar->ops->read32(bar->ops->ctx, off);
-    ixy_compiler_barrier();
-    uint32_t v = *(volatile uint32_t *)(bar->base + off);
-    ixy_compiler_barrier();
-    return v;
+    return ixy_mmio_read32(bar->base, off);
 }
 
 static inline void ixy_write32(const struct ixy_bar *bar, uint32_t off, uint32_t value)
 {
-    if (bar->ops) {
+    if (bar->ops)
         bar->ops->write32(bar->ops->ctx, off, value);
-        return;
-    }
-    ixy_wmb();   /* descriptors (and everything else written) before the register */
-    *(volatile uint32_t *)(bar->base + off) = value;
-    ixy_compiler_barrier();
+    else
+        ixy_mmio_write32(bar->base, off, value);
 }
-
-/* Narrower accesses to a mapped BAR, for registers that must be accessed
- * at their own width (VirtIO 1.x 4.1.3.1: the common configuration's 8- and
- * 16-bit fields). Slow-path only; a model's ops take 32 bits (regs.pyx
- * checks before calling these). */
-#define IXY_MMIO_NARROW(bits)                                                          \
-static inline uint##bits##_t ixy_read##bits(const struct ixy_bar *bar, uint32_t off)   \
-{                                                                                      \
-    ixy_compiler_barrier();                                                            \
-    uint##bits##_t v = *(volatile uint##bits##_t *)(bar->base + off);                  \
-    ixy_compiler_barrier();                                                            \
-    return v;                                                                          \
-}                                                                                      \
-static inline void ixy_write##bits(const struct ixy_bar *bar, uint32_t off, uint##bits##_t value) \
-{                                                                                      \
-    ixy_wmb();                                                                         \
-    *(volatile uint##bits##_t *)(bar->base + off) = value;                             \
-    ixy_compiler_barrier();                                                            \
-}
-IXY_MMIO_NARROW(8)
-IXY_MMIO_NARROW(16)
 
 #endif

@@ -15,10 +15,10 @@ cdef extern from "ixy_regs.h" nogil:
     void ixy_cpu_relax()
     uint32_t ixy_read32(const ixy_bar *bar, uint32_t off)
     void ixy_write32(const ixy_bar *bar, uint32_t off, uint32_t value)
-    uint8_t ixy_read8(const ixy_bar *bar, uint32_t off)
-    uint16_t ixy_read16(const ixy_bar *bar, uint32_t off)
-    void ixy_write8(const ixy_bar *bar, uint32_t off, uint8_t value)
-    void ixy_write16(const ixy_bar *bar, uint32_t off, uint16_t value)
+    uint8_t ixy_mmio_read8(volatile uint8_t *base, uint32_t off)
+    uint16_t ixy_mmio_read16(volatile uint8_t *base, uint32_t off)
+    void ixy_mmio_write8(volatile uint8_t *base, uint32_t off, uint8_t value)
+    void ixy_mmio_write16(volatile uint8_t *base, uint32_t off, uint16_t value)
 
 cdef extern from "ixy_portio.h" nogil:
     struct ixy_port_ops:

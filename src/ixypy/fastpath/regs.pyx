@@ -49,19 +49,19 @@ cdef class Bar:
 
     def read8(self, uint32_t offset) -> int:
         self._check(offset, 1)
-        return ixy_read8(&self.bar, offset)
+        return ixy_mmio_read8(self.bar.base, offset)
 
     def read16(self, uint32_t offset) -> int:
         self._check(offset, 2)
-        return ixy_read16(&self.bar, offset)
+        return ixy_mmio_read16(self.bar.base, offset)
 
     def write8(self, uint32_t offset, uint8_t value) -> None:
         self._check(offset, 1)
-        ixy_write8(&self.bar, offset, value)
+        ixy_mmio_write8(self.bar.base, offset, value)
 
     def write16(self, uint32_t offset, uint16_t value) -> None:
         self._check(offset, 2)
-        ixy_write16(&self.bar, offset, value)
+        ixy_mmio_write16(self.bar.base, offset, value)
 
     def detach(self) -> None:
         """Forget the mapping (the device is closed): later accesses raise."""
