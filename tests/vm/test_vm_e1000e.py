@@ -27,6 +27,7 @@ import pytest
 
 from .conftest import _timings
 from .guest import Nic, guest_script
+from .test_vm_igb import SCENARIOS as IGB_SCENARIOS
 
 pytestmark = pytest.mark.vm
 
@@ -259,18 +260,13 @@ def test_ring_wrap_overflow_and_no_leaks(results, guest):
 
 scenario("refusals", """
     # what the 82574 driver refuses, each with its own exception
-    from ixypy.errors import InterruptsUnavailable, QueueError, RssConfigError
+    from ixypy.errors import QueueError, RssConfigError
     out = {}
     try:
         ixypy.open(A, method="uio", rx_queues=2)
         out["two_queues"] = "opened"
     except QueueError as err:
         out["two_queues"] = ["QueueError", str(err)]
-    try:
-        ixypy.open(A, method="uio", interrupts=True)
-        out["irq"] = "opened"
-    except InterruptsUnavailable as err:
-        out["irq"] = ["InterruptsUnavailable", str(err)]
     with ixypy.open(A, method="uio") as dev:
         try:
             dev.enable_rss()
@@ -284,9 +280,53 @@ scenario("refusals", """
 def test_what_the_driver_refuses_raises_a_specific_error(results, guest):
     out = outcome(results, "refusals")
     assert out["two_queues"][0] == "QueueError" and "at most 1" in out["two_queues"][1]
-    assert out["irq"][0] == "InterruptsUnavailable"
     assert out["rss"][0] == "RssConfigError" and "rx_queues=1" in out["rss"][2]
     assert out["rss_enabled"] is False
+
+
+# the igb tests' MSI-X scenario, unchanged: it needs only A (UIO, the
+# sender) and B (VFIO, the receiver) and the generic helpers of igb_guest
+scenario("interrupts", IGB_SCENARIOS["interrupts"])
+
+
+def test_interrupts_over_uio_are_refused(results, guest):
+    out = outcome(results, "interrupts")
+    assert out["uio"][0] == "InterruptsUnavailable" and "VFIO" in out["uio"][1]
+
+
+def test_e1000e_interrupts_idle_receiver_sleeps(results, guest):
+    """An idle receiver with interrupts sleeps on its MSI-X eventfd until
+    the timeout (the CPU time of polling and sleeping goes to the output,
+    not into an assertion: no timed assertions here)."""
+    out = outcome(results, "interrupts")
+    print(f"\ne1000e idle rx_batch(timeout=1 s) in the TCG guest: polling {out['idle_polling']}, "
+          f"interrupts {out['idle_irq']}")
+    assert out["vectors"] == 5 and out["msix_on"] is True
+    polling, irq = out["idle_polling"], out["idle_irq"]
+    assert polling["got"] == 0 and irq["got"] == 0
+    assert out["after_idle"]["sleeps"] >= 1 and out["after_idle"]["timeouts"] >= 1
+
+
+def test_e1000e_interrupts_wake_the_receiver(results, guest):
+    out = outcome(results, "interrupts")
+    wake = out["wake"]
+    print(f"\ne1000e MSI-X wake-up latency in the TCG guest (send -> rx_batch returns): {wake['latency_ms']} ms, "
+          f"median {wake['median_ms']} ms")
+    assert wake["received"] == 5
+    assert wake["stats"]["wakeups"] >= 5 and wake["stats"]["signals"] >= 5
+
+
+def test_e1000e_interrupts_bursts_with_idle_pauses_lose_nothing(results, guest):
+    out = outcome(results, "interrupts")
+    b = out["bursts"]
+    assert b["sent"] == b["received"] == b["expected"] == 5 + 5 * 400 and b["out_of_order"] == 0
+    assert b["stats"]["wakeups"] >= out["wake"]["stats"]["wakeups"] + 5     # slept between the bursts
+
+
+def test_e1000e_interrupts_close_cleanly(results, guest):
+    out = outcome(results, "interrupts")
+    assert out["closed"] == {"msix_on": False, "irq_closed": True, "eventfds_open": []}
+    assert out["rx_pool_full"]
 
 
 def test_every_nic_handed_back_to_linux(results, guest):

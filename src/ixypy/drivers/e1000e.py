@@ -20,6 +20,8 @@ ixgbe and igb:
   and in TXDCTL part of LWTHRESH): the rings run with RCTL.EN and TCTL.EN
   (QUEUE_ENABLE = 0).
 
+MSI-X interrupts (VFIO only): e1000e_irq.
+
 One rx and one tx queue: the 82574's second pair needs RSS (its RETA names
 the queue in bit 7 of each entry, unlike the 82576/82599) for rx, which is
 not implemented (enable_rss raises RssConfigError).
@@ -48,6 +50,8 @@ from typing import Dict, Optional, Sequence
 
 from ..errors import PacketTooLarge, RssConfigError
 from ..fastpath.intel import TX_EXTENDED
+from ..interrupts import Interrupts
+from . import e1000e_irq
 from .intel import CopperPhyLink, IntelDevice, LinkRegs, StatsRegs
 
 # --- registers (82574 datasheet, chapter 10) ---------------------------------
@@ -165,6 +169,10 @@ class E1000eDevice(CopperPhyLink, IntelDevice):
         """4.6.1: mask every cause (IMC), then read ICR to clear what is pending."""
         self.regs.write(IMC, IMC_ALL)
         self.regs.read(ICR)
+
+    def _enable_interrupts(self, itr_us: Optional[float]) -> Interrupts:
+        """MSI-X, one vector for the rx queue (e1000e_irq)."""
+        return e1000e_irq.enable(self, e1000e_irq.DEFAULT_ITR_US if itr_us is None else itr_us)
 
     def _global_reset(self) -> None:
         """4.6.2: with rx and tx off, stop the NIC's PCIe master requests
