@@ -43,6 +43,11 @@ _Static_assert(sizeof(union ixy_adv_tx_desc) == 16, "tx descriptor size");
 
 /* tx data descriptor (7.2.3.2.4) */
 #define IXY_TXD_DTYP_DATA 0x00300000u
+/* The 82574's (e1000e) extended TCP/IP data descriptor (82574 datasheet 7.2,
+ * transmit descriptors): the advanced one's dwords, buffer address, then
+ * DTALEN 19:0, DTYP 23:20 = 0001b, DCMD 31:24 with the same EOP, IFCS, RS
+ * and DEXT bits, then STA 3:0 (DD bit 0), POPTS 15:8, VLAN 31:16; no PAYLEN */
+#define IXY_TXD_DTYP_EXT_DATA 0x00100000u
 #define IXY_TXD_DCMD_EOP  0x01000000u
 #define IXY_TXD_DCMD_IFCS 0x02000000u
 #define IXY_TXD_DCMD_RS   0x08000000u

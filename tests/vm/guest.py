@@ -49,11 +49,12 @@ BUSYBOX = "/bin/busybox"
 GUEST_MODULES = (
     "virtio_pci", "9pnet_virtio", "9p",  # the host root and the work share
     "uio_pci_generic", "vfio_pci", "vfio_iommu_type1",  # user-space drivers
-    "virtio_net", "igb", "pktgen",  # the kernel side of interop tests
+    "virtio_net", "igb", "e1000e", "pktgen",  # the kernel side of interop tests
 )
 
 VIRTIO_FIRST_SLOT = 0x10  # virtio NIC i at 0000:00:(0x10+i).0
 ROOT_PORT_FIRST_SLOT = 0x18  # igb NIC j behind the root port at slot 0x18+j, on bus j+1
+E1000E_SLOTS = (0x04, 0x05, 0x06, 0x07)  # e1000e NIC k at 0000:00:(0x04+k).0, on the root complex
 NINEP_SLOTS = (0x08, 0x09)  # hostroot, work
 # the checkout, then the interpreter's directories the guest would not see (guest_shares)
 SHARE_SLOTS = (0x0A, 0x0B, 0x0C, 0x0D, 0x0E)
@@ -144,7 +145,8 @@ class Nic:
     ``model``: "virtio" (legacy virtio-net, 1af4:1000, ``disable-modern=on``),
     "virtio-transitional" (QEMU's default ``virtio-net-pci``: 1af4:1000 with
     the legacy and the VirtIO 1.x interface), "virtio-modern" (1.x only,
-    ``disable-legacy=on``, 1af4:1041) or "igb" (82576, 8086:10c9).
+    ``disable-legacy=on``, 1af4:1041), "igb" (82576, 8086:10c9) or "e1000e"
+    (82574L, 8086:10d3).
     ``iommu_platform``: a 1.x virtio NIC offers VIRTIO_F_ACCESS_PLATFORM.
     ``hub``: NICs with the same hub id are wired together (a QEMU hub); None
     leaves the NIC alone on its own hub. ``udp_sink``: instead of a hub, a
@@ -167,7 +169,7 @@ class Nic:
 
 
 PCI_IDS = {"virtio": (0x1AF4, 0x1000), "virtio-transitional": (0x1AF4, 0x1000), "virtio-modern": (0x1AF4, 0x1041),
-           "igb": (0x8086, 0x10C9)}
+           "igb": (0x8086, 0x10C9), "e1000e": (0x8086, 0x10D3)}
 # the virtio-net-pci option that makes each virtio model
 VIRTIO_MODES = {"virtio": "disable-modern=on", "virtio-transitional": "", "virtio-modern": "disable-legacy=on"}
 
@@ -190,11 +192,16 @@ class GuestNic:
 def place_nics(nics: Sequence[Nic], run_dir: Path, sink_ports: Dict[int, int]) -> List[GuestNic]:
     """Give each NIC its fixed guest address, MAC and netdev id."""
     placed = []
-    virtio_i = igb_i = 0
+    virtio_i = igb_i = e1000e_i = 0
     for i, nic in enumerate(nics):
         if nic.model in VIRTIO_MODES:
             address = f"0000:00:{VIRTIO_FIRST_SLOT + virtio_i:02x}.0"
             virtio_i += 1
+        elif nic.model == "e1000e":
+            if e1000e_i >= len(E1000E_SLOTS):
+                raise ValueError(f"at most {len(E1000E_SLOTS)} e1000e NICs in one guest")
+            address = f"0000:00:{E1000E_SLOTS[e1000e_i]:02x}.0"
+            e1000e_i += 1
         else:
             igb_i += 1
             address = f"0000:{igb_i:02x}:00.0"  # bus numbers follow root-port slot order
@@ -224,6 +231,9 @@ def nic_qemu_args(nic: Nic, placed: GuestNic) -> List[str]:
         slot = int(placed.address.split(":")[2].split(".")[0], 16)
         options = [VIRTIO_MODES[nic.model]] + (["iommu_platform=on"] if nic.iommu_platform else [])
         args += ["-device", ",".join(["virtio-net-pci", common, *filter(None, options), f"addr={slot:#x}"])]
+    elif nic.model == "e1000e":
+        slot = int(placed.address.split(":")[2].split(".")[0], 16)
+        args += ["-device", f"e1000e,{common},addr={slot:#x}"]
     else:
         port = f"rp{placed.index}"
         bus = int(placed.address.split(":")[1], 16)

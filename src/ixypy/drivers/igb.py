@@ -48,10 +48,10 @@ from __future__ import annotations
 import time
 from typing import Dict, Optional
 
-from ..errors import DeviceError, DeviceTimeout
+from ..errors import DeviceTimeout
 from ..interrupts import Interrupts
 from . import igb_irq
-from .intel import IntelDevice, LinkRegs, StatsRegs
+from .intel import CopperPhyLink, IntelDevice, LinkRegs, StatsRegs
 
 # --- registers (82576 datasheet, chapter 8) ---------------------------------
 CTRL = 0x00000
@@ -99,9 +99,6 @@ def RQDPC(n: int) -> int: return _rxq(n) + 0x30
 
 
 # --- bits ----------------------------------------------------------------------
-CTRL_SLU = 1 << 6
-CTRL_FRCSPD = 1 << 11
-CTRL_FRCDPX = 1 << 12
 CTRL_RST = 1 << 26
 STATUS_LU = 1 << 1
 STATUS_SPEED_MASK = 0x3 << 6
@@ -121,21 +118,6 @@ TCTL_CT_15 = 0xF << 4                 # collision threshold (the datasheet's rec
 TCTL_COLD_FULL_DUPLEX = 0x3F << 12    # collision distance for full duplex
 SRRCTL_DESCTYPE_ADV_ONEBUF = 0x1 << 25
 SRRCTL_DROP_EN = 1 << 31
-# MDIC: PHY registers through the MAC (8.2.4)
-MDIC_DATA_MASK = 0xFFFF
-MDIC_REG_SHIFT = 16
-MDIC_PHY_SHIFT = 21
-MDIC_OP_WRITE = 0x1 << 26
-MDIC_OP_READ = 0x2 << 26
-MDIC_READY = 1 << 28
-MDIC_ERROR = 1 << 30
-PHY_ADDR = 1                          # the internal copper PHY
-PHY_CTRL = 0                          # IEEE control register
-PHY_STATUS = 1                        # IEEE status register
-MII_SR_AUTONEG_COMPLETE = 1 << 5
-MII_CR_RESTART_AUTO_NEG = 1 << 9
-MII_CR_POWER_DOWN = 1 << 11
-MII_CR_AUTO_NEG_EN = 1 << 12
 
 NAMES: Dict[int, str] = {globals()[name]: name for name in (
     "CTRL", "STATUS", "EECD", "CTRL_EXT", "MDIC", "IMC", "RCTL", "TCTL", "EIMC", "RAL0", "RAH0")}
@@ -151,11 +133,10 @@ DEVICE_IDS = {
 MAX_QUEUES = 16
 RESET_TIMEOUT = 1.0
 EEPROM_TIMEOUT = 0.05
-MDIC_TIMEOUT = 0.1
 LINK_TIMEOUT = 10.0      # copper autonegotiation takes seconds on real PHYs
 
 
-class IgbDevice(IntelDevice):
+class IgbDevice(CopperPhyLink, IntelDevice):
     """An 82576-family NIC. Opened by ixypy.open(); do not construct directly."""
 
     driver_name = "igb"
@@ -217,30 +198,7 @@ class IgbDevice(IntelDevice):
             if not self.regs.read(RAH0) & RAH_AV:
                 raise
 
-    def _setup_link(self) -> None:
-        """4.5.7, copper: the MAC takes speed and duplex from the PHY (nothing
-        forced) and sets link up; the PHY, powered up, autonegotiates. A
-        restart takes the link down for the whole negotiation (0.5 s on
-        QEMU), so it is skipped when the PHY reports autonegotiation complete."""
-        self.regs.update(CTRL, CTRL_FRCSPD | CTRL_FRCDPX, CTRL_SLU)
-        phy_ctrl = self._phy_read(PHY_CTRL)
-        wanted = (phy_ctrl | MII_CR_AUTO_NEG_EN) & ~MII_CR_POWER_DOWN
-        if wanted != phy_ctrl or not self._phy_read(PHY_STATUS) & MII_SR_AUTONEG_COMPLETE:
-            self._phy_write(PHY_CTRL, wanted | MII_CR_RESTART_AUTO_NEG)
-
-    def _mdic(self, command: int) -> int:
-        self.regs.write(MDIC, command)
-        self.regs.wait_set(MDIC, MDIC_READY, MDIC_TIMEOUT)
-        value = self.regs.read(MDIC)
-        if value & MDIC_ERROR:
-            raise DeviceError(f"MDIC reports an error for PHY command {command:#010x} (reads {value:#010x})")
-        return value & MDIC_DATA_MASK
-
-    def _phy_read(self, reg: int) -> int:
-        return self._mdic(MDIC_OP_READ | PHY_ADDR << MDIC_PHY_SHIFT | reg << MDIC_REG_SHIFT)
-
-    def _phy_write(self, reg: int, value: int) -> None:
-        self._mdic(MDIC_OP_WRITE | PHY_ADDR << MDIC_PHY_SHIFT | reg << MDIC_REG_SHIFT | value)
+    # _setup_link (4.5.7, copper: the PHY through MDIC, 8.2.4): CopperPhyLink
 
     def _init_rx(self) -> None:
         """4.5.9, with RCTL.EN still 0: accept broadcast, strip the CRC,

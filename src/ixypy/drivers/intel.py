@@ -1,10 +1,12 @@
 """What the Intel NICs with advanced descriptors share (82599/X540/X550 and
-82576/I350): descriptor rings in DMA memory, queue enable with a timed wait,
+82576/I350), and the 82574 with its extended descriptors of the same
+layout: descriptor rings in DMA memory, queue enable with a timed wait,
 the rx/tx fast path (IntelRxQueue/IntelTxQueue in ixypy.fastpath.intel), register
 helpers, the device life cycle (bring-up guarded by close, the stop
 sequence), link, MAC and clear-on-read statistics. A driver supplies its
 register offsets and bits as data (LinkRegs, StatsRegs, RAL0/RAH0, NAMES)
-and its bring-up steps."""
+and its bring-up steps; where a family differs in the queues themselves it
+sets a hook (QUEUE_ENABLE, TX_CMD_TYPE, TX_PAYLEN) rather than its own copy."""
 from __future__ import annotations
 
 import abc
@@ -13,11 +15,11 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple, Type
 
 from ..fastpath.batch import PacketBatch
-from ..fastpath.intel import IntelRxQueue, IntelTxQueue
+from ..fastpath.intel import TX_ADVANCED, IntelRxQueue, IntelTxQueue
 from ..fastpath.mempool import Mempool
 from ..fastpath.regs import Bar
 from ..device import Device, DeviceStats, format_mac
-from ..errors import (DeviceGone, DeviceTimeout, InterruptsUnavailable, IxyError, LinkDown, PacketTooLarge, QueueError,
+from ..errors import (DeviceError, DeviceGone, DeviceTimeout, InterruptsUnavailable, IxyError, LinkDown, PacketTooLarge, QueueError,
                       RssConfigError)
 from ..interrupts import Interrupts, rx_wait
 from ..memory import DmaRegion
@@ -171,6 +173,61 @@ class StatsRegs:
     also_clear: Sequence[int] = ()
 
 
+class CopperPhyLink:
+    """Link set-up through the internal copper PHY, for the gigabit families
+    whose MAC reaches the PHY through MDIC at 0x00020 with the same fields
+    (82576 8.2.4, 82574 chapter 10, MDIC: data 15:0, PHY register 20:16, PHY address
+    25:21, opcode 27:26, ready 28, error 30) and whose CTRL has SLU, FRCSPD
+    and FRCDPX at bits 6, 11, 12. Mixed into an IntelDevice (uses self.regs)."""
+
+    CTRL = 0x00000
+    MDIC = 0x00020
+    CTRL_SLU = 1 << 6
+    CTRL_FRCSPD = 1 << 11
+    CTRL_FRCDPX = 1 << 12
+    MDIC_DATA_MASK = 0xFFFF
+    MDIC_REG_SHIFT = 16
+    MDIC_PHY_SHIFT = 21
+    MDIC_OP_WRITE = 0x1 << 26
+    MDIC_OP_READ = 0x2 << 26
+    MDIC_READY = 1 << 28
+    MDIC_ERROR = 1 << 30
+    MDIC_TIMEOUT = 0.1
+    PHY_ADDR = 1                       # the internal copper PHY
+    PHY_CTRL = 0                       # IEEE control register
+    PHY_STATUS = 1                     # IEEE status register
+    MII_SR_AUTONEG_COMPLETE = 1 << 5
+    MII_CR_RESTART_AUTO_NEG = 1 << 9
+    MII_CR_POWER_DOWN = 1 << 11
+    MII_CR_AUTO_NEG_EN = 1 << 12
+    regs: Registers
+
+    def _setup_link(self) -> None:
+        """Copper: the MAC takes speed and duplex from the PHY (nothing
+        forced) and sets link up; the PHY, powered up, autonegotiates. A
+        restart takes the link down for the whole negotiation (0.5 s on
+        QEMU), so it is skipped when the PHY reports autonegotiation complete."""
+        self.regs.update(self.CTRL, self.CTRL_FRCSPD | self.CTRL_FRCDPX, self.CTRL_SLU)
+        phy_ctrl = self._phy_read(self.PHY_CTRL)
+        wanted = (phy_ctrl | self.MII_CR_AUTO_NEG_EN) & ~self.MII_CR_POWER_DOWN
+        if wanted != phy_ctrl or not self._phy_read(self.PHY_STATUS) & self.MII_SR_AUTONEG_COMPLETE:
+            self._phy_write(self.PHY_CTRL, wanted | self.MII_CR_RESTART_AUTO_NEG)
+
+    def _mdic(self, command: int) -> int:
+        self.regs.write(self.MDIC, command)
+        self.regs.wait_set(self.MDIC, self.MDIC_READY, self.MDIC_TIMEOUT)
+        value = self.regs.read(self.MDIC)
+        if value & self.MDIC_ERROR:
+            raise DeviceError(f"MDIC reports an error for PHY command {command:#010x} (reads {value:#010x})")
+        return value & self.MDIC_DATA_MASK
+
+    def _phy_read(self, reg: int) -> int:
+        return self._mdic(self.MDIC_OP_READ | self.PHY_ADDR << self.MDIC_PHY_SHIFT | reg << self.MDIC_REG_SHIFT)
+
+    def _phy_write(self, reg: int, value: int) -> None:
+        self._mdic(self.MDIC_OP_WRITE | self.PHY_ADDR << self.MDIC_PHY_SHIFT | reg << self.MDIC_REG_SHIFT | value)
+
+
 class IntelDevice(Device):
     """Queue management, the data path and the life cycle shared by ixgbe and igb.
 
@@ -178,7 +235,9 @@ class IntelDevice(Device):
     _bring_up calls, _disable_rx, the queue register layout, promisc and
     set_promisc."""
 
-    QUEUE_ENABLE = 1 << 25      # RXDCTL.ENABLE / TXDCTL.ENABLE on both families
+    #: RXDCTL.ENABLE / TXDCTL.ENABLE (82599, 82576); 0 for a family whose
+    #: queues have no enable bit (82574: the rings run with RCTL.EN/TCTL.EN)
+    QUEUE_ENABLE = 1 << 25
     QUEUE_ENABLE_TIMEOUT = 1.0
     MAX_QUEUES: int
     LINK_TIMEOUT: float
@@ -188,6 +247,10 @@ class IntelDevice(Device):
     RAH0: int
     MAX_FRAME = 1522            # without jumbo frames: 1518 + a VLAN tag
     STATUS = 0x00008            # device status, never all ones (82599 8.2.3.1.2, 82576 8.2.2)
+    #: the tx data descriptor's DCMD/DTYP (IntelTxQueue's cmd_type) and
+    #: whether it carries PAYLEN: advanced data descriptors here
+    TX_CMD_TYPE = TX_ADVANCED
+    TX_PAYLEN = True
     NAMES: Dict[int, str] = {}
     _ring_memory: DmaRegion       # every ring, allocated at bring-up (_allocate_rings)
 
@@ -349,7 +412,8 @@ class IntelDevice(Device):
         regs = self.tx_queue_regs(n)
         offset = self._ring_offsets[self.num_rx_queues + n]
         self._program_ring(regs, offset, self.num_tx_desc)
-        return IntelTxQueue(self.regs.bar, regs.tail, self._ring_memory.memory, offset, self.num_tx_desc)
+        return IntelTxQueue(self.regs.bar, regs.tail, self._ring_memory.memory, offset, self.num_tx_desc,
+                            self.TX_CMD_TYPE, self.TX_PAYLEN)
 
     def _start_rx_queue(self, n: int) -> None:
         """Buffers into every descriptor, head to 0 while the queue is still
@@ -357,19 +421,27 @@ class IntelDevice(Device):
         q, regs = self.rx_queues[n], self.rx_queue_regs(n)
         tail = q.fill()
         self.regs.write(regs.head, 0)
-        self.regs.set_flags(regs.ctl, self.QUEUE_ENABLE)
-        self.regs.wait_set(regs.ctl, self.QUEUE_ENABLE, self.QUEUE_ENABLE_TIMEOUT)
+        self._enable_queue(regs)
         self.regs.write(regs.tail, tail)
 
     def _start_tx_queue(self, n: int) -> None:
         regs = self.tx_queue_regs(n)
         self.regs.write(regs.head, 0)
         self.regs.write(regs.tail, 0)
-        self.regs.set_flags(regs.ctl, self.QUEUE_ENABLE)
-        self.regs.wait_set(regs.ctl, self.QUEUE_ENABLE, self.QUEUE_ENABLE_TIMEOUT)
+        self._enable_queue(regs)
+
+    def _enable_queue(self, regs: QueueRegs) -> None:
+        """Set the queue's enable bit and wait for it to read 1 (none to set
+        when QUEUE_ENABLE is 0)."""
+        if self.QUEUE_ENABLE:
+            self.regs.set_flags(regs.ctl, self.QUEUE_ENABLE)
+            self.regs.wait_set(regs.ctl, self.QUEUE_ENABLE, self.QUEUE_ENABLE_TIMEOUT)
 
     def _disable_queues(self) -> None:
-        """Clear every queue's enable bit and wait for it to read 0."""
+        """Clear every queue's enable bit and wait for it to read 0 (a family
+        without QUEUE_ENABLE overrides this)."""
+        if not self.QUEUE_ENABLE:
+            return
         for regs in [self.rx_queue_regs(n) for n in range(len(self.rx_queues))] + \
                     [self.tx_queue_regs(n) for n in range(len(self.tx_queues))]:
             self.regs.clear_flags(regs.ctl, self.QUEUE_ENABLE)

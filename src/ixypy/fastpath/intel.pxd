@@ -1,5 +1,6 @@
 # Intel advanced-descriptor rx and tx rings: 82599 / X540 / X550 (ixgbe) and
-# 82576 / I350 (igb). The descriptor layout is csrc/ixy_desc.h.
+# 82576 / I350 (igb); and the 82574 (e1000e), whose extended descriptors share
+# the advanced ones' layout. The descriptor layout is csrc/ixy_desc.h.
 from libc.stdint cimport uint16_t, uint32_t, uint64_t
 
 from .mempool cimport DmaMemory, Mempool, ixy_buf
@@ -34,6 +35,7 @@ cdef extern from "ixy_desc.h" nogil:
         IXY_RXD_STAT_DD
         IXY_RXD_STAT_EOP
         IXY_TXD_DTYP_DATA
+        IXY_TXD_DTYP_EXT_DATA
         IXY_TXD_DCMD_EOP
         IXY_TXD_DCMD_IFCS
         IXY_TXD_DCMD_RS
@@ -67,3 +69,5 @@ cdef class IntelTxQueue(_IntelQueue):
     cdef uint32_t clean_index     # first descriptor not yet reclaimed
     cdef uint32_t clean_batch     # descriptors reclaimed per DD check
     cdef uint32_t tx_index        # next descriptor to fill
+    cdef uint32_t cmd_type        # DCMD and DTYP of every data descriptor (the length is or-ed in)
+    cdef bint paylen              # write PAYLEN (advanced descriptors) into the second dword, else 0

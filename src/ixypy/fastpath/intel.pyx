@@ -1,7 +1,12 @@
 # cython: language_level=3, binding=False, always_allow_keywords=False
 """The rx and tx rings of Intel's advanced descriptors (82599 7.1.6 and
-7.2.3.2.4; the 82576 uses the same layout): a packet's path from a batch to
-the descriptor (csrc/ixy_desc.h) and the tail register write."""
+7.2.3.2.4; the 82576 uses the same layout), and of the 82574's extended
+ones, laid out alike (82574 datasheet 7.1.5, extended rx descriptor with
+RFCTL.EXSTEN: buffer address at 0, status and errors at 8, length at 12;
+7.2, the extended TCP/IP data descriptor: DTYP 0001b where the advanced
+one has 0011b, DD in the same place): a packet's path from a batch to the
+descriptor (csrc/ixy_desc.h) and the tail register write. A tx ring takes
+the descriptor type as data (TX_ADVANCED, TX_EXTENDED)."""
 cimport cython
 from libc.stdint cimport uint32_t, uint64_t
 from libc.stdlib cimport calloc, free as c_free
@@ -21,6 +26,12 @@ from ..errors import MempoolExhausted
 # a ring of fewer than 64 descriptors uses groups of half its size
 cdef enum:
     TX_CLEAN_BATCH = 32
+
+#: DCMD and DTYP of a tx ring's data descriptors: end of packet, insert the
+#: FCS, report status (DD), extended format; advanced data (82599, 82576)
+TX_ADVANCED = IXY_TXD_DCMD_EOP | IXY_TXD_DCMD_RS | IXY_TXD_DCMD_IFCS | IXY_TXD_DCMD_DEXT | IXY_TXD_DTYP_DATA
+#: the same for the 82574's extended TCP/IP data descriptor
+TX_EXTENDED = IXY_TXD_DCMD_EOP | IXY_TXD_DCMD_RS | IXY_TXD_DCMD_IFCS | IXY_TXD_DCMD_DEXT | IXY_TXD_DTYP_EXT_DATA
 
 
 cdef inline void _adv_rx_give(ixy_adv_rx_desc *d, ixy_buf *b) noexcept nogil:
@@ -167,13 +178,20 @@ cdef inline uint32_t _rx_ring(IntelRxQueue self, ixy_buf **out, uint32_t n, bint
 
 @cython.no_gc_clear
 cdef class IntelTxQueue(_IntelQueue):
-    """Transmit ring of advanced data descriptors (82599 7.2.3.2.4)."""
+    """Transmit ring of advanced data descriptors (82599 7.2.3.2.4), or with
+    cmd_type=TX_EXTENDED and paylen=False of the 82574's extended TCP/IP
+    data descriptors, whose second dword has no PAYLEN (its POPTS asks for
+    checksums: it stays 0)."""
 
     def __cinit__(self, Bar bar not None, uint32_t tail_reg, DmaMemory ring_memory not None,
-                  size_t ring_offset, uint32_t num_descs):
+                  size_t ring_offset, uint32_t num_descs, uint32_t cmd_type=TX_ADVANCED, bint paylen=True):
+        if cmd_type & 0xFFFFF:
+            raise ValueError(f"cmd_type {cmd_type:#010x} overlaps the length field (bits 19:0)")
         self.descs = <ixy_adv_tx_desc *> (ring_memory.address + ring_offset)
         memset(self.descs, 0, num_descs * sizeof(ixy_adv_tx_desc))
         self.clean_batch = min(TX_CLEAN_BATCH, num_descs // 2)
+        self.cmd_type = cmd_type
+        self.paylen = paylen
 
     @property
     def in_flight(self) -> int:
@@ -205,7 +223,8 @@ cdef class IntelTxQueue(_IntelQueue):
     cdef uint32_t _tx(self, ixy_buf **bufs, uint32_t n) noexcept nogil:
         cdef ixy_adv_tx_desc *descs = self.descs
         cdef ixy_buf **ring = self.bufs
-        cdef uint32_t i, idx, mask = self.mask, room
+        cdef uint32_t i, idx, mask = self.mask, room, cmd_type = self.cmd_type
+        cdef bint paylen = self.paylen
         cdef uint64_t nbytes = 0
         cdef ixy_buf *b
         self._clean()
@@ -219,9 +238,9 @@ cdef class IntelTxQueue(_IntelQueue):
             b = bufs[i]
             ring[idx] = b
             descs[idx].read.buffer_addr = b.data_dma
-            descs[idx].read.cmd_type_len = (IXY_TXD_DCMD_EOP | IXY_TXD_DCMD_RS | IXY_TXD_DCMD_IFCS
-                                            | IXY_TXD_DCMD_DEXT | IXY_TXD_DTYP_DATA | b.len)
-            descs[idx].read.olinfo_status = b.len << IXY_TXD_PAYLEN_SHIFT
+            descs[idx].read.cmd_type_len = cmd_type | b.len
+            # also clears the DD a previous write-back left there
+            descs[idx].read.olinfo_status = (b.len << IXY_TXD_PAYLEN_SHIFT) if paylen else 0
             nbytes += b.len
             idx = (idx + 1) & mask
         self.packets += n
