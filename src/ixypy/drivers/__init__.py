@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Dict, Optional, Protocol, Tuple
 from ..fastpath.mempool import Mempool
 from ..device import Device
 from ..errors import UnsupportedDevice
-from . import igb, ixgbe, virtio
+from . import igb, igbvf, ixgbe, virtio
 
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ def supported_ids() -> Dict[Tuple[int, int], Tuple[Driver, str]]:
     ids: Dict[Tuple[int, int], Tuple[Driver, str]] = {(ixgbe.INTEL, dev): (ixgbe.IxgbeDevice, name) for dev, name in ixgbe.DEVICE_IDS.items()}
     ids[(virtio.VIRTIO_VENDOR, virtio.LEGACY_NET_DEVICE)] = (virtio.VirtioDevice, "legacy virtio-net")
     ids.update({(igb.INTEL, dev): (igb.IgbDevice, name) for dev, name in igb.DEVICE_IDS.items()})
+    ids.update({(igbvf.INTEL, dev): (igbvf.IgbvfDevice, name) for dev, name in igbvf.DEVICE_IDS.items()})
     return ids
 
 
