@@ -38,9 +38,9 @@ Close stops the VF's DMA: queues disabled, then VTCTRL.RST (which QEMU's
 model and the datasheet both make disable the VF's queues and clear its
 VFRE/VFTE bits until the next VF_RESET), then Bus Master Enable off.
 
-The VF is driven over VFIO only: its DMA then goes through the IOMMU
-mapping ixypy makes for it (UIO is refused before anything is touched:
-untested there).
+The VF is driven over VFIO only (access_methods): its DMA then goes through
+the IOMMU mapping ixypy makes for it; UIO is refused before the VF's binding
+changes (untested there).
 
 QEMU 10's model (hw/net/igbvf.c, igb_core.c), on which the tests run,
 differs from the datasheet here:
@@ -63,7 +63,7 @@ import time
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 from ..device import DeviceStats, format_mac
-from ..errors import DeviceError, DeviceTimeout, PromiscUnavailable, RssConfigError, UnsupportedDevice
+from ..errors import DeviceError, DeviceTimeout, PromiscUnavailable, RssConfigError
 from .igb import SRRCTL, SRRCTL_DESCTYPE_ADV_ONEBUF, SRRCTL_DROP_EN, STATUS_LU, STATUS_SPEED_MASK, \
     STATUS_SPEED_MBITS, _rxq, _txq
 from .intel import IntelDevice, LinkRegs
@@ -198,6 +198,7 @@ class IgbvfDevice(IntelDevice):
     """An 82576 virtual function. Opened by ixypy.open(); do not construct directly."""
 
     driver_name = "igbvf"
+    access_methods = ("vfio",)      # bus.attach_pci refuses UIO before binding anything
     MAX_QUEUES = MAX_QUEUES
     LINK_TIMEOUT = LINK_TIMEOUT
     LINK = LinkRegs(VFSTATUS, STATUS_LU, STATUS_SPEED_MASK, STATUS_SPEED_MBITS)
@@ -209,13 +210,6 @@ class IgbvfDevice(IntelDevice):
     _counters: Optional[List[int]] = None    # VFGPRC, VFGPTC, VFGORC, VFGOTC as last read
 
     def __init__(self, bus: "Bus", rx_queues: int = 1, tx_queues: int = 1, **kwargs) -> None:
-        from ..vfio import VfioDevice
-
-        if not isinstance(getattr(bus, "dev", None), VfioDevice):
-            bus.close()     # nothing was touched: the caller gets no device to close
-            raise UnsupportedDevice(f"{bus.address}: an 82576 virtual function is driven over VFIO only",
-                                    f"bind it to vfio-pci (`ixypy bind {bus.address} --vfio`) or open it with "
-                                    f"ixypy.open(..., method=\"vfio\"); VFIO needs an IOMMU (intel_iommu=on)")
         self.mailbox: Optional[Mailbox] = None
         super().__init__(bus, rx_queues, tx_queues, **kwargs)
 
