@@ -165,7 +165,7 @@ def attach_pci(address: str, driver: "Driver", method: str = "auto", force: bool
     dev = pci.PciDevice(address)
     chosen = pci.choose_method(dev, method)
     if chosen not in methods:       # refused before the binding changes
-        raise UnsupportedDevice(f"{dev.address}: the {driver.driver_name} driver works over "
+        raise UnsupportedDevice(f"{dev.address}: ixypy's {driver.driver_name} driver is made and tested for "
                                 f"{' or '.join(m.upper() for m in methods)} only, not {chosen.upper()}",
                                 f"bind it with `ixypy bind {dev.address} --vfio` or open it with "
                                 f"ixypy.open(..., method=\"vfio\"); VFIO needs an IOMMU (boot with intel_iommu=on)")

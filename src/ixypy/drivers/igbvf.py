@@ -34,6 +34,8 @@ further requests); the low 16 bits name the message. The PF may also send a
 message of its own (PF_CONTROL_MSG, bit 8: a "ping" on link changes), which
 the VF acknowledges and otherwise ignores.
 
+interrupts=True gives the rx queue the VF's MSI-X vector 0 (igbvf_irq).
+
 Close stops the VF's DMA: queues disabled, then VTCTRL.RST (which QEMU's
 model and the datasheet both make disable the VF's queues and clear its
 VFRE/VFTE bits until the next VF_RESET), then Bus Master Enable off.
@@ -50,6 +52,8 @@ differs from the datasheet here:
   So the driver waits for RSTI clear and does not require RSTD (Linux's
   igbvf waits for RSTD or RSTI and so fails its second reset on the model).
 - VFSTATUS is the PF's STATUS register.
+- The VF's interrupts reach it only while the PF's GPIE selects MSI-X mode
+  (Linux's igb does when it uses MSI-X); EIAM auto-masking is not modelled.
 - VFGORC/VFGOTC count each frame with its 4 CRC bytes (as DeviceStats does).
 - The VF's queue pair 1 (0x2900/0x3900) exists, but receives only with RSS
   in the PF's pool set-up: this driver opens one queue pair.
@@ -66,6 +70,8 @@ from ..device import DeviceStats, format_mac
 from ..errors import DeviceError, DeviceTimeout, PromiscUnavailable, RssConfigError
 from .igb import SRRCTL, SRRCTL_DESCTYPE_ADV_ONEBUF, SRRCTL_DROP_EN, STATUS_LU, STATUS_SPEED_MASK, \
     STATUS_SPEED_MBITS, _rxq, _txq
+from ..interrupts import Interrupts
+from . import igbvf_irq
 from .intel import IntelDevice, LinkRegs
 
 if TYPE_CHECKING:
@@ -218,6 +224,10 @@ class IgbvfDevice(IntelDevice):
     def _disable_interrupts(self) -> None:
         """Mask the VF's three MSI-X causes (VFEIMC)."""
         self.regs.write(VFEIMC, VFEIMC_ALL)
+
+    def _enable_interrupts(self, itr_us: Optional[float]) -> Interrupts:
+        """MSI-X: the rx queue on the VF's vector 0 (igbvf_irq)."""
+        return igbvf_irq.enable(self, igbvf_irq.DEFAULT_ITR_US if itr_us is None else itr_us)
 
     def _global_reset(self) -> None:
         """VTCTRL.RST: the VF's queues and interrupts to their defaults (the
