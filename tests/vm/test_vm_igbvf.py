@@ -9,6 +9,30 @@ forwarding scenario, by ixypy too. As in test_vm_igb.py, the scenarios run
 in one guest script, each isolated, and each test asserts on its scenario's
 result. The order matters where noted: "admin_mac" gives VF 0 a fixed MAC
 that the later scenarios use.
+
+Mutations tried, one guest run each (several independent ones per run), and
+what failed (each reverted afterwards):
+- no VF_RESET message (bring-up takes a made-up ACK with a MAC instead):
+  the PF never enables the VF's rx/tx (VFRE/VFTE) nor filters its MAC:
+  every test but the listing and the UIO refusal (which do not open a VF);
+- the NACK path without SET_MAC_ADDR (a random MAC kept without telling
+  the PF): test_vf_mac_is_the_pfs_and_exchange_with_the_pf_byte_for_byte
+  (`ip link` shows 00:00:00:00:00:00 for VF 0; test_stats_... fails along);
+- the MAC taken from reply word 1 only:
+  test_admin_mac_reaches_the_vf_through_the_mailbox (02:5e:00:00:00:00);
+- statistics without the base kept at open (raw counters):
+  test_stats_count_from_open_and_agree_with_what_was_sent (30 at the
+  second open), and the pktgen summary (2060 tx packets for 2000 sent);
+- set_promisc(True) accepted silently: test_promisc_is_the_pfs;
+- _stop without VTCTRL.RST and without the queue disable:
+  test_close_leaves_the_vf_reset_and_its_dma_off (RXDCTL/TXDCTL.ENABLE
+  still set after close; that run also had the word-1 MAC mutation, so the
+  test failed first on received_open);
+- access_methods allowing UIO: test_uio_is_refused_before_the_binding_changes
+  (the VF was bound to uio_pci_generic and brought up: UIO may well work,
+  it is not what this driver is tested for);
+- VFIVAR0 not written (no vector for the rx queue):
+  test_vf_interrupts_wake_an_idle_receiver (0 wake-ups of 5).
 """
 import json
 import textwrap
