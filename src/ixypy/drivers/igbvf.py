@@ -36,21 +36,21 @@ the VF acknowledges and otherwise ignores.
 
 interrupts=True gives the rx queue the VF's MSI-X vector 0 (igbvf_irq).
 
-Close stops the VF's DMA: queues disabled, then VTCTRL.RST (which QEMU's
-model and the datasheet both make disable the VF's queues and clear its
-VFRE/VFTE bits until the next VF_RESET), then Bus Master Enable off.
+Close stops the VF's DMA: queues disabled, then VTCTRL.RST (on QEMU's
+model it also clears the VF's VFRE/VFTE bits until the next VF_RESET), then
+Bus Master Enable off.
 
 The VF is driven over VFIO only (access_methods): its DMA then goes through
 the IOMMU mapping ixypy makes for it; UIO is refused before the VF's binding
-changes (untested there).
+changes (a bring-up over uio_pci_generic did succeed once in the guest rig,
+but nothing beyond it was tested there).
 
 QEMU 10's model (hw/net/igbvf.c, igb_core.c), on which the tests run,
 differs from the datasheet here:
 - VTCTRL.RST disables the VF's queues and its VFRE/VFTE bits and signals the
   PF (VFLRE) but neither sets RSTI nor clears the ring registers; RSTI is
   never set, and RSTD only once, when the PF driver writes CTRL_EXT.PFRSTD.
-  So the driver waits for RSTI clear and does not require RSTD (Linux's
-  igbvf waits for RSTD or RSTI and so fails its second reset on the model).
+  So the driver waits for RSTI clear and does not require RSTD.
 - VFSTATUS is the PF's STATUS register.
 - The VF's interrupts reach it only while the PF's GPIE selects MSI-X mode
   (Linux's igb does when it uses MSI-X); EIAM auto-masking is not modelled.
