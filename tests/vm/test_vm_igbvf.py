@@ -309,12 +309,21 @@ scenario("linux_vf", """
     finally:
         os.close(fd)
     sysfs(f"/sys/bus/pci/devices/{VF1}/driver_override", "igbvf")
-    sysfs("/sys/bus/pci/drivers_probe", VF1)
-    (vf_if,) = os.listdir(f"/sys/bus/pci/devices/{VF1}/net")
-    subprocess.run(["ip", "link", "set", "dev", vf_if, "up"], check=True)
-    vf_mac = sysfs(f"/sys/class/net/{vf_if}/address")
-    out = {"kernel_driver": PciDevice(VF1).driver, "carrier": wait_carrier(vf_if), "linux_mac": vf_mac,
-           "pf_says": vf_macs()}
+    # Linux's igbvf gives the PF 1 ms to show a reset and 1 s per mailbox
+    # message; in a TCG guest on a loaded host its probe once missed that
+    # (no MAC from the PF, no carrier): the kernel driver is bound again,
+    # at most three times, and the attempts are reported
+    for attempt in range(1, 4):
+        sysfs("/sys/bus/pci/drivers_probe", VF1)
+        (vf_if,) = os.listdir(f"/sys/bus/pci/devices/{VF1}/net")
+        subprocess.run(["ip", "link", "set", "dev", vf_if, "up"], check=True)
+        vf_mac = sysfs(f"/sys/class/net/{vf_if}/address")
+        out = {"kernel_driver": PciDevice(VF1).driver, "carrier": wait_carrier(vf_if), "linux_mac": vf_mac,
+               "pf_says": vf_macs(), "attempts": attempt}
+        if out["carrier"] == "1" and out["pf_says"][1] == vf_mac:
+            break
+        subprocess.run(["ip", "link", "set", "dev", vf_if, "down"])
+        sysfs(f"/sys/bus/pci/devices/{VF1}/driver/unbind", VF1)
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88B5))
     s.bind((vf_if, 0x88B5))
     s.settimeout(5)
@@ -340,6 +349,7 @@ def test_vf_to_vf_with_linux_igbvf_byte_for_byte(results):
     """ixypy on VF 0 and Linux's igbvf on VF 1 of the same port: 30 frames
     each way, unchanged (the port's loopback between pools carries them)."""
     out = outcome(results, "linux_vf")
+    print(f"\nLinux's igbvf bound {out['attempts']} time(s) before it had its MAC and carrier")
     assert out["kernel_driver"] == "igbvf" and out["carrier"] == "1"
     assert out["pf_says"][1] == out["linux_mac"]
     assert out["to_linux_vf"] == [30, 30, True]
