@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional, Protocol, Sequence, Tuple
 
 from .fastpath.regs import Bar, PortIo
-from .errors import DeviceError, InterruptsUnavailable
+from .errors import DeviceError, InterruptsUnavailable, UnsupportedDevice
 from .guard import DmaGuard
 from .memory import DmaAllocator
 from . import pci
@@ -169,7 +169,17 @@ class PciBus(Bus):
 
 def attach_pci(address: str, driver: "Driver", method: str = "auto", force: bool = False) -> PciBus:
     """Bind the NIC for user-space access (method "auto", "uio" or "vfio"; a
-    NIC already bound to one of them stays so) and open it for driver."""
+    NIC already bound to one of them stays so) and open it for driver. A
+    driver whose class names its `access_methods` (igbvf: VFIO only) is
+    refused any other, before the NIC's binding changes."""
     from .vfio import open_device
 
-    return PciBus(open_device(address, method, force=force), driver)
+    methods = getattr(driver, "access_methods", ("uio", "vfio"))
+    dev = pci.PciDevice(address)
+    chosen = pci.choose_method(dev, method)
+    if chosen not in methods:       # refused before the binding changes
+        raise UnsupportedDevice(f"{dev.address}: ixypy's {driver.driver_name} driver is made and tested for "
+                                f"{' or '.join(m.upper() for m in methods)} only, not {chosen.upper()}",
+                                f"bind it with `ixypy bind {dev.address} --vfio` or open it with "
+                                f"ixypy.open(..., method=\"vfio\"); VFIO needs an IOMMU (boot with intel_iommu=on)")
+    return PciBus(open_device(address, chosen, force=force), driver)

@@ -154,6 +154,15 @@ class BatchError(IxyError, ValueError):
     default_hint = "use a batch no larger than the ring, whose size ixypy.open(..., num_rx_desc=N, num_tx_desc=M) sets"
 
 
+class PromiscUnavailable(IxyError):
+    """The NIC cannot change its own receive filter: an SR-IOV virtual
+    function receives what its physical function's driver lets through."""
+
+    default_hint = ("a VF receives frames addressed to its MAC (dev.mac; the PF's host sets it with "
+                    "`ip link set PF vf N mac ADDR`) and broadcasts; to receive every frame on the wire, "
+                    "open the physical function with ixypy instead (`ixypy devices` lists it)")
+
+
 class DeviceTimeout(IxyError, TimeoutError):
     """The device did not reach an expected state in time (register named in the message)."""
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Dict, Optional, Protocol, Tuple
 from ..fastpath.mempool import Mempool
 from ..device import Device
 from ..errors import UnsupportedDevice
-from . import e1000e, igb, ixgbe, virtio
+from . import e1000e, igb, igbvf, ixgbe, virtio
 
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ def supported_ids() -> Dict[Tuple[int, int], Tuple[Driver, str]]:
     ids[(virtio.VIRTIO_VENDOR, virtio.MODERN_NET_DEVICE)] = (virtio.VirtioDevice, "virtio-net (VirtIO 1.x)")
     ids.update({(igb.INTEL, dev): (igb.IgbDevice, name) for dev, name in igb.DEVICE_IDS.items()})
     ids.update({(e1000e.INTEL, dev): (e1000e.E1000eDevice, name) for dev, name in e1000e.DEVICE_IDS.items()})
+    ids.update({(igbvf.INTEL, dev): (igbvf.IgbvfDevice, name) for dev, name in igbvf.DEVICE_IDS.items()})
     return ids
 
 
