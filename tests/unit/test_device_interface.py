@@ -61,6 +61,6 @@ def test_intel_family_steps_are_abstract():
 
 def test_every_driver_implements_the_whole_interface():
     drivers = {cls for cls, _ in supported_ids().values()}
-    assert {cls.__name__ for cls in drivers} == {"IxgbeDevice", "IgbDevice", "E1000eDevice", "VirtioDevice"}
+    assert {cls.__name__ for cls in drivers} == {"IxgbeDevice", "IgbDevice", "IgbvfDevice", "E1000eDevice", "VirtioDevice"}
     for cls in drivers:
         assert not inspect.isabstract(cls), f"{cls.__name__} leaves {sorted(cls.__abstractmethods__)} abstract"

@@ -153,7 +153,8 @@ def first_match(rules: list, p: dict) -> int:
 
 def checksums_ok(frame: bytes) -> Optional[bool]:
     """scapy's verdict on the IPv4 header and UDP/TCP checksums of a
-    well-formed unfragmented frame (None: nothing to check)."""
+    well-formed unfragmented frame (None: nothing to check, or a UDP/TCP
+    header at odds with IP's length, which scapy and ixypy sum differently)."""
     from scapy.layers.inet import IP, TCP, UDP
     from scapy.layers.inet6 import IPv6
     from scapy.layers.l2 import Ether
@@ -171,8 +172,9 @@ def checksums_ok(frame: bytes) -> Optional[bool]:
             ip_payload = pkt[IP].len - 4 * pkt[IP].ihl if IP in pkt else pkt[IPv6].plen
             if (layer is UDP and pkt[UDP].len != ip_payload) or (layer is TCP and 4 * pkt[TCP].dataofs > ip_payload):
                 # scapy sums the datagram its UDP length or TCP data offset makes of it; ixypy (as checksum
-                # offload) the IP payload: they differ only for a malformed one, its header at odds with IP's
-                continue
+                # offload) the IP payload: they differ only for a malformed one, its header at odds with IP's;
+                # nor would scapy's rewrite of the frame be ixypy's
+                return None
             fresh = pkt.copy()
             del fresh[layer].chksum
             want = Ether(bytes(fresh))[layer].chksum
