@@ -287,3 +287,91 @@ def test_modern_doorbell_stores_the_queue_index_at_its_notify_address():
         VirtioTxQueue(Doorbell.mmio(bar, 0), 1, ring, 0, N, 0, 1518, True, 11)
     txq.close()
     assert pool.free_count == pool.num_bufs
+
+
+# --- chain order and the pool's share --------------------------------------------
+
+@pytest.mark.parametrize("any_layout", [False, True], ids=["two-desc", "one-desc"])
+def test_tx_takes_chains_in_ring_order_and_stops_at_one_still_in_flight(port, any_layout):
+    """tx puts the packet of avail slot s in chain s & (chains - 1), whose
+    head avail slot s always names. A device that completes out of order
+    (chain 1 back, chain 0 not) leaves a chain free that is not next in
+    that order: tx then sends nothing rather than reuse chain 0, and sends
+    again once chain 0 is back; every frame arrives whole, in order, and no
+    buffer is lost.
+    Mutation tried: the in-flight check dropped from both tx loops: this
+    test fails (tx sends onto chain 0 while the device holds it, its
+    buffer is lost from the pool)."""
+    ring, pool = DmaMemory(vring_size(N) + 4096), make_pool()
+    txq = VirtioTxQueue(Doorbell.io_port(port), 1, ring, 0, N, ring.address + vring_size(N), 1518, any_layout)
+    chains = txq.capacity
+    dev = SimDevice(ring, N)
+    batch = PacketBatch(chains + 1)
+    batch.alloc(pool, length=60)
+    frames = [bytes([7 + i]) * (60 + i) for i in range(chains + 1)]
+    for i, f in enumerate(frames):
+        batch.write(i, f)
+    assert txq.tx(batch) == chains and txq.in_flight == chains
+    popped = [dev.pop() for _ in range(chains)]
+    assert [head for head, _ in popped] == [k << (0 if any_layout else 1) for k in range(chains)]
+    got = [ctypes.string_at(*chain[-1][:2])[HDR if any_layout else 0:] for _, chain in popped]
+    assert got == frames[:chains]
+    dev.push(popped[1][0], 0)                 # chain 1 back before chain 0
+    assert txq.tx(batch) == 0 and txq.in_flight == chains - 1 and len(batch) == 1
+    dev.push(popped[0][0], 0)
+    assert txq.tx(batch) == 1 and len(batch) == 0
+    head, chain = dev.pop()
+    assert head == 0 and ctypes.string_at(*chain[-1][:2])[HDR if any_layout else 0:] == frames[chains]
+    for h, _ in popped[2:] + [(head, chain)]:
+        dev.push(h, 0)
+    txq.reclaim()
+    assert txq.in_flight == 0
+    txq.close()
+    assert pool.free_count == pool.num_bufs
+
+
+@pytest.mark.parametrize("any_layout", [False, True], ids=["two-desc", "one-desc"])
+def test_rx_takes_no_more_than_the_pool_can_replace_and_keeps_every_chain_posted(port, any_layout):
+    """With fewer free buffers in the pool than packets waiting, rx takes
+    as many as it can give chains a fresh buffer for; every chain stays
+    posted and the rest come with the next call. Mutation tried: the
+    packets taken first and the chains refilled after (the exhaustion
+    path, _rx_take, for every call): chains_posted drops to 5 and this
+    test fails."""
+    ring, pool = DmaMemory(vring_size(N)), make_pool(2 * N)
+    rxq = VirtioRxQueue(Doorbell.io_port(port), 0, ring, 0, N, pool, any_layout)
+    chains = rxq.fill()
+    dev = SimDevice(ring, N)
+    held = PacketBatch(64)
+    held.alloc(pool, pool.free_count - 3)         # the app leaves 3 buffers in the pool
+    for seq in range(chains):
+        head, chain = dev.pop()
+        ctypes.memmove(chain[-1][0] + (HDR if any_layout else 0), struct.pack("<Q", seq), 8)
+        dev.push(head, HDR + 60)
+    batch = PacketBatch(64)
+    assert rxq.rx(batch) == 3 and rxq.chains_posted == chains and dev.pending() == 3
+    held.free()
+    assert rxq.rx(batch) == chains - 3 and rxq.chains_posted == chains
+    assert [struct.unpack_from("<Q", batch[i])[0] for i in range(chains)] == list(range(chains))
+    batch.free()
+    rxq.close()
+    assert pool.free_count == pool.num_bufs
+
+
+def test_rx_skips_a_head_it_never_posted_and_loses_no_buffer(port):
+    """A used entry naming a head that is not a chain's (a device bug) is
+    counted as an error and skipped; the fresh buffer taken for it goes back
+    to the pool. Mutation tried: the leftover fresh buffers not freed: the
+    pool is one buffer short at the end and this test fails."""
+    ring, pool = DmaMemory(vring_size(N)), make_pool()
+    rxq = VirtioRxQueue(Doorbell.io_port(port), 0, ring, 0, N, pool, True)
+    rxq.fill()
+    dev = SimDevice(ring, N)
+    head, _ = dev.pop()
+    dev.push(N + 3, HDR + 60)                     # no such descriptor
+    dev.push(head, HDR + 60)
+    batch = PacketBatch(8)
+    assert rxq.rx(batch) == 1 and rxq.errors == 1 and rxq.chains_posted == N
+    batch.free()
+    rxq.close()
+    assert pool.free_count == pool.num_bufs

@@ -92,13 +92,14 @@ cdef class VirtioRxQueue(_Virtqueue):
     cdef uint8_t shift            # chain k starts at descriptor k << shift
     cdef readonly uint64_t errors     # used entries of impossible length (dropped)
     cdef uint32_t _refill(self) noexcept nogil
+    cdef uint32_t _rx_take(self, ixy_buf **out, uint32_t ready) noexcept nogil
 
 
 cdef class VirtioTxQueue(_Virtqueue):
     cdef ixy_buf **bufs           # buffer behind chain k, or NULL
-    cdef uint16_t *free_chains    # stack of chains not in flight
-    cdef uint32_t free_count
+    cdef uint32_t in_flight_count # chains handed to the device, not yet reclaimed
     cdef uint32_t chains
+    cdef uint32_t chain_mask      # chains is a power of two; avail slot s carries chain s & chain_mask
     cdef readonly bint any_layout     # one descriptor per packet (header + frame), else two
     cdef uint8_t shift            # chain k starts at descriptor k << shift
 

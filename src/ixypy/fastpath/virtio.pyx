@@ -35,8 +35,8 @@ from libc.stdlib cimport calloc, free as c_free
 from libc.string cimport memcpy, memset
 
 from .batch cimport PacketBatch
-from .mempool cimport (DmaMemory, Mempool, ixy_buf, ixy_buf_capacity, ixy_buf_free, ixy_buf_free_slots,
-                       ixy_mempool_alloc)
+from .mempool cimport (DmaMemory, Mempool, ixy_buf, ixy_buf_capacity, ixy_buf_free, ixy_buf_free_n,
+                       ixy_buf_free_slots, ixy_mempool_alloc)
 from .queue cimport Queue
 from .regs cimport Bar, PortIo, ixy_port_ops, ixy_rmb
 
@@ -250,18 +250,45 @@ cdef class VirtioRxQueue(_Virtqueue):
         return n
 
     cdef uint32_t _rx(self, ixy_buf **out, uint32_t n) noexcept nogil:
-        """Either layout: used.len counts the header and the frame (the
-        header landed in the headroom), so b.len is used.len - hdr_len;
-        chain k's head is descriptor k << shift."""
-        cdef uint32_t i = 0, k, length, tail, cmask = self.chain_mask, hdr_len = self.hdr_len
+        """Up to n packets off the used ring. Either layout: used.len counts
+        the header and the frame (the header landed in the headroom), so
+        b.len is used.len - hdr_len; chain k's head is descriptor k << shift.
+        While the pool has buffers, every chain stays posted: each used
+        entry's chain gets a fresh buffer in the same pass (_rx_swap), and
+        entries beyond the pool's free buffers wait for the next call. With
+        the pool empty the packets are still taken, their chains left empty
+        (_rx_take) until buffers come back (_refill)."""
+        cdef uint32_t free_bufs
+        cdef uint16_t ready
+        if self.empty_count:
+            self._refill()           # chains left empty while the pool was exhausted
+        ready = ixy_vring_used_idx(self.used) - self.last_used
+        if ready > n:
+            ready = n
+        if ready == 0:
+            return 0
+        ixy_rmb()    # read the used entries only after used.idx
+        free_bufs = self.pool.pool.free_count
+        if self.empty_count or free_bufs == 0:
+            return self._rx_take(out, ready)
+        if ready > free_bufs:
+            ready = free_bufs
+        if self.any_layout:
+            return _rx_swap(self, out, ready, True)
+        return _rx_swap(self, out, ready, False)
+
+    cdef uint32_t _rx_take(self, ixy_buf **out, uint32_t ready) noexcept nogil:
+        """The `ready` used entries into out, their chains onto the empty
+        FIFO, then one refill pass with what the pool has (some chains are
+        empty, or the pool is)."""
+        cdef uint32_t i = 0, c, k, length, tail, cmask = self.chain_mask, hdr_len = self.hdr_len
         cdef uint32_t shift = self.shift, odd = (1u << self.shift) - 1
-        cdef uint16_t used_idx = ixy_vring_used_idx(self.used), last = self.last_used
+        cdef uint16_t last = self.last_used
         cdef uint64_t nbytes = 0
         cdef ixy_vring_used_elem *e
         cdef ixy_buf *b
-        ixy_rmb()    # read the used entries only after used.idx
         tail = self.empty_head + self.empty_count
-        while i < n and last != used_idx:
+        for c in range(ready):
             e = &self.used.ring[last & self.mask]
             last += 1
             k = e.id >> shift
@@ -292,12 +319,74 @@ cdef class VirtioRxQueue(_Virtqueue):
         ixy_buf_free_slots(self.bufs, self.chains)
 
 
+cdef inline uint32_t _rx_swap(VirtioRxQueue q, ixy_buf **out, uint32_t ready, bint any_layout) noexcept nogil:
+    """The `ready` used entries into out, every chain posted and the pool
+    holding a fresh buffer for each (any_layout a constant in each of the
+    two calls, so the compiler makes two loops). One pass, as the Intel
+    rings do: the fresh buffers are taken at once into out (a received
+    buffer then overwrites a slot already read: i <= j) and each chain gets
+    its fresh buffer and goes back into the avail ring as it comes off the
+    used ring; one publish. Ring positions are counted in 32 bits here
+    (free-running, masked), stored back as the 16-bit indices."""
+    cdef ixy_vring_used_elem *used = q.used.ring
+    cdef uint16_t *avail = q.avail.ring
+    cdef ixy_vring_desc *desc = q.desc
+    cdef ixy_buf **bufs = q.bufs
+    cdef ixy_buf *b
+    cdef ixy_buf *fresh
+    cdef uint32_t last = q.last_used, slot = q.avail_idx, mask = q.mask, end = last + ready
+    cdef uint32_t i = 0, j = 0, head, k, length, chains = q.chains
+    cdef uint32_t hdr_len = q.hdr_len, data_len = q.data_len
+    cdef uint64_t nbytes = 0
+    ixy_mempool_alloc(&q.pool.pool, out, ready)
+    while last != end:
+        head = used[last & mask].id
+        length = used[last & mask].len - hdr_len       # the frame's bytes (wraps if shorter than the header)
+        last += 1
+        k = head if any_layout else head >> 1
+        if k >= chains or (not any_layout and head & 1) or bufs[k] == NULL:
+            q.errors += 1         # not a head we posted: a device bug; skip it
+            continue
+        b = bufs[k]
+        fresh = out[j]
+        j += 1
+        bufs[k] = fresh
+        desc[head].addr = fresh.data_dma - hdr_len
+        if not any_layout:
+            desc[head + 1].addr = fresh.data_dma
+        avail[slot & mask] = head
+        slot += 1
+        if length > data_len:
+            q.errors += 1
+            ixy_buf_free(b)
+            continue
+        b.len = length
+        nbytes += length
+        out[i] = b
+        i += 1
+    if j < ready:                 # fresh buffers left over by skipped entries
+        ixy_buf_free_n(out + j, ready - j)
+    q.last_used = last
+    q.packets += i
+    q.bytes += nbytes
+    if j:
+        q._publish(j)
+    return i
+
+
 @cython.no_gc_clear
 cdef class VirtioTxQueue(_Virtqueue):
     """Transmit virtqueue, device-readable: per packet the shared zero
     header and the data in two descriptors, or with any_layout one
     descriptor over a zeroed header in the headroom and the frame
-    (header_dma is then unused)."""
+    (header_dma is then unused).
+
+    Chains are used in ring order: the packet at avail slot s goes in
+    chain s & chain_mask, so slot s always names the same head, written
+    once here, and a chain is free when its buffer slot is empty. A device
+    completes transmits in order as a rule (QEMU's and the model do); one
+    that does not only makes tx stop early, at the first chain of the
+    order still in flight."""
 
     def __cinit__(self, Doorbell doorbell not None, uint16_t queue_index, DmaMemory memory not None,
                   size_t offset, uint32_t num, uint64_t header_dma, uint32_t max_len, bint any_layout=False,
@@ -307,29 +396,28 @@ cdef class VirtioTxQueue(_Virtqueue):
         self.any_layout = any_layout
         self.shift = 0 if any_layout else 1
         self.chains = num >> self.shift
+        self.chain_mask = self.chains - 1
         self.tx_max_len = max_len      # Queue's: loops check it without the GIL (queue.pxd)
         self.bufs = <ixy_buf **> calloc(self.chains, sizeof(ixy_buf *))
-        self.free_chains = <uint16_t *> calloc(self.chains, sizeof(uint16_t))
-        if self.bufs == NULL or self.free_chains == NULL:
+        if self.bufs == NULL:
             raise MemoryError()
-        cdef uint32_t k
-        for k in range(self.chains):
-            if not any_layout:
+        cdef uint32_t k, s
+        if not any_layout:
+            for k in range(self.chains):
                 self.desc[2 * k].addr = header_dma
                 self.desc[2 * k].len = hdr_len
                 self.desc[2 * k].flags = IXY_VRING_DESC_F_NEXT
                 self.desc[2 * k].next = 2 * k + 1
-            self.free_chains[k] = self.chains - 1 - k
-        self.free_count = self.chains
+        for s in range(num):
+            self.avail.ring[s] = (s & self.chain_mask) << self.shift
 
     def __dealloc__(self):
         c_free(self.bufs)
-        c_free(self.free_chains)
 
     @property
     def in_flight(self) -> int:
         """Packets handed to the device and not yet reclaimed."""
-        return self.chains - self.free_count
+        return self.in_flight_count
 
     @property
     def capacity(self) -> int:
@@ -346,94 +434,115 @@ cdef class VirtioTxQueue(_Virtqueue):
         return self._tx_entry(batch)
 
     cdef void _clean(self) noexcept nogil:
-        cdef uint16_t used_idx = ixy_vring_used_idx(self.used), last = self.last_used
-        cdef uint32_t k, top = self.free_count, shift = self.shift
-        ixy_rmb()
-        while last != used_idx:
-            k = self.used.ring[last & self.mask].id >> shift
-            last += 1
-            if k < self.chains and self.bufs[k] != NULL:
-                ixy_buf_free(self.bufs[k])
-                self.bufs[k] = NULL
-                self.free_chains[top] = k
-                top += 1
-        self.last_used = last
-        self.free_count = top
+        """Take back the buffers of the chains the device has used."""
+        if self.any_layout:
+            _tx_reclaim(self, 0)
+        else:
+            _tx_reclaim(self, 1)
 
     cdef uint32_t _tx(self, ixy_buf **bufs, uint32_t n) noexcept nogil:
-        cdef uint64_t nbytes
         self._clean()
-        if n > self.free_count:
-            n = self.free_count
+        if n > self.chains - self.in_flight_count:
+            n = self.chains - self.in_flight_count
         if n == 0:
             return 0
         if self.any_layout:
-            nbytes = _tx_one_desc(self, bufs, n)
+            n = _tx_one_desc(self, bufs, n)
         else:
-            nbytes = _tx_two_desc(self, bufs, n)
-        self.free_count -= n
-        self.packets += n
-        self.bytes += nbytes
-        self._publish(n)     # one avail.idx write and at most one notify per batch
+            n = _tx_two_desc(self, bufs, n)
+        if n:
+            self.in_flight_count += n
+            self.packets += n
+            self._publish(n)     # one avail.idx write and at most one notify per batch
         return n
 
     cdef int _check_tx(self, PacketBatch batch) except -1:
-        """A packet longer than max_len or its buffer: PacketTooLarge, and
-        nothing of the batch is sent."""
-        cdef uint32_t i
+        """A packet longer than max_len: PacketTooLarge, and nothing of the
+        batch is sent. (No length exceeds its buffer: PacketBatch refuses
+        such a length where it is set, and rx never writes one.)"""
+        cdef uint32_t i, max_len = self.tx_max_len
+        cdef ixy_buf **bufs = batch.bufs
         for i in range(batch.count):
-            if batch.bufs[i].len > self.tx_max_len or batch.bufs[i].len > ixy_buf_capacity(batch.bufs[i].pool):
-                raise PacketTooLarge(f"packet {i} of the batch has {batch.bufs[i].len} bytes, the device takes at most {self.tx_max_len}")
+            if bufs[i].len > max_len:
+                raise PacketTooLarge(f"packet {i} of the batch has {bufs[i].len} bytes, the device takes at most {max_len}")
         return 0
 
     cdef void _release_buffers(self) noexcept:
         ixy_buf_free_slots(self.bufs, self.chains)
 
 
-cdef inline uint64_t _tx_two_desc(VirtioTxQueue q, ixy_buf **bufs, uint32_t n) noexcept nogil:
-    """n packets (n <= free_count) as chains of the shared header's
-    descriptor 2k (written once) and data descriptor 2k+1; their bytes."""
-    cdef uint32_t i, k, top = q.free_count
-    cdef uint16_t avail_idx = q.avail_idx, mask = q.mask
-    cdef uint64_t nbytes = 0
-    cdef ixy_vring_desc *desc = q.desc
+cdef inline void _tx_reclaim(VirtioTxQueue q, uint32_t shift) noexcept nogil:
+    """Free the buffers of the chains the used ring gives back (shift: the
+    layout's, a constant in each of the two calls). Ring positions in 32
+    bits, stored back as 16."""
+    cdef ixy_vring_used_elem *used = q.used.ring
+    cdef ixy_buf **ring = q.bufs
+    cdef uint32_t last = q.last_used, mask = q.mask, chains = q.chains, done = 0, k
+    cdef uint32_t end = last + <uint16_t> (ixy_vring_used_idx(q.used) - q.last_used)
     cdef ixy_buf *b
-    for i in range(n):
-        top -= 1
-        k = q.free_chains[top]
+    ixy_rmb()
+    while last != end:
+        k = used[last & mask].id >> shift
+        last += 1
+        if k < chains:
+            b = ring[k]
+            if b != NULL:         # else not a chain in flight: a device bug; skip it
+                ring[k] = NULL
+                done += 1
+                ixy_buf_free(b)
+    q.last_used = last
+    q.in_flight_count -= done
+
+
+cdef inline uint32_t _tx_two_desc(VirtioTxQueue q, ixy_buf **bufs, uint32_t n) noexcept nogil:
+    """Up to n packets as chains of the shared header's descriptor 2k
+    (written once) and data descriptor 2k+1, k taken in ring order; stops
+    at a chain still in flight. Returns the count placed."""
+    cdef ixy_vring_desc *desc = q.desc
+    cdef ixy_buf **ring = q.bufs
+    cdef uint32_t i = 0, k, slot = q.avail_idx, cmask = q.chain_mask
+    cdef uint64_t nbytes = 0
+    cdef ixy_buf *b
+    while i < n:
+        k = (slot + i) & cmask
+        if ring[k] != NULL:
+            break
         b = bufs[i]
-        q.bufs[k] = b
+        ring[k] = b
         desc[2 * k + 1].addr = b.data_dma
         desc[2 * k + 1].len = b.len
-        q.avail.ring[<uint16_t> (avail_idx + i) & mask] = 2 * k
         nbytes += b.len
-    return nbytes
+        i += 1
+    q.bytes += nbytes
+    return i
 
 
-cdef inline uint64_t _tx_one_desc(VirtioTxQueue q, ixy_buf **bufs, uint32_t n) noexcept nogil:
-    """n packets (n <= free_count) as one descriptor k each: a zeroed
-    virtio_net_hdr in the headroom right before the frame, then the frame
-    (VIRTIO_F_ANY_LAYOUT, 2.4.4 / 2.7.4 Message Framing); their bytes."""
-    cdef uint32_t i, k, top = q.free_count
-    cdef uint16_t avail_idx = q.avail_idx, mask = q.mask
-    cdef uint32_t hdr_len = q.hdr_len
-    cdef uint64_t nbytes = 0
+cdef inline uint32_t _tx_one_desc(VirtioTxQueue q, ixy_buf **bufs, uint32_t n) noexcept nogil:
+    """Up to n packets as one descriptor k each, k taken in ring order: a
+    zeroed virtio_net_hdr in the headroom right before the frame, then the
+    frame (VIRTIO_F_ANY_LAYOUT, 2.4.4 / 2.7.4 Message Framing); stops at a
+    chain still in flight. Returns the count placed."""
     cdef ixy_vring_desc *desc = q.desc
+    cdef ixy_buf **ring = q.bufs
+    cdef uint32_t i = 0, k, slot = q.avail_idx, cmask = q.chain_mask, hdr_len = q.hdr_len
+    cdef uint64_t nbytes = 0
     cdef ixy_buf *b
-    for i in range(n):
-        top -= 1
-        k = q.free_chains[top]
+    while i < n:
+        k = (slot + i) & cmask
+        if ring[k] != NULL:
+            break
         b = bufs[i]
-        q.bufs[k] = b
+        ring[k] = b
         # the longest header's bytes, a constant: the compiler stores them
         # inline (a memset of hdr_len is a libc call, 15 instructions a
         # packet); with a 10-byte header the 2 bytes before it are headroom
         memset(b.data - IXY_VIRTIO_NET_HDR_LEN_V1, 0, IXY_VIRTIO_NET_HDR_LEN_V1)
         desc[k].addr = b.data_dma - hdr_len
         desc[k].len = b.len + hdr_len
-        q.avail.ring[<uint16_t> (avail_idx + i) & mask] = k
         nbytes += b.len
-    return nbytes
+        i += 1
+    q.bytes += nbytes
+    return i
 
 
 cdef class VirtioCtrlQueue(_Virtqueue):
