@@ -2,7 +2,7 @@
 # in an open-addressing hash table, counted a batch at a time.
 from libc.stdint cimport uint32_t, uint64_t, int64_t
 
-from .ops cimport ixy_cols
+from .ops cimport Fields, ixy_cols
 
 cdef extern from "ixy_flowtable.h" nogil:
     enum:
@@ -25,3 +25,9 @@ cdef class FlowCounter:
     cdef bint held
 
     cdef int _ready(self) except -1
+    cdef int _add(self, Fields fields) except -1
+
+
+cdef class Monitor:
+    cdef readonly FlowCounter table
+    cdef readonly Fields packets

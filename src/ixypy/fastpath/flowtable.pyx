@@ -6,6 +6,8 @@ counts the batch last loaded into ``fields`` (ops.Fields, or
 ixypy.vector.Packets): each packet's key and flow hash from the parsed
 columns, the probe, the insert of a new flow, the counters, in one C loop
 with the GIL released: no Python object per packet, one call per batch.
+A :class:`Monitor` is the forwarding step: ``monitor(batch)`` parses the
+batch (Fields.load) and counts it, one call.
 
 The slots live in memory of the caller's (a writable C-contiguous buffer of
 64 bytes per slot: 5 key words, packets, bytes, home, as int64/uint64 in
@@ -18,6 +20,7 @@ from cpython.buffer cimport PyBUF_ND, PyBUF_WRITABLE, PyBuffer_Release, PyObject
 from libc.stdint cimport uintptr_t
 from libc.string cimport memset
 
+from .batch cimport PacketBatch
 from .ops cimport Fields
 
 SLOT_SIZE = sizeof(ixy_flow_slot)
@@ -70,6 +73,9 @@ cdef class FlowCounter:
 
     def add(self, Fields fields not None) -> None:
         """Count the packets of the batch last loaded into fields."""
+        self._add(fields)
+
+    cdef int _add(self, Fields fields) except -1:
         cdef int err
         self._ready()
         with nogil:
@@ -77,6 +83,7 @@ cdef class FlowCounter:
         if err:
             raise RuntimeError("FlowCounter: a probe went round the whole table (no empty slot: "
                                "were its keys written from outside?)")
+        return 0
 
     def merge(self, FlowCounter other not None) -> None:
         """Count other's flows (another worker's table, of as many slots)
@@ -136,3 +143,19 @@ cdef class FlowCounter:
     @property
     def untracked_bytes(self) -> int:
         return self.c.untracked_bytes
+
+
+cdef class Monitor:
+    """Monitor(table, fields): monitor(batch) loads the batch into fields
+    (the parse of Fields.load) and counts it into table (FlowCounter.add),
+    leaving the batch as it is; returns its count. One call per batch from
+    the forwarding loop (a vector app's step)."""
+
+    def __init__(self, FlowCounter table not None, Fields fields not None):
+        self.table = table
+        self.packets = fields
+
+    def __call__(self, PacketBatch batch not None) -> int:
+        self.packets._load(batch)
+        self.table._add(self.packets)
+        return batch.count

@@ -34,8 +34,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from .. import vector as vec
-from ..fastpath.batch import PacketBatch
-from ..fastpath.flowtable import KEY_WORDS, SLOT_SIZE, FlowCounter
+from ..fastpath.flowtable import KEY_WORDS, SLOT_SIZE, FlowCounter, Monitor
 
 # a slot as the C code (struct ixy_flow_slot) lays it out: 5 key words, 2 counters, the home slot
 SLOT_DTYPE = np.dtype([("key", "=u8", KEY_WORDS), ("packets", "=i8"), ("bytes", "=i8"), ("home", "=i8")])
@@ -134,19 +133,14 @@ class FlowTable(FlowCounter):
         return json.dumps({**extra, "totals": self.totals(), "flows": self.records()}, indent=1)
 
 
-class FlowMonitor:
+class FlowMonitor(Monitor):
     """The forwarding step: counts every packet of the batch into `table`
-    (shared by both directions) and leaves the batch as it is."""
+    (shared by both directions) and leaves the batch as it is: monitor(batch)
+    is one C call (Monitor's: the parse into `packets`, a vec.Packets of
+    `capacity`, then FlowTable.add)."""
 
     def __init__(self, table: FlowTable, capacity: int = 256) -> None:
-        self.table = table
-        self.packets = vec.Packets(capacity)
-
-    def __call__(self, batch: PacketBatch) -> int:
-        pk = self.packets
-        n = pk.load(batch)                       # C: parse every packet into the columns
-        self.table.add(pk)                       # C: key, hash, probe, count (GIL released)
-        return n
+        super().__init__(table, vec.Packets(capacity))
 
 
 # --- the live view (rich) -------------------------------------------------------------
