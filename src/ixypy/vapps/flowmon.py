@@ -51,7 +51,7 @@ def _slots(n: int) -> np.ndarray:
     return raw[skip:skip + n * SLOT_SIZE].view(SLOT_DTYPE)
 
 
-def _unpickle(max_flows: int, slots: np.ndarray, counts: Tuple[int, ...]) -> "FlowTable":
+def _unpickle(max_flows: int, slots: np.ndarray, counts: Tuple[int, int, int, int, int]) -> "FlowTable":
     table = FlowTable(max_flows, len(slots))
     table.entries[...] = slots
     table.restore_counts(counts)
@@ -82,7 +82,7 @@ class FlowTable(FlowCounter):
         self.bytes = self.entries["bytes"]
         self.home = self.entries["home"]
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Any, ...]:
         """Pickles (a worker's table comes back to the parent so): its
         slots and counts."""
         return _unpickle, (self.max_flows, self.entries, self.counts())
