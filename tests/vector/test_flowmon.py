@@ -4,7 +4,9 @@ per packet over reference.parse: exact, per flow, including flows that
 collide in the table (a tiny table, and crafted pairs with the same 32-bit
 flow hash), a table that fills up, and the `ixypy flowmon` command.
 
-Mutations each test was seen to fail on are in its docstring."""
+Mutations each test was seen to fail on are in its docstring; those naming
+np.add.at, probe rounds, claimants of an empty slot or `[:room]` were of the
+NumPy table that the C one (csrc/ixy_flowtable.h) replaced."""
 from __future__ import annotations
 
 import ipaddress
@@ -341,7 +343,8 @@ def test_one_home_slot_fills_to_max_flows():
     with home 12 and its exact counts; slots 6-11 stay empty; the packets of
     the other 3 are untracked, those of the ARP-like frames "other", in the
     first batch and in later ones. Mutations it failed on (csrc/ixy_flowtable.h):
-    a probe step of 2 (`i + 2`: flows in slots 12, 14, 0, ...); the bytes
+    a probe step of 2 (`i + 2`: only the even slots reached, the tenth flow's
+    probe went round the table: RuntimeError); the bytes
     counter not incremented; `flows > max_flows` (11 flows kept); the
     untracked bytes not counted; home recorded as the slot found (not the
     first slot); the "other" packets not counted."""
