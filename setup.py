@@ -28,6 +28,7 @@ FASTPATH_HEADERS = {
     "loops": ["ixy_stop.h", "ixy_hist.h", "ixy_mempool.h", "ixy_poll_hook.h"],
     "classify": ["ixy_classify.h", "ixy_pkt.h", "ixy_mempool.h"],
     "nat": ["ixy_nat.h", "ixy_pkt.h", "ixy_mempool.h"],
+    "flowtable": ["ixy_flowtable.h", "ixy_pkt.h"],
 }
 
 # the Intel model (82599, 82576): its shared core, then one file per register map

@@ -172,7 +172,7 @@ APP_KINDS = {
     "fw-python": "the same firewall per packet in Python (memoryview, struct)",
     "nat-vector": "1:1 NAT 10/8 -> 198/8 + dport map, checksums updated (Nat, a Rewriter: one C call per batch parses, rewrites, updates checksums, counts)",
     "nat-python": "the same NAT per packet in Python (memoryview, RFC 1624 in Python)",
-    "flowmon-vector": "flow monitor, packets and bytes per 5-tuple, one flow (FlowMonitor: parse, hash, NumPy table)",
+    "flowmon-vector": "flow monitor, packets and bytes per 5-tuple, one flow (FlowMonitor: one C call per batch parses, keys, hashes, probes the table, counts)",
     "flowmon-python": "the same flow monitor per packet in Python (memoryview, struct, dict)",
 }
 

@@ -227,6 +227,35 @@ static inline uint32_t ixy_flow_hash(const struct ixy_cols *c, uint32_t i)
     return ixy_fmix32(h);
 }
 
+/* The exact directional 5-tuple of packet i as IXY_FLOW_KEY_SIZE bytes at k
+ * (ops.Fields.flow_keys documents the layout): source and destination
+ * address (16 bytes each: the IPv6 address, or the IPv4 address big-endian
+ * in the first 4 bytes and 12 zero bytes), source and destination port
+ * (big-endian; 0 without a UDP/TCP header), protocol, family (4 or 6), 2 zero
+ * bytes. A packet that is not well-formed IPv4 or IPv6 gets 40 zero bytes
+ * (family 0). Returns 1 for a flow, 0 for the others. */
+#define IXY_FLOW_KEY_SIZE 40
+static inline int ixy_flow_key(const struct ixy_cols *c, uint32_t i, uint8_t *k)
+{
+    uint8_t f = c->flags[i];
+    memset(k, 0, IXY_FLOW_KEY_SIZE);
+    if ((f & IXY_PKT_BAD) || !(f & (IXY_PKT_IPV4 | IXY_PKT_IPV6)))
+        return 0;
+    if (f & IXY_PKT_IPV6) {
+        memcpy(k, c->src6 + 16 * i, 16);
+        memcpy(k + 16, c->dst6 + 16 * i, 16);
+        k[37] = 6;
+    } else {
+        ixy_put32(k, c->src[i]);
+        ixy_put32(k + 16, c->dst[i]);
+        k[37] = 4;
+    }
+    ixy_put16(k + 32, c->sport[i]);
+    ixy_put16(k + 34, c->dport[i]);
+    k[36] = c->proto[i];
+    return 1;
+}
+
 /* --- checksums (RFC 1071 sums, RFC 1624 incremental updates) */
 static inline uint32_t ixy_sum16(const uint8_t *p, uint32_t n, uint32_t sum)
 {

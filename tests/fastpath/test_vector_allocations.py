@@ -177,7 +177,8 @@ def test_app_steps_allocate_per_batch_only(name, count_allocations):
     """A vector app's step (NumPy temporaries and views, scalars, counters),
     the flow monitor in its steady state (every flow known): the same count
     at batch 32 and 256, at most 100 objects a batch (measured: firewall 0,
-    NAT 0 since it is compiled (30 before), flow monitor 13)."""
+    NAT 0 since it is compiled (30 before), flow monitor 0 since its table
+    is compiled (13 before))."""
     got = allocations(count_allocations, lambda size: _app(name, size))
     assert got[32] == got[256], got
     assert 0 < got[32] <= 100 * ROUNDS, got

@@ -14,6 +14,7 @@ cdef extern from "ixy_pkt.h" nogil:
         IXY_PKT_FRAG
         IXY_PKT_VLAN
         IXY_PKT_BAD
+        IXY_FLOW_KEY_SIZE
     struct ixy_cols:
         uint32_t *index
         uint32_t *length
@@ -37,6 +38,7 @@ cdef extern from "ixy_pkt.h" nogil:
         uint16_t proto
     void ixy_parse(const uint8_t *d, uint32_t len, ixy_cols *c, uint32_t i)
     uint32_t ixy_flow_hash(const ixy_cols *c, uint32_t i)
+    int ixy_flow_key(const ixy_cols *c, uint32_t i, uint8_t *k)
     int ixy_rule_matches(const ixy_rule *r, const ixy_cols *c, uint32_t i)
 
 

@@ -14,7 +14,7 @@ cimport cython
 from cpython.buffer cimport PyBUF_ND, PyBUF_WRITABLE, PyBuffer_FillInfo, PyBuffer_Release, PyObject_GetBuffer
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, uint64_t
 from libc.stdlib cimport calloc, free as c_free
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy
 
 from .batch cimport PacketBatch
 from .mempool cimport Mempool, ixy_buf, ixy_buf_free
@@ -38,9 +38,7 @@ FRAG = IXY_PKT_FRAG
 VLAN = IXY_PKT_VLAN
 BAD = IXY_PKT_BAD
 RULE_SIZE = sizeof(ixy_rule)
-cdef enum:
-    _FLOW_KEY_SIZE = 40
-FLOW_KEY_SIZE = _FLOW_KEY_SIZE
+FLOW_KEY_SIZE = IXY_FLOW_KEY_SIZE
 
 # (name, struct format, items per packet): the columns of Fields, in the block in this order
 _COLUMNS = (
@@ -153,9 +151,9 @@ cdef class Fields:
         PyObject_GetBuffer(out, &v, PyBUF_ND | PyBUF_WRITABLE)
         try:
             width = v.shape[1] * v.itemsize if v.ndim == 2 else 0
-            if width < _FLOW_KEY_SIZE or v.shape[0] < self.count:
+            if width < IXY_FLOW_KEY_SIZE or v.shape[0] < self.count:
                 raise BatchError(f"flow_keys: need a 2-D array of at least {self.count} rows of at least "
-                                 f"{_FLOW_KEY_SIZE} bytes",
+                                 f"{IXY_FLOW_KEY_SIZE} bytes",
                                  f"e.g. numpy.zeros(({self.capacity}, 5), numpy.uint64)")
             return _keys_all(&self.c, self.count, <uint8_t *> v.buf, width)
         finally:
@@ -206,26 +204,8 @@ cdef void _hash_all(ixy_cols *c, uint32_t n) noexcept nogil:
 
 cdef uint32_t _keys_all(const ixy_cols *c, uint32_t n, uint8_t *out, Py_ssize_t width) noexcept nogil:
     cdef uint32_t i, flows = 0
-    cdef uint8_t f
-    cdef uint8_t *k
     for i in range(n):
-        k = out + i * width
-        memset(k, 0, _FLOW_KEY_SIZE)
-        f = c.flags[i]
-        if f & IXY_PKT_BAD or not f & (IXY_PKT_IPV4 | IXY_PKT_IPV6):
-            continue
-        if f & IXY_PKT_IPV6:
-            memcpy(k, c.src6 + 16 * i, 16)
-            memcpy(k + 16, c.dst6 + 16 * i, 16)
-            k[37] = 6
-        else:
-            ixy_put32(k, c.src[i])
-            ixy_put32(k + 16, c.dst[i])
-            k[37] = 4
-        ixy_put16(k + 32, c.sport[i])
-        ixy_put16(k + 34, c.dport[i])
-        k[36] = c.proto[i]
-        flows += 1
+        flows += ixy_flow_key(c, i, out + i * width)
     return flows
 
 

@@ -1,5 +1,6 @@
-"""A flow monitor: per-flow packet and byte counters, kept per batch with
-NumPy in an open-addressing hash table (no Python object per packet).
+"""A flow monitor: per-flow packet and byte counters, kept per batch in a
+compiled open-addressing hash table (ixypy.fastpath.flowtable, one C call
+per batch, no Python object per packet), read with NumPy.
 
 A flow is the directional 5-tuple of a well-formed IPv4 or IPv6 packet:
 (family, source address, destination address, protocol, source port,
@@ -12,19 +13,17 @@ are compared in full, IPv6 included (the flow hash folds an IPv6 address to
 bytes as received: Ethernet header included, CRC excluded.
 
 The table (FlowTable): ``slots`` entries (a power of two, at least twice
-``max_flows`` by default), each a key (the 40 bytes of
-``Fields.flow_keys``, zero-padded to 64) and two counters; an all-zero key
-is an empty slot. A packet's flow hash picks its first slot; linear probing
-walks on while the slot holds another key; a packet whose key is in no slot
-before the first empty one is a new flow, inserted there. Per batch: the
-keys and hashes in C (``pk.flow_keys``, ``pk.flow_hash``), then a few NumPy
-calls: gather the keys at every packet's first slot and compare the whole
-keys; usually every packet found its flow there and np.add.at counts. The
-others probe in rounds, each looking at the next 8 slots of every pending
-packet at once: the first slot holding its key, or empty, ends its probe;
-a new flow is inserted in that empty slot (one claimant per slot wins, the
-others compare again). Keys are never removed; once the table
-holds ``max_flows`` flows, packets of new flows are counted as "untracked".
+``max_flows`` by default) of 64 bytes, one cache line each: a key (the 40
+bytes of ``Fields.flow_keys``), the flow's packets and bytes and its home
+(first slot); an all-zero key is an empty slot. Per batch, after the parse
+(``Packets.load``), one C loop (csrc/ixy_flowtable.h) takes each packet's
+key and flow hash from the parsed columns; the hash picks its first slot,
+and linear probing walks on while the slot holds another key; a packet
+whose key is in no slot before the first empty one is a new flow, inserted
+there. Keys are never removed; once the table holds ``max_flows`` flows,
+packets of new flows are counted as "untracked". ``keys``, ``packets``,
+``bytes`` and ``home`` are NumPy views of the slots (no copy), for the top
+talkers, the JSON dump and the live view.
 """
 from __future__ import annotations
 
@@ -35,176 +34,58 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from .. import vector as vec
-from ..fastpath.batch import PacketBatch
+from ..fastpath.flowtable import KEY_WORDS, SLOT_SIZE, FlowCounter, Monitor
 
-# a slot's key: the 40 bytes of Fields.flow_keys (addresses, ports, proto, family) and 24 zero
-# bytes, so that the comparison of a key's 8 words gives 8 booleans read as one uint64
-KEY_WORDS = 8
+# a slot as the C code (struct ixy_flow_slot) lays it out: 5 key words, 2 counters, the home slot
+SLOT_DTYPE = np.dtype([("key", "=u8", KEY_WORDS), ("packets", "=i8"), ("bytes", "=i8"), ("home", "=i8")])
+assert SLOT_DTYPE.itemsize == SLOT_SIZE
 _SPORT, _DPORT, _PROTO, _FAMILY = 32, 34, 36, 37     # byte offsets in a key (ports big-endian)
-_ALL_EQUAL = np.uint64(0x0101010101010101)           # 8 True booleans as one uint64
-_WINDOW = np.arange(8)                               # slots a probe round looks at, from a packet's position
+_FAMILY_WORD = _FAMILY // 8                          # the key word that is 0 in an empty slot
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6"}
 
 
-class FlowTable:
+def _slots(n: int) -> np.ndarray:
+    """n zeroed slots (SLOT_DTYPE), starting on a 64-byte boundary (a slot per cache line)."""
+    raw = np.zeros((n + 1) * SLOT_SIZE, np.uint8)
+    skip = -raw.ctypes.data % 64
+    return raw[skip:skip + n * SLOT_SIZE].view(SLOT_DTYPE)
+
+
+def _unpickle(max_flows: int, slots: np.ndarray, counts: Tuple[int, int, int, int, int]) -> "FlowTable":
+    table = FlowTable(max_flows, len(slots))
+    table.entries[...] = slots
+    table.restore_counts(counts)
+    return table
+
+
+class FlowTable(FlowCounter):
     """Per-flow packet and byte counters (see the module doc).
 
     max_flows: flows kept; packets of further flows count as untracked.
     slots: table size, a power of two above max_flows (default: the
-    smallest at least 2 * max_flows). ``packets`` and ``bytes`` are int64
-    arrays indexed by slot; ``flows`` is the number of used slots.
+    smallest at least 2 * max_flows). ``entries``: the slots (SLOT_DTYPE);
+    ``keys`` ((slots, 5) uint64), ``packets`` and ``bytes`` (int64),
+    ``home`` (int64, a used slot's flow's first slot): views of it, indexed
+    by slot; ``flows`` is the number of used slots; other_packets,
+    other_bytes, untracked_packets, untracked_bytes (FlowCounter).
+    add(pk) counts a batch loaded into pk (one C call, see
+    ixypy.fastpath.flowtable); merge(other) adds another worker's table.
     """
 
-    _views: Dict[int, Tuple[np.ndarray, ...]]
-
     def __init__(self, max_flows: int = 65536, slots: Optional[int] = None) -> None:
-        if max_flows < 1:
-            raise ValueError(f"max_flows must be at least 1, not {max_flows}")
         if slots is None:
-            slots = 1 << (2 * max_flows - 1).bit_length()
-        if slots & (slots - 1) or slots <= max_flows:
-            raise ValueError(f"slots ({slots}) must be a power of two above max_flows ({max_flows})")
-        self.max_flows = max_flows
-        self.mask = np.uint32(slots - 1)
-        self.keys = np.zeros((slots, KEY_WORDS), np.uint64)
-        self.packets = np.zeros(slots, np.int64)
-        self.bytes = np.zeros(slots, np.int64)
-        self.home = np.zeros(slots, np.intp)               # a used slot's flow's first slot (hash & mask)
-        self.flows = 0
-        self.other_packets = self.other_bytes = 0          # not IP, or malformed
-        self.untracked_packets = self.untracked_bytes = 0  # new flows while the table held max_flows
-        self._owner = np.zeros(slots, np.intp)             # scratch: who claims an empty slot
-        self._scratch(0)
+            slots = 1 << (2 * max(max_flows, 1) - 1).bit_length()
+        self.entries = _slots(slots)
+        super().__init__(self.entries, max_flows)         # checks max_flows and slots
+        self.keys = self.entries["key"]
+        self.packets = self.entries["packets"]
+        self.bytes = self.entries["bytes"]
+        self.home = self.entries["home"]
 
-    @property
-    def slots(self) -> int:
-        return len(self.keys)
-
-    def _scratch(self, capacity: int) -> None:
-        """Arrays for a batch of up to capacity packets: its keys, the keys
-        at its slots, their comparison."""
-        self._keys = np.zeros((capacity, KEY_WORDS), np.uint64)
-        self._cur = np.zeros((capacity, KEY_WORDS), np.uint64)
-        self._eq = np.zeros((capacity, KEY_WORDS), bool)
-        self._pos = np.zeros(capacity, np.intp)
-        self._views = {}                         # n -> the scratch arrays' first n rows
-
-    def _rows(self, n: int) -> Tuple[np.ndarray, ...]:
-        """(keys, pos, cur, eq) scratch for n packets: views made once per n."""
-        v = self._views.get(n)
-        if v is None:
-            if len(self._keys) < n:
-                self._scratch(n)
-            v = self._views[n] = (self._keys[:n], self._pos[:n], self._cur[:n], self._eq[:n])
-        return v
-
-    def add(self, pk: vec.Packets) -> None:
-        """Count the packets of the batch pk was loaded with; pk.flow_hash()
-        must have been called since."""
-        n = pk.count
-        if not n:
-            return
-        if len(self._keys) < pk.capacity:
-            self._scratch(pk.capacity)
-        keys, pos, _, _ = self._rows(n)
-        flows = pk.flow_keys(keys)               # C: each packet's key, zero if not a flow
-        np.bitwise_and(pk.hash, self.mask, out=pos)                    # as intp: indexes with no cast
-        length = pk.length.astype(np.int64)
-        if flows < n:                            # leave out what is not a flow
-            flow = keys[:, 4] != 0               # the word with the family byte
-            self.other_packets += n - flows
-            self.other_bytes += int(length[~flow].sum())
-            keys, pos, length = keys[flow], pos[flow], length[flow]
-        slot, full = self._lookup(keys, pos)
-        if full:                                 # some packets of new flows found the table full
-            lost = slot < 0
-            self.untracked_packets += int(np.count_nonzero(lost))
-            self.untracked_bytes += int(length[lost].sum())
-            slot, length = slot[~lost], length[~lost]
-        np.add.at(self.packets, slot, 1)
-        np.add.at(self.bytes, slot, length)
-
-    def _equal(self, slots: np.ndarray, keys: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """(the keys at slots, the word-by-word comparison with keys: (n, 8)
-        booleans; a row's 8 as one uint64 is _ALL_EQUAL where the keys are
-        equal)."""
-        _, _, cur, eq = self._rows(len(keys))
-        self.keys.take(slots, axis=0, out=cur, mode="clip")      # clip: in range, so no buffering
-        np.equal(cur, keys, out=eq)
-        return cur, eq
-
-    def _lookup(self, keys: np.ndarray, pos: np.ndarray) -> Tuple[np.ndarray, bool]:
-        """(the slot of each key, inserting new ones; whether some could not
-        be inserted, the table being full: their slot is -1). pos: each
-        key's first slot (its hash & mask), intp, overwritten."""
-        table, owner, mask = self.keys, self._owner, self.mask
-        _, eq = self._equal(pos, keys)
-        if eq.all():                             # every flow known, at its first slot: the common case
-            return pos, False
-        home = pos.copy()
-        hit = eq.view(np.uint64)[:, 0] == _ALL_EQUAL
-        slot = np.full(len(keys), -1, np.intp)
-        slot[hit] = pos[hit]
-        todo = np.flatnonzero(~hit)              # indices into keys of the packets still looking
-        full = False
-        rounds = 0
-        while len(todo):
-            rounds += 1
-            if rounds > self.slots:              # a probe ends within a lap of the table (it has empty slots)
-                raise RuntimeError("FlowTable: a probe went round the whole table (a bug)")
-            # each pending packet looks at WINDOW slots from its position at once: the first that
-            # holds its key, or is empty (then the key is in no slot: a new flow), ends its probe
-            p, k = pos[todo], keys[todo]
-            at = (p[:, None] + _WINDOW) & mask                                  # (t, WINDOW) slots
-            cur = table.take(at, axis=0)                                        # (t, WINDOW, 8)
-            match = (cur == k[:, None, :]).view(np.uint64)[:, :, 0] == _ALL_EQUAL
-            stop = match | (cur[:, :, 4] == 0)
-            first = stop.argmax(axis=1)          # the first stop in the window (0 if none)
-            rows = np.arange(len(todo))
-            stopped = stop[rows, first]
-            here = at[rows, first]
-            found = stopped & match[rows, first]
-            slot[todo[found]] = here[found]
-            done = found
-            # no stop in the window: go on after it; a stop: stay there (a new flow's empty slot)
-            pos[todo] = np.where(stopped, here, (p + _WINDOW.size) & mask)
-            new = np.flatnonzero(stopped & ~found)
-            if len(new):
-                e_pos = here[new]
-                room = self.max_flows - self.flows
-                if room > 0:
-                    owner[e_pos] = new           # several may claim a slot: one write survives
-                    won = new[owner[e_pos] == new][:room]
-                    table[here[won]] = k[won]
-                    self.home[here[won]] = home[todo[won]]
-                    self.flows += len(won)
-                # the others compare again from there next round (their key, or another one's);
-                # a slot still empty was not given (the table is full): those packets are untracked
-                lost = table[e_pos, 4] == 0
-                if lost.any():
-                    full = True
-                    done[new[lost]] = True       # slot stays -1
-            todo = todo[~done]
-        return slot, full
-
-    def merge(self, other: "FlowTable") -> None:
-        """Count other's flows (another worker's table, of as many slots) in
-        this one too; flows beyond max_flows count as untracked."""
-        if other.slots != self.slots:
-            raise ValueError(f"a table of {other.slots} slots does not merge into one of {self.slots}")
-        s = np.flatnonzero(other.keys[:, 4])
-        slot, full = self._lookup(other.keys[s], other.home[s].copy())
-        if full:
-            lost = slot < 0
-            self.untracked_packets += int(other.packets[s[lost]].sum())
-            self.untracked_bytes += int(other.bytes[s[lost]].sum())
-            s, slot = s[~lost], slot[~lost]
-        np.add.at(self.packets, slot, other.packets[s])
-        np.add.at(self.bytes, slot, other.bytes[s])
-        self.other_packets += other.other_packets
-        self.other_bytes += other.other_bytes
-        self.untracked_packets += other.untracked_packets
-        self.untracked_bytes += other.untracked_bytes
+    def __reduce__(self) -> Tuple[Any, ...]:
+        """Pickles (a worker's table comes back to the parent so): its
+        slots and counts."""
+        return _unpickle, (self.max_flows, self.entries, self.counts())
 
     # --- reading the table (Python per flow: for display and dumps) ----------------
 
@@ -221,7 +102,7 @@ class FlowTable:
 
     def used(self) -> np.ndarray:
         """The slots holding a flow, most bytes first."""
-        s = np.flatnonzero(self.keys[:, 4])
+        s = np.flatnonzero(self.keys[:, _FAMILY_WORD])
         return s[np.lexsort((self.packets[s], self.bytes[s]))[::-1]]
 
     def flow(self, slot: int) -> Dict[str, Any]:
@@ -252,20 +133,14 @@ class FlowTable:
         return json.dumps({**extra, "totals": self.totals(), "flows": self.records()}, indent=1)
 
 
-class FlowMonitor:
+class FlowMonitor(Monitor):
     """The forwarding step: counts every packet of the batch into `table`
-    (shared by both directions) and leaves the batch as it is."""
+    (shared by both directions) and leaves the batch as it is: monitor(batch)
+    is one C call (Monitor's: the parse into `packets`, a vec.Packets of
+    `capacity`, then FlowTable.add)."""
 
     def __init__(self, table: FlowTable, capacity: int = 256) -> None:
-        self.table = table
-        self.packets = vec.Packets(capacity)
-
-    def __call__(self, batch: PacketBatch) -> int:
-        pk = self.packets
-        n = pk.load(batch)
-        pk.flow_hash()
-        self.table.add(pk)
-        return n
+        super().__init__(table, vec.Packets(capacity))
 
 
 # --- the live view (rich) -------------------------------------------------------------
