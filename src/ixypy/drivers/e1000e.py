@@ -2,12 +2,14 @@
 
 Bring-up follows the 82574 datasheet, section 4.6 (software initialization
 sequence): mask interrupts (4.6.1), global reset after the PCIe master
-disable (4.6.2), link set-up through the copper PHY (4.6.3), statistics
-(4.6.4), receive init (4.6.5) and transmit init (4.6.6). Register names and
-bits are the datasheet's (chapter 10); rings, the rx/tx fast path, link,
+disable (4.6.2), link set-up through the copper PHY and statistics (the
+two steps in between; their subsection numbers not checked), receive init
+(4.6.5) and transmit init (4.6.6). Register names and bits are the
+datasheet's (chapter 10); rings, the rx/tx fast path, link,
 MAC, statistics and the stop sequence are the ones intel.py shares with
 ixgbe and igb:
-- rx: extended receive descriptors (RFCTL.EXSTEN, 7.1.5), whose read and
+- rx: extended receive descriptors (RFCTL.EXSTEN; section 7.1, receive,
+  subsection number not checked), whose read and
   write-back formats put the buffer address, the status/errors dword and
   the length where the advanced descriptors have them, so IntelRxQueue
   reads them unchanged;
@@ -186,7 +188,8 @@ class E1000eDevice(CopperPhyLink, IntelDevice):
         then sets EECD.AUTO_RD (QEMU's model has it set from the reset on)."""
         self.regs.wait_set(EECD, EECD_AUTO_RD, EEPROM_TIMEOUT)
 
-    # _setup_link (4.6.3, copper: the PHY at address 1 through MDIC): CopperPhyLink
+    # _setup_link (the link step of 4.6, subsection number not checked; copper:
+    # the PHY at address 1 through MDIC): CopperPhyLink
 
     def _init_rx(self) -> None:
         """4.6.5, with RCTL.EN still 0: an empty multicast table, extended

@@ -1,5 +1,6 @@
-"""MSI-X interrupts of the 82574 (the datasheet's interrupt chapter;
-ICR, IMS, IMC, EIAC, IVAR, EITR in chapter 10): one vector for the rx queue.
+"""MSI-X interrupts of the 82574 (datasheet section 7.4, interrupts, MSI-X
+mode in 7.4.2; ICR, IMS, IMC, EIAC, IVAR, EITR in chapter 10): one vector for
+the rx queue.
 
 The 82574 has 5 MSI-X vectors and no per-vector EICR/EIMS like the 82576:
 in MSI-X mode its causes stay bits of ICR, IMS and IMC (RxQ0 is bit 20,

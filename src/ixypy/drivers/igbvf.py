@@ -3,8 +3,9 @@
 A VF is a slice of an 82576 that its physical function's driver (Linux's
 igb, on the host or in the VM that owns the PF) hands out: one pool of
 queues, its own MSI-X vectors and a mailbox to the PF. Its BAR0 holds only
-what the VF may touch (82576 datasheet, chapter 7.10 "virtualization" and
-the VF register list of chapter 8):
+what the VF may touch (82576 datasheet, section 7.10, virtualization, and
+the VF's registers in chapter 8, the register chapter; the number of the VF
+register section not checked):
 - VTCTRL (offset 0x0000, the PF's CTRL position): RST resets the VF's
   queues and interrupts, not the port;
 - VFSTATUS (0x0008): the port's link state (LU, SPEED), read only;
