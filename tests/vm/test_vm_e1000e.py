@@ -40,6 +40,7 @@ from . import intel_scenarios
 from .guest import Nic
 from .intel_scenarios import Scenarios, outcome
 from .test_vm_igb import SCENARIOS as IGB_SCENARIOS
+from .test_vm_igb import test_promiscuous_mode_link_and_mac  # noqa: F401
 
 pytestmark = pytest.mark.vm
 
@@ -137,29 +138,10 @@ def test_e1000e_and_linux_e1000e_exchange_frames_byte_for_byte(results, guest):
     assert out["stats"]["tx_packets"] == 30 and out["stats"]["rx_packets"] >= 30   # plus the kernel's own frames
 
 
-scenario("promisc", """
-    from ixypy.packets import udp_frame
-    FOREIGN = "02:00:00:00:00:99"
-    with ixypy.open(A, method="uio") as tx, ixypy.open(B, method="vfio", promisc=False) as rx:
-        out = {"mac": [tx.mac, rx.mac], "link": [tx.link_speed(), rx.link_speed(), rx.wait_for_link(1.0)],
-               "promisc_at_open": [tx.promisc, rx.promisc]}
-        send = lambda dst: igb_guest.count_delivered(tx, rx, udp_frame(dst_mac=dst))
-        out["off"] = {"foreign": send(FOREIGN), "own": send(rx.mac), "broadcast": send("ff:ff:ff:ff:ff:ff")}
-        rx.set_promisc(True)
-        out["on"] = {"reg": rx.promisc, "foreign": send(FOREIGN), "own": send(rx.mac)}
-        rx.set_promisc(False)
-        out["off_again"] = {"reg": rx.promisc, "foreign": send(FOREIGN)}
-""")
-
-
-def test_promiscuous_mode_link_and_mac(results, guest):
-    out = outcome(results, "promisc")
-    assert out["mac"] == [guest.nic(0).mac, guest.nic(1).mac]     # RAL0/RAH0 = QEMU's mac=
-    assert out["link"] == [1000, 1000, 1000]
-    assert out["promisc_at_open"] == [True, False]
-    assert out["off"] == {"foreign": 0, "own": 50, "broadcast": 50}
-    assert out["on"] == {"reg": True, "foreign": 50, "own": 50}
-    assert out["off_again"] == {"reg": False, "foreign": 0}
+# the igb tests' promiscuous-mode scenario and its test, unchanged: A (UIO)
+# sends to B (VFIO, opened with promisc=False) its own MAC, a foreign one
+# and broadcast, with B's promiscuous mode off, on and off again
+scenario("promisc", IGB_SCENARIOS["promisc"])
 
 
 scenario("rings", """
