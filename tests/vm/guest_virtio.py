@@ -151,6 +151,24 @@ def send_paced(sock, frames, got, group=32, timeout=30.0):
             sock.send(f)
 
 
+def promisc_checks(dev, sock, peer_mac):
+    """Promiscuous mode off, on, off: each time a test frame to a foreign
+    MAC, then a marker to dev's, sent from peer_mac on sock (a raw socket on
+    the kernel's interface wired to dev). Per setting: for each test frame
+    dev received, whether it was the foreign one, then whether the marker
+    came (off: [False, True]; on: [True, False, True])."""
+    checks = []
+    for promisc in (False, True, False):
+        dev.set_promisc(promisc)
+        foreign = test_frames(peer_mac, "02:00:00:00:00:99", 1, tag=2)[0]
+        marker = test_frames(peer_mac, dev.mac, 1, tag=3)[0]
+        sock.send(foreign)
+        sock.send(marker)
+        seen = receive_test_frames(dev, 2 if promisc else 1, timeout=5)
+        checks.append([f == foreign for f in seen] + [marker in seen])
+    return checks
+
+
 # --- interrupts: a sender in its own process, the receiver sleeping on MSI-X ---------
 
 def start_sender(address, dst_mac, window=96):

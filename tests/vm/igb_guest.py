@@ -1,14 +1,21 @@
-"""Guest-side helpers for the igb tests (imported by scripts run in the
-guest: the harness directory is on the guest's PYTHONPATH).
+"""Guest-side helpers for the Intel tests, igb, e1000e and igbvf (imported
+by scripts run in the guest: the harness directory is on the guest's
+PYTHONPATH). Their host side is intel_scenarios.py: run_scenarios() below
+runs the scenarios it collects.
 
 transfer() is a sender and a receiver in one loop: the sender stamps
 sequence numbers and keeps at most `window` packets in flight, so nothing is
 lost to a full rx ring; the receiver checks the numbers as they come."""
 from __future__ import annotations
 
+import gc
 import json
+import os
+import socket
+import subprocess
 import time
-from typing import Dict, List, Optional, Sequence
+import traceback
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ixypy import PacketBatch, pci
 from ixypy.packets import SEQ_OFFSET
@@ -98,7 +105,6 @@ def msix_enabled(address: str) -> bool:
 
 
 def is_eventfd(fd: int) -> bool:
-    import os
     try:
         return os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[eventfd]"
     except OSError:
@@ -137,8 +143,10 @@ def raw_frame(dst: str, src: str, size: int, tag: int, ethertype: int = 0x88B5) 
     return head + body
 
 
-def rx_raw(dev, want: int, ethertype: int = 0x88B5, timeout: float = 10.0) -> List[bytes]:
-    """Frames with ethertype received on queue 0 (others are dropped)."""
+def rx_raw(dev, want: int, ethertype: int = 0x88B5, timeout: float = 10.0,
+           every: Optional[List[bytes]] = None) -> List[bytes]:
+    """Frames with ethertype received on queue 0 (others are dropped, or
+    kept in every with the wanted ones: all that the NIC counted)."""
     rxq = dev.rx_queue(0)
     batch = PacketBatch(32)
     got: List[bytes] = []
@@ -147,6 +155,8 @@ def rx_raw(dev, want: int, ethertype: int = 0x88B5, timeout: float = 10.0) -> Li
         if rxq.rx(batch):
             for i in range(len(batch)):
                 frame = bytes(batch[i])
+                if every is not None:
+                    every.append(frame)
                 if int.from_bytes(frame[12:14], "big") == ethertype:
                     got.append(frame)
             batch.free()
@@ -168,3 +178,128 @@ def tx_raw(dev, frames: Sequence[bytes], timeout: float = 10.0) -> None:
                 batch.write(i, frame)
         txq.tx(batch)
     batch.free()
+
+
+# --- scenarios: one guest script, each scenario isolated ---------------------
+
+def run_scenarios(scenarios: Dict[str, str], script_globals: dict) -> Dict[str, dict]:
+    """Run each scenario's code in a copy of the script's globals (the NICs'
+    addresses and MACs, the imports); its `out` is its result, or the
+    traceback of what it raised, and the next one runs all the same."""
+    results: Dict[str, dict] = {}
+    for name, code in scenarios.items():
+        t = time.perf_counter()
+        namespace = dict(script_globals)
+        try:
+            exec(compile(code, f"<scenario {name}>", "exec"), namespace)
+            results[name] = namespace["out"]
+        except BaseException:
+            results[name] = {"error": traceback.format_exc()}
+        results[name]["seconds"] = round(time.perf_counter() - t, 2)
+        del namespace
+        gc.collect()        # the scenario's pools and devices: their hugepages back for the next one
+        print(name, results[name], flush=True)
+    return results
+
+
+# --- frames between ixypy and a Linux interface, byte for byte ---------------
+
+SIZES = [60, 61, 64, 127, 128, 255, 512, 1000, 1513, 1514] * 3
+
+
+def wait_carrier(ifname: str, timeout: float = 10.0) -> str:
+    """The interface's carrier ("1" once the link is up), after at most timeout seconds."""
+    def carrier() -> str:
+        with open(f"/sys/class/net/{ifname}/carrier") as f:
+            return f.read().strip()
+    deadline = time.monotonic() + timeout
+    while carrier() != "1" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return carrier()
+
+
+def raw_socket(ifname: str, ethertype: int = 0x88B5, timeout: float = 5.0) -> socket.socket:
+    """An AF_PACKET socket on ifname for raw_frame()'s ethertype."""
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ethertype))
+    s.bind((ifname, ethertype))
+    s.settimeout(timeout)
+    return s
+
+
+def recv_all(s: socket.socket, n: int) -> List[bytes]:
+    """Up to n frames from the socket, until its timeout passes without one."""
+    got: List[bytes] = []
+    try:
+        while len(got) < n:
+            got.append(s.recv(2048))
+    except socket.timeout:
+        pass
+    return got
+
+
+def exchange(dev, s: socket.socket, peer_mac: str, flush: bool = False,
+             every: Optional[List[bytes]] = None) -> Tuple[List, List]:
+    """SIZES frames from ixypy's dev to the socket's interface (peer_mac),
+    then as many back, each side's frames compared with what was sent:
+    ([sent, received, same], [sent, received, same]). flush: wait for the
+    NIC to take the frames before reading the socket; every: as rx_raw's."""
+    out = [raw_frame(peer_mac, dev.mac, size, i) for i, size in enumerate(SIZES)]
+    tx_raw(dev, out)
+    if flush:
+        dev.flush_tx()
+    got = recv_all(s, len(out))
+    there = [len(out), len(got), got == out]
+    back = [raw_frame(dev.mac, peer_mac, size, 100 + i) for i, size in enumerate(SIZES)]
+    for frame in back:
+        s.send(frame)
+    got = rx_raw(dev, len(back), every=every)
+    return there, [len(back), len(got), got == back]
+
+
+def exchange_with_linux(kernel_addr: str, kernel_mac: str, kernel_driver: str, addr: str) -> Dict:
+    """kernel_addr with Linux's kernel_driver, its interface up; addr
+    opened by ixypy over VFIO (promiscuous off), on the same hub: exchange()
+    between the two, then the interface down again."""
+    import ixypy
+    kernel = pci.PciDevice(kernel_addr)
+    if kernel.driver != kernel_driver:
+        kernel.release()
+    (ifname,) = os.listdir(f"/sys/bus/pci/devices/{kernel_addr}/net")
+    subprocess.run(["ip", "link", "set", "dev", ifname, "up"], check=True)
+    out: Dict = {"kernel_driver": kernel.driver}
+    try:
+        with ixypy.open(addr, method="vfio", promisc=False) as dev:
+            wait_carrier(ifname)
+            s = raw_socket(ifname)
+            out["to_kernel"], out["to_user"] = exchange(dev, s, kernel_mac)
+            out["stats"] = stats_dict(dev)
+    finally:
+        subprocess.run(["ip", "link", "set", "dev", ifname, "down"])
+    return out
+
+
+# --- the `ixypy` command, each run its own process ----------------------------
+
+def ixypy_cli(*args: str) -> subprocess.Popen:
+    """`python -m ixypy ARGS` started, its stdout and stderr piped (text)."""
+    import sys
+    return subprocess.Popen([sys.executable, "-m", "ixypy", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def summaries(stdout: str) -> Dict[str, dict]:
+    """A --json run's summary lines, by device address."""
+    return {d["device"]: d for d in map(json.loads, stdout.splitlines()) if d.get("summary")}
+
+
+def pcap_frames(path: str) -> List[bytes]:
+    """The frames of a pcap file (ixypy capture's: little-endian headers)."""
+    import struct
+    with open(path, "rb") as f:
+        data = f.read()
+    frames, at = [], 24
+    while at < len(data):
+        length = struct.unpack_from("<I", data, at + 8)[0]
+        frames.append(data[at + 16:at + 16 + length])
+        at += 16 + length
+    return frames

@@ -3,10 +3,12 @@ in one guest boot.
 
 NICs: e1000e A and B on hub 1, C and D on hub 2. The scenarios run in one
 guest script (each isolated: an exception is recorded and the next runs),
-and each test asserts on its scenario's result, as in test_vm_igb.py. A is
-opened over UIO, B and D over VFIO; C goes to Linux's e1000e for the
-interop scenario (a process cannot open a NIC over VFIO again once it handed
-it to a kernel driver, so only C, which nothing else opens, goes there).
+and each test asserts on its scenario's result, as in test_vm_igb.py (the
+scaffolding: intel_scenarios.py). A is opened over UIO, B and D over VFIO;
+C goes to Linux's e1000e for the interop scenario (a process cannot open a
+NIC over VFIO again once it handed it to a kernel driver, so only C, which
+nothing else in the script's process opens, goes there; the cli scenario's
+commands open it later, each in a process of its own).
 The guest-side helpers are igb_guest.py's: nothing in them is igb's own.
 
 Mutation checks: each run once against QEMU's model with the mutation in
@@ -33,16 +35,13 @@ place, then reverted; the tests listed failed (and the others passed):
   (hub, promiscuous, ring, interrupt wake-up and bursts); and the guest
   kernel without its e1000e module: the Linux, pktgen and hand-back tests.
 """
-import json
-import textwrap
-from pathlib import Path
-from typing import Dict
-
 import pytest
 
-from .conftest import _timings
-from .guest import Nic, guest_script
+from . import intel_scenarios
+from .guest import Nic
+from .intel_scenarios import Scenarios, outcome
 from .test_vm_igb import SCENARIOS as IGB_SCENARIOS
+from .test_vm_igb import test_promiscuous_mode_link_and_mac  # noqa: F401
 
 pytestmark = pytest.mark.vm
 
@@ -54,33 +53,11 @@ GUEST_NICS = [
 ]
 NAMES = "ABCD"
 CRC = 4
-SCENARIOS: Dict[str, str] = {}
-
-
-def scenario(name: str, code: str) -> None:
-    """Guest code run with A .. D (addresses) and *_MAC defined; it sets `out`."""
-    SCENARIOS[name] = textwrap.dedent(code)
-
+SCENARIOS = Scenarios()
+scenario = SCENARIOS.add        # guest code run with A .. D (addresses) and *_MAC defined; it sets `out`
 
 RUNNER = """
-import gc, json, time, traceback
-import ixypy
-from ixypy.pci import PciDevice
-import igb_guest
-
-results = {}
-for name, code in SCENARIOS.items():
-    t = time.perf_counter()
-    namespace = dict(globals())
-    try:
-        exec(compile(code, f"<scenario {name}>", "exec"), namespace)
-        results[name] = namespace["out"]
-    except BaseException:
-        results[name] = {"error": traceback.format_exc()}
-    results[name]["seconds"] = round(time.perf_counter() - t, 2)
-    del namespace
-    gc.collect()        # the scenario's pools and devices: their hugepages back for the next one
-    print(name, results[name], flush=True)
+results = igb_guest.run_scenarios(SCENARIOS, globals())
 results["released"] = [PciDevice(addr).release() for addr in (A, B, C, D)]
 igb_guest.emit(results)
 """
@@ -88,20 +65,8 @@ igb_guest.emit(results)
 
 @pytest.fixture(scope="module")
 def results(_module_guest) -> dict:
-    g = _module_guest
-    macs = {f"{name}_MAC": g.nic(i).mac for i, name in enumerate(NAMES)}
-    addrs = {name: g.nic(i).address for i, name in enumerate(NAMES)}
-    res = g.run(guest_script(RUNNER, SCENARIOS=SCENARIOS, **addrs, **macs), timeout=900)
-    _timings.append((__name__, "script (all)", res.seconds))
-    out = json.loads(res.stdout.strip().splitlines()[-1])
-    Path(g.run_dir, "results.json").write_text(json.dumps(out, indent=1))
-    return out
-
-
-def outcome(results: dict, name: str) -> dict:
-    out = results[name]
-    assert "error" not in out, f"scenario {name} failed in the guest:\n{out['error']}"
-    return out
+    return intel_scenarios.run_script(_module_guest, __name__, RUNNER, SCENARIOS,
+                                      **intel_scenarios.nic_constants(_module_guest, NAMES))
 
 
 scenario("devices", """
@@ -159,39 +124,8 @@ def test_e1000e_to_e1000e_through_a_hub_every_packet_in_order_stats_agree(result
 
 
 scenario("linux", """
-    import os, socket, subprocess
-    kernel = PciDevice(C)
-    if kernel.driver != "e1000e":
-        kernel.release()
-    (ifname,) = os.listdir(f"/sys/bus/pci/devices/{C}/net")
-    subprocess.run(["ip", "link", "set", "dev", ifname, "up"], check=True)
-    out = {"kernel_driver": kernel.driver}
-    try:
-        with ixypy.open(D, method="vfio", promisc=False) as dev:
-            deadline = time.monotonic() + 10
-            while open(f"/sys/class/net/{ifname}/carrier").read().strip() != "1" and time.monotonic() < deadline:
-                time.sleep(0.05)
-            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88B5))
-            s.bind((ifname, 0x88B5))
-            s.settimeout(5)
-            sizes = [60, 61, 64, 127, 128, 255, 512, 1000, 1513, 1514] * 3
-            to_kernel = [igb_guest.raw_frame(C_MAC, dev.mac, size, i) for i, size in enumerate(sizes)]
-            igb_guest.tx_raw(dev, to_kernel)
-            got = []
-            try:
-                while len(got) < len(to_kernel):
-                    got.append(s.recv(2048))
-            except socket.timeout:
-                pass
-            out["to_kernel"] = [len(to_kernel), len(got), got == to_kernel]
-            to_user = [igb_guest.raw_frame(dev.mac, C_MAC, size, 100 + i) for i, size in enumerate(sizes)]
-            for frame in to_user:
-                s.send(frame)
-            got = igb_guest.rx_raw(dev, len(to_user))
-            out["to_user"] = [len(to_user), len(got), got == to_user]
-            out["stats"] = igb_guest.stats_dict(dev)
-    finally:
-        subprocess.run(["ip", "link", "set", "dev", ifname, "down"])
+    # C to Linux's e1000e (nothing else opens it), D ixypy over VFIO
+    out = igb_guest.exchange_with_linux(C, C_MAC, "e1000e", D)
 """)
 
 
@@ -205,29 +139,10 @@ def test_e1000e_and_linux_e1000e_exchange_frames_byte_for_byte(results, guest):
     assert out["stats"]["tx_packets"] == 30 and out["stats"]["rx_packets"] >= 30   # plus the kernel's own frames
 
 
-scenario("promisc", """
-    from ixypy.packets import udp_frame
-    FOREIGN = "02:00:00:00:00:99"
-    with ixypy.open(A, method="uio") as tx, ixypy.open(B, method="vfio", promisc=False) as rx:
-        out = {"mac": [tx.mac, rx.mac], "link": [tx.link_speed(), rx.link_speed(), rx.wait_for_link(1.0)],
-               "promisc_at_open": [tx.promisc, rx.promisc]}
-        send = lambda dst: igb_guest.count_delivered(tx, rx, udp_frame(dst_mac=dst))
-        out["off"] = {"foreign": send(FOREIGN), "own": send(rx.mac), "broadcast": send("ff:ff:ff:ff:ff:ff")}
-        rx.set_promisc(True)
-        out["on"] = {"reg": rx.promisc, "foreign": send(FOREIGN), "own": send(rx.mac)}
-        rx.set_promisc(False)
-        out["off_again"] = {"reg": rx.promisc, "foreign": send(FOREIGN)}
-""")
-
-
-def test_promiscuous_mode_link_and_mac(results, guest):
-    out = outcome(results, "promisc")
-    assert out["mac"] == [guest.nic(0).mac, guest.nic(1).mac]     # RAL0/RAH0 = QEMU's mac=
-    assert out["link"] == [1000, 1000, 1000]
-    assert out["promisc_at_open"] == [True, False]
-    assert out["off"] == {"foreign": 0, "own": 50, "broadcast": 50}
-    assert out["on"] == {"reg": True, "foreign": 50, "own": 50}
-    assert out["off_again"] == {"reg": False, "foreign": 0}
+# the igb tests' promiscuous-mode scenario and its test, unchanged: A (UIO)
+# sends to B (VFIO, opened with promisc=False) its own MAC, a foreign one
+# and broadcast, with B's promiscuous mode off, on and off again
+scenario("promisc", IGB_SCENARIOS["promisc"])
 
 
 scenario("rings", """
@@ -342,6 +257,77 @@ def test_e1000e_interrupts_close_cleanly(results, guest):
     out = outcome(results, "interrupts")
     assert out["closed"] == {"msix_on": False, "irq_closed": True, "eventfds_open": []}
     assert out["rx_pool_full"]
+
+
+scenario("cli", """
+    # The `ixypy` command, each run its own process (this one lets go of its
+    # VFIO groups first): bind A to UIO, B, C and D to VFIO (C from Linux's
+    # e1000e, which "linux" left it with); then pktgen on A -> hub 1 -> B
+    # ==fwd B C==> C -> hub 2 -> D, where capture writes a pcap.
+    import os, signal, subprocess
+    from ixypy import vfio
+    from ixypy.packets import SEQ_OFFSET, udp_frame
+    from igb_guest import ixypy_cli, pcap_frames, summaries
+    vfio.get_container().close()
+    COUNT, SIZE, PCAP = 300, 100, "/tmp/e1000e-capture.pcap"
+
+    def ran(proc, timeout=180):
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:     # stopped as by Ctrl-C: it still prints its summary
+            proc.send_signal(signal.SIGINT)
+            stdout, stderr = proc.communicate(timeout=60)
+        return {"rc": proc.returncode, "stdout": stdout, "stderr": stderr[-2000:]}
+
+    out = {"bind": {addr: ran(ixypy_cli("bind", addr, f"--{method}"))
+                    for addr, method in ((A, "uio"), (B, "vfio"), (C, "vfio"), (D, "vfio"))}}
+    out["drivers"] = [PciDevice(addr).driver for addr in (A, B, C, D)]
+    cap = ixypy_cli("capture", D, PCAP, "--count", str(COUNT), "--json")
+    fwd = ixypy_cli("fwd", B, C, "--count", str(COUNT), "--json")
+    out["started"] = [cap.stdout.readline(), fwd.stdout.readline()]     # a per-second line each: both run
+    gen = ran(ixypy_cli("pktgen", A, "--count", str(COUNT), "--rate", "0.002", "--size", str(SIZE), "--json"))
+    # pktgen is done: its frames reach D within a second or so, and both
+    # stop at COUNT; what still runs after 60 s is stopped (starting a
+    # command took up to 50 s in the TCG guest, so no --duration)
+    fwd, cap = ran(fwd, timeout=60), ran(cap, timeout=60)
+    out.update({name: {"rc": r["rc"], "stderr": r["stderr"], "summaries": summaries(r["stdout"])}
+                for name, r in (("pktgen", gen), ("capture", cap), ("fwd", fwd))})
+    frames = pcap_frames(PCAP) if os.path.exists(PCAP) else []
+    template = udp_frame(SIZE)
+    sent = [template[:SEQ_OFFSET] + i.to_bytes(8, "little") + template[SEQ_OFFSET + 8:] for i in range(COUNT)]
+    out["captured"] = {"frames": len(frames), "as_sent": frames == sent,
+                       "same_set": sorted(frames) == sorted(sent)}
+""")
+
+
+def test_bind_fwd_and_capture_commands(results, guest):
+    """`ixypy bind` (--uio, --vfio), `ixypy fwd` and `ixypy capture` on the
+    82574L: pktgen's 300 frames on A cross hub 1 to B, `fwd B C` sends them
+    out of C over hub 2 to D, where `capture` writes them: the pcap holds
+    pktgen's frames, byte for byte, in order, once each.
+    Mutations tried, one guest run each with only this scenario (reverted
+    afterwards); this test failed in both:
+    - apps.forward sending what a port receives back out of that port
+      (fwd not forwarding to the other one; it still reported 300
+      forwarded and exited 0): C sent nothing, D captured nothing;
+    - apps.capture counting frames without writing them (the summary
+      still said 300 written): the pcap held no frame."""
+    out = outcome(results, "cli")
+    a, b, c, d = (guest.nic(i).address for i in range(4))
+    for addr, bound in out["bind"].items():
+        assert bound["rc"] == 0, bound["stderr"]
+    assert out["bind"][a]["stdout"].startswith(f"{a}: ") and "-> uio_pci_generic" in out["bind"][a]["stdout"]
+    for addr in (b, c, d):
+        assert "-> vfio-pci" in out["bind"][addr]["stdout"], out["bind"][addr]
+    assert out["drivers"] == ["uio_pci_generic", "vfio-pci", "vfio-pci", "vfio-pci"]
+    for app in ("pktgen", "capture", "fwd"):
+        assert out[app]["rc"] == 0, (app, out[app]["stderr"])
+    assert out["pktgen"]["summaries"][a]["sent"] == 300
+    fwd = out["fwd"]["summaries"]
+    assert fwd[b]["forwarded"] == 300
+    assert fwd[b]["rx_packets"] == 300 and fwd[c]["tx_packets"] == 300
+    assert out["capture"]["summaries"][d]["written"] == 300
+    assert out["captured"] == {"frames": 300, "as_sent": True, "same_set": True}
 
 
 # the igb tests' pktgen scenario, unchanged: ixypy's pktgen on A (UIO) for

@@ -1,26 +1,24 @@
 """The igb driver against QEMU's 82576 model (QEMU 10), in one guest boot.
 
 NICs: A and B on hub 1, C and D on hub 2, igb E and legacy virtio-net F on
-hub 3; A is always opened over UIO, the others over VFIO. Python in the TCG guest needs seconds to start and to
-import dpkt, so the scenarios run in one guest script (each isolated: an
-exception is recorded and the next scenario runs) and each test asserts on
-its scenario's result. Every scenario binds the NICs it uses itself, so
-none depends on what ran before it, with one constraint: a process cannot
-open a NIC over VFIO again once it handed it to a kernel driver (ixypy's
-process-wide VFIO container keeps the NIC's group, which goes stale), so
-the Linux scenario uses C, which no earlier scenario opened.
+hub 3; A is always opened over UIO, the others over VFIO. Python in the TCG
+guest needs seconds to start and to import dpkt, so the scenarios run in
+one guest script (each isolated: an exception is recorded and the next
+scenario runs) and each test asserts on its scenario's result (the
+scaffolding: intel_scenarios.py). Every scenario binds the NICs it uses
+itself, so none depends on what ran before it, with one constraint: a
+process cannot open a NIC over VFIO again once it handed it to a kernel
+driver (ixypy's process-wide VFIO container keeps the NIC's group, which
+goes stale), so the Linux scenario uses C, which no earlier scenario
+opened.
 Guest-side helpers: igb_guest.py.
 """
-import json
-import textwrap
-from pathlib import Path
-from typing import Dict
-
 import pytest
 
-from .conftest import _timings
-from .guest import Nic, guest_script
+from . import intel_scenarios
+from .guest import Nic
 from .guest_pktgen import GUEST_GBPS, check_reports_gbps
+from .intel_scenarios import Scenarios, outcome
 
 pytestmark = pytest.mark.vm
 
@@ -34,33 +32,11 @@ GUEST_NICS = [
 ]
 NAMES = "ABCDEF"
 CRC = 4
-SCENARIOS: Dict[str, str] = {}
-
-
-def scenario(name: str, code: str) -> None:
-    """Guest code run with A .. F (addresses) and *_MAC defined; it sets `out`."""
-    SCENARIOS[name] = textwrap.dedent(code)
-
+SCENARIOS = Scenarios()
+scenario = SCENARIOS.add        # guest code run with A .. F (addresses) and *_MAC defined; it sets `out`
 
 RUNNER = """
-import gc, json, time, traceback
-import ixypy
-from ixypy.pci import PciDevice
-import igb_guest
-
-results = {}
-for name, code in SCENARIOS.items():
-    t = time.perf_counter()
-    namespace = dict(globals())
-    try:
-        exec(compile(code, f"<scenario {name}>", "exec"), namespace)
-        results[name] = namespace["out"]
-    except BaseException:
-        results[name] = {"error": traceback.format_exc()}
-    results[name]["seconds"] = round(time.perf_counter() - t, 2)
-    del namespace
-    gc.collect()        # the scenario's pools and devices: their hugepages back for the next one
-    print(name, results[name], flush=True)
+results = igb_guest.run_scenarios(SCENARIOS, globals())
 results["released"] = [PciDevice(addr).release() for addr in (A, B, C, D, E, F)]
 igb_guest.emit(results)
 """
@@ -68,22 +44,8 @@ igb_guest.emit(results)
 
 @pytest.fixture(scope="module")
 def results(_module_guest) -> dict:
-    g = _module_guest
-    macs = {f"{name}_MAC": g.nic(i).mac for i, name in enumerate(NAMES)}
-    addrs = {name: g.nic(i).address for i, name in enumerate(NAMES)}
-    # 424 s seen with both host cores busy: the bound is
-    # for a hang (the agent then reports the script's kernel stacks)
-    res = g.run(guest_script(RUNNER, SCENARIOS=SCENARIOS, **addrs, **macs), timeout=900)
-    _timings.append((__name__, "script (all)", res.seconds))
-    out = json.loads(res.stdout.strip().splitlines()[-1])
-    Path(g.run_dir, "results.json").write_text(json.dumps(out, indent=1))
-    return out
-
-
-def outcome(results: dict, name: str) -> dict:
-    out = results[name]
-    assert "error" not in out, f"scenario {name} failed in the guest:\n{out['error']}"
-    return out
+    return intel_scenarios.run_script(_module_guest, __name__, RUNNER, SCENARIOS,
+                                      **intel_scenarios.nic_constants(_module_guest, NAMES))
 
 
 def test_every_nic_handed_back_to_linux(results, guest):
@@ -118,39 +80,8 @@ def test_igb_to_igb_through_a_hub_every_packet_in_order_stats_agree(results, gue
 
 
 scenario("linux", """
-    import os, socket, subprocess
-    kernel = PciDevice(C)
-    if kernel.driver != "igb":
-        kernel.release()
-    (ifname,) = os.listdir(f"/sys/bus/pci/devices/{C}/net")
-    subprocess.run(["ip", "link", "set", "dev", ifname, "up"], check=True)
-    out = {"kernel_driver": kernel.driver}
-    try:
-        with ixypy.open(D, method="vfio", promisc=False) as dev:
-            deadline = time.monotonic() + 10
-            while open(f"/sys/class/net/{ifname}/carrier").read().strip() != "1" and time.monotonic() < deadline:
-                time.sleep(0.05)
-            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88B5))
-            s.bind((ifname, 0x88B5))
-            s.settimeout(5)
-            sizes = [60, 61, 64, 127, 128, 255, 512, 1000, 1513, 1514] * 3
-            to_kernel = [igb_guest.raw_frame(C_MAC, dev.mac, size, i) for i, size in enumerate(sizes)]
-            igb_guest.tx_raw(dev, to_kernel)
-            got = []
-            try:
-                while len(got) < len(to_kernel):
-                    got.append(s.recv(2048))
-            except socket.timeout:
-                pass
-            out["to_kernel"] = [len(to_kernel), len(got), got == to_kernel]
-            to_user = [igb_guest.raw_frame(dev.mac, C_MAC, size, 100 + i) for i, size in enumerate(sizes)]
-            for frame in to_user:
-                s.send(frame)
-            got = igb_guest.rx_raw(dev, len(to_user))
-            out["to_user"] = [len(to_user), len(got), got == to_user]
-            out["stats"] = igb_guest.stats_dict(dev)
-    finally:
-        subprocess.run(["ip", "link", "set", "dev", ifname, "down"])
+    # C to Linux's igb (no earlier scenario opened it), D ixypy over VFIO
+    out = igb_guest.exchange_with_linux(C, C_MAC, "igb", D)
 """)
 
 

@@ -34,34 +34,22 @@ what failed (each reverted afterwards):
 - VFIVAR0 not written (no vector for the rx queue):
   test_vf_interrupts_wake_an_idle_receiver (0 wake-ups of 5).
 """
-import json
-import textwrap
-from pathlib import Path
-from typing import Dict
-
 import pytest
 
-from .conftest import _timings
-from .guest import CACHE_DIR, Nic, find_kernel, guest_script
+from . import intel_scenarios
+from .guest import CACHE_DIR, Nic, find_kernel
+from .intel_scenarios import Scenarios
 
 pytestmark = pytest.mark.vm
 
 GUEST_NICS = [Nic("igb", hub=None, mac="52:54:00:1b:01:0a")]
 ADMIN_MAC = "02:5e:00:00:00:a0"
 CRC = 4
-SCENARIOS: Dict[str, str] = {}
-
-
-def scenario(name: str, code: str) -> None:
-    """Guest code run with PF, VF0, VF1 (addresses), PF_IF, PF_MAC defined; it sets `out`."""
-    SCENARIOS[name] = textwrap.dedent(code)
-
+SCENARIOS = Scenarios()
+scenario = SCENARIOS.add        # guest code run with PF, VF0, VF1 (addresses), PF_IF, PF_MAC defined; it sets `out`
 
 RUNNER = """
-import ctypes, gc, json, mmap, os, socket, struct, subprocess, sys, time, traceback
-import ixypy
-from ixypy.pci import PciDevice
-import igb_guest
+import ctypes, os, subprocess, sys
 
 def sysfs(path, value=None):
     if value is None:
@@ -76,51 +64,8 @@ def vf_macs():
     (link,) = ip_json("link", "show", "dev", PF_IF)
     return [vf["address"] for vf in link.get("vfinfo_list", [])]
 
-def wait_carrier(ifname):
-    deadline = time.monotonic() + 10
-    while sysfs(f"/sys/class/net/{ifname}/carrier") != "1" and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return sysfs(f"/sys/class/net/{ifname}/carrier")
-
 def pf_socket():
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88B5))
-    s.bind((PF_IF, 0x88B5))
-    s.settimeout(5)
-    return s
-
-def recv_all(s, n):
-    got = []
-    try:
-        while len(got) < n:
-            got.append(s.recv(2048))
-    except socket.timeout:
-        pass
-    return got
-
-def rx_everything(dev, want, ethertype=0x88B5, timeout=10.0):
-    # every frame the VF receives (the stats count them all), and those of ethertype
-    rxq, batch, every, mine = dev.rx_queue(0), ixypy.PacketBatch(32), [], []
-    deadline = time.monotonic() + timeout
-    while len(mine) < want and time.monotonic() < deadline:
-        if rxq.rx(batch):
-            for i in range(len(batch)):
-                frame = bytes(batch[i])
-                every.append(frame)
-                if int.from_bytes(frame[12:14], "big") == ethertype:
-                    mine.append(frame)
-            batch.free()
-    return every, mine
-
-def pf_register(offset):
-    # read one of the PF's registers through its BAR (Linux's igb drives the PF; reads have no side effect here)
-    with open(f"/sys/bus/pci/devices/{PF}/resource0", "r+b") as f:
-        m = mmap.mmap(f.fileno(), 0x10000, mmap.MAP_SHARED, mmap.PROT_READ)
-        try:
-            return struct.unpack_from("<I", m, offset)[0]
-        finally:
-            m.close()
-
-SIZES = [60, 61, 64, 127, 128, 255, 512, 1000, 1513, 1514] * 3
+    return igb_guest.raw_socket(PF_IF)
 
 results = {}
 try:
@@ -131,25 +76,14 @@ try:
     sysfs(f"/sys/bus/pci/devices/{PF}/sriov_drivers_autoprobe", "0")
     sysfs(f"/sys/bus/pci/devices/{PF}/sriov_numvfs", "2")
     VF0, VF1 = (os.path.basename(os.readlink(f"/sys/bus/pci/devices/{PF}/virtfn{i}")) for i in (0, 1))
-    results["setup"] = {"pf_if": PF_IF, "carrier": wait_carrier(PF_IF), "vfs": [VF0, VF1],
+    results["setup"] = {"pf_if": PF_IF, "carrier": igb_guest.wait_carrier(PF_IF), "vfs": [VF0, VF1],
                         "drivers": [PciDevice(a).driver for a in (VF0, VF1)],
                         "groups": [PciDevice(a).iommu_group for a in (PF, VF0, VF1)],
                         "ids": [list(PciDevice(a).ids) for a in (VF0, VF1)]}
 except BaseException:
     results["setup"] = {"error": traceback.format_exc()}
     SCENARIOS = {}
-for name, code in SCENARIOS.items():
-    t = time.perf_counter()
-    namespace = dict(globals())
-    try:
-        exec(compile(code, f"<scenario {name}>", "exec"), namespace)
-        results[name] = namespace["out"]
-    except BaseException:
-        results[name] = {"error": traceback.format_exc()}
-    results[name]["seconds"] = round(time.perf_counter() - t, 2)
-    del namespace
-    gc.collect()
-    print(name, results[name], flush=True)
+results.update(igb_guest.run_scenarios(SCENARIOS, globals()))
 igb_guest.emit(results)
 """
 
@@ -163,20 +97,13 @@ def igbvf_module() -> str:
 
 @pytest.fixture(scope="module")
 def results(_module_guest) -> dict:
-    g = _module_guest
-    res = g.run(guest_script(RUNNER, SCENARIOS=SCENARIOS, PF=g.nic(0).address, IGBVF_KO=igbvf_module(),
-                             ADMIN_MAC=ADMIN_MAC), timeout=900)
-    _timings.append((__name__, "script (all)", res.seconds))
-    out = json.loads(res.stdout.strip().splitlines()[-1])
-    Path(g.run_dir, "results.json").write_text(json.dumps(out, indent=1))
-    return out
+    return intel_scenarios.run_script(_module_guest, __name__, RUNNER, SCENARIOS, PF=_module_guest.nic(0).address,
+                                      IGBVF_KO=igbvf_module(), ADMIN_MAC=ADMIN_MAC)
 
 
 def outcome(results: dict, name: str) -> dict:
-    assert "error" not in results["setup"], f"set-up failed in the guest:\n{results['setup']['error']}"
-    out = results[name]
-    assert "error" not in out, f"scenario {name} failed in the guest:\n{out['error']}"
-    return out
+    """Every scenario needs the script's set-up (the PF up, its two VFs)."""
+    return intel_scenarios.outcome(results, name, setup="setup")
 
 
 def test_two_vfs_each_in_its_own_iommu_group_listed_as_supported(results):
@@ -202,18 +129,11 @@ scenario("pf", """
     with ixypy.open(VF0, method="vfio") as dev:
         out = {"driver": dev.driver_name, "mac": dev.mac, "pf_says": vf_macs(), "link": dev.link_speed(),
                "bound": PciDevice(VF0).driver, "stats_at_open": igb_guest.stats_dict(dev)}
-        to_pf = [igb_guest.raw_frame(PF_MAC, dev.mac, size, i) for i, size in enumerate(SIZES)]
-        igb_guest.tx_raw(dev, to_pf)
-        dev.flush_tx()
-        got = recv_all(s, len(to_pf))
-        out["to_pf"] = [len(to_pf), len(got), got == to_pf]
-        to_vf = [igb_guest.raw_frame(dev.mac, PF_MAC, size, 100 + i) for i, size in enumerate(SIZES)]
-        for frame in to_vf:
-            s.send(frame)
-        every, got = rx_everything(dev, len(to_vf))
-        out["to_vf"] = [len(to_vf), len(got), got == to_vf]
+        every = []        # all the VF received: its counters count them all
+        out["to_pf"], out["to_vf"] = igb_guest.exchange(dev, s, PF_MAC, flush=True, every=every)
         out["stats"] = igb_guest.stats_dict(dev)
-        out["expected_stats"] = {"tx_packets": len(to_pf), "tx_bytes": sum(len(f) + 4 for f in to_pf),
+        sizes = igb_guest.SIZES         # what went to the PF
+        out["expected_stats"] = {"tx_packets": len(sizes), "tx_bytes": sum(size + 4 for size in sizes),
                                  "rx_packets": len(every), "rx_bytes": sum(len(f) + 4 for f in every)}
 """)
 
@@ -251,7 +171,7 @@ scenario("admin_mac", """
         frames = [igb_guest.raw_frame(ADMIN_MAC, PF_MAC, 100, i) for i in range(10)]
         for frame in frames:
             s.send(frame)
-        out["received"] = rx_everything(dev, len(frames))[1] == frames
+        out["received"] = igb_guest.rx_raw(dev, len(frames)) == frames
         try:
             dev.set_mac("02:5e:00:00:00:b0")
             out["override"] = "accepted"
@@ -286,7 +206,7 @@ scenario("promisc", """
         own = [igb_guest.raw_frame(dev.mac, PF_MAC, 80, 50 + i) for i in range(10)]
         for frame in foreign + own:
             s.send(frame)
-        out["received"] = rx_everything(dev, 20, timeout=3.0)[1] == own
+        out["received"] = igb_guest.rx_raw(dev, 20, timeout=3.0) == own
 """)
 
 
@@ -318,26 +238,16 @@ scenario("linux_vf", """
         (vf_if,) = os.listdir(f"/sys/bus/pci/devices/{VF1}/net")
         subprocess.run(["ip", "link", "set", "dev", vf_if, "up"], check=True)
         vf_mac = sysfs(f"/sys/class/net/{vf_if}/address")
-        out = {"kernel_driver": PciDevice(VF1).driver, "carrier": wait_carrier(vf_if), "linux_mac": vf_mac,
+        out = {"kernel_driver": PciDevice(VF1).driver, "carrier": igb_guest.wait_carrier(vf_if), "linux_mac": vf_mac,
                "pf_says": vf_macs(), "attempts": attempt}
         if out["carrier"] == "1" and out["pf_says"][1] == vf_mac:
             break
         subprocess.run(["ip", "link", "set", "dev", vf_if, "down"])
         sysfs(f"/sys/bus/pci/devices/{VF1}/driver/unbind", VF1)
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88B5))
-    s.bind((vf_if, 0x88B5))
-    s.settimeout(5)
+    s = igb_guest.raw_socket(vf_if)
     try:
         with ixypy.open(VF0, method="vfio") as dev:
-            to_linux = [igb_guest.raw_frame(vf_mac, dev.mac, size, i) for i, size in enumerate(SIZES)]
-            igb_guest.tx_raw(dev, to_linux)
-            got = recv_all(s, len(to_linux))
-            out["to_linux_vf"] = [len(to_linux), len(got), got == to_linux]
-            to_user = [igb_guest.raw_frame(dev.mac, vf_mac, size, 100 + i) for i, size in enumerate(SIZES)]
-            for frame in to_user:
-                s.send(frame)
-            got = rx_everything(dev, len(to_user))[1]
-            out["to_ixypy_vf"] = [len(to_user), len(got), got == to_user]
+            out["to_linux_vf"], out["to_ixypy_vf"] = igb_guest.exchange(dev, s, vf_mac)
     finally:
         subprocess.run(["ip", "link", "set", "dev", vf_if, "down"])
         sysfs(f"/sys/bus/pci/devices/{VF1}/driver/unbind", VF1)
@@ -369,7 +279,7 @@ scenario("close", """
     frames = [igb_guest.raw_frame(dev.mac, PF_MAC, 100, i) for i in range(10)]
     for frame in frames:
         s.send(frame)
-    out = {"received_open": rx_everything(dev, 10)[1] == frames,
+    out = {"received_open": igb_guest.rx_raw(dev, 10) == frames,
            "bme_open": bool(PciDevice(VF0).config_read(4, 2) & 4)}
     bus_close = dev.bus.close
     def seen_then_close():
@@ -418,13 +328,8 @@ scenario("apps", """
     # the `ixypy` command on the VFs (VF 0 has ADMIN_MAC from "admin_mac"),
     # each run its own process: this one lets go of the VFIO groups first
     from ixypy import vfio
+    from igb_guest import ixypy_cli, pcap_frames, summaries
     vfio.get_container().close()
-    def ixypy_cli(*args):
-        return subprocess.Popen([sys.executable, "-m", "ixypy", *args], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-
-    def summaries(stdout):
-        return {d["device"]: d for d in map(json.loads, stdout.splitlines()) if d.get("summary")}
 
     def feed_until_exit(proc, frame_of, seconds=120):
         # frames from the PF to VF 0, 50 a second, until the command is done
@@ -435,14 +340,6 @@ scenario("apps", """
             time.sleep(0.02)
         stdout, stderr = proc.communicate(timeout=60)
         return sent, stdout, stderr
-
-    def pcap_frames(path):
-        data, frames, at = open(path, "rb").read(), [], 24
-        while at < len(data):
-            length = struct.unpack_from("<I", data, at + 8)[0]
-            frames.append(data[at + 16:at + 16 + length])
-            at += 16 + length
-        return frames
 
     out = {}
     proc = ixypy_cli("pktgen", VF0, "--count", "2000", "--json")
