@@ -163,6 +163,13 @@ class PromiscUnavailable(IxyError):
                     "open the physical function with ixypy instead (`ixypy devices` lists it)")
 
 
+class MissingDependency(IxyError):
+    """An optional dependency of a feature is not installed (NumPy, for the
+    vector layer and the commands built on it)."""
+
+    default_hint = "install the vector extra: `pip install 'ixypy[vector]'` (or `pip install numpy`)"
+
+
 class DeviceTimeout(IxyError, TimeoutError):
     """The device did not reach an expected state in time (register named in the message)."""
 

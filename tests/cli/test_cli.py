@@ -406,3 +406,25 @@ def test_devices_json_on_this_machine_matches_sysfs():
     assert out.returncode == 0, out.stderr
     assert [r["address"] for r in json.loads(out.stdout)] == network
     assert {a: os.path.realpath(base / a / "driver") for a in network} == drivers
+
+
+@pytest.mark.parametrize("command", ["firewall", "nat", "flowmon"])
+def test_a_vector_command_without_numpy_says_how_to_install_it(tmp_path: Path, command: str):
+    """NumPy is the vector extra (`pip install .` leaves it out): each vector
+    command says in one line that it needs it and how to install it, before
+    any device opens. NumPy is made unimportable in the child
+    (sys.modules["numpy"] = None). Mutation tried: the NumPy check removed
+    from the commands: a ModuleNotFoundError traceback, and this test fails."""
+    rules = tmp_path / "rules"
+    rules.write_text("default accept\n")
+    args = {"firewall": ["--rules", str(rules)], "flowmon": [],
+            "nat": ["--inside-prefix", "10.0.0.0/8", "--outside-prefix", "198.0.0.0/8"]}[command]
+    script = ("import sys; sys.modules['numpy'] = None; from ixypy.cli import main; "
+              f"main({[command, 'sim:source', 'sim:sink', '--count', '10', *args]!r})")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert out.returncode == 1, out
+    assert "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == [
+        f"ixypy: error: `ixypy {command}` needs NumPy, which is not installed "
+        "(hint: install the vector extra: `pip install 'ixypy[vector]'` (or `pip install numpy`))"], out.stderr

@@ -10,7 +10,16 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 import click
 
 from ..device import Device
+from ..errors import MissingDependency
 from .loop import Step
+
+
+def _require_numpy(command: str) -> None:
+    """The vector commands run on NumPy, an extra: say so in one line."""
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        raise MissingDependency(f"`ixypy {command}` needs NumPy, which is not installed") from None
 
 
 def _limits(f):
@@ -91,6 +100,7 @@ def _per_queue(done: Forwarded) -> str:
 def firewall(dev1: str, dev2: str, rules_file: Path, batch_size: int, count: Optional[int], duration: Optional[float],
              queues: int) -> None:
     """Forward between two devices, dropping what the 5-tuple rules refuse."""
+    _require_numpy("firewall")
     from .firewall import Firewall
 
     try:
@@ -116,6 +126,7 @@ def firewall(dev1: str, dev2: str, rules_file: Path, batch_size: int, count: Opt
 def nat(inside: str, outside: str, inside_prefix: str, outside_prefix: str, ports, batch_size: int,
         count: Optional[int], duration: Optional[float], queues: int) -> None:
     """1:1 prefix NAT and port mapping between an inside and an outside device."""
+    _require_numpy("nat")
     from .nat import Nat
 
     try:
@@ -153,6 +164,7 @@ def flowmon(dev1: str, dev2: str, top_n: int, max_flows: int, json_file: Optiona
 
     from rich.console import Console
 
+    _require_numpy("flowmon")
     from .flowmon import FlowMonitor, FlowTable, LiveView, top_table
 
     table = FlowTable(max_flows)
