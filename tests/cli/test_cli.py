@@ -428,3 +428,28 @@ def test_a_vector_command_without_numpy_says_how_to_install_it(tmp_path: Path, c
     assert out.stderr.strip().splitlines() == [
         f"ixypy: error: `ixypy {command}` needs NumPy, which is not installed "
         "(hint: install the vector extra: `pip install 'ixypy[vector]'` (or `pip install numpy`))"], out.stderr
+
+
+def test_firewall_and_nat_write_their_counters_as_json(tmp_path: Path):
+    """--json -: one JSON object on stdout in place of the text line;
+    --json FILE: the object in the file and the text line on stdout. The
+    drop rule takes the source's flows from 10.0.0.0/25, the first rule's
+    counter. Mutation tried: _write_json printing to stdout and still
+    returning False for '-' (the text line after the JSON): this test fails."""
+    rules = tmp_path / "rules"
+    rules.write_text("drop udp 10.0.0.0/25 any any any\ndefault accept\n")
+    out = ixypy("firewall", "sim:source", "sim:sink", "--rules", str(rules), "--count", "20000", "--json", "-")
+    assert out.returncode == 0, out.stderr
+    (line,) = out.stdout.splitlines()
+    fw = json.loads(line)
+    assert fw["devices"] == ["sim:source", "sim:sink"] and fw["seconds"] > 0
+    assert fw["per_queue"] == [fw["forwarded"]] and fw["forwarded"] >= 20000
+    assert sum(fw["per_rule"]) == fw["passed"] + fw["dropped"] and fw["per_rule"][0] == fw["dropped"] > 0
+    assert fw["passed"] >= fw["forwarded"]
+    out = ixypy("nat", "sim:source", "sim:sink", "--inside-prefix", "10.0.0.0/8", "--outside-prefix", "198.0.0.0/8",
+                "--count", "20000", "--json", str(tmp_path / "nat.json"))
+    assert out.returncode == 0, out.stderr
+    nat = json.loads((tmp_path / "nat.json").read_text())
+    assert out.stdout.splitlines() == [f"forwarded {nat['forwarded']}; rewritten out {nat['rewritten_out']}, "
+                                       f"in {nat['rewritten_in']}"]
+    assert nat["rewritten_out"] >= nat["forwarded"] >= 20000 and nat["rewritten_in"] == 0
