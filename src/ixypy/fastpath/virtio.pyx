@@ -447,9 +447,9 @@ cdef class VirtioTxQueue(_Virtqueue):
         if n == 0:
             return 0
         if self.any_layout:
-            n = _tx_one_desc(self, bufs, n)
+            n = _tx_place(self, bufs, n, True)
         else:
-            n = _tx_two_desc(self, bufs, n)
+            n = _tx_place(self, bufs, n, False)
         if n:
             self.in_flight_count += n
             self.packets += n
@@ -494,34 +494,15 @@ cdef inline void _tx_reclaim(VirtioTxQueue q, uint32_t shift) noexcept nogil:
     q.in_flight_count -= done
 
 
-cdef inline uint32_t _tx_two_desc(VirtioTxQueue q, ixy_buf **bufs, uint32_t n) noexcept nogil:
-    """Up to n packets as chains of the shared header's descriptor 2k
-    (written once) and data descriptor 2k+1, k taken in ring order; stops
-    at a chain still in flight. Returns the count placed."""
-    cdef ixy_vring_desc *desc = q.desc
-    cdef ixy_buf **ring = q.bufs
-    cdef uint32_t i = 0, k, slot = q.avail_idx, cmask = q.chain_mask
-    cdef uint64_t nbytes = 0
-    cdef ixy_buf *b
-    while i < n:
-        k = (slot + i) & cmask
-        if ring[k] != NULL:
-            break
-        b = bufs[i]
-        ring[k] = b
-        desc[2 * k + 1].addr = b.data_dma
-        desc[2 * k + 1].len = b.len
-        nbytes += b.len
-        i += 1
-    q.bytes += nbytes
-    return i
-
-
-cdef inline uint32_t _tx_one_desc(VirtioTxQueue q, ixy_buf **bufs, uint32_t n) noexcept nogil:
-    """Up to n packets as one descriptor k each, k taken in ring order: a
-    zeroed virtio_net_hdr in the headroom right before the frame, then the
-    frame (VIRTIO_F_ANY_LAYOUT, 2.4.4 / 2.7.4 Message Framing); stops at a
-    chain still in flight. Returns the count placed."""
+cdef inline uint32_t _tx_place(VirtioTxQueue q, ixy_buf **bufs, uint32_t n, bint any_layout) noexcept nogil:
+    """Up to n packets onto chains k taken in ring order, stopping at a
+    chain still in flight; returns the count placed (any_layout a constant
+    in each of the two calls, so the compiler makes two loops).
+    - any_layout: one descriptor k, a zeroed virtio_net_hdr in the headroom
+      right before the frame, then the frame (VIRTIO_F_ANY_LAYOUT, 2.4.4 /
+      2.7.4 Message Framing);
+    - else: the shared header's descriptor 2k (written once) and the data
+      descriptor 2k+1."""
     cdef ixy_vring_desc *desc = q.desc
     cdef ixy_buf **ring = q.bufs
     cdef uint32_t i = 0, k, slot = q.avail_idx, cmask = q.chain_mask, hdr_len = q.hdr_len
@@ -533,12 +514,16 @@ cdef inline uint32_t _tx_one_desc(VirtioTxQueue q, ixy_buf **bufs, uint32_t n) n
             break
         b = bufs[i]
         ring[k] = b
-        # the longest header's bytes, a constant: the compiler stores them
-        # inline (a memset of hdr_len is a libc call, 15 instructions a
-        # packet); with a 10-byte header the 2 bytes before it are headroom
-        memset(b.data - IXY_VIRTIO_NET_HDR_LEN_V1, 0, IXY_VIRTIO_NET_HDR_LEN_V1)
-        desc[k].addr = b.data_dma - hdr_len
-        desc[k].len = b.len + hdr_len
+        if any_layout:
+            # the longest header's bytes, a constant: the compiler stores them
+            # inline (a memset of hdr_len is a libc call, 15 instructions a
+            # packet); with a 10-byte header the 2 bytes before it are headroom
+            memset(b.data - IXY_VIRTIO_NET_HDR_LEN_V1, 0, IXY_VIRTIO_NET_HDR_LEN_V1)
+            desc[k].addr = b.data_dma - hdr_len
+            desc[k].len = b.len + hdr_len
+        else:
+            desc[2 * k + 1].addr = b.data_dma
+            desc[2 * k + 1].len = b.len
         nbytes += b.len
         i += 1
     q.bytes += nbytes
