@@ -266,9 +266,11 @@ def forward(pairs: Iterable[tuple], limits: Limits, batch_size: int = 32, tick: 
     run_loops): queue i to queue i for i < queues, one loop per queue.
     Frames dst cannot take yet wait in the leg's batch, so a slow dst holds
     frames back in src's rx ring, where the NIC drops and counts what finds
-    no room. Returns the packets forwarded."""
+    no room. Where dst's DMA cannot reach src's rx buffers (Device.reaches),
+    the leg copies each packet into a pool of dst's (ForwardLoop). Returns
+    the packets forwarded."""
     pairs = list(pairs)
-    legs = [[(src.rx_queue(i), dst.tx_queue(i), PacketBatch(batch_size)) for src, dst in pairs] for i in range(queues)]
+    legs = [[_leg(src, dst, i, batch_size) for src, dst in pairs] for i in range(queues)]
     try:
         loops = [ForwardLoop(queue_legs) for queue_legs in legs]
         forwarded = run_loops(loops, limits, _Clock(tick, list({id(d): d for pair in pairs for d in pair}.values())))
@@ -279,6 +281,15 @@ def forward(pairs: Iterable[tuple], limits: Limits, batch_size: int = 32, tick: 
             for _, _, batch in queue_legs:
                 batch.free()
     return forwarded
+
+
+def _leg(src: Device, dst: Device, queue: int, batch_size: int) -> tuple:
+    """ForwardLoop's leg from src's rx queue to dst's tx queue: one that
+    copies each packet into a pool of dst's when dst's DMA cannot reach
+    src's rx buffers (e.g. src under VFIO with IOVAs, dst using physical
+    addresses); zero-copy otherwise."""
+    leg = (src.rx_queue(queue), dst.tx_queue(queue), PacketBatch(batch_size))
+    return leg if dst.reaches(src.rx_mempools[queue]) else leg + (dst.mempool(),)
 
 
 def capture(dev: Device, out: BinaryIO, limits: Limits, batch_size: int = 32, queue: int = 0,

@@ -472,10 +472,12 @@ def fwd(dev1: str, dev2: str, count: Optional[int], duration: Optional[float], q
             meter.tick(elapsed)
             idle.check(elapsed, meter.last)
 
+        pairs = [(a, b), (b, a)]
         with StopOnSignals() as stop:
-            forwarded = apps.forward([(a, b), (b, a)], apps.Limits(count, duration, stop), batch_size, tick=tick,
-                                     queues=queues)
-        meter.summary(forwarded=forwarded, **per_queue(b, "tx", queues))
+            forwarded = apps.forward(pairs, apps.Limits(count, duration, stop), batch_size, tick=tick, queues=queues)
+        # the directions whose tx device cannot reach the rx buffers, so each packet is copied (apps.forward)
+        copying = [f"{src.address}->{dst.address}" for src, dst in pairs if not dst.reaches(src.rx_mempools[0])]
+        meter.summary(forwarded=forwarded, **per_queue(b, "tx", queues), **({"copying": copying} if copying else {}))
 
 
 @cli.command(help=f"Write received frames to a pcap file.\n\n{dev_help('DEV')}")

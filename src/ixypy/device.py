@@ -26,6 +26,7 @@ from .fastpath.batch import PacketBatch
 from .fastpath.mempool import Mempool
 from .fastpath.queue import Queue
 from .errors import BatchError, QueueError
+from .memory import unreachable
 
 if TYPE_CHECKING:
     from .bus import Bus
@@ -103,6 +104,7 @@ class TxQueue(Protocol):
 
 
 Q = TypeVar("Q")
+QueueT = TypeVar("QueueT", bound=Queue)
 
 _open_devices: "weakref.WeakSet[Device]" = weakref.WeakSet()
 
@@ -222,6 +224,25 @@ class Device(abc.ABC):
     def mempool(self, num_bufs: int = 4096, entry_size: int = 2048, debug: bool = False) -> Mempool:
         """A new pool of packet buffers in DMA memory this device can reach."""
         return self.bus.dma.mempool(num_bufs, entry_size, debug)
+
+    def reaches(self, pool: Mempool) -> bool:
+        """This device's DMA can use pool's buffers: it reads DMA addresses
+        as they are valid in pool (memory.DmaSpace). False e.g. for IOVAs of
+        the VFIO container and a device that uses physical addresses."""
+        return pool.dma_spaces is None or self.bus.dma.device_space in pool.dma_spaces
+
+    def _rx_pool(self, pool: Mempool) -> Mempool:
+        """pool (the mempool= given to open) if this device's DMA reaches its buffers."""
+        if pool.dma_spaces is not None and not self.reaches(pool):
+            raise unreachable(self.address, self.bus.dma.device_space, pool.dma_spaces,
+                              "fill its rx ring from this mempool")
+        return pool
+
+    def _tx_ring(self, queue: QueueT) -> QueueT:
+        """queue, a new tx queue, told what its device reads DMA addresses as:
+        it refuses buffers its device cannot reach (Queue.set_dma_space)."""
+        queue.set_dma_space(self.bus.dma.device_space, self.address)
+        return queue
 
     # --- control ---------------------------------------------------------
 

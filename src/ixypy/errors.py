@@ -79,6 +79,17 @@ class DmaMemoryError(IxyError, MemoryError):
     default_hint = "check `grep Huge /proc/meminfo`; reserve more pages with `sudo ixypy hugepages N`"
 
 
+class DmaSpaceMismatch(IxyError, ValueError):
+    """A tx queue was handed buffers whose DMA addresses its device would
+    read as other memory: e.g. IOVAs of the VFIO container given to a device
+    that uses physical addresses (UIO, or virtio without ACCESS_PLATFORM)."""
+
+    default_hint = ("forward between devices whose DMA uses the same addresses (every device behind the IOMMU "
+                    "under VFIO shares the process's container; UIO devices and virtio without ACCESS_PLATFORM "
+                    "use physical ones), or copy the packets into a pool of the sending device's: "
+                    "ixypy.fastpath.ops.copy(batch, dev.mempool(), out)")
+
+
 class MempoolExhausted(IxyError):
     """A mempool has no free buffer left where one was required."""
 

@@ -9,6 +9,11 @@ Three ways to get it, one per way of reaching a device:
 * ``VirtualAllocator`` (the sim device): ordinary memory whose DMA address is
   its virtual address, registered with the device model as an IOMMU would be.
 
+Each allocator says what its DMA addresses mean (a ``DmaSpace``): to the
+device that uses it (``device_space``) and where the addresses of the memory
+it gives out are valid (``pool_spaces``); a tx queue refuses buffers from a
+pool whose addresses its device would read as other memory.
+
 Buffers for packets come as a ``Mempool`` cut from a region; a pool may span
 pages that are not contiguous in DMA space because every buffer's address is
 translated on its own page. Rings need contiguous DMA memory: a region asked
@@ -22,10 +27,10 @@ import struct
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, FrozenSet, Iterable, Iterator, List, Optional, Tuple
 
 from .fastpath.mempool import DmaMemory, Mempool
-from .errors import DmaMemoryError, HugepagesUnavailable, PermissionDenied
+from .errors import DmaMemoryError, DmaSpaceMismatch, HugepagesUnavailable, PermissionDenied
 
 if TYPE_CHECKING:
     from .vfio import VfioContainer
@@ -39,6 +44,33 @@ DEFAULT_ENTRY_SIZE = 2048
 
 def round_up(n: int, to: int) -> int:
     return (n + to - 1) // to * to
+
+
+class DmaSpace:
+    """What a DMA address means: one address space a device's DMA uses,
+    named for error messages. Compared by identity: each VFIO container is
+    a space of its own."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<DmaSpace {self.name}>"
+
+
+def unreachable(device: str, space: DmaSpace, pool_spaces: Iterable[DmaSpace], doing: str) -> DmaSpaceMismatch:
+    """The error for a device whose DMA uses `space` given a pool whose
+    addresses are valid in `pool_spaces` only."""
+    valid = " and ".join(sorted(s.name for s in pool_spaces))
+    return DmaSpaceMismatch(f"{device} cannot {doing}: its DMA uses {space.name}, but the pool's addresses are {valid}")
+
+
+#: physical addresses: a device under UIO, or one that bypasses the IOMMU
+PHYSICAL = DmaSpace("physical addresses")
+#: the sim models' addresses (every model maps every region: sim._dma_map)
+SIM = DmaSpace("the sim models' addresses")
 
 
 @dataclass
@@ -86,6 +118,8 @@ class DmaAllocator:
     """Allocates DMA regions for one device (or several sharing an IOMMU domain)."""
 
     page_size = HUGEPAGE_SIZE
+    device_space: DmaSpace              # what the device using this allocator reads an address as
+    pool_spaces: FrozenSet[DmaSpace]    # where the addresses of memory from here are valid
 
     def __init__(self) -> None:
         self.regions: List[DmaRegion] = []
@@ -117,7 +151,8 @@ class DmaAllocator:
     def mempool(self, num_bufs: int, entry_size: int = DEFAULT_ENTRY_SIZE, debug: bool = False) -> Mempool:
         """A pool of num_bufs packet buffers of entry_size bytes (header included)."""
         region = self.allocate(num_bufs * entry_size)
-        return Mempool(region.memory, num_bufs, entry_size, region.page_dma, region.page_size, debug)
+        return Mempool(region.memory, num_bufs, entry_size, region.page_dma, region.page_size, debug,
+                       dma_spaces=self.pool_spaces)
 
     def release_all(self) -> None:
         while self.regions:
@@ -186,6 +221,9 @@ def _hugepage_error(size: int, err: OSError) -> Exception:
 
 class HugepageAllocator(DmaAllocator):
     """Hugepages with physical addresses from /proc/self/pagemap (for UIO)."""
+
+    device_space = PHYSICAL
+    pool_spaces = frozenset({PHYSICAL})
 
     def __init__(self, mount: Optional[Path] = None, pagemap: Path = Path("/proc/self/pagemap")) -> None:
         super().__init__()
@@ -301,6 +339,8 @@ class VfioAllocator(HugepageAllocator):
         super().__init__(mount)
         self.container = container
         self.ram_end = physical_ram_end() if ram_end is None else ram_end
+        self.device_space = container.dma_space
+        self.pool_spaces = frozenset({container.dma_space})
 
     def _translate(self, memory: DmaMemory) -> List[int]:
         taken = [(iova, size) for iova, (_, size) in self.container.mappings.items()]
@@ -323,6 +363,9 @@ class VirtualAllocator(DmaAllocator):
     model is told each region (on_map) as an IOMMU would be. The memory is
     shared across fork, as the models are (csrc/sim/sim_shared.h): a worker
     process forked after the device was opened receives and sends in it."""
+
+    device_space = SIM
+    pool_spaces = frozenset({SIM})
 
     def __init__(self, on_map: Callable[[int, int], None], on_unmap: Callable[[int, int], None]) -> None:
         super().__init__()
@@ -353,6 +396,8 @@ class IdentityVfioAllocator(HugepageAllocator):
     def __init__(self, container: "VfioContainer", mount: Optional[Path] = None) -> None:
         super().__init__(mount)
         self.container = container
+        # mapped at IOVA = physical: valid for devices that bypass the IOMMU and for those behind it
+        self.pool_spaces = frozenset({PHYSICAL, container.dma_space})
 
     def _translate(self, memory: DmaMemory) -> List[int]:
         try:

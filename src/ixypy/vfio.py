@@ -37,6 +37,7 @@ from .errors import (
     IommuError,
     PermissionDenied,
 )
+from .memory import DmaSpace
 
 if TYPE_CHECKING:
     from .fastpath.regs import PortIo
@@ -249,6 +250,7 @@ class VfioContainer:
         self.groups: Dict[int, VfioGroup] = {}
         self.iommu_set = False
         self.mappings: Dict[int, Tuple[int, int]] = {}  # iova -> (vaddr, size)
+        self.dma_space = DmaSpace("IOVAs of this process's VFIO container")   # what its devices behind the IOMMU read
         try:
             try:
                 version = ioctl(self.fd, VFIO_GET_API_VERSION)

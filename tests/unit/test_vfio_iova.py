@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from ixypy import vfio
-from ixypy.memory import (HUGEPAGE_SIZE, HugepageAllocator, IdentityVfioAllocator, VfioAllocator, free_iova,
+from ixypy.memory import (HUGEPAGE_SIZE, DmaSpace, HugepageAllocator, IdentityVfioAllocator, VfioAllocator, free_iova,
                           physical_ram_end)
 
 from .fakevfio import FakeVfio
@@ -22,6 +22,7 @@ class RecordingContainer:
 
     def __init__(self) -> None:
         self.mappings = {}
+        self.dma_space = DmaSpace("IOVAs of a recording container")
 
     def map_dma(self, vaddr: int, iova: int, size: int) -> None:
         assert all(iova + size <= i or i + s <= iova for i, (_, s) in self.mappings.items()), "IOVA ranges overlap"
@@ -105,3 +106,18 @@ def test_iova_allocator_skips_the_reserved_msi_window(container):
     container.fake.iova_ranges = [(0, 0xFEDF_FFFF), (0xFEF0_0000, (1 << 39) - 1)]
     got = VfioAllocator(container, ram_end=0xFED0_0000)._translate(pages(2))
     assert got[0] == 0xFF00_0000
+
+
+
+def test_which_devices_reach_which_pools():
+    """A device behind the container's IOMMU reaches IOVA pools and IOVA =
+    physical ones; a device that uses physical addresses (UIO, or one that
+    bypasses the IOMMU) reaches physical and IOVA = physical ones, never
+    IOVAs; another container's IOVAs are its own."""
+    container, other = RecordingContainer(), RecordingContainer()
+    allocators = {"iova": VfioAllocator(container, ram_end=0), "identity": IdentityVfioAllocator(container),
+                  "uio": HugepageAllocator(), "other": VfioAllocator(other, ram_end=0)}
+    reach = {(device, pool) for device, d in allocators.items() for pool, p in allocators.items()
+             if d.device_space in p.pool_spaces}
+    assert reach == {("iova", "iova"), ("iova", "identity"), ("identity", "identity"), ("identity", "uio"),
+                     ("uio", "identity"), ("uio", "uio"), ("other", "other")}

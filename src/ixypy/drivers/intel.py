@@ -278,7 +278,7 @@ class IntelDevice(Device):
             # buffers one pool had, each four rings' worth: its own ring, a
             # forwarder's tx ring and batch; a mempool given is the caller's
             # to share
-            self.rx_mempools = [mempool if mempool is not None else
+            self.rx_mempools = [self._rx_pool(mempool) if mempool is not None else
                                 self.mempool(max(4096 // rx_queues, 4 * num_rx_desc)) for _ in range(rx_queues)]
             self._bring_up(self.LINK_TIMEOUT if link_timeout is None else link_timeout)
             if interrupts:
@@ -412,8 +412,8 @@ class IntelDevice(Device):
         regs = self.tx_queue_regs(n)
         offset = self._ring_offsets[self.num_rx_queues + n]
         self._program_ring(regs, offset, self.num_tx_desc)
-        return IntelTxQueue(self.regs.bar, regs.tail, self._ring_memory.memory, offset, self.num_tx_desc,
-                            self.TX_CMD_TYPE, self.TX_PAYLEN)
+        return self._tx_ring(IntelTxQueue(self.regs.bar, regs.tail, self._ring_memory.memory, offset,
+                                          self.num_tx_desc, self.TX_CMD_TYPE, self.TX_PAYLEN))
 
     def _start_rx_queue(self, n: int) -> None:
         """Buffers into every descriptor, head to 0 while the queue is still

@@ -236,7 +236,7 @@ class VirtioDevice(Device):
         extra = total
         self._rings = self.bus.dma.allocate(total + PAGE, contiguous=True)
         memory = self._rings.memory
-        rx_pool = self._mempool if self._mempool is not None else self.mempool(max(1024, sizes[RX_QUEUE]))
+        rx_pool = self._rx_pool(self._mempool) if self._mempool is not None else self.mempool(max(1024, sizes[RX_QUEUE]))
         if rx_pool.buf_capacity < MAX_FRAME:
             raise PacketTooLarge(f"rx buffers hold {rx_pool.buf_capacity} bytes, frames can have {MAX_FRAME}",
                                  "use a mempool with entry_size 2048 or more")
@@ -248,8 +248,8 @@ class VirtioDevice(Device):
                 self.rx_queues.append(VirtioRxQueue(doorbell, i, memory, offsets[i], sizes[i], rx_pool, layout, hdr_len))
             elif i == TX_QUEUE:
                 # two-descriptor framing: a zeroed header at `extra`, shared by every packet
-                self.tx_queues.append(VirtioTxQueue(doorbell, i, memory, offsets[i], sizes[i],
-                                                    self._rings.dma(extra), MAX_FRAME, layout, hdr_len))
+                self.tx_queues.append(self._tx_ring(VirtioTxQueue(doorbell, i, memory, offsets[i], sizes[i],
+                                                                  self._rings.dma(extra), MAX_FRAME, layout, hdr_len)))
             else:
                 self.ctrl = VirtioCtrlQueue(doorbell, i, memory, offsets[i], sizes[i], extra + 512,
                                             self._rings.dma(extra + 512))

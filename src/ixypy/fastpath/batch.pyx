@@ -11,6 +11,7 @@ from .mempool cimport (Mempool, ixy_buf, ixy_buf_at, ixy_buf_capacity, ixy_buf_f
                        ixy_mempool, ixy_mempool_alloc)
 
 from ..errors import BatchError, DoubleFree, PacketTooLarge
+from ..memory import unreachable
 
 @cython.no_gc_clear
 cdef class PoolRefs:
@@ -25,9 +26,18 @@ cdef class PoolRefs:
 
     cdef int _add(self, Mempool pool) except -1:
         if pool not in self.pools:
+            self._check_reach(pool)
             self.pools.append(pool)
         self.last = pool
         return 0
+
+    cdef int _check_reach(self, Mempool pool) except -1:
+        """A tx queue's set: refuse a pool whose DMA addresses its device
+        would read as other memory (memory.DmaSpace)."""
+        if self.dma_space is None or pool.dma_spaces is None or self.dma_space in pool.dma_spaces:
+            return 0
+        raise unreachable(self.reader, self.dma_space, pool.dma_spaces,
+                          "send buffers of a pool this batch holds or held")
 
     cdef int _merge(self, PoolRefs other) except -1:
         for pool in other.pools:

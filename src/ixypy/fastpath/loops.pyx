@@ -14,7 +14,7 @@ from libc.string cimport memcpy
 from posix.time cimport CLOCK_MONOTONIC, TIMER_ABSTIME, clock_nanosleep, timespec
 
 from .batch cimport PacketBatch, PoolRefs
-from .mempool cimport Mempool, ixy_buf, ixy_buf_at, ixy_buf_free_n, ixy_mempool_alloc
+from .mempool cimport Mempool, ixy_buf, ixy_buf_at, ixy_buf_capacity, ixy_buf_free_n, ixy_mempool, ixy_mempool_alloc
 from .queue cimport Queue, queue_idle
 
 from ..errors import PacketTooLarge, QueueError
@@ -37,9 +37,12 @@ cdef struct _Leg:
     bint too_long           # a received packet the tx queue must refuse (with the GIL)
 
 
-cdef inline void _step(Queue rxq, Queue txq, PacketBatch batch, _Leg *leg) noexcept nogil:
+cdef inline void _step(Queue rxq, Queue txq, PacketBatch batch, PacketBatch out, ixy_mempool *copy_pool,
+                       _Leg *leg) noexcept nogil:
     """Queue._forward_entry's step, with its tx check done here: a packet
-    longer than txq takes stops the leg (too_long) before anything is sent."""
+    longer than txq takes stops the leg (too_long) before anything is sent.
+    A copying leg (copy_pool not NULL) moves what it receives into buffers
+    of copy_pool in `out` and sends from there; otherwise out is batch."""
     cdef uint32_t i, first = batch.count
     batch.count += rxq._rx(batch.bufs + batch.count, batch.capacity - batch.count)
     for i in range(first, batch.count):
@@ -47,8 +50,31 @@ cdef inline void _step(Queue rxq, Queue txq, PacketBatch batch, _Leg *leg) noexc
             leg.too_long = True
             leg.moved = 0
             return
-    leg.moved = txq._tx(batch.bufs, batch.count)
-    batch._shift_out(leg.moved)
+    if copy_pool != NULL:
+        batch._copy_to(out, copy_pool)
+    leg.moved = txq._tx(out.bufs, out.count)
+    out._shift_out(leg.moved)
+
+
+cdef inline ixy_mempool *_pool(Mempool pool) noexcept nogil:
+    return NULL if pool is None else &pool.pool
+
+
+cdef tuple _leg(tuple leg):
+    """(rxq, txq, batch, out, copy pool) of a leg (rxq, txq, batch[, copy_pool])."""
+    cdef Queue rxq = leg[0]
+    cdef Mempool pool = leg[3] if len(leg) == 4 else None
+    cdef Mempool own
+    if len(leg) not in (3, 4):
+        raise QueueError(f"a forwarding leg is (rx queue, tx queue, batch[, copy pool]), not {len(leg)} items",
+                         "ForwardLoop([(rxq, txq, batch)])")
+    if pool is None:
+        return leg[0], leg[1], leg[2], leg[2], None
+    for own in rxq.pools.pools:
+        if ixy_buf_capacity(&own.pool) > ixy_buf_capacity(&pool.pool):
+            raise PacketTooLarge(f"the copy pool's buffers hold {ixy_buf_capacity(&pool.pool)} bytes, the rx "
+                                 f"queue's {ixy_buf_capacity(&own.pool)}", "give a pool of entry_size 2048 or more")
+    return leg[0], leg[1], leg[2], PacketBatch(leg[2].capacity), pool
 
 
 @cython.final
@@ -95,9 +121,17 @@ cdef class _SendLoop(_Loop):
 cdef class ForwardLoop(_Loop):
     """One or two forwarding legs (rx queue -> tx queue, each with its own
     batch, as Queue.forward takes them: what the tx queue cannot take yet
-    waits in the batch) stepped in turn by run()."""
+    waits in the batch) stepped in turn by run().
+
+    A leg (rxq, txq, batch, copy_pool) copies: for a tx device whose DMA
+    cannot reach the rx buffers (errors.DmaSpaceMismatch), each packet is
+    copied into a buffer of copy_pool (a pool of the tx device's) and sent
+    from a second batch of the loop's; the received buffer goes back at
+    once."""
     cdef Queue rx0, tx0, rx1, tx1
     cdef PacketBatch b0, b1
+    cdef PacketBatch o0, o1             # what each leg sends from: its batch, or its copies
+    cdef Mempool cp0, cp1               # a copying leg's pool, else None
     cdef int nlegs
 
     def __cinit__(self, legs):
@@ -105,10 +139,10 @@ cdef class ForwardLoop(_Loop):
         if not 1 <= len(legs) <= 2:
             raise QueueError(f"a ForwardLoop takes one or two (rx queue, tx queue, batch) legs, not {len(legs)}",
                              "give each worker its own loop: ForwardLoop([(rxq, txq, batch)])")
-        self.rx0, self.tx0, self.b0 = legs[0]
+        self.rx0, self.tx0, self.b0, self.o0, self.cp0 = _leg(tuple(legs[0]))
         self.nlegs = len(legs)
         if self.nlegs == 2:
-            self.rx1, self.tx1, self.b1 = legs[1]
+            self.rx1, self.tx1, self.b1, self.o1, self.cp1 = _leg(tuple(legs[1]))
             if self.b1 is self.b0:
                 raise QueueError("the two legs share one batch", "give each leg a PacketBatch of its own")
         self._usable()
@@ -125,10 +159,11 @@ cdef class ForwardLoop(_Loop):
         """The pools a run takes buffers from or gives them back to: its rx
         queues', and those of what its batches and tx queues hold. A pool
         serves one thread: apps.run_loops refuses loops that share one."""
-        refs = [self.rx0.pools, self.b0.pools, self.tx0.pools]
+        refs = [self.rx0.pools, self.b0.pools, self.o0.pools, self.tx0.pools]
         if self.nlegs == 2:
-            refs += [self.rx1.pools, self.b1.pools, self.tx1.pools]
-        return _union(refs)
+            refs += [self.rx1.pools, self.b1.pools, self.o1.pools, self.tx1.pools]
+        pools = _union(refs)
+        return pools + [p for p in (self.cp0, self.cp1) if p is not None and p not in pools]
 
     def run(self, double seconds=float("inf"), uint64_t count=0) -> int:
         """Forward for `seconds`, or until `count` packets (0: no limit; the
@@ -146,8 +181,10 @@ cdef class ForwardLoop(_Loop):
         leg1.moved = 0
         self._usable()
         self.tx0._check_tx(self.b0)         # what the batches held before this run
+        self.tx0._check_tx(self.o0)
         if self.nlegs == 2:
             self.tx1._check_tx(self.b1)
+            self.tx1._check_tx(self.o1)
         self._merge_pools()
         self._claim(True)
         try:
@@ -172,18 +209,22 @@ cdef class ForwardLoop(_Loop):
         """The pool sets Queue.forward merges per step, merged once: during
         a run, the batches hold only what their rx queues' pools give."""
         self.b0.pools.merge(self.rx0.pools)
-        self.tx0.pools.merge(self.b0.pools)
+        if self.cp0 is not None:
+            self.o0.pools.add(self.cp0)
+        self.tx0.pools.merge(self.o0.pools)
         if self.nlegs == 2:
             self.b1.pools.merge(self.rx1.pools)
-            self.tx1.pools.merge(self.b1.pools)
+            if self.cp1 is not None:
+                self.o1.pools.add(self.cp1)
+            self.tx1.pools.merge(self.o1.pools)
         return 0
 
     cdef uint64_t _run(self, int64_t deadline, uint64_t count, _Leg *leg0, _Leg *leg1) noexcept nogil:
         cdef uint64_t done = 0, rounds = 0
         while not ixy_stop_raised(&self.stopping):
-            _step(self.rx0, self.tx0, self.b0, leg0)
+            _step(self.rx0, self.tx0, self.b0, self.o0, _pool(self.cp0), leg0)
             if self.nlegs == 2:
-                _step(self.rx1, self.tx1, self.b1, leg1)
+                _step(self.rx1, self.tx1, self.b1, self.o1, _pool(self.cp1), leg1)
             if leg0.too_long or leg1.too_long:
                 break
             done += leg0.moved + leg1.moved

@@ -41,3 +41,4 @@ cdef class DmaMemory:
 cdef class Mempool:
     cdef ixy_mempool pool
     cdef readonly DmaMemory memory
+    cdef readonly frozenset dma_spaces     # where its DMA addresses are valid (None: unchecked)

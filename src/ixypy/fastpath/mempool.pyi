@@ -1,4 +1,6 @@
-from typing import Iterable, Optional, Sequence, Union
+from typing import FrozenSet, Iterable, Optional, Sequence, Union
+
+from ..memory import DmaSpace
 
 _Frame = Union[bytes, bytearray, memoryview]
 
@@ -15,7 +17,10 @@ class Mempool:
     @property
     def memory(self) -> DmaMemory: ...
     def __init__(self, memory: DmaMemory, num_bufs: int, entry_size: int = 2048,
-                 page_dma: Optional[Iterable[int]] = None, page_size: int = 0, debug: bool = False) -> None: ...
+                 page_dma: Optional[Iterable[int]] = None, page_size: int = 0, debug: bool = False,
+                 dma_spaces: Optional[Iterable[DmaSpace]] = None) -> None: ...
+    @property
+    def dma_spaces(self) -> Optional[FrozenSet[DmaSpace]]: ...
     @property
     def num_bufs(self) -> int: ...
     @property

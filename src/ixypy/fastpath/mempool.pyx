@@ -74,10 +74,13 @@ cdef class Mempool:
 
     page_dma: the DMA address of each page of the region (page_size bytes
     each), so a pool may span pages that are not contiguous in DMA space;
-    entries never straddle a page. debug=True catches double frees."""
+    entries never straddle a page. debug=True catches double frees.
+    dma_spaces: where those DMA addresses are valid (memory.DmaSpace
+    objects, from the allocator); a tx queue refuses the pool's buffers if
+    its device's space is not among them. None: not known, not checked."""
 
     def __cinit__(self, DmaMemory memory not None, uint32_t num_bufs, uint32_t entry_size=2048,
-                  object page_dma=None, size_t page_size=0, bint debug=False):
+                  object page_dma=None, size_t page_size=0, bint debug=False, object dma_spaces=None):
         if entry_size <= IXY_BUF_DATA_OFFSET or entry_size % 64:
             raise ValueError(f"entry_size {entry_size} must be a multiple of 64 above the {IXY_BUF_DATA_OFFSET}-byte header")
         if <size_t> num_bufs * entry_size > memory.size:
@@ -90,6 +93,7 @@ cdef class Mempool:
         if len(pages) * page_size < <size_t> num_bufs * entry_size:
             raise ValueError("page_dma does not cover the pool")
         self.memory = memory
+        self.dma_spaces = None if dma_spaces is None else frozenset(dma_spaces)
         self.pool.base = <uint8_t *> memory.address
         self.pool.entry_size = entry_size
         self.pool.num_bufs = num_bufs

@@ -17,9 +17,9 @@ from libc.stdlib cimport calloc, free as c_free
 from libc.string cimport memcpy
 
 from .batch cimport PacketBatch
-from .mempool cimport Mempool, ixy_buf, ixy_buf_free
+from .mempool cimport Mempool, ixy_buf, ixy_buf_capacity, ixy_buf_free
 
-from ..errors import BatchError
+from ..errors import BatchError, PacketTooLarge
 
 cdef extern from "ixy_pkt.h" nogil:
     uint16_t ixy_be16(const uint8_t *p)
@@ -287,6 +287,23 @@ cdef uint32_t _split(ixy_buf **bufs, uint32_t *count, const uint8_t *labels, ixy
             j += 1
     count[0] = j
     return moved
+
+
+def copy(PacketBatch batch not None, Mempool pool not None, PacketBatch out not None) -> int:
+    """Move the packets of batch, in order, into fresh buffers of pool
+    appended to out: bytes and length copied, the originals back to their
+    pools. For sending on a device whose DMA cannot reach batch's buffers
+    (errors.DmaSpaceMismatch): give it pool = that device's dev.mempool().
+    What finds no room in out, or no free buffer in pool, stays in batch.
+    Returns the count copied."""
+    if out is batch:
+        raise BatchError("copy: the output batch is the input batch")
+    cdef uint32_t cap = ixy_buf_capacity(&pool.pool), i
+    for i in range(batch.count):
+        if batch.bufs[i].len > cap:
+            raise PacketTooLarge(f"copy: packet {i} of {batch.bufs[i].len} bytes exceeds the pool's buffer capacity {cap}")
+    out.pools.add(pool)
+    return batch._copy_to(out, &pool.pool)
 
 
 cdef inline const uint8_t *_opt_mask(object mask, Py_buffer *v, uint32_t n) except? NULL:

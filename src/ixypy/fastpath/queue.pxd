@@ -42,9 +42,10 @@ cdef class Queue:
         return got
 
     cdef inline uint32_t _tx_from(self, PacketBatch batch) except? 0xFFFFFFFF:
+        # before the device sees a buffer: the merge refuses pools it cannot reach
+        self.pools.merge(batch.pools)
         cdef uint32_t sent = self._tx(batch.bufs, batch.count)
         if sent:
-            self.pools.merge(batch.pools)
             batch._shift_out(sent)
         return sent
 

@@ -115,6 +115,14 @@ cdef class Queue:
             _idle()
         return sent
 
+    def set_dma_space(self, space, str device not None) -> None:
+        """A tx queue: its device reads DMA addresses as `space` (a
+        memory.DmaSpace); a batch holding buffers of a pool whose addresses
+        are not valid there is refused (DmaSpaceMismatch) before the device
+        sees it. The check runs once per new pool, not per batch."""
+        self.pools.dma_space = space
+        self.pools.reader = device
+
     def reclaim(self) -> None:
         """Free the buffers the device is done with, without sending (tx)."""
         self._usable(False)
