@@ -278,8 +278,8 @@ def forward(pairs: Iterable[tuple], limits: Limits, batch_size: int = 32, tick: 
             dst.flush_tx()
     finally:
         for queue_legs in legs:
-            for _, _, batch in queue_legs:
-                batch.free()
+            for leg in queue_legs:
+                leg[2].free()                 # the batch (a copying leg's copies are the loop's)
     return forwarded
 
 

@@ -13,15 +13,20 @@ One guest for the module, NICs 0 and 1 wired together on hub 0:
 Every script hands its NICs back to the kernel at the end.
 """
 import json
+import socket
 import textwrap
 
 import pytest
+
+from ixypy.packets import SEQ_OFFSET
 
 from .guest import Nic, guest_script
 from .test_vm_virtio import pktgen_next_to_kernel
 # the legacy module's tests that hold as written for any virtio-net, run
 # here on the 1.x interface (NIC 0 transitional, NIC 1 1.x-only)
 from .test_vm_virtio import test_bad_input  # noqa: F401
+# fwd NIC 1 (IOVAs) -> NIC 2 (physical addresses): the leg copies (apps.forward)
+from .test_vm_virtio import test_cli_fwd_devices_bind_unbind_hugepages  # noqa: F401
 from .test_vm_virtio import test_killed_sender_stops_dma_uio_guard_and_vfio_reset  # noqa: F401
 from .test_vm_virtio import test_ring_wrap_batch_sizes_exhaustion_and_buffers_back  # noqa: F401
 
@@ -250,3 +255,65 @@ def test_pktgen_next_to_kernel_pktgen_on_the_1x_nic(guest):
     print("\nvirtio 1.x pktgen (60-byte frames, batch 32, TCG guest):", out)
     assert out["ixy_pps"] > 1000 and out["kernel_pps_stat"] > 1000, out
     assert out["host_received"] >= out["ixy_sent"] - 256
+
+
+def test_buffers_at_iovas_are_refused_by_a_nic_using_physical_addresses_and_copied(guest):
+    """NIC 1 under VFIO (ACCESS_PLATFORM) has its buffers at IOVAs; NIC 2,
+    without ACCESS_PLATFORM, reads physical addresses. NIC 1's buffers
+    handed to NIC 2's tx queue are refused before NIC 2 sees one: without
+    the check NIC 2 sent the right lengths of whatever lay at those physical
+    addresses (the host saw sequence number 0 in every frame). Copied into
+    a pool of NIC 2's (ops.copy) they reach the host intact. NIC 2's own
+    buffers (IOVA = physical) are valid for NIC 1 too."""
+    b, c = guest.nic(1), guest.nic(2)
+    sink = guest.sink(2)
+    sink.settimeout(0)
+    while True:                                   # what earlier tests left in the socket
+        try:
+            sink.recv(2048)
+        except BlockingIOError:
+            break
+    out = run(guest, """
+        from ixypy.errors import DmaSpaceMismatch
+        from ixypy.fastpath.ops import copy
+        from ixypy.packets import SEQ_OFFSET
+        nic1, nic2 = ixypy.open(B, method="vfio"), ixypy.open(C, method="vfio")
+        batch, res = PacketBatch(COUNT), {}
+        batch.alloc(nic1.mempool(1024), COUNT)
+        for i in range(COUNT):
+            batch.write(i, bytes([0xAB]) * FRAME)
+        batch.stamp_u64(SEQ_OFFSET, 0)
+        res["reaches"] = [nic2.reaches(nic1.rx_mempool), nic1.reaches(nic2.rx_mempool)]
+        try:
+            res["sent_uncopied"] = nic2.tx_batch(0, batch)
+        except DmaSpaceMismatch as err:
+            res["refused"] = str(err)
+        res["held"] = len(batch)
+        copies = PacketBatch(COUNT)
+        res["copied"] = copy(batch, nic2.mempool(1024), copies)
+        res["sent"] = 0
+        while len(copies):
+            res["sent"] += nic2.tx_batch(0, copies)
+        nic2.flush_tx()
+        nic1.close()
+        nic2.close()
+        for addr in (B, C):
+            PciDevice(addr).release()
+        report(**res)
+    """, B=b.address, C=c.address, COUNT=64, FRAME=111)
+    sink.settimeout(2)
+    frames = []
+    try:
+        while True:
+            frames.append(sink.recv(2048))
+    except socket.timeout:
+        pass
+    assert out["reaches"] == [False, True], out
+    assert "sent_uncopied" not in out and out["held"] == 64, out
+    assert "cannot send buffers of a pool" in out["refused"] and "IOVAs of this process's VFIO container" in out["refused"]
+    assert out["copied"] == out["sent"] == 64, out
+    ours = [f for f in frames if len(f) == 111]
+    seqs = [int.from_bytes(f[SEQ_OFFSET:SEQ_OFFSET + 8], "little") for f in ours]
+    assert seqs == list(range(64)), seqs
+    assert all(f[:SEQ_OFFSET] == bytes([0xAB]) * SEQ_OFFSET and f[SEQ_OFFSET + 8:] == bytes([0xAB]) * (111 - SEQ_OFFSET - 8)
+               for f in ours)
