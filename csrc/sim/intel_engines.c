@@ -478,6 +478,9 @@ static unsigned tx_queue(struct intel_function *p, unsigned qi, const struct sim
         return 0;
     }
     struct intel_function *peer = LDA(&p->wire) == WIRE_PAIR ? LDA(&p->peer) : NULL;
+    /* onto a delay line, frames leave now, after the tail was read: not at
+     * the pass's start, which may be before the driver wrote them */
+    int64_t sent_at = peer && p->delay.frames ? now_ns() : now;
     int peer_locked = 0;
     uint32_t hl = LD(&p->hlreg0);
     struct tx_sent sent = {0, 0, 0};
@@ -500,7 +503,7 @@ static unsigned tx_queue(struct intel_function *p, unsigned qi, const struct sim
             sent.wire_bytes += wlen + 4;
             sent.bytes += wlen;
             if (peer)
-                tx_to_peer(p, peer, &peer_locked, m, hint, &pk, len, wlen, crc_in_data, now);
+                tx_to_peer(p, peer, &peer_locked, m, hint, &pk, len, wlen, crc_in_data, sent_at);
         }
         consumed += tx_writeback(q, head, pk.last);
         head = pk.last + 1 == q->size ? 0 : pk.last + 1;
