@@ -211,13 +211,12 @@ struct wire_slot {
 };
 
 /* The delay line of a function's tx on a pair or loop wire: a FIFO of
- * frames in flight. Set while the wire is detached from the engine
+ * frames in flight, leaving it in order. Set while the wire is detached from the engine
  * (intel_model_set_wire_delay); otherwise the worker's alone. */
 struct wire_delay {
     int64_t delay_ns, jitter_ns;
     uint32_t frames;          /* slots; 0: no delay line */
     uint32_t head, count;     /* the oldest frame in flight, how many are */
-    int64_t last_due;         /* the due time of the frame sent last (arrivals in order) */
     uint64_t rng;             /* xorshift64* state of the jitter */
     struct wire_slot *slot;
 };

@@ -93,9 +93,10 @@ void intel_model_wire_source(struct intel_function *fn, const uint8_t *frame, ui
 /* Propagation delay of the frames this function transmits on a pair or
  * loop wire: a frame leaving the tx ring at time t (the engine's pass, ns,
  * CLOCK_MONOTONIC) reaches the peer's rx no sooner than
- *     due = max(t + delay_ns + U, due of the frame before it, t)
+ *     max(t + delay_ns + U, the arrival of the frame sent before it)
  * where U is drawn uniformly from the integers in [-jitter_ns, +jitter_ns]
- * (xorshift64*), so frames stay in order. Frames in flight wait in a delay
+ * (xorshift64*): frames stay in order (with jitter > delay, t + delay_ns +
+ * U may lie before t: the frame then arrives at once). Frames in flight wait in a delay
  * line of `frames` slots; a frame sent while all are taken is dropped and
  * counted (wire stats delay_drops). delay_ns = jitter_ns = 0: no delay line,
  * frames arrive in the pass that sends them (the default). The engine does

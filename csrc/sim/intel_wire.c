@@ -129,13 +129,7 @@ void intel_wire_depart(struct intel_function *p, const uint8_t *data, uint32_t l
     }
     uint32_t i = d->head + d->count;
     struct wire_slot *s = &d->slot[i >= d->frames ? i - d->frames : i];
-    int64_t due = now + d->delay_ns + delay_jitter(d);
-    if (due < d->last_due)
-        due = d->last_due;
-    if (due < now)
-        due = now;
-    d->last_due = due;
-    s->due = due;
+    s->due = now + d->delay_ns + delay_jitter(d);
     s->len = len;
     s->has_crc = crc != NULL;
     memcpy(s->data, data, len);
@@ -144,6 +138,9 @@ void intel_wire_depart(struct intel_function *p, const uint8_t *data, uint32_t l
     d->count++;
 }
 
+/* Frames leave the delay line in the order they entered it: one due
+ * before the frame ahead of it waits for that one (in order, its arrival
+ * max(its due time, the previous frame's arrival)). */
 unsigned intel_wire_arrive(struct intel_function *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
                            int64_t now)
 {
@@ -188,7 +185,6 @@ int intel_model_set_wire_delay(struct intel_function *p, int64_t delay_ns, int64
         d->rng = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)now_ns() << 8) ^ p->index;
     }
     d->head = d->count = 0;
-    d->last_due = 0;
     __atomic_store_n(&p->wire, wire, __ATOMIC_SEQ_CST);
     return rc;
 }

@@ -82,9 +82,9 @@ def test_jitter_spreads_latencies_on_both_sides_of_the_delay():
 def test_frames_stay_in_order_whatever_their_jitter():
     """At 100k probes/s with a 10 us jitter, probes 10 us apart (and whole
     batches leaving in one pass) would overtake one another if each kept its
-    own draw; the model holds each back to the one before. Mutation tried:
-    the max with the previous frame's due time removed: reordered in the
-    hundreds, fails."""
+    own draw; the delay line is a FIFO, a frame due early waits for the one
+    ahead. Mutation tried: the delay line emptied from its newest frame (a
+    stack): reordered probes, fails."""
     result, _ = run("sim:loop,delay=20us,jitter=10us", probes=5000, rate_pps=100_000)
     assert result.received > 0
     assert result.reordered == 0
@@ -119,10 +119,11 @@ def send_probes(dev, pool, seqs, txq) -> None:
 def test_duplicates_reordering_and_other_frames_are_told_apart():
     """Probes 0-3, then 2 and 3 again, 6, then 4 and 5 (after 6), and a
     frame that is no probe, through sim:loop: 7 probes received, 2
-    duplicates, 2 reordered, the other frame passed over. Mutations tried:
-    duplicates not looked up (each counted as received): received 9, fails;
-    the signature not checked: the plain frame (sequence 0) is a
-    duplicate, fails."""
+    duplicates, 2 reordered, the other frame passed over. Mutations tried,
+    each fails it: duplicates not looked up (each counted as received);
+    reordering not counted (the highest seen only kept); the signature not
+    checked in probe_latencies (the plain frame, sequence 0, is a
+    duplicate)."""
     dev = ixypy.open("sim:loop")
     try:
         pool = dev.mempool(1024)
