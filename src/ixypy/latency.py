@@ -131,10 +131,10 @@ class ProbeTally:
 
     def result(self, tx: str, rx: str, rate_pps: float, sent: int) -> LatencyResult:
         got = self.received > 0
-        p = [self.histogram.get_value_at_percentile(q) if got else None for q in PERCENTILES]
+        p50, p90, p99, p999 = (self.histogram.get_value_at_percentile(q) if got else None for q in PERCENTILES)
         return LatencyResult(tx, rx, rate_pps, sent, self.received, sent - self.received, self.reordered,
                              self.duplicates, self.min_ns, self.total_ns / self.received if got else None,
-                             *p, self.max_ns, histogram=self.histogram)
+                             p50, p90, p99, p999, self.max_ns, histogram=self.histogram)
 
 
 class ProbeReceiver:
