@@ -116,8 +116,9 @@ def parse_options(address: str, wire: str, options: List[str], delay_line: bool 
             parsed[key] = parse_time_ns(address, key, value)
         else:
             raise InvalidAddress(f"{address}: no option {key!r} on a {wire} wire",
-                                 "options are flows (source wires: sim:source,flows=N) and delay, jitter, "
-                                 "delay_frames (the Intel models' loop and pair wires: sim:pair0,delay=20us,jitter=2us)")
+                                 "options are flows (source wires: `sim:source,flows=N`) and delay, jitter, "
+                                 "`delay_frames` (the Intel models' loop and pair wires: "
+                                 "`sim:pair0,delay=20us,jitter=2us`)")
     return parsed
 
 
@@ -125,7 +126,7 @@ def parse_count(address: str, key: str, value: str, most: int, example: str) -> 
     """`value` of option `key` as a count, 1 to `most`."""
     if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= most:
         raise InvalidAddress(f"{address}: {key}={value!r} is no count of {key}",
-                             f"give 1 to {most}, e.g. {example}")
+                             f"give 1 to {most}, e.g. `{example}`")
     return int(value)
 
 
