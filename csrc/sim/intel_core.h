@@ -200,6 +200,27 @@ struct src_flow_rss {
     struct sim_flow_bytes bytes;  /* the flow's own bytes, computed once (wire_source) */
 };
 
+/* A frame in flight on a wire with a delay (intel_wire.c): its bytes (and
+ * its FCS after them when the driver sent one) and when it is due at the
+ * peer's rx (ns). */
+struct wire_slot {
+    int64_t due;
+    uint32_t len;
+    uint8_t has_crc;
+    uint8_t data[INTEL_MODEL_MAX_FRAME + 4];
+};
+
+/* The delay line of a function's tx on a pair or loop wire: a FIFO of
+ * frames in flight, leaving it in order. Set while the wire is detached from the engine
+ * (intel_model_set_wire_delay); otherwise the worker's alone. */
+struct wire_delay {
+    int64_t delay_ns, jitter_ns;
+    uint32_t frames;          /* slots; 0: no delay line */
+    uint32_t head, count;     /* the oldest frame in flight, how many are */
+    uint64_t rng;             /* xorshift64* state of the jitter */
+    struct wire_slot *slot;
+};
+
 struct dev_stats {            /* device statistics, read-clear by the driver */
     uint64_t gprc, bprc, mprc, gptc, gorc, gotc, ruc, roc, tpr, tpt, tor, tot;
     uint64_t rxmpc[8];
@@ -298,6 +319,7 @@ struct intel_function {
     unsigned src_qfirst;      /* the queue a pass fills first, in turn */
     uint64_t src_count, src_sent, src_seq;
     uint8_t *scratch;         /* tx frame assembly (worker) */
+    struct wire_delay delay;  /* tx's propagation delay on a pair/loop wire */
 
     /* rx path lock and per-batch accumulators (under rxlock) */
     uint8_t rxlock;
@@ -392,6 +414,14 @@ int intel_rx_frame(struct intel_function *p, const struct sim_dma_map *m, const 
                    const uint8_t *data, uint32_t len, const uint8_t *crc, int64_t now);
 void intel_rx_unlock(struct intel_function *p);
 unsigned intel_one_pass(struct intel_model *sim, int64_t now);
+/* intel_wire.c: the delay line. The frame (len bytes, its FCS at crc or
+ * NULL) leaves p's tx now onto the delay line (or is dropped, counted);
+ * the frames due by now reach p's peer: returns the frames still in flight
+ * (work: the engine keeps running while any are). */
+void intel_wire_depart(struct intel_function *p, const uint8_t *data, uint32_t len, const uint8_t *crc,
+                       int64_t now);
+unsigned intel_wire_arrive(struct intel_function *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
+                           int64_t now);
 /* intel_rss.c: MRQC/RSSRK/RETA (1 if off is one of them); the queue and
  * write-back dwords 0-1 (RSS type, hash) of a frame while RSS is on */
 int intel_rss_write(struct intel_function *p, uint32_t off, uint32_t v);

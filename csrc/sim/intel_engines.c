@@ -394,8 +394,9 @@ static int tx_frame_ok(struct intel_function *p, struct ring *q, unsigned qi, ui
     return send;
 }
 
-/* The frame (len bytes, padded to wlen) into the peer's receive path; the
- * peer's rx lock is taken once per pass (*locked). */
+/* The frame (len bytes, padded to wlen) into the peer's receive path (or,
+ * on a wire with a delay, onto its delay line); the peer's rx lock is
+ * taken once per pass (*locked). */
 static void tx_to_peer(struct intel_function *p, struct intel_function *peer, int *locked,
                        const struct sim_dma_map *m, const struct sim_dma_ent **hint, const struct tx_packet *pk,
                        uint32_t len, uint32_t wlen, int crc_in_data, int64_t now)
@@ -416,6 +417,10 @@ static void tx_to_peer(struct intel_function *p, struct intel_function *peer, in
     }
     if (crc_in_data)
         crc = data + len;
+    if (p->delay.frames) {
+        intel_wire_depart(p, data, wlen, crc, now);
+        return;
+    }
     if (!*locked) {
         rx_lock(peer);
         *locked = 1;
@@ -473,6 +478,9 @@ static unsigned tx_queue(struct intel_function *p, unsigned qi, const struct sim
         return 0;
     }
     struct intel_function *peer = LDA(&p->wire) == WIRE_PAIR ? LDA(&p->peer) : NULL;
+    /* onto a delay line, frames leave now, after the tail was read: not at
+     * the pass's start, which may be before the driver wrote them */
+    int64_t sent_at = peer && p->delay.frames ? now_ns() : now;
     int peer_locked = 0;
     uint32_t hl = LD(&p->hlreg0);
     struct tx_sent sent = {0, 0, 0};
@@ -495,7 +503,7 @@ static unsigned tx_queue(struct intel_function *p, unsigned qi, const struct sim
             sent.wire_bytes += wlen + 4;
             sent.bytes += wlen;
             if (peer)
-                tx_to_peer(p, peer, &peer_locked, m, hint, &pk, len, wlen, crc_in_data, now);
+                tx_to_peer(p, peer, &peer_locked, m, hint, &pk, len, wlen, crc_in_data, sent_at);
         }
         consumed += tx_writeback(q, head, pk.last);
         head = pk.last + 1 == q->size ? 0 : pk.last + 1;
@@ -724,9 +732,9 @@ static unsigned source_fill(struct intel_function *p, const struct sim_dma_map *
 static unsigned function_pass(struct intel_function *p, const struct sim_dma_map *m, int64_t now)
 {
     const struct sim_dma_ent *hint = NULL;
-    unsigned work = 0;
+    unsigned work = intel_wire_arrive(p, m, &hint, now);   /* on the cable whatever the sender does now */
     if (now < LD(&p->rst_until) || !dma_runs(p))
-        return 0;
+        return work;
     if (LD(&p->irq_wait)) {        /* an EITR interval may have ended */
         pthread_mutex_lock(&p->irq_lock);
         intel_irq_eval(p, now);

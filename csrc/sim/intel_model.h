@@ -90,6 +90,21 @@ void intel_model_wire_pair(struct intel_function *a, struct intel_function *b);
  * to the sink. */
 void intel_model_wire_source(struct intel_function *fn, const uint8_t *frame, uint32_t len,
                        uint64_t count, int seq_offset, uint32_t flows);
+/* Propagation delay of the frames this function transmits on a pair or
+ * loop wire: a frame leaving the tx ring at time t (the engine's pass, ns,
+ * CLOCK_MONOTONIC) reaches the peer's rx no sooner than
+ *     max(t + delay_ns + U, the arrival of the frame sent before it)
+ * where U is drawn uniformly from the integers in [-jitter_ns, +jitter_ns]
+ * (xorshift64*): frames stay in order (with jitter > delay, t + delay_ns +
+ * U may lie before t: the frame then arrives at once). Frames in flight wait in a delay
+ * line of `frames` slots; a frame sent while all are taken is dropped and
+ * counted (wire stats delay_drops). delay_ns = jitter_ns = 0: no delay line,
+ * frames arrive in the pass that sends them (the default). The engine does
+ * not sleep while frames are in flight, so a frame arrives within one pass
+ * of its due time. Changing it empties the delay line. Returns 0, EINVAL
+ * (negative times, no slots with a delay) or ENOMEM. */
+int intel_model_set_wire_delay(struct intel_function *fn, int64_t delay_ns, int64_t jitter_ns, uint32_t frames);
+
 /* One frame arrives at the function's rx now (from the caller's thread),
  * through the same receive path (filtering, descriptors, drops, stats).
  * Returns 1 if delivered into a descriptor, 0 if filtered or dropped. */
@@ -138,6 +153,7 @@ struct intel_wire_stats {
     uint64_t rx_packets, rx_bytes;     /* frames written to rx descriptors */
     uint64_t rx_no_desc_drops;         /* arrived, no free rx descriptor */
     uint64_t rx_filtered;              /* arrived, refused by the MAC address filter */
+    uint64_t delay_drops;              /* transmitted onto a pair/loop wire whose delay line was full (lost) */
 };
 void intel_model_get_wire_stats(struct intel_function *fn, struct intel_wire_stats *out);
 

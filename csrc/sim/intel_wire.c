@@ -1,18 +1,24 @@
 /* The cable of each function of the Intel model: a sink, a pair (or loopback),
- * a traffic source, a frame injected now; the link delay and what crossed
- * the cable (wire statistics).
+ * a traffic source, a frame injected now; the link delay, the propagation
+ * delay of a pair or loop (its delay line) and what crossed the cable (wire
+ * statistics).
  */
 #define _GNU_SOURCE
 #include "intel_core.h"
 #include "sim_shared.h"
 
+#include <errno.h>
+
 /* ---- the wire ------------------------------------------------------------------------ */
+/* The function off the engine's wire (a sink) once any pass using it has
+ * ended; the frames in flight on its delay line are lost with the cable. */
 static void wire_detach(struct intel_function *p)
 {
     __atomic_store_n(&p->wire, WIRE_SINK, __ATOMIC_SEQ_CST);
     quiesce(p->sim);
     rx_lock(p);
     intel_rx_unlock(p);
+    p->delay.count = 0;
 }
 
 void intel_model_wire_sink(struct intel_function *p)
@@ -98,6 +104,91 @@ void intel_model_set_link_delay(struct intel_function *p, int64_t usec)
     ST(&p->link_delay_us, usec);
 }
 
+/* ---- the delay line ------------------------------------------------------------------ */
+/* A jitter drawn uniformly from [-jitter, +jitter] ns (xorshift64*). */
+static int64_t delay_jitter(struct wire_delay *d)
+{
+    if (!d->jitter_ns)
+        return 0;
+    uint64_t x = d->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    d->rng = x;
+    uint64_t r = x * 0x2545F4914F6CDD1DULL;
+    return (int64_t)(r % (uint64_t)(2 * d->jitter_ns + 1)) - d->jitter_ns;
+}
+
+void intel_wire_depart(struct intel_function *p, const uint8_t *data, uint32_t len, const uint8_t *crc,
+                       int64_t now)
+{
+    struct wire_delay *d = &p->delay;
+    if (d->count == d->frames) {
+        ADD(&p->wst.delay_drops, 1);
+        return;
+    }
+    uint32_t i = d->head + d->count;
+    struct wire_slot *s = &d->slot[i >= d->frames ? i - d->frames : i];
+    s->due = now + d->delay_ns + delay_jitter(d);
+    s->len = len;
+    s->has_crc = crc != NULL;
+    memcpy(s->data, data, len);
+    if (crc)
+        memcpy(s->data + len, crc, 4);
+    d->count++;
+}
+
+/* Frames leave the delay line in the order they entered it: one due
+ * before the frame ahead of it waits for that one (in order, its arrival
+ * max(its due time, the previous frame's arrival)). */
+unsigned intel_wire_arrive(struct intel_function *p, const struct sim_dma_map *m, const struct sim_dma_ent **hint,
+                           int64_t now)
+{
+    struct wire_delay *d = &p->delay;
+    struct intel_function *peer = LDA(&p->peer);
+    if (!d->count || LDA(&p->wire) != WIRE_PAIR || !peer || d->slot[d->head].due > now)
+        return d->count;
+    rx_lock(peer);
+    while (d->count && d->slot[d->head].due <= now) {
+        struct wire_slot *s = &d->slot[d->head];
+        intel_rx_frame(peer, m, hint, s->data, s->len, s->has_crc ? s->data + s->len : NULL, now);
+        d->head = d->head + 1 == d->frames ? 0 : d->head + 1;
+        d->count--;
+    }
+    intel_rx_unlock(peer);
+    return d->count;
+}
+
+int intel_model_set_wire_delay(struct intel_function *p, int64_t delay_ns, int64_t jitter_ns, uint32_t frames)
+{
+    if (delay_ns < 0 || jitter_ns < 0 || ((delay_ns || jitter_ns) && !frames))
+        return EINVAL;
+    if (!delay_ns && !jitter_ns)
+        frames = 0;
+    struct wire_delay *d = &p->delay;
+    int wire = __atomic_exchange_n(&p->wire, WIRE_SINK, __ATOMIC_SEQ_CST);
+    quiesce(p->sim);
+    int rc = 0;
+    if (frames != d->frames) {    /* new slots (what frames held is dropped anyway) */
+        struct wire_slot *slot = frames ? sim_shared_calloc((size_t)frames * sizeof(*slot)) : NULL;
+        if (frames && !slot) {
+            rc = ENOMEM;
+        } else {
+            sim_shared_free(d->slot);
+            d->slot = slot;
+            d->frames = frames;
+        }
+    }
+    if (!rc) {
+        d->delay_ns = delay_ns;
+        d->jitter_ns = jitter_ns;
+        d->rng = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)now_ns() << 8) ^ p->index;
+    }
+    d->head = d->count = 0;
+    __atomic_store_n(&p->wire, wire, __ATOMIC_SEQ_CST);
+    return rc;
+}
+
 void intel_model_get_wire_stats(struct intel_function *p, struct intel_wire_stats *out)
 {
     out->tx_packets = LD(&p->wst.tx_packets);
@@ -106,4 +197,5 @@ void intel_model_get_wire_stats(struct intel_function *p, struct intel_wire_stat
     out->rx_bytes = LD(&p->wst.rx_bytes);
     out->rx_no_desc_drops = LD(&p->wst.rx_no_desc_drops);
     out->rx_filtered = LD(&p->wst.rx_filtered);
+    out->delay_drops = LD(&p->wst.delay_drops);
 }

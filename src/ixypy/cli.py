@@ -20,14 +20,16 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Dict, List, Optional, TextIO
 
 import click
 
-from . import apps, ndr
+from . import apps, latency, ndr
 from . import open as open_device
 from .device import FCS_BYTES, L1_OVERHEAD_BYTES, Device, DeviceStats, l1_bytes, l1_pps, link_text
 from .drivers.intel import IntelDevice
 from .errors import InvalidAddress, InvalidRate, InvalidTemplate, IxyError
-from .packets import MAX_FRAME, MIN_FRAME, read_capture, udp_flows
+from .packets import MAX_FRAME, MIN_FRAME, SEQ_OFFSET, read_capture, udp_flows
 from .sim import ALIASES as SIM_ALIASES, DEFAULT_SOURCE_FLOWS, MODELS as SIM_MODELS
 from .vapps.commands import COMMANDS as VECTOR_COMMANDS
+from .vapps.commands import _check_writable as check_json_writable, _json_option as json_file_option
+from .vapps.commands import _write_json as write_json
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -431,6 +433,49 @@ def print_ndr(result: ndr.Result, as_json: bool) -> None:
     else:
         print(f"[{result.size} B] {what} {result.ndr_mpps:.6f} Mpps, {result.l1_gbps:.3f} Gbit/s L1, "
               f"{result.l2_gbps:.3f} Gbit/s L2 ({tried})", flush=True)
+
+
+@cli.command("latency", help=f"Measure the latency distribution from TX to RX with probes: UDP frames carrying a "
+                             f"sequence number, their send time and a signature from byte {SEQ_OFFSET} on, sent at "
+                             f"--rate and taken out of whatever RX receives (other frames are passed over). A probe's "
+                             f"latency is its receive time (read once per received batch) minus its send time, one "
+                             f"clock for both ports; it includes the software's time on both sides. One line: probes "
+                             f"sent and received, lost, reordered (after a higher number), duplicated, and the "
+                             f"percentiles and maximum in microseconds. TX and RX may be one device (a loopback "
+                             f"plug). The sim wires take a delay: sim:loop,delay=20us,jitter=2us.\n\n"
+                             f"{dev_help('TX', 'RX')}")
+@click.argument("tx")
+@click.argument("rx")
+@click.option("--rate", "rate_pps", type=click.IntRange(1, latency.MAX_RATE), default=latency.DEFAULT_RATE,
+              show_default=True, help="Probes a second.")
+@click.option("--probes", "-n", type=click.IntRange(min=1),
+              help=f"Stop after sending this many probes.  [default: {latency.DEFAULT_PROBES}, unless --duration]")
+@click.option("--duration", "-t", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds.")
+@click.option("--size", "-s", type=click.IntRange(latency.PROBE_FRAME_MIN, MAX_FRAME), default=latency.PROBE_FRAME,
+              show_default=True, help="Probe frame size in bytes, without the 4-byte FCS.")
+@json_file_option("the result (probes, loss, reorder, duplicates, percentiles in ns)")
+def latency_command(tx: str, rx: str, rate_pps: int, probes: Optional[int], duration: Optional[float], size: int,
+                    json_file: Optional[Path]) -> None:
+    if probes is not None and duration is not None:
+        raise click.UsageError("give --probes or --duration, not both")
+    check_json_writable(json_file)
+    latency.require_hdrhistogram()
+    with ExitStack() as stack:
+        tx_dev = stack.enter_context(open_device(tx))
+        rx_dev = tx_dev if rx == tx else stack.enter_context(open_device(rx))
+        with StopOnSignals() as stop:
+            result = latency.measure_latency(tx_dev, rx_dev, rate_pps, probes, duration, size, stop)
+    if json_file is None or not write_json(json_file, json.dumps(result.to_dict())):
+        print(latency_line(result), flush=True)
+
+
+def latency_line(r: latency.LatencyResult) -> str:
+    """`ixypy latency`'s one line; times in microseconds."""
+    def us(ns: Optional[float]) -> str:
+        return "-" if ns is None else f"{ns / 1000:.1f}"
+    return (f"{r.tx} -> {r.rx}: probes sent {r.sent}, received {r.received}, loss {r.lost}, reorder {r.reordered}, "
+            f"dup {r.duplicates}; latency p50 {us(r.p50_ns)}, p90 {us(r.p90_ns)}, p99 {us(r.p99_ns)}, "
+            f"p99.9 {us(r.p999_ns)}, max {us(r.max_ns)} µs")
 
 
 def spread_flows(dev: Device, queues: int) -> None:

@@ -5,14 +5,17 @@ array per field, exposed through the buffer protocol, so NumPy views them
 without a copy); and the operations NumPy does badly, in C: keep packets by
 a mask, split a batch by a label, IPv4 and UDP/TCP checksums (full and
 RFC 1624 incremental), rewriting addresses and ports, a 5-tuple flow hash
-and exact flow keys, first-match rules, MAC swap / set, the forwarder's byte increment.
+and exact flow keys, first-match rules, MAC swap / set, the forwarder's byte
+increment; latency probes: stamping them (sequence number, send time) and
+taking (sequence number, latency) out of a received batch.
 
 Every per-packet loop is a ``noexcept nogil`` C function: no Python object,
 allocation or GIL operation per packet. Like the queues' rx and tx, a call
 keeps the GIL held (a batch takes less time than releasing it would)."""
 cimport cython
 from cpython.buffer cimport PyBUF_ND, PyBUF_WRITABLE, PyBuffer_FillInfo, PyBuffer_Release, PyObject_GetBuffer
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, uint64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, int64_t, uint64_t
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from libc.stdlib cimport calloc, free as c_free
 from libc.string cimport memcpy
 
@@ -38,6 +41,18 @@ FRAG = IXY_PKT_FRAG
 VLAN = IXY_PKT_VLAN
 BAD = IXY_PKT_BAD
 RULE_SIZE = sizeof(ixy_rule)
+# a latency probe, from its offset (the sequence number's, packets.SEQ_OFFSET):
+# sequence number (u64 LE) at +0, send time (ns, CLOCK_MONOTONIC, u64 LE) at
+# +PROBE_TIME, signature (u32 LE) at +PROBE_SIGNATURE_AT; PROBE_SIZE bytes
+cdef enum:
+    _PROBE_TIME = 8
+    _PROBE_SIGNATURE_AT = 16
+    _PROBE_SIZE = 20
+    _PROBE_SIGNATURE = 0x4C797869       # "ixyL"
+PROBE_TIME = _PROBE_TIME
+PROBE_SIGNATURE_AT = _PROBE_SIGNATURE_AT
+PROBE_SIZE = _PROBE_SIZE
+PROBE_SIGNATURE = _PROBE_SIGNATURE
 FLOW_KEY_SIZE = IXY_FLOW_KEY_SIZE
 
 # (name, struct format, items per packet): the columns of Fields, in the block in this order
@@ -509,3 +524,78 @@ def rss_types(PacketBatch batch not None, out) -> int:
     _rss_types(batch.bufs, batch.count, <uint8_t *> v.buf)
     PyBuffer_Release(&v)
     return batch.count
+
+
+# --- latency probes -------------------------------------------------------------
+
+cdef inline int64_t _monotonic_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <int64_t> ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+cdef uint32_t _stamp_probes(ixy_buf **bufs, uint32_t n, uint32_t offset, uint64_t seq, int64_t now) noexcept nogil:
+    """Stamp the packets long enough; the index of the first too short (n: none)."""
+    cdef uint32_t i, short = n, signature = _PROBE_SIGNATURE
+    for i in range(n):
+        if offset + _PROBE_SIZE <= bufs[i].len:
+            memcpy(bufs[i].data + offset, &seq, 8)
+            memcpy(bufs[i].data + offset + _PROBE_TIME, &now, 8)
+            memcpy(bufs[i].data + offset + _PROBE_SIGNATURE_AT, &signature, 4)
+        elif short == n:
+            short = i
+        seq += 1
+    return short
+
+
+def stamp_probes(PacketBatch batch not None, uint64_t first_seq, uint32_t offset) -> int:
+    """Make every packet of the batch a latency probe: at `offset` its
+    sequence number (first_seq, first_seq + 1, ...), at offset + PROBE_TIME
+    the time now in ns (CLOCK_MONOTONIC, read once for the batch: stamp
+    right before tx), at offset + PROBE_SIGNATURE_AT the signature. Returns
+    the next sequence number. A packet shorter than offset + PROBE_SIZE is
+    left alone (its number skipped) and then PacketTooLarge names it."""
+    cdef uint32_t short = _stamp_probes(batch.bufs, batch.count, offset, first_seq, _monotonic_ns())
+    if short != batch.count:
+        raise PacketTooLarge(f"packet {short} ({batch.bufs[short].len} bytes) too short for a probe at {offset}",
+                             f"give probes at least {offset + _PROBE_SIZE} bytes")
+    return first_seq + batch.count
+
+
+cdef uint32_t _probe_latencies(ixy_buf **bufs, uint32_t n, uint32_t offset, int64_t rx_ns, uint64_t *seqs,
+                               int64_t *latencies) noexcept nogil:
+    cdef uint32_t i, found = 0, signature
+    cdef int64_t sent
+    for i in range(n):
+        if offset + _PROBE_SIZE > bufs[i].len:
+            continue
+        memcpy(&signature, bufs[i].data + offset + _PROBE_SIGNATURE_AT, 4)
+        if signature != _PROBE_SIGNATURE:
+            continue
+        memcpy(&seqs[found], bufs[i].data + offset, 8)
+        memcpy(&sent, bufs[i].data + offset + _PROBE_TIME, 8)
+        latencies[found] = rx_ns - sent
+        found += 1
+    return found
+
+
+def probe_latencies(PacketBatch batch not None, int64_t rx_ns, seqs, latencies, uint32_t offset) -> int:
+    """The probes of a received batch (packets with the signature that
+    stamp_probes writes; others are passed over), in batch order: each one's
+    sequence number into seqs (uint64, e.g. array("Q")) and its latency,
+    rx_ns minus its send time in ns, into latencies (int64, array("q")),
+    both with room for len(batch) items. rx_ns: the receive time (ns,
+    CLOCK_MONOTONIC, e.g. time.monotonic_ns() right after rx). Returns the
+    number of probes."""
+    cdef Py_buffer vs, vl
+    _acquire(seqs, &vs, 8, batch.count, "seqs", PyBUF_WRITABLE)
+    try:
+        _acquire(latencies, &vl, 8, batch.count, "latencies", PyBUF_WRITABLE)
+    except BaseException:
+        PyBuffer_Release(&vs)
+        raise
+    cdef uint32_t found = _probe_latencies(batch.bufs, batch.count, offset, rx_ns, <uint64_t *> vs.buf,
+                                           <int64_t *> vl.buf)
+    PyBuffer_Release(&vl)
+    PyBuffer_Release(&vs)
+    return found

@@ -18,11 +18,20 @@ With an ``igb-`` prefix (``sim:igb-sink``, ``sim:igb-source``,
 ``sim:igb-loop``, ``sim:igb-pair0`` / ``sim:igb-pair1``) the port is an 82576.
 
 Options follow the name, each as ``,key=value`` (as DPDK's device
-arguments): ``flows`` on a source wire (``sim:igb-source,flows=1``).
+arguments): ``flows`` on a source wire (``sim:igb-source,flows=1``); on the
+Intel loop and pair wires, the propagation delay of the frames the port sends
+(``sim:pair0,delay=20us,jitter=2us``, ``sim:loop,delay=20us``), times in ns,
+us or ms: each frame reaches the other end no sooner than its departure plus
+``delay`` plus a jitter drawn uniformly from [-jitter, +jitter], and never
+before the frame sent before it (frames stay in order); ``delay_frames=N``
+frames at most are in flight (DEFAULT_DELAY_FRAMES), one more is dropped and
+counted (the port's wire_stats()["delay_drops"]). On a pair each end's
+options are its own direction's.
 """
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Dict, List, NamedTuple, Tuple
 
 from ..fastpath.regs import Bar, PortIo
@@ -35,7 +44,7 @@ from ..device import format_mac
 from ..memory import VirtualAllocator
 from ..packets import SEQ_OFFSET, SRC_IP, udp_frame
 from ..fastpath.queue import set_idle_hook
-from ._model import MAX_SOURCE_FLOWS, IntelFunction, IntelModel, Model, engine_help_hook
+from ._model import DEFAULT_DELAY_FRAMES, MAX_SOURCE_FLOWS, IntelFunction, IntelModel, Model, engine_help_hook
 
 # a queue that finds no work runs a sweep of the models itself (sim_worker.h)
 set_idle_hook(engine_help_hook())
@@ -46,6 +55,11 @@ MODELS = {"": ("82599", INTEL_WIRES), "igb-": ("82576", INTEL_WIRES),
           "virtio-": ("virtio", ("sink", "source", "loop"))}
 ALIASES = {"ixgbe": "sink"}
 DEFAULT_SOURCE_FLOWS = 256     # RSS's 128-entry redirection table sees each entry hit about twice
+TIME_UNITS_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000}
+MAX_WIRE_DELAY_NS = 1_000_000_000   # a second: longer is no cable
+MAX_DELAY_FRAMES = 1 << 20
+DELAY_OPTIONS = ("delay", "jitter", "delay_frames")
+DELAY_WIRES = ("loop", "pair0", "pair1")     # the Intel models' wires with a delay line
 BASE_MAC = bytes.fromhex("02a0c9000000")   # locally administered
 
 # the open pairs, one per variant: both ends (and every bus opened on them)
@@ -66,6 +80,9 @@ class SimAddress(NamedTuple):
     model: str
     wire: str
     flows: int = DEFAULT_SOURCE_FLOWS     # a source's flows
+    delay: int = 0                        # a loop or pair: the propagation delay of the port's tx, ns
+    jitter: int = 0                       # its jitter: uniform in [-jitter, +jitter] ns
+    delay_frames: int = DEFAULT_DELAY_FRAMES   # frames in flight at most (the delay line's slots)
 
 
 def parse(address: str) -> SimAddress:
@@ -80,22 +97,47 @@ def parse(address: str) -> SimAddress:
                              "sim devices are sim:sink (alias sim:ixgbe), sim:source, sim:loop, sim:pair0 and sim:pair1 "
                              "(82599), the same with an igb- prefix (82576, e.g. sim:igb-sink), "
                              "and sim:virtio-sink, sim:virtio-source and sim:virtio-loop")
-    return SimAddress(model, wire, **parse_options(address, wire, options))
+    return SimAddress(model, wire, **parse_options(address, wire, options, delay_line=model != "virtio"))
 
 
-def parse_options(address: str, wire: str, options: List[str]) -> Dict[str, int]:
-    """The ``key=value`` options of a sim address on `wire`: flows (source wires)."""
+def parse_options(address: str, wire: str, options: List[str], delay_line: bool = True) -> Dict[str, int]:
+    """The ``key=value`` options of a sim address on `wire`: flows (source
+    wires); delay, jitter (ns) and delay_frames (loop and pair wires of a
+    model with a delay line, `delay_line`: the Intel ones)."""
     parsed: Dict[str, int] = {}
+    delay_wires = DELAY_WIRES if delay_line else ()
     for option in options:
         key, _, value = option.partition("=")
-        if key != "flows" or wire != "source":
+        if key == "flows" and wire == "source":
+            parsed[key] = parse_count(address, key, value, MAX_SOURCE_FLOWS, "sim:source,flows=1")
+        elif key == "delay_frames" and wire in delay_wires:
+            parsed[key] = parse_count(address, key, value, MAX_DELAY_FRAMES, "sim:loop,delay=20us,delay_frames=64")
+        elif key in DELAY_OPTIONS and wire in delay_wires:
+            parsed[key] = parse_time_ns(address, key, value)
+        else:
             raise InvalidAddress(f"{address}: no option {key!r} on a {wire} wire",
-                                 "the one option is flows, on a source wire: sim:source,flows=N")
-        if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_SOURCE_FLOWS:
-            raise InvalidAddress(f"{address}: flows={value!r} is no count of flows",
-                                 f"give 1 to {MAX_SOURCE_FLOWS} flows, e.g. sim:source,flows=1")
-        parsed[key] = int(value)
+                                 "options are flows (source wires: `sim:source,flows=N`) and delay, jitter, "
+                                 "`delay_frames` (the Intel models' loop and pair wires: "
+                                 "`sim:pair0,delay=20us,jitter=2us`)")
     return parsed
+
+
+def parse_count(address: str, key: str, value: str, most: int, example: str) -> int:
+    """`value` of option `key` as a count, 1 to `most`."""
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= most:
+        raise InvalidAddress(f"{address}: {key}={value!r} is no count of {key}",
+                             f"give 1 to {most}, e.g. `{example}`")
+    return int(value)
+
+
+def parse_time_ns(address: str, key: str, value: str) -> int:
+    """`value` of option `key`, a time such as 20us, 1.5ms or 500ns, in ns."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ns|us|ms)", value, re.ASCII)
+    ns = round(float(match[1]) * TIME_UNITS_NS[match[2]]) if match else -1
+    if not 0 <= ns <= MAX_WIRE_DELAY_NS:
+        raise InvalidAddress(f"{address}: {key}={value!r} is no time",
+                             f"give a number and a unit, ns, us or ms (at most 1000ms), e.g. {key}=20us")
+    return ns
 
 
 # One IOMMU domain for every model in the process, as one VFIO container
@@ -141,7 +183,8 @@ def _dma_unmap(address: int, length: int) -> None:
 def attach(address: str) -> "SimBus":
     """A Bus for the model function that address names (a new model, or the
     shared one of a pair)."""
-    model, wire, flows = parse(address)
+    parsed = parse(address)
+    model, wire, flows = parsed.model, parsed.wire, parsed.flows
     if model == "virtio":
         from . import virtio
 
@@ -154,12 +197,21 @@ def attach(address: str) -> "SimBus":
         sim, ends = _pairs[model]
         if any(bus.wire == wire and not bus.closed for bus in ends):
             raise DeviceBusy(f"{address} is already open in this process", "close it first, or open the other end")
-        bus = SimBus(address, sim, sim.function(int(wire[-1])), wire)
+        end = sim.function(int(wire[-1]))
+        set_wire_delay(end, parsed)
+        bus = SimBus(address, sim, end, wire)
         ends.append(bus)
         return bus
     sim = new_intel_model(1, variant=model)
     connect(sim.function(0), wire, flows=flows)
+    if wire == "loop":
+        set_wire_delay(sim.function(0), parsed)
     return SimBus(address, sim, sim.function(0), wire)
+
+
+def set_wire_delay(end: IntelFunction, parsed: SimAddress) -> None:
+    """The propagation delay of `end`'s tx as the address asks (none: no delay line)."""
+    end.set_wire_delay(parsed.delay, parsed.jitter, parsed.delay_frames)
 
 
 def connect(end, wire: str, *sink_args, flows: int = 1) -> None:

@@ -13,7 +13,7 @@ cdef extern from "intel_model.h" nogil:
     struct intel_function:
         pass
     struct intel_wire_stats:
-        uint64_t tx_packets, tx_bytes, rx_packets, rx_bytes, rx_no_desc_drops, rx_filtered
+        uint64_t tx_packets, tx_bytes, rx_packets, rx_bytes, rx_no_desc_drops, rx_filtered, delay_drops
     int INTEL_MODEL_MAX_FUNCTIONS
     int INTEL_MODEL_MAX_FRAME
     enum intel_model_variant:
@@ -36,6 +36,7 @@ cdef extern from "intel_model.h" nogil:
                                  uint64_t count, int seq_offset, uint32_t flows)
     int intel_model_inject(intel_function *fn, const uint8_t *frame, uint32_t len)
     void intel_model_set_link_delay(intel_function *fn, int64_t usec)
+    int intel_model_set_wire_delay(intel_function *fn, int64_t delay_ns, int64_t jitter_ns, uint32_t frames)
     void intel_model_fault_plug(intel_function *fn, int plugged)
     void intel_model_fault_drop_rx(intel_function *fn, uint64_t n)
     void intel_model_fault_stall(intel_function *fn, int stalled)
@@ -49,6 +50,7 @@ cdef extern from "intel_model.h" nogil:
     void intel_model_clear_events(intel_function *fn)
 
 REG_OPS_CAPSULE = "ixypy.reg_ops"
+DEFAULT_DELAY_FRAMES = 1024   # a delay line's slots: 10 GbE's 14.88 Mpps of 64-byte frames for 68 us
 VARIANTS = {"82599": INTEL_MODEL_82599, "82576": INTEL_MODEL_82576}
 cdef const char *_CAPSULE_NAME = "ixypy.reg_ops"
 
@@ -168,6 +170,24 @@ cdef class IntelFunction(Function):
         AUTOC.RESTART_AN to LINKS.LINK_UP; 82576: the PHY's BMCR restart to
         STATUS.LU); < 0: never up."""
         intel_model_set_link_delay(self._fn(), usec)
+
+    def set_wire_delay(self, int64_t delay_ns, int64_t jitter_ns=0, uint32_t frames=DEFAULT_DELAY_FRAMES) -> None:
+        """Propagation delay of the frames this function sends on a pair or
+        loop wire: each reaches the peer's rx no sooner than its departure
+        (ns, CLOCK_MONOTONIC) + ``delay_ns`` + a jitter drawn uniformly from
+        [-``jitter_ns``, +``jitter_ns``], and never before the frame sent
+        before it. ``frames``: the delay line's slots; a frame sent while all
+        hold frames in flight is dropped (wire_stats()["delay_drops"]). 0, 0:
+        no delay. Empties the delay line."""
+        cdef intel_function *fn = self._fn()
+        cdef int rc
+        with nogil:
+            rc = intel_model_set_wire_delay(fn, delay_ns, jitter_ns, frames)
+        if rc == ENOMEM:
+            raise MemoryError(f"no memory for a delay line of {frames} frames")
+        if rc:
+            raise ValueError(f"delay {delay_ns} ns, jitter {jitter_ns} ns, {frames} frames: "
+                             "times must be >= 0, and a delay needs at least one frame")
 
     # --- faults (csrc/sim/intel_model.h): the names ixypy.testing.Faults uses
 

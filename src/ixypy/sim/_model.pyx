@@ -14,7 +14,7 @@ memory too (memory.VirtualAllocator): a worker process forked after the
 model was opened drives its functions, and the process that opened it sees
 what the worker did."""
 from cpython.pycapsule cimport PyCapsule_New
-from libc.errno cimport EPERM
+from libc.errno cimport ENOMEM, EPERM
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 

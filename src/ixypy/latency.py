@@ -1,0 +1,223 @@
+"""Latency distributions with probes: numbered, time-stamped UDP frames sent
+from TX at a modest rate and taken out of whatever RX receives.
+
+A probe carries, from packets.SEQ_OFFSET on, its 64-bit sequence number, its
+send time (ns, CLOCK_MONOTONIC, read once per batch right before tx) and a
+signature, so other frames on RX are passed over (ixypy.fastpath.ops:
+stamp_probes, probe_latencies; the layout is ops.PROBE_*). Both ports are
+in this process, so sender and receiver read one clock: a probe's latency
+is the receive time (read once per received batch, right after rx) minus
+its send time. That includes the software's own time on both sides (the
+batch's wait in the tx ring, the poll that finds it), a few microseconds on
+the sim devices.
+
+Latencies go into an HdrHistogram (the `hdrhistogram` package, the
+`latency` extra), one record per probe from Python: the probe rate is low
+(DEFAULT_RATE, at most MAX_RATE); the per-packet work, stamping and
+extracting, is in C.
+"""
+from __future__ import annotations
+
+import time
+from array import array
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Optional
+
+from .device import Device
+from .errors import MissingDependency
+from .fastpath.batch import PacketBatch
+from .fastpath.ops import PROBE_SIZE, probe_latencies, stamp_probes
+from .packets import SEQ_OFFSET, udp_frame
+
+DEFAULT_RATE = 10_000          # probes a second
+MAX_RATE = 100_000
+DEFAULT_PROBES = 10_000        # without --probes or --duration: a second at the default rate
+PROBE_FRAME = 64               # bytes without FCS
+PROBE_FRAME_MIN = SEQ_OFFSET + PROBE_SIZE    # 62: the headers and the probe's fields
+MAX_LATENCY_NS = 10_000_000_000   # the histogram's range: 1 ns .. 10 s (longer is recorded as 10 s)
+SIGNIFICANT_DIGITS = 3         # the histogram's precision: values within 0.1 %
+DRAIN_SECONDS = 1.0            # after the last probe, how long RX waits for those still in flight
+PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+BATCH = 32                     # rx and tx batch size
+POOL_BUFFERS = 4096            # the probes' pool: more than a tx ring holds before the driver reclaims its buffers
+
+
+def require_hdrhistogram() -> Any:
+    """The HdrHistogram class, or MissingDependency in one line (an extra)."""
+    try:
+        from hdrh.histogram import HdrHistogram
+    except ImportError:
+        raise MissingDependency("latency measurement needs the hdrhistogram package, which is not installed",
+                                "install the latency extra: `pip install 'ixypy[latency]'` "
+                                "(or `pip install hdrhistogram`)") from None
+    return HdrHistogram
+
+
+def new_histogram() -> Any:
+    """An HdrHistogram of latencies in ns (1 ns .. MAX_LATENCY_NS)."""
+    return require_hdrhistogram()(1, MAX_LATENCY_NS, SIGNIFICANT_DIGITS)
+
+
+@dataclass
+class LatencyResult:
+    """What a latency run measured. Times are in ns; percentiles (p50 ...)
+    from the histogram, within 0.1 %; min, max and mean exact. lost: probes
+    sent and never received; reordered: received after a probe with a
+    higher sequence number; duplicates: received more than once (counted
+    once in received)."""
+
+    tx: str
+    rx: str
+    rate_pps: float
+    sent: int
+    received: int
+    lost: int
+    reordered: int
+    duplicates: int
+    min_ns: Optional[int]
+    mean_ns: Optional[float]
+    p50_ns: Optional[int]
+    p90_ns: Optional[int]
+    p99_ns: Optional[int]
+    p999_ns: Optional[int]
+    max_ns: Optional[int]
+    histogram: Any = field(repr=False, compare=False, default=None)   # the HdrHistogram itself
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The result without the histogram (for JSON)."""
+        return {k: v for k, v in self.__dict__.items() if k != "histogram"}
+
+    def percentile_ns(self, percentile: float) -> Optional[int]:
+        """Any percentile (0..100) of the latencies, in ns; None without probes."""
+        return self.histogram.get_value_at_percentile(percentile) if self.received else None
+
+
+class ProbeTally:
+    """The received probes: their latencies into the histogram; lost,
+    reordered and duplicate ones counted by sequence number (a bytearray,
+    one byte per probe sent)."""
+
+    def __init__(self, expected: int) -> None:
+        self.histogram = new_histogram()
+        self.seen = bytearray(expected)
+        self.highest = -1
+        self.received = self.reordered = self.duplicates = 0
+        self.total_ns = 0
+        self.min_ns: Optional[int] = None
+        self.max_ns: Optional[int] = None
+
+    def record(self, seqs: array, latencies: array, n: int) -> None:
+        """The first n (sequence number, latency in ns) pairs, in arrival order."""
+        for i in range(n):
+            seq, latency = seqs[i], latencies[i]
+            if seq >= len(self.seen):
+                self.seen.extend(bytes(seq + 1 - len(self.seen)))
+            if self.seen[seq]:
+                self.duplicates += 1
+                continue
+            self.seen[seq] = 1
+            if seq < self.highest:
+                self.reordered += 1
+            else:
+                self.highest = seq
+            self._latency(latency)
+
+    def _latency(self, ns: int) -> None:
+        self.received += 1
+        self.total_ns += ns
+        self.min_ns = ns if self.min_ns is None else min(self.min_ns, ns)
+        self.max_ns = ns if self.max_ns is None else max(self.max_ns, ns)
+        self.histogram.record_value(min(max(ns, 1), MAX_LATENCY_NS))
+
+    def result(self, tx: str, rx: str, rate_pps: float, sent: int) -> LatencyResult:
+        got = self.received > 0
+        p50, p90, p99, p999 = (self.histogram.get_value_at_percentile(q) if got else None for q in PERCENTILES)
+        return LatencyResult(tx, rx, rate_pps, sent, self.received, sent - self.received, self.reordered,
+                             self.duplicates, self.min_ns, self.total_ns / self.received if got else None,
+                             p50, p90, p99, p999, self.max_ns, histogram=self.histogram)
+
+
+class ProbeReceiver:
+    """RX's side: receive a batch, read the clock, take its probes out (C),
+    tally them, free the batch."""
+
+    def __init__(self, rx: Device, tally: ProbeTally, batch_size: int = BATCH) -> None:
+        self.rxq = rx.rx_queue(0)
+        self.batch = PacketBatch(batch_size)
+        self.seqs = array("Q", bytes(8 * batch_size))
+        self.latencies = array("q", bytes(8 * batch_size))
+        self.tally = tally
+
+    def poll(self) -> int:
+        """One rx call: the frames received (probes or not)."""
+        n = self.rxq.rx(self.batch)
+        if n:
+            now = time.monotonic_ns()
+            found = probe_latencies(self.batch, now, self.seqs, self.latencies, SEQ_OFFSET)
+            self.batch.free()
+            self.tally.record(self.seqs, self.latencies, found)
+        return n
+
+    def close(self) -> None:
+        self.batch.free()
+
+
+def measure_latency(tx: Device, rx: Device, rate_pps: float = DEFAULT_RATE, probes: Optional[int] = None,
+                    duration: Optional[float] = None, frame_size: int = PROBE_FRAME,
+                    stop: Callable[[], bool] = lambda: False) -> LatencyResult:
+    """Send probes from tx (queue 0) at rate_pps (paced: the probes due by
+    now, a batch at most, each round) until `probes` were sent or `duration`
+    seconds passed (neither: DEFAULT_PROBES), receiving on rx (queue 0, may
+    be tx itself, a loopback) meanwhile and up to DRAIN_SECONDS after; the
+    latency distribution. frame_size: bytes without FCS, at least
+    SEQ_OFFSET + PROBE_SIZE."""
+    if not 0 < rate_pps <= MAX_RATE:
+        raise ValueError(f"probe rate {rate_pps} outside (0, {MAX_RATE}] per second")
+    if frame_size < PROBE_FRAME_MIN:
+        raise ValueError(f"a probe needs {PROBE_FRAME_MIN} bytes, not {frame_size}")
+    if probes is None and duration is None:
+        probes = DEFAULT_PROBES
+    expected = probes if probes is not None else int(rate_pps * (duration or 0)) + BATCH
+    pool = tx.mempool(POOL_BUFFERS)
+    pool.fill([udp_frame(frame_size, dst_mac=rx.mac)])
+    tally = ProbeTally(expected)
+    receiver = ProbeReceiver(rx, tally)
+    try:
+        sent = _send_probes(tx, pool, receiver, rate_pps, probes, duration, stop)
+        _drain(receiver, sent, stop)
+    finally:
+        receiver.close()
+    return tally.result(tx.address, rx.address, rate_pps, sent)
+
+
+def _send_probes(tx: Device, pool, receiver: ProbeReceiver, rate_pps: float, probes: Optional[int],
+                 duration: Optional[float], stop: Callable[[], bool]) -> int:
+    """Send probes paced at rate_pps, polling rx between: the probes sent."""
+    txq = tx.tx_queue(0)
+    batch = PacketBatch(BATCH)
+    start = time.monotonic()
+    seq = sent = 0
+    try:
+        while not stop():
+            elapsed = time.monotonic() - start
+            if (probes is not None and sent >= probes) or (duration is not None and elapsed >= duration):
+                break
+            due = min(int(elapsed * rate_pps) + 1 - sent, BATCH)
+            if probes is not None:
+                due = min(due, probes - sent)
+            if due > 0 and not len(batch):
+                batch.alloc(pool, due)
+                seq = stamp_probes(batch, seq, SEQ_OFFSET)
+            if len(batch):
+                sent += txq.tx(batch)
+            receiver.poll()
+    finally:
+        batch.free()
+    return sent
+
+
+def _drain(receiver: ProbeReceiver, sent: int, stop: Callable[[], bool]) -> None:
+    """Receive until every probe sent is in, or DRAIN_SECONDS."""
+    end = time.monotonic() + DRAIN_SECONDS
+    while receiver.tally.received < sent and time.monotonic() < end and not stop():
+        receiver.poll()
