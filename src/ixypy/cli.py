@@ -74,6 +74,7 @@ class Meter:
         self.start = time.perf_counter()
         self.last_time = self.start
         self.last: Dict[str, DeviceStats] = {d.address: DeviceStats() for d in devices}
+        self.history: List[dict] = []     # every per-second row (--plot)
         self.live = None
         if not as_json and sys.stdout.isatty():
             from rich.live import Live
@@ -127,6 +128,7 @@ class Meter:
             self.start = self.last_time = time.perf_counter()
             return
         rows = self._rows()
+        self.history.extend(rows)
         if self.live is not None:
             self.live.update(self._table(rows))
             return
@@ -271,6 +273,26 @@ batch_option = click.option("--batch", "batch_size", type=click.IntRange(1, 512)
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output: JSON lines.")
 
 
+def plot_option(what: str):
+    """--plot FILE.png: checked writable, matplotlib there, before any device opens."""
+    def check(ctx: click.Context, param: click.Parameter, path: Optional[Path]) -> Optional[Path]:
+        if path is not None:
+            from . import plot
+
+            plot.require()
+            plot.check_writable(path)
+        return path
+    return click.option("--plot", "plot_file", type=click.Path(dir_okay=False, path_type=Path), callback=check,
+                        help=f"Draw {what} into this PNG file (needs matplotlib: the plot extra).")
+
+
+def plot_rates(meter: "Meter", path: Optional[Path], title: str) -> None:
+    if path is not None:
+        from . import plot
+
+        plot.rate_over_time(meter.history, path, title)
+
+
 @cli.command(help=f"Send UDP frames with a 64-bit sequence number at byte 42.\n\n{dev_help('DEV')}")
 @click.argument("dev")
 @click.option("--size", "-s", type=click.IntRange(MIN_FRAME, MAX_FRAME), default=MIN_FRAME, show_default=True,
@@ -291,9 +313,10 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 @queues_option
 @batch_option
 @json_option
+@plot_option("the packet rate over time, a point a second")
 def pktgen(dev: str, size: int, rate_mpps: Optional[float], rate_gbps: Optional[float], flows: int,
            template: Optional[Path], count: Optional[int], duration: Optional[float], queues: int, batch_size: int,
-           as_json: bool) -> None:
+           as_json: bool, plot_file: Optional[Path]) -> None:
     if rate_mpps and rate_gbps:
         raise click.UsageError("give --rate or --gbps, not both")
     frames = read_capture(template, f"--template {template}").frames if template else udp_flows(flows, size)
@@ -309,6 +332,7 @@ def pktgen(dev: str, size: int, rate_mpps: Optional[float], rate_gbps: Optional[
             sent = apps.pktgen(device, frames, apps.Limits(count, duration, stop), batch_size, rate_pps,
                                tick=meter.tick, queues=queues)
         meter.summary(sent=sent, **per_queue(device, "tx", queues))
+    plot_rates(meter, plot_file, f"ixypy pktgen {dev}" + (f" at {rate_pps / 1e6:g} Mpps" if rate_pps else ""))
 
 
 @cli.command(help=f"Replay pcap and pcapng files: their frames unchanged, in the files' order (file after "
@@ -454,8 +478,9 @@ def print_ndr(result: ndr.Result, as_json: bool) -> None:
 @click.option("--size", "-s", type=click.IntRange(latency.PROBE_FRAME_MIN, MAX_FRAME), default=latency.PROBE_FRAME,
               show_default=True, help="Probe frame size in bytes, without the 4-byte FCS.")
 @json_file_option("the result (probes, loss, reorder, duplicates, percentiles in ns)")
+@plot_option("the latency histogram, with the percentiles marked")
 def latency_command(tx: str, rx: str, rate_pps: int, probes: Optional[int], duration: Optional[float], size: int,
-                    json_file: Optional[Path]) -> None:
+                    json_file: Optional[Path], plot_file: Optional[Path]) -> None:
     if probes is not None and duration is not None:
         raise click.UsageError("give --probes or --duration, not both")
     check_json_writable(json_file)
@@ -467,6 +492,10 @@ def latency_command(tx: str, rx: str, rate_pps: int, probes: Optional[int], dura
             result = latency.measure_latency(tx_dev, rx_dev, rate_pps, probes, duration, size, stop)
     if json_file is None or not write_json(json_file, json.dumps(result.to_dict())):
         print(latency_line(result), flush=True)
+    if plot_file is not None:
+        from . import plot
+
+        plot.latency_histogram(result, plot_file)
 
 
 def latency_line(r: latency.LatencyResult) -> str:
@@ -505,8 +534,9 @@ def per_queue(dev: Device, kind: str, queues: int) -> Dict[str, List[int]]:
 @queues_option
 @batch_option
 @json_option
+@plot_option("each device's rx and tx rate over time, a point a second")
 def fwd(dev1: str, dev2: str, count: Optional[int], duration: Optional[float], queues: int, batch_size: int,
-        as_json: bool) -> None:
+        as_json: bool, plot_file: Optional[Path]) -> None:
     with open_device(dev1, queues, queues) as a, open_device(dev2, queues, queues) as b:
         for dev in (a, b):
             spread_flows(dev, queues)
@@ -523,6 +553,7 @@ def fwd(dev1: str, dev2: str, count: Optional[int], duration: Optional[float], q
         # the directions whose tx device cannot reach the rx buffers, so each packet is copied (apps.forward)
         copying = [f"{src.address}->{dst.address}" for src, dst in pairs if not dst.reaches(src.rx_mempools[0])]
         meter.summary(forwarded=forwarded, **per_queue(b, "tx", queues), **({"copying": copying} if copying else {}))
+    plot_rates(meter, plot_file, f"ixypy fwd {dev1} {dev2}")
 
 
 @cli.command(help=f"Write received frames to a pcap file.\n\n{dev_help('DEV')}")
