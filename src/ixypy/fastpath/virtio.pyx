@@ -282,7 +282,6 @@ cdef class VirtioRxQueue(_Virtqueue):
         FIFO, then one refill pass with what the pool has (some chains are
         empty, or the pool is)."""
         cdef uint32_t i = 0, c, k, length, tail, cmask = self.chain_mask, hdr_len = self.hdr_len
-        cdef uint32_t shift = self.shift, odd = (1u << self.shift) - 1
         cdef uint16_t last = self.last_used
         cdef uint64_t nbytes = 0
         cdef ixy_vring_used_elem *e
@@ -291,9 +290,8 @@ cdef class VirtioRxQueue(_Virtqueue):
         for c in range(ready):
             e = &self.used.ring[last & self.mask]
             last += 1
-            k = e.id >> shift
-            if e.id & odd or k >= self.chains or self.bufs[k] == NULL:
-                self.errors += 1      # not a head we posted: a device bug; skip it
+            k = _posted_chain(self, e.id, self.shift)
+            if k == NOT_POSTED:
                 continue
             b = self.bufs[k]
             self.bufs[k] = NULL
@@ -319,6 +317,22 @@ cdef class VirtioRxQueue(_Virtqueue):
         ixy_buf_free_slots(self.bufs, self.chains)
 
 
+cdef enum:
+    NOT_POSTED = 0xFFFFFFFF
+
+
+cdef inline uint32_t _posted_chain(VirtioRxQueue q, uint32_t head, uint32_t shift) noexcept nogil:
+    """The chain whose first descriptor a used entry names (head; chains of
+    1 << shift descriptors), if it is one we posted: a chain's first
+    descriptor, in range, holding a buffer. Else NOT_POSTED, counted in
+    errors: a device bug, the entry is skipped."""
+    cdef uint32_t k = head >> shift
+    if head & ((1u << shift) - 1) or k >= q.chains or q.bufs[k] == NULL:
+        q.errors += 1
+        return NOT_POSTED
+    return k
+
+
 cdef inline uint32_t _rx_swap(VirtioRxQueue q, ixy_buf **out, uint32_t ready, bint any_layout) noexcept nogil:
     """The `ready` used entries into out, every chain posted and the pool
     holding a fresh buffer for each (any_layout a constant in each of the
@@ -335,7 +349,7 @@ cdef inline uint32_t _rx_swap(VirtioRxQueue q, ixy_buf **out, uint32_t ready, bi
     cdef ixy_buf *b
     cdef ixy_buf *fresh
     cdef uint32_t last = q.last_used, slot = q.avail_idx, mask = q.mask, end = last + ready
-    cdef uint32_t i = 0, j = 0, head, k, length, chains = q.chains
+    cdef uint32_t i = 0, j = 0, head, k, length
     cdef uint32_t hdr_len = q.hdr_len, data_len = q.data_len
     cdef uint64_t nbytes = 0
     ixy_mempool_alloc(&q.pool.pool, out, ready)
@@ -343,9 +357,8 @@ cdef inline uint32_t _rx_swap(VirtioRxQueue q, ixy_buf **out, uint32_t ready, bi
         head = used[last & mask].id
         length = used[last & mask].len - hdr_len       # the frame's bytes (wraps if shorter than the header)
         last += 1
-        k = head if any_layout else head >> 1
-        if k >= chains or (not any_layout and head & 1) or bufs[k] == NULL:
-            q.errors += 1         # not a head we posted: a device bug; skip it
+        k = _posted_chain(q, head, 0 if any_layout else 1)
+        if k == NOT_POSTED:
             continue
         b = bufs[k]
         fresh = out[j]
