@@ -78,30 +78,29 @@ cdef class _Virtqueue(Queue):
                 self.notify_errors += 1
 
 
-cdef class VirtioRxQueue(_Virtqueue):
-    cdef Mempool pool
+cdef class _DataQueue(_Virtqueue):
     cdef ixy_buf **bufs           # buffer behind chain k, or NULL
+    cdef uint32_t chains
+    cdef uint32_t chain_mask      # chains is a power of two (tx: avail slot s carries chain s & chain_mask)
+    cdef readonly bint any_layout     # one descriptor per packet (header + frame), else two
+    cdef uint8_t shift            # chain k starts at descriptor k << shift
+    cdef int _init_chains(self, bint any_layout, uint8_t hdr_len) except -1
+
+
+cdef class VirtioRxQueue(_DataQueue):
+    cdef Mempool pool
     cdef uint16_t *empty          # FIFO of chains without a buffer (to refill)
     cdef uint32_t empty_head
     cdef uint32_t empty_count
-    cdef uint32_t chains
-    cdef uint32_t chain_mask      # chains is a power of two
     cdef ixy_buf **fresh          # scratch: buffers taken from the pool for one refill
     cdef uint32_t data_len
-    cdef readonly bint any_layout     # one descriptor per packet (header + frame), else two
-    cdef uint8_t shift            # chain k starts at descriptor k << shift
     cdef readonly uint64_t errors     # used entries of impossible length (dropped)
     cdef uint32_t _refill(self) noexcept nogil
     cdef uint32_t _rx_take(self, ixy_buf **out, uint32_t ready) noexcept nogil
 
 
-cdef class VirtioTxQueue(_Virtqueue):
-    cdef ixy_buf **bufs           # buffer behind chain k, or NULL
+cdef class VirtioTxQueue(_DataQueue):
     cdef uint32_t in_flight_count # chains handed to the device, not yet reclaimed
-    cdef uint32_t chains
-    cdef uint32_t chain_mask      # chains is a power of two; avail slot s carries chain s & chain_mask
-    cdef readonly bint any_layout     # one descriptor per packet (header + frame), else two
-    cdef uint8_t shift            # chain k starts at descriptor k << shift
 
 
 cdef class VirtioCtrlQueue(_Virtqueue):

@@ -151,8 +151,29 @@ cdef class _Virtqueue(Queue):
             self.notifies += 1
 
 
+cdef class _DataQueue(_Virtqueue):
+    """What the rx and tx virtqueues of virtio-net share: packets in
+    chains of 1 << shift descriptors, a buffer slot per chain."""
+
+    cdef int _init_chains(self, bint any_layout, uint8_t hdr_len) except -1:
+        """The header length and the chains (the constructors call this)."""
+        _check_hdr_len(hdr_len)
+        self.hdr_len = hdr_len
+        self.any_layout = any_layout
+        self.shift = 0 if any_layout else 1
+        self.chains = self.num >> self.shift
+        self.chain_mask = self.chains - 1
+        self.bufs = <ixy_buf **> calloc(self.chains, sizeof(ixy_buf *))
+        if self.bufs == NULL:
+            raise MemoryError()
+        return 0
+
+    def __dealloc__(self):
+        c_free(self.bufs)
+
+
 @cython.no_gc_clear
-cdef class VirtioRxQueue(_Virtqueue):
+cdef class VirtioRxQueue(_DataQueue):
     """Receive virtqueue, device-writable: per packet the header (in the
     buffer's headroom) and the data, in two descriptors, or in one with
     any_layout."""
@@ -160,20 +181,14 @@ cdef class VirtioRxQueue(_Virtqueue):
     def __cinit__(self, Doorbell doorbell not None, uint16_t queue_index, DmaMemory memory not None,
                   size_t offset, uint32_t num, Mempool pool not None, bint any_layout=False,
                   uint8_t hdr_len=IXY_VIRTIO_NET_HDR_LEN):
-        _check_hdr_len(hdr_len)
-        self.hdr_len = hdr_len
+        self._init_chains(any_layout, hdr_len)
         self.pool = pool
         self.is_rx = True
         self.pools.add(pool)
-        self.any_layout = any_layout
-        self.shift = 0 if any_layout else 1
-        self.chains = num >> self.shift
-        self.chain_mask = self.chains - 1
         self.data_len = ixy_buf_capacity(&pool.pool)
-        self.bufs = <ixy_buf **> calloc(self.chains, sizeof(ixy_buf *))
         self.empty = <uint16_t *> calloc(self.chains, sizeof(uint16_t))
         self.fresh = <ixy_buf **> calloc(self.chains, sizeof(ixy_buf *))
-        if self.bufs == NULL or self.empty == NULL or self.fresh == NULL:
+        if self.empty == NULL or self.fresh == NULL:
             raise MemoryError()
         cdef uint32_t k
         for k in range(self.chains):
@@ -191,7 +206,6 @@ cdef class VirtioRxQueue(_Virtqueue):
         self.empty_count = self.chains
 
     def __dealloc__(self):
-        c_free(self.bufs)
         c_free(self.empty)
         c_free(self.fresh)
 
@@ -388,7 +402,7 @@ cdef inline uint32_t _rx_swap(VirtioRxQueue q, ixy_buf **out, uint32_t ready, bi
 
 
 @cython.no_gc_clear
-cdef class VirtioTxQueue(_Virtqueue):
+cdef class VirtioTxQueue(_DataQueue):
     """Transmit virtqueue, device-readable: per packet the shared zero
     header and the data in two descriptors, or with any_layout one
     descriptor over a zeroed header in the headroom and the frame
@@ -404,16 +418,8 @@ cdef class VirtioTxQueue(_Virtqueue):
     def __cinit__(self, Doorbell doorbell not None, uint16_t queue_index, DmaMemory memory not None,
                   size_t offset, uint32_t num, uint64_t header_dma, uint32_t max_len, bint any_layout=False,
                   uint8_t hdr_len=IXY_VIRTIO_NET_HDR_LEN):
-        _check_hdr_len(hdr_len)
-        self.hdr_len = hdr_len
-        self.any_layout = any_layout
-        self.shift = 0 if any_layout else 1
-        self.chains = num >> self.shift
-        self.chain_mask = self.chains - 1
+        self._init_chains(any_layout, hdr_len)
         self.tx_max_len = max_len      # Queue's: loops check it without the GIL (queue.pxd)
-        self.bufs = <ixy_buf **> calloc(self.chains, sizeof(ixy_buf *))
-        if self.bufs == NULL:
-            raise MemoryError()
         cdef uint32_t k, s
         if not any_layout:
             for k in range(self.chains):
@@ -423,9 +429,6 @@ cdef class VirtioTxQueue(_Virtqueue):
                 self.desc[2 * k].next = 2 * k + 1
         for s in range(num):
             self.avail.ring[s] = (s & self.chain_mask) << self.shift
-
-    def __dealloc__(self):
-        c_free(self.bufs)
 
     @property
     def in_flight(self) -> int:
