@@ -7,6 +7,7 @@ from .ops cimport Fields, ixy_cols
 cdef extern from "ixy_flowtable.h" nogil:
     enum:
         IXY_FLOW_KEY_WORDS
+        IXY_FLOW_EMPTY_WORD
     struct ixy_flow_slot:
         uint64_t key[IXY_FLOW_KEY_WORDS]
         int64_t packets, bytes, home

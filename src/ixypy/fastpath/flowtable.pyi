@@ -7,6 +7,7 @@ _Buffer = Any    # a writable C-contiguous buffer (a NumPy array)
 
 SLOT_SIZE: int
 KEY_WORDS: int
+EMPTY_WORD: int
 
 class FlowCounter:
     def __init__(self, slots: _Buffer, max_flows: int) -> None: ...

@@ -26,6 +26,7 @@ from .ops cimport Fields
 
 SLOT_SIZE = sizeof(ixy_flow_slot)
 KEY_WORDS = IXY_FLOW_KEY_WORDS
+EMPTY_WORD = IXY_FLOW_EMPTY_WORD      # the key word that is 0 in an empty slot (it holds the family byte)
 
 
 cdef class FlowCounter:

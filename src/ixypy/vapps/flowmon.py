@@ -34,13 +34,13 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from .. import vector as vec
-from ..fastpath.flowtable import KEY_WORDS, SLOT_SIZE, FlowCounter, Monitor
+from ..fastpath.flowtable import EMPTY_WORD, KEY_WORDS, SLOT_SIZE, FlowCounter, Monitor
 
 # a slot as the C code (struct ixy_flow_slot) lays it out: 5 key words, 2 counters, the home slot
 SLOT_DTYPE = np.dtype([("key", "=u8", KEY_WORDS), ("packets", "=i8"), ("bytes", "=i8"), ("home", "=i8")])
 assert SLOT_DTYPE.itemsize == SLOT_SIZE
 _SPORT, _DPORT, _PROTO, _FAMILY = 32, 34, 36, 37     # byte offsets in a key (ports big-endian)
-_FAMILY_WORD = _FAMILY // 8                          # the key word that is 0 in an empty slot
+assert EMPTY_WORD == _FAMILY // 8                     # the key word that is 0 in an empty slot: the family's
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6"}
 
 
@@ -102,7 +102,7 @@ class FlowTable(FlowCounter):
 
     def used(self) -> np.ndarray:
         """The slots holding a flow, most bytes first."""
-        s = np.flatnonzero(self.keys[:, _FAMILY_WORD])
+        s = np.flatnonzero(self.keys[:, EMPTY_WORD])
         return s[np.lexsort((self.packets[s], self.bytes[s]))[::-1]]
 
     def flow(self, slot: int) -> Dict[str, Any]:
