@@ -492,6 +492,11 @@ def latency_command(tx: str, rx: str, rate_pps: int, probes: Optional[int], dura
             result = latency.measure_latency(tx_dev, rx_dev, rate_pps, probes, duration, size, stop)
     if json_file is None or not write_json(json_file, json.dumps(result.to_dict())):
         print(latency_line(result), flush=True)
+    if result.sent and not result.received:
+        print(f"ixypy: hint: {rx} received none of the probes {tx} sent: RX must be cabled to TX (a sim:loop "
+              f"is its own RX: give the same address twice, `ixypy latency sim:loop sim:loop`; sim:pair0 -> "
+              f"sim:pair1), its link up, and, without promiscuous mode, the probes go to RX's MAC address",
+              file=sys.stderr, flush=True)
     if plot_file is not None:
         from . import plot
 

@@ -557,3 +557,14 @@ def test_plot_without_matplotlib_says_how_to_install_it_before_opening_a_device(
         "ixypy: error: --plot needs matplotlib, which is not installed "
         "(hint: install the plot extra: `pip install 'ixypy[plot]'` (or `pip install matplotlib`))"], out.stderr
     assert out.stdout == "" and not (tmp_path / "p.png").exists()
+
+
+def test_latency_says_what_to_check_when_no_probe_arrives():
+    """Two sim:loop addresses are two devices: nothing TX sends reaches RX.
+    The line still comes, with 100 % loss, and a hint on stderr says how to
+    cable them. Mutation tried: the hint removed: this test fails."""
+    out = ixypy("latency", "sim:loop", "sim:loop,delay=1us", "--probes", "50")
+    assert out.returncode == 0, out.stderr
+    assert "probes sent 50, received 0, loss 50" in out.stdout
+    assert out.stderr.startswith("ixypy: hint: sim:loop,delay=1us received none of the probes sim:loop sent: ")
+    assert "`ixypy latency sim:loop sim:loop`" in out.stderr
