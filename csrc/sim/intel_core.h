@@ -320,6 +320,8 @@ struct intel_function {
     uint64_t src_count, src_sent, src_seq;
     uint8_t *scratch;         /* tx frame assembly (worker) */
     struct wire_delay delay;  /* tx's propagation delay on a pair/loop wire */
+    int64_t *departures;      /* departure log: when each frame left a tx ring (ns), or NULL */
+    uint32_t departures_cap, departures_n;   /* its slots, and the frames logged (it stops when full) */
 
     /* rx path lock and per-batch accumulators (under rxlock) */
     uint8_t rxlock;

@@ -480,7 +480,8 @@ static unsigned tx_queue(struct intel_function *p, unsigned qi, const struct sim
     struct intel_function *peer = LDA(&p->wire) == WIRE_PAIR ? LDA(&p->peer) : NULL;
     /* onto a delay line, frames leave now, after the tail was read: not at
      * the pass's start, which may be before the driver wrote them */
-    int64_t sent_at = peer && p->delay.frames ? now_ns() : now;
+    uint32_t log_cap = LDA(&p->departures_cap);     /* the departure log: frames logged up to this */
+    int64_t sent_at = (peer && p->delay.frames) || log_cap ? now_ns() : now;
     int peer_locked = 0;
     uint32_t hl = LD(&p->hlreg0);
     struct tx_sent sent = {0, 0, 0};
@@ -502,6 +503,10 @@ static unsigned tx_queue(struct intel_function *p, unsigned qi, const struct sim
             sent.packets++;
             sent.wire_bytes += wlen + 4;
             sent.bytes += wlen;
+            if (p->departures_n < log_cap) {
+                p->departures[p->departures_n] = sent_at;
+                STR(&p->departures_n, p->departures_n + 1);    /* read by intel_model_departures */
+            }
             if (peer)
                 tx_to_peer(p, peer, &peer_locked, m, hint, &pk, len, wlen, crc_in_data, sent_at);
         }

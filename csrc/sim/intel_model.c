@@ -107,6 +107,7 @@ static void function_free(struct intel_function *p)
     sim_shared_free(p->src_rss);
     sim_shared_free(p->scratch);
     sim_shared_free(p->delay.slot);
+    sim_shared_free(p->departures);
     sim_msix_free(&p->msix);
     pthread_mutex_destroy(&p->lock);
     pthread_mutex_destroy(&p->log_lock);

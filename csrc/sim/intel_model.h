@@ -105,6 +105,16 @@ void intel_model_wire_source(struct intel_function *fn, const uint8_t *frame, ui
  * (negative times, no slots with a delay) or ENOMEM. */
 int intel_model_set_wire_delay(struct intel_function *fn, int64_t delay_ns, int64_t jitter_ns, uint32_t frames);
 
+/* The departure log: from now on, when each frame the function transmits
+ * leaves its tx ring (ns, CLOCK_MONOTONIC, read once per tx pass after the
+ * tail: the frames a pass takes share it), the first `frames` frames;
+ * 0 stops logging and frees the log. Returns 0 or ENOMEM. Read it with
+ * intel_model_departures once the function's tx is idle. */
+int intel_model_log_departures(struct intel_function *fn, uint32_t frames);
+/* The frames logged so far (*n), their times in the log (valid until the
+ * next intel_model_log_departures). */
+const int64_t *intel_model_departures(struct intel_function *fn, uint32_t *n);
+
 /* One frame arrives at the function's rx now (from the caller's thread),
  * through the same receive path (filtering, descriptors, drops, stats).
  * Returns 1 if delivered into a descriptor, 0 if filtered or dropped. */

@@ -189,6 +189,28 @@ int intel_model_set_wire_delay(struct intel_function *p, int64_t delay_ns, int64
     return rc;
 }
 
+int intel_model_log_departures(struct intel_function *p, uint32_t frames)
+{
+    int64_t *log = frames ? sim_shared_calloc((size_t)frames * sizeof(*log)) : NULL;
+    if (frames && !log)
+        return ENOMEM;
+    /* passes log only while the cap is set: clear it, let a pass that read
+     * it end, then swap the log and set the cap again */
+    __atomic_store_n(&p->departures_cap, 0, __ATOMIC_SEQ_CST);
+    quiesce(p->sim);
+    sim_shared_free(p->departures);
+    p->departures = log;
+    p->departures_n = 0;
+    __atomic_store_n(&p->departures_cap, frames, __ATOMIC_RELEASE);
+    return 0;
+}
+
+const int64_t *intel_model_departures(struct intel_function *p, uint32_t *n)
+{
+    *n = LDA(&p->departures_n);
+    return p->departures;
+}
+
 void intel_model_get_wire_stats(struct intel_function *p, struct intel_wire_stats *out)
 {
     out->tx_packets = LD(&p->wst.tx_packets);

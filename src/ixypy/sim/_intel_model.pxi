@@ -42,6 +42,8 @@ cdef extern from "intel_model.h" nogil:
     void intel_model_fault_stall(intel_function *fn, int stalled)
     void intel_model_fault_remove(intel_function *fn)
     void intel_model_get_wire_stats(intel_function *fn, intel_wire_stats *out)
+    int intel_model_log_departures(intel_function *fn, uint32_t frames)
+    const int64_t *intel_model_departures(intel_function *fn, uint32_t *n)
     unsigned intel_model_error_count(intel_function *fn)
     const char *intel_model_error(intel_function *fn, unsigned index)
     void intel_model_clear_errors(intel_function *fn)
@@ -188,6 +190,26 @@ cdef class IntelFunction(Function):
         if rc:
             raise ValueError(f"delay {delay_ns} ns, jitter {jitter_ns} ns, {frames} frames: "
                              "times must be >= 0, and a delay needs at least one frame")
+
+    def log_departures(self, uint32_t frames) -> None:
+        """From now on, log when each of the next `frames` frames this
+        function transmits leaves its tx ring (ns, CLOCK_MONOTONIC; the
+        frames of one tx pass share a time); 0 stops and drops the log."""
+        cdef intel_function *fn = self._fn()
+        cdef int rc
+        with nogil:
+            rc = intel_model_log_departures(fn, frames)
+        if rc:
+            raise MemoryError(f"no memory for a departure log of {frames} frames")
+
+    def departures(self) -> array.array:
+        """The departure times logged so far (ns), as array('q')."""
+        cdef uint32_t n
+        cdef const int64_t *t = intel_model_departures(self._fn(), &n)
+        out = array.array("q")
+        if n:
+            out.frombytes((<const char *> t)[:8 * n])
+        return out
 
     # --- faults (csrc/sim/intel_model.h): the names ixypy.testing.Faults uses
 

@@ -38,6 +38,7 @@ cdef extern from "sim_model.h" nogil:
 cdef extern from "sim_flows.h" nogil:
     uint32_t SIM_FLOWS_MAX
 
+import array
 import os as _os
 
 #: the most flows a source wire's frames carry (wire_source's flows)
