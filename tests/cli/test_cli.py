@@ -528,7 +528,6 @@ def test_plot_draws_the_rate_over_time_and_the_latency_histogram(tmp_path: Path)
     per-second rows not kept for the plot (an empty rate plot), the bars of
     the histogram not drawn: both fail here."""
     rates, hist = tmp_path / "rates.png", tmp_path / "latency.png"
-    # 4.5 s: a line through 3 or 4 points (one point alone, a marker, has about 60 such pixels with its legend)
     out = ixypy("pktgen", "sim:sink", "--rate", "0.5", "--duration", "4.5", "--json", "--plot", str(rates))
     assert out.returncode == 0, out.stderr
     assert summary(out.stdout)["sent"] > 0
@@ -540,7 +539,11 @@ def test_plot_draws_the_rate_over_time_and_the_latency_histogram(tmp_path: Path)
 
     for png in (rates, hist):
         assert imread(png).shape[:2] == (450, 800)
-        assert blue_pixels(png) > 200, png
+    # the rate: a line through a point a second, or on a loaded machine as
+    # few as one point (a marker and the legend's, about 60 such pixels);
+    # an empty plot has none. The histogram: bars over hundreds of pixels.
+    assert blue_pixels(rates) > 30
+    assert blue_pixels(hist) > 200
 
 
 def test_plot_without_matplotlib_says_how_to_install_it_before_opening_a_device(tmp_path: Path):
