@@ -28,8 +28,7 @@ from .errors import InvalidAddress, InvalidRate, InvalidTemplate, IxyError
 from .packets import MAX_FRAME, MIN_FRAME, SEQ_OFFSET, read_capture, udp_flows
 from .sim import ALIASES as SIM_ALIASES, DEFAULT_SOURCE_FLOWS, MODELS as SIM_MODELS
 from .vapps.commands import COMMANDS as VECTOR_COMMANDS
-from .vapps.commands import _check_writable as check_json_writable, _json_option as json_file_option
-from .vapps.commands import _write_json as write_json
+from .vapps.commands import check_json_writable, json_file_option, write_json
 
 if TYPE_CHECKING:
     from rich.table import Table

@@ -437,7 +437,7 @@ def test_firewall_and_nat_write_their_counters_as_json(tmp_path: Path):
     """--json -: one JSON object on stdout in place of the text line;
     --json FILE: the object in the file and the text line on stdout. The
     drop rule takes the source's flows from 10.0.0.0/25, the first rule's
-    counter. Mutation tried: _write_json printing to stdout and still
+    counter. Mutation tried: write_json printing to stdout and still
     returning False for '-' (the text line after the JSON): this test fails."""
     rules = tmp_path / "rules"
     rules.write_text("drop udp 10.0.0.0/25 any any any\ndefault accept\n")

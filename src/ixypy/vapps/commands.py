@@ -35,18 +35,18 @@ def _limits(f):
     return f
 
 
-def _json_option(what: str):
+def json_file_option(what: str):
     return click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path),
                         help=f"At exit, write {what} as JSON to this file ('-': to stdout, instead of the text).")
 
 
-def _check_writable(json_file: Optional[Path]) -> None:
+def check_json_writable(json_file: Optional[Path]) -> None:
     """A --json path that cannot be written fails now, not after the run."""
     if json_file is not None and str(json_file) != "-":
         json_file.open("a").close()
 
 
-def _write_json(json_file: Path, text: str) -> bool:
+def write_json(json_file: Path, text: str) -> bool:
     """Write text to json_file, or to stdout for '-'; True when it went to
     stdout (where it stands instead of the text summary)."""
     if str(json_file) == "-":
@@ -123,7 +123,7 @@ def _per_queue(done: Forwarded) -> str:
 @click.argument("dev2")
 @click.option("--rules", "rules_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Rules file: 'accept|drop proto src sport dst dport' per line, 'default accept|drop'.")
-@_json_option("the counters (forwarded, passed, dropped, per rule)")
+@json_file_option("the counters (forwarded, passed, dropped, per rule)")
 @_limits
 def firewall(dev1: str, dev2: str, rules_file: Path, json_file: Optional[Path], batch_size: int, count: Optional[int],
              duration: Optional[float], queues: int) -> None:
@@ -135,14 +135,14 @@ def firewall(dev1: str, dev2: str, rules_file: Path, json_file: Optional[Path], 
         Firewall(rules_file, batch_size)              # a bad rules file fails before the devices open
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--rules")
-    _check_writable(json_file)
+    check_json_writable(json_file)
     start = time.monotonic()
     done = _run(dev1, dev2, lambda: [Firewall(rules_file, batch_size), Firewall(rules_file, batch_size)],
                 lambda fws: {"passed": sum(fw.passed for fw in fws), "dropped": sum(fw.dropped for fw in fws),
                              "counters": sum(fw.counters for fw in fws)},
                 batch_size, count, queues, duration)
     t = done.tally
-    if json_file is not None and _write_json(json_file, _summary(
+    if json_file is not None and write_json(json_file, _summary(
             [dev1, dev2], round(time.monotonic() - start, 3), done, passed=t["passed"], dropped=t["dropped"],
             per_rule=t["counters"].tolist())):
         return
@@ -156,7 +156,7 @@ def firewall(dev1: str, dev2: str, rules_file: Path, json_file: Optional[Path], 
 @click.option("--inside-prefix", required=True, help="e.g. 10.0.0.0/8")
 @click.option("--outside-prefix", required=True, help="e.g. 198.51.100.0/24... of the same length")
 @click.option("--port", "ports", multiple=True, help="FROM:TO destination port map, outbound (repeatable).")
-@_json_option("the counters (forwarded, rewritten each way)")
+@json_file_option("the counters (forwarded, rewritten each way)")
 @_limits
 def nat(inside: str, outside: str, inside_prefix: str, outside_prefix: str, ports, json_file: Optional[Path],
         batch_size: int, count: Optional[int], duration: Optional[float], queues: int) -> None:
@@ -174,11 +174,11 @@ def nat(inside: str, outside: str, inside_prefix: str, outside_prefix: str, port
         steps()                                       # bad prefixes fail before the devices open
     except ValueError as err:
         raise click.UsageError(str(err))
-    _check_writable(json_file)
+    check_json_writable(json_file)
     start = time.monotonic()
     done = _run(inside, outside, steps, lambda n: {"out": n[0].rewritten, "in": n[1].rewritten},
                 batch_size, count, queues, duration)
-    if json_file is not None and _write_json(json_file, _summary(
+    if json_file is not None and write_json(json_file, _summary(
             [inside, outside], round(time.monotonic() - start, 3), done, rewritten_out=done.tally["out"],
             rewritten_in=done.tally["in"])):
         return
@@ -192,7 +192,7 @@ def nat(inside: str, outside: str, inside_prefix: str, outside_prefix: str, port
               help="Flows shown, most bytes first.")
 @click.option("--max-flows", type=click.IntRange(1, 1 << 24), default=65536, show_default=True,
               help="Flows counted; packets of flows beyond count as untracked.")
-@_json_option("every flow")
+@json_file_option("every flow")
 @_limits
 def flowmon(dev1: str, dev2: str, top_n: int, max_flows: int, json_file: Optional[Path], batch_size: int,
             count: Optional[int], duration: Optional[float], queues: int) -> None:
@@ -214,7 +214,7 @@ def flowmon(dev1: str, dev2: str, top_n: int, max_flows: int, json_file: Optiona
         return [FlowMonitor(mine, batch_size), FlowMonitor(mine, batch_size)]
 
     to_stdout = json_file is not None and str(json_file) == "-"
-    _check_writable(json_file)
+    check_json_writable(json_file)
     live = LiveView(table, top_n) if sys.stdout.isatty() and not to_stdout and queues == 1 else None
     start = time.monotonic()
 
@@ -233,7 +233,7 @@ def flowmon(dev1: str, dev2: str, top_n: int, max_flows: int, json_file: Optiona
     if queues > 1:
         for mine in done.tally["tables"]:
             table.merge(mine)
-    if json_file is not None and _write_json(json_file, table.dump(devices=[dev1, dev2], seconds=seconds,
+    if json_file is not None and write_json(json_file, table.dump(devices=[dev1, dev2], seconds=seconds,
                                                                  forwarded=done.sent)):
         return
     if live is None:
