@@ -56,7 +56,7 @@ def parse_rules(text: str) -> Tuple[List[Tuple[str, str, str, str, str]], List[b
             entries.append((proto, src, sport, dst, dport))
             vec.rules([entries[-1]])            # check it now, with its line number
         except InvalidRule as err:
-            raise InvalidRule(f"rules line {lineno}: {line.strip()!r}: {err.message}", err.hint) from None
+            raise InvalidRule(f"rules line {lineno}: {line.strip()!r}: {err.message}") from None
         except (ValueError, KeyError) as err:
             raise ValueError(f"rules line {lineno}: {line.strip()!r}: expected 'accept|drop proto src sport dst dport' "
                              f"or 'default accept|drop' ({err})") from None
