@@ -181,10 +181,10 @@ def address_prefix(text: str) -> Optional[Network]:
 def rule_family(src: Optional[Network], dst: Optional[Network]) -> int:
     """The family of a rule's prefixes: RULE_EITHER without any, else
     RULE_IPV4 or RULE_IPV6; InvalidRule for one of each."""
-    versions = {p.version for p in (src, dst) if p is not None}
-    if len(versions) > 1:
+    if src is not None and dst is not None and src.version != dst.version:
         raise InvalidRule(f"source {src} is IPv{src.version} and destination {dst} is IPv{dst.version}")
-    return {4: RULE_IPV4, 6: RULE_IPV6}[versions.pop()] if versions else RULE_EITHER
+    given = src if src is not None else dst
+    return RULE_EITHER if given is None else {4: RULE_IPV4, 6: RULE_IPV6}[given.version]
 
 
 def _set_prefix(rule: np.ndarray, side: str, net: Optional[Network]) -> None:
