@@ -3,16 +3,18 @@
  * ixy_rule_matches) turned into lookup tables, so that a packet costs a few
  * loads instead of a scan of every rule.
  *
- * The rules are taken 64 at a time (a word: bit b of word w is rule 64 w + b).
- * For a packet, the rules of a word whose protocol, port ranges and, for
- * IPv4, address prefixes' first octets admit it are the AND of five table
- * entries (protocol: 256 entries; each port: a two-level table, high byte
- * then low byte; each address: by its first octet); of those, the
- * lowest-numbered whose whole prefixes hold the packet's addresses is the
- * first match.
- * An IPv6 packet can match only a rule without an address prefix (the
- * prefixes are IPv4), a packet without a UDP/TCP header only a rule with
- * both port ranges 0-65535, and a packet that is not well-formed IP none.
+ * An IPv4 packet: the rules are taken 64 at a time (a word: bit b of word w
+ * is rule 64 w + b). The rules of a word whose protocol, port ranges and
+ * address prefixes' first octets admit it are the AND of five table entries
+ * (protocol: 256 entries; each port: a two-level table, high byte then low
+ * byte; each address: by its first octet; a rule for IPv6 packets only has
+ * no octet); of those, the lowest-numbered whose whole prefixes hold the
+ * packet's addresses is the first match.
+ * An IPv6 packet (the general parse: ixy_classify_general) is matched by a
+ * scan of only the rules an IPv6 packet can match (IPv6 prefixes, or none),
+ * in order, with ixy_rule_admits, reading its addresses from the frame.
+ * A packet without a UDP/TCP header matches only a rule with both port
+ * ranges 0-65535, and a packet that is not well-formed IP none.
  */
 #ifndef IXY_CLASSIFY_H
 #define IXY_CLASSIFY_H
@@ -29,16 +31,13 @@ struct ixy_rule_addr {
     uint32_t src_net, src_mask, dst_net, dst_mask;
 };
 
-/* What the classifier needs of a packet (struct ixy_key): its protocol,
- * IPv4 addresses (network order: as loaded from the frame) and their first
- * octets, and its ports as high and low bytes, with keys past the ends of
- * the tables' ordinary entries, so that a packet costs the same five loads
- * whatever its kind, without a branch on it: an IPv6 packet's address
- * octets are IXY_NO_ADDR (256: the rules without that prefix), its
- * addresses 0; a packet without a UDP/TCP header has the ports' high byte
- * IXY_NO_PORT (256, low byte 0, whose leaf entry admits the rules whose
- * range is 0-65535). */
-#define IXY_NO_ADDR 256u
+/* What the classifier needs of an IPv4 packet (struct ixy_key): its
+ * protocol, addresses (network order: as loaded from the frame) and their
+ * first octets, and its ports as high and low bytes, with a key past the
+ * end of the port tables' ordinary entries, so that a packet costs the same
+ * five loads whatever its kind, without a branch on it: a packet without a
+ * UDP/TCP header has the ports' high byte IXY_NO_PORT (256, low byte 0,
+ * whose leaf entry admits the rules whose range is 0-65535). */
 #define IXY_NO_PORT 256u
 
 struct ixy_key {
@@ -66,7 +65,7 @@ static inline uint32_t ixy_load32(const uint8_t *p)
 /* the tables of one word: 64 rules */
 struct ixy_rule_word {
     uint64_t proto[256];            /* the rules admitting protocol p */
-    uint64_t src_octet[257], dst_octet[257]; /* the rules whose prefix admits an IPv4 address's first octet; [256]: no prefix */
+    uint64_t src_octet[256], dst_octet[256]; /* the rules for IPv4 packets whose prefix admits an address's first octet */
     uint32_t sport_hi[257], dport_hi[257];   /* by the port's high byte (256: no port), its leaf (the offset of its first entry in leaves) */
     uint64_t exact;                 /* the rules whose prefixes the octet tables decide (none longer than /8) */
 };
@@ -76,52 +75,48 @@ struct ixy_classifier {
     struct ixy_rule_word *words;  /* [nwords] */
     uint64_t *leaves;             /* [][256]: by the port's low byte, the rules whose range holds the port */
     struct ixy_rule_addr *addr;   /* [nrules] */
+    uint32_t n6;                  /* the rules an IPv6 packet can match: */
+    struct ixy_rule *rules6;      /* [n6] those rules, in order */
+    uint32_t *index6;             /* [n6] and their indices */
 };
 
-/* The general case: ixy_parse_tuple's parse turned into a key. 0: the
- * packet is not well-formed IP (it matches no rule). */
-static __attribute__((noinline)) int ixy_key_general(const uint8_t *d, uint32_t len, struct ixy_key *k)
+/* The IPv4 key of a packet parsed into t (flags IPV4, not BAD). */
+static inline void ixy_key_of_tuple(const struct ixy_tuple *t, struct ixy_key *k)
 {
-    struct ixy_tuple t;
-    ixy_parse_tuple(d, len, &t);
-    if (!(t.flags & (IXY_PKT_IPV4 | IXY_PKT_IPV6)) || (t.flags & IXY_PKT_BAD))
-        return 0;
-    k->proto = t.proto;
-    if (t.flags & IXY_PKT_IPV6) {
-        k->src = k->dst = 0;
-        k->soct = k->doct = IXY_NO_ADDR;
-    } else {
-        k->src = ixy_net32(t.src);
-        k->dst = ixy_net32(t.dst);
-        k->soct = t.src >> 24;
-        k->doct = t.dst >> 24;
-    }
-    if (t.flags & IXY_PKT_L4) {
-        k->shi = t.sport >> 8;
-        k->slo = t.sport & 0xFF;
-        k->dhi = t.dport >> 8;
-        k->dlo = t.dport & 0xFF;
+    k->proto = t->proto;
+    k->src = ixy_net32(t->src);
+    k->dst = ixy_net32(t->dst);
+    k->soct = t->src >> 24;
+    k->doct = t->dst >> 24;
+    if (t->flags & IXY_PKT_L4) {
+        k->shi = t->sport >> 8;
+        k->slo = t->sport & 0xFF;
+        k->dhi = t->dport >> 8;
+        k->dlo = t->dport & 0xFF;
     } else {
         k->shi = k->dhi = IXY_NO_PORT;
         k->slo = k->dlo = 0;
     }
-    return 1;
 }
 
-/* A packet's key, the same as ixy_key_general's (the parse rules of
- * docs/vector.md), with a fast path for the usual frame: untagged IPv4 (any
- * IHL, fragments too), which needs none of the general parse's VLAN loop,
- * IPv6 branches or header offsets. Everything else (802.1Q/802.1ad tags,
- * IPv6, other EtherTypes, frames shorter than 34 bytes) takes the general
- * parse. 0: not well-formed IP. */
-static inline __attribute__((always_inline)) int ixy_key_parse(const uint8_t *d, uint32_t len, struct ixy_key *k)
+/* The index of the first rule an IPv6 packet (parsed into t from frame d)
+ * matches, c->nrules for none: a scan of the rules an IPv6 packet can match,
+ * its addresses read from the fixed header (RFC 8200: source at 8, destination at 24). */
+static inline uint32_t ixy_classify6(const struct ixy_classifier *c, const struct ixy_tuple *t, const uint8_t *d)
 {
-    if (len < 34 || ixy_be16(d + 12) != IXY_ETH_IPV4) {
-        struct ixy_key g;           /* not k: its address is taken, k's is not, so k can live in registers */
-        int ok = ixy_key_general(d, len, &g);
-        *k = g;
-        return ok;
-    }
+    const uint8_t *ip = d + t->l3;
+    for (uint32_t j = 0; j < c->n6; j++)
+        if (ixy_rule_admits(&c->rules6[j], t, ip + 8, ip + 24))
+            return c->index6[j];
+    return c->nrules;
+}
+
+/* The key of the usual frame: untagged IPv4 (any IHL, fragments too),
+ * which needs none of the general parse's VLAN loop, IPv6 branches or
+ * header offsets; the caller has checked it is one (EtherType IPv4, 34
+ * bytes or more: ixy_fast_frame). 0: not well-formed IPv4 (no rule). */
+static inline __attribute__((always_inline)) int ixy_key_ipv4(const uint8_t *d, uint32_t len, struct ixy_key *k)
+{
     const uint8_t *ip = d + 14;
     uint32_t vi = ip[0], ihl = (vi & 15) * 4u, tot = ixy_be16(ip + 2);
     if (vi - 0x45u > 0x0Au || tot < ihl || len < 14 + tot)    /* version 4, IHL 5-15; the datagram within the frame */
@@ -144,6 +139,13 @@ static inline __attribute__((always_inline)) int ixy_key_parse(const uint8_t *d,
         k->dlo = l4[3];
     }
     return 1;
+}
+
+/* Whether the frame is the usual one, for ixy_key_ipv4: 34 bytes or more
+ * (Ethernet and an option-less IPv4 header), EtherType IPv4 (untagged). */
+static inline int ixy_fast_frame(const uint8_t *d, uint32_t len)
+{
+    return len >= 34 && ixy_be16(d + 12) == IXY_ETH_IPV4;
 }
 
 /* The index of the first rule a packet of key k matches, c->nrules for
@@ -179,11 +181,42 @@ static inline uint32_t ixy_classify_key(const struct ixy_classifier *c, const st
     return ixy_classify_words(c, k, c->nwords);
 }
 
+/* The general case: the first rule the frame (d, len) matches, c->nrules
+ * for none, after ixy_parse_tuple's parse: IPv4 by the tables, IPv6 by the
+ * scan (ixy_classify6), anything else no rule. */
+static __attribute__((noinline)) uint32_t ixy_classify_general(const struct ixy_classifier *c, const uint8_t *d,
+                                                               uint32_t len)
+{
+    struct ixy_tuple t;
+    ixy_parse_tuple(d, len, &t);
+    if (!(t.flags & (IXY_PKT_IPV4 | IXY_PKT_IPV6)) || (t.flags & IXY_PKT_BAD))
+        return c->nrules;
+    if (t.flags & IXY_PKT_IPV6)
+        return ixy_classify6(c, &t, d);
+    struct ixy_key k;
+    ixy_key_of_tuple(&t, &k);
+    return ixy_classify_key(c, &k);
+}
+
+/* The index of the first rule the frame (d, len) matches, cl->nrules for
+ * none: the usual frame (ixy_fast_frame) by its key, inline; the others by
+ * ixy_classify_general. cl and c are the same classifier: cl may be a
+ * local copy whose address must not escape (the loops keep it in
+ * registers), c is given to the general case. */
+static inline __attribute__((always_inline)) uint32_t
+ixy_classify_frame(const struct ixy_classifier *cl, const struct ixy_classifier *c, const uint8_t *d, uint32_t len,
+                   uint32_t nwords)
+{
+    if (__builtin_expect(!ixy_fast_frame(d, len), 0))
+        return ixy_classify_general(c, d, len);
+    struct ixy_key k;
+    return ixy_key_ipv4(d, len, &k) ? ixy_classify_words(cl, &k, nwords) : cl->nrules;
+}
+
 /* The index of the first rule the frame (d, len) matches, -1 for none. */
 static inline int32_t ixy_classify(const struct ixy_classifier *c, const uint8_t *d, uint32_t len)
 {
-    struct ixy_key k;
-    uint32_t r = ixy_key_parse(d, len, &k) ? ixy_classify_key(c, &k) : c->nrules;
+    uint32_t r = ixy_classify_frame(c, c, d, len, c->nwords);
     return r < c->nrules ? (int32_t)r : -1;
 }
 
@@ -202,8 +235,7 @@ ixy_filter_words(const struct ixy_classifier *c, const uint8_t *action, int64_t 
     uint32_t i = 0, j;
     for (; i < n; i++) {            /* until the first drop, every packet stays where it is */
         struct ixy_buf *b = bufs[i];
-        struct ixy_key k;
-        uint32_t r = ixy_key_parse(b->data, b->len, &k) ? ixy_classify_words(&cl, &k, nwords) : cl.nrules;
+        uint32_t r = ixy_classify_frame(&cl, c, b->data, b->len, nwords);
         count[r]++;
         if (!action[r])
             break;
@@ -212,8 +244,7 @@ ixy_filter_words(const struct ixy_classifier *c, const uint8_t *action, int64_t 
         return n;
     for (j = i++; i < n; i++) {     /* bufs[j..i): dropped */
         struct ixy_buf *b = bufs[i];
-        struct ixy_key k;
-        uint32_t r = ixy_key_parse(b->data, b->len, &k) ? ixy_classify_words(&cl, &k, nwords) : cl.nrules;
+        uint32_t r = ixy_classify_frame(&cl, c, b->data, b->len, nwords);
         count[r]++;
         if (action[r]) {            /* swap: the dropped packet at j moves to i */
             bufs[i] = bufs[j];

@@ -363,31 +363,67 @@ static inline void ixy_l4_csum(uint8_t *d, const struct ixy_cols *c, uint32_t i)
 }
 
 /* --- a first-match rule table over the 5-tuple. */
+#define IXY_RULE_EITHER 0   /* ixy_rule.family: no address prefix: either family */
+#define IXY_RULE_IPV4   4   /* IPv4 prefixes: IPv4 packets only */
+#define IXY_RULE_IPV6   6   /* IPv6 prefixes: IPv6 packets only (any other value: no packet) */
+
 struct ixy_rule {
     uint32_t src_net, src_mask, dst_net, dst_mask;   /* IPv4, host order; mask 0: any address (any family) */
     uint16_t sport_lo, sport_hi, dport_lo, dport_hi; /* inclusive; 0..65535: any, also without ports */
     uint16_t proto;                                  /* IP protocol, or 256: any */
-    uint16_t pad;
+    uint8_t family;                                  /* IXY_RULE_EITHER, _IPV4 or _IPV6 */
+    uint8_t pad;
+    uint8_t src6_net[16], src6_mask[16];             /* IPv6 (RFC 4291 prefixes), network order: an IPv6 */
+    uint8_t dst6_net[16], dst6_mask[16];             /* packet's address & mask == net (all 0: any) */
 };
 
-static inline int ixy_rule_matches(const struct ixy_rule *r, const struct ixy_cols *c, uint32_t i)
+/* Whether the 128-bit address addr (network order) & mask is net. */
+static inline int ixy_prefix6_holds(const uint8_t *addr, const uint8_t *net, const uint8_t *mask)
 {
-    uint8_t f = c->flags[i];
+    uint8_t diff = 0;
+    for (int b = 0; b < 16; b++)
+        diff |= (uint8_t)((addr[b] & mask[b]) ^ net[b]);
+    return diff == 0;
+}
+
+/* Whether a port range admits a packet: 0..65535 admits every packet,
+ * another range only one with a UDP/TCP header (flags L4) and its port in it. */
+static inline int ixy_port_admits(uint16_t lo, uint16_t hi, uint8_t flags, uint16_t port)
+{
+    return (lo == 0 && hi == 0xFFFF) || ((flags & IXY_PKT_L4) && lo <= port && port <= hi);
+}
+
+/* Whether rule r matches the packet parsed into t, whose IPv6 source and
+ * destination addresses (flags IPV6) are at src6 and dst6: the one
+ * definition of a match, for the columns (ixy_rule_matches) and the
+ * classifier's IPv6 scan (ixy_classify.h). */
+static inline int ixy_rule_admits(const struct ixy_rule *r, const struct ixy_tuple *t, const uint8_t *src6,
+                                  const uint8_t *dst6)
+{
+    uint8_t f = t->flags;
     if (!(f & (IXY_PKT_IPV4 | IXY_PKT_IPV6)) || (f & IXY_PKT_BAD))
         return 0;
-    if (r->proto != 256 && r->proto != c->proto[i])
+    if (r->family != IXY_RULE_EITHER && r->family != ((f & IXY_PKT_IPV4) ? IXY_RULE_IPV4 : IXY_RULE_IPV6))
         return 0;
-    if (r->src_mask && (!(f & IXY_PKT_IPV4) || (c->src[i] & r->src_mask) != r->src_net))
+    if (r->proto != 256 && r->proto != t->proto)
         return 0;
-    if (r->dst_mask && (!(f & IXY_PKT_IPV4) || (c->dst[i] & r->dst_mask) != r->dst_net))
+    if (r->src_mask && (!(f & IXY_PKT_IPV4) || (t->src & r->src_mask) != r->src_net))
         return 0;
-    if (r->sport_lo != 0 || r->sport_hi != 0xFFFF)
-        if (!(f & IXY_PKT_L4) || c->sport[i] < r->sport_lo || c->sport[i] > r->sport_hi)
-            return 0;
-    if (r->dport_lo != 0 || r->dport_hi != 0xFFFF)
-        if (!(f & IXY_PKT_L4) || c->dport[i] < r->dport_lo || c->dport[i] > r->dport_hi)
-            return 0;
-    return 1;
+    if (r->dst_mask && (!(f & IXY_PKT_IPV4) || (t->dst & r->dst_mask) != r->dst_net))
+        return 0;
+    if ((f & IXY_PKT_IPV6) && !(ixy_prefix6_holds(src6, r->src6_net, r->src6_mask) &&
+                                ixy_prefix6_holds(dst6, r->dst6_net, r->dst6_mask)))
+        return 0;
+    return ixy_port_admits(r->sport_lo, r->sport_hi, f, t->sport) &&
+           ixy_port_admits(r->dport_lo, r->dport_hi, f, t->dport);
+}
+
+/* The same for packet i of the columns. */
+static inline int ixy_rule_matches(const struct ixy_rule *r, const struct ixy_cols *c, uint32_t i)
+{
+    struct ixy_tuple t = {.src = c->src[i], .dst = c->dst[i], .sport = c->sport[i], .dport = c->dport[i],
+                          .proto = c->proto[i], .flags = c->flags[i]};
+    return ixy_rule_admits(r, &t, c->src6 + 16 * i, c->dst6 + 16 * i);
 }
 
 #endif

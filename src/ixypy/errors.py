@@ -165,6 +165,15 @@ class BatchError(IxyError, ValueError):
     default_hint = "use a batch no larger than the ring, whose size ixypy.open(..., num_rx_desc=N, num_tx_desc=M) sets"
 
 
+class InvalidRule(IxyError, ValueError):
+    """A 5-tuple rule (ixypy.vector.rules, the firewall's rules file) that
+    cannot be compiled: its source and destination prefixes of different
+    address families."""
+
+    default_hint = ("a rule's two prefixes are of one family (IPv4 or IPv6), or `any`: "
+                    "write one rule for IPv4 and another for IPv6")
+
+
 class PromiscUnavailable(IxyError):
     """The NIC cannot change its own receive filter: an SR-IOV virtual
     function receives what its physical function's driver lets through."""

@@ -25,10 +25,11 @@ packet). See docs/vector.md.
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable, Optional, Tuple
+from typing import Iterable, Optional, Tuple, Union
 
 import numpy as np
 
+from .errors import InvalidRule
 from .fastpath.batch import PacketBatch
 from .fastpath.mempool import Mempool
 from .fastpath.ops import (BAD, FLOW_KEY_SIZE, FRAG, IPV4, IPV6, L4, RULE_SIZE, VLAN, Fields, inc_byte, ipv4_checksum,
@@ -54,12 +55,17 @@ TCP_HEADER = np.dtype([("sport", ">u2"), ("dport", ">u2"), ("seq", ">u4"), ("ack
 # an untagged Ethernet/IPv4 (no options)/UDP frame as one record
 ETHER_IPV4_UDP = np.dtype([("eth", ETHER), ("ip", IPV4_HEADER), ("udp", UDP_HEADER)])
 
-# one rule of Fields.match (csrc/ixy_pkt.h, struct ixy_rule), host byte order
+# one rule of Fields.match (csrc/ixy_pkt.h, struct ixy_rule): the IPv4 prefixes and
+# the ports in host byte order, the IPv6 prefixes (net and mask) as 16 bytes in network order;
+# family: RULE_EITHER (no prefix), RULE_IPV4 or RULE_IPV6, the packets the rule can match
 RULE_DTYPE = np.dtype([("src_net", "=u4"), ("src_mask", "=u4"), ("dst_net", "=u4"), ("dst_mask", "=u4"),
                        ("sport_lo", "=u2"), ("sport_hi", "=u2"), ("dport_lo", "=u2"), ("dport_hi", "=u2"),
-                       ("proto", "=u2"), ("pad", "=u2")])
+                       ("proto", "=u2"), ("family", "u1"), ("pad", "u1"),
+                       ("src6_net", "u1", 16), ("src6_mask", "u1", 16), ("dst6_net", "u1", 16),
+                       ("dst6_mask", "u1", 16)])
 assert RULE_DTYPE.itemsize == RULE_SIZE
 ANY_PROTO = 256
+RULE_EITHER, RULE_IPV4, RULE_IPV6 = 0, 4, 6     # IXY_RULE_EITHER, _IPV4, _IPV6
 
 
 def frames(pool: Mempool) -> np.ndarray:
@@ -153,12 +159,45 @@ class Packets(Fields):
 
 # --- rules for Fields.match ---------------------------------------------------------
 
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+
+
 def prefix(text: str) -> Tuple[int, int]:
     """'10.0.0.0/8' (or 'any', '*') -> (net, mask) as host-order integers."""
     if text in ("any", "*"):
         return 0, 0
     net = ipaddress.IPv4Network(text, strict=False)
     return int(net.network_address), int(net.netmask)
+
+
+def address_prefix(text: str) -> Optional[Network]:
+    """'10.0.0.0/8', '2001:db8::/32' (host bits are dropped; a bare address
+    is /32 or /128), or None for 'any' / '*'."""
+    if text in ("any", "*"):
+        return None
+    return ipaddress.ip_network(text, strict=False)
+
+
+def rule_family(src: Optional[Network], dst: Optional[Network]) -> int:
+    """The family of a rule's prefixes: RULE_EITHER without any, else
+    RULE_IPV4 or RULE_IPV6; InvalidRule for one of each."""
+    if src is not None and dst is not None and src.version != dst.version:
+        raise InvalidRule(f"source {src} is IPv{src.version} and destination {dst} is IPv{dst.version}")
+    given = src if src is not None else dst
+    return RULE_EITHER if given is None else {4: RULE_IPV4, 6: RULE_IPV6}[given.version]
+
+
+def _set_prefix(rule: np.ndarray, side: str, net: Optional[Network]) -> None:
+    """Write prefix net (None: any) into the `side` ("src" or "dst") fields
+    of one RULE_DTYPE record, as the family's fields: IPv4 host-order
+    integers, IPv6 network-order bytes."""
+    if net is None:
+        return
+    if net.version == 4:
+        rule[f"{side}_net"], rule[f"{side}_mask"] = int(net.network_address), int(net.netmask)
+    else:
+        rule[f"{side}6_net"] = np.frombuffer(net.network_address.packed, np.uint8)
+        rule[f"{side}6_mask"] = np.frombuffer(net.netmask.packed, np.uint8)
 
 
 def port_range(text: str) -> Tuple[int, int]:
@@ -177,7 +216,11 @@ PROTOCOLS = {"any": ANY_PROTO, "*": ANY_PROTO, "tcp": 6, "udp": 17, "icmp": 1, "
 
 def rules(entries: Iterable[Tuple[str, str, str, str, str]]) -> np.ndarray:
     """A RULE_DTYPE array from (proto, src prefix, sport range, dst prefix,
-    dport range) strings, e.g. ("udp", "10.0.0.0/8", "any", "any", "53")."""
+    dport range) strings, e.g. ("udp", "10.0.0.0/8", "any", "any", "53") or
+    ("tcp", "2001:db8::/32", "any", "any", "443"). A rule with IPv4 prefixes
+    matches IPv4 packets only, one with IPv6 prefixes IPv6 packets only, one
+    with neither (``any``) both; a rule with one of each is refused
+    (errors.InvalidRule)."""
     entries = list(entries)
     out = np.zeros(len(entries), RULE_DTYPE)
     for i, (proto, src, sport, dst, dport) in enumerate(entries):
@@ -186,5 +229,12 @@ def rules(entries: Iterable[Tuple[str, str, str, str, str]]) -> np.ndarray:
             p = int(proto)
             if not 0 <= p <= 255:
                 raise ValueError(f"protocol {proto!r} is not tcp, udp, icmp, any or 0-255")
-        out[i] = (*prefix(src), *prefix(dst), *port_range(sport), *port_range(dport), p, 0)
+        src_net, dst_net = address_prefix(src), address_prefix(dst)
+        rule = out[i]
+        rule["family"] = rule_family(src_net, dst_net)
+        _set_prefix(rule, "src", src_net)
+        _set_prefix(rule, "dst", dst_net)
+        rule["sport_lo"], rule["sport_hi"] = port_range(sport)
+        rule["dport_lo"], rule["dport_hi"] = port_range(dport)
+        rule["proto"] = p
     return out

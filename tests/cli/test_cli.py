@@ -458,6 +458,46 @@ def test_firewall_and_nat_write_their_counters_as_json(tmp_path: Path):
     assert nat["rewritten_out"] >= nat["forwarded"] >= 20000 and nat["rewritten_in"] == 0
 
 
+def test_firewall_ipv6_rules_leave_ipv4_traffic_alone(tmp_path: Path):
+    """Rules with IPv6 prefixes (::/0 first, so that they would take every
+    packet they matched) ahead of an IPv4 one: the source's IPv4 UDP flows
+    (10.0.0.2 upward) pass them all and are counted under the IPv4 rule,
+    none under the IPv6 ones or the default (drop). sim:source sends IPv4
+    only: IPv6 frames are checked against the reference in
+    tests/vector (test_classify.py, test_apps.py). Mutations tried, each
+    fails it: the classifier putting IPv6-only rules into the IPv4 tables
+    (classify.pyx's _for_ipv4 returning True); vector.rules never setting
+    the family (rule_family returning RULE_EITHER)."""
+    rules = tmp_path / "rules"
+    rules.write_text("drop any ::/0 any any any\n"
+                     "drop udp any any 2001:db8::/32 53\n"
+                     "accept udp 10.0.0.0/8 any any any\n"
+                     "default drop\n")
+    out = ixypy("firewall", "sim:source", "sim:sink", "--rules", str(rules), "--count", "5000", "--json", "-")
+    assert out.returncode == 0, out.stderr
+    fw = json.loads(out.stdout)
+    assert fw["dropped"] == 0 and fw["passed"] >= fw["forwarded"] >= 5000
+    assert fw["per_rule"] == [0, 0, fw["passed"], 0]
+
+
+def test_firewall_refuses_a_rule_with_an_ipv4_and_an_ipv6_prefix(tmp_path: Path):
+    """An IPv4 source with an IPv6 destination in one rule: the command
+    stops before any device opens, with one error line naming the rules
+    line, the two prefixes and what to write instead (errors.InvalidRule's
+    hint). Mutation tried: rule_family (ixypy.vector) taking one of the two
+    families instead of refusing the rule: the command runs, and this test
+    fails."""
+    rules = tmp_path / "rules"
+    rules.write_text("# mixed\ndefault accept\ndrop udp 10.0.0.0/8 any 2001:db8::/32 53\n")
+    out = ixypy("firewall", "sim:source", "sim:sink", "--rules", str(rules), "--count", "1000")
+    assert out.returncode == 2, out
+    assert out.stderr.strip().splitlines() == [
+        "ixypy: error: Invalid value for --rules: rules line 3: 'drop udp 10.0.0.0/8 any 2001:db8::/32 53': "
+        "source 10.0.0.0/8 is IPv4 and destination 2001:db8::/32 is IPv6 (hint: a rule's two prefixes are of one "
+        "family (IPv4 or IPv6), or `any`: write one rule for IPv4 and another for IPv6) "
+        "(see `ixypy firewall --help`)"], out.stderr
+
+
 LATENCY_LINE = re.compile(r"^(\S+) -> (\S+): probes sent (\d+), received (\d+), loss (\d+), reorder (\d+), dup (\d+); "
                           r"latency p50 ([\d.]+), p90 ([\d.]+), p99 ([\d.]+), p99\.9 ([\d.]+), max ([\d.]+) µs$")
 

@@ -9,7 +9,8 @@ import struct
 from hypothesis import strategies as st
 
 _ADDR4 = st.sampled_from(["10.0.0.1", "10.0.0.2", "10.1.2.3", "192.168.1.7", "172.16.0.9", "8.8.8.8"])
-_ADDR6 = st.sampled_from(["2001:db8::1", "2001:db8::2", "fe80::1", "::1"])
+_ADDR6 = st.sampled_from(["2001:db8::1", "2001:db8::2", "fe80::1", "::1", "2001:db8:0:1::5", "2001:db9::1",
+                          "2001:db8:8000::1", "2001:db8::8000:0:0:1"])
 _PORT = st.one_of(st.sampled_from([53, 80, 443, 1234, 5678, 0, 65535]), st.integers(0, 65535))
 
 

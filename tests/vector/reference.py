@@ -3,6 +3,7 @@ bytes indexing, scapy for checksums): the independent reference the C
 operations and the apps are compared with."""
 from __future__ import annotations
 
+import ipaddress
 import struct
 from typing import Optional
 
@@ -127,17 +128,28 @@ def flow_hash(p: dict) -> int:
     return _fmix(h)
 
 
+def in_prefix(net, p: dict, side: str) -> bool:
+    """Whether packet p's `side` ("src" or "dst") address is in prefix net
+    (an ipaddress network; None: any address of any family): ipaddress's
+    membership, so an IPv4 prefix holds no IPv6 address and the reverse."""
+    if net is None:
+        return True
+    if net.version == 4:
+        return bool(p["flags"] & IPV4) and ipaddress.IPv4Address(p[side]) in net
+    return bool(p["flags"] & IPV6) and ipaddress.IPv6Address(p[side + "6"]) in net
+
+
 def rule_matches(rule: tuple, p: dict) -> bool:
-    """rule: (proto or None, (net, mask), (lo, hi), (net, mask), (lo, hi))."""
-    proto, (snet, smask), (slo, shi), (dnet, dmask), (dlo, dhi) = rule
+    """rule: (proto or None, src prefix, (lo, hi), dst prefix, (lo, hi)), a
+    prefix an ipaddress network or None (any)."""
+    proto, snet, (slo, shi), dnet, (dlo, dhi) = rule
     f = p["flags"]
     if not f & (IPV4 | IPV6) or f & BAD:
         return False
     if proto is not None and proto != p["proto"]:
         return False
-    for net, mask, addr in ((snet, smask, p["src"]), (dnet, dmask, p["dst"])):
-        if mask and (not f & IPV4 or addr & mask != net):
-            return False
+    if not (in_prefix(snet, p, "src") and in_prefix(dnet, p, "dst")):
+        return False
     for lo, hi, port in ((slo, shi, p["sport"]), (dlo, dhi, p["dport"])):
         if (lo, hi) != (0, 0xFFFF) and (not f & L4 or not lo <= port <= hi):
             return False

@@ -72,6 +72,9 @@ def run_through(wire, data, step):
 
 RULES = """
 # action proto src sport dst dport
+drop   udp  2001:db8::/32 any       any             53
+accept any  fe80::/10    any        2001:db8::/33   any
+drop   any  any          any        2001:db8::2/127 any
 drop   udp  10.0.0.0/8   any        any             53
 accept tcp  any          1024-65535 192.168.0.0/16  80-443
 drop   any  8.8.8.8/32   any        any             any
@@ -102,7 +105,7 @@ def reference_firewall(frames_: list):
 @SETTINGS
 @given(frames(1, 24))
 def test_firewall_matches_reference(wire, data):
-    """Ten rules. Negative control: the same frames through a firewall whose
+    """Thirteen rules, three of them IPv6. Negative control: the same frames through a firewall whose
     verdicts are inverted differ from the reference (whenever the traffic has
     both verdicts), so the comparison can fail."""
     fw = Firewall(RULES, 64)

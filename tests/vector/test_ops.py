@@ -3,6 +3,7 @@ the per-packet reference (reference.py) on hypothesis-generated frames.
 Each test names the mutations of the C it is meant to catch."""
 from __future__ import annotations
 
+import ipaddress
 import struct
 
 import numpy as np
@@ -286,7 +287,16 @@ RULES = [
     ("17", "any", "0-1000", "10.1.0.0/16", "any"),
     ("icmp", "any", "any", "any", "any"),
     ("any", "any", "any", "any", "5000-6000"),
+    ("udp", "2001:db8::/32", "any", "any", "53"),
+    ("any", "any", "any", "2001:db8::2/127", "any"),
+    ("tcp", "fe80::/10", "any", "2001:db8::/33", "80-443"),
 ]
+
+
+def ref_prefix(text: str):
+    """A rule's address as the reference takes it: an ipaddress network, or
+    None for any (parsed here, not by ixypy.vector)."""
+    return None if text in ("any", "*") else ipaddress.ip_network(text, strict=False)
 
 
 def ref_rules(entries):
@@ -294,7 +304,7 @@ def ref_rules(entries):
     for proto, src, sport, dst, dport in entries:
         p = vec.PROTOCOLS.get(proto, None)
         p = int(proto) if p is None else (None if p == vec.ANY_PROTO else p)
-        out.append((p, vec.prefix(src), vec.port_range(sport), vec.prefix(dst), vec.port_range(dport)))
+        out.append((p, ref_prefix(src), vec.port_range(sport), ref_prefix(dst), vec.port_range(dport)))
     return out
 
 

@@ -1,8 +1,8 @@
 # cython: language_level=3, binding=False, always_allow_keywords=False
 """A compiled first-match rule classifier over the 5-tuple, for firewalls
 (ixypy.vapps.firewall): :class:`Classifier` turns a table of rules
-(ixypy.vector.RULE_DTYPE records: protocol, IPv4 source and destination
-prefixes, source and destination port ranges) and an action per rule into
+(ixypy.vector.RULE_DTYPE records: protocol, IPv4 or IPv6 source and
+destination prefixes, source and destination port ranges) and an action per rule into
 lookup tables (csrc/ixy_classify.h); ``classifier(batch)`` then parses every
 packet (the parser of ops.Fields.load, with a fast path of its own for
 untagged IPv4 that reads only the 5-tuple), finds its first matching rule,
@@ -11,10 +11,13 @@ released (the dropped buffers go back to their pools after it, with the
 GIL held: another thread may be allocating from them): no Python object
 per packet, one call per batch.
 
-The matching is Fields.match's (csrc/ixy_pkt.h, ixy_rule_matches): only
-well-formed IPv4 and IPv6 packets match a rule; an address prefix (mask not
-0) matches IPv4 only; a port range other than 0-65535 needs a UDP/TCP
-header (not a non-first fragment); protocol 256 is any.
+The matching is Fields.match's (csrc/ixy_pkt.h, ixy_rule_admits): only
+well-formed IPv4 and IPv6 packets match a rule; a rule of family RULE_IPV4
+(IPv4 prefixes) matches IPv4 packets only, one of RULE_IPV6 IPv6 packets
+only, one without a prefix both; a port range other than 0-65535 needs a
+UDP/TCP header (not a non-first fragment); protocol 256 is any. IPv4
+packets are matched by the lookup tables; IPv6 packets (the general parse)
+by a scan of only the rules an IPv6 packet can match.
 
 Not thread-safe: a classifier's counters are plain integers, so each worker
 has its own, and a batch must not change while a call runs on it."""
@@ -31,6 +34,9 @@ from ..errors import BatchError
 
 cdef enum:
     ANY_PROTO = 256              # ixy_rule.proto: any protocol
+    RULE_EITHER = 0              # ixy_rule.family (IXY_RULE_EITHER, _IPV4, _IPV6)
+    RULE_IPV4 = 4
+    RULE_IPV6 = 6
 
 
 cdef class Classifier:
@@ -131,6 +137,8 @@ cdef void _free(ixy_classifier *c) noexcept nogil:
     c_free(c.words)
     c_free(c.leaves)
     c_free(c.addr)
+    c_free(c.rules6)
+    c_free(c.index6)
     memset(c, 0, sizeof(ixy_classifier))
 
 
@@ -140,6 +148,18 @@ cdef inline bint _octet_exact(const ixy_rule_addr *a) noexcept nogil:
     outside the mask."""
     return ((a.src_mask | a.dst_mask) & 0x00FFFFFF) == 0 and \
         (a.src_net & ~a.src_mask) == 0 and (a.dst_net & ~a.dst_mask) == 0
+
+
+cdef inline bint _for_ipv4(const ixy_rule *r) noexcept nogil:
+    """Whether an IPv4 packet can match rule r (ixy_rule_admits): a rule of
+    either family or IPv4's; the tables hold the others nowhere."""
+    return r.family == RULE_EITHER or r.family == RULE_IPV4
+
+
+cdef inline bint _for_ipv6(const ixy_rule *r) noexcept nogil:
+    """Whether an IPv6 packet can match rule r: a rule of either family or
+    IPv6's, without an IPv4 prefix (mask not 0)."""
+    return (r.family == RULE_EITHER or r.family == RULE_IPV6) and r.src_mask == 0 and r.dst_mask == 0
 
 
 cdef int _build(ixy_classifier *c, const ixy_rule *rules, uint32_t n) noexcept nogil:
@@ -160,10 +180,18 @@ cdef int _build(ixy_classifier *c, const ixy_rule *rules, uint32_t n) noexcept n
     # at most one leaf per high byte (and the no-port key 256), port field and word; shrunk below
     c.leaves = <uint64_t *> malloc((nwords * 514 + 1) * 256 * sizeof(uint64_t))
     c.addr = <ixy_rule_addr *> calloc(n + 1, sizeof(ixy_rule_addr))
-    if c.words == NULL or c.leaves == NULL or c.addr == NULL:
+    c.rules6 = <ixy_rule *> calloc(n + 1, sizeof(ixy_rule))
+    c.index6 = <uint32_t *> calloc(n + 1, sizeof(uint32_t))
+    if c.words == NULL or c.leaves == NULL or c.addr == NULL or c.rules6 == NULL or c.index6 == NULL:
         return -1
     for r in range(n):
         ru = &rules[r]
+        if _for_ipv6(ru):                     # the IPv6 packets' scan (ixy_classify6)
+            c.rules6[c.n6] = ru[0]
+            c.index6[c.n6] = r
+            c.n6 += 1
+        if not _for_ipv4(ru):                 # no octet admits it: no IPv4 packet reaches it
+            continue
         wd = &c.words[r // 64]
         bit = (<uint64_t> 1) << (r % 64)
         if ru.proto == ANY_PROTO:
@@ -171,10 +199,6 @@ cdef int _build(ixy_classifier *c, const ixy_rule *rules, uint32_t n) noexcept n
                 wd.proto[p] |= bit
         elif ru.proto < 256:                  # above 256: matches no packet, as in ixy_rule_matches
             wd.proto[ru.proto] |= bit
-        if ru.src_mask == 0:                  # IXY_NO_ADDR, an IPv6 packet: only the rules without the prefix
-            wd.src_octet[256] |= bit
-        if ru.dst_mask == 0:
-            wd.dst_octet[256] |= bit
         a.src_mask = ru.src_mask             # host order here, the frame's (network) order in c.addr
         a.src_net = ru.src_net if ru.src_mask else 0
         a.dst_mask = ru.dst_mask

@@ -36,6 +36,11 @@ cdef extern from "ixy_pkt.h" nogil:
         uint32_t src_net, src_mask, dst_net, dst_mask
         uint16_t sport_lo, sport_hi, dport_lo, dport_hi
         uint16_t proto
+        uint8_t family
+        uint8_t src6_net[16]
+        uint8_t src6_mask[16]
+        uint8_t dst6_net[16]
+        uint8_t dst6_mask[16]
     void ixy_parse(const uint8_t *d, uint32_t len, ixy_cols *c, uint32_t i)
     uint32_t ixy_flow_hash(const ixy_cols *c, uint32_t i)
     int ixy_flow_key(const ixy_cols *c, uint32_t i, uint8_t *k)

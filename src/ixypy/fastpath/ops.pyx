@@ -178,8 +178,10 @@ cdef class Fields:
         """Fill the label column with the index of the first rule each packet
         matches, -1 for none. rules: a C-contiguous array of RULE_SIZE-byte
         records (ixypy.vector.RULE_DTYPE). Only well-formed IPv4 and IPv6
-        packets match; an address prefix (mask not 0) matches IPv4 only; a
-        port range other than 0-65535 needs a UDP/TCP header."""
+        packets match; a rule with IPv4 prefixes (family RULE_IPV4) matches
+        IPv4 packets only, one with IPv6 prefixes (RULE_IPV6) IPv6 packets
+        only, one without (RULE_EITHER) both; a port range other than
+        0-65535 needs a UDP/TCP header."""
         cdef Py_buffer v
         _acquire(rules, &v, sizeof(ixy_rule), 0, "rules", 0)
         try:

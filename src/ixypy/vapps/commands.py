@@ -122,7 +122,8 @@ def _per_queue(done: Forwarded) -> str:
 @click.argument("dev1")
 @click.argument("dev2")
 @click.option("--rules", "rules_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Rules file: 'accept|drop proto src sport dst dport' per line, 'default accept|drop'.")
+              help="Rules file: 'accept|drop proto src sport dst dport' per line (src, dst: an IPv4 or IPv6 "
+                   "prefix, or any), 'default accept|drop'.")
 @json_file_option("the counters (forwarded, passed, dropped, per rule)")
 @_limits
 def firewall(dev1: str, dev2: str, rules_file: Path, json_file: Optional[Path], batch_size: int, count: Optional[int],

@@ -1,5 +1,5 @@
 """A stateless firewall: first-match 5-tuple rules (protocol, source and
-destination IPv4 prefixes, port ranges) read from a file, compiled into
+destination IPv4 or IPv6 prefixes, port ranges) read from a file, compiled into
 lookup tables (ixypy.fastpath.classify) and applied to whole batches: parse,
 first match, counters and keep/drop in one C call per batch (Firewall is
 a Classifier compiled from a rules file).
@@ -9,12 +9,20 @@ Rules file, one rule a line (``#`` starts a comment)::
     # action  proto  src            sport       dst             dport
     drop      udp    10.0.0.0/8     any         any             53
     accept    tcp    any            1024-65535  192.168.0.0/16  80-443
+    drop      any    2001:db8::/32  any         any             any
+    accept    tcp    any            any         2001:db8:1::/48 443
     default   accept
 
-proto: tcp, udp, icmp, any or a number; an address prefix matches IPv4
-packets only, ``any`` matches every family; a port range other than ``any``
-needs a UDP/TCP header (not a non-first fragment). Frames that are not IP,
-or malformed (``ixypy.vector.BAD``), match no rule: the default applies.
+proto: tcp, udp, icmp, icmp6, any or a number; src and dst: an IPv4 prefix
+(``10.0.0.0/8``, ``0.0.0.0/0``), an IPv6 prefix (``2001:db8::/32``, any
+length 0-128, ``::/0``; RFC 4291 notation), a bare address (/32, /128) or
+``any``. A rule with IPv4 prefixes matches IPv4 packets only, one with IPv6
+prefixes IPv6 packets only, one with ``any`` for both addresses every
+family; a rule with an IPv4 and an IPv6 prefix is refused
+(errors.InvalidRule): write one rule per family. A port range other than
+``any`` needs a UDP/TCP header (not a non-first fragment). Frames that are
+not IP, or malformed (``ixypy.vector.BAD``), match no rule: the default
+applies.
 """
 from __future__ import annotations
 
@@ -24,6 +32,7 @@ from typing import List, Tuple, Union
 import numpy as np
 
 from .. import vector as vec
+from ..errors import InvalidRule
 from ..fastpath.batch import PacketBatch
 from ..fastpath.classify import Classifier
 
@@ -46,6 +55,8 @@ def parse_rules(text: str) -> Tuple[List[Tuple[str, str, str, str, str]], List[b
             actions.append(ACTIONS[action])
             entries.append((proto, src, sport, dst, dport))
             vec.rules([entries[-1]])            # check it now, with its line number
+        except InvalidRule as err:
+            raise InvalidRule(f"rules line {lineno}: {line.strip()!r}: {err.message}") from None
         except (ValueError, KeyError) as err:
             raise ValueError(f"rules line {lineno}: {line.strip()!r}: expected 'accept|drop proto src sport dst dport' "
                              f"or 'default accept|drop' ({err})") from None
