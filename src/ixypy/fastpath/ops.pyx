@@ -15,7 +15,6 @@ keeps the GIL held (a batch takes less time than releasing it would)."""
 cimport cython
 from cpython.buffer cimport PyBUF_ND, PyBUF_WRITABLE, PyBuffer_FillInfo, PyBuffer_Release, PyObject_GetBuffer
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, int64_t, uint64_t
-from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from libc.stdlib cimport calloc, free as c_free
 from libc.string cimport memcpy
 
@@ -530,10 +529,8 @@ def rss_types(PacketBatch batch not None, out) -> int:
 
 # --- latency probes -------------------------------------------------------------
 
-cdef inline int64_t _monotonic_ns() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return <int64_t> ts.tv_sec * 1000000000 + ts.tv_nsec
+cdef extern from "ixy_stop.h" nogil:
+    int64_t ixy_now_ns()      # CLOCK_MONOTONIC in ns, the clock the loops and the models read
 
 
 cdef uint32_t _stamp_probes(ixy_buf **bufs, uint32_t n, uint32_t offset, uint64_t seq, int64_t now) noexcept nogil:
@@ -557,7 +554,7 @@ def stamp_probes(PacketBatch batch not None, uint64_t first_seq, uint32_t offset
     right before tx), at offset + PROBE_SIGNATURE_AT the signature. Returns
     the next sequence number. A packet shorter than offset + PROBE_SIZE is
     left alone (its number skipped) and then PacketTooLarge names it."""
-    cdef uint32_t short = _stamp_probes(batch.bufs, batch.count, offset, first_seq, _monotonic_ns())
+    cdef uint32_t short = _stamp_probes(batch.bufs, batch.count, offset, first_seq, ixy_now_ns())
     if short != batch.count:
         raise PacketTooLarge(f"packet {short} ({batch.bufs[short].len} bytes) too short for a probe at {offset}",
                              f"give probes at least {offset + _PROBE_SIZE} bytes")
