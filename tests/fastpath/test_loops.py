@@ -141,3 +141,14 @@ def test_workers_sharing_a_mempool_are_refused():
             with pytest.raises(SharedMempool, match="workers 0 and 1"):
                 apps.forward([(src, dst)], apps.Limits(count=1000), 32, queues=2)
             assert all(q.packets == 0 for q in dst.tx_queues)
+
+
+@pytest.mark.parametrize("leg", [(), (1, 2, 3, 4, 5)])
+def test_a_forward_leg_of_the_wrong_length_is_refused(leg):
+    """A leg is (rxq, txq, batch) or (rxq, txq, batch, copy_pool): anything
+    else is a QueueError before any item is read. Mutation tried: the check
+    left to _leg after it indexes the leg: the empty leg crashed the
+    interpreter (indexing without bounds checks), the 5-item one raised
+    TypeError."""
+    with pytest.raises(QueueError, match=f"a forwarding leg is .*, not {len(leg)} items"):
+        ForwardLoop([leg])

@@ -61,13 +61,11 @@ cdef inline ixy_mempool *_pool(Mempool pool) noexcept nogil:
 
 
 cdef tuple _leg(tuple leg):
-    """(rxq, txq, batch, out, copy pool) of a leg (rxq, txq, batch[, copy_pool])."""
+    """(rxq, txq, batch, out, copy pool) of a leg (rxq, txq, batch[, copy_pool]);
+    its length checked by the caller."""
     cdef Queue rxq = leg[0]
     cdef Mempool pool = leg[3] if len(leg) == 4 else None
     cdef Mempool own
-    if len(leg) not in (3, 4):
-        raise QueueError(f"a forwarding leg is (rx queue, tx queue, batch[, copy pool]), not {len(leg)} items",
-                         "ForwardLoop([(rxq, txq, batch)])")
     if pool is None:
         return leg[0], leg[1], leg[2], leg[2], None
     for own in rxq.pools.pools:
@@ -135,14 +133,18 @@ cdef class ForwardLoop(_Loop):
     cdef int nlegs
 
     def __cinit__(self, legs):
-        legs = list(legs)
+        legs = [tuple(leg) for leg in legs]
         if not 1 <= len(legs) <= 2:
             raise QueueError(f"a ForwardLoop takes one or two (rx queue, tx queue, batch) legs, not {len(legs)}",
                              "give each worker its own loop: ForwardLoop([(rxq, txq, batch)])")
-        self.rx0, self.tx0, self.b0, self.o0, self.cp0 = _leg(tuple(legs[0]))
+        for leg in legs:
+            if len(leg) not in (3, 4):
+                raise QueueError(f"a forwarding leg is (rx queue, tx queue, batch[, copy pool]), not {len(leg)} items",
+                                 "ForwardLoop([(rxq, txq, batch)])")
+        self.rx0, self.tx0, self.b0, self.o0, self.cp0 = _leg(legs[0])
         self.nlegs = len(legs)
         if self.nlegs == 2:
-            self.rx1, self.tx1, self.b1, self.o1, self.cp1 = _leg(tuple(legs[1]))
+            self.rx1, self.tx1, self.b1, self.o1, self.cp1 = _leg(legs[1])
             if self.b1 is self.b0:
                 raise QueueError("the two legs share one batch", "give each leg a PacketBatch of its own")
         self._usable()
