@@ -52,6 +52,10 @@ _Static_assert(sizeof(union ixy_adv_tx_desc) == 16, "tx descriptor size");
 #define IXY_TXD_DCMD_IFCS 0x02000000u
 #define IXY_TXD_DCMD_RS   0x08000000u
 #define IXY_TXD_DCMD_DEXT 0x20000000u
+/* MAC field, bit 19 of the advanced data descriptor's second dword: time-stamp
+ * this packet (IEEE 1588; 82576 7.2.2.3, 82599 7.2.3.2.4). Advanced
+ * descriptors only: in the 82574's extended one, bit 19 is part of DTALEN. */
+#define IXY_TXD_MAC_1588  0x00080000u
 #define IXY_TXD_PAYLEN_SHIFT 14
 #define IXY_TXD_STAT_DD   0x01u
 

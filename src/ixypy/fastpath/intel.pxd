@@ -40,6 +40,7 @@ cdef extern from "ixy_desc.h" nogil:
         IXY_TXD_DCMD_IFCS
         IXY_TXD_DCMD_RS
         IXY_TXD_DCMD_DEXT
+        IXY_TXD_MAC_1588
         IXY_TXD_PAYLEN_SHIFT
         IXY_TXD_STAT_DD
 

@@ -18,7 +18,7 @@ from .mempool cimport (DmaMemory, Mempool, ixy_buf, ixy_buf_free, ixy_buf_free_n
 from .queue cimport Queue
 from .regs cimport Bar, ixy_rmb, ixy_write32
 
-from ..errors import MempoolExhausted
+from ..errors import BatchError, MempoolExhausted, QueueError
 
 
 # tx descriptors are reclaimed in groups: DD is checked only on the last
@@ -192,6 +192,25 @@ cdef class IntelTxQueue(_IntelQueue):
         self.clean_batch = min(TX_CLEAN_BATCH, num_descs // 2)
         self.cmd_type = cmd_type
         self.paylen = paylen
+
+    def tx_timestamped(self, PacketBatch batch not None) -> int:
+        """tx of one packet the NIC time-stamps as it sends it (the data
+        descriptor's 1588 bit; the device's IEEE 1588 clock must be enabled,
+        and the time is then read from it: ixypy.drivers.ieee1588). The
+        batch holds exactly that packet: the NIC latches one transmit time
+        until it is read. Returns 1 if sent, 0 if the ring is full."""
+        if batch.count != 1:
+            raise BatchError(f"a time-stamped send takes a batch of one packet, not {batch.count}",
+                             "the NIC keeps one transmit time until it is read: send probes one at a time")
+        if (self.cmd_type & IXY_TXD_DTYP_DATA) != IXY_TXD_DTYP_DATA:
+            raise QueueError("this ring's descriptors have no time-stamp bit (the 82574's extended ones)",
+                             "time-stamped sends need an 82576 (igb) ring")
+        cdef uint32_t plain = self.cmd_type
+        self.cmd_type = plain | IXY_TXD_MAC_1588
+        try:
+            return self._tx_entry(batch)
+        finally:
+            self.cmd_type = plain
 
     @property
     def in_flight(self) -> int:
