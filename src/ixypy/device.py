@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING, ClassVar, List, Optional, Protocol, Sequence, 
 from .fastpath.batch import PacketBatch
 from .fastpath.mempool import Mempool
 from .fastpath.queue import Queue
-from .errors import BatchError, QueueError
+from .errors import BatchError, QueueError, TimestampsUnavailable
 from .memory import unreachable
 
 if TYPE_CHECKING:
     from .bus import Bus
+    from .drivers.ieee1588 import Ieee1588Clock
     from .interrupts import Interrupts
 
 
@@ -275,6 +276,10 @@ class Device(abc.ABC):
     @abc.abstractmethod
     def set_promisc(self, enabled: bool) -> None:
         """Accept frames for any destination address, or only this NIC's."""
+
+    def ieee1588(self) -> "Ieee1588Clock":
+        """The NIC's IEEE 1588 clock, for hardware time stamps (igb only)."""
+        raise TimestampsUnavailable(f"{self.address} ({self.driver_name}): ixypy drives no IEEE 1588 clock on it")
 
     def close(self) -> None:
         """Stop DMA, give the NIC's buffers back, release DMA memory."""

@@ -183,6 +183,14 @@ class PromiscUnavailable(IxyError):
                     "open the physical function with ixypy instead (`ixypy devices` lists it)")
 
 
+class TimestampsUnavailable(IxyError):
+    """The NIC has no IEEE 1588 clock that ixypy can use for hardware time
+    stamps, or it latched no time for a frame that should have one."""
+
+    default_hint = ("hardware time stamps need an igb NIC (82576, or QEMU's igb); elsewhere measure with "
+                    "software time stamps: `ixypy latency` without --hw-timestamps")
+
+
 class MissingDependency(IxyError):
     """An optional dependency of a feature is not installed (NumPy, for the
     vector layer and the commands built on it)."""

@@ -51,6 +51,7 @@ from typing import Dict, Optional
 from ..errors import DeviceTimeout
 from ..interrupts import Interrupts
 from . import igb_irq
+from .ieee1588 import Ieee1588Clock
 from .intel import CopperPhyLink, IntelDevice, LinkRegs, StatsRegs
 
 # --- registers (82576 datasheet, chapter 8) ---------------------------------
@@ -220,6 +221,12 @@ class IgbDevice(CopperPhyLink, IntelDevice):
             self.tx_queues.append(self._setup_tx_ring(n))
 
     # --- control -------------------------------------------------------------------
+
+    def ieee1588(self) -> Ieee1588Clock:
+        """The NIC's IEEE 1588 clock and time latches (not yet enabled):
+        hardware time stamps for IntelTxQueue.tx_timestamped sends and PTP
+        frames received (ixypy.drivers.ieee1588, ixypy.latency)."""
+        return Ieee1588Clock(self.regs, self.address)
 
     @property
     def promisc(self) -> bool:
