@@ -465,7 +465,10 @@ def print_ndr(result: ndr.Result, as_json: bool) -> None:
                              f"clock for both ports; it includes the software's time on both sides. One line: probes "
                              f"sent and received, lost, reordered (after a higher number), duplicated, and the "
                              f"percentiles and maximum in microseconds. TX and RX may be one device (a loopback "
-                             f"plug). The sim wires take a delay: sim:loop,delay=20us,jitter=2us.\n\n"
+                             f"plug). The sim wires take a delay: sim:loop,delay=20us,jitter=2us. With "
+                             f"--hw-timestamps (igb NICs: 82576, QEMU's igb), the NICs' IEEE 1588 clocks time "
+                             f"each probe as it leaves TX and reaches RX: probes are PTP Sync frames, one in "
+                             f"flight at a time, and the software latency of the same probes is shown beside.\n\n"
                              f"{dev_help('TX', 'RX')}")
 @click.argument("tx")
 @click.argument("rx")
@@ -476,19 +479,26 @@ def print_ndr(result: ndr.Result, as_json: bool) -> None:
 @click.option("--duration", "-t", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds.")
 @click.option("--size", "-s", type=click.IntRange(latency.PROBE_FRAME_MIN, MAX_FRAME), default=latency.PROBE_FRAME,
               show_default=True, help="Probe frame size in bytes, without the 4-byte FCS.")
+@click.option("--hw-timestamps", is_flag=True,
+              help=f"Time the probes with the NICs' IEEE 1588 clocks (igb); probes of at least "
+                   f"{latency.HW_PROBE_FRAME_MIN} bytes.")
 @json_file_option("the result (probes, loss, reorder, duplicates, percentiles in ns)")
 @plot_option("the latency histogram, with the percentiles marked")
 def latency_command(tx: str, rx: str, rate_pps: int, probes: Optional[int], duration: Optional[float], size: int,
-                    json_file: Optional[Path], plot_file: Optional[Path]) -> None:
+                    hw_timestamps: bool, json_file: Optional[Path], plot_file: Optional[Path]) -> None:
     if probes is not None and duration is not None:
         raise click.UsageError("give --probes or --duration, not both")
+    if hw_timestamps and size < latency.HW_PROBE_FRAME_MIN:
+        raise click.BadParameter(f"hardware-stamped probes need at least {latency.HW_PROBE_FRAME_MIN} bytes",
+                                 param_hint="--size")
     check_json_writable(json_file)
     latency.require_hdrhistogram()
     with ExitStack() as stack:
         tx_dev = stack.enter_context(open_device(tx))
         rx_dev = tx_dev if rx == tx else stack.enter_context(open_device(rx))
         with StopOnSignals() as stop:
-            result = latency.measure_latency(tx_dev, rx_dev, rate_pps, probes, duration, size, stop)
+            result = latency.measure_latency(tx_dev, rx_dev, rate_pps, probes, duration, size, stop,
+                                             hw_timestamps)
     if json_file is None or not write_json(json_file, json.dumps(result.to_dict())):
         print(latency_line(result), flush=True)
     if result.sent and not result.received:
@@ -506,9 +516,14 @@ def latency_line(r: latency.LatencyResult) -> str:
     """`ixypy latency`'s one line; times in microseconds."""
     def us(ns: Optional[float]) -> str:
         return "-" if ns is None else f"{ns / 1000:.1f}"
-    return (f"{r.tx} -> {r.rx}: probes sent {r.sent}, received {r.received}, loss {r.lost}, reorder {r.reordered}, "
+    line = (f"{r.tx} -> {r.rx}: probes sent {r.sent}, received {r.received}, loss {r.lost}, reorder {r.reordered}, "
             f"dup {r.duplicates}; latency p50 {us(r.p50_ns)}, p90 {us(r.p90_ns)}, p99 {us(r.p99_ns)}, "
             f"p99.9 {us(r.p999_ns)}, max {us(r.max_ns)} µs")
+    if r.software is None:
+        return line
+    sw = r.software
+    return (f"{line} (hardware time stamps, clocks' offset within {us(r.clock_error_ns)} µs, unstamped "
+            f"{r.unstamped}; software: p50 {us(sw.p50_ns)}, p99 {us(sw.p99_ns)}, max {us(sw.max_ns)} µs)")
 
 
 def spread_flows(dev: Device, queues: int) -> None:

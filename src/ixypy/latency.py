@@ -15,15 +15,24 @@ Latencies go into an HdrHistogram (the `hdrhistogram` package, the
 `latency` extra), one record per probe from Python: the probe rate is low
 (DEFAULT_RATE, at most MAX_RATE); the per-packet work, stamping and
 extracting, is in C.
+
+With hardware time stamps (hw_timestamps=True; igb NICs, whose IEEE 1588
+clocks are ixypy.drivers.ieee1588) a probe is a PTP Sync message over
+Ethernet with the probe's fields from its sequenceId on (PTP_PROBE_AT), sent
+one at a time (the NICs latch one time per direction): its latency is the
+RX NIC's arrival time minus the TX NIC's send time, less the two clocks'
+offset, measured by reading both (its error bound is in the result). The
+software latency of the same probes comes with it, for comparison.
 """
 from __future__ import annotations
 
 import time
 from array import array
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from .device import Device
+from .drivers.ieee1588 import PTP_SEQUENCE_ID, Ieee1588Clock, clock_offset, ptp_probe_frame
 from .errors import MissingDependency
 from .fastpath.batch import PacketBatch
 from .fastpath.ops import PROBE_SIZE, probe_latencies, stamp_probes
@@ -40,6 +49,10 @@ DRAIN_SECONDS = 1.0            # after the last probe, how long RX waits for tho
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 BATCH = 32                     # rx and tx batch size
 POOL_BUFFERS = 4096            # the probes' pool: more than a tx ring holds before the driver reclaims its buffers
+ETH_HLEN = 14
+PTP_PROBE_AT = ETH_HLEN + PTP_SEQUENCE_ID     # 44: a hardware-stamped probe's fields, from the PTP sequenceId on
+HW_PROBE_FRAME_MIN = PTP_PROBE_AT + PROBE_SIZE  # 64
+HW_PROBE_TIMEOUT = 0.1         # a hardware-stamped probe not received by then is lost; the next one goes
 
 
 def require_hdrhistogram() -> Any:
@@ -82,10 +95,20 @@ class LatencyResult:
     p999_ns: Optional[int]
     max_ns: Optional[int]
     histogram: Any = field(repr=False, compare=False, default=None)   # the HdrHistogram itself
+    timestamps: str = "software"
+    # hardware time stamps only: the bound on the error of the two clocks'
+    # offset (0 for one NIC), probes received without a pair of hardware
+    # times (not in the latencies), and the same probes' software latencies
+    clock_error_ns: Optional[int] = None
+    unstamped: int = 0
+    software: Optional["LatencyResult"] = None
 
     def to_dict(self) -> Dict[str, Any]:
         """The result without the histogram (for JSON)."""
-        return {k: v for k, v in self.__dict__.items() if k != "histogram"}
+        out = {k: v for k, v in self.__dict__.items() if k not in ("histogram", "software")}
+        if self.software is not None:
+            out["software"] = self.software.to_dict()
+        return out
 
     def percentile_ns(self, percentile: float) -> Optional[int]:
         """Any percentile (0..100) of the latencies, in ns; None without probes."""
@@ -120,9 +143,10 @@ class ProbeTally:
                 self.reordered += 1
             else:
                 self.highest = seq
-            self._latency(latency)
+            self.latency(latency)
 
-    def _latency(self, ns: int) -> None:
+    def latency(self, ns: int) -> None:
+        """One probe's latency (record does this for each new probe)."""
         self.received += 1
         self.total_ns += ns
         self.min_ns = ns if self.min_ns is None else min(self.min_ns, ns)
@@ -141,8 +165,9 @@ class ProbeReceiver:
     """RX's side: receive a batch, read the clock, take its probes out (C),
     tally them, free the batch."""
 
-    def __init__(self, rx: Device, tally: ProbeTally, batch_size: int = BATCH) -> None:
+    def __init__(self, rx: Device, tally: ProbeTally, batch_size: int = BATCH, offset: int = SEQ_OFFSET) -> None:
         self.rxq = rx.rx_queue(0)
+        self.offset = offset
         self.batch = PacketBatch(batch_size)
         self.seqs = array("Q", bytes(8 * batch_size))
         self.latencies = array("q", bytes(8 * batch_size))
@@ -153,7 +178,7 @@ class ProbeReceiver:
         n = self.rxq.rx(self.batch)
         if n:
             now = time.monotonic_ns()
-            found = probe_latencies(self.batch, now, self.seqs, self.latencies, SEQ_OFFSET)
+            found = probe_latencies(self.batch, now, self.seqs, self.latencies, self.offset)
             self.batch.free()
             self.tally.record(self.seqs, self.latencies, found)
         return n
@@ -164,20 +189,25 @@ class ProbeReceiver:
 
 def measure_latency(tx: Device, rx: Device, rate_pps: float = DEFAULT_RATE, probes: Optional[int] = None,
                     duration: Optional[float] = None, frame_size: int = PROBE_FRAME,
-                    stop: Callable[[], bool] = lambda: False) -> LatencyResult:
+                    stop: Callable[[], bool] = lambda: False, hw_timestamps: bool = False) -> LatencyResult:
     """Send probes from tx (queue 0) at rate_pps (paced: the probes due by
     now, a batch at most, each round) until `probes` were sent or `duration`
     seconds passed (neither: DEFAULT_PROBES), receiving on rx (queue 0, may
     be tx itself, a loopback) meanwhile and up to DRAIN_SECONDS after; the
     latency distribution. frame_size: bytes without FCS, at least
-    SEQ_OFFSET + PROBE_SIZE."""
+    SEQ_OFFSET + PROBE_SIZE (HW_PROBE_FRAME_MIN with hw_timestamps).
+    hw_timestamps: the NICs' IEEE 1588 times (igb only, see the module's
+    notes); probes go one at a time, at rate_pps at most."""
     if not 0 < rate_pps <= MAX_RATE:
         raise ValueError(f"probe rate {rate_pps} outside (0, {MAX_RATE}] per second")
-    if frame_size < PROBE_FRAME_MIN:
-        raise ValueError(f"a probe needs {PROBE_FRAME_MIN} bytes, not {frame_size}")
+    least = HW_PROBE_FRAME_MIN if hw_timestamps else PROBE_FRAME_MIN
+    if frame_size < least:
+        raise ValueError(f"a probe needs {least} bytes, not {frame_size}")
     if probes is None and duration is None:
         probes = DEFAULT_PROBES
     expected = probes if probes is not None else int(rate_pps * (duration or 0)) + BATCH
+    if hw_timestamps:
+        return _measure_hw(tx, rx, rate_pps, probes, duration, frame_size, stop, expected)
     pool = tx.mempool(POOL_BUFFERS)
     pool.fill([udp_frame(frame_size, dst_mac=rx.mac)])
     tally = ProbeTally(expected)
@@ -190,6 +220,10 @@ def measure_latency(tx: Device, rx: Device, rate_pps: float = DEFAULT_RATE, prob
     return tally.result(tx.address, rx.address, rate_pps, sent)
 
 
+def _done(sent: int, start: float, probes: Optional[int], duration: Optional[float]) -> bool:
+    return (probes is not None and sent >= probes) or (duration is not None and time.monotonic() - start >= duration)
+
+
 def _send_probes(tx: Device, pool, receiver: ProbeReceiver, rate_pps: float, probes: Optional[int],
                  duration: Optional[float], stop: Callable[[], bool]) -> int:
     """Send probes paced at rate_pps, polling rx between: the probes sent."""
@@ -198,11 +232,8 @@ def _send_probes(tx: Device, pool, receiver: ProbeReceiver, rate_pps: float, pro
     start = time.monotonic()
     seq = sent = 0
     try:
-        while not stop():
-            elapsed = time.monotonic() - start
-            if (probes is not None and sent >= probes) or (duration is not None and elapsed >= duration):
-                break
-            due = min(int(elapsed * rate_pps) + 1 - sent, BATCH)
+        while not stop() and not _done(sent, start, probes, duration):
+            due = min(int((time.monotonic() - start) * rate_pps) + 1 - sent, BATCH)
             if probes is not None:
                 due = min(due, probes - sent)
             if due > 0 and not len(batch):
@@ -220,4 +251,93 @@ def _drain(receiver: ProbeReceiver, sent: int, stop: Callable[[], bool]) -> None
     """Receive until every probe sent is in, or DRAIN_SECONDS."""
     end = time.monotonic() + DRAIN_SECONDS
     while receiver.tally.received < sent and time.monotonic() < end and not stop():
+        receiver.poll()
+
+
+def _enabled_clocks(tx: Device, rx: Device) -> Tuple[Ieee1588Clock, Ieee1588Clock]:
+    """tx's and rx's IEEE 1588 clocks, enabled (one clock for one device)."""
+    tx_clock = tx.ieee1588()
+    tx_clock.enable()
+    if rx is tx:
+        return tx_clock, tx_clock
+    rx_clock = rx.ieee1588()
+    try:
+        rx_clock.enable()
+    except BaseException:
+        tx_clock.disable()
+        raise
+    return tx_clock, rx_clock
+
+
+def _measure_hw(tx: Device, rx: Device, rate_pps: float, probes: Optional[int], duration: Optional[float],
+                frame_size: int, stop: Callable[[], bool], expected: int) -> LatencyResult:
+    """measure_latency with the NICs' time stamps: one probe in flight."""
+    tx_clock, rx_clock = _enabled_clocks(tx, rx)
+    try:
+        offset, error = clock_offset(tx_clock, rx_clock)
+        pool = tx.mempool(POOL_BUFFERS)
+        pool.fill([ptp_probe_frame(frame_size, rx.mac, tx.mac)])
+        hw, sw = ProbeTally(expected), ProbeTally(expected)
+        receiver = ProbeReceiver(rx, sw, offset=PTP_PROBE_AT)
+        try:
+            sent = _send_hw_probes(tx.tx_queue(0), pool, receiver, (tx_clock, rx_clock, offset), hw, rate_pps,
+                                   probes, duration, stop)
+        finally:
+            receiver.close()
+    finally:
+        tx_clock.disable()
+        rx_clock.disable()
+    software = sw.result(tx.address, rx.address, rate_pps, sent)
+    return replace(hw.result(tx.address, rx.address, rate_pps, sent), received=sw.received,
+                   lost=sent - sw.received, reordered=sw.reordered, duplicates=sw.duplicates,
+                   timestamps="hardware", clock_error_ns=error, unstamped=sw.received - hw.received,
+                   software=software)
+
+
+def _send_hw_probes(txq, pool, receiver: ProbeReceiver, clocks: Tuple[Ieee1588Clock, Ieee1588Clock, int],
+                    hw: ProbeTally, rate_pps: float, probes: Optional[int], duration: Optional[float],
+                    stop: Callable[[], bool]) -> int:
+    """Probes one at a time, each sent when due and when the last one was
+    received (or HW_PROBE_TIMEOUT passed); the latched times of each probe
+    received go into hw. Returns the probes sent."""
+    tx_clock, rx_clock, offset = clocks
+    batch = PacketBatch(1)
+    start = time.monotonic()
+    sent = 0
+    try:
+        while not stop() and not _done(sent, start, probes, duration):
+            _wait_until(start + sent / rate_pps, receiver, stop)
+            if not len(batch):
+                batch.alloc(pool, 1)
+                stamp_probes(batch, sent, PTP_PROBE_AT)
+            tx_clock.read_tx()      # free both latches: the next times are this probe's
+            rx_clock.read_rx()
+            if not txq.tx_timestamped(batch):
+                continue            # the ring is full: the probe stays in batch, tried again
+            before = receiver.tally.received + receiver.tally.duplicates
+            if _received(receiver, sent, stop):
+                sent_ns, arrival_ns = tx_clock.read_tx(), rx_clock.read_rx()
+                alone = receiver.tally.received + receiver.tally.duplicates == before + 1   # no late probe took the rx latch
+                if sent_ns is not None and arrival_ns is not None and alone:
+                    hw.latency(arrival_ns - offset - sent_ns)
+            sent += 1
+    finally:
+        batch.free()
+    return sent
+
+
+def _received(receiver: ProbeReceiver, seq: int, stop: Callable[[], bool]) -> bool:
+    """Poll rx until probe seq arrives (True) or HW_PROBE_TIMEOUT passes."""
+    deadline = time.monotonic() + HW_PROBE_TIMEOUT
+    seen = receiver.tally.seen
+    while not (seq < len(seen) and seen[seq]):
+        if time.monotonic() >= deadline or stop():
+            return False
+        receiver.poll()
+    return True
+
+
+def _wait_until(when: float, receiver: ProbeReceiver, stop: Callable[[], bool]) -> None:
+    """Poll rx (late probes are counted) until `when` (time.monotonic)."""
+    while time.monotonic() < when and not stop():
         receiver.poll()

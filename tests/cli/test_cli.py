@@ -216,6 +216,10 @@ def test_signals_stop_cleanly_with_final_stats(sig):
     (["latency", "sim:loop", "sim:loop", "--probes", "5", "--duration", "1"], 2, "give --probes or --duration, not both"),
     (["latency", "sim:loop", "sim:loop", "--rate", "100001"], 2, "100001 is not in the range 1<=x<=100000"),
     (["latency", "sim:loop,delay=20", "sim:loop"], 2, "sim:loop,delay=20: delay='20' is no time"),
+    (["latency", "sim:loop", "sim:loop", "--hw-timestamps", "--size", "62"], 2,
+     "hardware-stamped probes need at least 64 bytes"),
+    (["latency", "sim:loop", "sim:loop", "--hw-timestamps"], 1, "sim:loop (ixgbe): ixypy drives no IEEE 1588 clock"),
+    (["latency", "sim:igb-loop", "sim:igb-loop", "--hw-timestamps"], 1, "its IEEE 1588 clock (SYSTIM) does not count"),
 ])
 def test_bad_arguments_one_line_error(args, code, message):
     out = ixypy(*args)
