@@ -289,7 +289,13 @@ def _leg(src: Device, dst: Device, queue: int, batch_size: int) -> tuple:
     src's rx buffers (e.g. src under VFIO with IOVAs, dst using physical
     addresses); zero-copy otherwise."""
     leg = (src.rx_queue(queue), dst.tx_queue(queue), PacketBatch(batch_size))
-    return leg if dst.reaches(src.rx_mempools[queue]) else leg + (dst.mempool(),)
+    return leg + (dst.mempool(),) if copies(src, dst, queue) else leg
+
+
+def copies(src: Device, dst: Device, queue: int = 0) -> bool:
+    """Whether forwarding src's rx queue to dst copies each packet: dst's
+    DMA cannot reach src's rx buffers (Device.reaches)."""
+    return not dst.reaches(src.rx_mempools[queue])
 
 
 def capture(dev: Device, out: BinaryIO, limits: Limits, batch_size: int = 32, queue: int = 0,

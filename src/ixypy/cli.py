@@ -569,8 +569,7 @@ def fwd(dev1: str, dev2: str, count: Optional[int], duration: Optional[float], q
         pairs = [(a, b), (b, a)]
         with StopOnSignals() as stop:
             forwarded = apps.forward(pairs, apps.Limits(count, duration, stop), batch_size, tick=tick, queues=queues)
-        # the directions whose tx device cannot reach the rx buffers, so each packet is copied (apps.forward)
-        copying = [f"{src.address}->{dst.address}" for src, dst in pairs if not dst.reaches(src.rx_mempools[0])]
+        copying = [f"{src.address}->{dst.address}" for src, dst in pairs if apps.copies(src, dst)]
         meter.summary(forwarded=forwarded, **per_queue(b, "tx", queues), **({"copying": copying} if copying else {}))
     plot_rates(meter, plot_file, f"ixypy fwd {dev1} {dev2}")
 
