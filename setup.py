@@ -34,7 +34,7 @@ FASTPATH_HEADERS = {
 # the Intel model (82599, 82576): its shared core, then one file per register map
 INTEL_MODEL = ["csrc/sim/intel_model.c", "csrc/sim/intel_engines.c", "csrc/sim/intel_queues.c",
                "csrc/sim/intel_msix.c", "csrc/sim/intel_regs.c", "csrc/sim/intel_wire.c", "csrc/sim/intel_faults.c",
-               "csrc/sim/intel_rss.c", "csrc/sim/intel_82599.c", "csrc/sim/intel_82576.c"]
+               "csrc/sim/intel_rss.c", "csrc/sim/intel_1588.c", "csrc/sim/intel_82599.c", "csrc/sim/intel_82576.c"]
 
 extensions = [
     Extension(

@@ -311,6 +311,11 @@ const struct variant intel_82576_variant = {
              "bits 29:25 are", 0},
     /* 8.8.12: interval bits 14:2 in 1 us units */
     .eitr = {0x7FFCu, 2, 1000, "bits 1:0 are reserved (the interval is bits 14:2)"},
+    /* 8.16: time sync; ETQF (filter enable bit 26); a 16 ns clock period */
+    .tsync = {.systiml = 0x0B600, .systimh = 0x0B604, .timinca = 0x0B608, .tsynctxctl = 0x0B614,
+              .txstmpl = 0x0B618, .txstmph = 0x0B61C, .tsyncrxctl = 0x0B620, .rxstmpl = 0x0B624,
+              .rxstmph = 0x0B628, .rxsatrl = 0x0B62C, .rxsatrh = 0x0B630, .rx_msgtype = 0x05F50,
+              .etqf = 0x05CB0, .etqf_enable = 1u << 26, .cycle_tenths_ns = 160},
     .queue_at = igb_queue_at, .queue_stat_read = igb_queue_stat_read,
     .rx_stat = igb_rx_stat, .tx_stat = igb_tx_stat,
     .read = igb_read, .write = igb_write, .reset = igb_reset, .power_up = igb_power_up,

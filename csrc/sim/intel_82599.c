@@ -366,6 +366,11 @@ const struct variant intel_82599_variant = {
              "bit 31 is", ~0xFFFFull},
     /* 8.2.3.5.12: interval bits 11:3 in 2.048 us units */
     .eitr = {EITR_INTERVAL, 3, 2048, "bits 2:0 are reserved (the interval is bits 11:3)"},
+    /* 8.2.3.26: time sync; 8.2.3.7.x ETQF (filter enable bit 31); the 10 Gb/s clock, 6.4 ns */
+    .tsync = {.systiml = 0x08C0C, .systimh = 0x08C10, .timinca = 0x08C14, .tsynctxctl = 0x08C00,
+              .txstmpl = 0x08C04, .txstmph = 0x08C08, .tsyncrxctl = 0x05188, .rxstmpl = 0x051E8,
+              .rxstmph = 0x051A4, .rxsatrl = 0x051A0, .rxsatrh = 0x051A8, .rx_msgtype = 0x05120,
+              .etqf = 0x05128, .etqf_enable = 1u << 31, .cycle_tenths_ns = 64},
     .queue_at = ixgbe_queue_at, .queue_stat_read = ixgbe_queue_stat_read,
     .rx_stat = ixgbe_rx_stat, .tx_stat = ixgbe_tx_stat,
     .read = ixgbe_read, .write = ixgbe_write, .reset = ixgbe_reset,

@@ -11,6 +11,7 @@
  *   intel_msix.c     MSI-X (7.3): causes, masks, throttling, eventfds
  *   intel_regs.c     BAR0 decode both register maps share, reset
  *   intel_wire.c     the cable: sink, pair, source, inject, wire statistics
+ *   intel_1588.c     IEEE 1588 time sync: SYSTIM, the tx and rx time latches
  *   intel_82599.c    the 82599 register map
  *   intel_82576.c    the 82576 register map and its copper PHY (MDIC)
  *
@@ -145,6 +146,7 @@
 #define TXD_CMD_IFCS  (1u << 25)
 #define TXD_CMD_RS    (1u << 27)
 #define TXD_CMD_DEXT  (1u << 29)
+#define TXD_MAC_1588  (1u << 19)   /* time-stamp this packet (intel_1588.c) */
 #define TXD_STAT_DD   (1u << 0)
 #define TX_MAX_SEGS   40          /* 7.2.3.2: at most 40 descriptors per packet */
 
@@ -248,6 +250,28 @@ struct eitr_layout {
     const char *reserved_name;
 };
 
+/* Where the time sync registers are (intel_1588.c), and what differs in them. */
+struct tsync_layout {
+    uint32_t systiml, systimh, timinca, tsynctxctl, txstmpl, txstmph;
+    uint32_t tsyncrxctl, rxstmpl, rxstmph, rxsatrl, rxsatrh;
+    uint32_t rx_msgtype;      /* RXMTRL (82599) / TSYNCRXCFG (82576): the v2 messageType in bits 15:8 */
+    uint32_t etqf;            /* ETQF(0); 8 filters, 4 bytes apart */
+    uint32_t etqf_enable;     /* ETQF's filter enable bit */
+    uint32_t cycle_tenths_ns; /* the clock period SYSTIM counts, in 0.1 ns */
+};
+
+/* The time sync state of a function (intel_1588.c). */
+struct tsync {
+    pthread_mutex_t lock;     /* the clock's base (a TIMINCA write against reads) */
+    int64_t base_ns;          /* CLOCK_MONOTONIC when SYSTIM was base_systim */
+    uint64_t base_systim;
+    uint32_t timinca;         /* atomic */
+    uint32_t systimh;         /* atomic: latched by a read of SYSTIML */
+    uint32_t txctl, rxctl;    /* atomic: TSYNCTXCTL, TSYNCRXCTL (VALID set by the engine) */
+    uint64_t tx_stamp, rx_stamp;   /* atomic */
+    uint32_t rxsatrl, rxsatrh;     /* atomic */
+};
+
 /* What differs between the 82599 and the 82576: the register decode front
  * end (queue blocks, the rest of BAR0, reset defaults) and a few bit
  * layouts. Everything else is shared. */
@@ -262,6 +286,7 @@ struct variant {
     uint32_t reta_qindex;               /* the bits of a RETA entry that name the queue */
     struct eirq_layout eirq;
     struct eitr_layout eitr;
+    struct tsync_layout tsync;
     int (*queue_at)(struct intel_function *p, uint32_t off, struct qreg *r);
     uint32_t (*queue_stat_read)(struct intel_function *p, const struct qreg *r);
     uint32_t (*rx_stat)(struct intel_function *p, unsigned qi);   /* a queue's counter index */
@@ -320,6 +345,7 @@ struct intel_function {
     uint64_t src_count, src_sent, src_seq;
     uint8_t *scratch;         /* tx frame assembly (worker) */
     struct wire_delay delay;  /* tx's propagation delay on a pair/loop wire */
+    struct tsync ts;          /* IEEE 1588 time sync (intel_1588.c) */
     int64_t *departures;      /* departure log: when each frame left a tx ring (ns), or NULL */
     uint32_t departures_cap, departures_n;   /* its slots, and the frames logged (it stops when full) */
 
@@ -432,6 +458,15 @@ void intel_rss_reset(struct intel_function *p);
  * hash types: what lies beyond never changes the frame's queue. */
 uint32_t intel_rss_extent(const uint8_t *data, uint32_t len);
 unsigned intel_rss_queue(struct intel_function *p, uint32_t fields, const uint8_t *data, uint32_t len, uint64_t *lo);
+/* intel_1588.c: the time sync registers (1 if off is one of them), the
+ * transmit latch for a packet with the 1588 bit leaving at sent_at, the
+ * receive latch for a frame reaching the receive path at now */
+int intel_tsync_read(struct intel_function *p, uint32_t off, int64_t now, uint32_t *v);
+int intel_tsync_write(struct intel_function *p, uint32_t off, uint32_t v, int64_t now);
+void intel_tsync_reset(struct intel_function *p);
+int intel_tsync_tx_enabled(struct intel_function *p);
+void intel_tsync_tx(struct intel_function *p, int64_t sent_at);
+void intel_tsync_rx(struct intel_function *p, const uint8_t *data, uint32_t len, int64_t now);
 /* intel_msix.c */
 void intel_irq_eval(struct intel_function *p, int64_t now);
 void intel_irq_raise(struct intel_function *p, uint64_t vectors, int64_t now);

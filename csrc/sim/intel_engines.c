@@ -254,6 +254,7 @@ int intel_rx_frame(struct intel_function *p, const struct sim_dma_map *m, const 
     uint32_t hl = LD(&p->hlreg0);
     if (!rx_accept(p, data, len, hl, 1))
         return 0;
+    intel_tsync_rx(p, data, len, now);
     if (LD(&p->drop_rx) && intel_fault_drop(p))
         return 0;
     uint32_t rss = LD(&p->rss_fields);
@@ -479,9 +480,11 @@ static unsigned tx_queue(struct intel_function *p, unsigned qi, const struct sim
     }
     struct intel_function *peer = LDA(&p->wire) == WIRE_PAIR ? LDA(&p->peer) : NULL;
     /* onto a delay line, frames leave now, after the tail was read: not at
-     * the pass's start, which may be before the driver wrote them */
+     * the pass's start, which may be before the driver wrote them (so too
+     * for the departure log and a transmit time stamp) */
     uint32_t log_cap = LDA(&p->departures_cap);     /* the departure log: frames logged up to this */
-    int64_t sent_at = (peer && p->delay.frames) || log_cap ? now_ns() : now;
+    int stamping = intel_tsync_tx_enabled(p);        /* a packet with the 1588 bit has its time latched */
+    int64_t sent_at = (peer && p->delay.frames) || log_cap || stamping ? now_ns() : now;
     int peer_locked = 0;
     uint32_t hl = LD(&p->hlreg0);
     struct tx_sent sent = {0, 0, 0};
@@ -507,6 +510,8 @@ static unsigned tx_queue(struct intel_function *p, unsigned qi, const struct sim
                 p->departures[p->departures_n] = sent_at;
                 STR(&p->departures_n, p->departures_n + 1);    /* read by intel_model_departures */
             }
+            if (stamping && (rd32(q->ring + (size_t)head * 16 + 8) & TXD_MAC_1588))   /* the first descriptor's */
+                intel_tsync_tx(p, sent_at);
             if (peer)
                 tx_to_peer(p, peer, &peer_locked, m, hint, &pk, len, wlen, crc_in_data, sent_at);
         }

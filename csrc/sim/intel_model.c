@@ -112,6 +112,7 @@ static void function_free(struct intel_function *p)
     pthread_mutex_destroy(&p->lock);
     pthread_mutex_destroy(&p->log_lock);
     pthread_mutex_destroy(&p->irq_lock);
+    pthread_mutex_destroy(&p->ts.lock);
     sim_shared_free(p);
 }
 
@@ -140,6 +141,7 @@ static struct intel_function *function_new(struct intel_model *sim, unsigned i, 
     sim_shared_mutex_init(&p->lock);
     sim_shared_mutex_init(&p->log_lock);
     sim_shared_mutex_init(&p->irq_lock);
+    sim_shared_mutex_init(&p->ts.lock);
     intel_msix_init(p);
     p->regs = sim_shared_calloc(INTEL_MODEL_BAR0_SIZE);
     p->src_frame = sim_shared_calloc(INTEL_MODEL_MAX_FRAME + 8);

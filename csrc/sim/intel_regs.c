@@ -76,6 +76,7 @@ void intel_function_reset(struct intel_function *p, int64_t now)
     quiesce(p->sim);
     rings_reset(p);
     intel_msix_reset(p);
+    intel_tsync_reset(p);
     stats_reset(p);
     mac_reset(p);
     ST(&p->fctrl, 0);
@@ -191,7 +192,7 @@ uint32_t intel_model_read32(void *ctx, uint32_t off)
     uint32_t v;
     if (off == R_CTRL)      /* CTRL.RST (bit 26 on both) reads 1 until the reset is done */
         return reg(p, R_CTRL) | (in_reset ? CTRL_RST : 0);
-    if (common_stat_read(p, off, &v) || intel_eirq_read(p, off, &v))
+    if (common_stat_read(p, off, &v) || intel_eirq_read(p, off, &v) || intel_tsync_read(p, off, now, &v))
         return v;
     return p->v->read(p, off, now, in_reset);
 }
@@ -214,7 +215,7 @@ static void write_locked(struct intel_function *p, uint32_t off, uint32_t v, int
     struct qreg r;
     if (p->v->queue_at(p, off, &r))
         intel_queue_write(p, &r, v);
-    else if (!intel_eirq_write(p, off, v, now) && !intel_rss_write(p, off, v))
+    else if (!intel_eirq_write(p, off, v, now) && !intel_rss_write(p, off, v) && !intel_tsync_write(p, off, v, now))
         p->v->write(p, off, v, now);
 }
 
