@@ -466,7 +466,7 @@ def print_ndr(result: ndr.Result, as_json: bool) -> None:
                              f"sent and received, lost, reordered (after a higher number), duplicated, and the "
                              f"percentiles and maximum in microseconds. TX and RX may be one device (a loopback "
                              f"plug). The sim wires take a delay: sim:loop,delay=20us,jitter=2us. With "
-                             f"--hw-timestamps (igb NICs: 82576, QEMU's igb), the NICs' IEEE 1588 clocks time "
+                             f"--hw-timestamps (ixgbe and igb: the 82599, the 82576, QEMU's igb, the sim models), the NICs' IEEE 1588 clocks time "
                              f"each probe as it leaves TX and reaches RX: probes are PTP Sync frames, one in "
                              f"flight at a time, and the software latency of the same probes is shown beside.\n\n"
                              f"{dev_help('TX', 'RX')}")
@@ -480,7 +480,7 @@ def print_ndr(result: ndr.Result, as_json: bool) -> None:
 @click.option("--size", "-s", type=click.IntRange(latency.PROBE_FRAME_MIN, MAX_FRAME), default=latency.PROBE_FRAME,
               show_default=True, help="Probe frame size in bytes, without the 4-byte FCS.")
 @click.option("--hw-timestamps", is_flag=True,
-              help=f"Time the probes with the NICs' IEEE 1588 clocks (igb); probes of at least "
+              help=f"Time the probes with the NICs' IEEE 1588 clocks (ixgbe, igb); probes of at least "
                    f"{latency.HW_PROBE_FRAME_MIN} bytes.")
 @json_file_option("the result (probes, loss, reorder, duplicates, percentiles in ns)")
 @plot_option("the latency histogram, with the percentiles marked")
@@ -522,7 +522,7 @@ def latency_line(r: latency.LatencyResult) -> str:
     if r.software is None:
         return line
     sw = r.software
-    return (f"{line} (hardware time stamps, clocks' offset within {us(r.clock_error_ns)} µs, unstamped "
+    return (f"{line} (hardware time stamps, clock offset within {us(r.clock_error_ns)} µs, unstamped "
             f"{r.unstamped}; software: p50 {us(sw.p50_ns)}, p99 {us(sw.p99_ns)}, max {us(sw.max_ns)} µs)")
 
 

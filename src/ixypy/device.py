@@ -278,7 +278,7 @@ class Device(abc.ABC):
         """Accept frames for any destination address, or only this NIC's."""
 
     def ieee1588(self) -> "Ieee1588Clock":
-        """The NIC's IEEE 1588 clock, for hardware time stamps (igb only)."""
+        """The NIC's IEEE 1588 clock, for hardware time stamps (ixgbe and igb)."""
         raise TimestampsUnavailable(f"{self.address} ({self.driver_name}): ixypy drives no IEEE 1588 clock on it")
 
     def close(self) -> None:

@@ -184,11 +184,11 @@ class PromiscUnavailable(IxyError):
 
 
 class TimestampsUnavailable(IxyError):
-    """The NIC has no IEEE 1588 clock that ixypy can use for hardware time
-    stamps, or it latched no time for a frame that should have one."""
+    """The NIC has no IEEE 1588 clock that ixypy drives for hardware time
+    stamps, or its clock does not count."""
 
-    default_hint = ("hardware time stamps need an igb NIC (82576, or QEMU's igb); elsewhere measure with "
-                    "software time stamps: `ixypy latency` without --hw-timestamps")
+    default_hint = ("hardware time stamps need an ixgbe or igb NIC (82599, 82576, QEMU's igb, the sim: models); "
+                    "elsewhere measure with software time stamps: `ixypy latency` without --hw-timestamps")
 
 
 class MissingDependency(IxyError):

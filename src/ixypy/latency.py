@@ -16,8 +16,8 @@ Latencies go into an HdrHistogram (the `hdrhistogram` package, the
 (DEFAULT_RATE, at most MAX_RATE); the per-packet work, stamping and
 extracting, is in C.
 
-With hardware time stamps (hw_timestamps=True; igb NICs, whose IEEE 1588
-clocks are ixypy.drivers.ieee1588) a probe is a PTP Sync message over
+With hardware time stamps (hw_timestamps=True; ixgbe and igb NICs, whose
+IEEE 1588 clocks are ixypy.drivers.ieee1588) a probe is a PTP Sync message over
 Ethernet with the probe's fields from its sequenceId on (PTP_PROBE_AT), sent
 one at a time (the NICs latch one time per direction): its latency is the
 RX NIC's arrival time minus the TX NIC's send time, less the two clocks'
@@ -196,7 +196,7 @@ def measure_latency(tx: Device, rx: Device, rate_pps: float = DEFAULT_RATE, prob
     be tx itself, a loopback) meanwhile and up to DRAIN_SECONDS after; the
     latency distribution. frame_size: bytes without FCS, at least
     SEQ_OFFSET + PROBE_SIZE (HW_PROBE_FRAME_MIN with hw_timestamps).
-    hw_timestamps: the NICs' IEEE 1588 times (igb only, see the module's
+    hw_timestamps: the NICs' IEEE 1588 times (ixgbe and igb, see the module's
     notes); probes go one at a time, at rate_pps at most."""
     if not 0 < rate_pps <= MAX_RATE:
         raise ValueError(f"probe rate {rate_pps} outside (0, {MAX_RATE}] per second")

@@ -51,7 +51,7 @@ from typing import Dict, Optional
 from ..errors import DeviceTimeout
 from ..interrupts import Interrupts
 from . import igb_irq
-from .ieee1588 import Ieee1588Clock
+from .ieee1588 import I82576
 from .intel import CopperPhyLink, IntelDevice, LinkRegs, StatsRegs
 
 # --- registers (82576 datasheet, chapter 8) ---------------------------------
@@ -160,6 +160,7 @@ class IgbDevice(CopperPhyLink, IntelDevice):
     MRQC_MRQE_MASK = 0x7
     MRQC_RSS_ONLY = 0x2
     RETA_QUEUE_MASK = 0x7
+    CLOCK = I82576
 
     # --- bring-up steps, 4.5 (the sequence: IntelDevice._bring_up) ----------------
 
@@ -221,12 +222,6 @@ class IgbDevice(CopperPhyLink, IntelDevice):
             self.tx_queues.append(self._setup_tx_ring(n))
 
     # --- control -------------------------------------------------------------------
-
-    def ieee1588(self) -> Ieee1588Clock:
-        """The NIC's IEEE 1588 clock and time latches (not yet enabled):
-        hardware time stamps for IntelTxQueue.tx_timestamped sends and PTP
-        frames received (ixypy.drivers.ieee1588, ixypy.latency)."""
-        return Ieee1588Clock(self.regs, self.address)
 
     @property
     def promisc(self) -> bool:

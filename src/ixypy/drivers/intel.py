@@ -22,6 +22,7 @@ from ..device import Device, DeviceStats, format_mac
 from ..errors import (DeviceError, DeviceGone, DeviceTimeout, InterruptsUnavailable, IxyError, LinkDown, PacketTooLarge, QueueError,
                       RssConfigError)
 from ..interrupts import Interrupts, rx_wait
+from .ieee1588 import ClockRegs, Ieee1588Clock
 from ..memory import DmaRegion
 
 if TYPE_CHECKING:
@@ -251,6 +252,9 @@ class IntelDevice(Device):
     #: whether it carries PAYLEN: advanced data descriptors here
     TX_CMD_TYPE = TX_ADVANCED
     TX_PAYLEN = True
+    #: where the IEEE 1588 time sync registers are (ieee1588.ClockRegs), or
+    #: None for a family whose clock ixypy does not drive
+    CLOCK: Optional[ClockRegs] = None
     NAMES: Dict[int, str] = {}
     _ring_memory: DmaRegion       # every ring, allocated at bring-up (_allocate_rings)
 
@@ -583,6 +587,14 @@ class IntelDevice(Device):
         self.regs.write(MRQC, self.MRQC_RSS_ONLY | fields)
 
     # --- control ----------------------------------------------------------------
+
+    def ieee1588(self) -> Ieee1588Clock:
+        """The NIC's IEEE 1588 clock and time latches (not yet enabled):
+        hardware time stamps for IntelTxQueue.tx_timestamped sends and PTP
+        frames received (ixypy.drivers.ieee1588, ixypy.latency)."""
+        if self.CLOCK is None:
+            return super().ieee1588()
+        return Ieee1588Clock(self.regs, self.address, self.CLOCK)
 
     def ensure_present(self) -> None:
         self.regs.ensure_present()

@@ -13,6 +13,7 @@ from typing import Dict, Optional
 from ..interrupts import Interrupts
 from . import ixgbe_irq
 from .ixgbe_irq import EICR, EIMC, EIMS   # interrupt registers: defined with the MSI-X set-up
+from .ieee1588 import I82599
 from .intel import IntelDevice, LinkRegs, StatsRegs
 
 # --- registers (82599 datasheet, chapter 8) ---------------------------------
@@ -147,6 +148,7 @@ class IxgbeDevice(IntelDevice):
     MRQC_MRQE_MASK = 0xF
     MRQC_RSS_ONLY = 0x1
     RETA_QUEUE_MASK = 0xF
+    CLOCK = I82599
 
     # --- bring-up steps, 4.6.3 (the sequence: IntelDevice._bring_up) -------------
 
