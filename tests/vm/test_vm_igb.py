@@ -143,7 +143,7 @@ def test_hardware_time_stamps_time_every_probe_within_its_software_latency(resul
     assert code == 0 and stderr == "", stderr
     c, d = guest.nic(2).address, guest.nic(3).address
     assert re.fullmatch(rf"{c} -> {d}: probes sent 50, received 50, loss 0, reorder 0, dup 0; latency p50 [\d.]+, "
-                        r"p90 [\d.]+, p99 [\d.]+, p99\.9 [\d.]+, max [\d.]+ µs \(hardware time stamps, clocks' "
+                        r"p90 [\d.]+, p99 [\d.]+, p99\.9 [\d.]+, max [\d.]+ µs \(hardware time stamps, clock "
                         r"offset within [\d.]+ µs, unstamped 0; software: p50 [\d.]+, p99 [\d.]+, max [\d.]+ µs\)\n",
                         stdout), stdout
 
