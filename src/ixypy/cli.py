@@ -462,7 +462,8 @@ def print_ndr(result: ndr.Result, as_json: bool) -> None:
                              f"sequence number, their send time and a signature from byte {SEQ_OFFSET} on, sent at "
                              f"--rate and taken out of whatever RX receives (other frames are passed over). A probe's "
                              f"latency is its receive time (read once per received batch) minus its send time, one "
-                             f"clock for both ports; it includes the software's time on both sides. One line: probes "
+                             f"clock for both ports; it includes the software's time on both sides. A line a second "
+                             f"(that second's probes and latencies), then the summary: probes "
                              f"sent and received, lost, reordered (after a higher number), duplicated, and the "
                              f"percentiles and maximum in microseconds. TX and RX may be one device (a loopback "
                              f"plug). The sim wires take a delay: sim:loop,delay=20us,jitter=2us. With "
@@ -493,12 +494,17 @@ def latency_command(tx: str, rx: str, rate_pps: int, probes: Optional[int], dura
                                  param_hint="--size")
     check_json_writable(json_file)
     latency.require_hdrhistogram()
+
+    def progress(p: latency.Progress) -> None:
+        print(f"[{tx} -> {rx}] {p.seconds:.0f} s: probes sent {p.sent}, timed {p.received}; latency p50 "
+              f"{us(p.p50_ns)}, p99 {us(p.p99_ns)}, max {us(p.max_ns)} µs", flush=True)
+
     with ExitStack() as stack:
         tx_dev = stack.enter_context(open_device(tx))
         rx_dev = tx_dev if rx == tx else stack.enter_context(open_device(rx))
         with StopOnSignals() as stop:
             result = latency.measure_latency(tx_dev, rx_dev, rate_pps, probes, duration, size, stop,
-                                             hw_timestamps)
+                                             hw_timestamps, progress if json_file is None else None)
     if json_file is None or not write_json(json_file, json.dumps(result.to_dict())):
         print(latency_line(result), flush=True)
     if result.sent and not result.received:
@@ -512,10 +518,13 @@ def latency_command(tx: str, rx: str, rate_pps: int, probes: Optional[int], dura
         plot.latency_histogram(result, plot_file)
 
 
+def us(ns: Optional[float]) -> str:
+    """ns as microseconds, one decimal; '-' for none."""
+    return "-" if ns is None else f"{ns / 1000:.1f}"
+
+
 def latency_line(r: latency.LatencyResult) -> str:
-    """`ixypy latency`'s one line; times in microseconds."""
-    def us(ns: Optional[float]) -> str:
-        return "-" if ns is None else f"{ns / 1000:.1f}"
+    """`ixypy latency`'s summary line; times in microseconds."""
     line = (f"{r.tx} -> {r.rx}: probes sent {r.sent}, received {r.received}, loss {r.lost}, reorder {r.reordered}, "
             f"dup {r.duplicates}; latency p50 {us(r.p50_ns)}, p90 {us(r.p90_ns)}, p99 {us(r.p99_ns)}, "
             f"p99.9 {us(r.p999_ns)}, max {us(r.max_ns)} µs")

@@ -122,6 +122,7 @@ class ProbeTally:
 
     def __init__(self, expected: int) -> None:
         self.histogram = new_histogram()
+        self.window = new_histogram()        # the latencies since the last take_window
         self.seen = bytearray(expected)
         self.highest = -1
         self.received = self.reordered = self.duplicates = 0
@@ -151,7 +152,18 @@ class ProbeTally:
         self.total_ns += ns
         self.min_ns = ns if self.min_ns is None else min(self.min_ns, ns)
         self.max_ns = ns if self.max_ns is None else max(self.max_ns, ns)
-        self.histogram.record_value(min(max(ns, 1), MAX_LATENCY_NS))
+        value = min(max(ns, 1), MAX_LATENCY_NS)
+        self.histogram.record_value(value)
+        self.window.record_value(value)
+
+    def take_window(self) -> Tuple[int, Optional[int], Optional[int], Optional[int]]:
+        """The latencies since the last call: their count, p50, p99 and max
+        (ns, None without any); the window starts anew."""
+        window, n = self.window, self.window.get_total_count()
+        figures = (n, *(window.get_value_at_percentile(q) if n else None for q in (50.0, 99.0)),
+                   window.get_max_value() if n else None)
+        window.reset()
+        return figures
 
     def result(self, tx: str, rx: str, rate_pps: float, sent: int) -> LatencyResult:
         got = self.received > 0
@@ -159,6 +171,42 @@ class ProbeTally:
         return LatencyResult(tx, rx, rate_pps, sent, self.received, sent - self.received, self.reordered,
                              self.duplicates, self.min_ns, self.total_ns / self.received if got else None,
                              p50, p90, p99, p999, self.max_ns, histogram=self.histogram)
+
+
+@dataclass
+class Progress:
+    """The last second of a latency run (measure_latency's progress):
+    probes sent and latencies recorded in it, and their p50, p99 and max
+    (ns, from a histogram of that second: within 0.1 %; None without any)."""
+
+    seconds: float
+    sent: int
+    received: int
+    p50_ns: Optional[int]
+    p99_ns: Optional[int]
+    max_ns: Optional[int]
+
+
+class _Ticker:
+    """A stop check that also calls progress once a second (the send and
+    receive loops check stop every round; after a stall, one call for the
+    seconds missed)."""
+
+    def __init__(self, stop: Callable[[], bool], progress: Callable[[Progress], None], txq: Any,
+                 tally: ProbeTally) -> None:
+        self.stop, self.progress, self.txq, self.tally = stop, progress, txq, tally
+        self.start = self.next = time.monotonic()
+        self.sent = txq.packets
+        self.next += 1.0
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now >= self.next:
+            while self.next <= now:
+                self.next += 1.0
+            sent, self.sent = self.txq.packets - self.sent, self.txq.packets
+            self.progress(Progress(round(now - self.start, 3), sent, *self.tally.take_window()))
+        return self.stop()
 
 
 class ProbeReceiver:
@@ -189,7 +237,8 @@ class ProbeReceiver:
 
 def measure_latency(tx: Device, rx: Device, rate_pps: float = DEFAULT_RATE, probes: Optional[int] = None,
                     duration: Optional[float] = None, frame_size: int = PROBE_FRAME,
-                    stop: Callable[[], bool] = lambda: False, hw_timestamps: bool = False) -> LatencyResult:
+                    stop: Callable[[], bool] = lambda: False, hw_timestamps: bool = False,
+                    progress: Optional[Callable[[Progress], None]] = None) -> LatencyResult:
     """Send probes from tx (queue 0) at rate_pps (paced: the probes due by
     now, a batch at most, each round) until `probes` were sent or `duration`
     seconds passed (neither: DEFAULT_PROBES), receiving on rx (queue 0, may
@@ -197,7 +246,8 @@ def measure_latency(tx: Device, rx: Device, rate_pps: float = DEFAULT_RATE, prob
     latency distribution. frame_size: bytes without FCS, at least
     SEQ_OFFSET + PROBE_SIZE (HW_PROBE_FRAME_MIN with hw_timestamps).
     hw_timestamps: the NICs' IEEE 1588 times (ixgbe and igb, see the module's
-    notes); probes go one at a time, at rate_pps at most."""
+    notes); probes go one at a time, at rate_pps at most. progress: called
+    once a second with that second's figures (Progress)."""
     if not 0 < rate_pps <= MAX_RATE:
         raise ValueError(f"probe rate {rate_pps} outside (0, {MAX_RATE}] per second")
     least = HW_PROBE_FRAME_MIN if hw_timestamps else PROBE_FRAME_MIN
@@ -207,11 +257,13 @@ def measure_latency(tx: Device, rx: Device, rate_pps: float = DEFAULT_RATE, prob
         probes = DEFAULT_PROBES
     expected = probes if probes is not None else int(rate_pps * (duration or 0)) + BATCH
     if hw_timestamps:
-        return _measure_hw(tx, rx, rate_pps, probes, duration, frame_size, stop, expected)
+        return _measure_hw(tx, rx, rate_pps, probes, duration, frame_size, stop, expected, progress)
     pool = tx.mempool(POOL_BUFFERS)
     pool.fill([udp_frame(frame_size, dst_mac=rx.mac)])
     tally = ProbeTally(expected)
     receiver = ProbeReceiver(rx, tally)
+    if progress is not None:
+        stop = _Ticker(stop, progress, tx.tx_queue(0), tally)
     try:
         sent = _send_probes(tx, pool, receiver, rate_pps, probes, duration, stop)
         _drain(receiver, sent, stop)
@@ -270,7 +322,8 @@ def _enabled_clocks(tx: Device, rx: Device) -> Tuple[Ieee1588Clock, Ieee1588Cloc
 
 
 def _measure_hw(tx: Device, rx: Device, rate_pps: float, probes: Optional[int], duration: Optional[float],
-                frame_size: int, stop: Callable[[], bool], expected: int) -> LatencyResult:
+                frame_size: int, stop: Callable[[], bool], expected: int,
+                progress: Optional[Callable[[Progress], None]]) -> LatencyResult:
     """measure_latency with the NICs' time stamps: one probe in flight."""
     tx_clock, rx_clock = _enabled_clocks(tx, rx)
     try:
@@ -279,6 +332,8 @@ def _measure_hw(tx: Device, rx: Device, rate_pps: float, probes: Optional[int], 
         pool.fill([ptp_probe_frame(frame_size, rx.mac, tx.mac)])
         hw, sw = ProbeTally(expected), ProbeTally(expected)
         receiver = ProbeReceiver(rx, sw, offset=PTP_PROBE_AT)
+        if progress is not None:
+            stop = _Ticker(stop, progress, tx.tx_queue(0), hw)
         try:
             sent = _send_hw_probes(tx.tx_queue(0), pool, receiver, (tx_clock, rx_clock, offset), hw, rate_pps,
                                    probes, duration, stop)

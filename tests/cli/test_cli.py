@@ -562,6 +562,33 @@ def test_latency_with_hardware_time_stamps_gives_both_distributions():
     assert result["received"] == result["software"]["received"] == 300
 
 
+PROGRESS_LINE = re.compile(r"\[(\S+) -> (\S+)\] (\d+) s: probes sent (\d+), timed (\d+); latency p50 ([\d.]+), "
+                           r"p99 ([\d.]+), max ([\d.]+) µs")
+
+
+@pytest.mark.parametrize("hw", [False, True])
+def test_latency_prints_a_line_a_second_then_the_summary_but_not_with_json(hw: bool):
+    """A 2.5 s run: a line for each whole second (that second's probes and
+    latencies, each at least the 20 us delay), then the summary line; with
+    --json - only the JSON object. Mutations: the progress callback not
+    called (no per-second lines), fails; progress printed with --json too
+    (stdout no longer one JSON object), fails."""
+    args = ["latency", "sim:pair0,delay=20us", "sim:pair1", "--duration", "2.5", "--rate", "1000"]
+    args += ["--hw-timestamps"] if hw else []
+    out = ixypy(*args)
+    assert out.returncode == 0, out.stderr
+    *ticks, summary = out.stdout.splitlines()
+    assert LATENCY_LINE.match(summary.split(" (hardware")[0]), summary
+    assert [int(PROGRESS_LINE.fullmatch(t)[3]) for t in ticks] == [1, 2], out.stdout
+    for t in ticks:
+        m = PROGRESS_LINE.fullmatch(t)
+        assert (m[1], m[2]) == ("sim:pair0,delay=20us", "sim:pair1")
+        assert int(m[4]) > 0 and int(m[5]) > 0 and 19.9 <= float(m[6]) <= float(m[7]) <= float(m[8])
+    out = ixypy(*args[:4], "1.5", *args[5:], "--json", "-")
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.splitlines()) == 1 and json.loads(out.stdout)["sent"] > 0
+
+
 def test_latency_without_hdrhistogram_says_how_to_install_it():
     """hdrhistogram is the latency extra: without it, one line naming the
     extra, before any device opens. Mutation tried: the ImportError not

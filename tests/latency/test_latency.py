@@ -170,3 +170,20 @@ def test_a_result_without_probes_has_no_percentiles():
     assert (result.received, result.lost, result.p50_ns, result.max_ns) == (0, 3, None, None)
     assert result.percentile_ns(50) is None
     assert "histogram" not in result.to_dict()
+
+
+def test_progress_comes_once_a_second_with_that_seconds_figures():
+    """measure_latency's progress: a call at each whole second with the
+    probes sent and timed in that second (they add up to no more than the
+    run's) and their latencies, all at least the delay - jitter (the model's
+    promise). Mutation: the window not reset (take_window's reset removed):
+    the second call's count includes the first second's, the sum exceeds the
+    run's, fails."""
+    ticks = []
+    result, _ = run("sim:pair0,delay=20us,jitter=2us", "sim:pair1", rate_pps=2000, duration=2.5,
+                    progress=ticks.append)
+    assert [round(t.seconds) for t in ticks] == [1, 2]
+    assert sum(t.received for t in ticks) <= result.received and sum(t.sent for t in ticks) <= result.sent
+    for t in ticks:
+        assert t.sent > 0 and t.received > 0
+        assert DELAY_NS - JITTER_NS <= t.p50_ns <= t.p99_ns <= t.max_ns
