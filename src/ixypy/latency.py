@@ -18,7 +18,7 @@ extracting, is in C.
 
 With hardware time stamps (hw_timestamps=True; ixgbe and igb NICs, whose
 IEEE 1588 clocks are ixypy.drivers.ieee1588) a probe is a PTP Sync message over
-Ethernet with the probe's fields from its sequenceId on (PTP_PROBE_AT), sent
+Ethernet with the probe's fields from its sequenceId on (PTP_SEQ_OFFSET), sent
 one at a time (the NICs latch one time per direction): its latency is the
 RX NIC's arrival time minus the TX NIC's send time, less the two clocks'
 offset, measured by reading both (its error bound is in the result). The
@@ -32,11 +32,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from .device import Device
-from .drivers.ieee1588 import PTP_SEQUENCE_ID, Ieee1588Clock, clock_offset, ptp_probe_frame
+from .drivers.ieee1588 import Ieee1588Clock, clock_offset
 from .errors import MissingDependency
 from .fastpath.batch import PacketBatch
 from .fastpath.ops import PROBE_SIZE, probe_latencies, stamp_probes
-from .packets import SEQ_OFFSET, udp_frame
+from .packets import PTP_SEQ_OFFSET, SEQ_OFFSET, ptp_sync_frame, udp_frame
 
 DEFAULT_RATE = 10_000          # probes a second
 MAX_RATE = 100_000
@@ -49,9 +49,7 @@ DRAIN_SECONDS = 1.0            # after the last probe, how long RX waits for tho
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 BATCH = 32                     # rx and tx batch size
 POOL_BUFFERS = 4096            # the probes' pool: more than a tx ring holds before the driver reclaims its buffers
-ETH_HLEN = 14
-PTP_PROBE_AT = ETH_HLEN + PTP_SEQUENCE_ID     # 44: a hardware-stamped probe's fields, from the PTP sequenceId on
-HW_PROBE_FRAME_MIN = PTP_PROBE_AT + PROBE_SIZE  # 64
+HW_PROBE_FRAME_MIN = PTP_SEQ_OFFSET + PROBE_SIZE  # 64: a hardware-stamped probe's fields from the PTP sequenceId on
 HW_PROBE_TIMEOUT = 0.1         # a hardware-stamped probe not received by then is lost; the next one goes
 
 
@@ -145,6 +143,10 @@ class ProbeTally:
             else:
                 self.highest = seq
             self.latency(latency)
+
+    def has(self, seq: int) -> bool:
+        """Whether probe seq was received."""
+        return seq < len(self.seen) and bool(self.seen[seq])
 
     def latency(self, ns: int) -> None:
         """One probe's latency (record does this for each new probe)."""
@@ -299,11 +301,20 @@ def _send_probes(tx: Device, pool, receiver: ProbeReceiver, rate_pps: float, pro
     return sent
 
 
+def _poll_until(receiver: ProbeReceiver, done: Callable[[], bool], deadline: float,
+                stop: Callable[[], bool]) -> bool:
+    """Poll rx until done() (True), or until the deadline (time.monotonic)
+    or a stop (False)."""
+    while not done():
+        if time.monotonic() >= deadline or stop():
+            return False
+        receiver.poll()
+    return True
+
+
 def _drain(receiver: ProbeReceiver, sent: int, stop: Callable[[], bool]) -> None:
     """Receive until every probe sent is in, or DRAIN_SECONDS."""
-    end = time.monotonic() + DRAIN_SECONDS
-    while receiver.tally.received < sent and time.monotonic() < end and not stop():
-        receiver.poll()
+    _poll_until(receiver, lambda: receiver.tally.received >= sent, time.monotonic() + DRAIN_SECONDS, stop)
 
 
 def _enabled_clocks(tx: Device, rx: Device) -> Tuple[Ieee1588Clock, Ieee1588Clock]:
@@ -329,9 +340,9 @@ def _measure_hw(tx: Device, rx: Device, rate_pps: float, probes: Optional[int], 
     try:
         offset, error = clock_offset(tx_clock, rx_clock)
         pool = tx.mempool(POOL_BUFFERS)
-        pool.fill([ptp_probe_frame(frame_size, rx.mac, tx.mac)])
+        pool.fill([ptp_sync_frame(frame_size, src_mac=tx.mac, dst_mac=rx.mac)])
         hw, sw = ProbeTally(expected), ProbeTally(expected)
-        receiver = ProbeReceiver(rx, sw, offset=PTP_PROBE_AT)
+        receiver = ProbeReceiver(rx, sw, offset=PTP_SEQ_OFFSET)
         if progress is not None:
             stop = _Ticker(stop, progress, tx.tx_queue(0), hw)
         try:
@@ -361,16 +372,16 @@ def _send_hw_probes(txq, pool, receiver: ProbeReceiver, clocks: Tuple[Ieee1588Cl
     sent = 0
     try:
         while not stop() and not _done(sent, start, probes, duration):
-            _wait_until(start + sent / rate_pps, receiver, stop)
+            _poll_until(receiver, lambda: False, start + sent / rate_pps, stop)    # late probes are counted
             if not len(batch):
                 batch.alloc(pool, 1)
-                stamp_probes(batch, sent, PTP_PROBE_AT)
+                stamp_probes(batch, sent, PTP_SEQ_OFFSET)
             tx_clock.read_tx()      # free both latches: the next times are this probe's
             rx_clock.read_rx()
             if not txq.tx_timestamped(batch):
                 continue            # the ring is full: the probe stays in batch, tried again
             before = receiver.tally.received + receiver.tally.duplicates
-            if _received(receiver, sent, stop):
+            if _poll_until(receiver, lambda: receiver.tally.has(sent), time.monotonic() + HW_PROBE_TIMEOUT, stop):
                 sent_ns, arrival_ns = tx_clock.read_tx(), rx_clock.read_rx()
                 alone = receiver.tally.received + receiver.tally.duplicates == before + 1   # no late probe took the rx latch
                 if sent_ns is not None and arrival_ns is not None and alone:
@@ -379,20 +390,3 @@ def _send_hw_probes(txq, pool, receiver: ProbeReceiver, clocks: Tuple[Ieee1588Cl
     finally:
         batch.free()
     return sent
-
-
-def _received(receiver: ProbeReceiver, seq: int, stop: Callable[[], bool]) -> bool:
-    """Poll rx until probe seq arrives (True) or HW_PROBE_TIMEOUT passes."""
-    deadline = time.monotonic() + HW_PROBE_TIMEOUT
-    seen = receiver.tally.seen
-    while not (seq < len(seen) and seen[seq]):
-        if time.monotonic() >= deadline or stop():
-            return False
-        receiver.poll()
-    return True
-
-
-def _wait_until(when: float, receiver: ProbeReceiver, stop: Callable[[], bool]) -> None:
-    """Poll rx (late probes are counted) until `when` (time.monotonic)."""
-    while time.monotonic() < when and not stop():
-        receiver.poll()

@@ -1,5 +1,6 @@
-"""Packet templates for the generator and the tests (built with dpkt), and
-the frames of capture files (pcap, pcapng) for pktgen --template and replay."""
+"""Packet templates for the generator, the latency probes and the tests
+(built with dpkt), and the frames of capture files (pcap, pcapng) for
+pktgen --template and replay."""
 from __future__ import annotations
 
 import ipaddress
@@ -18,6 +19,18 @@ MAX_FRAME = 1514
 UDP_CSUM_OFFSET = 40
 SRC_IP = "10.0.0.2"      # the templates' source address; flow i's is this plus i
 
+# PTP (IEEE 1588-2008) over Ethernet: what a NIC's 1588 receive filter time-stamps
+PTP_ETHERTYPE = 0x88F7
+PTP_VERSION = 2
+PTP_SYNC = 0x0           # messageType of a Sync message (13.3.2.2)
+PTP_SYNC_LENGTH = 44     # a Sync message: the 34-byte header (13.3.1) and a 10-byte originTimestamp
+PTP_SEQ_OFFSET = 44      # the header's sequenceId (its byte 30) in an Ethernet/PTP frame
+
+
+def mac_bytes(mac: str) -> bytes:
+    """'02:a0:c9:00:00:fe' -> its 6 bytes."""
+    return bytes.fromhex(mac.replace(":", ""))
+
 
 def udp_frame(size: int = MIN_FRAME, src_mac: str = "02:a0:c9:00:00:fe", dst_mac: str = "02:a0:c9:00:00:00",
               src_ip: str = SRC_IP, dst_ip: str = "10.0.0.1", sport: int = 1234, dport: int = 5678) -> bytes:
@@ -32,11 +45,23 @@ def udp_frame(size: int = MIN_FRAME, src_mac: str = "02:a0:c9:00:00:fe", dst_mac
     ip = dpkt.ip.IP(src=ipaddress.IPv4Address(src_ip).packed, dst=ipaddress.IPv4Address(dst_ip).packed,
                     p=dpkt.ip.IP_PROTO_UDP, ttl=64, data=udp)
     ip.len = len(ip)
-    eth = dpkt.ethernet.Ethernet(src=bytes.fromhex(src_mac.replace(":", "")), dst=bytes.fromhex(dst_mac.replace(":", "")),
-                                 type=dpkt.ethernet.ETH_TYPE_IP, data=ip)
+    eth = dpkt.ethernet.Ethernet(src=mac_bytes(src_mac), dst=mac_bytes(dst_mac), type=dpkt.ethernet.ETH_TYPE_IP, data=ip)
     frame = bytearray(bytes(eth))
     frame[UDP_CSUM_OFFSET:UDP_CSUM_OFFSET + 2] = b"\0\0"
     return bytes(frame)
+
+
+def ptp_sync_frame(size: int, src_mac: str, dst_mac: str) -> bytes:
+    """A PTP v2 Sync message over Ethernet, padded with zeros to size bytes
+    (CRC excluded): what a NIC's 1588 receive latch takes. Its sequenceId
+    (PTP_SEQ_OFFSET) and what follows are 0, for the sender to write."""
+    header = bytearray(PTP_SYNC_LENGTH)
+    header[0] = PTP_SYNC                  # transportSpecific 0, messageType
+    header[1] = PTP_VERSION
+    header[2:4] = PTP_SYNC_LENGTH.to_bytes(2, "big")
+    frame = bytes(dpkt.ethernet.Ethernet(src=mac_bytes(src_mac), dst=mac_bytes(dst_mac), type=PTP_ETHERTYPE,
+                                         data=bytes(header)))
+    return frame + bytes(max(0, size - len(frame)))
 
 
 def udp_flows(flows: int, size: int = MIN_FRAME, src_ip: str = SRC_IP, **kwargs) -> List[bytes]:

@@ -18,7 +18,7 @@ from ixypy.drivers import ieee1588
 from ixypy.errors import BatchError, TimestampsUnavailable
 from ixypy.fastpath.batch import PacketBatch
 from ixypy.latency import HW_PROBE_FRAME_MIN, measure_latency
-from ixypy.packets import udp_frame
+from ixypy.packets import ptp_sync_frame, udp_frame
 
 DELAY_NS, JITTER_NS = 20_000, 2_000
 STEP_NS = 32                         # the 82599's SYSTIM steps (16 ns clock periods of the 82576: 1 ns)
@@ -119,7 +119,7 @@ def test_a_time_stamped_send_takes_one_packet_and_sends_it_unchanged():
 def test_the_probe_frame_is_a_ptp_v2_sync_message():
     """What the rx latch matches (EtherType 0x88F7, messageType Sync,
     versionPTP 2), laid out as IEEE 1588-2008 13.3 says."""
-    frame = ieee1588.ptp_probe_frame(70, "52:54:00:00:00:02", "52:54:00:00:00:01")
+    frame = ptp_sync_frame(70, src_mac="52:54:00:00:00:01", dst_mac="52:54:00:00:00:02")
     assert len(frame) == 70
     assert frame[:12] == bytes.fromhex("525400000002" "525400000001")
     assert frame[12:14] == b"\x88\xf7"

@@ -12,8 +12,8 @@ import pytest
 import ixypy
 from ixypy import PacketBatch
 from ixypy.drivers import ieee1588
-from ixypy.drivers.ieee1588 import ETQF_1588, ETQF_PTP, PTP_ETHERTYPE, TSYNC_ENABLED, TSYNC_VALID
-from ixypy.packets import udp_frame
+from ixypy.drivers.ieee1588 import ETQF_1588, ETQF_PTP, TSYNC_ENABLED, TSYNC_VALID
+from ixypy.packets import PTP_ETHERTYPE, ptp_sync_frame, udp_frame
 
 MODELS = ["sim:loop", "sim:igb-loop"]
 SYNC, DELAY_REQ = 0x0, 0x1
@@ -49,7 +49,7 @@ def test_systim_counts_ns_at_the_timinca_rate_and_stands_still_without_it(addres
 
 
 def ptp(dst: str, message_type: int, seq: int, ethertype: int = PTP_ETHERTYPE) -> bytes:
-    frame = bytearray(ieee1588.ptp_probe_frame(64, dst, "02:00:00:00:00:09"))
+    frame = bytearray(ptp_sync_frame(64, src_mac="02:00:00:00:00:09", dst_mac=dst))
     frame[12:14] = ethertype.to_bytes(2, "big")
     frame[14] = message_type
     frame[14 + 30:14 + 32] = seq.to_bytes(2, "big")

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional, Tuple
 
 from ..errors import TimestampsUnavailable
+from ..packets import PTP_ETHERTYPE, PTP_SYNC
 
 if TYPE_CHECKING:
     from .intel import Registers
@@ -85,12 +86,6 @@ TSYNCRXCTL_TYPE_L2_V2 = 0 << 1       # TYPE 3:1 = 000b: PTP v2 over Ethernet (wi
 MSGT_SHIFT = 8
 ETQF_1588 = 1 << 30
 ETQF_PTP = 3                         # the filter used here
-
-PTP_ETHERTYPE = 0x88F7
-PTP_VERSION = 2
-PTP_SYNC = 0x0                       # messageType of a Sync message (IEEE 1588-2008, 13.3.2.2)
-PTP_SYNC_LENGTH = 44                 # a Sync message: 34-byte header and a 10-byte originTimestamp
-PTP_SEQUENCE_ID = 30                 # the header's sequenceId, from the PTP message's start (13.3.1)
 
 CLOCK_CHECK_SECONDS = 0.002          # enable(): SYSTIM must move in this time
 SYNC_ROUNDS = 32                     # clock_offset(): reads bracketed, the tightest kept
@@ -170,17 +165,3 @@ def clock_offset(reference: Ieee1588Clock, other: Ieee1588Clock) -> Tuple[int, i
             best = (theirs - (before + after) // 2, error)
     assert best is not None
     return best
-
-
-def ptp_probe_frame(size: int, dst_mac: str, src_mac: str) -> bytes:
-    """A PTP v2 Sync message over Ethernet of `size` bytes (without FCS),
-    padded with zeros: what the rx latch takes. Its sequenceId (frame byte
-    14 + PTP_SEQUENCE_ID) and what follows are 0, for the sender to write."""
-    header = bytearray(PTP_SYNC_LENGTH)
-    header[0] = PTP_SYNC                  # transportSpecific 0, messageType
-    header[1] = PTP_VERSION
-    header[2:4] = PTP_SYNC_LENGTH.to_bytes(2, "big")
-    ether = bytes.fromhex(dst_mac.replace(":", "")) + bytes.fromhex(src_mac.replace(":", "")) \
-        + PTP_ETHERTYPE.to_bytes(2, "big")
-    frame = ether + bytes(header)
-    return frame + bytes(max(0, size - len(frame)))
