@@ -41,7 +41,6 @@
 #define TSYNCRXCTL_TYPE (7u << 1)
 #define ETQF_1588       (1u << 30)
 #define ETQF_FILTERS    8
-#define PTP_ETHERTYPE   0x88F7u
 #define ETH_HLEN        14
 #define PTP_HEADER      34
 
@@ -170,7 +169,7 @@ void intel_tsync_rx(struct intel_function *p, const uint8_t *data, uint32_t len,
     uint32_t ethertype = (uint32_t)data[12] << 8 | data[13];
     const uint8_t *ptp = data + ETH_HLEN;
     uint32_t msgt = (reg(p, p->v->tsync.rx_msgtype) >> 8) & 0xFu;
-    if (ethertype != PTP_ETHERTYPE || !etqf_1588(p, ethertype) || (ptp[1] & 0xFu) != 2 || (ptp[0] & 0xFu) != msgt)
+    if (!etqf_1588(p, ethertype) || (ptp[1] & 0xFu) != 2 || (ptp[0] & 0xFu) != msgt)
         return;
     ST(&t->rx_stamp, systim_now(p, now));
     ST(&t->rxsatrl, (uint32_t)ptp[24] << 24 | (uint32_t)ptp[25] << 16 | (uint32_t)ptp[26] << 8 | ptp[27]);
