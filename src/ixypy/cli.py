@@ -467,9 +467,10 @@ def print_ndr(result: ndr.Result, as_json: bool) -> None:
                              f"sent and received, lost, reordered (after a higher number), duplicated, and the "
                              f"percentiles and maximum in microseconds. TX and RX may be one device (a loopback "
                              f"plug). The sim wires take a delay: sim:loop,delay=20us,jitter=2us. With "
-                             f"--hw-timestamps (ixgbe and igb: the 82599, the 82576, QEMU's igb, the sim models), the NICs' IEEE 1588 clocks time "
-                             f"each probe as it leaves TX and reaches RX: probes are PTP Sync frames, one in "
-                             f"flight at a time, and the software latency of the same probes is shown beside.\n\n"
+                             f"--hw-timestamps (ixgbe and igb: the 82599, the 82576, QEMU's igb, the sim "
+                             f"models), the NICs' IEEE 1588 clocks time each probe as it leaves TX and reaches "
+                             f"RX: probes are PTP Sync frames, one in flight at a time, and the software latency "
+                             f"of the same probes is shown beside.\n\n"
                              f"{dev_help('TX', 'RX')}")
 @click.argument("tx")
 @click.argument("rx")

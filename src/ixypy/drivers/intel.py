@@ -22,8 +22,8 @@ from ..device import Device, DeviceStats, format_mac
 from ..errors import (DeviceError, DeviceGone, DeviceTimeout, InterruptsUnavailable, IxyError, LinkDown, PacketTooLarge, QueueError,
                       RssConfigError)
 from ..interrupts import Interrupts, rx_wait
-from .ieee1588 import ClockRegs, Ieee1588Clock
 from ..memory import DmaRegion
+from .ieee1588 import ClockRegs, Ieee1588Clock
 
 if TYPE_CHECKING:
     from ..bus import Bus

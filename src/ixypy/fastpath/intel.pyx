@@ -204,7 +204,7 @@ cdef class IntelTxQueue(_IntelQueue):
                              "the NIC keeps one transmit time until it is read: send probes one at a time")
         if (self.cmd_type & IXY_TXD_DTYP_DATA) != IXY_TXD_DTYP_DATA:
             raise QueueError("this ring's descriptors have no time-stamp bit (the 82574's extended ones)",
-                             "time-stamped sends need an 82576 (igb) ring")
+                             "time-stamped sends need an ixgbe or igb ring (82599, 82576)")
         cdef uint32_t plain = self.cmd_type
         self.cmd_type = plain | IXY_TXD_MAC_1588
         try:
