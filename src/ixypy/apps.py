@@ -17,7 +17,7 @@ from typing import BinaryIO, Callable, Dict, Iterable, List, Optional, Sequence,
 import dpkt
 
 from .fastpath.batch import PacketBatch
-from .errors import QueueError, SharedMempool
+from .errors import SharedMempool
 from .fastpath.loops import ForwardLoop, PktgenLoop, ReplayLoop
 from .device import Device
 from .packets import SEQ_OFFSET, Capture
@@ -72,56 +72,24 @@ def pktgen(dev: Device, frames: Sequence[bytes], limits: Limits, batch_size: int
            rate_pps: Optional[float] = None, queue: int = 0, tick: Optional[Tick] = None,
            seq_offset: int = SEQ_OFFSET, queues: int = 1, first_seq: int = 0) -> int:
     """Send frames (round-robin over the templates) with a 64-bit sequence
-    number at seq_offset, until limits; returns the packets sent. Without a
-    rate: on tx queues queue .. queue+queues-1, each numbering its packets
-    from first_seq, each in C without the GIL (a PktgenLoop with a pool of
-    its own; run_loops). With a rate: on one queue, paced from Python per
-    batch."""
-    if rate_pps is not None:
-        if queues != 1:
-            raise QueueError(f"a rate on {queues} queues", "pace one queue (--rate without --queues), "
-                             "or send on several queues as fast as they go (--queues without --rate)")
-        return _paced_pktgen(dev, frames, limits, batch_size, rate_pps, queue, tick, seq_offset, first_seq)
+    number at seq_offset, until limits; returns the packets sent. On tx
+    queues queue .. queue+queues-1, each numbering its packets from
+    first_seq, each in C without the GIL (a PktgenLoop with a pool of its
+    own; run_loops). Without a rate as fast as the queues take them; with
+    one, each queue paces rate_pps / queues frame by frame (PktgenLoop)."""
     loops, batches = [], []
     for i in range(queues):
         pool = dev.mempool(max(4096, 4 * batch_size))
         pool.fill(list(frames))
         batches.append(PacketBatch(batch_size))
-        loops.append(PktgenLoop(dev.tx_queue(queue + i), pool, batches[-1], seq_offset, first_seq))
+        loops.append(PktgenLoop(dev.tx_queue(queue + i), pool, batches[-1], seq_offset, first_seq,
+                                0.0 if rate_pps is None else rate_pps / queues))
     try:
         sent = run_loops(loops, limits, _Clock(tick, [dev]))
         dev.flush_tx()
     finally:
         for batch in batches:
             batch.free()
-    return sent
-
-
-def _paced_pktgen(dev: Device, frames: Sequence[bytes], limits: Limits, batch_size: int, rate_pps: float,
-                  queue: int, tick: Optional[Tick], seq_offset: int, first_seq: int) -> int:
-    pool = dev.mempool(max(4096, 4 * batch_size))
-    pool.fill(list(frames))
-    batch = PacketBatch(batch_size)
-    txq = dev.tx_queue(queue)
-    clock = _Clock(tick, [dev])
-    seq, sent = first_seq, 0
-    count = limits.count
-    try:
-        while True:
-            elapsed = clock.elapsed()
-            if limits.reached(sent, elapsed):
-                break
-            if sent > rate_pps * elapsed:
-                _pace(sent / rate_pps - elapsed)
-                continue
-            if not len(batch):
-                want = batch_size if count is None else min(batch_size, count - sent)
-                batch.alloc(pool, want)
-                seq = batch.stamp_u64(seq_offset, seq)
-            sent += txq.tx(batch)
-        dev.flush_tx()
-    finally:
-        batch.free()
     return sent
 
 
@@ -251,12 +219,6 @@ def run_loops(loops: Sequence[Loop], limits: Limits, clock: "_Clock") -> int:
         for r in runs:
             r.result()
     return sum(loop.packets for loop in loops)
-
-
-def _pace(ahead: float) -> None:
-    """Wait out being ahead of the rate: sleep when it is long enough to."""
-    if ahead > 0.002:
-        time.sleep(ahead - 0.001)
 
 
 def forward(pairs: Iterable[tuple], limits: Limits, batch_size: int = 32, tick: Optional[Tick] = None,

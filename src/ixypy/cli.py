@@ -296,7 +296,7 @@ def plot_rates(meter: "Meter", path: Optional[Path], title: str) -> None:
 @click.argument("dev")
 @click.option("--size", "-s", type=click.IntRange(MIN_FRAME, MAX_FRAME), default=MIN_FRAME, show_default=True,
               help="Frame size in bytes, without the 4-byte FCS (CRC) the NIC appends.")
-@click.option("--rate", "rate_mpps", type=click.FloatRange(min=0, min_open=True), help="Rate limit in Mpps.")
+@click.option("--rate", "rate_mpps", type=click.FloatRange(min=0, min_open=True), help="Rate in Mpps, paced frame by frame (with --queues N, each queue sends 1/N of it).")
 @click.option("--gbps", "rate_gbps", type=click.FloatRange(min=0, min_open=True),
               help=f"Rate limit in Gbit/s on the wire (L1, as reported): each frame counts with its {FCS_BYTES}-byte "
                    f"FCS and {L1_OVERHEAD_BYTES} bytes of preamble, SFD and inter-frame gap, e.g. 84 bytes for "
@@ -323,8 +323,6 @@ def pktgen(dev: str, size: int, rate_mpps: Optional[float], rate_gbps: Optional[
     if rate_gbps:
         mean_frame = sum(len(f) for f in frames) / len(frames) + FCS_BYTES     # as DeviceStats counts it
         rate_pps = l1_pps(rate_gbps, mean_frame)
-    if rate_pps and queues > 1:
-        raise click.UsageError("a rate (--rate, --gbps) paces one queue: give it without --queues")
     with open_device(dev, tx_queues=queues) as device:
         meter = Meter([device], as_json)
         with StopOnSignals() as stop:

@@ -66,6 +66,17 @@ def test_pktgen_rate_limit_holds():
     assert 0 < sent <= 0.05e6 * 1.05 + 8                      # never above the asked rate
 
 
+def test_pktgen_rate_is_shared_by_its_queues():
+    """--rate with --queues 2: each queue sends half, the sum never above
+    the rate. Before, the pair was a usage error (exit 2)."""
+    out = ixypy("pktgen", "sim:sink", "--rate", "0.05", "--queues", "2", "--duration", "1", "--json")
+    assert out.returncode == 0, out.stderr
+    result = summary(out.stdout)
+    per_queue = result["tx_packets_per_queue"]
+    assert len(per_queue) == 2 and all(n > 0 for n in per_queue)
+    assert sum(per_queue) == result["sent"] <= 0.05e6 * 1.05 + 2
+
+
 # (device, --size, --gbps): each driver's way of counting bytes (ixgbe and igb
 # read the NIC's counters, virtio counts in software), at the smallest frame,
 # where the 4 FCS bytes weigh most (4 of the 84 on the wire), and at the

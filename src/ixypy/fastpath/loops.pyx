@@ -26,6 +26,24 @@ cdef extern from "ixy_stop.h" nogil:
 
 cdef enum:
     CLOCK_EVERY = 64        # rounds between looks at the clock (a look: ~20 ns)
+    SLEEP_MIN_NS = 200000       # a wait this long sleeps, the last SPIN_NS of it spinning (sleeps overshoot ~60 µs)
+    SPIN_NS = 100000
+    SLEEP_MAX_NS = 10000000     # and looks at stop() at least this often
+
+
+cdef inline void _wait_until(int64_t target) noexcept nogil:
+    """Sleep towards target (at most SLEEP_MAX_NS at a time), spin through the
+    last SPIN_NS of it, running the idle hook (the sim models)."""
+    cdef int64_t now = ixy_now_ns()
+    cdef timespec ts
+    cdef int64_t wake
+    if target - now >= SLEEP_MIN_NS:
+        wake = min(target - SPIN_NS, now + SLEEP_MAX_NS)
+        ts.tv_sec = wake // 1000000000
+        ts.tv_nsec = wake % 1000000000
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL)
+    else:
+        queue_idle()
 
 
 cdef inline int64_t _deadline(double seconds):
@@ -243,20 +261,40 @@ cdef class ForwardLoop(_Loop):
 
 @cython.final
 cdef class PktgenLoop(_SendLoop):
-    """The packet generator on one tx queue, as apps.pktgen runs it without
-    a rate: when the batch is empty, fill it from the pool (whose buffers
-    hold the frames: Mempool.fill), write each packet's 64-bit sequence
-    number (little-endian) at seq_offset, send. The pool is this loop's
-    alone (a pool serves one thread)."""
+    """The packet generator on one tx queue, as apps.pktgen runs it: when
+    the batch is empty, fill it from the pool (whose buffers hold the
+    frames: Mempool.fill), write each packet's 64-bit sequence number
+    (little-endian) at seq_offset, send. The pool is this loop's alone (a
+    pool serves one thread).
+
+    rate_pps 0 sends as fast as the queue takes the packets. A rate paces
+    each frame: frame k is handed to the queue no sooner than origin_ns + k
+    / rate_pps (origin_ns: the first run's start), each round taking what
+    is due by then (a batch at most): one frame at a time while the loop is
+    faster than the rate, and a stretch of lateness (a preempted thread, a
+    full ring, the pause between two runs) caught up at once, so the rate
+    holds over any window longer than the lateness."""
     cdef uint32_t seq_offset
     cdef readonly uint64_t seq        # the next sequence number
+    cdef double period_ns             # between two frames' due times (paced; 0: not paced)
+    cdef readonly int64_t origin_ns   # when frame 0 was due (paced; 0 before the first run)
+    cdef uint64_t scheduled           # frames taken since origin_ns: frame `scheduled` is the next to be due
 
     def __cinit__(self, Queue txq not None, Mempool pool not None, PacketBatch batch not None, uint32_t seq_offset,
-                  uint64_t first_seq=0):
+                  uint64_t first_seq=0, double rate_pps=0.0):
         txq._usable(False)
+        if not (isfinite(rate_pps) and rate_pps >= 0):
+            raise ValueError(f"rate {rate_pps} packets a second: give a finite rate, or 0 for as fast as the "
+                             f"queue takes them")
         self.txq, self.pool, self.batch = txq, pool, batch
         self.seq_offset = seq_offset
         self.seq = first_seq
+        self.period_ns = 1e9 / rate_pps if rate_pps else 0.0
+
+    @property
+    def rate_pps(self) -> float:
+        """The pace in frames a second (0.0: as fast as the queue takes them)."""
+        return 1e9 / self.period_ns if self.period_ns else 0.0
 
     def run(self, double seconds=float("inf"), uint64_t count=0) -> int:
         """Send for `seconds`, or until `count` packets (0: no limit; with a
@@ -270,10 +308,15 @@ cdef class PktgenLoop(_SendLoop):
         self.txq._usable(False)
         self.batch.pools.add(self.pool)
         self.txq.pools.merge(self.batch.pools)
+        if self.period_ns and not self.origin_ns:
+            self.origin_ns = ixy_now_ns()
         self.txq.busy = True
         try:
             with nogil:
-                done = self._run(deadline, count, &short)
+                if self.period_ns:
+                    done = self._run_paced(deadline, count, &short)
+                else:
+                    done = self._run(deadline, count, &short)
         finally:
             self.txq.busy = False
         if short:
@@ -281,29 +324,64 @@ cdef class PktgenLoop(_SendLoop):
                                  f"fill the pool with frames of at least {self.seq_offset + 8} bytes")
         return done
 
+    cdef inline bint _fill(self, uint64_t want, uint32_t *short) noexcept nogil:
+        """Up to `want` fresh packets into the empty batch, each with its
+        sequence number; False (*short: the length + 1) at a packet too
+        short for one."""
+        cdef uint32_t i
+        self.batch.count = ixy_mempool_alloc(&self.pool.pool, self.batch.bufs, <uint32_t> want)
+        for i in range(self.batch.count):
+            if self.seq_offset + 8 > self.batch.bufs[i].len:
+                short[0] = self.batch.bufs[i].len + 1
+                return False
+            memcpy(self.batch.bufs[i].data + self.seq_offset, &self.seq, 8)
+            self.seq += 1
+        return True
+
+    cdef inline uint32_t _send(self) noexcept nogil:
+        cdef uint32_t sent = self.txq._tx(self.batch.bufs, self.batch.count)
+        self.batch._shift_out(sent)
+        self.packets += sent
+        if sent == 0:
+            queue_idle()
+        return sent
+
     cdef uint64_t _run(self, int64_t deadline, uint64_t count, uint32_t *short) noexcept nogil:
         cdef uint64_t done = 0, rounds = 0, want
-        cdef uint32_t sent, i
         while not ixy_stop_raised(&self.stopping):
             if self.batch.count == 0:
                 want = self.batch.capacity if count == 0 else min(<uint64_t> self.batch.capacity, count - done)
-                self.batch.count = ixy_mempool_alloc(&self.pool.pool, self.batch.bufs, <uint32_t> want)
-                for i in range(self.batch.count):
-                    if self.seq_offset + 8 > self.batch.bufs[i].len:
-                        short[0] = self.batch.bufs[i].len + 1
-                        return done
-                    memcpy(self.batch.bufs[i].data + self.seq_offset, &self.seq, 8)
-                    self.seq += 1
-            sent = self.txq._tx(self.batch.bufs, self.batch.count)
-            self.batch._shift_out(sent)
-            done += sent
-            self.packets += sent
+                if not self._fill(want, short):
+                    return done
+            done += self._send()
             if count and done >= count:
                 break
-            if sent == 0:
-                queue_idle()
             rounds += 1
             if deadline >= 0 and rounds % CLOCK_EVERY == 0 and ixy_now_ns() >= deadline:
+                break
+        return done
+
+    cdef uint64_t _run_paced(self, int64_t deadline, uint64_t count, uint32_t *short) noexcept nogil:
+        cdef uint64_t done = 0, due, want
+        cdef int64_t now, next_due
+        while not ixy_stop_raised(&self.stopping):
+            now = ixy_now_ns()
+            if deadline >= 0 and now >= deadline:
+                break
+            if self.batch.count == 0:
+                due = <uint64_t> ((now - self.origin_ns) / self.period_ns) + 1     # frames 0 .. due-1 are due
+                if due <= self.scheduled:
+                    next_due = self.origin_ns + <int64_t> (self.scheduled * self.period_ns)
+                    _wait_until(next_due if deadline < 0 else min(next_due, deadline))
+                    continue
+                want = min(due - self.scheduled, <uint64_t> self.batch.capacity)
+                if count:
+                    want = min(want, count - done)
+                if not self._fill(want, short):
+                    return done
+                self.scheduled += self.batch.count
+            done += self._send()
+            if count and done >= count:
                 break
         return done
 
@@ -316,12 +394,6 @@ cdef extern from "ixy_hist.h" nogil:
     void ixy_hist_record(ixy_hist *h, uint64_t v)
     uint64_t ixy_hist_quantile(const ixy_hist *h, double q)
 
-cdef enum:
-    SLEEP_MIN_NS = 200000       # a wait this long sleeps, the last SPIN_NS of it spinning (sleeps overshoot ~60 µs)
-    SPIN_NS = 100000
-    SLEEP_MAX_NS = 10000000     # and looks at stop() at least this often
-
-
 cdef struct _File:
     uint64_t start, end         # its frames' indices in a pass
     uint64_t frames, bytes, passes
@@ -329,21 +401,6 @@ cdef struct _File:
     int64_t span_done, span     # first to last departure: earlier passes together, the current one
     int64_t sched_done, sched   # the same spans in the schedule
     ixy_hist late               # departures after their time (ns), as the send call saw them
-
-
-cdef inline void _wait_until(int64_t target) noexcept nogil:
-    """Sleep towards target (at most SLEEP_MAX_NS at a time), spin through the
-    last SPIN_NS of it, running the idle hook (the sim models)."""
-    cdef int64_t now = ixy_now_ns()
-    cdef timespec ts
-    cdef int64_t wake
-    if target - now >= SLEEP_MIN_NS:
-        wake = min(target - SPIN_NS, now + SLEEP_MAX_NS)
-        ts.tv_sec = wake // 1000000000
-        ts.tv_nsec = wake % 1000000000
-        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL)
-    else:
-        queue_idle()
 
 
 @cython.final
