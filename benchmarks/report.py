@@ -2,9 +2,11 @@
 benchmarks/README.md: the loops of loops.KINDS per driver and batch
 (between the RESULTS markers), and ixy C's forwarder (loops.IXY_FWD) next
 to ixy C's published cycles per packet (between the IXYFWD-RESULTS
-markers). A table the run has no result for is left as it was.
+markers); the vector apps next to the bare step and their per-packet
+Python versions (loops.APP_KINDS, between the APPS-RESULTS markers). A
+table the run has no result for is left as it was.
 
-    python benchmarks/report.py [pytest arguments, e.g. -k "ixgbe and 32]", or -k ixy_fwd]
+    python benchmarks/report.py [pytest arguments, e.g. -k "ixgbe and 32]", -k ixy_fwd, or -k test_apps]
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "src")]
-from loops import DRIVERS, IXY_C, IXY_FWD, IXY_FWD_MODES, KINDS, MODES  # noqa: E402
+from loops import APP_KINDS, DRIVERS, IXY_C, IXY_FWD, IXY_FWD_MODES, KINDS, MODES  # noqa: E402
+from conftest import HZ  # noqa: E402
 README = HERE / "README.md"
 
 
@@ -33,17 +36,22 @@ def run(args: list) -> dict:
 
 def parse(data: dict) -> tuple:
     """({(driver, kind, mode, batch): extra_info} of test_throughput,
-    {(driver, mode, batch): extra_info} of test_ixy_fwd)."""
-    results, ixy = {}, {}
+    {(driver, mode, batch): extra_info} of test_ixy_fwd,
+    {(kind, batch): extra_info} of test_apps)."""
+    results, ixy, apps = {}, {}, {}
     for b in data["benchmarks"]:
         m = re.match(r"test_throughput\[(\w+)-(\w+)-(\w+)-(\d+)\]", b["name"])
         if m:
             driver, kind, mode, batch = m.groups()
             results[(driver, kind, mode, int(batch))] = b["extra_info"]
             continue
+        m = re.match(r"test_apps\[\w+-([\w-]+)-(\d+)\]", b["name"])
+        if m:
+            apps[(m.group(1), int(m.group(2)))] = b["extra_info"]
+            continue
         driver, mode, batch = re.match(r"test_ixy_fwd\[(\w+)-(\w+)-(\d+)\]", b["name"]).groups()
         ixy[(driver, mode, int(batch))] = b["extra_info"]
-    return results, ixy
+    return results, ixy, apps
 
 
 def machine(data: dict, args: list) -> str:
@@ -107,6 +115,30 @@ def ixy_table(ixy: dict, head_line: str) -> str:
             "refused and the loop freed, so they are an upper bound on the driver's own cost.\n\n" + "\n".join(lines) + "\n")
 
 
+def apps_table(apps: dict, head_line: str) -> str:
+    """Each app per batch: Mpps, cycles per packet, the Mpps one core of
+    the nominal clock gives at that cost, and the cost against the step's."""
+    batches = sorted({b for _, b in apps})
+    lines = ["| loop | what it does | " + " | ".join(f"batch {b}: Mpps, cycles, Mpps a core" for b in batches) + " | "
+             + " | ".join(f"/ step at {b}" for b in batches) + " |", "|" + "---|" * (2 + 2 * len(batches))]
+    for kind, what in APP_KINDS.items():
+        got = [apps.get((kind, b)) for b in batches]
+        if not any(got):
+            continue
+        steps = [apps.get(("step", b)) for b in batches]
+        cells = [kind, what]
+        cells += [f"{r['mpps']:.1f}, {r['cycles_per_packet']:.0f}, {HZ / r['cycles_per_packet'] / 1e6:.1f}" if r else ""
+                  for r in got]
+        cells += [f"{r['cycles_per_packet'] / st['cycles_per_packet']:.2f}x" if r and st else ""
+                  for r, st in zip(got, steps)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return (f"{head_line}\nThe vector apps on the ixgbe rig (the 82599 model on its own thread, sending one flow "
+            f"of 60-byte UDP frames; the driver's loop on the other core): each cell Mpps received and processed "
+            f"(wall clock), cycles per packet (driver thread CPU time at the nominal clock, "
+            f"{HZ / 1e9:.2f} GHz), and the Mpps one core gives at that cost; / step: cycles against the bare "
+            f"step's.\n\n" + "\n".join(lines) + "\n")
+
+
 def replace_block(text: str, marker: str, body: str) -> str:
     start, end = f"<!-- {marker} -->\n", f"<!-- /{marker} -->"
     before, rest = text.split(start, 1)
@@ -116,13 +148,15 @@ def replace_block(text: str, marker: str, body: str) -> str:
 def main() -> None:
     args = sys.argv[1:]
     data = run(args)
-    results, ixy = parse(data)
+    results, ixy, apps = parse(data)
     head_line = machine(data, args)
     text = README.read_text()
     if results:
         text = replace_block(text, "RESULTS", table(results, head_line))
     if ixy:
         text = replace_block(text, "IXYFWD-RESULTS", ixy_table(ixy, head_line))
+    if apps:
+        text = replace_block(text, "APPS-RESULTS", apps_table(apps, head_line))
     README.write_text(text)
     print(f"updated {README}")
 
