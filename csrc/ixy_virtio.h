@@ -103,6 +103,26 @@ static inline void ixy_vring_publish(struct ixy_vring_avail *a, uint16_t idx)
     *(volatile uint16_t *)&a->idx = idx;
 }
 
+/* VIRTIO_RING_F_EVENT_IDX (2.7.10): the device's avail_event, the 16 bits
+ * after the used ring's num entries, and the driver's used_event, after the
+ * available ring's. */
+static inline uint16_t ixy_vring_avail_event(const struct ixy_vring_used *u, uint32_t num)
+{
+    return *(const volatile uint16_t *)&u->ring[num];
+}
+
+static inline void ixy_vring_set_used_event(struct ixy_vring_avail *a, uint32_t num, uint16_t idx)
+{
+    *(volatile uint16_t *)&a->ring[num] = idx;
+}
+
+/* 2.7.10: whether moving an index from old to new_idx passed event (the
+ * other side asked to hear of the entry at event). */
+static inline int ixy_vring_need_event(uint16_t event, uint16_t new_idx, uint16_t old)
+{
+    return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old);
+}
+
 /* A full barrier: the driver must publish avail.idx before it reads
  * used.flags (2.7.10 / 2.7.7), a store-load order x86 does not keep alone. */
 #define ixy_mb() __atomic_thread_fence(__ATOMIC_SEQ_CST)

@@ -152,6 +152,8 @@ class Nic:
     leaves the NIC alone on its own hub. ``udp_sink``: instead of a hub, a
     loopback UDP socket on the host receives every frame the NIC sends.
     ``pcap``: record the netdev's traffic with filter-dump.
+    ``event_idx``: a virtio NIC offers VIRTIO_RING_F_EVENT_IDX (QEMU's
+    default); False sets ``event_idx=off``.
     """
 
     model: str
@@ -160,12 +162,15 @@ class Nic:
     pcap: bool = False
     mac: Optional[str] = None
     iommu_platform: bool = False
+    event_idx: bool = True
 
     def __post_init__(self) -> None:
         if self.model not in PCI_IDS:
             raise ValueError(f"unknown NIC model {self.model!r}: use one of {', '.join(PCI_IDS)}")
         if self.iommu_platform and self.model not in ("virtio-transitional", "virtio-modern"):
             raise ValueError("iommu_platform is for the VirtIO 1.x interface: virtio-transitional or virtio-modern")
+        if not self.event_idx and self.model not in VIRTIO_MODES:
+            raise ValueError("event_idx is a virtio-net option")
 
 
 PCI_IDS = {"virtio": (0x1AF4, 0x1000), "virtio-transitional": (0x1AF4, 0x1000), "virtio-modern": (0x1AF4, 0x1041),
@@ -229,7 +234,8 @@ def nic_qemu_args(nic: Nic, placed: GuestNic) -> List[str]:
     common = f"netdev={placed.netdev},mac={placed.mac},romfile="
     if nic.model in VIRTIO_MODES:
         slot = int(placed.address.split(":")[2].split(".")[0], 16)
-        options = [VIRTIO_MODES[nic.model]] + (["iommu_platform=on"] if nic.iommu_platform else [])
+        options = [VIRTIO_MODES[nic.model], "iommu_platform=on" if nic.iommu_platform else "",
+                   "" if nic.event_idx else "event_idx=off"]
         args += ["-device", ",".join(["virtio-net-pci", common, *filter(None, options), f"addr={slot:#x}"])]
     elif nic.model == "e1000e":
         slot = int(placed.address.split(":")[2].split(".")[0], 16)

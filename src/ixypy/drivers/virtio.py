@@ -14,10 +14,13 @@ descriptor per packet); on the 1.x interface VERSION_1 (which the device
 must offer there, and which implies the free layout: 2.7.4) and
 ACCESS_PLATFORM when offered (6.1: the device's DMA then goes through the
 IOMMU, so under VFIO the driver's buffers are mapped at IOVAs and no root
-is needed; without it the device uses physical addresses). Never CSUM,
-GUEST_CSUM, MRG_RXBUF, GSO or EVENT_IDX: so the virtio_net_hdr is the
-10-byte legacy one or the 12-byte one of VERSION_1, and notifications are
-suppressed by flags only.
+is needed; without it the device uses physical addresses); EVENT_IDX when
+offered (2.7.10: the driver notifies only when its new avail entries pass
+the device's avail_event, and asks for interrupts by used_event; QEMU's
+virtio-net then took 205 to 252 packets a notify, against 30 to 40 without
+it, in a TCG guest at the same packet rate within its noise).
+Never CSUM, GUEST_CSUM, MRG_RXBUF or GSO: so the virtio_net_hdr is the
+10-byte legacy one or the 12-byte one of VERSION_1.
 
 Message framing is chosen once, at bring-up, from the negotiated features
 (the queues are built for it, fastpath/virtio.pyx): with VIRTIO_F_ANY_LAYOUT
@@ -66,9 +69,10 @@ F_STATUS = 1 << 16
 F_CTRL_VQ = 1 << 17
 F_CTRL_RX = 1 << 18
 F_ANY_LAYOUT = 1 << 27          # legacy only: 1.x drivers do not ask for it
+F_EVENT_IDX = 1 << 29           # VIRTIO_RING_F_EVENT_IDX
 F_VERSION_1 = 1 << 32
 F_ACCESS_PLATFORM = 1 << 33
-NET_FEATURES = F_MAC | F_STATUS | F_CTRL_VQ | F_CTRL_RX
+NET_FEATURES = F_MAC | F_STATUS | F_CTRL_VQ | F_CTRL_RX | F_EVENT_IDX
 LEGACY_FEATURES = NET_FEATURES | F_ANY_LAYOUT
 MODERN_FEATURES = NET_FEATURES | F_VERSION_1 | F_ACCESS_PLATFORM
 
@@ -194,7 +198,7 @@ class VirtioDevice(Device):
                 raise DeviceError(f"{self.address}: the virtio device refused features {features:#x} (FEATURES_OK "
                                   f"did not stick; it offered {self.host_features:#x})",
                                   "the device needs a feature ixypy does not take: ixypy takes MAC, STATUS, CTRL_VQ, "
-                                  "CTRL_RX, VERSION_1 and ACCESS_PLATFORM")
+                                  "CTRL_RX, EVENT_IDX, VERSION_1 and ACCESS_PLATFORM")
 
     def _queue_size(self, index: int) -> int:
         size = self.transport.queue_max(index)
@@ -245,14 +249,18 @@ class VirtioDevice(Device):
         for i in indices:
             doorbell = self.transport.doorbell(i)
             if i == RX_QUEUE:
-                self.rx_queues.append(VirtioRxQueue(doorbell, i, memory, offsets[i], sizes[i], rx_pool, layout, hdr_len))
+                queue = VirtioRxQueue(doorbell, i, memory, offsets[i], sizes[i], rx_pool, layout, hdr_len)
+                self.rx_queues.append(queue)
             elif i == TX_QUEUE:
                 # two-descriptor framing: a zeroed header at `extra`, shared by every packet
-                self.tx_queues.append(self._tx_ring(VirtioTxQueue(doorbell, i, memory, offsets[i], sizes[i],
-                                                                  self._rings.dma(extra), MAX_FRAME, layout, hdr_len)))
+                queue = VirtioTxQueue(doorbell, i, memory, offsets[i], sizes[i], self._rings.dma(extra), MAX_FRAME,
+                                      layout, hdr_len)
+                self.tx_queues.append(self._tx_ring(queue))
             else:
-                self.ctrl = VirtioCtrlQueue(doorbell, i, memory, offsets[i], sizes[i], extra + 512,
-                                            self._rings.dma(extra + 512))
+                queue = self.ctrl = VirtioCtrlQueue(doorbell, i, memory, offsets[i], sizes[i], extra + 512,
+                                                    self._rings.dma(extra + 512))
+            if self.features & F_EVENT_IDX:
+                queue.use_event_idx()
             desc = self._rings.dma(offsets[i])      # the ring is zeroed by now
             self.transport.activate_queue(i, sizes[i], desc, desc + vring_avail_offset(sizes[i]),
                                           desc + vring_used_offset(sizes[i]))

@@ -18,8 +18,10 @@ NO_VECTOR read back means the device refused it (4.1.5.1.2.1).
 
 Masking: VFIO cannot mask an MSI-X vector (its mask action is for INTx), so
 masking is the ring's own hint: VRING_AVAIL_F_NO_INTERRUPT set while polling,
-cleared only while the queue sleeps. It is a write to guest memory, not a
-system call; the device tests it after each used-ring update (no EVENT_IDX).
+cleared only while the queue sleeps; with EVENT_IDX, used_event at the next
+used entry while it sleeps and behind the last one seen while polling
+(_Virtqueue.set_interrupt). It is a write to guest memory, not a system
+call; the device tests it after each used-ring update.
 Legacy virtio has no interrupt moderation: itr_us is ignored; at most one
 message per sleep matters, later ones are drained before the next sleep.
 The ISR is not used with MSI-X and never read (reading clears it).

@@ -35,6 +35,9 @@ cdef extern from "ixy_virtio.h" nogil:
         int fd
         long pos
         uint16_t *mmio
+    uint16_t ixy_vring_avail_event(const ixy_vring_used *u, uint32_t num)
+    void ixy_vring_set_used_event(ixy_vring_avail *a, uint32_t num, uint16_t idx)
+    int ixy_vring_need_event(uint16_t event, uint16_t new_idx, uint16_t old)
     size_t ixy_vring_avail_offset(uint32_t num)
     size_t ixy_vring_used_offset(uint32_t num)
     size_t ixy_vring_size(uint32_t num)
@@ -65,14 +68,23 @@ cdef class _Virtqueue(Queue):
     cdef readonly uint8_t hdr_len     # virtio_net_hdr bytes before each frame: 10, or 12 with VERSION_1
     cdef readonly uint64_t notifies
     cdef readonly uint64_t notify_errors
+    cdef readonly bint event_idx      # VIRTIO_RING_F_EVENT_IDX: avail_event/used_event, not the flags
 
     cdef inline void _publish(self, uint16_t added) noexcept nogil:
         """Make `added` new avail entries visible (write barrier inside), then
-        notify the device once unless it suppressed notifications."""
+        notify the device once unless it suppressed notifications: by
+        VRING_USED_F_NO_NOTIFY, or with EVENT_IDX unless the new entries
+        pass its avail_event (2.7.10)."""
+        cdef uint16_t old = self.avail_idx
+        cdef bint wanted
         self.avail_idx += added
         ixy_vring_publish(self.avail, self.avail_idx)
-        ixy_mb()     # avail.idx must be visible before used.flags is read (2.7.10)
-        if not (ixy_vring_used_flags(self.used) & IXY_VRING_USED_F_NO_NOTIFY):
+        ixy_mb()     # avail.idx must be visible before used.flags / avail_event is read (2.7.10)
+        if self.event_idx:
+            wanted = ixy_vring_need_event(ixy_vring_avail_event(self.used, self.num), self.avail_idx, old)
+        else:
+            wanted = not (ixy_vring_used_flags(self.used) & IXY_VRING_USED_F_NO_NOTIFY)
+        if wanted:
             self.notifies += 1
             if ixy_virtio_notify(&self.db, self.queue_index) != 0:
                 self.notify_errors += 1

@@ -127,20 +127,29 @@ cdef class _Virtqueue(Queue):
     def size(self) -> int:
         return self.num
 
+    def use_event_idx(self) -> None:
+        """VIRTIO_RING_F_EVENT_IDX was negotiated: notifications and
+        interrupts are asked for by avail_event and used_event (2.7.10),
+        and the device no longer reads the flags."""
+        self.event_idx = True
+
     def set_interrupt(self, bint enabled) -> None:
         """Ask the device to signal used buffers on this queue's MSI-X vector
-        (clear VRING_AVAIL_F_NO_INTERRUPT) or not (set it): 2.7.7 (legacy
-        2.4.5), no EVENT_IDX negotiated, so the flag is the only control.
-        A full barrier follows: the flag must be visible before the caller
-        reads used.idx again, or a buffer used between that read and the
-        device's check of the flag would be neither seen nor signalled."""
+        or not: 2.7.7 (legacy 2.4.5) by VRING_AVAIL_F_NO_INTERRUPT; with
+        EVENT_IDX by used_event (2.7.10): at the next used entry, or one
+        behind the last seen, which the device passes only after 65535
+        more. A full barrier follows: the request must be visible before
+        the caller reads used.idx again, or a buffer used between that read
+        and the device's check would be neither seen nor signalled."""
         with nogil:
             self.avail.flags = 0 if enabled else IXY_VRING_AVAIL_F_NO_INTERRUPT
+            if self.event_idx:
+                ixy_vring_set_used_event(self.avail, self.num, self.last_used if enabled else self.last_used - 1)
             ixy_mb()
 
     @property
     def interrupt_enabled(self) -> bool:
-        """Whether avail.flags lets the device interrupt (NO_INTERRUPT clear)."""
+        """Whether the queue asks for interrupts (NO_INTERRUPT clear)."""
         return not (self.avail.flags & IXY_VRING_AVAIL_F_NO_INTERRUPT)
 
     def kick(self) -> None:
