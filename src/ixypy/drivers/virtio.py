@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import time
 from functools import partial
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, List, Optional, Union
 
 from ..fastpath.batch import PacketBatch
 from ..fastpath.mempool import Mempool
@@ -248,6 +248,7 @@ class VirtioDevice(Device):
         layout, hdr_len = self.any_layout, self.hdr_len
         for i in indices:
             doorbell = self.transport.doorbell(i)
+            queue: Union[VirtioRxQueue, VirtioTxQueue, VirtioCtrlQueue]
             if i == RX_QUEUE:
                 queue = VirtioRxQueue(doorbell, i, memory, offsets[i], sizes[i], rx_pool, layout, hdr_len)
                 self.rx_queues.append(queue)
