@@ -20,6 +20,7 @@ reaped: on stop, on timeout, on exception, and at interpreter exit.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import json
 import os
@@ -30,10 +31,11 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 CACHE_DIR = Path(os.environ.get("IXYPY_VM_CACHE", str(Path.home() / ".cache" / "ixypy-vm")))
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -177,6 +179,14 @@ PCI_IDS = {"virtio": (0x1AF4, 0x1000), "virtio-transitional": (0x1AF4, 0x1000), 
            "igb": (0x8086, 0x10C9), "e1000e": (0x8086, 0x10D3)}
 # the virtio-net-pci option that makes each virtio model
 VIRTIO_MODES = {"virtio": "disable-modern=on", "virtio-transitional": "", "virtio-modern": "disable-legacy=on"}
+
+
+@dataclass
+class Drained:
+    """What Guest.drained_sink read from a NIC's sink."""
+
+    count: int = 0
+    frames: List[bytes] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -455,6 +465,31 @@ class Guest:
         port = self.placed[index].sink_port
         return next(s for s in self._sinks if s.getsockname()[1] == port)
 
+    @contextlib.contextmanager
+    def drained_sink(self, index: int, keep: bool = False) -> Iterator["Drained"]:
+        """While the block runs, a host thread reads NIC ``index``'s sink
+        (so that it does not fill up): yields the count of frames so far,
+        and the frames themselves with ``keep``."""
+        sink, stop, drained = self.sink(index), threading.Event(), Drained()
+        sink.settimeout(0.2)
+
+        def drain() -> None:
+            while not stop.is_set():
+                try:
+                    frame = sink.recv(2048)
+                except socket.timeout:
+                    continue
+                drained.count += 1
+                if keep:
+                    drained.frames.append(frame)
+        drainer = threading.Thread(target=drain, daemon=True)
+        drainer.start()
+        try:
+            yield drained
+        finally:
+            stop.set()
+            drainer.join(5)
+
     def __enter__(self) -> "Guest":
         self.start()
         return self
@@ -495,7 +530,7 @@ class Guest:
         nics = json.dumps([{"address": n.address, "model": n.model, "mac": n.mac} for n in self.placed])
         mounts = "".join(f"mkdir -p {path} && mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000 "
                          f"share{i} {path}\n" for i, path in enumerate(guest_shares()))
-        return (f"export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp PYTHONDONTWRITEBYTECODE=1\n"
+        return ("export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp PYTHONDONTWRITEBYTECODE=1\n"
                 + mounts +
                 f"[ -x {sys.executable} ] || {{ echo 'ixypy-guest: the host interpreter {sys.executable} is not "
                 f"visible in the guest (shared: {' '.join(map(str, guest_shares()))})'; exit 127; }}\n"

@@ -9,8 +9,6 @@ gives the figures of the closing note (run with -s): packets a second and
 packets per notify, with and without.
 """
 import json
-import socket
-import threading
 import textwrap
 
 import pytest
@@ -46,26 +44,11 @@ dev.close()
 def send_and_drain(guest, index):
     """SCRIPT on NIC index while the host drains its sink: its report and
     the frames the host received."""
-    sink, stop, drained = guest.sink(index), threading.Event(), [0]
-    sink.settimeout(0.2)
-
-    def drain():
-        while not stop.is_set():
-            try:
-                sink.recv(2048)
-                drained[0] += 1
-            except socket.timeout:
-                pass
-    drainer = threading.Thread(target=drain, daemon=True)
-    drainer.start()
-    try:
+    with guest.drained_sink(index) as drained:
         result = guest.run(guest_script(textwrap.dedent(SCRIPT), C=guest.nic(index).address, SECONDS=SECONDS),
                            timeout=90.0)
-    finally:
-        stop.set()
-        drainer.join(5)
     out = json.loads(result.stdout.strip().splitlines()[-1])
-    out["host_received"] = drained[0]
+    out["host_received"] = drained.count
     return out
 
 
