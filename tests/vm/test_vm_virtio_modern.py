@@ -25,6 +25,8 @@ from .test_vm_virtio import pktgen_next_to_kernel
 # the legacy module's tests that hold as written for any virtio-net, run
 # here on the 1.x interface (NIC 0 transitional, NIC 1 1.x-only)
 from .test_vm_virtio import test_bad_input  # noqa: F401
+# `ixypy pktgen` on NIC 0 (transitional), `ixypy capture` on NIC 1 (1.x-only, IOVAs under VFIO)
+from .test_vm_virtio import test_cli_pktgen_and_capture_on_virtio  # noqa: F401
 # fwd NIC 1 (IOVAs) -> NIC 2 (physical addresses): the leg copies (apps.forward)
 from .test_vm_virtio import test_cli_fwd_devices_bind_unbind_hugepages  # noqa: F401
 from .test_vm_virtio import test_killed_sender_stops_dma_uio_guard_and_vfio_reset  # noqa: F401
