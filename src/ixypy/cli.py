@@ -663,11 +663,12 @@ def bind(address: str, method: Optional[str], force: bool) -> None:
 def unbind(address: str) -> None:
     """Give a NIC back to its kernel driver."""
     from .pci import PciDevice
+    from .pci.binding import why_no_driver
 
     dev = PciDevice(address).require_network()
     before = dev.driver
     after = dev.release()
-    print(f"{dev.address}: {before or 'no driver'} -> {after or 'no driver (kernel module not loaded?)'}")
+    print(f"{dev.address}: {before or 'no driver'} -> {after or f'no driver ({why_no_driver(dev)})'}")
 
 
 @cli.command()

@@ -183,6 +183,24 @@ def test_release_without_kernel_driver_leaves_unbound(fake, nic):
     assert nic.release(timeout=0.01) is None
 
 
+@pytest.mark.parametrize("autoprobe, reason", [("0", "its PF's sriov_drivers_autoprobe is 0"),
+                                               ("1", "kernel module not loaded?"),
+                                               (None, "kernel module not loaded?")])
+def test_why_no_driver_names_a_pf_that_keeps_its_vfs_from_the_kernel(fake, nic, autoprobe, reason):
+    """A VF (a physfn link) of a PF with sriov_drivers_autoprobe 0 is probed
+    by no kernel driver on release: the reason says so and how to change
+    it; with autoprobe 1, or for a device that is no VF, the module is the
+    likely cause."""
+    nic.bind_uio()
+    fake.kernel_driver.pop(ADDR)
+    if autoprobe is not None:
+        pf = fake.add_device("0000:00:07.0")
+        (pf / "sriov_drivers_autoprobe").write_text(autoprobe + "\n")
+        (nic.path / "physfn").symlink_to(pf)
+    assert nic.release(timeout=0.01) is None
+    assert pci.binding.why_no_driver(nic).startswith(reason)
+
+
 def test_unbind(fake, nic):
     assert nic.unbind() == "ixgbe"
     assert fake.writes == [("bus/pci/drivers/ixgbe/unbind", ADDR)]

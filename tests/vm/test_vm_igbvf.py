@@ -341,7 +341,10 @@ scenario("apps", """
         stdout, stderr = proc.communicate(timeout=60)
         return sent, stdout, stderr
 
-    out = {}
+    out = {"bind": []}
+    for args in (("unbind", VF1), ("bind", VF1, "--vfio")):     # VF 1 to no driver, then to vfio-pci
+        stdout, stderr = ixypy_cli(*args).communicate(timeout=120)
+        out["bind"].append({"stdout": stdout.splitlines()[:1], "stderr": stderr[-500:]})
     proc = ixypy_cli("pktgen", VF0, "--count", "2000", "--json")
     stdout, stderr = proc.communicate(timeout=300)
     out["pktgen"] = {"rc": proc.returncode, "stderr": stderr[-500:], "summary": summaries(stdout).get(VF0)}
@@ -362,11 +365,18 @@ scenario("apps", """
 
 
 def test_pktgen_capture_and_fwd_commands_on_vfs(results):
-    """`ixypy pktgen`, `capture` and `fwd` on the VFs. fwd VF0 VF1: frames
-    the PF sends to VF 0 go out of VF 1, still addressed to VF 0, so the
-    port's loopback hands them to VF 0 again: each lap is one forward, and
-    --count 300 ends the run."""
+    """`ixypy unbind` and `bind --vfio`, `pktgen`, `capture` and `fwd` on
+    the VFs. unbind leaves VF 1 without a driver (autoprobe is off) and
+    says why, bind --vfio takes it for fwd. fwd VF0 VF1: frames the PF sends to VF 0 go out of VF 1, still
+    addressed to VF 0, so the port's loopback hands them to VF 0 again:
+    each lap is one forward, and --count 300 ends the run."""
     out = outcome(results, "apps")
+    vf1 = outcome(results, "setup")["vfs"][1]
+    (unbound,), (bound,) = (b["stdout"] for b in out["bind"])
+    # the PF's sriov_drivers_autoprobe is 0 (setup): no kernel driver takes VF 1, and unbind says why
+    assert unbound.startswith(f"{vf1}: ") and "-> no driver (its PF's sriov_drivers_autoprobe is 0" in unbound, \
+        out["bind"]
+    assert bound == f"{vf1}: no driver -> vfio-pci", out["bind"]
     pktgen = out["pktgen"]
     assert pktgen["rc"] == 0, pktgen["stderr"]
     assert pktgen["summary"]["sent"] == 2000 and pktgen["summary"]["tx_packets"] == 2000

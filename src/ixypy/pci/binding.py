@@ -202,6 +202,20 @@ def release(dev: "PciDevice", *, timeout: Optional[float] = None) -> Optional[st
     return dev.driver
 
 
+def why_no_driver(dev: "PciDevice") -> str:
+    """Why no kernel driver took dev after release, as far as sysfs tells:
+    a VF whose PF has sriov_drivers_autoprobe 0 is probed only with a
+    driver_override; else its module is likely not loaded."""
+    try:
+        autoprobe = (dev.path / "physfn" / "sriov_drivers_autoprobe").read_text().strip()
+    except OSError:
+        autoprobe = None
+    if autoprobe == "0":
+        return ("its PF's sriov_drivers_autoprobe is 0, so the kernel probes none of its VFs: write 1 there, "
+                "or the driver's name to the VF's driver_override, then the VF's address to drivers_probe")
+    return "kernel module not loaded?"
+
+
 def choose_method(dev: "PciDevice", requested: str = "auto") -> str:
     """``"uio"`` or ``"vfio"`` for ``dev``. ``auto``: keep a device already
     bound to vfio-pci or uio_pci_generic as it is; else VFIO if the device has
