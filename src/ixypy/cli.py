@@ -296,7 +296,8 @@ def plot_rates(meter: "Meter", path: Optional[Path], title: str) -> None:
 @click.argument("dev")
 @click.option("--size", "-s", type=click.IntRange(MIN_FRAME, MAX_FRAME), default=MIN_FRAME, show_default=True,
               help="Frame size in bytes, without the 4-byte FCS (CRC) the NIC appends.")
-@click.option("--rate", "rate_mpps", type=click.FloatRange(min=0, min_open=True), help="Rate in Mpps, paced frame by frame (with --queues N, each queue sends 1/N of it).")
+@click.option("--rate", "rate_mpps", type=click.FloatRange(min=0, min_open=True),
+              help="Rate in Mpps, paced frame by frame (with --queues N, each queue sends 1/N of it).")
 @click.option("--gbps", "rate_gbps", type=click.FloatRange(min=0, min_open=True),
               help=f"Rate limit in Gbit/s on the wire (L1, as reported): each frame counts with its {FCS_BYTES}-byte "
                    f"FCS and {L1_OVERHEAD_BYTES} bytes of preamble, SFD and inter-frame gap, e.g. 84 bytes for "
