@@ -68,13 +68,16 @@ def test_pktgen_rate_limit_holds():
 
 def test_pktgen_rate_is_shared_by_its_queues():
     """--rate with --queues 2: each queue sends half, the sum never above
-    the rate. Before, the pair was a usage error (exit 2)."""
+    the rate over the summary's seconds (they count from before the
+    workers start; the workers stop at the main thread's next look at the
+    duration, later on a busy machine). Before, the pair was a usage error
+    (exit 2)."""
     out = ixypy("pktgen", "sim:sink", "--rate", "0.05", "--queues", "2", "--duration", "1", "--json")
     assert out.returncode == 0, out.stderr
     result = summary(out.stdout)
     per_queue = result["tx_packets_per_queue"]
     assert len(per_queue) == 2 and all(n > 0 for n in per_queue)
-    assert sum(per_queue) == result["sent"] <= 0.05e6 * 1.05 + 2
+    assert sum(per_queue) == result["sent"] <= 0.05e6 * (result["seconds"] + 0.001) + 2    # seconds: 3 decimals
 
 
 # (device, --size, --gbps): each driver's way of counting bytes (ixgbe and igb
