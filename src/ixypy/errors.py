@@ -140,8 +140,9 @@ class InvalidTemplate(IxyError, ValueError):
 
 
 class InvalidRate(IxyError, ValueError):
-    """A rate range a throughput search cannot use (ixypy.ndr): no rate to
-    start from, a lowest rate above the highest."""
+    """A rate ixypy cannot use: a range a throughput search cannot use
+    (ixypy.ndr: no rate to start from, a lowest rate above the highest), or
+    a pace that is no rate (PktgenLoop: negative, infinite, not a number)."""
 
     default_hint = "give --min-rate below --max-rate (Mpps); without --max-rate the search starts at TX's line rate"
 

@@ -14,6 +14,7 @@ import pytest
 
 import ixypy
 from ixypy import PacketBatch, apps
+from ixypy.errors import InvalidRate
 from ixypy.fastpath.loops import PktgenLoop
 from ixypy.packets import SEQ_OFFSET, udp_flows
 
@@ -67,5 +68,5 @@ def test_a_rate_on_two_queues_is_shared_and_never_passed():
 @pytest.mark.parametrize("rate", [-1.0, math.nan, math.inf])
 def test_a_rate_that_is_no_rate_is_refused(rate):
     with ixypy.open("sim:sink") as dev:
-        with pytest.raises(ValueError, match="finite rate"):
+        with pytest.raises(InvalidRate, match="finite rate"):
             PktgenLoop(dev.tx_queue(0), dev.mempool(64), PacketBatch(32), SEQ_OFFSET, 0, rate)

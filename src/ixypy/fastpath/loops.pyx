@@ -17,7 +17,7 @@ from .batch cimport PacketBatch, PoolRefs
 from .mempool cimport Mempool, ixy_buf, ixy_buf_at, ixy_buf_capacity, ixy_buf_free_n, ixy_mempool, ixy_mempool_alloc
 from .queue cimport Queue, queue_idle
 
-from ..errors import PacketTooLarge, QueueError
+from ..errors import InvalidRate, PacketTooLarge, QueueError
 
 cdef extern from "ixy_stop.h" nogil:
     void ixy_stop_raise(int *flag)
@@ -284,8 +284,9 @@ cdef class PktgenLoop(_SendLoop):
                   uint64_t first_seq=0, double rate_pps=0.0):
         txq._usable(False)
         if not (isfinite(rate_pps) and rate_pps >= 0):
-            raise ValueError(f"rate {rate_pps} packets a second: give a finite rate, or 0 for as fast as the "
-                             f"queue takes them")
+            raise InvalidRate(f"rate {rate_pps} packets a second: give a finite rate, or 0 for as fast as the "
+                              f"queue takes them", "apps.pktgen without a rate, or `ixypy pktgen` without --rate, "
+                              "sends as fast as the queue takes the packets")
         self.txq, self.pool, self.batch = txq, pool, batch
         self.seq_offset = seq_offset
         self.seq = first_seq
