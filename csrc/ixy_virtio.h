@@ -103,12 +103,12 @@ static inline void ixy_vring_publish(struct ixy_vring_avail *a, uint16_t idx)
     *(volatile uint16_t *)&a->idx = idx;
 }
 
-/* VIRTIO_RING_F_EVENT_IDX (2.7.10): the device's avail_event, the 16 bits
- * after the used ring's num entries, and the driver's used_event, after the
- * available ring's. */
-static inline uint16_t ixy_vring_avail_event(const struct ixy_vring_used *u, uint32_t num)
+/* VIRTIO_RING_F_EVENT_IDX (2.7.10): where the device's avail_event is, the
+ * 16 bits after the used ring's num entries, and the driver's used_event,
+ * after the available ring's. */
+static inline const uint16_t *ixy_vring_avail_event(const struct ixy_vring_used *u, uint32_t num)
 {
-    return *(const volatile uint16_t *)&u->ring[num];
+    return (const uint16_t *)&u->ring[num];
 }
 
 static inline void ixy_vring_set_used_event(struct ixy_vring_avail *a, uint32_t num, uint16_t idx)
@@ -121,6 +121,18 @@ static inline void ixy_vring_set_used_event(struct ixy_vring_avail *a, uint32_t 
 static inline int ixy_vring_need_event(uint16_t event, uint16_t new_idx, uint16_t old)
 {
     return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old);
+}
+
+/* Whether the device wants a notify for the avail entries old..new_idx:
+ * with EVENT_IDX (avail_event from ixy_vring_avail_event) when they pass
+ * avail_event; without (NULL) unless it set VRING_USED_F_NO_NOTIFY
+ * (2.7.7). */
+static inline int ixy_vring_notify_wanted(const struct ixy_vring_used *u, const uint16_t *avail_event,
+                                          uint16_t new_idx, uint16_t old)
+{
+    if (__builtin_expect(avail_event != NULL, 0))
+        return ixy_vring_need_event(*(const volatile uint16_t *)avail_event, new_idx, old);
+    return !(ixy_vring_used_flags(u) & IXY_VRING_USED_F_NO_NOTIFY);
 }
 
 /* A full barrier: the driver must publish avail.idx before it reads

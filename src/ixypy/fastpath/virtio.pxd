@@ -26,7 +26,6 @@ cdef extern from "ixy_virtio.h" nogil:
         IXY_VRING_DESC_F_NEXT
         IXY_VRING_DESC_F_WRITE
         IXY_VRING_AVAIL_F_NO_INTERRUPT
-        IXY_VRING_USED_F_NO_NOTIFY
         IXY_VRING_ALIGN
         IXY_VIRTIO_NET_HDR_LEN
         IXY_VIRTIO_NET_HDR_LEN_V1
@@ -35,15 +34,14 @@ cdef extern from "ixy_virtio.h" nogil:
         int fd
         long pos
         uint16_t *mmio
-    uint16_t ixy_vring_avail_event(const ixy_vring_used *u, uint32_t num)
     void ixy_vring_set_used_event(ixy_vring_avail *a, uint32_t num, uint16_t idx)
-    int ixy_vring_need_event(uint16_t event, uint16_t new_idx, uint16_t old)
+    const uint16_t *ixy_vring_avail_event(const ixy_vring_used *u, uint32_t num)
+    int ixy_vring_notify_wanted(const ixy_vring_used *u, const uint16_t *avail_event, uint16_t new_idx, uint16_t old)
     size_t ixy_vring_avail_offset(uint32_t num)
     size_t ixy_vring_used_offset(uint32_t num)
     size_t ixy_vring_size(uint32_t num)
     void ixy_mb()
     uint16_t ixy_vring_used_idx(const ixy_vring_used *u)
-    uint16_t ixy_vring_used_flags(const ixy_vring_used *u)
     void ixy_vring_publish(ixy_vring_avail *a, uint16_t idx)
     int ixy_virtio_notify(const ixy_virtio_doorbell *d, uint16_t queue)
 
@@ -68,7 +66,8 @@ cdef class _Virtqueue(Queue):
     cdef readonly uint8_t hdr_len     # virtio_net_hdr bytes before each frame: 10, or 12 with VERSION_1
     cdef readonly uint64_t notifies
     cdef readonly uint64_t notify_errors
-    cdef readonly bint event_idx      # VIRTIO_RING_F_EVENT_IDX: avail_event/used_event, not the flags
+    cdef const uint16_t *avail_event  # VIRTIO_RING_F_EVENT_IDX: the device's avail_event (notify by it, not
+                                      # the flags); NULL without
 
     cdef inline void _publish(self, uint16_t added) noexcept nogil:
         """Make `added` new avail entries visible (write barrier inside), then
@@ -76,15 +75,13 @@ cdef class _Virtqueue(Queue):
         VRING_USED_F_NO_NOTIFY, or with EVENT_IDX unless the new entries
         pass its avail_event (2.7.10)."""
         cdef uint16_t old = self.avail_idx
-        cdef bint wanted
-        self.avail_idx += added
-        ixy_vring_publish(self.avail, self.avail_idx)
+        cdef uint16_t new = old + added
+        cdef ixy_vring_used *used = self.used      # read before the barrier, after which the compiler reloads fields
+        cdef const uint16_t *avail_event = self.avail_event
+        self.avail_idx = new
+        ixy_vring_publish(self.avail, new)
         ixy_mb()     # avail.idx must be visible before used.flags / avail_event is read (2.7.10)
-        if self.event_idx:
-            wanted = ixy_vring_need_event(ixy_vring_avail_event(self.used, self.num), self.avail_idx, old)
-        else:
-            wanted = not (ixy_vring_used_flags(self.used) & IXY_VRING_USED_F_NO_NOTIFY)
-        if wanted:
+        if ixy_vring_notify_wanted(used, avail_event, new, old):
             self.notifies += 1
             if ixy_virtio_notify(&self.db, self.queue_index) != 0:
                 self.notify_errors += 1

@@ -131,7 +131,12 @@ cdef class _Virtqueue(Queue):
         """VIRTIO_RING_F_EVENT_IDX was negotiated: notifications and
         interrupts are asked for by avail_event and used_event (2.7.10),
         and the device no longer reads the flags."""
-        self.event_idx = True
+        self.avail_event = ixy_vring_avail_event(self.used, self.num)
+
+    @property
+    def event_idx(self) -> bool:
+        """Whether the queue works by EVENT_IDX (use_event_idx)."""
+        return self.avail_event != NULL
 
     def set_interrupt(self, bint enabled) -> None:
         """Ask the device to signal used buffers on this queue's MSI-X vector
@@ -143,7 +148,7 @@ cdef class _Virtqueue(Queue):
         and the device's check would be neither seen nor signalled."""
         with nogil:
             self.avail.flags = 0 if enabled else IXY_VRING_AVAIL_F_NO_INTERRUPT
-            if self.event_idx:
+            if self.avail_event != NULL:
                 ixy_vring_set_used_event(self.avail, self.num, self.last_used if enabled else self.last_used - 1)
             ixy_mb()
 
