@@ -177,6 +177,9 @@ class Nic:
 
 PCI_IDS = {"virtio": (0x1AF4, 0x1000), "virtio-transitional": (0x1AF4, 0x1000), "virtio-modern": (0x1AF4, 0x1041),
            "igb": (0x8086, 0x10C9), "e1000e": (0x8086, 0x10D3)}
+SINK_BUFFER = 16 << 20      # bytes of receive buffer of a NIC's host UDP sink
+SO_RCVBUFFORCE = 33         # Linux (asm-generic/socket.h): SO_RCVBUF past rmem_max, for root; Python has no name for it
+
 # the virtio-net-pci option that makes each virtio model
 VIRTIO_MODES = {"virtio": "disable-modern=on", "virtio-transitional": "", "virtio-modern": "disable-legacy=on"}
 
@@ -543,6 +546,9 @@ class Guest:
         for i, nic in enumerate(self.nics):
             if nic.udp_sink:
                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                # room for a burst while the draining thread waits for a core (root may pass rmem_max)
+                s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE if os.geteuid() == 0 else socket.SO_RCVBUF,
+                             SINK_BUFFER)
                 s.bind(("127.0.0.1", 0))
                 self._sinks.append(s)
                 ports[i] = s.getsockname()[1]
