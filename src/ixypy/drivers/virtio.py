@@ -17,7 +17,7 @@ IOMMU, so under VFIO the driver's buffers are mapped at IOVAs and no root
 is needed; without it the device uses physical addresses); EVENT_IDX when
 offered (2.7.10: the driver notifies only when its new avail entries pass
 the device's avail_event, and asks for interrupts by used_event; QEMU's
-virtio-net then took 205 to 252 packets a notify, against 30 to 40 without
+virtio-net then took 205 to 256 packets a notify, against 30 to 40 without
 it, in a TCG guest at the same packet rate within its noise).
 Never CSUM, GUEST_CSUM, MRG_RXBUF or GSO: so the virtio_net_hdr is the
 10-byte legacy one or the 12-byte one of VERSION_1.
